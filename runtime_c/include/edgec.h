@@ -1,0 +1,224 @@
+/*
+ * edgec runtime: portable C99 kernels.
+ *
+ * Conventions (shared by every kernel):
+ *  - Activations are channels-last: NHWC for 2-D ops; a 1-D op is NHWC with H = 1.
+ *  - Every constant (quantization multipliers, shifts, lookup tables, strides) is computed at build time in
+ *    Python; kernels only run. No malloc, no globals, no float in an s8 kernel.
+ *  - s8 kernels must equal the numpy integer reference (toolchain/ops) bit for bit.
+ *  - Names: ec_<op>_<type>, one kernel per file in runtime_c/src.
+ */
+#ifndef EDGEC_H
+#define EDGEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EC_MAX_DIMS 6
+
+/* ---- shared parameter structs --------------------------------------------------------------------------- */
+
+/* Convolution, depthwise convolution and pooling geometry (NHWC). */
+typedef struct {
+    int32_t batch;
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dil_h, dil_w;
+    int32_t pad_top, pad_left; /* bottom/right padding is implied by out_h/out_w */
+    int32_t groups;            /* conv only: in_c % groups == 0, out_c % groups == 0 */
+} ec_conv_params;
+
+/* int8 output stage: out = clamp(requantize(acc, mult, shift) + out_zp, act_min, act_max). */
+typedef struct {
+    int32_t in_zp;
+    int32_t out_zp;
+    int32_t act_min; /* >= -128, carries a fused Relu/Clip */
+    int32_t act_max; /* <= 127 */
+    const int32_t *mult;  /* per output channel (or one entry when per_channel == 0) */
+    const int32_t *shift; /* per output channel; > 0 means left shift */
+    int32_t per_channel;
+} ec_quant_s8;
+
+/* float output stage: out = min(max(acc, act_min), act_max). */
+typedef struct {
+    float act_min;
+    float act_max;
+} ec_act_f32;
+
+/* Strided N-d iteration for broadcasting and transposition. Dims are padded on the left with 1 to EC_MAX_DIMS.
+ * Element offsets: in_a index = sum(i[d] * a_strides[d]); a stride of 0 broadcasts. */
+typedef struct {
+    int32_t out_shape[EC_MAX_DIMS];
+    int32_t a_strides[EC_MAX_DIMS];
+    int32_t b_strides[EC_MAX_DIMS];
+} ec_broadcast_params;
+
+/* ---- fixed-point helpers (same rounding as TFLite's reference kernels) ---------------------------------- */
+
+/* Saturating rounding doubling high multiply: round((a * b) / 2^31), ties away from zero; (MIN, MIN) -> MAX. */
+static inline int32_t ec_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
+    return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
+}
+
+/* Rounding arithmetic right shift by e (0..31), ties away from zero. */
+static inline int32_t ec_rdbpot(int32_t x, int32_t e)
+{
+    const int32_t mask = (int32_t)((UINT32_C(1) << e) - 1u);
+    const int32_t rem = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (rem > threshold ? 1 : 0);
+}
+
+/* x * mult * 2^shift / 2^31. A left shift saturates x to the int32 range first. */
+static inline int32_t ec_requantize(int32_t x, int32_t mult, int32_t shift)
+{
+    if (shift > 0) {
+        int64_t y = (int64_t)x * (INT64_C(1) << shift);
+        if (y > INT32_MAX) {
+            y = INT32_MAX;
+        } else if (y < INT32_MIN) {
+            y = INT32_MIN;
+        }
+        return ec_srdhm((int32_t)y, mult);
+    }
+    return ec_rdbpot(ec_srdhm(x, mult), -shift);
+}
+
+static inline int32_t ec_clamp_i32(int32_t x, int32_t lo, int32_t hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* ---- kernels ---------------------------------------------------------------------------------------------- */
+
+/* Convolution. input [batch][in_h][in_w][in_c], weights [out_c][k_h][k_w][in_c/groups], bias [out_c] (may be
+ * NULL), output [batch][out_h][out_w][out_c]. Padded positions contribute nothing (in s8: x == in_zp).
+ * s8: acc = bias[oc] + sum((x - in_zp) * w); then the output stage with mult[oc], shift[oc]. */
+void ec_conv2d_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
+                  const int32_t *bias, int8_t *output);
+void ec_conv2d_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input, const float *weights,
+                   const float *bias, float *output);
+
+/* Depthwise convolution: groups == in_c, out_c == in_c * multiplier. weights [k_h][k_w][out_c]; output channel
+ * oc reads input channel oc / multiplier. Same arithmetic as ec_conv2d_*. */
+void ec_depthwise_conv2d_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                            const int8_t *weights, const int32_t *bias, int8_t *output);
+void ec_depthwise_conv2d_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input,
+                             const float *weights, const float *bias, float *output);
+
+/* Fully connected: input [rows][depth], weights [out_c][depth], bias [out_c] (may be NULL), output
+ * [rows][out_c]. s8: acc = bias[oc] + sum((x - in_zp) * w); output stage per oc. */
+void ec_fully_connected_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q, const int8_t *input,
+                           const int8_t *weights, const int32_t *bias, int8_t *output);
+void ec_fully_connected_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act, const float *input,
+                            const float *weights, const float *bias, float *output);
+
+/* Elementwise binary ops with broadcasting (ec_broadcast_params; output is dense row-major over out_shape). */
+typedef enum { EC_ADD = 0, EC_SUB = 1, EC_MUL = 2, EC_DIV = 3, EC_MAX = 4, EC_MIN = 5 } ec_binary_op;
+
+/* s8 add/sub, TFLite's scheme:
+ *   a = requantize((xa - a_zp) << left_shift, a_mult, a_shift); b likewise;
+ *   r = (op == EC_ADD) ? a + b : a - b;
+ *   out = clamp(requantize(r, out_mult, out_shift) + out_zp, act_min, act_max). */
+typedef struct {
+    int32_t left_shift;
+    int32_t a_zp, a_mult, a_shift;
+    int32_t b_zp, b_mult, b_shift;
+    int32_t out_zp, out_mult, out_shift;
+    int32_t act_min, act_max;
+} ec_add_s8_params;
+void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int8_t *a,
+               const int8_t *b, int8_t *output);
+
+/* s8 mul: out = clamp(requantize((xa - a_zp) * (xb - b_zp), out_mult, out_shift) + out_zp, act_min, act_max). */
+typedef struct {
+    int32_t a_zp, b_zp;
+    int32_t out_zp, out_mult, out_shift;
+    int32_t act_min, act_max;
+} ec_mul_s8_params;
+void ec_mul_s8(const ec_broadcast_params *bp, const ec_mul_s8_params *q, const int8_t *a, const int8_t *b,
+               int8_t *output);
+
+/* float binary: out = clamp(a op b). */
+void ec_binary_f32(const ec_broadcast_params *bp, ec_binary_op op, const ec_act_f32 *act, const float *a,
+                   const float *b, float *output);
+
+/* PRelu: out = x >= 0 ? x : x * slope (slope broadcast through b_strides).
+ * s8: v = x - in_zp; out = v >= 0 ? requantize(v, pos_mult, pos_shift) + out_zp
+ *                               : requantize(v * (slope - slope_zp), neg_mult, neg_shift) + out_zp; clamp to int8. */
+typedef struct {
+    int32_t in_zp, slope_zp, out_zp;
+    int32_t pos_mult, pos_shift, neg_mult, neg_shift;
+} ec_prelu_s8_params;
+void ec_prelu_s8(const ec_broadcast_params *bp, const ec_prelu_s8_params *q, const int8_t *input,
+                 const int8_t *slope, int8_t *output);
+void ec_prelu_f32(const ec_broadcast_params *bp, const float *input, const float *slope, float *output);
+
+/* s8 unary op as a 256-entry table: out[i] = table[in[i] + 128]. Serves Relu, Clip, LeakyRelu, Sigmoid, Tanh,
+ * HardSigmoid, HardSwish and requantization. In-place (output == input) is allowed. */
+void ec_lut_s8(int32_t size, const int8_t *table, const int8_t *input, int8_t *output);
+
+/* float unary ops. alpha/beta: LeakyRelu alpha; HardSigmoid alpha, beta; Clip uses act. */
+typedef enum {
+    EC_RELU = 0, EC_CLIP = 1, EC_LEAKY_RELU = 2, EC_SIGMOID = 3, EC_TANH = 4, EC_HARD_SIGMOID = 5,
+    EC_HARD_SWISH = 6
+} ec_unary_op;
+void ec_unary_f32(int32_t size, ec_unary_op op, float alpha, float beta, const ec_act_f32 *act, const float *input,
+                  float *output);
+
+/* Max pooling, NHWC, geometry in ec_conv_params (groups unused, out_c == in_c). Window positions in padding are
+ * ignored. s8: out = clamp(max, act_min, act_max); the output has the input's scale and zero point. */
+void ec_maxpool_s8(const ec_conv_params *p, int32_t act_min, int32_t act_max, const int8_t *input, int8_t *output);
+void ec_maxpool_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input, float *output);
+
+/* Average pooling. acc = sum over the window's positions inside the input of (x - zp) (s8) or x (f32);
+ * divisor = count_include_pad ? number of window positions inside [-pad, in + pad_end) : positions inside the
+ * input; pad_bottom/pad_right give pad_end. s8: out = clamp(rdiv(acc, divisor) + zp, act_min, act_max) where
+ * rdiv rounds half away from zero: acc >= 0 ? (acc + d/2) / d : (acc - d/2) / d (C division). */
+typedef struct {
+    int32_t pad_bottom, pad_right;
+    int32_t count_include_pad;
+} ec_avgpool_extra;
+void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                   int32_t act_max, const int8_t *input, int8_t *output);
+void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec_act_f32 *act, const float *input,
+                    float *output);
+
+/* Softmax over an axis: data viewed as [outer][n][inner]; softmax along n.
+ * s8: m = max over the axis; d = m - x (0..255); e = exp_table[d] (uint32, exp(-d * scale) in Q16);
+ * sum = sum of e; out = min((e * 256 + sum / 2) / sum, 255) - 128 (output scale 1/256, zero point -128). */
+void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, const int8_t *input,
+                   int8_t *output);
+void ec_softmax_f32(int32_t outer, int32_t n, int32_t inner, const float *input, float *output);
+
+/* Data movement, any element size (1, 2 or 4 bytes). */
+/* Transpose/strided copy: output dense over bp->out_shape, input element at sum(i[d] * a_strides[d]). */
+void ec_transpose(const ec_broadcast_params *bp, int32_t elem_size, const void *input, void *output);
+
+/* Concat: data viewed as [outer][axis][inner]; input k contributes axis_k rows. If tables[k] != NULL (s8 only),
+ * the input is requantized through that 256-entry table while it is copied. */
+void ec_concat(int32_t num_inputs, int32_t outer, int32_t inner, const int32_t *axis_sizes, int32_t elem_size,
+               const void *const *inputs, const int8_t *const *tables, void *output);
+
+/* Constant pad: in_shape/pads_begin/pads_end padded on the left to EC_MAX_DIMS; out_shape = in + begin + end.
+ * pad_value points to one element of elem_size bytes. */
+void ec_pad(const int32_t *in_shape, const int32_t *pads_begin, const int32_t *pads_end, int32_t elem_size,
+            const void *pad_value, const void *input, void *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEC_H */

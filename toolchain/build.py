@@ -1,0 +1,187 @@
+"""The build pipeline: load -> passes -> calibrate/quantize -> lower -> plan memory -> emit C -> compile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgec.codegen.emit import c_identifier, write_project
+from edgec.codegen.memory import plan_memory
+
+from . import host
+from .calls import Array, Call
+from .data import load_samples, random_samples
+from .errors import EdgecError
+from .ir import Graph
+from .load import load_onnx, require_static_shapes
+from .ops import REGISTRY
+from .passes.fold import fold_batchnorm
+from .passes.fuse import fuse_activations
+from .passes.layout import assign_layout
+from .passes.normalize import normalize
+from .quantize import calibrate, quantize_graph
+from .target import Target, load_target
+
+RANDOM_CALIB_SAMPLES = 8
+META_FILE = "edgec.json"
+
+
+@dataclass
+class BuildOptions:
+    model: Path
+    target: str = "host"
+    quantize: str = "none"  # none | int8
+    calib: Path | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    out: Path | None = None
+    force: bool = False
+    name: str | None = None
+
+
+def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Load and run the graph passes; every unsupported op is reported in one message."""
+    g = load_onnx(model, input_shapes)
+    problems = [f"{n.op} (node '{n.name}')" for n in g.nodes if n.op not in REGISTRY
+                and n.op not in ("Identity", "Dropout", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Div",
+                                 "ReduceMean", "BatchNormalization")]
+    if problems:
+        raise EdgecError(f"{model}: unsupported ops: {'; '.join(problems)}. Supported: "
+                         f"{', '.join(sorted(set(REGISTRY) - {'LayoutCast'}))}")
+    require_static_shapes(g, model)
+    normalize(g)
+    fold_batchnorm(g)
+    fuse_activations(g)
+    problems = []
+    for n in g.nodes:
+        reason = None if n.op in REGISTRY else "no kernel for this form"
+        reason = reason or REGISTRY[n.op].check(n, g)
+        if reason:
+            problems.append(f"{n.op} (node '{n.name}'): {reason}")
+    if problems:
+        raise EdgecError(f"{model}: unsupported: {'; '.join(problems)}")
+    assign_layout(g)
+    g.remove_unused()
+    return g
+
+
+def quantize_with(g: Graph, calib: Path | None) -> None:
+    if calib is None:
+        print("warning: no --calib data; calibrating int8 ranges on random normal data, so the accuracy of this "
+              "build is not meaningful. Pass --calib samples.npz with real inputs.", file=sys.stderr)
+        samples = random_samples(g, RANDOM_CALIB_SAMPLES)
+    else:
+        samples = load_samples(calib, g, "calibration")
+    quantize_graph(g, calibrate(g, samples))
+
+
+def lower_graph(g: Graph) -> tuple[list[Call], list[tuple[list[str], list[str], str | None]], list[dict]]:
+    calls, steps, layers = [], [], []
+    for node in g.nodes:
+        low = REGISTRY[node.op].lower(node, g)
+        ins = [i for i in node.inputs if i and g.const(i) is None]
+        steps.append((ins, node.outputs[:1], low.alias))
+        calls.extend(low.calls)
+        layers.append({"node": node.name, "op": node.op, "kernels": [c.kernel for c in low.calls],
+                       "macs": REGISTRY[node.op].macs(node, g)})
+    return calls, steps, layers
+
+
+def _io(g: Graph) -> dict:
+    elem = 1 if g.quantized else 4
+
+    def desc(name: str, kind: str, k: int) -> dict:
+        t = g.tensors[name]
+        return {"name": name, "kind": kind, "macro": f"{kind.upper()}{k}", "shape": list(t.shape), "size": t.size,
+                "bytes": t.size * elem, "ctype": "int8_t" if g.quantized else "float", "scale": t.scale,
+                "zero_point": t.zero_point}
+
+    return {"inputs": [desc(n, "input", k) for k, n in enumerate(g.inputs)],
+            "outputs": [desc(n, "output", k) for k, n in enumerate(g.outputs)]}
+
+
+def _const_bytes(calls: list[Call]) -> int:
+    total = 0
+    for c in calls:
+        stack = list(c.args)
+        while stack:
+            a = stack.pop()
+            if isinstance(a, Array) and a.data.dtype != object:
+                total += a.data.nbytes if a.ctype != "float" else a.data.size * 4
+            elif hasattr(a, "fields"):
+                stack.extend(a.fields.values())
+    return total
+
+
+def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
+    """Build a C project (and firmware for an emulated target) into opts.out; returns (dir, metadata, graph)."""
+    target = load_target(opts.target)
+    if opts.quantize not in ("none", "int8"):
+        raise EdgecError(f"--quantize {opts.quantize}: choose none or int8")
+    g = prepare_graph(opts.model, opts.input_shapes)
+    if opts.quantize == "int8":
+        quantize_with(g, opts.calib)
+    calls, steps, layers = lower_graph(g)
+    elem = 1 if g.quantized else 4
+    nbytes = {name: t.size * elem for name, t in g.tensors.items()}
+    plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))
+    name = c_identifier(opts.name or opts.model.stem).lower()
+    out = Path(opts.out or f"build/{name}-{target.name}")
+    weights = _const_bytes(calls)
+    params = sum(t.size for t in g.tensors.values() if t.is_const)
+    meta = {"name": name, "model": str(Path(opts.model).resolve()), "target": target.name,
+            "quantize": opts.quantize, **_io(g), "arena_bytes": plan.arena_bytes,
+            "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
+            "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
+            "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}}
+    fits = _check_fit(target, meta, opts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g))
+        includes = [tmp, tmp / "runtime" / "include"]
+        if target.kind == "host":
+            host.build_shared(sources, includes, tmp / f"lib{name}.so")
+        elif fits:
+            from .firmware import build_firmware, elf_sizes
+
+            elf = build_firmware(target, name, sources, includes, tmp)
+            meta["elf"] = elf_sizes(elf, target, [s.name for s in sources])
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out, meta, g
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(type(x))
+
+
+def _check_fit(target: Target, meta: dict, opts: BuildOptions) -> bool:
+    """Whether the model fits the target; without --force a misfit is an error."""
+    if target.kind == "host":
+        return True
+    problems = []
+    if meta["weight_bytes"] > target.flash_bytes:
+        problems.append(f"weights need {meta['weight_bytes']} bytes of flash, {target.name} has "
+                        f"{target.flash_bytes} ({meta['weight_bytes'] - target.flash_bytes} too many)")
+    if meta["arena_bytes"] > target.ram_bytes:
+        problems.append(f"the arena needs {meta['arena_bytes']} bytes of RAM, {target.name} has {target.ram_bytes} "
+                        f"({meta['arena_bytes'] - target.ram_bytes} too many)")
+    if problems and not opts.force:
+        raise EdgecError(f"{opts.model}: does not fit {target.name}: {'; '.join(problems)}. Try --quantize int8, "
+                         "or --force to emit the C anyway")
+    if problems:
+        print(f"warning: {'; '.join(problems)}; --force: writing the C project without firmware", file=sys.stderr)
+    return not problems

@@ -1,0 +1,117 @@
+"""The graph IR: ONNX semantics (logical NCHW shapes), static shapes, constants folded into tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    data: np.ndarray | None = None  # set for constants (weights, folded values)
+    # Physical storage, set by the layout pass: the bytes are data.reshape(view).transpose(perm), row-major.
+    view: tuple[int, ...] | None = None  # None: the logical shape
+    perm: tuple[int, ...] | None = None  # None: identity (logical order)
+    # int8 activations, set by the quantizer: real = scale * (q - zero_point).
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def storage_view(self) -> tuple[int, ...]:
+        return self.view if self.view is not None else self.shape
+
+    @property
+    def storage_perm(self) -> tuple[int, ...]:
+        return self.perm if self.perm is not None else tuple(range(len(self.storage_view)))
+
+    def to_storage(self, x: np.ndarray) -> np.ndarray:
+        """Logical array -> flat array in this tensor's physical order."""
+        return np.ascontiguousarray(x.reshape(self.storage_view).transpose(self.storage_perm)).ravel()
+
+
+@dataclass
+class Node:
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    q: dict[str, Any] | None = None  # integer parameters, set by the quantizer
+
+
+@dataclass
+class Graph:
+    name: str
+    tensors: dict[str, Tensor]
+    nodes: list[Node]
+    inputs: list[str]
+    outputs: list[str]
+    quantized: bool = False
+
+    def const(self, name: str) -> np.ndarray | None:
+        t = self.tensors.get(name)
+        return None if t is None else t.data
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.tensors[name].shape
+
+    def consumers(self, name: str) -> list[Node]:
+        return [n for n in self.nodes if name in n.inputs]
+
+    def producer(self, name: str) -> Node | None:
+        for n in self.nodes:
+            if name in n.outputs:
+                return n
+        return None
+
+    def add_const(self, name: str, data: np.ndarray) -> str:
+        base, k = name, 0
+        while name in self.tensors:
+            k += 1
+            name = f"{base}_{k}"
+        self.tensors[name] = Tensor(name, tuple(data.shape), np.ascontiguousarray(data))
+        return name
+
+    def fresh_name(self, base: str) -> str:
+        name, k = base, 0
+        while name in self.tensors:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
+    def rename_tensor(self, old: str, new: str) -> None:
+        t = self.tensors.pop(old)
+        t.name = new
+        self.tensors[new] = t
+        for n in self.nodes:
+            n.inputs = [new if i == old else i for i in n.inputs]
+            n.outputs = [new if o == old else o for o in n.outputs]
+        self.inputs = [new if i == old else i for i in self.inputs]
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def remove_unused(self) -> None:
+        """Drop constants and tensors that no node or graph boundary refers to."""
+        used = set(self.inputs) | set(self.outputs)
+        for n in self.nodes:
+            used.update(i for i in n.inputs if i)
+            used.update(n.outputs)
+        self.tensors = {k: v for k, v in self.tensors.items() if k in used}
+
+    def activations(self) -> list[str]:
+        """Non-constant tensors in execution order (graph inputs first)."""
+        seen = list(self.inputs)
+        for n in self.nodes:
+            seen.extend(o for o in n.outputs if o not in seen)
+        return seen

@@ -1,0 +1,187 @@
+"""Load an ONNX file: validate, convert old opsets, fix input shapes, fold constants, infer shapes, build the IR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference, version_converter
+from onnx.reference import ReferenceEvaluator
+
+from .errors import EdgecError
+from .ir import Graph, Node, Tensor
+
+MIN_OPSET = 13  # older models are converted up to this opset with onnx's version converter
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
+    """Parse ['NAME=1,3,32,32', ...] into {NAME: (1, 3, 32, 32)}."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs or []:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) <= 0:
+            raise EdgecError(f"--input-shape '{spec}' is not of the form NAME=1,3,32,32 with positive sizes")
+        shapes[name] = shape
+    return shapes
+
+
+def read_model(path: Path) -> onnx.ModelProto:
+    if not path.is_file():
+        raise EdgecError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises several types for corrupt data
+        raise EdgecError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}); "
+                         "check that the file is a complete .onnx export") from None
+    if not model.graph.node and not model.graph.output:
+        raise EdgecError(f"{path}: not an ONNX model (no graph found); check that the file is a complete .onnx export")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise EdgecError(f"{path}: invalid ONNX model: {first}") from None
+    return model
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    return MIN_OPSET
+
+
+def _upgrade_opset(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    if _opset(model) >= MIN_OPSET:
+        return model
+    try:
+        return version_converter.convert_version(model, MIN_OPSET)
+    except Exception as exc:
+        raise EdgecError(f"{path}: cannot convert opset {_opset(model)} to {MIN_OPSET} ({exc}); "
+                         f"re-export the model with opset {MIN_OPSET} or newer") from None
+
+
+def _fix_inputs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    real = [i for i in graph.input if i.name not in inits]
+    # Initializers that are also listed as inputs are constants for us.
+    del graph.input[:]
+    graph.input.extend(real)
+    names = {i.name for i in real}
+    for name in shapes:
+        if name not in names:
+            raise EdgecError(f"--input-shape names '{name}', but the model's inputs are: {', '.join(sorted(names))}")
+    for inp in real:
+        dims = inp.type.tensor_type.shape.dim
+        current = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+        if inp.name in shapes:
+            want = shapes[inp.name]
+            if len(want) != len(current) or any(c is not None and c != w for c, w in zip(current, want)):
+                raise EdgecError(f"--input-shape {inp.name}={','.join(map(str, want))} does not match the model's "
+                                 f"shape {[c if c is not None else '?' for c in current]}")
+            for d, w in zip(dims, want):
+                d.ClearField("dim_param")
+                d.dim_value = w
+        elif any(c is None for c in current):
+            shown = ",".join(d.dim_param or "?" if c is None else str(c) for d, c in zip(dims, current))
+            raise EdgecError(f"{path}: input '{inp.name}' has a dynamic shape [{shown}]; give a fixed shape with "
+                             f"--input-shape {inp.name}=" + ",".join("1" if c is None else str(c) for c in current))
+
+
+def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        raise EdgecError(f"{path}: shape inference failed: {str(exc).strip().splitlines()[-1]}") from None
+
+
+def _fold_constants(model: onnx.ModelProto) -> None:
+    """Evaluate every node whose inputs are all known (Constant, ConstantOfShape, Shape of a static tensor, ...)."""
+    graph = model.graph
+    known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    static_shapes = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            static_shapes[vi.name] = [d.dim_value for d in dims]
+    keep = []
+    opset = [o for o in model.opset_import]
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            keep.append(node)
+            continue
+        if node.op_type == "Shape" and node.input[0] in static_shapes and len(node.attribute) == 0:
+            known[node.output[0]] = np.array(static_shapes[node.input[0]], dtype=np.int64)
+            continue
+        if node.op_type == "Size" and node.input[0] in static_shapes:
+            known[node.output[0]] = np.array(np.prod(static_shapes[node.input[0]]), dtype=np.int64)
+            continue
+        inputs = [i for i in node.input if i]
+        if all(i in known for i in inputs):
+            single = onnx.helper.make_graph(
+                [node], "fold",
+                [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(known[i].dtype),
+                                                    known[i].shape) for i in inputs],
+                [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
+            m = onnx.helper.make_model(single, opset_imports=opset)
+            outs = ReferenceEvaluator(m).run(None, {i: known[i] for i in inputs})
+            for o, v in zip(node.output, outs):
+                known[o] = np.asarray(v)
+            continue
+        keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
+    del graph.initializer[:]
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in known.items() if k in used)
+
+
+def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """The load stage: file -> checked, upgraded, folded and shape-inferred IR graph."""
+    path = Path(path)
+    model = read_model(path)
+    model = _upgrade_opset(model, path)
+    _fix_inputs(model, input_shapes or {}, path)
+    model = _infer(model, path)
+    _fold_constants(model)
+    model = _infer(model, path)
+    return _to_ir(model, path)
+
+
+def _to_ir(model: onnx.ModelProto, path: Path) -> Graph:
+    g = model.graph
+    tensors: dict[str, Tensor] = {}
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr)
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        if vi.name in tensors:
+            continue
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim] if tt.HasField("shape") else None
+        if dims is None or min(dims, default=1) <= 0:
+            continue
+        if tt.elem_type not in (onnx.TensorProto.FLOAT,):
+            raise EdgecError(f"{path}: tensor '{vi.name}' has element type "
+                             f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; edgec compiles float32 models")
+        tensors[vi.name] = Tensor(vi.name, tuple(dims))
+    nodes = []
+    for k, n in enumerate(g.node):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        attrs = {k2: (v.decode() if isinstance(v, bytes) else v) for k2, v in attrs.items()}
+        nodes.append(Node(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}",
+                          n.name or f"{n.op_type}_{k}", list(n.input), list(n.output), attrs))
+    return Graph(g.name or path.stem, tensors, nodes, [i.name for i in g.input], [o.name for o in g.output])
+
+
+def require_static_shapes(graph: Graph, path: Path) -> None:
+    for n in graph.nodes:
+        for name in n.outputs:
+            if name and name not in graph.tensors:
+                raise EdgecError(f"{path}: the shape of '{name}' (output of node '{n.name}', {n.op}) could not be "
+                                 "inferred statically; give fixed input shapes with --input-shape")

@@ -1,0 +1,138 @@
+"""The op interface and the fixed-point arithmetic every int8 op shares.
+
+Each op module defines one Op subclass that knows, for its ONNX op types: which attributes it supports, the float
+reference (ONNX semantics, numpy, logical NCHW), how to quantize its parameters, the int8 reference (the
+specification the C kernels must equal bit for bit) and the kernel calls it lowers to."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..calls import Lowered
+from ..ir import Graph, Node
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+class Op:
+    types: tuple[str, ...] = ()
+    # The output has exactly the input's scale and zero point (pooling, reshapes, ...).
+    keeps_quant: bool = False
+    # A fused Relu/Clip may be folded into this op's output stage.
+    fuses_activation: bool = False
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        """Why this node cannot be compiled, or None."""
+        return None
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        """Integer parameters from the input/output scales (set on the tensors) and the float constants."""
+        return {}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def output_quant(self, node: Node, g: Graph) -> tuple[float, int] | None:
+        """A fixed output scale/zero point (softmax), or None to use the calibrated range."""
+        return None
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        raise NotImplementedError
+
+    def macs(self, node: Node, g: Graph) -> int:
+        return 0
+
+
+REGISTRY: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    for t in op.types:
+        REGISTRY[t] = op
+    return op
+
+
+# ---- fixed-point helpers: numpy twins of ec_srdhm / ec_rdbpot / ec_requantize in runtime_c/include/edgec.h -------
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """real ~= mult * 2^shift / 2^31 with mult in [2^30, 2^31) (TFLite's QuantizeMultiplier)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    mult = int(round(q * (1 << 31)))
+    if mult == 1 << 31:
+        mult //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        raise ValueError(f"requantization scale {real} is too large")
+    return mult, shift
+
+
+def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    v = ab + nudge
+    q = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C division truncates toward zero
+    both_min = (a == INT32_MIN) & (b == INT32_MIN)
+    return np.where(both_min, INT32_MAX, q)
+
+
+def rdbpot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    e = np.asarray(e, dtype=np.int64)
+    mask = (np.int64(1) << e) - 1
+    rem = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + (rem > threshold)
+
+
+def requantize(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Elementwise ec_requantize; mult and shift broadcast against x. Returns int64."""
+    x = np.asarray(x, dtype=np.int64)
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.clip(x * (np.int64(1) << np.maximum(shift, 0)), INT32_MIN, INT32_MAX)
+    pos = srdhm(left, mult)
+    neg = rdbpot(srdhm(x, mult), np.maximum(-shift, 0))
+    return np.where(shift > 0, pos, neg)
+
+
+def quant_bounds(lo: float, hi: float, scale: float, zp: int) -> tuple[int, int]:
+    """int8 clamp bounds of a fused activation range [lo, hi] (infinite = no bound)."""
+    qlo = -128 if math.isinf(lo) else max(-128, zp + int(round(lo / scale)))
+    qhi = 127 if math.isinf(hi) else min(127, zp + int(round(hi / scale)))
+    return qlo, qhi
+
+
+def act_range(node: Node) -> tuple[float, float]:
+    return node.attrs.get("act", (-math.inf, math.inf))
+
+
+def apply_act(y: np.ndarray, node: Node) -> np.ndarray:
+    lo, hi = act_range(node)
+    return np.clip(y, lo, hi).astype(np.float32) if (lo, hi) != (-math.inf, math.inf) else y.astype(np.float32)
+
+
+def qparams(g: Graph, name: str) -> tuple[float, int]:
+    t = g.tensors[name]
+    assert t.scale is not None and t.zero_point is not None, f"tensor {name} is not quantized"
+    return t.scale, t.zero_point
+
+
+def ctype(g: Graph) -> str:
+    return "int8_t" if g.quantized else "float"
+
+
+def c_float(x: float) -> float:
+    return float(np.float32(x))

@@ -1,0 +1,100 @@
+"""Add, Sub, Mul with ONNX broadcasting (Div by a constant is normalized into Mul)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calls import Array, Buf, Call, Lowered, Raw, Struct
+from ..ir import Graph, Node
+from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, quantize_multiplier, register, requantize
+from .conv import act_struct
+from .geometry import broadcast_struct
+
+ADD_LEFT_SHIFT = 20
+_FLOAT = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
+
+
+def const_quant(data: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Asymmetric per-tensor int8 for a constant operand."""
+    lo, hi = min(0.0, float(data.min())), max(0.0, float(data.max()))
+    scale = (hi - lo) / 255.0 if hi > lo else 1.0
+    zp = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return np.clip(np.round(data / scale) + zp, -128, 127).astype(np.int8), scale, zp
+
+
+class Binary(Op):
+    types = ("Add", "Sub", "Mul")
+    fuses_activation = True
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        if all(g.const(i) is not None for i in node.inputs):
+            return "both operands are constant (should have been folded)"
+        return None
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        a, b = (x.astype(np.float64) for x in xs)
+        return apply_act(_FLOAT[node.op](a, b), node)
+
+    def _operand_quant(self, node: Node, g: Graph) -> list[tuple[np.ndarray | None, float, int]]:
+        out = []
+        for name in node.inputs:
+            data = g.const(name)
+            if data is None:
+                out.append((None, *qparams(g, name)))
+            else:
+                out.append(const_quant(data.astype(np.float64)))
+        return out
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        (ca, sa, za), (cb, sb, zb) = self._operand_quant(node, g)
+        so, zo = qparams(g, node.outputs[0])
+        act_min, act_max = quant_bounds(*act_range(node), so, zo)
+        q = {"consts": [ca, cb], "a_zp": za, "b_zp": zb, "out_zp": zo, "act_min": act_min, "act_max": act_max}
+        if node.op == "Mul":
+            q["out_mult"], q["out_shift"] = quantize_multiplier(sa * sb / so)
+        else:
+            twice_max = 2.0 * max(sa, sb)
+            q["left_shift"] = ADD_LEFT_SHIFT
+            q["a_mult"], q["a_shift"] = quantize_multiplier(sa / twice_max)
+            q["b_mult"], q["b_shift"] = quantize_multiplier(sb / twice_max)
+            q["out_mult"], q["out_shift"] = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * so))
+        return q
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        q = node.q
+        a, b = (np.asarray(c if c is not None else x, dtype=np.int64) for c, x in zip(q["consts"], xs))
+        if node.op == "Mul":
+            r = (a - q["a_zp"]) * (b - q["b_zp"])
+        else:
+            ra = requantize((a - q["a_zp"]) << q["left_shift"], q["a_mult"], q["a_shift"])
+            rb = requantize((b - q["b_zp"]) << q["left_shift"], q["b_mult"], q["b_shift"])
+            r = ra + rb if node.op == "Add" else ra - rb
+        y = requantize(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
+        return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        name, t = node.name, ctype(g)
+        ins = [g.tensors[i] for i in node.inputs]
+        bp = broadcast_struct(name, g.tensors[node.outputs[0]], ins)
+        if g.quantized:
+            operands = [Array(f"c_{name}_{k}", c, t) if c is not None else Buf(i, t)
+                        for k, (c, i) in enumerate(zip(node.q["consts"], node.inputs))]
+        else:
+            operands = [Array(f"c_{name}_{k}", x.data.astype(np.float32), t) if x.is_const else Buf(x.name, t)
+                        for k, x in enumerate(ins)]
+        out = Buf(node.outputs[0], t, const=False)
+        op = Raw({"Add": "EC_ADD", "Sub": "EC_SUB", "Mul": "EC_MUL"}[node.op])
+        if not g.quantized:
+            return Lowered([Call("ec_binary_f32", [bp, op, act_struct(name, node), *operands, out], node=name)])
+        q = node.q
+        if node.op == "Mul":
+            fields = {k: q[k] for k in ("a_zp", "b_zp", "out_zp", "out_mult", "out_shift", "act_min", "act_max")}
+            return Lowered([Call("ec_mul_s8", [bp, Struct(f"q_{name}", "ec_mul_s8_params", fields), *operands, out],
+                                 node=name)])
+        keys = ("left_shift", "a_zp", "a_mult", "a_shift", "b_zp", "b_mult", "b_shift", "out_zp", "out_mult",
+                "out_shift", "act_min", "act_max")
+        st = Struct(f"q_{name}", "ec_add_s8_params", {k: q[k] for k in keys})
+        return Lowered([Call("ec_add_s8", [bp, op, st, *operands, out], node=name)])
+
+
+register(Binary())

@@ -1,0 +1,138 @@
+"""Conv: 1-D and 2-D, strides, pads (auto_pad too), dilations, groups (depthwise with any channel multiplier)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..calls import Array, Buf, Call, Lowered, Struct
+from ..ir import Graph, Node
+from .base import Op, act_range, apply_act, c_float, ctype, qparams, quant_bounds, quantize_multiplier, register, \
+    requantize
+from .geometry import conv_nd, conv_params, spatial_attrs
+
+
+def weight_scales(w: np.ndarray) -> np.ndarray:
+    """Symmetric per-output-channel int8 scales."""
+    wmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
+    return np.where(wmax > 0, wmax / 127.0, 1.0)
+
+
+def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ws = weight_scales(w)
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    return np.clip(np.round(w / ws.reshape(shape)), -127, 127).astype(np.int8), ws
+
+
+def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
+    """Integer bias, per-channel multipliers and clamp bounds shared by Conv and Gemm."""
+    s_in, zp_in = qparams(g, node.inputs[0])
+    s_out, zp_out = qparams(g, node.outputs[0])
+    b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
+    bq = np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
+    ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
+    act_min, act_max = quant_bounds(*act_range(node), s_out, zp_out)
+    return {"bias": bq, "mult": np.array([m for m, _ in ms], np.int32), "shift": np.array([s for _, s in ms], np.int32),
+            "in_zp": zp_in, "out_zp": zp_out, "act_min": act_min, "act_max": act_max}
+
+
+def finish_s8(acc: np.ndarray, q: dict, channel_axis: int) -> np.ndarray:
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
+    y = requantize(acc + q["bias"].reshape(shape), q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
+    return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
+
+
+def quant_struct(name: str, q: dict) -> Struct:
+    return Struct(f"q_{name}", "ec_quant_s8", {
+        "in_zp": q["in_zp"], "out_zp": q["out_zp"], "act_min": q["act_min"], "act_max": q["act_max"],
+        "mult": Array(f"mult_{name}", q["mult"], "int32_t"), "shift": Array(f"shift_{name}", q["shift"], "int32_t"),
+        "per_channel": 1,
+    })
+
+
+def act_struct(name: str, node: Node) -> Struct:
+    lo, hi = act_range(node)
+    return Struct(f"act_{name}", "ec_act_f32", {"act_min": c_float(lo), "act_max": c_float(hi)})
+
+
+class Conv(Op):
+    types = ("Conv",)
+    fuses_activation = True
+
+    def _geometry(self, node: Node, g: Graph):
+        w = g.const(node.inputs[1])
+        kernel = tuple(w.shape[2:])
+        strides, pads, dil = spatial_attrs(node, g, kernel)
+        return w, kernel, strides, pads, dil, node.attrs.get("group", 1)
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        if g.const(node.inputs[1]) is None:
+            return "weights must be a constant"
+        if len(node.inputs) > 2 and node.inputs[2] and g.const(node.inputs[2]) is None:
+            return "bias must be a constant"
+        if len(g.shape(node.inputs[0])) not in (3, 4):
+            return "only 1-D and 2-D convolutions are supported"
+        return None
+
+    def _bias(self, node: Node, g: Graph) -> np.ndarray | None:
+        return g.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        w, kernel, strides, pads, dil, group = self._geometry(node, g)
+        out_sp = g.shape(node.outputs[0])[2:]
+        y = conv_nd(xs[0], w, strides, pads, dil, group, out_sp)
+        b = self._bias(node, g)
+        if b is not None:
+            y = y + b.reshape((1, -1) + (1,) * len(kernel))
+        return apply_act(y, node)
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        w, *_ = self._geometry(node, g)
+        wq, ws = quantize_weights(w)
+        return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0])}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        q = node.q
+        _, kernel, strides, pads, dil, group = self._geometry(node, g)
+        x = xs[0].astype(np.int64) - q["in_zp"]
+        acc = conv_nd(x, q["w"], strides, pads, dil, group, g.shape(node.outputs[0])[2:])
+        return finish_s8(acc, q, 1)
+
+    def is_depthwise(self, node: Node, g: Graph) -> bool:
+        group = node.attrs.get("group", 1)
+        return group > 1 and group == g.shape(node.inputs[0])[1]
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        w, kernel, strides, pads, dil, group = self._geometry(node, g)
+        name = node.name
+        params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)
+        depthwise = self.is_depthwise(node, g)
+        t = ctype(g)
+        if g.quantized:
+            wdata, bias = node.q["w"], node.q["bias"]
+            stage = quant_struct(name, node.q)
+            suffix, bias_t = "s8", "int32_t"
+        else:
+            wdata = w.astype(np.float32)
+            b = self._bias(node, g)
+            bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
+            stage = act_struct(name, node)
+            suffix, bias_t = "f32", "float"
+        if len(kernel) == 1:
+            wdata = wdata[:, :, None, :]
+        # ONNX [O][I/g][kh][kw] -> depthwise [kh][kw][O] or general [O][kh][kw][I/g]
+        wdata = wdata[:, 0].transpose(1, 2, 0) if depthwise else wdata.transpose(0, 2, 3, 1)
+        kernel_fn = f"ec_{'depthwise_' if depthwise else ''}conv2d_{suffix}"
+        call = Call(kernel_fn, [params, stage, Buf(node.inputs[0], t), Array(f"w_{name}", wdata, t),
+                                Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
+                    node=name, macs=self.macs(node, g))
+        return Lowered([call])
+
+    def macs(self, node: Node, g: Graph) -> int:
+        w = g.const(node.inputs[1])
+        return int(np.prod(g.shape(node.outputs[0]))) * int(math.prod(w.shape[1:]))
+
+
+register(Conv())

@@ -1,0 +1,83 @@
+"""Gemm (fully connected). MatMul with a constant right operand is normalized into it: y = x @ W.T + b, W [N][K]."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calls import Array, Buf, Call, Lowered
+from ..ir import Graph, Node
+from .base import Op, apply_act, ctype, register
+from .conv import act_struct, finish_s8, output_stage, quant_struct, quantize_weights
+
+
+class Gemm(Op):
+    types = ("Gemm",)
+    fuses_activation = True
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        a = node.attrs
+        if g.const(node.inputs[1]) is None:
+            return "the right operand must be a constant (weights)"
+        if a.get("transA", 0):
+            return "transA=1 is not supported"
+        if len(node.inputs) > 2 and node.inputs[2] and g.const(node.inputs[2]) is None:
+            return "the bias must be a constant"
+        return None
+
+    def weights(self, node: Node, g: Graph) -> tuple[np.ndarray, np.ndarray | None]:
+        """W [N][K] and bias [N] with alpha, beta and transB applied."""
+        a = node.attrs
+        w = g.const(node.inputs[1]).astype(np.float64)
+        w = w if a.get("transB", 0) else w.T
+        w = w * a.get("alpha", 1.0)
+        b = None
+        if len(node.inputs) > 2 and node.inputs[2]:
+            b = np.broadcast_to(g.const(node.inputs[2]).astype(np.float64) * a.get("beta", 1.0), (w.shape[0],))
+        return w, b
+
+    def _rows(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(-1, x.shape[-1])
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        w, b = self.weights(node, g)
+        y = self._rows(xs[0]).astype(np.float64) @ w.T
+        if b is not None:
+            y = y + b
+        return apply_act(y.reshape(g.shape(node.outputs[0])), node)
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        w, b = self.weights(node, g)
+        wq, ws = quantize_weights(w)
+        return {"w": wq, **output_stage(node, g, ws, b, w.shape[0])}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        q = node.q
+        acc = (self._rows(xs[0]).astype(np.int64) - q["in_zp"]) @ q["w"].astype(np.int64).T
+        return finish_s8(acc, q, 1).reshape(g.shape(node.outputs[0]))
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        name, t = node.name, ctype(g)
+        if g.quantized:
+            w, bias, stage, suffix, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "s8", "int32_t"
+        else:
+            w, b = self.weights(node, g)
+            w = w.astype(np.float32)
+            bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
+            stage, suffix, bias_t = act_struct(name, node), "f32", "float"
+        x = g.tensors[node.inputs[0]]
+        if x.view is not None:  # a flattened channels-last tensor: reorder the weight columns to match it
+            perm = x.storage_perm
+            w = w.reshape((w.shape[0],) + tuple(x.view[1:])).transpose((0,) + tuple(perm[1:])).reshape(w.shape[0], -1)
+        rows = int(np.prod(x.shape[:-1]))
+        call = Call(f"ec_fully_connected_{suffix}",
+                    [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, t),
+                     Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
+                    node=name, macs=self.macs(node, g))
+        return Lowered([call])
+
+    def macs(self, node: Node, g: Graph) -> int:
+        w, _ = self.weights(node, g)
+        return int(np.prod(g.shape(node.inputs[0])[:-1])) * w.shape[0] * w.shape[1]
+
+
+register(Gemm())

@@ -1,0 +1,132 @@
+"""Shared geometry for convolution and pooling: attributes, windowed numpy loops, C parameter structs, strides."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..calls import Struct
+from ..ir import Graph, Node, Tensor
+from .base import INT32_MAX
+
+MAX_DIMS = 6  # EC_MAX_DIMS
+
+
+def spatial_attrs(node: Node, g: Graph, kernel: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
+    """(strides, pads [begin..., end...], dilations) with auto_pad resolved."""
+    d = len(kernel)
+    strides = list(node.attrs.get("strides", [1] * d))
+    dil = list(node.attrs.get("dilations", [1] * d))
+    auto_pad = node.attrs.get("auto_pad", "NOTSET")
+    in_sp = g.shape(node.inputs[0])[2:]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(d):
+            out = math.ceil(in_sp[i] / strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - in_sp[i])
+            small = total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else total - small)
+            end.append(total - begin[-1])
+        pads = begin + end
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * d)
+    else:
+        pads = list(node.attrs.get("pads", [0] * (2 * d)))
+    return strides, pads, dil
+
+
+def windows(x: np.ndarray, kernel, strides, pads, dil, out_sp, fill):
+    """Yield (kernel index, x window [N, C, *out_sp]) for every kernel position; padding holds `fill`."""
+    d = len(kernel)
+    width = [(0, 0), (0, 0)]
+    for i in range(d):
+        need = (out_sp[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1
+        end = max(pads[d + i], need - x.shape[2 + i] - pads[i])
+        width.append((pads[i], end))
+    xp = np.pad(x, width, constant_values=fill)
+    for idx in np.ndindex(*kernel):
+        sl = tuple(slice(idx[i] * dil[i], idx[i] * dil[i] + (out_sp[i] - 1) * strides[i] + 1, strides[i])
+                   for i in range(d))
+        yield idx, xp[(slice(None), slice(None)) + sl]
+
+
+def conv_nd(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int, out_sp) -> np.ndarray:
+    """Grouped N-d convolution without bias; x [N,C,*S], w [O,C/g,*K]; float64 or int64 arithmetic."""
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    kernel = w.shape[2:]
+    acc_type = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
+    y = np.zeros((n, group, o // group) + tuple(out_sp), dtype=acc_type)
+    wg = w.reshape((group, o // group, c // group) + tuple(kernel)).astype(acc_type)
+    for idx, xs in windows(x.astype(acc_type), kernel, strides, pads, dil, out_sp, 0):
+        xg = xs.reshape((n, group, c // group) + tuple(out_sp))
+        y += np.einsum("ngc...,goc->ngo...", xg, wg[(Ellipsis,) + idx])
+    return y.reshape((n, o) + tuple(out_sp))
+
+
+def conv_params(name: str, g: Graph, x: str, y: str, kernel, strides, pads, dil, groups: int = 1) -> Struct:
+    """ec_conv_params for a 1-D (H = 1) or 2-D op on channels-last buffers."""
+    xs, ys = g.shape(x), g.shape(y)
+    if len(kernel) == 1:
+        xs, ys = xs[:2] + (1,) + xs[2:], ys[:2] + (1,) + ys[2:]
+        kernel, strides, dil = (1,) + tuple(kernel), [1] + list(strides), [1] + list(dil)
+        pads = [0, pads[0], 0, pads[1]]
+    return Struct(f"p_{name}", "ec_conv_params", {
+        "batch": xs[0], "in_h": xs[2], "in_w": xs[3], "in_c": xs[1],
+        "out_h": ys[2], "out_w": ys[3], "out_c": ys[1],
+        "k_h": kernel[0], "k_w": kernel[1], "stride_h": strides[0], "stride_w": strides[1],
+        "dil_h": dil[0], "dil_w": dil[1], "pad_top": pads[0], "pad_left": pads[1], "groups": groups,
+    })
+
+
+def channels_last(rank: int) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, rank)) + (1,)
+
+
+def logical_strides(t: Tensor) -> list[int]:
+    """Element strides of each logical dimension in t's storage (storage must be a pure permutation)."""
+    assert t.view is None or tuple(t.view) == tuple(t.shape), f"{t.name} has a reshaped storage"
+    perm = t.storage_perm
+    phys = [t.shape[p] for p in perm]
+    st = [0] * len(perm)
+    acc = 1
+    for k in range(len(perm) - 1, -1, -1):
+        st[perm[k]] = acc
+        acc *= phys[k]
+    return st
+
+
+def broadcast_struct(name: str, out: Tensor, ins: list[Tensor]) -> Struct:
+    """ec_broadcast_params: iterate `out` in its storage order; inputs broadcast with ONNX rules (stride 0)."""
+    rank = len(out.shape)
+    if rank > MAX_DIMS:
+        raise ValueError(f"{out.name}: rank {rank} exceeds {MAX_DIMS}")
+    perm = out.storage_perm
+    out_shape = [out.shape[p] for p in perm]
+    strides = []
+    for t in ins[:2]:
+        shape = (1,) * (rank - len(t.shape)) + tuple(t.shape)
+        st = [0] * (rank - len(t.shape)) + logical_strides(t)
+        st = [0 if shape[d] == 1 and out.shape[d] != 1 else st[d] for d in range(rank)]
+        strides.append([st[p] for p in perm])
+    while len(strides) < 2:
+        strides.append([0] * rank)
+    pad = MAX_DIMS - rank
+    return Struct(f"bp_{name}", "ec_broadcast_params", {
+        "out_shape": [1] * pad + out_shape,
+        "a_strides": [0] * pad + strides[0],
+        "b_strides": [0] * pad + strides[1],
+    })
+
+
+def axis_split(t: Tensor, axis: int) -> tuple[int, int, int]:
+    """(outer, n, inner) of logical `axis` in t's storage order."""
+    perm = t.storage_perm
+    phys = [t.shape[p] for p in perm]
+    k = perm.index(axis)
+    return int(np.prod(phys[:k], dtype=np.int64)), phys[k], int(np.prod(phys[k + 1:], dtype=np.int64))
+
+
+def clamp_i32(a: np.ndarray) -> np.ndarray:
+    return np.clip(a, -INT32_MAX - 1, INT32_MAX)

@@ -1,0 +1,105 @@
+"""MaxPool, AveragePool (count_include_pad both ways) and GlobalAveragePool (ReduceMean over H, W maps here).
+
+In int8 the output keeps the input's scale and zero point."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calls import Buf, Call, Lowered, Struct
+from ..ir import Graph, Node
+from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, register
+from .conv import act_struct
+from .geometry import conv_params, spatial_attrs, windows
+
+
+def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """acc / d rounded half away from zero, as (acc +- d/2) / d with C's truncating division."""
+    acc = acc.astype(np.int64)
+    half = d // 2
+    return np.where(acc >= 0, (acc + half) // d, -((-acc + half) // d))
+
+
+class Pool(Op):
+    types = ("MaxPool", "AveragePool", "GlobalAveragePool")
+    keeps_quant = True
+    fuses_activation = True
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        if len(node.outputs) > 1 and node.outputs[1]:
+            return "the Indices output of MaxPool is not supported"
+        if len(g.shape(node.inputs[0])) not in (3, 4):
+            return "only 1-D and 2-D pooling is supported"
+        if node.attrs.get("storage_order", 0):
+            return "storage_order=1 is not supported"
+        return None
+
+    def geometry(self, node: Node, g: Graph):
+        if node.op == "GlobalAveragePool":
+            kernel = tuple(g.shape(node.inputs[0])[2:])
+            d = len(kernel)
+            return kernel, [1] * d, [0] * (2 * d), [1] * d
+        kernel = tuple(node.attrs["kernel_shape"])
+        return (kernel, *spatial_attrs(node, g, kernel))
+
+    def _divisor(self, node: Node, g: Graph) -> np.ndarray:
+        kernel, strides, pads, dil = self.geometry(node, g)
+        in_sp = g.shape(node.inputs[0])[2:]
+        out_sp = g.shape(node.outputs[0])[2:]
+        d = len(kernel)
+        ones = np.ones((1, 1) + tuple(in_sp))
+        if node.attrs.get("count_include_pad", 0):
+            ones = np.pad(ones, [(0, 0), (0, 0)] + [(pads[i], pads[d + i]) for i in range(d)], constant_values=1)
+            pads = [0] * (2 * d)
+        total = sum(w for _, w in windows(ones, kernel, strides, pads, dil, out_sp, 0))
+        return total.astype(np.int64)[0, 0]
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        kernel, strides, pads, dil = self.geometry(node, g)
+        out_sp = g.shape(node.outputs[0])[2:]
+        x = xs[0].astype(np.float64)
+        if node.op == "MaxPool":
+            y = np.maximum.reduce([w for _, w in windows(x, kernel, strides, pads, dil, out_sp, -np.inf)])
+        else:
+            y = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0.0)) / self._divisor(node, g)
+        return apply_act(y, node)
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        s, zp = qparams(g, node.inputs[0])
+        lo, hi = quant_bounds(*act_range(node), s, zp)
+        return {"zp": zp, "act_min": lo, "act_max": hi}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        q = node.q
+        kernel, strides, pads, dil = self.geometry(node, g)
+        out_sp = g.shape(node.outputs[0])[2:]
+        if node.op == "MaxPool":
+            y = np.maximum.reduce([w for _, w in windows(xs[0].astype(np.int64), kernel, strides, pads, dil, out_sp,
+                                                         -(1 << 20))])
+        else:
+            x = xs[0].astype(np.int64) - q["zp"]
+            acc = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0))
+            y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
+        return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        name, t = node.name, ctype(g)
+        kernel, strides, pads, dil = self.geometry(node, g)
+        params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil)
+        x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
+        suffix = "s8" if g.quantized else "f32"
+        if node.op == "MaxPool":
+            stage = [node.q["act_min"], node.q["act_max"]] if g.quantized else [act_struct(name, node)]
+            return Lowered([Call(f"ec_maxpool_{suffix}", [params, *stage, x, y], node=name)])
+        d = len(kernel)
+        end = (0, pads[1]) if d == 1 else (pads[2], pads[3])
+        extra = Struct(f"px_{name}", "ec_avgpool_extra", {"pad_bottom": end[0], "pad_right": end[1],
+                                                          "count_include_pad": node.attrs.get("count_include_pad", 0)})
+        if g.quantized:
+            stage = [node.q["zp"], node.q["act_min"], node.q["act_max"]]
+        else:
+            stage = [act_struct(name, node)]
+        return Lowered([Call(f"ec_avgpool_{suffix}", [params, extra, *stage, x, y], node=name)])
+
+
+register(Pool())

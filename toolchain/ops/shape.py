@@ -1,0 +1,199 @@
+"""Data movement: Reshape (Flatten, Squeeze and Unsqueeze are normalized into it), Transpose, LayoutCast (our own
+layout change, logically the identity), Concat and Pad (constant mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calls import Array, Buf, Call, Lowered, Raw, Struct
+from ..ir import Graph, Node, Tensor
+from .base import Op, ctype, qparams, register
+from .geometry import MAX_DIMS, axis_split
+from .unary import lut
+
+
+def storage_strides(view: tuple[int, ...], perm: tuple[int, ...]) -> list[int]:
+    """Element strides of each view dimension when the data is stored as view.transpose(perm)."""
+    st = [0] * len(perm)
+    acc = 1
+    for k in range(len(perm) - 1, -1, -1):
+        st[perm[k]] = acc
+        acc *= view[perm[k]]
+    return st
+
+
+def copy_call(name: str, src: Tensor, dst: Tensor, src_of_dst_dim: list[int], g: Graph) -> Call:
+    """ec_transpose writing dst in its storage order; dst view dim d reads src view dim src_of_dst_dim[d]."""
+    view, perm = dst.storage_view, dst.storage_perm
+    sst = storage_strides(src.storage_view, src.storage_perm)
+    shape = [view[p] for p in perm]
+    strides = [sst[src_of_dst_dim[p]] for p in perm]
+    pad = MAX_DIMS - len(shape)
+    bp = Struct(f"bp_{name}", "ec_broadcast_params", {
+        "out_shape": [1] * pad + shape, "a_strides": [0] * pad + strides, "b_strides": [0] * MAX_DIMS})
+    elem = 1 if g.quantized else 4
+    return Call("ec_transpose", [bp, elem, Buf(src.name, "void"), Buf(dst.name, "void", const=False)], node=name)
+
+
+class Reshape(Op):
+    types = ("Reshape",)
+    keeps_quant = True
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return xs[0].reshape(g.shape(node.outputs[0]))
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return self.ref(node, g, xs)
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        if node.outputs[0] not in g.outputs:
+            return Lowered(alias=src.name)
+        # A model output needs its own buffer: copy (the layout pass left both in the same byte order).
+        n = src.size
+        flat = Tensor(src.name, (n,))
+        return Lowered([copy_call(node.name, flat, Tensor(dst.name, (n,)), [0], g)])
+
+
+class Transpose(Op):
+    types = ("Transpose", "LayoutCast")
+    keeps_quant = True
+
+    def perm(self, node: Node, g: Graph) -> list[int]:
+        rank = len(g.shape(node.inputs[0]))
+        if node.op == "LayoutCast":
+            return list(range(rank))
+        return list(node.attrs.get("perm", range(rank - 1, -1, -1)))
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        return None if len(g.shape(node.inputs[0])) <= MAX_DIMS else f"rank above {MAX_DIMS}"
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return xs[0].transpose(self.perm(node, g))
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return self.ref(node, g, xs)
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        if node.op == "LayoutCast" and src.view is not None:
+            # A flattened channels-last tensor back to plain order: copy in the source's view.
+            assert dst.perm is None
+            dst = Tensor(dst.name, src.view)
+            src = Tensor(src.name, src.view, perm=src.perm)
+        return Lowered([copy_call(node.name, src, dst, self.perm(node, g), g)])
+
+
+class Concat(Op):
+    types = ("Concat",)
+
+    def axis(self, node: Node, g: Graph) -> int:
+        return node.attrs["axis"] % len(g.shape(node.outputs[0]))
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(xs, axis=self.axis(node, g))
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        s_out, zp_out = qparams(g, node.outputs[0])
+        tables, consts = [], []
+        for name in node.inputs:
+            data = g.const(name)
+            if data is not None:
+                consts.append(np.clip(np.round(data / s_out) + zp_out, -128, 127).astype(np.int8))
+                tables.append(None)
+                continue
+            consts.append(None)
+            s, zp = qparams(g, name)
+            same = s == s_out and zp == zp_out
+            tables.append(None if same else lut(lambda r: r, s, zp, s_out, zp_out))
+        return {"tables": tables, "consts": consts}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        parts = []
+        for x, table, c in zip(xs, node.q["tables"], node.q["consts"]):
+            parts.append(c if c is not None else (x if table is None else table[x.astype(np.int64) + 128]))
+        return np.concatenate(parts, axis=self.axis(node, g))
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        name, t = node.name, ctype(g)
+        out = g.tensors[node.outputs[0]]
+        ax = self.axis(node, g)
+        outer, _, inner = axis_split(out, ax)
+        perm = out.storage_perm
+        inputs, tables = [], []
+        for k, iname in enumerate(node.inputs):
+            data = g.const(iname)
+            if data is not None:
+                data = node.q["consts"][k] if g.quantized else data.astype(np.float32)
+                inputs.append(Array(f"c_{name}_{k}", np.ascontiguousarray(data.transpose(perm)), t))
+            else:
+                inputs.append(Buf(iname, t))
+            table = node.q["tables"][k] if g.quantized else None
+            tables.append(Raw("NULL") if table is None else Array(f"lut_{name}_{k}", table, "int8_t"))
+        sizes = Array(f"axis_{name}", np.array([g.shape(i)[ax] for i in node.inputs], np.int32), "int32_t")
+        ptrs = Array(f"in_{name}", np.array(inputs, dtype=object), "const void *")
+        tabs = Raw("NULL") if not g.quantized or all(isinstance(x, Raw) for x in tables) else \
+            Array(f"luts_{name}", np.array(tables, dtype=object), "const int8_t *")
+        return Lowered([Call("ec_concat", [len(inputs), outer, inner, sizes, 1 if g.quantized else 4, ptrs, tabs,
+                                           Buf(node.outputs[0], "void", const=False)], node=name)])
+
+
+class Pad(Op):
+    types = ("Pad",)
+    keeps_quant = True
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        if node.attrs.get("mode", "constant") != "constant":
+            return f"mode '{node.attrs['mode']}' is not supported (only constant)"
+        if len(node.inputs) > 1 and g.const(node.inputs[1]) is None:
+            return "pads must be constant"
+        begin, end, _ = self.pads(node, g)
+        if min(begin + end) < 0:
+            return "negative pads (cropping) are not supported"
+        return None
+
+    def pads(self, node: Node, g: Graph) -> tuple[list[int], list[int], float]:
+        rank = len(g.shape(node.inputs[0]))
+        raw = [int(p) for p in g.const(node.inputs[1])] if len(node.inputs) > 1 else list(node.attrs["pads"])
+        value = 0.0
+        if len(node.inputs) > 2 and node.inputs[2]:
+            value = float(g.const(node.inputs[2]).reshape(-1)[0])
+        axes = list(range(rank))
+        if len(node.inputs) > 3 and node.inputs[3]:
+            axes = [int(a) % rank for a in g.const(node.inputs[3])]
+        begin, end = [0] * rank, [0] * rank
+        for k, a in enumerate(axes):
+            begin[a], end[a] = raw[k], raw[len(axes) + k]
+        return begin, end, value
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        begin, end, value = self.pads(node, g)
+        return np.pad(xs[0], list(zip(begin, end)), constant_values=value)
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        s, zp = qparams(g, node.inputs[0])
+        return {"value": int(np.clip(round(self.pads(node, g)[2] / s) + zp, -128, 127))}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        begin, end, _ = self.pads(node, g)
+        return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(np.int8)
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        name, t = node.name, ctype(g)
+        src = g.tensors[node.inputs[0]]
+        begin, end, value = self.pads(node, g)
+        perm = src.storage_perm
+        pad = MAX_DIMS - len(perm)
+        shape = Array(f"shape_{name}", np.array([1] * pad + [src.shape[p] for p in perm], np.int32), "int32_t")
+        b = Array(f"pb_{name}", np.array([0] * pad + [begin[p] for p in perm], np.int32), "int32_t")
+        e = Array(f"pe_{name}", np.array([0] * pad + [end[p] for p in perm], np.int32), "int32_t")
+        v = Array(f"pv_{name}", np.array([node.q["value"]] if g.quantized else [value], np.int8 if g.quantized
+                                         else np.float32), t)
+        return Lowered([Call("ec_pad", [shape, b, e, 1 if g.quantized else 4, v, Buf(src.name, "void"),
+                                        Buf(node.outputs[0], "void", const=False)], node=name)])
+
+
+register(Reshape())
+register(Transpose())
+register(Concat())
+register(Pad())

@@ -1,0 +1,52 @@
+"""Softmax along one axis. int8 output has scale 1/256 and zero point -128; exp comes from a 256-entry table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calls import Array, Buf, Call, Lowered
+from ..ir import Graph, Node
+from .base import Op, qparams, register
+from .geometry import axis_split
+
+EXP_FRACTION_BITS = 16
+
+
+class Softmax(Op):
+    types = ("Softmax",)
+
+    def axis(self, node: Node, g: Graph) -> int:
+        rank = len(g.shape(node.inputs[0]))
+        return node.attrs.get("axis", -1) % rank
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        x = xs[0].astype(np.float64)
+        e = np.exp(x - x.max(axis=self.axis(node, g), keepdims=True))
+        return (e / e.sum(axis=self.axis(node, g), keepdims=True)).astype(np.float32)
+
+    def output_quant(self, node: Node, g: Graph) -> tuple[float, int]:
+        return 1.0 / 256.0, -128
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        s_in, _ = qparams(g, node.inputs[0])
+        d = np.arange(256, dtype=np.float64)
+        return {"exp": np.round(np.exp(-d * s_in) * (1 << EXP_FRACTION_BITS)).astype(np.uint32)}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        ax = self.axis(node, g)
+        x = xs[0].astype(np.int64)
+        e = node.q["exp"].astype(np.int64)[x.max(axis=ax, keepdims=True) - x]
+        s = e.sum(axis=ax, keepdims=True)
+        return (np.minimum((e * 256 + s // 2) // s, 255) - 128).astype(np.int8)
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        outer, n, inner = axis_split(g.tensors[node.inputs[0]], self.axis(node, g))
+        if g.quantized:
+            args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), Buf(node.inputs[0], "int8_t"),
+                    Buf(node.outputs[0], "int8_t", const=False)]
+            return Lowered([Call("ec_softmax_s8", [outer, n, inner, *args], node=node.name)])
+        args = [Buf(node.inputs[0], "float"), Buf(node.outputs[0], "float", const=False)]
+        return Lowered([Call("ec_softmax_f32", [outer, n, inner, *args], node=node.name)])
+
+
+register(Softmax())

@@ -1,0 +1,125 @@
+"""Elementwise activations. In int8 every one is a 256-entry table built at compile time; PRelu has its own kernel."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..calls import Array, Buf, Call, Lowered, Raw, Struct
+from ..ir import Graph, Node
+from .base import Op, c_float, ctype, qparams, quantize_multiplier, register, requantize
+from .geometry import broadcast_struct
+
+
+def clip_bounds(node: Node) -> tuple[float, float]:
+    if node.op == "Relu":
+        return 0.0, math.inf
+    return node.attrs.get("min", -math.inf), node.attrs.get("max", math.inf)
+
+
+def _hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    return np.clip(alpha * x + beta, 0.0, 1.0)
+
+
+def unary_float(node: Node, x: np.ndarray) -> np.ndarray:
+    """The activation in float64 (ONNX semantics)."""
+    a = node.attrs
+    if node.op in ("Relu", "Clip"):
+        lo, hi = clip_bounds(node)
+        return np.clip(x, lo, hi)
+    if node.op == "LeakyRelu":
+        return np.where(x >= 0, x, a.get("alpha", 0.01) * x)
+    if node.op == "Sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if node.op == "Tanh":
+        return np.tanh(x)
+    if node.op == "HardSigmoid":
+        return _hard_sigmoid(x, a.get("alpha", 0.2), a.get("beta", 0.5))
+    if node.op == "HardSwish":
+        return x * _hard_sigmoid(x, 1.0 / 6.0, 0.5)
+    raise AssertionError(node.op)
+
+
+_C_OP = {"Relu": "EC_RELU", "Clip": "EC_CLIP", "LeakyRelu": "EC_LEAKY_RELU", "Sigmoid": "EC_SIGMOID",
+         "Tanh": "EC_TANH", "HardSigmoid": "EC_HARD_SIGMOID", "HardSwish": "EC_HARD_SWISH"}
+
+
+def lut(f, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """table[q + 128] = quantize(f(dequantize(q)))."""
+    q = np.arange(-128, 128, dtype=np.int64)
+    y = f((q - zp_in) * s_in)
+    return np.clip(np.round(y / s_out) + zp_out, -128, 127).astype(np.int8)
+
+
+class Unary(Op):
+    types = tuple(_C_OP)
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return unary_float(node, xs[0].astype(np.float64)).astype(np.float32)
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        return {"table": lut(lambda r: unary_float(node, r), *qparams(g, node.inputs[0]),
+                             *qparams(g, node.outputs[0]))}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return node.q["table"][xs[0].astype(np.int64) + 128]
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        name, t = node.name, ctype(g)
+        size = g.tensors[node.inputs[0]].size
+        x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
+        if g.quantized:
+            return Lowered([Call("ec_lut_s8", [size, Array(f"lut_{name}", node.q["table"], t), x, y], node=name)])
+        a = node.attrs
+        alpha = a.get("alpha", 0.01 if node.op == "LeakyRelu" else 0.2)
+        beta = a.get("beta", 0.5)
+        lo, hi = clip_bounds(node) if node.op == "Clip" else (-math.inf, math.inf)
+        act = Struct(f"act_{name}", "ec_act_f32", {"act_min": c_float(lo), "act_max": c_float(hi)})
+        return Lowered([Call("ec_unary_f32", [size, Raw(_C_OP[node.op]), c_float(alpha), c_float(beta), act, x, y],
+                             node=name)])
+
+
+class PRelu(Op):
+    types = ("PRelu",)
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        return None if g.const(node.inputs[1]) is not None else "the slope must be a constant"
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        x, slope = xs[0].astype(np.float64), g.const(node.inputs[1]).astype(np.float64)
+        return np.where(x >= 0, x, x * slope).astype(np.float32)
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        slope = g.const(node.inputs[1]).astype(np.float64)
+        s_slope = max(float(np.abs(slope).max()), 1e-12) / 127.0
+        s_in, zp_in = qparams(g, node.inputs[0])
+        s_out, zp_out = qparams(g, node.outputs[0])
+        pos = quantize_multiplier(s_in / s_out)
+        neg = quantize_multiplier(s_in * s_slope / s_out)
+        return {"slope": np.clip(np.round(slope / s_slope), -127, 127).astype(np.int8), "in_zp": zp_in,
+                "slope_zp": 0, "out_zp": zp_out, "pos_mult": pos[0], "pos_shift": pos[1], "neg_mult": neg[0],
+                "neg_shift": neg[1]}
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        q = node.q
+        v = xs[0].astype(np.int64) - q["in_zp"]
+        pos = requantize(v, q["pos_mult"], q["pos_shift"])
+        neg = requantize(v * (q["slope"].astype(np.int64) - q["slope_zp"]), q["neg_mult"], q["neg_shift"])
+        return np.clip(np.where(v >= 0, pos, neg) + q["out_zp"], -128, 127).astype(np.int8)
+
+    def lower(self, node: Node, g: Graph) -> Lowered:
+        name, t = node.name, ctype(g)
+        bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[i] for i in node.inputs])
+        x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
+        if not g.quantized:
+            slope = Array(f"slope_{name}", g.const(node.inputs[1]).astype(np.float32), t)
+            return Lowered([Call("ec_prelu_f32", [bp, x, slope, y], node=name)])
+        q = node.q
+        keys = ("in_zp", "slope_zp", "out_zp", "pos_mult", "pos_shift", "neg_mult", "neg_shift")
+        st = Struct(f"q_{name}", "ec_prelu_s8_params", {k: q[k] for k in keys})
+        return Lowered([Call("ec_prelu_s8", [bp, st, x, Array(f"slope_{name}", q["slope"], t), y], node=name)])
+
+
+register(Unary())
+register(PRelu())

@@ -1,0 +1,89 @@
+"""Rewrite ONNX ops into the smaller set the op modules implement. Semantics are unchanged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import Graph, Node
+
+
+def _bypass(g: Graph, node: Node) -> None:
+    """Remove a node whose output equals its first input."""
+    src, dst = node.inputs[0], node.outputs[0]
+    g.nodes.remove(node)
+    if dst in g.outputs:
+        if src in g.inputs or src in g.outputs:
+            g.nodes.append(Node("Reshape", node.name, [src], [dst]))  # keep a copy to a distinct output
+            return
+        producer = g.producer(src)
+        producer.outputs = [dst if o == src else o for o in producer.outputs]
+        for n in g.nodes:
+            n.inputs = [dst if i == src else i for i in n.inputs]
+    else:
+        for n in g.nodes:
+            n.inputs = [src if i == dst else i for i in n.inputs]
+
+
+def _const_input(g: Graph, node: Node, k: int) -> np.ndarray | None:
+    return g.const(node.inputs[k]) if len(node.inputs) > k and node.inputs[k] else None
+
+
+def normalize(g: Graph) -> None:
+    for node in list(g.nodes):
+        op, a = node.op, node.attrs
+        if op in ("Identity", "Dropout"):
+            if op == "Dropout" and len(node.outputs) > 1 and node.outputs[1]:
+                node.outputs = node.outputs[:1]
+            _bypass(g, node)
+        elif op in ("Flatten", "Squeeze", "Unsqueeze", "Reshape"):
+            node.op, node.inputs, node.attrs = "Reshape", node.inputs[:1], {}
+        elif op == "MatMul" and g.const(node.inputs[1]) is not None and len(g.shape(node.inputs[1])) == 2:
+            node.op, node.attrs = "Gemm", {"transB": 0}
+        elif op == "Clip":
+            lo, hi = _const_input(g, node, 1), _const_input(g, node, 2)
+            a.setdefault("min", float(lo) if lo is not None else -math.inf)
+            a.setdefault("max", float(hi) if hi is not None else math.inf)
+            node.inputs = node.inputs[:1]
+        elif op == "Div" and g.const(node.inputs[1]) is not None:
+            recip = (1.0 / g.const(node.inputs[1]).astype(np.float64)).astype(np.float32)
+            node.op, node.inputs = "Mul", [node.inputs[0], g.add_const(f"{node.name}_recip", recip)]
+        elif op == "ReduceMean":
+            _reduce_mean(g, node)
+        if node.op == "Gemm":
+            _canonical_gemm(g, node)
+
+
+def _reduce_mean(g: Graph, node: Node) -> None:
+    """ReduceMean over all spatial axes of an N-C-spatial tensor is GlobalAveragePool (plus a Reshape)."""
+    rank = len(g.shape(node.inputs[0]))
+    axes = node.attrs.get("axes")
+    if axes is None and len(node.inputs) > 1 and node.inputs[1]:
+        axes = g.const(node.inputs[1])
+    if axes is None or rank not in (3, 4) or sorted(int(x) % rank for x in axes) != list(range(2, rank)):
+        return  # stays ReduceMean: reported as unsupported
+    keep = node.attrs.get("keepdims", 1)
+    out = node.outputs[0]
+    node.op, node.inputs, node.attrs = "GlobalAveragePool", node.inputs[:1], {}
+    if not keep:
+        mid = g.fresh_name(f"{out}_keepdims")
+        g.tensors[mid] = type(g.tensors[out])(mid, g.shape(node.inputs[0])[:2] + (1,) * (rank - 2))
+        node.outputs = [mid]
+        g.nodes.insert(g.nodes.index(node) + 1, Node("Reshape", f"{node.name}_squeeze", [mid], [out]))
+
+
+def _canonical_gemm(g: Graph, node: Node) -> None:
+    """Gemm with constant W [N][K] (transB=1), alpha and beta applied, bias [N] present."""
+    from ..ops.gemm import Gemm
+
+    if g.const(node.inputs[1]) is None or node.attrs.get("transA", 0):
+        return
+    if len(node.inputs) > 2 and node.inputs[2] and g.const(node.inputs[2]) is None:
+        return
+    w, b = Gemm().weights(node, g)
+    if b is None:
+        b = np.zeros(w.shape[0])
+    node.inputs = [node.inputs[0], g.add_const(f"{node.name}_W", w.astype(np.float32)),
+                   g.add_const(f"{node.name}_B", np.ascontiguousarray(b, dtype=np.float32))]
+    node.attrs = {"transB": 1, **({"act": node.attrs["act"]} if "act" in node.attrs else {})}

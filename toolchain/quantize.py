@@ -1,0 +1,52 @@
+"""Static post-training int8 quantization: calibrate activation ranges, then let every op derive its integers.
+
+Weights: int8 symmetric per output channel. Activations: int8 asymmetric per tensor from calibrated min/max.
+Bias: int32 with scale input_scale * weight_scale. Requantization: int32 multiplier and shift (TFLite rounding)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ir import Graph
+from .ops import REGISTRY
+from .reference import run_graph
+
+
+def calibrate(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """Min/max of every activation over the samples, with the float reference."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for feeds in samples:
+        for name, v in run_graph(g, feeds).items():
+            if g.const(name) is not None:
+                continue
+            lo, hi = float(np.min(v)), float(np.max(v))
+            old = ranges.get(name)
+            ranges[name] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+    return ranges
+
+
+def affine_params(lo: float, hi: float) -> tuple[float, int]:
+    """int8 scale and zero point covering [lo, hi] and 0 exactly."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / 255.0 if hi > lo else 1.0 / 255.0
+    zp = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return float(scale), zp
+
+
+def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
+    for name in g.inputs:
+        g.tensors[name].scale, g.tensors[name].zero_point = affine_params(*ranges[name])
+    for node in g.nodes:
+        op = REGISTRY[node.op]
+        out = g.tensors[node.outputs[0]]
+        fixed = op.output_quant(node, g)
+        if fixed is not None:
+            out.scale, out.zero_point = fixed
+        elif op.keeps_quant:
+            src = g.tensors[node.inputs[0]]
+            out.scale, out.zero_point = src.scale, src.zero_point
+        else:
+            out.scale, out.zero_point = affine_params(*ranges[out.name])
+    g.quantized = True
+    for node in g.nodes:
+        node.q = REGISTRY[node.op].quantize(node, g)

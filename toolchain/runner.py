@@ -1,0 +1,84 @@
+"""Run a build directory on its target: host through cffi, emulated targets in QEMU."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import host
+from .build import META_FILE
+from .errors import EdgecError
+from .reference import dequantize, quantize_input
+from .target import load_target
+
+
+@dataclass
+class RunResult:
+    outputs: list[dict[str, np.ndarray]]  # per sample, float32 (dequantized for int8 builds)
+    raw: list[dict[str, np.ndarray]]  # per sample, as the C produced them (int8 or float32)
+    instructions: list[int] = field(default_factory=list)
+    stack_bytes: int | None = None
+
+
+def read_meta(build_dir: Path) -> dict:
+    path = Path(build_dir) / META_FILE
+    if not path.is_file():
+        raise EdgecError(f"{build_dir}: not an edgec build directory (no {META_FILE}); create one with edgec build")
+    return json.loads(path.read_text())
+
+
+def encode(meta: dict, sample: dict[str, np.ndarray]) -> list[bytes]:
+    out = []
+    for io in meta["inputs"]:
+        x = sample[io["name"]].reshape(io["shape"])
+        if io["ctype"] == "int8_t":
+            x = quantize_input(x, io["scale"], io["zero_point"])
+        else:
+            x = x.astype(np.float32)
+        out.append(np.ascontiguousarray(x).tobytes())
+    return out
+
+
+def decode(meta: dict, blobs: list[bytes]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    vals, raw = {}, {}
+    for io, blob in zip(meta["outputs"], blobs):
+        dtype = np.int8 if io["ctype"] == "int8_t" else np.float32
+        r = np.frombuffer(blob, dtype=dtype).reshape(io["shape"])
+        raw[io["name"]] = r
+        vals[io["name"]] = dequantize(r, io["scale"], io["zero_point"]) if dtype == np.int8 else r.copy()
+    return vals, raw
+
+
+def run_build(build_dir: Path, samples: list[dict[str, np.ndarray]], timeout_s: float = 600) -> RunResult:
+    build_dir = Path(build_dir)
+    meta = read_meta(build_dir)
+    target = load_target(meta["target"])
+    encoded = [encode(meta, s) for s in samples]
+    out_bytes = [io["bytes"] for io in meta["outputs"]]
+    result = RunResult([], [])
+    if target.kind == "host":
+        blobs = host.run_shared(build_dir / f"lib{meta['name']}.so", meta["name"], encoded, out_bytes)
+    else:
+        from .firmware import run_firmware
+
+        elf = build_dir / "firmware.elf"
+        if not elf.is_file():
+            raise EdgecError(f"{build_dir}: no firmware.elf (the build was made with --force for a model that does "
+                             "not fit the target)")
+        fw = run_firmware(target, elf, [b"".join(e) for e in encoded], sum(out_bytes), timeout_s=timeout_s)
+        blobs = []
+        for blob in fw.outputs:
+            parts, at = [], 0
+            for n in out_bytes:
+                parts.append(blob[at:at + n])
+                at += n
+            blobs.append(parts)
+        result.instructions, result.stack_bytes = fw.instructions, fw.stack_bytes
+    for b in blobs:
+        vals, raw = decode(meta, b)
+        result.outputs.append(vals)
+        result.raw.append(raw)
+    return result
