@@ -1,0 +1,194 @@
+"""The edgec command line: build, run, validate, targets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EdgecError
+
+EXIT_USER_ERROR = 2
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="ONNX model file")
+    p.add_argument("--target", default="host", help="target name (see 'edgec targets'); default host")
+    p.add_argument("--quantize", default="none", choices=["none", "int8"], help="none = float32")
+    p.add_argument("--calib", type=Path, help=".npz calibration samples (one array per input, leading sample axis)")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    p.add_argument("--name", help="C identifier prefix (default: model file name)")
+    p.add_argument("--force", action="store_true", help="write the C even if the model does not fit the target")
+
+
+def _options(a: argparse.Namespace, out: Path | None):
+    from .build import BuildOptions
+    from .load import parse_input_shapes
+
+    return BuildOptions(model=a.model, target=a.target, quantize=a.quantize, calib=a.calib,
+                        input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name)
+
+
+def _fmt_bytes(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _summary(meta: dict) -> list[tuple[str, str]]:
+    rows = [("target", meta["target"]), ("quantize", meta["quantize"]), ("MACs", f"{meta['macs']:,}"),
+            ("parameters", f"{meta['params']:,}"), ("weights (flash)", _fmt_bytes(meta["weight_bytes"])),
+            ("arena (RAM)", _fmt_bytes(meta["arena_bytes"])),
+            ("arena lower bound", _fmt_bytes(meta["arena_lower_bound_bytes"]))]
+    elf = meta.get("elf")
+    if elf:
+        rows += [("flash total (text+rodata+data)", _fmt_bytes(elf["flash"])),
+                 ("flash model+kernels", _fmt_bytes(elf.get("model_flash"))),
+                 ("RAM static (data+bss)", _fmt_bytes(elf["ram_static"]))]
+    return rows
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def cmd_build(a: argparse.Namespace) -> int:
+    from .build import build
+
+    out, meta, _ = build(_options(a, a.out))
+    print(f"wrote {out}/")
+    print(_table(_summary(meta)))
+    for layer in meta["layers"]:
+        if layer["kernels"]:
+            print(f"    {layer['node']:<28} {', '.join(layer['kernels']):<32} {layer['macs']:>12,} MACs")
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .data import load_samples
+    from .runner import read_meta, run_build
+
+    meta = read_meta(a.build_dir)
+    g = _io_graph(meta)
+    samples = load_samples(a.inputs, g, "input")
+    res = run_build(a.build_dir, samples)
+    out = {}
+    for io in meta["outputs"]:
+        out[io["name"]] = np.stack([s[io["name"]] for s in res.outputs])
+    np.savez(a.output, **out)
+    msg = f"ran {len(samples)} samples on {meta['target']}; wrote {a.output}"
+    if res.instructions:
+        msg += f"; instructions per inference: {res.instructions[0]:,}"
+    print(msg)
+    return 0
+
+
+def _io_graph(meta: dict):
+    """A graph with just the input names and shapes, for reading sample files."""
+    from .ir import Graph, Tensor
+
+    tensors = {io["name"]: Tensor(io["name"], tuple(io["shape"])) for io in meta["inputs"]}
+    return Graph(meta["name"], tensors, [], list(tensors), [])
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    import tempfile
+
+    from .build import build
+    from .data import load_samples, random_samples
+    from .runner import run_build
+    from .validate import FLOAT_REL_TOLERANCE, bitexact_share, metrics, onnxruntime_outputs, reference_outputs
+
+    with tempfile.TemporaryDirectory(prefix="edgec-validate-") as tmp:
+        out, meta, g = build(_options(a, a.out or Path(tmp) / "build"))
+        if a.inputs:
+            samples = load_samples(a.inputs, g, "input")
+        else:
+            print("warning: no --inputs; validating on 8 random normal samples", file=sys.stderr)
+            samples = random_samples(g, 8, seed=1)
+        res = run_build(out, samples)
+    want = onnxruntime_outputs(str(a.model), samples)
+    report = metrics(res.outputs, want, g.outputs)
+    report.pop("output_range")
+    if g.quantized:
+        report["bitexact_vs_reference"] = bitexact_share(res, reference_outputs(g, samples))
+    elf = meta.get("elf") or {}
+    report.update({
+        "flash_bytes": elf.get("flash", meta["weight_bytes"]),
+        "ram_bytes": (elf["ram_static"] + (res.stack_bytes or 0)) if elf else meta["arena_bytes"],
+        "arena_bytes": meta["arena_bytes"], "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"],
+        "instructions": res.instructions[0] if res.instructions else None,
+        "macs": meta["macs"], "params": meta["params"],
+    })
+    if elf:
+        report["model_flash_bytes"] = elf.get("model_flash")
+        report["stack_bytes"] = res.stack_bytes
+    rng = metrics(res.outputs, want, g.outputs)["output_range"]
+    ok = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
+        report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12)
+    report["samples"] = len(samples)
+    report["target"] = meta["target"]
+    report["quantize"] = meta["quantize"]
+    if a.json:
+        print(json.dumps({k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in report.items()}))
+    else:
+        rows = [(k, f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else f"{v:,}" if isinstance(v, int)
+                                                              else str(v))) for k, v in report.items()]
+        print(f"validation of {a.model} on {meta['target']} ({len(samples)} samples, {meta['quantize']})")
+        print(_table(rows))
+        print("PASS" if ok else "FAIL: " + ("outputs differ from the integer reference" if g.quantized
+                                            else "float error above 1e-3 of the output range"))
+    return 0 if ok else 1
+
+
+def cmd_targets(a: argparse.Namespace) -> int:
+    from .target import list_targets
+
+    for t in list_targets():
+        mem = f"flash {t.flash_bytes // 1024} KiB, RAM {t.ram_bytes // 1024} KiB" if t.flash_bytes else "no limits"
+        feats = ", ".join(t.features) or "-"
+        where = f"QEMU {t.machine}" if t.machine else "cffi"
+        print(f"{t.name:<12} {t.description}\n{'':<12} {where}; {mem}; features: {feats}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgec", description="Compile ONNX models to C for microcontrollers.")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="write a C project (and firmware for emulated targets)")
+    _build_args(b)
+    b.add_argument("--out", type=Path, help="output directory (default build/<name>-<target>)")
+    b.set_defaults(func=cmd_build)
+    r = sub.add_parser("run", help="run a build on its target")
+    r.add_argument("build_dir", type=Path)
+    r.add_argument("--inputs", type=Path, required=True, help=".npz with one array per input")
+    r.add_argument("--output", type=Path, required=True, help=".npz to write")
+    r.set_defaults(func=cmd_run)
+    v = sub.add_parser("validate", help="build, run on the target and compare with onnxruntime")
+    _build_args(v)
+    v.add_argument("--inputs", type=Path, help=".npz test samples (default: 8 random samples)")
+    v.add_argument("--out", type=Path, help="keep the build in this directory")
+    v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.set_defaults(func=cmd_validate)
+    t = sub.add_parser("targets", help="list targets")
+    t.set_defaults(func=cmd_targets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgecError as exc:
+        print(f"edgec: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("edgec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

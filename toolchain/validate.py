@@ -1,0 +1,58 @@
+"""Compare a build's outputs on its target with onnxruntime (float) and with the numpy integer reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from .ir import Graph
+from .reference import quantize_input, run_graph
+from .runner import RunResult
+
+FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
+
+
+def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> list[dict]:
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return [dict(zip(names, sess.run(None, s))) for s in samples]
+
+
+def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The numpy int8 reference's raw outputs for each sample (int8 builds only)."""
+    out = []
+    for s in samples:
+        feeds = {n: quantize_input(s[n], g.tensors[n].scale, g.tensors[n].zero_point) for n in g.inputs}
+        values = run_graph(g, feeds, int8=True)
+        out.append({n: values[n] for n in g.outputs})
+    return out
+
+
+def metrics(got: list[dict], want: list[dict], names: list[str]) -> dict:
+    a = np.concatenate([np.concatenate([s[n].ravel() for n in names]) for s in got]).astype(np.float64)
+    b = np.concatenate([np.concatenate([s[n].ravel() for n in names]) for s in want]).astype(np.float64)
+    err = np.abs(a - b)
+    noise = float(((a - b) ** 2).sum())
+    signal = float((b**2).sum())
+    first = names[0]
+    top1 = [np.argmax(x[first].reshape(-1)) == np.argmax(y[first].reshape(-1)) for x, y in zip(got, want)]
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return {
+        "max_abs_err": float(err.max()),
+        "mean_abs_err": float(err.mean()),
+        "cosine": float(a @ b / denom) if denom else 1.0,
+        "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf"),
+        "top1_agreement": float(np.mean(top1)),
+        "output_range": float(b.max() - b.min()),
+    }
+
+
+def bitexact_share(result: RunResult, reference: list[dict]) -> float:
+    total = same = 0
+    for raw, ref in zip(result.raw, reference):
+        for name, r in ref.items():
+            total += r.size
+            same += int(np.sum(raw[name] == r))
+    return same / total if total else 1.0
