@@ -1,0 +1,702 @@
+"""Each runtime_c kernel against a small numpy model of the semantics documented in runtime_c/include/edgec.h.
+
+The kernels are compiled into one shared library (gcc, with UBSan) and called through cffi. int8 kernels must match
+the model exactly; float kernels within rtol 1e-5. The models are written for clarity, not speed.
+"""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cffi = pytest.importorskip("cffi")
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime_c"
+MAX_DIMS = 6
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+SEEDS = range(25)
+
+CDEF = """
+typedef struct {
+    int32_t batch;
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dil_h, dil_w;
+    int32_t pad_top, pad_left;
+    int32_t groups;
+} ec_conv_params;
+typedef struct {
+    int32_t in_zp, out_zp, act_min, act_max;
+    const int32_t *mult;
+    const int32_t *shift;
+    int32_t per_channel;
+} ec_quant_s8;
+typedef struct { float act_min, act_max; } ec_act_f32;
+typedef struct { int32_t out_shape[6]; int32_t a_strides[6]; int32_t b_strides[6]; } ec_broadcast_params;
+typedef enum { EC_ADD = 0, EC_SUB = 1, EC_MUL = 2, EC_DIV = 3, EC_MAX = 4, EC_MIN = 5 } ec_binary_op;
+typedef struct {
+    int32_t left_shift;
+    int32_t a_zp, a_mult, a_shift;
+    int32_t b_zp, b_mult, b_shift;
+    int32_t out_zp, out_mult, out_shift;
+    int32_t act_min, act_max;
+} ec_add_s8_params;
+typedef struct { int32_t a_zp, b_zp; int32_t out_zp, out_mult, out_shift; int32_t act_min, act_max; } ec_mul_s8_params;
+typedef struct { int32_t in_zp, slope_zp, out_zp; int32_t pos_mult, pos_shift, neg_mult, neg_shift; } ec_prelu_s8_params;
+typedef enum {
+    EC_RELU = 0, EC_CLIP = 1, EC_LEAKY_RELU = 2, EC_SIGMOID = 3, EC_TANH = 4, EC_HARD_SIGMOID = 5, EC_HARD_SWISH = 6
+} ec_unary_op;
+typedef struct { int32_t pad_bottom, pad_right; int32_t count_include_pad; } ec_avgpool_extra;
+
+void ec_conv2d_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
+                  const int32_t *bias, int8_t *output);
+void ec_conv2d_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input, const float *weights,
+                   const float *bias, float *output);
+void ec_depthwise_conv2d_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                            const int8_t *weights, const int32_t *bias, int8_t *output);
+void ec_depthwise_conv2d_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input,
+                             const float *weights, const float *bias, float *output);
+void ec_fully_connected_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q, const int8_t *input,
+                           const int8_t *weights, const int32_t *bias, int8_t *output);
+void ec_fully_connected_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act, const float *input,
+                            const float *weights, const float *bias, float *output);
+void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int8_t *a,
+               const int8_t *b, int8_t *output);
+void ec_mul_s8(const ec_broadcast_params *bp, const ec_mul_s8_params *q, const int8_t *a, const int8_t *b,
+               int8_t *output);
+void ec_binary_f32(const ec_broadcast_params *bp, ec_binary_op op, const ec_act_f32 *act, const float *a,
+                   const float *b, float *output);
+void ec_prelu_s8(const ec_broadcast_params *bp, const ec_prelu_s8_params *q, const int8_t *input,
+                 const int8_t *slope, int8_t *output);
+void ec_prelu_f32(const ec_broadcast_params *bp, const float *input, const float *slope, float *output);
+void ec_lut_s8(int32_t size, const int8_t *table, const int8_t *input, int8_t *output);
+void ec_unary_f32(int32_t size, ec_unary_op op, float alpha, float beta, const ec_act_f32 *act, const float *input,
+                  float *output);
+void ec_maxpool_s8(const ec_conv_params *p, int32_t act_min, int32_t act_max, const int8_t *input, int8_t *output);
+void ec_maxpool_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input, float *output);
+void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                   int32_t act_max, const int8_t *input, int8_t *output);
+void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec_act_f32 *act, const float *input,
+                    float *output);
+void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, const int8_t *input,
+                   int8_t *output);
+void ec_softmax_f32(int32_t outer, int32_t n, int32_t inner, const float *input, float *output);
+void ec_transpose(const ec_broadcast_params *bp, int32_t elem_size, const void *input, void *output);
+void ec_concat(int32_t num_inputs, int32_t outer, int32_t inner, const int32_t *axis_sizes, int32_t elem_size,
+               const void *const *inputs, const int8_t *const *tables, void *output);
+void ec_pad(const int32_t *in_shape, const int32_t *pads_begin, const int32_t *pads_end, int32_t elem_size,
+            const void *pad_value, const void *input, void *output);
+"""
+
+
+@pytest.fixture(scope="module")
+def ck(tmp_path_factory):
+    """(ffi, lib) for every kernel in runtime_c/src, built with UBSan so undefined behaviour aborts the run."""
+    so = tmp_path_factory.mktemp("c_kernels") / "libedgec_kernels.so"
+    srcs = sorted(str(p) for p in (RUNTIME / "src").glob("*.c"))
+    cmd = ["gcc", "-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fsanitize=undefined",
+           "-fno-sanitize-recover=undefined", "-I", str(RUNTIME / "include"), *srcs, "-o", str(so), "-lm"]
+    subprocess.run(cmd, check=True)
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    return ffi, ffi.dlopen(str(so))
+
+
+CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
+          np.dtype(np.uint32): "uint32_t", np.dtype(np.float32): "float"}
+
+
+def buf(ffi, a: np.ndarray):
+    """Typed C array over a C-contiguous numpy array (the array must outlive the call)."""
+    assert a.flags.c_contiguous
+    return ffi.from_buffer(CTYPES[a.dtype] + "[]", a)
+
+
+# ---- numpy models of the fixed-point helpers (integers in int64) ---------------------------------------------------
+
+
+def srdhm(a, b):
+    """gemmlowp's SaturatingRoundingDoublingHighMul, exactly as ec_srdhm is written (C division truncates)."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    v = a * b + np.where(a * b >= 0, 1 << 30, 1 - (1 << 30))
+    q = np.where(v >= 0, v // 2**31, -((-v) // 2**31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
+
+
+def rdbpot(x, e):
+    """x / 2^e rounded to nearest, ties away from zero."""
+    x = np.asarray(x, np.int64)
+    half = (np.int64(1) << e) >> 1
+    return np.where(x >= 0, (x + half) >> e, -((-x + half) >> e))
+
+
+def requantize(x, mult, shift):
+    x, mult, shift = (np.asarray(v, np.int64) for v in (x, mult, shift))
+    up = np.clip(x * (np.int64(1) << np.maximum(shift, 0)), INT32_MIN, INT32_MAX)
+    return np.where(shift > 0, srdhm(up, mult), rdbpot(srdhm(x, mult), np.maximum(-shift, 0)))
+
+
+def out_stage(r, zp, lo, hi):
+    return np.clip(r + zp, lo, hi).astype(np.int8)
+
+
+# ---- random parameters -------------------------------------------------------------------------------------------
+
+
+def rand_mult(rng, n=None):
+    return rng.integers(2**30, 2**31 - 1, size=n, endpoint=True)
+
+
+def rand_shift(rng, n=None):
+    return rng.integers(-10, 2, size=n, endpoint=True)
+
+
+def rand_zp(rng):
+    return int(rng.integers(-128, 127, endpoint=True))
+
+
+def rand_act_range(rng):
+    lo = int(rng.integers(-128, 0, endpoint=True))
+    return lo, int(rng.integers(lo, 127, endpoint=True))
+
+
+def rand_s8(rng, shape):
+    return rng.integers(-128, 127, size=shape, endpoint=True).astype(np.int8)
+
+
+def rand_f32(rng, shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def rand_elems(rng, shape, dtype):
+    """Random int8/int16 over the whole range, or float32."""
+    if np.dtype(dtype).kind == "f":
+        return rand_f32(rng, shape)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+
+
+def rand_act_f32(rng, ffi):
+    """(cdata or NULL, lo, hi) for a float activation clamp."""
+    kind = rng.integers(3)
+    if kind == 0:
+        return ffi.NULL, -np.inf, np.inf
+    lo, hi = (-np.inf, np.inf) if kind == 1 else (float(-rng.uniform(0, 1)), float(rng.uniform(0, 1)))
+    return ffi.new("ec_act_f32 *", {"act_min": lo, "act_max": hi}), lo, hi
+
+
+def assert_f32(got, want):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+# ---- windowed ops: geometry and a sliding-window model -----------------------------------------------------------
+
+
+def rand_geometry(rng, pool=False):
+    """ec_conv_params fields plus pad_bottom/pad_right; windows may be cropped at the bottom/right."""
+    g = {"batch": int(rng.integers(1, 3)), "in_h": int(rng.integers(1, 8)), "in_w": int(rng.integers(1, 8))}
+    for ax, kk, ss, dd, p0, p1, size in (("h", "k_h", "stride_h", "dil_h", "pad_top", "pad_bottom", "in_h"),
+                                         ("w", "k_w", "stride_w", "dil_w", "pad_left", "pad_right", "in_w")):
+        g[kk] = int(rng.integers(1, 4))
+        g[ss] = int(rng.integers(1, 3))
+        g[dd] = int(rng.integers(1, 3))
+        eff = (g[kk] - 1) * g[dd] + 1
+        # pooling also gets windows that lie entirely in the padding
+        g[p0] = int(rng.integers(0, eff + (1 if pool else 0)))
+        g[p1] = int(rng.integers(0, eff + (1 if pool else 0)))
+        span = g[size] + g[p0] + g[p1]
+        if span < eff:
+            g[p1] += eff - span
+            span = eff
+        g["out_" + ax] = (span - eff) // g[ss] + 1 - int(rng.integers(0, 2))  # sometimes drop the last position
+        g["out_" + ax] = max(g["out_" + ax], 1)
+    return g
+
+
+def conv_params(ffi, g, in_c, out_c, groups=1):
+    fields = {k: g[k] for k in ("batch", "in_h", "in_w", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
+                                "dil_h", "dil_w", "pad_top", "pad_left")}
+    return ffi.new("ec_conv_params *", dict(fields, in_c=in_c, out_c=out_c, groups=groups))
+
+
+def windows(x, g, fill, pad_top=None, pad_left=None):
+    """Window taps of an NHWC array: [k_h, k_w, batch, out_h, out_w, C], positions outside x set to fill."""
+    pt = g["pad_top"] if pad_top is None else pad_top
+    pl = g["pad_left"] if pad_left is None else pad_left
+    need_h = (g["out_h"] - 1) * g["stride_h"] + (g["k_h"] - 1) * g["dil_h"] + 1
+    need_w = (g["out_w"] - 1) * g["stride_w"] + (g["k_w"] - 1) * g["dil_w"] + 1
+    pb = max(0, need_h - pt - x.shape[1])
+    pr = max(0, need_w - pl - x.shape[2])
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
+    taps = np.empty((g["k_h"], g["k_w"], x.shape[0], g["out_h"], g["out_w"], x.shape[3]), x.dtype)
+    for ky in range(g["k_h"]):
+        for kx in range(g["k_w"]):
+            y0, x0 = ky * g["dil_h"], kx * g["dil_w"]
+            taps[ky, kx] = xp[:, y0:y0 + need_h - (g["k_h"] - 1) * g["dil_h"]:g["stride_h"],
+                              x0:x0 + need_w - (g["k_w"] - 1) * g["dil_w"]:g["stride_w"]]
+    return taps
+
+
+def conv_model(x, w, g, groups):
+    """x [B,H,W,C] already shifted by the input zero point; w [OC,KH,KW,C/groups]. Padding contributes 0."""
+    taps = windows(x, g, 0)
+    icg, ocg = x.shape[3] // groups, w.shape[0] // groups
+    acc = np.zeros(taps.shape[2:5] + (w.shape[0],), x.dtype)
+    for gi in range(groups):
+        xs = taps[..., gi * icg:(gi + 1) * icg]
+        ws = w[gi * ocg:(gi + 1) * ocg]
+        acc[..., gi * ocg:(gi + 1) * ocg] = np.einsum("yxbhwc,oyxc->bhwo", xs, ws)
+    return acc
+
+
+def depthwise_model(x, w, g):
+    """x [B,H,W,C] shifted by the input zero point; w [KH,KW,OC]; oc reads channel oc // (OC // C)."""
+    mult = w.shape[2] // x.shape[3]
+    taps = windows(np.repeat(x, mult, axis=3), g, 0)
+    return np.einsum("yxbhwo,yxo->bhwo", taps, w)
+
+
+def rand_quant_s8(rng, ffi, out_c, keep):
+    per_channel = int(rng.integers(2))
+    n = out_c if per_channel else 1
+    mult, shift = rand_mult(rng, n).astype(np.int32), rand_shift(rng, n).astype(np.int32)
+    lo, hi = rand_act_range(rng)
+    q = {"in_zp": rand_zp(rng), "out_zp": rand_zp(rng), "act_min": lo, "act_max": hi}
+    keep += [mult, shift]
+    cq = ffi.new("ec_quant_s8 *", dict(q, mult=buf(ffi, mult), shift=buf(ffi, shift), per_channel=per_channel))
+    mult_oc = np.broadcast_to(mult.astype(np.int64), (out_c,))
+    shift_oc = np.broadcast_to(shift.astype(np.int64), (out_c,))
+    return cq, q, mult_oc, shift_oc
+
+
+def maybe_bias(rng, ffi, n, dtype):
+    if rng.integers(4) == 0:
+        return None, ffi.NULL
+    b = (rng.integers(-5000, 5000, n) if dtype == np.int32 else rng.standard_normal(n)).astype(dtype)
+    return b, buf(ffi, b)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_conv2d_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g = rand_geometry(rng)
+    groups = int(rng.integers(1, 4))
+    in_c, out_c = groups * int(rng.integers(1, 5)), groups * int(rng.integers(1, 4))
+    x = rand_s8(rng, (g["batch"], g["in_h"], g["in_w"], in_c))
+    w = rand_s8(rng, (out_c, g["k_h"], g["k_w"], in_c // groups))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, out_c, keep)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], out_c), np.int8)
+    lib.ec_conv2d_s8(conv_params(ffi, g, in_c, out_c, groups), cq, buf(ffi, x), buf(ffi, w), cbias, buf(ffi, out))
+    acc = conv_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g, groups)
+    acc += 0 if bias is None else bias
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_conv2d_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g = rand_geometry(rng)
+    groups = int(rng.integers(1, 4))
+    in_c, out_c = groups * int(rng.integers(1, 5)), groups * int(rng.integers(1, 4))
+    x = rand_f32(rng, (g["batch"], g["in_h"], g["in_w"], in_c))
+    w = rand_f32(rng, (out_c, g["k_h"], g["k_w"], in_c // groups))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.float32)
+    act, lo, hi = rand_act_f32(rng, ffi)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], out_c), np.float32)
+    lib.ec_conv2d_f32(conv_params(ffi, g, in_c, out_c, groups), act, buf(ffi, x), buf(ffi, w), cbias, buf(ffi, out))
+    acc = conv_model(x.astype(np.float64), w.astype(np.float64), g, groups) + (0 if bias is None else bias)
+    assert_f32(out, np.clip(acc, lo, hi))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_depthwise_conv2d_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g = rand_geometry(rng)
+    in_c = int(rng.integers(1, 6))
+    out_c = in_c * int(rng.integers(1, 3))
+    x = rand_s8(rng, (g["batch"], g["in_h"], g["in_w"], in_c))
+    w = rand_s8(rng, (g["k_h"], g["k_w"], out_c))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, out_c, keep)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], out_c), np.int8)
+    lib.ec_depthwise_conv2d_s8(conv_params(ffi, g, in_c, out_c, in_c), cq, buf(ffi, x), buf(ffi, w), cbias,
+                               buf(ffi, out))
+    acc = depthwise_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g) + (0 if bias is None else bias)
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_depthwise_conv2d_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g = rand_geometry(rng)
+    in_c = int(rng.integers(1, 6))
+    out_c = in_c * int(rng.integers(1, 3))
+    x = rand_f32(rng, (g["batch"], g["in_h"], g["in_w"], in_c))
+    w = rand_f32(rng, (g["k_h"], g["k_w"], out_c))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.float32)
+    act, lo, hi = rand_act_f32(rng, ffi)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], out_c), np.float32)
+    lib.ec_depthwise_conv2d_f32(conv_params(ffi, g, in_c, out_c, in_c), act, buf(ffi, x), buf(ffi, w), cbias,
+                                buf(ffi, out))
+    acc = depthwise_model(x.astype(np.float64), w.astype(np.float64), g) + (0 if bias is None else bias)
+    assert_f32(out, np.clip(acc, lo, hi))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fully_connected_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    rows, depth, out_c = (int(v) for v in rng.integers(1, 20, 3))
+    x, w = rand_s8(rng, (rows, depth)), rand_s8(rng, (out_c, depth))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, out_c, keep)
+    out = np.empty((rows, out_c), np.int8)
+    lib.ec_fully_connected_s8(rows, depth, out_c, cq, buf(ffi, x), buf(ffi, w), cbias, buf(ffi, out))
+    acc = (x.astype(np.int64) - q["in_zp"]) @ w.astype(np.int64).T + (0 if bias is None else bias)
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fully_connected_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    rows, depth, out_c = (int(v) for v in rng.integers(1, 20, 3))
+    x, w = rand_f32(rng, (rows, depth)), rand_f32(rng, (out_c, depth))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.float32)
+    act, lo, hi = rand_act_f32(rng, ffi)
+    out = np.empty((rows, out_c), np.float32)
+    lib.ec_fully_connected_f32(rows, depth, out_c, act, buf(ffi, x), buf(ffi, w), cbias, buf(ffi, out))
+    acc = x.astype(np.float64) @ w.astype(np.float64).T + (0 if bias is None else bias)
+    assert_f32(out, np.clip(acc, lo, hi))
+
+
+# ---- broadcasting / strided ops ----------------------------------------------------------------------------------
+
+
+def rand_operand(rng, out_shape, dtype, broadcast=True):
+    """A dense array whose storage order is a random permutation of the logical dims, some dims broadcast.
+    Returns (storage array, element strides of the logical view over out_shape, logical view)."""
+    shape = [1 if broadcast and rng.random() < 0.3 else n for n in out_shape]
+    perm = rng.permutation(len(shape)) if rng.random() < 0.5 else np.arange(len(shape))
+    store = rand_elems(rng, [shape[p] for p in perm], dtype)
+    logical = store.transpose(np.argsort(perm))
+    strides = [0 if n == 1 else s // store.itemsize for n, s in zip(shape, logical.strides)]
+    return store, strides, np.broadcast_to(logical, out_shape)
+
+
+def rand_out_shape(rng):
+    return [int(n) for n in rng.integers(1, 5, size=int(rng.integers(0, MAX_DIMS + 1)))]
+
+
+def bcast_params(ffi, out_shape, a_strides, b_strides=None):
+    pad = MAX_DIMS - len(out_shape)
+    b_strides = [0] * len(out_shape) if b_strides is None else b_strides
+    return ffi.new("ec_broadcast_params *", {"out_shape": [1] * pad + list(out_shape),
+                                             "a_strides": [0] * pad + list(a_strides),
+                                             "b_strides": [0] * pad + list(b_strides)})
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_add_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    shape = rand_out_shape(rng)
+    a, sa, va = rand_operand(rng, shape, np.int8)
+    b, sb, vb = rand_operand(rng, shape, np.int8)
+    # TFLite-style parameters: left_shift 20 and input multipliers below 1, so a + b cannot overflow int32
+    lo, hi = rand_act_range(rng)
+    q = {"left_shift": 20, "a_zp": rand_zp(rng), "a_mult": int(rand_mult(rng)), "a_shift": int(rng.integers(-10, 0)),
+         "b_zp": rand_zp(rng), "b_mult": int(rand_mult(rng)), "b_shift": int(rng.integers(-10, 0)),
+         "out_zp": rand_zp(rng), "out_mult": int(rand_mult(rng)), "out_shift": int(rand_shift(rng)) - 16,
+         "act_min": lo, "act_max": hi}
+    op = int(rng.integers(2))
+    out = np.empty(shape, np.int8)
+    lib.ec_add_s8(bcast_params(ffi, shape, sa, sb), op, ffi.new("ec_add_s8_params *", q), buf(ffi, a), buf(ffi, b),
+                  buf(ffi, out))
+    ra = requantize((va.astype(np.int64) - q["a_zp"]) * 2 ** q["left_shift"], q["a_mult"], q["a_shift"])
+    rb = requantize((vb.astype(np.int64) - q["b_zp"]) * 2 ** q["left_shift"], q["b_mult"], q["b_shift"])
+    r = requantize(ra + rb if op == 0 else ra - rb, q["out_mult"], q["out_shift"])
+    np.testing.assert_array_equal(out, out_stage(r, q["out_zp"], lo, hi))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mul_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    shape = rand_out_shape(rng)
+    a, sa, va = rand_operand(rng, shape, np.int8)
+    b, sb, vb = rand_operand(rng, shape, np.int8)
+    lo, hi = rand_act_range(rng)
+    q = {"a_zp": rand_zp(rng), "b_zp": rand_zp(rng), "out_zp": rand_zp(rng), "out_mult": int(rand_mult(rng)),
+         "out_shift": int(rand_shift(rng)), "act_min": lo, "act_max": hi}
+    out = np.empty(shape, np.int8)
+    lib.ec_mul_s8(bcast_params(ffi, shape, sa, sb), ffi.new("ec_mul_s8_params *", q), buf(ffi, a), buf(ffi, b),
+                  buf(ffi, out))
+    prod = (va.astype(np.int64) - q["a_zp"]) * (vb.astype(np.int64) - q["b_zp"])
+    want = out_stage(requantize(prod, q["out_mult"], q["out_shift"]), q["out_zp"], lo, hi)
+    np.testing.assert_array_equal(out, want)
+
+
+BINARY_F32 = {0: np.add, 1: np.subtract, 2: np.multiply, 3: np.divide, 4: np.maximum, 5: np.minimum}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_binary_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    shape = rand_out_shape(rng)
+    a, sa, va = rand_operand(rng, shape, np.float32)
+    b, sb, vb = rand_operand(rng, shape, np.float32)
+    b += np.where(b >= 0, 0.5, -0.5).astype(np.float32)  # keep divisors away from 0
+    act, lo, hi = rand_act_f32(rng, ffi)
+    for op, f in BINARY_F32.items():
+        out = np.empty(shape, np.float32)
+        lib.ec_binary_f32(bcast_params(ffi, shape, sa, sb), op, act, buf(ffi, a), buf(ffi, b), buf(ffi, out))
+        assert_f32(out, np.clip(f(va.astype(np.float64), vb.astype(np.float64)), lo, hi))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_prelu_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    shape = rand_out_shape(rng)
+    x, sx, vx = rand_operand(rng, shape, np.int8, broadcast=False)
+    s, ss, vs = rand_operand(rng, shape, np.int8)
+    q = {"in_zp": rand_zp(rng), "slope_zp": rand_zp(rng), "out_zp": rand_zp(rng), "pos_mult": int(rand_mult(rng)),
+         "pos_shift": int(rand_shift(rng)), "neg_mult": int(rand_mult(rng)), "neg_shift": int(rand_shift(rng)) - 6}
+    out = np.empty(shape, np.int8)
+    lib.ec_prelu_s8(bcast_params(ffi, shape, sx, ss), ffi.new("ec_prelu_s8_params *", q), buf(ffi, x), buf(ffi, s),
+                    buf(ffi, out))
+    v = vx.astype(np.int64) - q["in_zp"]
+    pos = requantize(v, q["pos_mult"], q["pos_shift"])
+    neg = requantize(v * (vs.astype(np.int64) - q["slope_zp"]), q["neg_mult"], q["neg_shift"])
+    np.testing.assert_array_equal(out, out_stage(np.where(v >= 0, pos, neg), q["out_zp"], -128, 127))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_prelu_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    shape = rand_out_shape(rng)
+    x, sx, vx = rand_operand(rng, shape, np.float32, broadcast=False)
+    s, ss, vs = rand_operand(rng, shape, np.float32)
+    out = np.empty(shape, np.float32)
+    lib.ec_prelu_f32(bcast_params(ffi, shape, sx, ss), buf(ffi, x), buf(ffi, s), buf(ffi, out))
+    assert_f32(out, np.where(vx >= 0, vx, vx.astype(np.float64) * vs))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("elem", [np.int8, np.int16, np.float32])
+def test_transpose(ck, seed, elem):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    shape = rand_out_shape(rng)
+    x, sx, _ = rand_operand(rng, shape, elem)
+    out = np.empty(shape, elem)
+    lib.ec_transpose(bcast_params(ffi, shape, sx), x.itemsize, buf(ffi, x), buf(ffi, out))
+    want = np.lib.stride_tricks.as_strided(x, shape, [s * x.itemsize for s in sx])
+    np.testing.assert_array_equal(out, want)
+
+
+# ---- other ops ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_lut_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    table = rand_s8(rng, 256)
+    x = rand_s8(rng, int(rng.integers(1, 300)))
+    want = table[x.astype(np.int64) + 128]
+    out = np.empty_like(x)
+    lib.ec_lut_s8(x.size, buf(ffi, table), buf(ffi, x), buf(ffi, out))
+    np.testing.assert_array_equal(out, want)
+    lib.ec_lut_s8(x.size, buf(ffi, table), buf(ffi, x), buf(ffi, x))  # in place
+    np.testing.assert_array_equal(x, want)
+
+
+def unary_model(op, x, alpha, beta):
+    x = x.astype(np.float64)
+    return {
+        0: lambda: np.maximum(x, 0),
+        1: lambda: x,
+        2: lambda: np.where(x >= 0, x, alpha * x),
+        3: lambda: 1 / (1 + np.exp(-x)),
+        4: lambda: np.tanh(x),
+        5: lambda: np.clip(alpha * x + beta, 0, 1),
+        6: lambda: x * np.clip(x / 6 + 0.5, 0, 1),
+    }[op]()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("op", range(7))
+def test_unary_f32(ck, seed, op):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(int(rng.integers(1, 200))) * 4).astype(np.float32)
+    alpha, beta = float(np.float32(rng.uniform(0.05, 0.5))), float(np.float32(rng.uniform(0.2, 0.8)))
+    act, lo, hi = rand_act_f32(rng, ffi)
+    out = np.empty_like(x)
+    lib.ec_unary_f32(x.size, op, alpha, beta, act, buf(ffi, x), buf(ffi, out))
+    assert_f32(out, np.clip(unary_model(op, x, alpha, beta), lo, hi))
+
+
+def pool_inputs(rng, dtype):
+    g = rand_geometry(rng, pool=True)
+    c = int(rng.integers(1, 6))
+    shape = (g["batch"], g["in_h"], g["in_w"], c)
+    return g, c, (rand_s8(rng, shape) if dtype == np.int8 else rand_f32(rng, shape))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_maxpool_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g, c, x = pool_inputs(rng, np.int8)
+    lo, hi = rand_act_range(rng)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.int8)
+    lib.ec_maxpool_s8(conv_params(ffi, g, c, c), lo, hi, buf(ffi, x), buf(ffi, out))
+    m = windows(x.astype(np.int64), g, -1000).max(axis=(0, 1))
+    np.testing.assert_array_equal(out, np.clip(np.maximum(m, -128), lo, hi))  # empty window: -128, clamped
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_maxpool_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g, c, x = pool_inputs(rng, np.float32)
+    act, lo, hi = rand_act_f32(rng, ffi)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.float32)
+    lib.ec_maxpool_f32(conv_params(ffi, g, c, c), act, buf(ffi, x), buf(ffi, out))
+    m = windows(x, g, -np.inf).max(axis=(0, 1))
+    assert_f32(out, np.clip(m, lo, hi))
+
+
+def avgpool_model(x, g, include_pad):
+    """(sum of the taps inside x, divisor)."""
+    acc = windows(x, g, 0).sum(axis=(0, 1))
+    if include_pad:  # taps inside [-pad, in + pad_end): windows over the padded extent, with no padding of its own
+        ones = np.ones((1, g["pad_top"] + g["in_h"] + g["pad_bottom"], g["pad_left"] + g["in_w"] + g["pad_right"], 1))
+    else:
+        ones = np.pad(np.ones((1, g["in_h"], g["in_w"], 1)), ((0, 0), (g["pad_top"], 0), (g["pad_left"], 0), (0, 0)))
+    return acc, windows(ones, g, 0, pad_top=0, pad_left=0).sum(axis=(0, 1)).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_avgpool_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g, c, x = pool_inputs(rng, np.int8)
+    zp = rand_zp(rng)
+    lo, hi = rand_act_range(rng)
+    include_pad = int(rng.integers(2))
+    extra = ffi.new("ec_avgpool_extra *", {"pad_bottom": g["pad_bottom"], "pad_right": g["pad_right"],
+                                           "count_include_pad": include_pad})
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.int8)
+    lib.ec_avgpool_s8(conv_params(ffi, g, c, c), extra, zp, lo, hi, buf(ffi, x), buf(ffi, out))
+    acc, d = avgpool_model(x.astype(np.int64) - zp, g, include_pad)
+    dd = np.maximum(d, 1)
+    # acc / d rounded half away from zero (exact in integers); acc when d == 0 (then acc == 0 too)
+    avg = np.where(acc >= 0, (2 * acc + dd) // (2 * dd), -((-2 * acc + dd) // (2 * dd)))
+    np.testing.assert_array_equal(out, out_stage(np.where(d > 0, avg, acc), zp, lo, hi))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_avgpool_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g, c, x = pool_inputs(rng, np.float32)
+    act, lo, hi = rand_act_f32(rng, ffi)
+    include_pad = int(rng.integers(2))
+    extra = ffi.new("ec_avgpool_extra *", {"pad_bottom": g["pad_bottom"], "pad_right": g["pad_right"],
+                                           "count_include_pad": include_pad})
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.float32)
+    lib.ec_avgpool_f32(conv_params(ffi, g, c, c), extra, act, buf(ffi, x), buf(ffi, out))
+    acc, d = avgpool_model(x.astype(np.float64), g, include_pad)
+    assert_f32(out, np.clip(np.where(d > 0, acc / np.maximum(d, 1), 0.0), lo, hi))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_softmax_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    outer, n, inner = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(1, 4))
+    if seed % 5 == 0:
+        n = int(rng.integers(200, 400))  # sum >= 2^23: the 64-bit division path
+    scale = rng.uniform(0.01, 0.2)
+    table = np.round(np.exp(-np.arange(256) * scale) * 65536).astype(np.uint32)
+    x = rand_s8(rng, (outer, n, inner))
+    if seed % 5 == 0:
+        x[:] = np.maximum(x, 120)
+    out = np.empty_like(x)
+    lib.ec_softmax_s8(outer, n, inner, buf(ffi, table), buf(ffi, x), buf(ffi, out))
+    xi = x.astype(np.int64)
+    e = table[xi.max(axis=1, keepdims=True) - xi].astype(np.int64)
+    s = e.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(out, np.minimum((e * 256 + s // 2) // s, 255) - 128)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_softmax_f32(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    outer, n, inner = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(1, 4))
+    x = (rng.standard_normal((outer, n, inner)) * 5).astype(np.float32)
+    out = np.empty_like(x)
+    lib.ec_softmax_f32(outer, n, inner, buf(ffi, x), buf(ffi, out))
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    assert_f32(out, e / e.sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("elem", [np.int8, np.int16, np.float32])
+def test_concat(ck, seed, elem):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    k, outer, inner = int(rng.integers(1, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 5))
+    sizes = np.array(rng.integers(0, 4, k), np.int32)
+    xs = [rand_elems(rng, (outer, int(s), inner), elem) for s in sizes]
+    tables = [rand_s8(rng, 256) if elem == np.int8 and rng.random() < 0.5 else None for _ in range(k)]
+    out = np.empty((outer, int(sizes.sum()), inner), elem)
+    inputs = ffi.new("void *[]", [buf(ffi, x) for x in xs])
+    ctables = ffi.new("int8_t *[]", [ffi.NULL if t is None else buf(ffi, t) for t in tables])
+    use_tables = elem == np.int8 and rng.random() < 0.8
+    lib.ec_concat(k, outer, inner, buf(ffi, sizes), np.dtype(elem).itemsize, inputs,
+                  ctables if use_tables else ffi.NULL, buf(ffi, out))
+    parts = [t[x.astype(np.int64) + 128] if use_tables and t is not None else x for x, t in zip(xs, tables)]
+    np.testing.assert_array_equal(out, np.concatenate(parts, axis=1))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("elem", [np.int8, np.int16, np.float32])
+def test_pad(ck, seed, elem):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    shape = np.array([1] * MAX_DIMS, np.int32)
+    rank = int(rng.integers(1, MAX_DIMS + 1))
+    shape[MAX_DIMS - rank:] = rng.integers(1, 5, rank)
+    begin = np.where(shape > 1, rng.integers(-1, 3, MAX_DIMS), rng.integers(0, 3, MAX_DIMS)).astype(np.int32)
+    end = np.where(shape > 1, rng.integers(-1, 3, MAX_DIMS), rng.integers(0, 3, MAX_DIMS)).astype(np.int32)
+    x = rand_elems(rng, shape, elem)
+    value = rand_elems(rng, 1, elem)
+    out = np.empty(shape + begin + end, elem)
+    lib.ec_pad(buf(ffi, shape), buf(ffi, begin), buf(ffi, end), x.itemsize, buf(ffi, value), buf(ffi, x),
+               buf(ffi, out))
+    crop = x[tuple(slice(max(-b, 0), n - max(-e, 0)) for b, e, n in zip(begin, end, shape))]
+    want = np.pad(crop, [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)], constant_values=value[0])
+    np.testing.assert_array_equal(out, want)

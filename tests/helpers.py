@@ -1,0 +1,89 @@
+"""Shared test helpers: small ONNX graphs and the build-run-compare loop."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from edgec.build import BuildOptions, build
+from edgec.reference import quantize_input, run_graph
+from edgec.runner import run_build
+
+MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+HAVE_ARM = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
+
+
+def make_model(nodes, inputs: dict[str, list[int]], outputs: dict[str, list[int] | None], inits: dict | None = None,
+               opset: int = 17) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "test",
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, v) for k, v in inputs.items()],
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, v) for k, v in outputs.items()],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    # Outputs declared without a shape get the one onnx infers.
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: v.type for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for out in model.graph.output:
+        if not out.type.tensor_type.HasField("shape") and out.name in shapes:
+            out.type.CopyFrom(shapes[out.name])
+    return model
+
+
+def random_feeds(model: onnx.ModelProto, rng: np.random.Generator, scale: float = 1.0) -> dict[str, np.ndarray]:
+    feeds = {}
+    inits = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+        feeds[inp.name] = (rng.standard_normal(shape) * scale).astype(np.float32)
+    return feeds
+
+
+def build_and_run(model: onnx.ModelProto, tmp: Path, quantize: str = "none", target: str = "host",
+                  n_samples: int = 3, n_calib: int = 16, seed: int = 0):
+    """Build the model, run samples on the target; returns (samples, run result, graph, onnxruntime outputs)."""
+    rng = np.random.default_rng(seed)
+    path = tmp / "model.onnx"
+    onnx.save(model, path)
+    calib = None
+    if quantize == "int8":
+        cal = [random_feeds(model, rng) for _ in range(n_calib)]
+        calib = tmp / "calib.npz"
+        np.savez(calib, **{k: np.stack([c[k] for c in cal]) for k in cal[0]})
+    out, meta, g = build(BuildOptions(path, target=target, quantize=quantize, calib=calib, out=tmp / "build"))
+    samples = [random_feeds(model, rng) for _ in range(n_samples)]
+    res = run_build(out, samples)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    want = [dict(zip(names, sess.run(None, s))) for s in samples]
+    return samples, res, g, want
+
+
+def assert_float_close(res, want, rel: float = 1e-4) -> None:
+    for got, ref in zip(res.outputs, want):
+        for name, r in ref.items():
+            scale = max(float(np.abs(r).max()), 1e-3)
+            np.testing.assert_allclose(got[name], r, rtol=0, atol=rel * scale, err_msg=name)
+
+
+def assert_bitexact(g, samples, res) -> None:
+    for s, raw in zip(samples, res.raw):
+        feeds = {n: quantize_input(s[n], g.tensors[n].scale, g.tensors[n].zero_point) for n in g.inputs}
+        values = run_graph(g, feeds, int8=True)
+        for name in g.outputs:
+            np.testing.assert_array_equal(raw[name], values[name], err_msg=f"{name} differs from the reference")
+
+
+def assert_int8_sane(res, want, max_rel: float = 0.1) -> None:
+    """int8 outputs track float: mean error within a fraction of the output range."""
+    for got, ref in zip(res.outputs, want):
+        for name, r in ref.items():
+            span = max(float(np.ptp(r)), float(np.abs(r).max()), 1e-3)
+            assert float(np.abs(got[name] - r).mean()) <= max_rel * span, name

@@ -1,0 +1,154 @@
+"""Every op: float32 against onnxruntime and int8 bit for bit against the numpy integer reference (host, cffi)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from helpers import assert_bitexact, assert_float_close, assert_int8_sane, build_and_run, make_model
+
+R = np.random.default_rng(42)
+
+
+def w(*shape: int, scale: float = 0.5) -> np.ndarray:
+    return (R.standard_normal(shape) * scale).astype(np.float32)
+
+
+def n(op: str, ins: list[str], outs: list[str], **attrs):
+    return helper.make_node(op, ins, outs, **attrs)
+
+
+def pre_conv(c_in: int, c_out: int, x: str = "input", y: str = "pre") -> tuple[list, dict]:
+    """A 1x1 Conv in front of an op, so the op sees a channels-last tensor produced by our kernels."""
+    return [n("Conv", [x, "preW", "preB"], [y])], {"preW": w(c_out, c_in, 1, 1), "preB": w(c_out, scale=0.1)}
+
+
+def conv_case(x_shape, w_shape, bias=True, **attrs):
+    inits = {"W": w(*w_shape, scale=1.0 / np.sqrt(np.prod(w_shape[1:])))}
+    ins = ["input", "W"]
+    if bias:
+        inits["B"] = w(w_shape[0], scale=0.1)
+        ins.append("B")
+    return make_model([n("Conv", ins, ["output"], **attrs)], {"input": x_shape}, {"output": None}, inits)
+
+
+def after_conv(node_fn, c: int = 6, hw=(7, 9), out_shape=None, extra=None):
+    """input -> 1x1 Conv -> op; node_fn(x) returns the op's nodes reading x and writing 'output'."""
+    nodes, inits = pre_conv(3, c)
+    nodes += node_fn("pre")
+    inits.update(extra or {})
+    return make_model(nodes, {"input": [1, 3, *hw]}, {"output": out_shape}, inits)
+
+
+CASES = {
+    "conv2d": lambda: conv_case([1, 3, 10, 11], [5, 3, 3, 3], pads=[1, 1, 1, 1]),
+    "conv2d_stride2_asym_pads": lambda: conv_case([1, 4, 11, 10], [6, 4, 3, 3], strides=[2, 2], pads=[0, 1, 1, 0]),
+    "conv2d_same_upper": lambda: conv_case([1, 3, 9, 9], [4, 3, 4, 4], auto_pad="SAME_UPPER", strides=[2, 2]),
+    "conv2d_same_lower": lambda: conv_case([1, 3, 8, 8], [4, 3, 2, 2], auto_pad="SAME_LOWER"),
+    "conv2d_valid_nobias": lambda: conv_case([1, 3, 8, 7], [4, 3, 3, 2], bias=False, auto_pad="VALID"),
+    "conv2d_dilation": lambda: conv_case([1, 2, 12, 12], [3, 2, 3, 3], dilations=[2, 2], pads=[2, 2, 2, 2]),
+    "conv2d_groups": lambda: conv_case([1, 4, 8, 8], [6, 2, 3, 3], group=2, pads=[1, 1, 1, 1]),
+    "depthwise": lambda: conv_case([1, 5, 9, 9], [5, 1, 3, 3], group=5, pads=[1, 1, 1, 1]),
+    "depthwise_multiplier2_stride2": lambda: conv_case([1, 3, 10, 10], [6, 1, 3, 3], group=3, strides=[2, 2],
+                                                       pads=[1, 1, 1, 1]),
+    "conv1d": lambda: conv_case([1, 3, 20], [4, 3, 5], strides=[2], pads=[2, 2]),
+    "conv1d_depthwise": lambda: conv_case([1, 4, 16], [4, 1, 3], group=4, pads=[1, 1]),
+    "conv_relu6": lambda: make_model(
+        [n("Conv", ["input", "W", "B"], ["c"]), n("Clip", ["c", "lo", "hi"], ["output"])],
+        {"input": [1, 3, 6, 6]}, {"output": None},
+        {"W": w(4, 3, 3, 3, scale=1.0), "B": w(4), "lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}),
+    "conv_batchnorm_relu": lambda: make_model(
+        [n("Conv", ["input", "W"], ["c"], pads=[1, 1, 1, 1]),
+         n("BatchNormalization", ["c", "g", "b", "m", "v"], ["bn"]), n("Relu", ["bn"], ["output"])],
+        {"input": [1, 3, 6, 6]}, {"output": None},
+        {"W": w(4, 3, 3, 3), "g": w(4) + 1, "b": w(4), "m": w(4), "v": np.abs(w(4)) + 0.5}),
+    "batchnorm_standalone": lambda: make_model(
+        [n("BatchNormalization", ["input", "g", "b", "m", "v"], ["output"], epsilon=1e-3)],
+        {"input": [1, 4, 5, 5]}, {"output": None},
+        {"g": w(4) + 1, "b": w(4), "m": w(4), "v": np.abs(w(4)) + 0.5}),
+    "gemm": lambda: make_model([n("Gemm", ["input", "W", "B"], ["output"], transB=1)], {"input": [1, 16]},
+                               {"output": None}, {"W": w(8, 16, scale=0.25), "B": w(8)}),
+    "gemm_transb0_alpha_beta": lambda: make_model(
+        [n("Gemm", ["input", "W", "B"], ["output"], alpha=0.5, beta=2.0)], {"input": [2, 12]}, {"output": None},
+        {"W": w(12, 5, scale=0.3), "B": w(5)}),
+    "matmul_const": lambda: make_model([n("MatMul", ["input", "W"], ["output"])], {"input": [1, 10]},
+                                       {"output": None}, {"W": w(10, 7, scale=0.3)}),
+    "matmul_3d": lambda: make_model([n("MatMul", ["input", "W"], ["output"])], {"input": [1, 4, 10]},
+                                    {"output": None}, {"W": w(10, 7, scale=0.3)}),
+    "add_same_shape": lambda: make_model([n("Add", ["input", "y"], ["output"])], {"input": [1, 3, 4, 5],
+                                                                                  "y": [1, 3, 4, 5]}, {"output": None}),
+    "sub_broadcast_inputs": lambda: make_model([n("Sub", ["input", "y"], ["output"])],
+                                               {"input": [1, 3, 4, 5], "y": [1, 1, 4, 1]}, {"output": None}),
+    "mul_broadcast_inputs": lambda: make_model([n("Mul", ["input", "y"], ["output"])],
+                                               {"input": [2, 6], "y": [1, 6]}, {"output": None}),
+    "add_channel_const_nhwc": lambda: after_conv(lambda x: [n("Add", [x, "c"], ["output"])],
+                                                 extra={"c": w(6, 1, 1)}),
+    "mul_const_nhwc_relu": lambda: after_conv(lambda x: [n("Mul", [x, "c"], ["m"]), n("Relu", ["m"], ["output"])],
+                                              extra={"c": w(1, 6, 1, 1)}),
+    "residual_add_relu": lambda: after_conv(lambda x: [n("Conv", [x, "W2"], ["c2"], pads=[1, 1, 1, 1]),
+                                                       n("Add", [x, "c2"], ["a"]), n("Relu", ["a"], ["output"])],
+                                            extra={"W2": w(6, 6, 3, 3, scale=0.2)}),
+    "div_const": lambda: make_model([n("Div", ["input", "c"], ["output"])], {"input": [1, 8]}, {"output": None},
+                                    {"c": np.array([2.0], np.float32)}),
+    "relu": lambda: after_conv(lambda x: [n("Relu", [x], ["output"])]),
+    "clip_inputs": lambda: make_model([n("Clip", ["input", "lo", "hi"], ["output"])], {"input": [1, 20]},
+                                      {"output": None}, {"lo": np.array(-0.5, np.float32),
+                                                         "hi": np.array(0.7, np.float32)}),
+    "leaky_relu": lambda: after_conv(lambda x: [n("LeakyRelu", [x], ["output"], alpha=0.1)]),
+    "prelu": lambda: after_conv(lambda x: [n("PRelu", [x, "s"], ["output"])], extra={"s": w(6, 1, 1)}),
+    "sigmoid": lambda: after_conv(lambda x: [n("Sigmoid", [x], ["output"])]),
+    "tanh": lambda: make_model([n("Tanh", ["input"], ["output"])], {"input": [1, 30]}, {"output": None}),
+    "hard_sigmoid": lambda: make_model([n("HardSigmoid", ["input"], ["output"], alpha=0.3, beta=0.4)],
+                                       {"input": [1, 30]}, {"output": None}),
+    "hard_swish": lambda: after_conv(lambda x: [n("HardSwish", [x], ["output"])]),
+    "maxpool": lambda: after_conv(lambda x: [n("MaxPool", [x], ["output"], kernel_shape=[2, 2], strides=[2, 2])],
+                                  hw=(8, 10)),
+    "maxpool_pads_ceil": lambda: after_conv(lambda x: [n("MaxPool", [x], ["output"], kernel_shape=[3, 3],
+                                                         strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)]),
+    "avgpool_exclude_pad": lambda: after_conv(lambda x: [n("AveragePool", [x], ["output"], kernel_shape=[3, 3],
+                                                           strides=[2, 2], pads=[1, 1, 1, 1])]),
+    "avgpool_include_pad": lambda: after_conv(lambda x: [n("AveragePool", [x], ["output"], kernel_shape=[3, 3],
+                                                           pads=[1, 1, 1, 1], count_include_pad=1)]),
+    "avgpool_1d": lambda: make_model([n("AveragePool", ["input"], ["output"], kernel_shape=[4], strides=[2])],
+                                     {"input": [1, 3, 12]}, {"output": None}),
+    "global_avgpool": lambda: after_conv(lambda x: [n("GlobalAveragePool", [x], ["output"])]),
+    "reduce_mean_spatial": lambda: after_conv(lambda x: [n("ReduceMean", [x], ["output"], axes=[2, 3],
+                                                           keepdims=0)]),
+    "flatten_gemm_nhwc": lambda: after_conv(lambda x: [n("Flatten", [x], ["f"]),
+                                                       n("Gemm", ["f", "W", "B"], ["output"], transB=1)],
+                                            extra={"W": w(5, 6 * 7 * 9, scale=0.05), "B": w(5)}),
+    "flatten_output_nhwc": lambda: after_conv(lambda x: [n("Flatten", [x], ["output"])]),
+    "reshape_squeeze_unsqueeze": lambda: make_model(
+        [n("Reshape", ["input", "s"], ["r"]), n("Unsqueeze", ["r", "ax"], ["u"]), n("Squeeze", ["u", "ax"], ["q"]),
+         n("Relu", ["q"], ["output"])], {"input": [1, 2, 3, 4]}, {"output": None},
+        {"s": np.array([1, 6, 4], np.int64), "ax": np.array([0], np.int64)}),
+    "transpose_nhwc": lambda: after_conv(lambda x: [n("Transpose", [x], ["output"], perm=[0, 2, 3, 1])]),
+    "transpose_2d": lambda: make_model([n("Transpose", ["input"], ["output"], perm=[1, 0])], {"input": [5, 7]},
+                                       {"output": None}),
+    "concat_channels": lambda: after_conv(lambda x: [n("Conv", [x, "W2"], ["c2"]), n("Relu", ["c2"], ["r2"]),
+                                                     n("Concat", [x, "r2"], ["output"], axis=1)],
+                                          extra={"W2": w(3, 6, 1, 1)}),
+    "concat_const": lambda: make_model([n("Concat", ["input", "c"], ["output"], axis=1)], {"input": [1, 5]},
+                                       {"output": None}, {"c": w(1, 3)}),
+    "pad_constant": lambda: after_conv(lambda x: [n("Pad", [x, "p", "v"], ["output"])],
+                                       extra={"p": np.array([0, 0, 1, 2, 0, 1, 2, 0], np.int64),
+                                              "v": np.array(0.5, np.float32)}),
+    "softmax_2d": lambda: make_model([n("Softmax", ["input"], ["output"])], {"input": [2, 10]}, {"output": None}),
+    "softmax_channels_nhwc": lambda: after_conv(lambda x: [n("Softmax", [x], ["output"], axis=1)]),
+    "identity_dropout": lambda: make_model([n("Identity", ["input"], ["i"]), n("Dropout", ["i"], ["d"]),
+                                            n("Relu", ["d"], ["output"])], {"input": [1, 9]}, {"output": None}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_float_matches_onnxruntime(case, tmp_path):
+    _, res, _, want = build_and_run(CASES[case](), tmp_path)
+    assert_float_close(res, want)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_int8_bitexact_with_reference(case, tmp_path):
+    samples, res, g, want = build_and_run(CASES[case](), tmp_path, quantize="int8")
+    assert_bitexact(g, samples, res)
+    assert_int8_sane(res, want)

@@ -1,0 +1,223 @@
+"""Bare-metal firmware for QEMU targets: build a generated C project, run it with semihosting, read the results.
+
+The firmware (codegen/templates/firmware_main.c.j2 + targets/cortex-m/startup.c) reads input.bin, runs the
+model once per sample, writes output.bin and prints the exact instruction count of every run and the stack
+high-water mark. See the template for how instructions are counted under `qemu -icount shift=0`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from .errors import EdgecError
+from .paths import TARGETS_DIR, TEMPLATES_DIR
+from .target import Target
+
+CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections")
+LDFLAGS = ("-nostartfiles", "--specs=rdimon.specs", "-Wl,--gc-sections")
+STARTUP_DIR = TARGETS_DIR / "cortex-m"
+
+# Output sections of linker.ld.j2 by where they live.
+_CODE_SECTIONS = {".isr_vector", ".text", ".ARM.extab", ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array"}
+_FLASH_SECTIONS = _CODE_SECTIONS | {".rodata", ".data"}  # .data's initial values are stored in flash
+_RAM_SECTIONS = {".data", ".bss"}
+
+
+@dataclass
+class FirmwareResult:
+    outputs: list[bytes]
+    instructions: list[int]
+    stack_bytes: int
+
+
+def _run_tool(cmd: list[str], target: Target, what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise EdgecError(
+            f"'{cmd[0]}' not found, needed for target {target.name}; install it with: {target.apt_install}"
+        ) from None
+    if proc.returncode != 0:
+        raise EdgecError(f"{what} failed for target {target.name}:\n{(proc.stderr + proc.stdout).strip()}")
+    return proc
+
+
+def _render(template: Path, out: Path, **values: object) -> Path:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    out.write_text(env.from_string(template.read_text()).render(**values))
+    return out
+
+
+def _binutil(target: Target, tool: str) -> str:
+    """arm-none-eabi-gcc -> arm-none-eabi-<tool>."""
+    return target.cc[: -len("gcc")] + tool if target.cc.endswith("gcc") else tool
+
+
+def build_firmware(
+    target: Target,
+    name: str,
+    sources: list[Path],
+    include_dirs: list[Path],
+    out_dir: Path,
+    extra_cflags: Sequence[str] = (),
+) -> Path:
+    """Compile the model sources with the firmware main and startup code; return out_dir/firmware.elf.
+
+    Also writes out_dir/firmware.map. Flash and RAM limits of the target are enforced by the link.
+    """
+    if target.kind != "qemu-system":
+        raise EdgecError(f"target {target.name} is not a bare-metal QEMU target (kind {target.kind})")
+    if not name.isidentifier() or not name.isascii():
+        raise EdgecError(f"model name {name!r} is not a C identifier")
+    out_dir = Path(out_dir)
+    obj_dir = out_dir / "obj"
+    obj_dir.mkdir(parents=True, exist_ok=True)
+
+    linker_script = _render(STARTUP_DIR / "linker.ld.j2", out_dir / "linker.ld", target=target)
+    main_c = _render(TEMPLATES_DIR / "firmware_main.c.j2", out_dir / "firmware_main.c", name=name)
+    all_sources = [Path(s) for s in sources] + [STARTUP_DIR / "startup.c", main_c]
+    stems = [s.stem for s in all_sources]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise EdgecError(f"two source files share the name {duplicates[0]}.c; object files are named after sources")
+
+    base = [target.cc, *target.cflags, target.opt]
+    compile_flags = [
+        *CFLAGS,
+        f"-DEDGEC_INSTRUCTIONS_PER_TICK={target.instructions_per_tick}",
+        *(f"-I{d}" for d in include_dirs),
+        *extra_cflags,
+    ]
+
+    def compile_one(src: Path) -> Path:
+        obj = obj_dir / f"{src.stem}.o"
+        _run_tool([*base, *compile_flags, "-c", str(src), "-o", str(obj)], target, f"compiling {src}")
+        return obj
+
+    if shutil.which(target.cc) is None:
+        raise EdgecError(
+            f"C compiler '{target.cc}' not found, needed for target {target.name}; "
+            f"install it with: {target.apt_install}"
+        )
+    with ThreadPoolExecutor() as pool:
+        objects = list(pool.map(compile_one, all_sources))
+
+    elf = out_dir / "firmware.elf"
+    link = [*base, *(str(o) for o in objects), "-T", str(linker_script), *LDFLAGS, *target.ldflags]
+    link += [f"-Wl,-Map={out_dir / 'firmware.map'}", "-lm", "-o", str(elf)]
+    _run_tool(link, target, f"linking {elf} (flash {target.flash_bytes} bytes, RAM {target.ram_bytes} bytes)")
+    return elf
+
+
+# An input section line of the memory map: " .text.f  0xADDR  0xSIZE  obj.o", or "  0xADDR  0xSIZE  obj.o" below
+# a line holding only the section name when that name is long.
+_MAP_INPUT_LINE = re.compile(r" (?:\.\S+|COMMON)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S.*?)\s*$")
+
+
+def _map_object_sizes(map_file: Path) -> dict[tuple[str, str], int]:
+    """(output section, object file name) -> bytes, from the memory map part of a GNU ld map file."""
+    text = map_file.read_text()
+    sizes: dict[tuple[str, str], int] = {}
+    output_section = ""
+    for line in text[text.find("Linker script and memory map") :].splitlines():
+        if m := re.match(r"(\.\S+|/DISCARD/)", line):
+            output_section = m.group(1)
+        elif m := _MAP_INPUT_LINE.match(line):
+            key = (output_section, Path(m.group(2)).name)
+            sizes[key] = sizes.get(key, 0) + int(m.group(1), 16)
+    return sizes
+
+
+def elf_sizes(elf: Path, target: Target, model_sources: Iterable[str | Path] = ()) -> dict[str, int]:
+    """Section sizes of a firmware built by build_firmware, in bytes.
+
+    text (code, vector table, unwind tables), rodata, data, bss; flash = text + rodata + data;
+    ram_static = data + bss (the stack and heap reservations excluded); model_flash / model_ram: the part of
+    flash / static RAM that comes from the given model and runtime source files (read from firmware.map,
+    which lies beside the ELF), as opposed to the C library, semihosting and startup code.
+    """
+    elf = Path(elf)
+    proc = _run_tool([_binutil(target, "size"), "-A", str(elf)], target, f"reading section sizes of {elf}")
+    section = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+            section[parts[0]] = int(parts[1])
+    sizes = {
+        "text": sum(section.get(s, 0) for s in _CODE_SECTIONS),
+        "rodata": section.get(".rodata", 0),
+        "data": section.get(".data", 0),
+        "bss": section.get(".bss", 0),
+    }
+    sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
+    sizes["ram_static"] = sizes["data"] + sizes["bss"]
+
+    objects = {f"{Path(s).stem}.o" for s in model_sources}
+    model = {key: n for key, n in _map_object_sizes(elf.with_suffix(".map")).items() if key[1] in objects}
+    sizes["model_flash"] = sum(n for (sec, _), n in model.items() if sec in _FLASH_SECTIONS)
+    sizes["model_ram"] = sum(n for (sec, _), n in model.items() if sec in _RAM_SECTIONS)
+    return sizes
+
+
+def run_firmware(
+    target: Target, elf: Path, samples: list[bytes], output_bytes: int, timeout_s: float = 120
+) -> FirmwareResult:
+    """Run the firmware in QEMU on the samples; output_bytes is the size of one sample's outputs."""
+    if shutil.which(target.qemu) is None:
+        raise EdgecError(
+            f"emulator '{target.qemu}' not found, needed for target {target.name}; "
+            f"install it with: {target.apt_install}"
+        )
+    if len({len(s) for s in samples}) > 1:
+        raise EdgecError("all input samples must have the same size")
+    cmd = [
+        target.qemu,
+        "-M", target.machine,
+        "-nographic", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native",
+        "-icount", f"shift={target.icount_shift}",
+        "-kernel", str(Path(elf).resolve()),
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="edgec-qemu-") as tmp:
+        work = Path(tmp)
+        (work / "input.bin").write_bytes(b"".join(samples))
+        try:
+            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as e:
+            printed = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            raise EdgecError(
+                f"firmware did not finish within {timeout_s:g} s in QEMU {target.machine}; "
+                f"the model hangs or needs more time (timeout_s). It printed:\n{printed.strip()}"
+            ) from None
+        printed = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0:
+            raise EdgecError(f"firmware failed in QEMU {target.machine} (exit code {proc.returncode}):\n{printed}")
+        out_path = work / "output.bin"
+        output = out_path.read_bytes() if out_path.exists() else b""
+
+    instructions: dict[int, int] = {}
+    stack_bytes = None
+    for line in proc.stdout.splitlines():
+        if m := re.fullmatch(r"EDGEC sample=(\d+) instructions=(-?\d+)", line.strip()):
+            instructions[int(m.group(1))] = int(m.group(2))
+        elif m := re.fullmatch(r"EDGEC stack_bytes=(\d+)", line.strip()):
+            stack_bytes = int(m.group(1))
+    if stack_bytes is None or sorted(instructions) != list(range(len(samples))):
+        raise EdgecError(
+            f"firmware in QEMU {target.machine} reported {len(instructions)} of {len(samples)} samples:\n{printed}"
+        )
+    if len(output) != output_bytes * len(samples):
+        raise EdgecError(
+            f"firmware wrote {len(output)} output bytes, expected {len(samples)} samples x {output_bytes} bytes"
+        )
+    outputs = [output[i * output_bytes : (i + 1) * output_bytes] for i in range(len(samples))]
+    return FirmwareResult(outputs, [instructions[i] for i in range(len(samples))], stack_bytes)
