@@ -9,7 +9,6 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
-
 from edgec import __version__
 from edgec.calls import Arg, Array, Buf, Call, Raw, Struct
 from edgec.ir import Graph

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-
 from edgec.examples import convnet, sample_inputs, simple_model
 
 

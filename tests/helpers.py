@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
-
 from edgec.build import BuildOptions, build
 from edgec.reference import quantize_input, run_graph
 from edgec.runner import run_build
+from onnx import TensorProto, helper, numpy_helper
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 HAVE_ARM = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
@@ -50,6 +49,7 @@ def build_and_run(model: onnx.ModelProto, tmp: Path, quantize: str = "none", tar
                   n_samples: int = 3, n_calib: int = 16, seed: int = 0):
     """Build the model, run samples on the target; returns (samples, run result, graph, onnxruntime outputs)."""
     rng = np.random.default_rng(seed)
+    tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "model.onnx"
     onnx.save(model, path)
     calib = None

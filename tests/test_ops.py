@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
-
 from helpers import assert_bitexact, assert_float_close, assert_int8_sane, build_and_run, make_model
+from onnx import helper
 
 R = np.random.default_rng(42)
 

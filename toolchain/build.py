@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from edgec.codegen.emit import c_identifier, write_project
 from edgec.codegen.memory import plan_memory
 
@@ -176,9 +175,10 @@ def _check_fit(target: Target, meta: dict, opts: BuildOptions) -> bool:
     if meta["weight_bytes"] > target.flash_bytes:
         problems.append(f"weights need {meta['weight_bytes']} bytes of flash, {target.name} has "
                         f"{target.flash_bytes} ({meta['weight_bytes'] - target.flash_bytes} too many)")
-    if meta["arena_bytes"] > target.ram_bytes:
-        problems.append(f"the arena needs {meta['arena_bytes']} bytes of RAM, {target.name} has {target.ram_bytes} "
-                        f"({meta['arena_bytes'] - target.ram_bytes} too many)")
+    ram = target.ram_bytes - target.stack_bytes - target.heap_bytes  # what is left for the arena
+    if meta["arena_bytes"] > ram:
+        problems.append(f"the arena needs {meta['arena_bytes']} bytes of RAM, {target.name} has {ram} after "
+                        f"stack and heap ({meta['arena_bytes'] - ram} too many)")
     if problems and not opts.force:
         raise EdgecError(f"{opts.model}: does not fit {target.name}: {'; '.join(problems)}. Try --quantize int8, "
                          "or --force to emit the C anyway")

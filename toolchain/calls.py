@@ -5,7 +5,6 @@ The code generator renders these; it decides nothing about arithmetic."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -44,7 +43,7 @@ class Raw:
     text: str
 
 
-Arg = Union[Buf, Array, Struct, Raw, int, float, list]
+Arg = Buf | Array | Struct | Raw | int | float | list
 
 
 @dataclass

@@ -23,6 +23,7 @@ from .paths import TARGETS_DIR, TEMPLATES_DIR
 from .target import Target
 
 CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections")
+# newlib with librdimon (semihosting stdio); startup.c replaces rdimon's crt0, hence -nostartfiles.
 LDFLAGS = ("-nostartfiles", "--specs=rdimon.specs", "-Wl,--gc-sections")
 STARTUP_DIR = TARGETS_DIR / "cortex-m"
 
@@ -78,6 +79,11 @@ def build_firmware(
         raise EdgecError(f"target {target.name} is not a bare-metal QEMU target (kind {target.kind})")
     if not name.isidentifier() or not name.isascii():
         raise EdgecError(f"model name {name!r} is not a C identifier")
+    if shutil.which(target.cc) is None:
+        raise EdgecError(
+            f"C compiler '{target.cc}' not found, needed for target {target.name}; "
+            f"install it with: {target.apt_install}"
+        )
     out_dir = Path(out_dir)
     obj_dir = out_dir / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
@@ -103,11 +109,6 @@ def build_firmware(
         _run_tool([*base, *compile_flags, "-c", str(src), "-o", str(obj)], target, f"compiling {src}")
         return obj
 
-    if shutil.which(target.cc) is None:
-        raise EdgecError(
-            f"C compiler '{target.cc}' not found, needed for target {target.name}; "
-            f"install it with: {target.apt_install}"
-        )
     with ThreadPoolExecutor() as pool:
         objects = list(pool.map(compile_one, all_sources))
 
@@ -161,8 +162,11 @@ def elf_sizes(elf: Path, target: Target, model_sources: Iterable[str | Path] = (
     sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
     sizes["ram_static"] = sizes["data"] + sizes["bss"]
 
+    map_file = elf.with_suffix(".map")
+    if not map_file.is_file():
+        raise EdgecError(f"{map_file} not found: elf_sizes needs the link map that build_firmware writes")
     objects = {f"{Path(s).stem}.o" for s in model_sources}
-    model = {key: n for key, n in _map_object_sizes(elf.with_suffix(".map")).items() if key[1] in objects}
+    model = {key: n for key, n in _map_object_sizes(map_file).items() if key[1] in objects}
     sizes["model_flash"] = sum(n for (sec, _), n in model.items() if sec in _FLASH_SECTIONS)
     sizes["model_ram"] = sum(n for (sec, _), n in model.items() if sec in _RAM_SECTIONS)
     return sizes

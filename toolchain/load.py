@@ -72,6 +72,7 @@ def _fix_inputs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], path
     # Initializers that are also listed as inputs are constants for us.
     del graph.input[:]
     graph.input.extend(real)
+    real = list(graph.input)
     names = {i.name for i in real}
     for name in shapes:
         if name not in names:
@@ -91,6 +92,14 @@ def _fix_inputs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], path
             shown = ",".join(d.dim_param or "?" if c is None else str(c) for d, c in zip(dims, current))
             raise EdgecError(f"{path}: input '{inp.name}' has a dynamic shape [{shown}]; give a fixed shape with "
                              f"--input-shape {inp.name}=" + ",".join("1" if c is None else str(c) for c in current))
+
+
+def _forget_dynamic_shapes(model: onnx.ModelProto) -> None:
+    """Drop symbolic output/value_info shapes so inference recomputes them from the fixed input shapes."""
+    for vi in list(model.graph.output) + list(model.graph.value_info):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape") and any(not d.HasField("dim_value") for d in tt.shape.dim):
+            tt.ClearField("shape")
 
 
 def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
@@ -147,6 +156,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     model = read_model(path)
     model = _upgrade_opset(model, path)
     _fix_inputs(model, input_shapes or {}, path)
+    _forget_dynamic_shapes(model)
     model = _infer(model, path)
     _fold_constants(model)
     model = _infer(model, path)
@@ -166,9 +176,11 @@ def _to_ir(model: onnx.ModelProto, path: Path) -> Graph:
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim] if tt.HasField("shape") else None
         if dims is None or min(dims, default=1) <= 0:
             continue
-        if tt.elem_type not in (onnx.TensorProto.FLOAT,):
-            raise EdgecError(f"{path}: tensor '{vi.name}' has element type "
-                             f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; edgec compiles float32 models")
+        if tt.elem_type != onnx.TensorProto.FLOAT:
+            if vi in g.input:
+                raise EdgecError(f"{path}: input '{vi.name}' has element type "
+                                 f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; edgec compiles float32 models")
+            continue  # an integer shape computation that folding removed; remaining uses are reported later
         tensors[vi.name] = Tensor(vi.name, tuple(dims))
     nodes = []
     for k, n in enumerate(g.node):

@@ -8,8 +8,18 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Struct
 from ..ir import Graph, Node
-from .base import Op, act_range, apply_act, c_float, ctype, qparams, quant_bounds, quantize_multiplier, register, \
-    requantize
+from .base import (
+    Op,
+    act_range,
+    apply_act,
+    c_float,
+    ctype,
+    qparams,
+    quant_bounds,
+    quantize_multiplier,
+    register,
+    requantize,
+)
 from .geometry import conv_nd, conv_params, spatial_attrs
 
 

@@ -1,0 +1,120 @@
+/*
+ * edgec runtime: small static inline helpers shared by the kernels in runtime_c/src (not part of the public API).
+ */
+#ifndef EDGEC_INTERNAL_H
+#define EDGEC_INTERNAL_H
+
+#include <math.h>
+
+#include "edgec.h"
+
+/* clamp(r + zp, lo, hi) as int8, clamping before adding zp so that r + zp cannot overflow int32. */
+static inline int8_t ec_output_s8(int32_t r, int32_t zp, int32_t lo, int32_t hi)
+{
+    return (int8_t)(ec_clamp_i32(r, lo - zp, hi - zp) + zp);
+}
+
+/* Float activation bounds; act == NULL means no clamp. */
+static inline void ec_act_bounds(const ec_act_f32 *act, float *lo, float *hi)
+{
+    *lo = act != NULL ? act->act_min : -INFINITY;
+    *hi = act != NULL ? act->act_max : INFINITY;
+}
+
+static inline float ec_clamp_f32(float x, float lo, float hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* Window taps t in [0, k) whose input coordinate base + t * dil lies in [0, size): the range [*t0, *t1).
+ * dil >= 1; the range is empty (t0 == t1) when no tap is inside. */
+static inline void ec_window_range(int32_t base, int32_t dil, int32_t k, int32_t size, int32_t *t0, int32_t *t1)
+{
+    int32_t start = base >= 0 ? 0 : (dil - 1 - base) / dil;
+    int32_t end = base < size ? (size - 1 - base) / dil + 1 : 0;
+    if (end > k) {
+        end = k;
+    }
+    if (start > end) {
+        start = end;
+    }
+    *t0 = start;
+    *t1 = end;
+}
+
+/* Strided N-d iteration (ec_broadcast_params): the dense output is walked as rows of `row_len` elements; operand
+ * a (b) of row r starts at element a_off (b_off) and steps row_a (row_b) along the row. Dimensions of size 1 are
+ * dropped and neighbouring dimensions that are contiguous for both operands are merged, so rows are as long as
+ * possible. */
+typedef struct {
+    int32_t ndim; /* outer dimensions left after merging (the row dimension excluded) */
+    int32_t shape[EC_MAX_DIMS];
+    int32_t a_stride[EC_MAX_DIMS];
+    int32_t b_stride[EC_MAX_DIMS];
+    int32_t idx[EC_MAX_DIMS];
+    int32_t rows, row_len, row_a, row_b;
+    int32_t a_off, b_off;
+} ec_nd_iter;
+
+/* b_strides may be NULL for a single operand (b offsets then stay 0). */
+static inline void ec_nd_init(ec_nd_iter *it, const int32_t *shape, const int32_t *a_strides,
+                              const int32_t *b_strides)
+{
+    int32_t n = 0;
+    int32_t d;
+    it->rows = 1;
+    for (d = 0; d < EC_MAX_DIMS; ++d) {
+        const int32_t bs = b_strides != NULL ? b_strides[d] : 0;
+        if (shape[d] == 1) {
+            continue;
+        }
+        if (shape[d] <= 0) {
+            it->rows = 0;
+        }
+        if (0 && it->a_stride[n - 1] == a_strides[d] * shape[d] && it->b_stride[n - 1] == bs * shape[d]) {
+            it->shape[n - 1] *= shape[d];
+            it->a_stride[n - 1] = a_strides[d];
+            it->b_stride[n - 1] = bs;
+        } else {
+            it->shape[n] = shape[d];
+            it->a_stride[n] = a_strides[d];
+            it->b_stride[n] = bs;
+            it->idx[n] = 0;
+            ++n;
+        }
+    }
+    if (n == 0) { /* a scalar: one row of one element */
+        it->row_len = 1;
+        it->row_a = 0;
+        it->row_b = 0;
+    } else {
+        --n;
+        it->row_len = it->shape[n];
+        it->row_a = it->a_stride[n];
+        it->row_b = it->b_stride[n];
+    }
+    it->ndim = n;
+    for (d = 0; d < n; ++d) {
+        it->rows *= it->shape[d];
+    }
+    it->a_off = 0;
+    it->b_off = 0;
+}
+
+/* Advance to the next row (odometer over the outer dimensions, innermost fastest). */
+static inline void ec_nd_next(ec_nd_iter *it)
+{
+    int32_t d;
+    for (d = it->ndim - 1; d >= 0; --d) {
+        it->a_off += it->a_stride[d];
+        it->b_off += it->b_stride[d];
+        if (++it->idx[d] < it->shape[d]) {
+            return;
+        }
+        it->idx[d] = 0;
+        it->a_off -= it->a_stride[d] * it->shape[d];
+        it->b_off -= it->b_stride[d] * it->shape[d];
+    }
+}
+
+#endif /* EDGEC_INTERNAL_H */

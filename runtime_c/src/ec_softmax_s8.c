@@ -1,0 +1,41 @@
+/*
+ * ec_softmax_s8: int8 softmax along n of data viewed as [outer][n][inner]; output scale 1/256, zero point -128.
+ * m = max along the axis; e = exp_table[m - x] (exp(-d * scale) in Q16); sum = sum of e;
+ * out = min((e * 256 + sum / 2) / sum, 255) - 128. exp_table[0] (exp(0) = 65536) must be non-zero.
+ */
+#include "edgec.h"
+
+void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, const int8_t *input,
+                   int8_t *output)
+{
+    int32_t o, j, k;
+
+    for (o = 0; o < outer; ++o) {
+        for (j = 0; j < inner; ++j) {
+            const int8_t *x = input + o * n * inner + j;
+            int8_t *y = output + o * n * inner + j;
+            uint64_t sum = 0;
+            int32_t m = -128;
+            int32_t xi;
+            for (k = 0, xi = 0; k < n; ++k, xi += inner) {
+                m = x[xi] > m ? x[xi] : m;
+            }
+            for (k = 0, xi = 0; k < n; ++k, xi += inner) {
+                sum += exp_table[m - x[xi]];
+            }
+            if (sum < (UINT32_C(1) << 23)) {
+                /* e <= sum, so e * 256 + sum / 2 fits 32 bits: avoid the 64-bit division */
+                const uint32_t s = (uint32_t)sum;
+                for (k = 0, xi = 0; k < n; ++k, xi += inner) {
+                    const uint32_t q = (exp_table[m - x[xi]] * 256u + s / 2u) / s;
+                    y[xi] = (int8_t)((int32_t)(q < 255u ? q : 255u) - 128);
+                }
+            } else {
+                for (k = 0, xi = 0; k < n; ++k, xi += inner) {
+                    const uint64_t q = ((uint64_t)exp_table[m - x[xi]] * 256u + sum / 2u) / sum;
+                    y[xi] = (int8_t)((int32_t)(q < 255u ? q : 255u) - 128);
+                }
+            }
+        }
+    }
+}
