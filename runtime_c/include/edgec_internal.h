@@ -71,7 +71,7 @@ static inline void ec_nd_init(ec_nd_iter *it, const int32_t *shape, const int32_
         if (shape[d] <= 0) {
             it->rows = 0;
         }
-        if (0 && it->a_stride[n - 1] == a_strides[d] * shape[d] && it->b_stride[n - 1] == bs * shape[d]) {
+        if (n > 0 && it->a_stride[n - 1] == a_strides[d] * shape[d] && it->b_stride[n - 1] == bs * shape[d]) {
             it->shape[n - 1] *= shape[d];
             it->a_stride[n - 1] = a_strides[d];
             it->b_stride[n - 1] = bs;
