@@ -279,6 +279,8 @@ def depthwise_model(x, w, g):
 
 
 def rand_quant_s8(rng, ffi, out_c, keep):
+    """(ec_quant_s8 cdata, its scalar fields, per-channel mult, shift); keep receives the arrays the struct points
+    into, which must stay alive while it is used."""
     per_channel = int(rng.integers(2))
     n = out_c if per_channel else 1
     mult, shift = rand_mult(rng, n).astype(np.int32), rand_shift(rng, n).astype(np.int32)
