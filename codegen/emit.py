@@ -10,11 +10,11 @@ from pathlib import Path
 import jinja2
 import numpy as np
 from edgec import __version__
-from edgec.calls import Arg, Array, Buf, Call, Raw, Struct
+from edgec.calls import Arg, Array, Buf, Call, Raw, Scratch, Struct
 from edgec.ir import Graph
 from edgec.paths import RUNTIME_DIR, TEMPLATES_DIR
 
-from .memory import Plan
+from .memory import Plan, scratch_name
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), trim_blocks=True, lstrip_blocks=True,
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -56,6 +56,7 @@ class Emitter:
         self.out = _Out([], [], [])
         self.symbols: set[str] = set()
         self.inputs_used = False
+        self.step = 0
 
     def unique(self, base: str) -> str:
         sym, k = c_identifier(base), 0
@@ -106,21 +107,26 @@ class Emitter:
             return "&" + self.struct(a)
         if isinstance(a, Raw):
             return a.text
+        if isinstance(a, Scratch):
+            return f"(void *)({self.name}_arena + {self.plan.offsets[scratch_name(self.step)]})"
         if isinstance(a, list):
             return "{ " + ", ".join(self.arg(x) for x in a) + " }"
         if isinstance(a, float):
             return _c_number(a, "float")
         return _c_number(a, "int32_t")
 
-    def call(self, c: Call) -> dict:
+    def call(self, c: Call, step: int) -> dict:
+        self.step = step
         return {"comment": f"{c.node}: {c.kernel}", "text": f"{c.kernel}({', '.join(self.arg(a) for a in c.args)})"}
 
 
-def write_project(g: Graph, calls: list[Call], plan: Plan, name: str, source: str, out_dir: Path,
+def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str, source: str, out_dir: Path,
                   io: dict) -> list[Path]:
-    """Write <name>.h, <name>.c and runtime/ into out_dir; returns the C sources to compile."""
+    """Write <name>.h, <name>.c and runtime/ into out_dir; returns the C sources to compile.
+
+    calls: (step index, call) in execution order; the step selects the call's scratch buffer."""
     em = Emitter(g, plan, name)
-    rendered = [em.call(c) for c in calls]
+    rendered = [em.call(c, step) for step, c in calls]
     mode = "int8: activations and weights are int8 (see SCALE/ZERO_POINT)" if g.quantized else "float32"
     ctx = dict(name=name, NAME=name.upper(), version=__version__, source=source, mode_comment=mode,
                arena_bytes=plan.arena_bytes, lower_bound=plan.lower_bound_bytes, inputs=io["inputs"],
@@ -135,7 +141,7 @@ def write_project(g: Graph, calls: list[Call], plan: Plan, name: str, source: st
     for h in (RUNTIME_DIR / "include").glob("*.h"):
         shutil.copy(h, rt / "include" / h.name)
     sources = [out_dir / f"{name}.c"]
-    for kernel in sorted({c.kernel for c in calls}):
+    for kernel in sorted({c.kernel for _, c in calls}):
         dst = rt / f"{kernel}.c"
         shutil.copy(RUNTIME_DIR / "src" / f"{kernel}.c", dst)
         sources.append(dst)

@@ -10,6 +10,20 @@ ALIGN = 16
 
 
 @dataclass
+class Step:
+    """One node's buffers: activations read and written, the input it aliases (no code) and scratch bytes."""
+
+    inputs: list[str]
+    outputs: list[str]
+    alias: str | None = None
+    scratch: int = 0
+
+
+def scratch_name(step: int) -> str:
+    return f"__scratch_{step}"
+
+
+@dataclass
 class Plan:
     offsets: dict[str, int]  # arena buffer (root tensor) -> byte offset
     root: dict[str, str]  # tensor -> the tensor whose buffer it uses
@@ -22,21 +36,24 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_memory(steps: list[tuple[list[str], list[str], str | None]], nbytes: dict[str, int],
-                external: set[str]) -> Plan:
-    """steps: per kernel step (inputs, outputs, alias source or None), in execution order."""
+def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str]) -> Plan:
+    """Place every buffer of the steps (in execution order) in one arena; scratch lives for its step only."""
     root: dict[str, str] = {}
     first: dict[str, int] = {}
     last: dict[str, int] = {}
-    for i, (ins, outs, alias) in enumerate(steps):
-        for name in ins:
+    nbytes = dict(nbytes)
+    for i, step in enumerate(steps):
+        for name in step.inputs:
             r = root.setdefault(name, name)
             last[r] = i
-        for name in outs:
-            r = root[alias] if alias is not None else name
+        for name in step.outputs:
+            r = root[step.alias] if step.alias is not None else name
             root[name] = r
             first.setdefault(r, i)
             last[r] = max(last.get(r, i), i)
+        if step.scratch:
+            name = scratch_name(i)
+            root[name], first[name], last[name], nbytes[name] = name, i, i, step.scratch
     buffers = [r for r in first if r == root[r] and r not in external]
     sizes = {r: nbytes[r] for r in buffers}
     offsets: dict[str, int] = {}

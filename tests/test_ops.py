@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_bitexact, assert_float_close, assert_int8_sane, build_and_run, make_model
+from helpers import HAVE_ARM, assert_bitexact, assert_float_close, assert_int8_sane, build_and_run, make_model
 from onnx import helper
 
 R = np.random.default_rng(42)
@@ -151,3 +151,18 @@ def test_int8_bitexact_with_reference(case, tmp_path):
     samples, res, g, want = build_and_run(CASES[case](), tmp_path, quantize="int8")
     assert_bitexact(g, samples, res)
     assert_int8_sane(res, want)
+
+
+M7_CASES = ["conv2d_stride2_asym_pads", "depthwise_multiplier2_stride2", "conv1d", "gemm_transb0_alpha_beta",
+            "residual_add_relu", "mul_const_nhwc_relu", "prelu", "sigmoid", "avgpool_include_pad",
+            "maxpool_pads_ceil", "concat_channels", "pad_constant", "softmax_channels_nhwc", "flatten_gemm_nhwc",
+            "transpose_nhwc"]
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("case", M7_CASES)
+def test_cortex_m7(case, tmp_path):
+    _, res, _, want = build_and_run(CASES[case](), tmp_path / "f", target="cortex-m7")
+    assert_float_close(res, want)
+    samples, res, g, want = build_and_run(CASES[case](), tmp_path / "q", quantize="int8", target="cortex-m7")
+    assert_bitexact(g, samples, res)

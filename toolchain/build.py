@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from edgec.codegen.emit import c_identifier, write_project
-from edgec.codegen.memory import plan_memory
+from edgec.codegen.memory import Step, plan_memory
 
 from . import host
 from .calls import Array, Call
@@ -79,15 +79,17 @@ def quantize_with(g: Graph, calib: Path | None) -> None:
     quantize_graph(g, calibrate(g, samples))
 
 
-def lower_graph(g: Graph) -> tuple[list[Call], list[tuple[list[str], list[str], str | None]], list[dict]]:
+def lower_graph(g: Graph) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:
+    """Kernel calls tagged with their step (node index), the steps for memory planning, and a per-layer report."""
     calls, steps, layers = [], [], []
-    for node in g.nodes:
+    for i, node in enumerate(g.nodes):
         low = REGISTRY[node.op].lower(node, g)
         ins = [i for i in node.inputs if i and g.const(i) is None]
-        steps.append((ins, node.outputs[:1], low.alias))
-        calls.extend(low.calls)
+        scratch = max((c.scratch_bytes for c in low.calls), default=0)
+        steps.append(Step(ins, node.outputs[:1], low.alias, scratch))
+        calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "kernels": [c.kernel for c in low.calls],
-                       "macs": REGISTRY[node.op].macs(node, g)})
+                       "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch})
     return calls, steps, layers
 
 
@@ -104,9 +106,9 @@ def _io(g: Graph) -> dict:
             "outputs": [desc(n, "output", k) for k, n in enumerate(g.outputs)]}
 
 
-def _const_bytes(calls: list[Call]) -> int:
+def _const_bytes(calls: list[tuple[int, Call]]) -> int:
     total = 0
-    for c in calls:
+    for _, c in calls:
         stack = list(c.args)
         while stack:
             a = stack.pop()

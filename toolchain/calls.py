@@ -37,13 +37,21 @@ class Struct:
 
 
 @dataclass
+class Scratch:
+    """Pointer to the call's scratch buffer (arena memory live only during this step); size from the kernel's
+    Python twin of its _get_buffer_size companion."""
+
+    nbytes: int
+
+
+@dataclass
 class Raw:
     """A C expression written as is (an enum constant, NULL)."""
 
     text: str
 
 
-Arg = Buf | Array | Struct | Raw | int | float | list
+Arg = Buf | Array | Struct | Scratch | Raw | int | float | list
 
 
 @dataclass
@@ -52,6 +60,10 @@ class Call:
     args: list[Arg]
     node: str = ""
     macs: int = 0
+
+    @property
+    def scratch_bytes(self) -> int:
+        return max((a.nbytes for a in self.args if isinstance(a, Scratch)), default=0)
 
 
 @dataclass

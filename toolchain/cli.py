@@ -46,7 +46,8 @@ def _summary(meta: dict) -> list[tuple[str, str]]:
     if elf:
         rows += [("flash total (text+rodata+data)", _fmt_bytes(elf["flash"])),
                  ("flash model+kernels", _fmt_bytes(elf.get("model_flash"))),
-                 ("RAM static (data+bss)", _fmt_bytes(elf["ram_static"]))]
+                 ("RAM static (data+bss, arena included)", _fmt_bytes(elf["ram_static"])),
+                 ("stack estimate (gcc -fstack-usage)", _fmt_bytes(elf.get("stack_estimate")))]
     return rows
 
 

@@ -22,7 +22,7 @@ from .errors import EdgecError
 from .paths import TARGETS_DIR, TEMPLATES_DIR
 from .target import Target
 
-CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections")
+CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections", "-fstack-usage")
 # newlib with librdimon (semihosting stdio); startup.c replaces rdimon's crt0, hence -nostartfiles.
 LDFLAGS = ("-nostartfiles", "--specs=rdimon.specs", "-Wl,--gc-sections")
 STARTUP_DIR = TARGETS_DIR / "cortex-m"
@@ -169,7 +169,24 @@ def elf_sizes(elf: Path, target: Target, model_sources: Iterable[str | Path] = (
     model = {key: n for key, n in _map_object_sizes(map_file).items() if key[1] in objects}
     sizes["model_flash"] = sum(n for (sec, _), n in model.items() if sec in _FLASH_SECTIONS)
     sizes["model_ram"] = sum(n for (sec, _), n in model.items() if sec in _RAM_SECTIONS)
+    sizes["stack_estimate"] = _stack_estimate(elf.parent / "obj", [Path(s).stem for s in model_sources])
     return sizes
+
+
+def _stack_estimate(obj_dir: Path, stems: list[str]) -> int:
+    """Stack of one inference from gcc's -fstack-usage: the run function's frame plus the deepest kernel frame
+    (the generated code calls kernels directly and kernels call no other model function)."""
+    frames: dict[str, int] = {}
+    for stem in stems:
+        su = obj_dir / f"{stem}.su"
+        if not su.is_file():
+            continue
+        for line in su.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[1].isdigit():
+                frames[stem] = max(frames.get(stem, 0), int(parts[1]))
+    model = frames.pop(stems[0], 0) if stems else 0
+    return model + max(frames.values(), default=0)
 
 
 def run_firmware(

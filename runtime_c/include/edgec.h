@@ -61,7 +61,8 @@ typedef struct {
 
 /* ---- fixed-point helpers (same rounding as TFLite's reference kernels) ---------------------------------- */
 
-/* Saturating rounding doubling high multiply: round((a * b) / 2^31), ties away from zero; (MIN, MIN) -> MAX. */
+/* Saturating rounding doubling high multiply: (a * b + nudge) / 2^31 with C division, nudge = 2^30 for a
+ * non-negative product and 1 - 2^30 otherwise (gemmlowp; a negative tie rounds toward zero); (MIN, MIN) -> MAX. */
 static inline int32_t ec_srdhm(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN) {

@@ -1,0 +1,42 @@
+"""The arena planner: lifetimes, reuse, aliases, scratch and the lower bound."""
+
+from edgec.codegen.memory import Step, plan_memory, scratch_name
+
+
+def overlaps(plan, a: str, b: str) -> bool:
+    oa, ob = plan.offsets[a], plan.offsets[b]
+    return oa < ob + plan.sizes[b] and ob < oa + plan.sizes[a]
+
+
+def test_chain_reuses_dead_buffers():
+    # in -> a -> b -> c -> out: at most two buffers live at once
+    steps = [Step(["in"], ["a"]), Step(["a"], ["b"]), Step(["b"], ["c"]), Step(["c"], ["out"])]
+    sizes = {"a": 100, "b": 200, "c": 100}
+    plan = plan_memory(steps, sizes, {"in", "out"})
+    assert plan.lower_bound_bytes == 300
+    assert plan.arena_bytes == 320  # 200 + 100 rounded up to 16-byte alignment
+    assert not overlaps(plan, "a", "b") and not overlaps(plan, "b", "c")
+    assert all(off % 16 == 0 for off in plan.offsets.values())
+
+
+def test_skip_connection_keeps_buffer_alive():
+    steps = [Step(["in"], ["a"]), Step(["a"], ["b"]), Step(["b"], ["c"]), Step(["a", "c"], ["out"])]
+    plan = plan_memory(steps, {"a": 64, "b": 64, "c": 64}, {"in", "out"})
+    assert not overlaps(plan, "a", "b") and not overlaps(plan, "a", "c")
+    assert plan.lower_bound_bytes == 128 + 64
+
+
+def test_alias_shares_buffer_and_extends_lifetime():
+    steps = [Step(["in"], ["a"]), Step(["a"], ["r"], alias="a"), Step(["r"], ["b"]), Step(["b"], ["out"])]
+    plan = plan_memory(steps, {"a": 48, "r": 48, "b": 48}, {"in", "out"})
+    assert plan.root["r"] == "a" and "r" not in plan.offsets
+    assert not overlaps(plan, "a", "b")
+
+
+def test_scratch_lives_for_its_step_only():
+    steps = [Step(["in"], ["a"], scratch=500), Step(["a"], ["b"]), Step(["b"], ["out"], scratch=32)]
+    plan = plan_memory(steps, {"a": 16, "b": 16}, {"in", "out"})
+    assert plan.sizes[scratch_name(0)] == 500
+    assert not overlaps(plan, scratch_name(0), "a")
+    assert not overlaps(plan, scratch_name(2), "b")
+    assert plan.lower_bound_bytes == 516
