@@ -79,11 +79,11 @@ def quantize_with(g: Graph, calib: Path | None) -> None:
     quantize_graph(g, calibrate(g, samples))
 
 
-def lower_graph(g: Graph) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:
+def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:
     """Kernel calls tagged with their step (node index), the steps for memory planning, and a per-layer report."""
     calls, steps, layers = [], [], []
     for i, node in enumerate(g.nodes):
-        low = REGISTRY[node.op].lower(node, g)
+        low = REGISTRY[node.op].lower(node, g, target)
         ins = [i for i in node.inputs if i and g.const(i) is None]
         scratch = max((c.scratch_bytes for c in low.calls), default=0)
         steps.append(Step(ins, node.outputs[:1], low.alias, scratch))
@@ -127,7 +127,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     g = prepare_graph(opts.model, opts.input_shapes)
     if opts.quantize == "int8":
         quantize_with(g, opts.calib)
-    calls, steps, layers = lower_graph(g)
+    calls, steps, layers = lower_graph(g, target)
     elem = 1 if g.quantized else 4
     nbytes = {name: t.size * elem for name, t in g.tensors.items()}
     plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))

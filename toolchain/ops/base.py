@@ -12,6 +12,7 @@ import numpy as np
 
 from ..calls import Lowered
 from ..ir import Graph, Node
+from ..target import Target
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -42,7 +43,8 @@ class Op:
         """A fixed output scale/zero point (softmax), or None to use the calibrated range."""
         return None
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+        """Kernel calls for this node on the target (the target's features choose the kernel variant)."""
         raise NotImplementedError
 
     def macs(self, node: Node, g: Graph) -> int:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
+from ..target import Target
 from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, quantize_multiplier, register, requantize
 from .conv import act_struct
 from .geometry import broadcast_struct
@@ -72,7 +73,7 @@ class Binary(Op):
         y = requantize(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         name, t = node.name, ctype(g)
         ins = [g.tensors[i] for i in node.inputs]
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], ins)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Struct
 from ..ir import Graph, Node
+from ..target import Target
 from .base import (
     Op,
     act_range,
@@ -114,7 +115,7 @@ class Conv(Op):
         group = node.attrs.get("group", 1)
         return group > 1 and group == g.shape(node.inputs[0])[1]
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         w, kernel, strides, pads, dil, group = self._geometry(node, g)
         name = node.name
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)

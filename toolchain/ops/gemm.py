@@ -6,6 +6,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered
 from ..ir import Graph, Node
+from ..target import Target
 from .base import Op, apply_act, ctype, register
 from .conv import act_struct, finish_s8, output_stage, quant_struct, quantize_weights
 
@@ -55,7 +56,7 @@ class Gemm(Op):
         acc = (self._rows(xs[0]).astype(np.int64) - q["in_zp"]) @ q["w"].astype(np.int64).T
         return finish_s8(acc, q, 1).reshape(g.shape(node.outputs[0]))
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         name, t = node.name, ctype(g)
         if g.quantized:
             w, bias, stage, suffix, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "s8", "int32_t"

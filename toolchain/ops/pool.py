@@ -8,6 +8,7 @@ import numpy as np
 
 from ..calls import Buf, Call, Lowered, Struct
 from ..ir import Graph, Node
+from ..target import Target
 from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, register
 from .conv import act_struct
 from .geometry import conv_params, spatial_attrs, windows
@@ -82,7 +83,7 @@ class Pool(Op):
             y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         name, t = node.name, ctype(g)
         kernel, strides, pads, dil = self.geometry(node, g)
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil)

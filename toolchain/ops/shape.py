@@ -7,6 +7,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node, Tensor
+from ..target import Target
 from .base import Op, ctype, qparams, register
 from .geometry import MAX_DIMS, axis_split
 from .unary import lut
@@ -45,7 +46,7 @@ class Reshape(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         if node.outputs[0] not in g.outputs:
             return Lowered(alias=src.name)
@@ -74,7 +75,7 @@ class Transpose(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         if node.op == "LayoutCast" and src.view is not None:
             # A flattened channels-last tensor back to plain order: copy in the source's view.
@@ -114,7 +115,7 @@ class Concat(Op):
             parts.append(c if c is not None else (x if table is None else table[x.astype(np.int64) + 128]))
         return np.concatenate(parts, axis=self.axis(node, g))
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         name, t = node.name, ctype(g)
         out = g.tensors[node.outputs[0]]
         ax = self.axis(node, g)
@@ -178,7 +179,7 @@ class Pad(Op):
         begin, end, _ = self.pads(node, g)
         return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         name, t = node.name, ctype(g)
         src = g.tensors[node.inputs[0]]
         begin, end, value = self.pads(node, g)

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered
 from ..ir import Graph, Node
+from ..target import Target
 from .base import Op, qparams, register
 from .geometry import axis_split
 
@@ -39,7 +40,7 @@ class Softmax(Op):
         s = e.sum(axis=ax, keepdims=True)
         return (np.minimum((e * 256 + s // 2) // s, 255) - 128).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         outer, n, inner = axis_split(g.tensors[node.inputs[0]], self.axis(node, g))
         if g.quantized:
             args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), Buf(node.inputs[0], "int8_t"),

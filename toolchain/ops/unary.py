@@ -8,6 +8,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
+from ..target import Target
 from .base import Op, c_float, ctype, qparams, quantize_multiplier, register, requantize
 from .geometry import broadcast_struct
 
@@ -65,7 +66,7 @@ class Unary(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return node.q["table"][xs[0].astype(np.int64) + 128]
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         name, t = node.name, ctype(g)
         size = g.tensors[node.inputs[0]].size
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
@@ -108,7 +109,7 @@ class PRelu(Op):
         neg = requantize(v * (q["slope"].astype(np.int64) - q["slope_zp"]), q["neg_mult"], q["neg_shift"])
         return np.clip(np.where(v >= 0, pos, neg) + q["out_zp"], -128, 127).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph) -> Lowered:
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         name, t = node.name, ctype(g)
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[i] for i in node.inputs])
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
