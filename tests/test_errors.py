@@ -166,3 +166,12 @@ def test_run_on_non_build_dir(tmp_path, capsys):
     np.savez(inputs, input=np.zeros((2, 1, 4), np.float32))
     code, err = run_cli(capsys, "run", tmp_path, "--inputs", inputs, "--output", tmp_path / "o.npz")
     assert_user_error(code, err, "not an edgec build directory")
+
+
+def test_unsupported_form_names_the_reason(tmp_path, capsys):
+    model = make_model([helper.make_node("MatMul", ["input", "y"], ["output"], name="mm")],
+                       {"input": [1, 4], "y": [4, 3]}, {"output": [1, 3]})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    code, err = run_cli(capsys, "build", path)
+    assert_user_error(code, err, "MatMul (node 'mm')", "constant")

@@ -23,7 +23,7 @@ from .ops import REGISTRY
 from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
-from .passes.normalize import normalize
+from .passes.normalize import NORMALIZED, normalize
 from .quantize import calibrate, quantize_graph
 from .target import Target, load_target
 
@@ -46,20 +46,18 @@ class BuildOptions:
 def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     """Load and run the graph passes; every unsupported op is reported in one message."""
     g = load_onnx(model, input_shapes)
-    problems = [f"{n.op} (node '{n.name}')" for n in g.nodes if n.op not in REGISTRY
-                and n.op not in ("Identity", "Dropout", "Flatten", "Squeeze", "Unsqueeze", "MatMul", "Div",
-                                 "ReduceMean", "BatchNormalization")]
+    supported = set(REGISTRY) | set(NORMALIZED)
+    problems = [f"{n.op} (node '{n.name}')" for n in g.nodes if n.op not in supported]
     if problems:
         raise EdgecError(f"{model}: unsupported ops: {'; '.join(problems)}. Supported: "
-                         f"{', '.join(sorted(set(REGISTRY) - {'LayoutCast'}))}")
+                         f"{', '.join(sorted(supported - {'LayoutCast'}))}")
     require_static_shapes(g, model)
     normalize(g)
     fold_batchnorm(g)
     fuse_activations(g)
     problems = []
     for n in g.nodes:
-        reason = None if n.op in REGISTRY else "no kernel for this form"
-        reason = reason or REGISTRY[n.op].check(n, g)
+        reason = REGISTRY[n.op].check(n, g) if n.op in REGISTRY else NORMALIZED[n.op]
         if reason:
             problems.append(f"{n.op} (node '{n.name}'): {reason}")
     if problems:

@@ -8,6 +8,15 @@ import numpy as np
 
 from ..ir import Graph, Node
 
+# ONNX ops rewritten into others here, with the reason given when a node keeps a form that cannot be rewritten.
+NORMALIZED = {
+    "Identity": "", "Dropout": "", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
+    "MatMul": "the right operand must be a constant 2-D matrix (weights)",
+    "Div": "only division by a constant is supported",
+    "ReduceMean": "only a mean over all spatial axes of a 3-D or 4-D tensor is supported",
+    "BatchNormalization": "scale, bias, mean and variance must be constants",
+}
+
 
 def _bypass(g: Graph, node: Node) -> None:
     """Remove a node whose output equals its first input."""
