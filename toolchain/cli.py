@@ -44,7 +44,9 @@ def _summary(meta: dict) -> list[tuple[str, str]]:
             ("arena lower bound", _fmt_bytes(meta["arena_lower_bound_bytes"]))]
     elf = meta.get("elf")
     if elf:
-        rows += [("flash total (text+rodata+data)", _fmt_bytes(elf["flash"])),
+        rows += [("flash code (text)", _fmt_bytes(elf["text"])),
+                 ("flash constants (rodata)", _fmt_bytes(elf["rodata"])),
+                 ("flash total (text+rodata+data)", _fmt_bytes(elf["flash"])),
                  ("flash model+kernels", _fmt_bytes(elf.get("model_flash"))),
                  ("RAM static (data+bss, arena included)", _fmt_bytes(elf["ram_static"])),
                  ("stack estimate (gcc -fstack-usage)", _fmt_bytes(elf.get("stack_estimate")))]

@@ -1,0 +1,80 @@
+"""The command line on the happy path: build, run, validate (table, JSON, failure exit code), targets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from edgec import validate as validate_module
+from edgec.cli import main
+from edgec.examples import convnet, sample_inputs
+from helpers import HAVE_ARM
+
+
+@pytest.fixture
+def convnet_files(tmp_path):
+    model = convnet()
+    path = tmp_path / "convnet.onnx"
+    onnx.save(model, path)
+    np.savez(tmp_path / "calib.npz", **sample_inputs(model, 16, seed=1))
+    np.savez(tmp_path / "inputs.npz", **sample_inputs(model, 4, seed=2))
+    return path, tmp_path / "calib.npz", tmp_path / "inputs.npz"
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
+    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
+def test_build_then_run(convnet_files, tmp_path, capsys, target):
+    model, calib, inputs = convnet_files
+    out = tmp_path / "b"
+    assert main(["build", str(model), "--target", target, "--quantize", "int8", "--calib", str(calib),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "arena lower bound" in printed and "ec_conv2d_s8" in printed
+    header = (out / "convnet.h").read_text()
+    assert "int convnet_run(const void *const inputs[], void *const outputs[]);" in header
+    assert sorted(p.name for p in (out / "runtime").glob("*.c")) == [
+        "ec_conv2d_s8.c", "ec_fully_connected_s8.c"]  # only the kernels the model uses
+    assert main(["run", str(out), "--inputs", str(inputs), "--output", str(tmp_path / "o.npz")]) == 0
+    got = np.load(tmp_path / "o.npz")["output"]
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    x = np.load(inputs)["input"]
+    want = np.stack([sess.run(None, {"input": x[i]})[0] for i in range(len(x))])
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()  # int8 noise, calibrated on 16 samples
+
+
+def test_validate_json_keys(convnet_files, capsys):
+    model, calib, inputs = convnet_files
+    code = main(["validate", str(model), "--quantize", "int8", "--calib", str(calib), "--inputs", str(inputs),
+                 "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for key in ("max_abs_err", "mean_abs_err", "cosine", "sqnr_db", "top1_agreement", "bitexact_vs_reference",
+                "flash_bytes", "ram_bytes", "arena_bytes", "arena_lower_bound_bytes", "instructions", "macs",
+                "params"):
+        assert key in report, key
+    assert report["bitexact_vs_reference"] == 1.0
+    assert report["macs"] == 28 * 28 * 4 * 9 + 28 * 28 * 8 * 36 + 8 * 28 * 28 * 10
+
+
+def test_validate_fails_when_not_bitexact(convnet_files, capsys, monkeypatch):
+    model, calib, inputs = convnet_files
+    real = validate_module.reference_outputs
+
+    def off_by_one(g, samples):
+        return [{k: (v.astype(np.int16) + 1).clip(-128, 127).astype(np.int8) for k, v in o.items()}
+                for o in real(g, samples)]
+
+    monkeypatch.setattr("edgec.validate.reference_outputs", off_by_one)
+    code = main(["validate", str(model), "--quantize", "int8", "--calib", str(calib), "--inputs", str(inputs)])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAIL" in out
+
+
+def test_targets_lists_host_and_m7(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert "host" in out and "cortex-m7" in out and "mps2-an500" in out
