@@ -46,7 +46,7 @@ def random_feeds(model: onnx.ModelProto, rng: np.random.Generator, scale: float 
 
 
 def build_and_run(model: onnx.ModelProto, tmp: Path, quantize: str = "none", target: str = "host",
-                  n_samples: int = 3, n_calib: int = 16, seed: int = 0):
+                  n_samples: int = 3, n_calib: int = 16, seed: int = 0, **build_options):
     """Build the model, run samples on the target; returns (samples, run result, graph, onnxruntime outputs)."""
     rng = np.random.default_rng(seed)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,8 @@ def build_and_run(model: onnx.ModelProto, tmp: Path, quantize: str = "none", tar
         cal = [random_feeds(model, rng) for _ in range(n_calib)]
         calib = tmp / "calib.npz"
         np.savez(calib, **{k: np.stack([c[k] for c in cal]) for k in cal[0]})
-    out, meta, g = build(BuildOptions(path, target=target, quantize=quantize, calib=calib, out=tmp / "build"))
+    out, meta, g = build(BuildOptions(path, target=target, quantize=quantize, calib=calib, out=tmp / "build",
+                                      **build_options))
     samples = [random_feeds(model, rng) for _ in range(n_samples)]
     res = run_build(out, samples)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

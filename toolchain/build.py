@@ -14,6 +14,7 @@ from edgec.codegen.emit import c_identifier, write_project
 from edgec.codegen.memory import Step, plan_memory
 
 from . import host
+from .calibrate import calibrate
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
@@ -24,7 +25,7 @@ from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
 from .passes.normalize import NORMALIZED, normalize
-from .quantize import calibrate, quantize_graph
+from .quantize import quantize_graph
 from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
@@ -37,6 +38,8 @@ class BuildOptions:
     target: str = "host"
     quantize: str = "none"  # none | int8
     calib: Path | None = None
+    calibration: str = "minmax"
+    percentile: float = 99.99
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     out: Path | None = None
     force: bool = False
@@ -67,14 +70,15 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
     return g
 
 
-def quantize_with(g: Graph, calib: Path | None) -> None:
+def quantize_with(g: Graph, opts: BuildOptions) -> None:
+    calib = opts.calib
     if calib is None:
         print("warning: no --calib data; calibrating int8 ranges on random normal data, so the accuracy of this "
               "build is not meaningful. Pass --calib samples.npz with real inputs.", file=sys.stderr)
         samples = random_samples(g, RANDOM_CALIB_SAMPLES)
     else:
         samples = load_samples(calib, g, "calibration")
-    quantize_graph(g, calibrate(g, samples))
+    quantize_graph(g, calibrate(g, samples, opts.calibration, opts.percentile))
 
 
 def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:
@@ -124,7 +128,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         raise EdgecError(f"--quantize {opts.quantize}: choose none or int8")
     g = prepare_graph(opts.model, opts.input_shapes)
     if opts.quantize == "int8":
-        quantize_with(g, opts.calib)
+        quantize_with(g, opts)
     calls, steps, layers = lower_graph(g, target)
     elem = 1 if g.quantized else 4
     nbytes = {name: t.size * elem for name, t in g.tensors.items()}

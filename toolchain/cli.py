@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrate import METHODS
 from .errors import EdgecError
 
 EXIT_USER_ERROR = 2
@@ -20,6 +21,9 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="host", help="target name (see 'edgec targets'); default host")
     p.add_argument("--quantize", default="none", choices=["none", "int8"], help="none = float32")
     p.add_argument("--calib", type=Path, help=".npz calibration samples (one array per input, leading sample axis)")
+    p.add_argument("--calibration", default="minmax", choices=list(METHODS),
+                   help="how activation ranges are chosen from the calibration data (default minmax)")
+    p.add_argument("--percentile", type=float, default=99.99, help="for --calibration percentile (default 99.99)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     p.add_argument("--name", help="C identifier prefix (default: model file name)")
     p.add_argument("--force", action="store_true", help="write the C even if the model does not fit the target")
@@ -30,6 +34,7 @@ def _options(a: argparse.Namespace, out: Path | None):
     from .load import parse_input_shapes
 
     return BuildOptions(model=a.model, target=a.target, quantize=a.quantize, calib=a.calib,
+                        calibration=a.calibration, percentile=a.percentile,
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name)
 
 

@@ -9,20 +9,6 @@ import numpy as np
 
 from .ir import Graph
 from .ops import REGISTRY
-from .reference import run_graph
-
-
-def calibrate(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
-    """Min/max of every activation over the samples, with the float reference."""
-    ranges: dict[str, tuple[float, float]] = {}
-    for feeds in samples:
-        for name, v in run_graph(g, feeds).items():
-            if g.const(name) is not None:
-                continue
-            lo, hi = float(np.min(v)), float(np.max(v))
-            old = ranges.get(name)
-            ranges[name] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
-    return ranges
 
 
 def affine_params(lo: float, hi: float) -> tuple[float, int]:

@@ -1,0 +1,77 @@
+"""Calibration methods on known distributions, and every method end to end (bit-exact int8 on the host)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edgec.build import prepare_graph
+from edgec.calibrate import METHODS, calibrate
+from helpers import assert_bitexact, build_and_run, make_model
+from onnx import helper
+from test_ops import CASES
+
+
+def identity_graph(tmp_path, n: int = 1000):
+    import onnx
+
+    model = make_model([helper.make_node("Relu", ["input"], ["output"])], {"input": [1, n]}, {"output": [1, n]})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    return prepare_graph(path)
+
+
+def gaussian_with_outlier(n: int = 1000, samples: int = 20) -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(samples):
+        x = rng.standard_normal((1, n)).astype(np.float32)
+        if k == 0:
+            x[0, 0] = 40.0  # one outlier
+        out.append({"input": x})
+    return out
+
+
+def test_minmax_sees_the_outlier(tmp_path):
+    g = identity_graph(tmp_path)
+    lo, hi = calibrate(g, gaussian_with_outlier(), "minmax")["input"]
+    assert hi == pytest.approx(40.0) and lo < -3
+
+
+def test_moving_average_is_the_mean_of_extremes(tmp_path):
+    g = identity_graph(tmp_path)
+    samples = gaussian_with_outlier()
+    lo, hi = calibrate(g, samples, "moving-average")["input"]
+    assert hi == pytest.approx(np.mean([s["input"].max() for s in samples]), rel=1e-6)
+    assert lo == pytest.approx(np.mean([s["input"].min() for s in samples]), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_clipping_methods_ignore_a_single_outlier(tmp_path, method):
+    g = identity_graph(tmp_path)
+    lo, hi = calibrate(g, gaussian_with_outlier(), method)["input"]
+    assert 2.0 < hi < 20.0 and -20.0 < lo < -2.0
+
+
+def test_mse_clips_a_heavy_tail(tmp_path):
+    """For Laplace data the least-squares 8-bit clipping point lies inside the observed extremes."""
+    g = identity_graph(tmp_path, n=5000)
+    rng = np.random.default_rng(2)
+    samples = [{"input": rng.laplace(0, 1, (1, 5000)).astype(np.float32)} for _ in range(20)]
+    lo, hi = calibrate(g, samples, "mse")["input"]
+    top = max(float(s["input"].max()) for s in samples)
+    assert 5.0 < hi < 0.9 * top and lo < -5.0
+
+
+def test_percentile_value(tmp_path):
+    g = identity_graph(tmp_path, n=5000)
+    rng = np.random.default_rng(1)
+    samples = [{"input": rng.uniform(-1, 1, (1, 5000)).astype(np.float32)} for _ in range(10)]
+    lo, hi = calibrate(g, samples, "percentile", percentile=99.0)["input"]
+    assert hi == pytest.approx(0.98, abs=0.01) and lo == pytest.approx(-0.98, abs=0.01)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_builds_bitexact(tmp_path, method):
+    samples, res, g, _ = build_and_run(CASES["residual_add_relu"](), tmp_path, quantize="int8", n_calib=8,
+                                       calibration=method)
+    assert_bitexact(g, samples, res)
