@@ -152,6 +152,24 @@ def cmd_validate(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_quantize(a: argparse.Namespace) -> int:
+    from .build import prepare_graph, quantize_with
+    from .export import export_qdq
+
+    opts = _options(a, None)
+    opts.quantize = "int8"
+    g = prepare_graph(opts.model, opts.input_shapes)
+    quantize_with(g, opts)
+    tmp = a.output.with_name(f".{a.output.name}.tmp")
+    try:
+        export_qdq(g, tmp)
+        tmp.replace(a.output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {a.output} (QDQ, int8: per-channel weights, per-tensor activations, {opts.calibration} ranges)")
+    return 0
+
+
 def cmd_targets(a: argparse.Namespace) -> int:
     from .target import list_targets
 
@@ -181,6 +199,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--out", type=Path, help="keep the build in this directory")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=cmd_validate)
+    q = sub.add_parser("quantize", help="quantize and write a QDQ ONNX model that onnxruntime runs")
+    _build_args(q)
+    q.add_argument("-o", "--output", type=Path, required=True, help="QDQ .onnx file to write")
+    q.set_defaults(func=cmd_quantize)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
     return p

@@ -98,7 +98,8 @@ class PRelu(Op):
         s_out, zp_out = qparams(g, node.outputs[0])
         pos = quantize_multiplier(s_in / s_out)
         neg = quantize_multiplier(s_in * s_slope / s_out)
-        return {"slope": np.clip(np.round(slope / s_slope), -127, 127).astype(np.int8), "in_zp": zp_in,
+        return {"slope": np.clip(np.round(slope / s_slope), -127, 127).astype(np.int8), "slope_scale": s_slope,
+                "in_zp": zp_in,
                 "slope_zp": 0, "out_zp": zp_out, "pos_mult": pos[0], "pos_shift": pos[1], "neg_mult": neg[0],
                 "neg_shift": neg[1]}
 

@@ -1,0 +1,152 @@
+"""Write a quantized graph as a standard QDQ ONNX model that onnxruntime runs.
+
+Every activation gets QuantizeLinear/DequantizeLinear with edgec's scale and zero point; weights, biases and
+constant operands are stored as int8/int32 initializers behind DequantizeLinear (per output channel for Conv and
+Gemm weights). Fused activations become explicit Relu/Clip nodes before the output's Q/DQ pair."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .ir import Graph, Node
+from .ops.binary import const_quant
+from .ops.conv import weight_scales
+from .ops.gemm import Gemm
+
+OPSET = 13
+_ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"),
+               "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
+               "AveragePool": ("kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"),
+               "LeakyRelu": ("alpha",), "HardSigmoid": ("alpha", "beta"), "Softmax": ("axis",),
+               "Concat": ("axis",), "Transpose": ("perm",), "Gemm": ("transB",), "Pad": ("mode",)}
+
+
+class _Writer:
+    def __init__(self, g: Graph) -> None:
+        self.g = g
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.names: set[str] = set(g.tensors)
+        self.dq: dict[str, str] = {}  # activation -> its dequantized name
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 0
+        while name in self.names:
+            k += 1
+            name = f"{base}_{k}"
+        self.names.add(name)
+        return name
+
+    def init(self, base: str, value: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def dequantized_const(self, base: str, q: np.ndarray, scale, zp, axis: int | None = None) -> str:
+        inputs = [self.init(f"{base}_q", q), self.init(f"{base}_scale", np.asarray(scale, np.float32)),
+                  self.init(f"{base}_zp", np.asarray(zp, q.dtype))]
+        out = self.fresh(f"{base}_dq")
+        kw = {"axis": axis} if axis is not None else {}
+        self.nodes.append(helper.make_node("DequantizeLinear", inputs, [out], **kw))
+        return out
+
+    def qdq(self, name: str) -> None:
+        """name (float) -> Q -> DQ; consumers read the DQ output."""
+        t = self.g.tensors[name]
+        scale = self.init(f"{name}_scale", np.float32(t.scale))
+        zp = self.init(f"{name}_zp", np.int8(t.zero_point))
+        q, dq = self.fresh(f"{name}_q"), self.fresh(f"{name}_dq")
+        self.nodes += [helper.make_node("QuantizeLinear", [name, scale, zp], [q]),
+                       helper.make_node("DequantizeLinear", [q, scale, zp], [dq])]
+        self.dq[name] = dq
+
+    def act(self, node: Node, out: str) -> str:
+        """Append the fused activation of node (if any) reading `out`; returns the name to Q/DQ."""
+        lo, hi = node.attrs.get("act", (-math.inf, math.inf))
+        if (lo, hi) == (-math.inf, math.inf):
+            return out
+        pre = self.fresh(f"{out}_preact")
+        self.nodes[-1].output[0] = pre
+        if (lo, hi) == (0.0, math.inf):
+            self.nodes.append(helper.make_node("Relu", [pre], [out]))
+        else:
+            self.nodes.append(helper.make_node("Clip", [pre, self.init(f"{out}_min", np.float32(lo)),
+                                                        self.init(f"{out}_max", np.float32(hi))], [out]))
+        return out
+
+    def node(self, node: Node) -> None:
+        g = self.g
+        out = node.outputs[0]
+        if node.op == "LayoutCast":
+            self.nodes.append(helper.make_node("Identity", [self.dq[node.inputs[0]]], [out]))
+            self.qdq(out)
+            return
+        ins = []
+        for k, name in enumerate(node.inputs):
+            if g.const(name) is None:
+                ins.append(self.dq[name])
+            else:
+                ins.append(self.const_input(node, k, name))
+        attrs = {a: v for a, v in node.attrs.items() if a in _ONNX_ATTRS.get(node.op, ())}
+        if node.op == "Reshape":
+            ins.append(self.init(f"{out}_shape", np.array(g.shape(out), np.int64)))
+        if node.op == "Clip":
+            ins += [self.init(f"{out}_min", np.float32(node.attrs.get("min", -np.inf))),
+                    self.init(f"{out}_max", np.float32(node.attrs.get("max", np.inf)))]
+        if node.op == "Pad":
+            attrs = {}
+        self.nodes.append(helper.make_node(node.op, ins, [out], name=node.name, **attrs))
+        self.act(node, out)
+        self.qdq(out)
+
+    def const_input(self, node: Node, k: int, name: str) -> str:
+        g, q = self.g, node.q
+        data = g.const(name)
+        if node.op in ("Conv", "Gemm") and k in (1, 2):
+            w = g.const(node.inputs[1]) if node.op == "Conv" else Gemm().weights(node, g)[0]
+            ws = weight_scales(w).astype(np.float32)
+            if k == 1:
+                return self.dequantized_const(name, q["w"], ws, np.zeros(len(ws), np.int8), axis=0)
+            s_in = g.tensors[node.inputs[0]].scale
+            return self.dequantized_const(name, q["bias"], (s_in * ws).astype(np.float32),
+                                          np.zeros(len(ws), np.int32), axis=0)
+        if node.op in ("Add", "Sub", "Mul"):
+            qc, s, zp = const_quant(data.astype(np.float64))
+            return self.dequantized_const(name, qc, np.float32(s), np.int8(zp))
+        if node.op == "PRelu":
+            return self.dequantized_const(name, q["slope"], np.float32(q["slope_scale"]), np.int8(0))
+        if node.op == "Concat":
+            t = g.tensors[node.outputs[0]]
+            return self.dequantized_const(name, q["consts"][k], np.float32(t.scale), np.int8(t.zero_point))
+        return self.init(name, data)  # pads and other non-numeric constants stay as they are
+
+
+def export_qdq(g: Graph, path: Path) -> None:
+    """Write the quantized graph g as a QDQ ONNX model with g's input and output names."""
+    assert g.quantized, "export_qdq needs a quantized graph"
+    g = copy.deepcopy(g)
+    finals = list(g.outputs)
+    for name in finals:  # the float value before the output's Q/DQ pair gets another name
+        g.rename_tensor(name, g.fresh_name(f"{name}_float"))
+    w = _Writer(g)
+    w.names.update(finals)
+    for name in g.inputs:
+        w.qdq(name)
+    for node in g.nodes:
+        w.node(node)
+    for inner, final in zip(g.outputs, finals):
+        w.nodes.append(helper.make_node("Identity", [w.dq[inner]], [final]))
+    graph = helper.make_graph(
+        w.nodes, f"{g.name}_qdq",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(g.shape(n))) for n in g.inputs],
+        [helper.make_tensor_value_info(f, TensorProto.FLOAT, list(g.shape(i))) for i, f in zip(g.outputs, finals)],
+        w.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgec")
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
