@@ -140,13 +140,24 @@ def cmd_validate(a: argparse.Namespace) -> int:
     report["samples"] = len(samples)
     report["target"] = meta["target"]
     report["quantize"] = meta["quantize"]
+    layers = None
+    if a.per_layer and g.quantized:
+        from .analysis import quant_report
+
+        layers = quant_report(g, samples)
+        report["per_layer"] = layers
     if a.json:
-        print(json.dumps({k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in report.items()}))
+        print(json.dumps(_finite(report)))
     else:
         rows = [(k, f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else f"{v:,}" if isinstance(v, int)
                                                               else str(v))) for k, v in report.items()]
         print(f"validation of {a.model} on {meta['target']} ({len(samples)} samples, {meta['quantize']})")
-        print(_table(rows))
+        print(_table([r for r in rows if r[0] != "per_layer"]))
+        if layers is not None:
+            from .analysis import format_report
+
+            print("quantization error per tensor, worst first:")
+            print(format_report(layers))
         print("PASS" if ok else "FAIL: " + ("outputs differ from the integer reference" if g.quantized
                                             else "float error above 1e-3 of the output range"))
     return 0 if ok else 1
@@ -167,7 +178,24 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     print(f"wrote {a.output} (QDQ, int8: per-channel weights, per-tensor activations, {opts.calibration} ranges)")
+    if a.report:
+        from .analysis import format_report, quant_report
+        from .data import load_samples, random_samples
+
+        source = a.inputs or opts.calib
+        samples = load_samples(source, g, "input") if source else random_samples(g, 8, seed=1)
+        print(f"\nquantization error per tensor on {source or '8 random samples'}, worst first:")
+        print(format_report(quant_report(g, samples)))
     return 0
+
+
+def _finite(x):
+    """JSON has no infinity: an infinite float (an exact SQNR) becomes null."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return None if isinstance(x, float) and math.isinf(x) else x
 
 
 def cmd_targets(a: argparse.Namespace) -> int:
@@ -198,10 +226,13 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--inputs", type=Path, help=".npz test samples (default: 8 random samples)")
     v.add_argument("--out", type=Path, help="keep the build in this directory")
     v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.add_argument("--per-layer", action="store_true", help="int8: add the per-tensor quantization error analysis")
     v.set_defaults(func=cmd_validate)
     q = sub.add_parser("quantize", help="quantize and write a QDQ ONNX model that onnxruntime runs")
     _build_args(q)
     q.add_argument("-o", "--output", type=Path, required=True, help="QDQ .onnx file to write")
+    q.add_argument("--report", action="store_true", help="print the per-tensor quantization error analysis")
+    q.add_argument("--inputs", type=Path, help=".npz samples for --report (default: the calibration data)")
     q.set_defaults(func=cmd_quantize)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
