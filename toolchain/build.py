@@ -25,7 +25,7 @@ from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
 from .passes.normalize import NORMALIZED, normalize
-from .quantize import quantize_graph
+from .quantize import is_prequantized, needs_calibration, quantize_graph
 from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
@@ -72,6 +72,9 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
 
 def quantize_with(g: Graph, opts: BuildOptions) -> None:
     calib = opts.calib
+    if calib is None and not needs_calibration(g):
+        quantize_graph(g, {})
+        return
     if calib is None:
         print("warning: no --calib data; calibrating int8 ranges on random normal data, so the accuracy of this "
               "build is not meaningful. Pass --calib samples.npz with real inputs.", file=sys.stderr)
@@ -127,6 +130,9 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     if opts.quantize not in ("none", "int8"):
         raise EdgecError(f"--quantize {opts.quantize}: choose none or int8")
     g = prepare_graph(opts.model, opts.input_shapes)
+    if opts.quantize == "none" and is_prequantized(g):
+        print(f"note: {opts.model} is a quantized (QDQ) model: building int8 with its scales", file=sys.stderr)
+        opts.quantize = "int8"
     if opts.quantize == "int8":
         quantize_with(g, opts)
     calls, steps, layers = lower_graph(g, target)

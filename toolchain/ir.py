@@ -19,6 +19,10 @@ class Tensor:
     # int8 activations, set by the quantizer: real = scale * (q - zero_point).
     scale: float | None = None
     zero_point: int | None = None
+    # int8 scale and zero point that came with the model (an imported QDQ model); they win over calibration.
+    fixed_quant: tuple[float, int] | None = None
+    # Weights: symmetric int8 scales that came with the model, (scale per index of axis, axis).
+    weight_scales: tuple[np.ndarray, int] | None = None
 
     @property
     def is_const(self) -> bool:

@@ -109,8 +109,11 @@ def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         raise EdgecError(f"{path}: shape inference failed: {str(exc).strip().splitlines()[-1]}") from None
 
 
-def _fold_constants(model: onnx.ModelProto) -> None:
-    """Evaluate every node whose inputs are all known (Constant, ConstantOfShape, Shape of a static tensor, ...)."""
+def _fold_constants(model: onnx.ModelProto) -> dict[str, tuple[np.ndarray, int]]:
+    """Evaluate every node whose inputs are all known (Constant, ConstantOfShape, Shape of a static tensor, ...).
+
+    Returns the scales of int8 weights dequantized with a zero zero point (a QDQ model's weights), by name:
+    (scale per element of `axis`, axis)."""
     graph = model.graph
     known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     static_shapes = {}
@@ -119,6 +122,7 @@ def _fold_constants(model: onnx.ModelProto) -> None:
         if dims and all(d.HasField("dim_value") for d in dims):
             static_shapes[vi.name] = [d.dim_value for d in dims]
     keep = []
+    weight_scales: dict[str, tuple[np.ndarray, int]] = {}
     opset = [o for o in model.opset_import]
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
@@ -137,17 +141,35 @@ def _fold_constants(model: onnx.ModelProto) -> None:
                 [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(known[i].dtype),
                                                     known[i].shape) for i in inputs],
                 [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
-            m = onnx.helper.make_model(single, opset_imports=opset)
-            outs = ReferenceEvaluator(m).run(None, {i: known[i] for i in inputs})
-            for o, v in zip(node.output, outs):
-                known[o] = np.asarray(v)
-            continue
+            outs = _evaluate(single, opset, {i: known[i] for i in inputs})
+            if outs is not None:
+                for o, v in zip(node.output, outs):
+                    known[o] = np.asarray(v)
+                if node.op_type == "DequantizeLinear" and known[node.input[0]].dtype == np.int8:
+                    zp = known[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros(1)
+                    if not np.any(zp):
+                        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                        weight_scales[node.output[0]] = (known[node.input[1]].astype(np.float64).ravel(), axis)
+                continue
         keep.append(node)
     del graph.node[:]
     graph.node.extend(keep)
     used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
     del graph.initializer[:]
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in known.items() if k in used)
+    return weight_scales
+
+
+def _evaluate(graph: onnx.GraphProto, opset: list, feeds: dict[str, np.ndarray]) -> list | None:
+    """Run a one-node graph with onnx's reference evaluator; it implements some ops only at newer opsets, whose
+    semantics for folding are the same, so retry at the newest. None: it cannot be folded here."""
+    newest = [onnx.helper.make_opsetid("", onnx.defs.onnx_opset_version())]
+    for imports in (opset, newest):
+        try:
+            return ReferenceEvaluator(onnx.helper.make_model(graph, opset_imports=imports)).run(None, feeds)
+        except Exception:  # noqa: BLE001 - any failure means "leave the node in the graph"
+            continue
+    return None
 
 
 def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
@@ -158,9 +180,51 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     _fix_inputs(model, input_shapes or {}, path)
     _forget_dynamic_shapes(model)
     model = _infer(model, path)
-    _fold_constants(model)
+    weight_scales = _fold_constants(model)
+    imported = _strip_qdq(model, path)
     model = _infer(model, path)
-    return _to_ir(model, path)
+    g = _to_ir(model, path)
+    for name, (scale, zp) in imported.items():
+        if name in g.tensors:
+            g.tensors[name].fixed_quant = (scale, zp)
+    for name, (scales, axis) in weight_scales.items():
+        if name in g.tensors:
+            g.tensors[name].weight_scales = (scales, axis)
+    return g
+
+
+def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int]]:
+    """Remove QuantizeLinear -> DequantizeLinear pairs on activations (a QDQ model, e.g. from onnxruntime's
+    quantize_static) and return their int8 scale and zero point by float tensor name. Quantized constants were
+    already folded into float initializers whose values sit exactly on their int8 grid."""
+    graph = model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    qparams: dict[str, tuple[float, int]] = {}
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
+        users = [n for n in graph.node if q.output[0] in n.input]
+        if not users or any(u.op_type != "DequantizeLinear" for u in users) or len(q.input) < 2:
+            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' is not followed only by DequantizeLinear; "
+                             "edgec imports QDQ models with a Q/DQ pair on each quantized activation")
+        scale = inits.get(q.input[1])
+        zp = inits.get(q.input[2]) if len(q.input) > 2 and q.input[2] else np.zeros((), np.uint8)
+        if scale is None or zp is None or scale.size != 1 or zp.size != 1:
+            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' needs constant per-tensor scale and zero "
+                             "point for an activation")
+        if zp.dtype not in (np.int8, np.uint8):
+            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' quantizes to {zp.dtype}; edgec imports 8-bit")
+        # uint8 with zero point z is int8 with zero point z - 128 on the same grid
+        qparams[q.input[0]] = (float(scale.reshape(())), int(zp.reshape(())) - (128 if zp.dtype == np.uint8 else 0))
+        for u in users:
+            for n in graph.node:
+                for k, name in enumerate(n.input):
+                    if name == u.output[0]:
+                        n.input[k] = q.input[0]
+            for out in graph.output:
+                if out.name == u.output[0]:
+                    graph.node.append(onnx.helper.make_node("Identity", [q.input[0]], [u.output[0]]))
+            graph.node.remove(u)
+        graph.node.remove(q)
+    return qparams
 
 
 def _to_ir(model: onnx.ModelProto, path: Path) -> Graph:

@@ -19,9 +19,31 @@ def affine_params(lo: float, hi: float) -> tuple[float, int]:
     return float(scale), zp
 
 
+def needs_calibration(g: Graph) -> bool:
+    """Whether some activation has no scale from the model itself (an imported QDQ model has them all)."""
+    producers = {n.outputs[0]: n for n in g.nodes}
+    for name in g.activations():
+        node = producers.get(name)
+        op = REGISTRY[node.op] if node else None
+        if op and (op.keeps_quant or op.output_quant(node, g) is not None):
+            continue
+        if g.tensors[name].fixed_quant is None:
+            return True
+    return False
+
+
+def is_prequantized(g: Graph) -> bool:
+    return any(g.tensors[n].fixed_quant is not None for n in g.activations())
+
+
 def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
+    """Set every activation's scale and zero point, then let each op derive its integer parameters.
+
+    Priority: the op's own fixed output format (softmax), the input's format for ops that keep it (pooling,
+    reshapes), the model's own (imported QDQ), the calibrated range."""
     for name in g.inputs:
-        g.tensors[name].scale, g.tensors[name].zero_point = affine_params(*ranges[name])
+        t = g.tensors[name]
+        t.scale, t.zero_point = t.fixed_quant or affine_params(*ranges[name])
     for node in g.nodes:
         op = REGISTRY[node.op]
         out = g.tensors[node.outputs[0]]
@@ -32,7 +54,7 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
             src = g.tensors[node.inputs[0]]
             out.scale, out.zero_point = src.scale, src.zero_point
         else:
-            out.scale, out.zero_point = affine_params(*ranges[out.name])
+            out.scale, out.zero_point = out.fixed_quant or affine_params(*ranges[out.name])
     g.quantized = True
     for node in g.nodes:
         node.q = REGISTRY[node.op].quantize(node, g)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..calls import Array, Buf, Call, Lowered, Struct
+from ..calls import Array, Buf, Call, Lowered, Scratch, Struct
 from ..ir import Graph, Node
 from ..target import Target
 from .base import (
@@ -30,10 +30,20 @@ def weight_scales(w: np.ndarray) -> np.ndarray:
     return np.where(wmax > 0, wmax / 127.0, 1.0)
 
 
-def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ws = weight_scales(w)
+def quantize_weights(w: np.ndarray, scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights per output channel (axis 0), with the given scales (an imported model's) or our own."""
+    ws = weight_scales(w) if scales is None else np.broadcast_to(scales, (w.shape[0],)).astype(np.float64)
     shape = (-1,) + (1,) * (w.ndim - 1)
     return np.clip(np.round(w / ws.reshape(shape)), -127, 127).astype(np.int8), ws
+
+
+def imported_scales(g: Graph, name: str, channel_axis: int) -> np.ndarray | None:
+    """Per-output-channel weight scales that came with the model, if they are per tensor or along channel_axis."""
+    t = g.tensors[name]
+    if t.weight_scales is None:
+        return None
+    scales, axis = t.weight_scales
+    return scales if scales.size == 1 or axis % t.data.ndim == channel_axis else None
 
 
 def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
@@ -53,6 +63,30 @@ def finish_s8(acc: np.ndarray, q: dict, channel_axis: int) -> np.ndarray:
     shape[channel_axis] = -1
     y = requantize(acc + q["bias"].reshape(shape), q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
     return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
+
+
+def ceil4(k: int) -> int:
+    return (k + 3) // 4 * 4
+
+
+def pack_matrix_s8(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> the packed layout of runtime_c/include/edgec_gemm.h: K padded with zeros to a multiple of 4,
+    N to an even count, rows in pairs interleaved per group of 4 columns."""
+    n, k = w.shape
+    n2, k4 = n + n % 2, ceil4(k)
+    p = np.zeros((n2, k4), np.int8)
+    p[:n, :k] = w
+    return p.reshape(n2 // 2, 2, k4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def conv_im2col_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_im2col_s8_get_buffer_size: two int16 columns of K4 elements."""
+    return 2 * 2 * ceil4(p["k_h"] * p["k_w"] * p["in_c"])
+
+
+def conv_1x1_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_1x1_s8_get_buffer_size."""
+    return 2 * 2 * ceil4(p["in_c"])
 
 
 def quant_struct(name: str, q: dict) -> Struct:
@@ -101,7 +135,7 @@ class Conv(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         w, *_ = self._geometry(node, g)
-        wq, ws = quantize_weights(w)
+        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0))
         return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -115,12 +149,32 @@ class Conv(Op):
         group = node.attrs.get("group", 1)
         return group > 1 and group == g.shape(node.inputs[0])[1]
 
+    def lower_dsp(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
+        """An SXTB16/SMLAD kernel (DSP extension) for the layer's shape, or None for the portable kernel."""
+        q, name, p = node.q, node.name, params.fields
+        if p["groups"] != 1:
+            return None
+        w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
+        packed = Array(f"w_{name}", pack_matrix_s8(w.reshape(w.shape[0], -1)), "int8_t")
+        if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
+            kernel, scratch = "ec_conv2d_1x1_s8", conv_1x1_scratch_bytes(p)
+        else:
+            kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)
+        call = Call(kernel, [params, quant_struct(name, q), Buf(node.inputs[0], "int8_t"), packed,
+                             Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False),
+                             Scratch(scratch)], node=name, macs=self.macs(node, g))
+        return Lowered([call])
+
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         w, kernel, strides, pads, dil, group = self._geometry(node, g)
         name = node.name
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)
         depthwise = self.is_depthwise(node, g)
         t = ctype(g)
+        if g.quantized and "dsp" in target.features:
+            low = self.lower_dsp(node, g, params, pads)
+            if low is not None:
+                return low
         if g.quantized:
             wdata, bias = node.q["w"], node.q["bias"]
             stage = quant_struct(name, node.q)

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..calls import Array, Buf, Call, Lowered
+from ..calls import Array, Buf, Call, Lowered, Scratch
 from ..ir import Graph, Node
 from ..target import Target
 from .base import Op, apply_act, ctype, register
-from .conv import act_struct, finish_s8, output_stage, quant_struct, quantize_weights
+from .conv import (
+    act_struct,
+    ceil4,
+    finish_s8,
+    imported_scales,
+    output_stage,
+    pack_matrix_s8,
+    quant_struct,
+    quantize_weights,
+)
+
+
+def fc_packed_scratch_bytes(depth: int) -> int:
+    """Twin of ec_fully_connected_packed_s8_get_buffer_size: two int16 columns of depth rounded up to 4."""
+    return 2 * 2 * ceil4(depth)
 
 
 class Gemm(Op):
@@ -48,7 +62,7 @@ class Gemm(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         w, b = self.weights(node, g)
-        wq, ws = quantize_weights(w)
+        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0))
         return {"w": wq, **output_stage(node, g, ws, b, w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -70,6 +84,13 @@ class Gemm(Op):
             perm = x.storage_perm
             w = w.reshape((w.shape[0],) + tuple(x.view[1:])).transpose((0,) + tuple(perm[1:])).reshape(w.shape[0], -1)
         rows = int(np.prod(x.shape[:-1]))
+        if g.quantized and "dsp" in target.features:
+            call = Call("ec_fully_connected_packed_s8",
+                        [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
+                         Array(f"w_{name}", pack_matrix_s8(w), t), Array(f"b_{name}", bias, bias_t),
+                         Buf(node.outputs[0], t, const=False), Scratch(fc_packed_scratch_bytes(w.shape[1]))],
+                        node=name, macs=self.macs(node, g))
+            return Lowered([call])
         call = Call(f"ec_fully_connected_{suffix}",
                     [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, t),
                      Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],

@@ -93,6 +93,13 @@ def _canonical_gemm(g: Graph, node: Node) -> None:
     w, b = Gemm().weights(node, g)
     if b is None:
         b = np.zeros(w.shape[0])
+    source = g.tensors[node.inputs[1]]
     node.inputs = [node.inputs[0], g.add_const(f"{node.name}_W", w.astype(np.float32)),
                    g.add_const(f"{node.name}_B", np.ascontiguousarray(b, dtype=np.float32))]
+    if source.weight_scales is not None:  # imported int8 scales: per output channel of the [N][K] weights
+        scales, axis = source.weight_scales
+        out_axis = 0 if node.attrs.get("transB", 0) else 1
+        if scales.size == 1 or axis % 2 == out_axis:
+            alpha = abs(node.attrs.get("alpha", 1.0))
+            g.tensors[node.inputs[1]].weight_scales = (scales * alpha, 0)
     node.attrs = {"transB": 1, **({"act": node.attrs["act"]} if "act" in node.attrs else {})}
