@@ -51,6 +51,9 @@ CASES = {
     "depthwise": lambda: conv_case([1, 5, 9, 9], [5, 1, 3, 3], group=5, pads=[1, 1, 1, 1]),
     "depthwise_multiplier2_stride2": lambda: conv_case([1, 3, 10, 10], [6, 1, 3, 3], group=3, strides=[2, 2],
                                                        pads=[1, 1, 1, 1]),
+    "conv1x1_odd": lambda: conv_case([1, 7, 5, 3], [5, 7, 1, 1]),
+    "conv1x1_stride2_nobias": lambda: conv_case([1, 6, 7, 6], [4, 6, 1, 1], bias=False, strides=[2, 2]),
+    "conv2d_in1_tall": lambda: conv_case([1, 1, 13, 6], [6, 1, 5, 3], strides=[2, 2], pads=[2, 1, 2, 1]),
     "conv1d": lambda: conv_case([1, 3, 20], [4, 3, 5], strides=[2], pads=[2, 2]),
     "conv1d_depthwise": lambda: conv_case([1, 4, 16], [4, 1, 3], group=4, pads=[1, 1]),
     "conv_relu6": lambda: make_model(
@@ -153,7 +156,9 @@ def test_int8_bitexact_with_reference(case, tmp_path):
     assert_int8_sane(res, want)
 
 
-M7_CASES = ["conv2d_stride2_asym_pads", "depthwise_multiplier2_stride2", "conv1d", "gemm_transb0_alpha_beta",
+M7_CASES = ["conv2d", "conv2d_stride2_asym_pads", "conv2d_dilation", "conv2d_groups", "conv1x1_odd",
+            "conv1x1_stride2_nobias", "conv2d_in1_tall", "gemm", "depthwise_multiplier2_stride2", "conv1d",
+            "gemm_transb0_alpha_beta",
             "residual_add_relu", "mul_const_nhwc_relu", "prelu", "sigmoid", "avgpool_include_pad",
             "maxpool_pads_ceil", "concat_channels", "pad_constant", "softmax_channels_nhwc", "flatten_gemm_nhwc",
             "transpose_nhwc"]

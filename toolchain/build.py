@@ -25,7 +25,7 @@ from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
 from .passes.normalize import NORMALIZED, normalize
-from .quantize import is_prequantized, needs_calibration, quantize_graph
+from .quantize import QuantOptions, correct_biases, is_prequantized, needs_calibration, quantize_graph
 from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
@@ -40,6 +40,7 @@ class BuildOptions:
     calib: Path | None = None
     calibration: str = "minmax"
     percentile: float = 99.99
+    quant: QuantOptions = field(default_factory=QuantOptions)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     out: Path | None = None
     force: bool = False
@@ -73,7 +74,7 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
 def quantize_with(g: Graph, opts: BuildOptions) -> None:
     calib = opts.calib
     if calib is None and not needs_calibration(g):
-        quantize_graph(g, {})
+        quantize_graph(g, {}, opts.quant)
         return
     if calib is None:
         print("warning: no --calib data; calibrating int8 ranges on random normal data, so the accuracy of this "
@@ -81,7 +82,9 @@ def quantize_with(g: Graph, opts: BuildOptions) -> None:
         samples = random_samples(g, RANDOM_CALIB_SAMPLES)
     else:
         samples = load_samples(calib, g, "calibration")
-    quantize_graph(g, calibrate(g, samples, opts.calibration, opts.percentile))
+    quantize_graph(g, calibrate(g, samples, opts.calibration, opts.percentile), opts.quant)
+    if opts.quant.bias_correction:
+        correct_biases(g, samples)
 
 
 def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:

@@ -24,6 +24,11 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", default="minmax", choices=list(METHODS),
                    help="how activation ranges are chosen from the calibration data (default minmax)")
     p.add_argument("--percentile", type=float, default=99.99, help="for --calibration percentile (default 99.99)")
+    p.add_argument("--per-tensor", action="store_true", help="int8 weights with one scale per tensor "
+                   "(default: per output channel)")
+    p.add_argument("--symmetric", action="store_true", help="int8 activations with zero point 0")
+    p.add_argument("--bias-correction", action="store_true",
+                   help="shift int8 biases so each layer's mean output matches float on the calibration data")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     p.add_argument("--name", help="C identifier prefix (default: model file name)")
     p.add_argument("--force", action="store_true", help="write the C even if the model does not fit the target")
@@ -32,9 +37,12 @@ def _build_args(p: argparse.ArgumentParser) -> None:
 def _options(a: argparse.Namespace, out: Path | None):
     from .build import BuildOptions
     from .load import parse_input_shapes
+    from .quantize import QuantOptions
 
     return BuildOptions(model=a.model, target=a.target, quantize=a.quantize, calib=a.calib,
                         calibration=a.calibration, percentile=a.percentile,
+                        quant=QuantOptions(per_channel=not a.per_tensor, symmetric=a.symmetric,
+                                           bias_correction=a.bias_correction),
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name)
 
 

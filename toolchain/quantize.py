@@ -5,14 +5,28 @@ Bias: int32 with scale input_scale * weight_scale. Requantization: int32 multipl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .ir import Graph
+from .ir import Graph, Node
 from .ops import REGISTRY
+from .ops.conv import imported_scales, quantize_weights
+from .reference import dequantize, quantize_input, run_graph
 
 
-def affine_params(lo: float, hi: float) -> tuple[float, int]:
-    """int8 scale and zero point covering [lo, hi] and 0 exactly."""
+@dataclass
+class QuantOptions:
+    per_channel: bool = True  # weights: one scale per output channel, or one per tensor
+    symmetric: bool = False  # activations: zero point 0
+    bias_correction: bool = False  # shift biases so each layer's mean output matches float on calibration data
+
+
+def affine_params(lo: float, hi: float, symmetric: bool = False) -> tuple[float, int]:
+    """int8 scale and zero point covering [lo, hi] and 0 exactly (zero point 0 when symmetric)."""
+    if symmetric:
+        bound = max(abs(lo), abs(hi))
+        return (bound / 127.0 if bound > 0 else 1.0 / 127.0), 0
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = (hi - lo) / 255.0 if hi > lo else 1.0 / 255.0
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
@@ -36,14 +50,20 @@ def is_prequantized(g: Graph) -> bool:
     return any(g.tensors[n].fixed_quant is not None for n in g.activations())
 
 
-def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
+def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
     """Set every activation's scale and zero point, then let each op derive its integer parameters.
 
     Priority: the op's own fixed output format (softmax), the input's format for ops that keep it (pooling,
     reshapes), the model's own (imported QDQ), the calibrated range."""
+    opts = opts or QuantOptions()
+    if not opts.per_channel:
+        for node in g.nodes:
+            if node.op in ("Conv", "Gemm") and g.tensors[node.inputs[1]].weight_scales is None:
+                w = g.const(node.inputs[1])
+                g.tensors[node.inputs[1]].weight_scales = (np.array([max(np.abs(w).max() / 127.0, 1e-12)]), 0)
     for name in g.inputs:
         t = g.tensors[name]
-        t.scale, t.zero_point = t.fixed_quant or affine_params(*ranges[name])
+        t.scale, t.zero_point = t.fixed_quant or affine_params(*ranges[name], opts.symmetric)
     for node in g.nodes:
         op = REGISTRY[node.op]
         out = g.tensors[node.outputs[0]]
@@ -54,7 +74,60 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
             src = g.tensors[node.inputs[0]]
             out.scale, out.zero_point = src.scale, src.zero_point
         else:
-            out.scale, out.zero_point = out.fixed_quant or affine_params(*ranges[out.name])
+            out.scale, out.zero_point = out.fixed_quant or affine_params(*ranges[out.name], opts.symmetric)
     g.quantized = True
     for node in g.nodes:
         node.q = REGISTRY[node.op].quantize(node, g)
+
+
+def _scales(g: Graph, node: Node) -> np.ndarray:
+    w = g.const(node.inputs[1]) if node.op == "Conv" else REGISTRY["Gemm"].weights(node, g)[0]
+    return quantize_weights(w, imported_scales(g, node.inputs[1], 0))[1]
+
+
+def _integer_layer_in_float(g: Graph, node: Node, x: np.ndarray) -> np.ndarray:
+    """The int8 layer's accumulator in real units (before requantization and activation) for a float input:
+    the float op with the input, weights and bias replaced by their dequantized int8 values."""
+    op = REGISTRY[node.op]
+    xt, ws = g.tensors[node.inputs[0]], _scales(g, node)
+    shape = (-1,) + (1,) * (g.const(node.inputs[1]).ndim - 1)
+    w_deq = node.q["w"].astype(np.float64) * ws.reshape(shape)
+    b_deq = node.q["bias"].astype(np.float64) * xt.scale * ws
+    bare = Node(node.op, node.name, node.inputs, node.outputs, {k: v for k, v in node.attrs.items() if k != "act"})
+    saved = g.tensors[node.inputs[1]].data, g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else None
+    try:
+        g.tensors[node.inputs[1]].data = w_deq if node.op == "Conv" else w_deq.astype(np.float64)
+        if node.op == "Gemm":
+            bare.attrs = {"transB": 1}
+        if len(node.inputs) > 2:
+            g.tensors[node.inputs[2]].data = b_deq  # (a Conv without bias has an all-zero integer bias)
+        return op.ref(bare, g, [dequantize(quantize_input(x, xt.scale, xt.zero_point), xt.scale, xt.zero_point)])
+    finally:
+        g.tensors[node.inputs[1]].data = saved[0]
+        if len(node.inputs) > 2:
+            g.tensors[node.inputs[2]].data = saved[1]
+
+
+def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Empirical bias correction: for every Conv/Gemm, the mean difference per output channel between the int8
+    layer's output before requantization and activation and the float layer's, on the same float input, is
+    removed from the integer bias. Returns the mean absolute correction per layer in output units."""
+    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm")]
+    diffs: dict[str, np.ndarray] = {}
+    for s in samples:
+        fv = run_graph(g, s)
+        for node in layers:
+            bare = Node(node.op, node.name, node.inputs, node.outputs,
+                        {k: v for k, v in node.attrs.items() if k != "act"})
+            x = fv[node.inputs[0]]
+            err = _integer_layer_in_float(g, node, x) - REGISTRY[node.op].ref(bare, g, [x])
+            # per output channel: axis 1 of a Conv output, the last axis of a Gemm output
+            err = err.reshape(-1, err.shape[-1]).mean(0) if node.op == "Gemm" else \
+                err.reshape(err.shape[0], err.shape[1], -1).mean(axis=(0, 2))
+            diffs[node.name] = diffs.get(node.name, 0) + err / len(samples)
+    report = {}
+    for node in layers:
+        step = np.round(diffs[node.name] / (g.tensors[node.inputs[0]].scale * _scales(g, node))).astype(np.int64)
+        node.q["bias"] = np.clip(node.q["bias"].astype(np.int64) - step, -(2**31), 2**31 - 1).astype(np.int32)
+        report[node.name] = float(np.abs(diffs[node.name]).mean())
+    return report

@@ -126,6 +126,31 @@ void ec_fully_connected_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_
 void ec_fully_connected_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act, const float *input,
                             const float *weights, const float *bias, float *output);
 
+/* ---- int8 kernels with packed weights, optimized for the DSP extension (Cortex-M4/M7/M33) -----------------------
+ * Each file has an SXTB16/SMLAD path under __ARM_FEATURE_DSP and a plain C path beside it with the same results,
+ * which equal ec_conv2d_s8 / ec_depthwise_conv2d_s8 / ec_fully_connected_s8 bit for bit. `scratch` points to
+ * ec_<kernel>_get_buffer_size(...) bytes, 4-byte aligned; packed weights are 8-byte aligned.
+ *
+ * Packed matrix weights (conv with groups == 1 and fully connected): W [N][K] (conv: N = out_c,
+ * K = k_h * k_w * in_c in [kh][kw][ic] order), K padded with zeros to K4 = K rounded up to a multiple of 4, N padded
+ * with a zero row to an even count; byte (n / 2) * 2 * K4 + (k / 4) * 8 + (n % 2) * 4 + k % 4 holds W[n][k]. */
+
+/* General convolution (groups == 1) through an int16 im2col buffer of 2 output positions. */
+int32_t ec_conv2d_im2col_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                         const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+
+/* 1x1 convolution without padding (groups == 1, any stride). */
+int32_t ec_conv2d_1x1_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
+                      const int32_t *bias, int8_t *output, void *scratch);
+
+/* Fully connected with packed weights (N = out_c, K = depth). */
+int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
+void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                  const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
+                                  void *scratch);
+
 /* Elementwise binary ops with broadcasting (ec_broadcast_params; output is dense row-major over out_shape). */
 typedef enum { EC_ADD = 0, EC_SUB = 1, EC_MUL = 2, EC_DIV = 3, EC_MAX = 4, EC_MIN = 5 } ec_binary_op;
 

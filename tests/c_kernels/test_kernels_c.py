@@ -70,6 +70,16 @@ void ec_fully_connected_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_
                            const int8_t *weights, const int32_t *bias, int8_t *output);
 void ec_fully_connected_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act, const float *input,
                             const float *weights, const float *bias, float *output);
+int32_t ec_conv2d_im2col_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                         const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+int32_t ec_conv2d_1x1_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
+                      const int32_t *bias, int8_t *output, void *scratch);
+int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
+void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                  const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
+                                  void *scratch);
 void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int8_t *a,
                const int8_t *b, int8_t *output);
 void ec_mul_s8(const ec_broadcast_params *bp, const ec_mul_s8_params *q, const int8_t *a, const int8_t *b,
@@ -424,6 +434,107 @@ def test_fully_connected_f32(ck, seed):
     lib.ec_fully_connected_f32(rows, depth, out_c, act, buf(ffi, x), buf(ffi, w), cbias, buf(ffi, out))
     acc = x.astype(np.float64) @ w.astype(np.float64).T + (0 if bias is None else bias)
     assert_f32(out, np.clip(acc, lo, hi))
+
+
+# ---- packed-weight kernels (DSP extension on Arm; here their plain C path) ----------------------------------------
+
+
+def pack_matrix(w):
+    """[N][K] -> packed bytes: W[n][k] at (n // 2) * 2 * K4 + (k // 4) * 8 + (n % 2) * 4 + k % 4 (edgec.h)."""
+    n, k = w.shape
+    k4 = (k + 3) // 4 * 4
+    out = np.zeros((n + n % 2) * k4, np.int8)
+    for i in range(n):
+        for j in range(k):
+            out[(i // 2) * 2 * k4 + (j // 4) * 8 + (i % 2) * 4 + j % 4] = w[i, j]
+    return out
+
+
+def scratch(nbytes):
+    """A scratch buffer filled with garbage (the kernels must not depend on its contents)."""
+    return np.full(max(nbytes, 4), 0x5A, np.uint8)
+
+
+def test_pack_matrix_twin():
+    from edgec.ops.conv import pack_matrix_s8
+
+    rng = np.random.default_rng(0)
+    for n, k in ((1, 1), (2, 4), (3, 5), (8, 27), (7, 64)):
+        w = rand_s8(rng, (n, k))
+        np.testing.assert_array_equal(pack_matrix_s8(w), pack_matrix(w))
+
+
+def test_scratch_size_twins(ck):
+    """The Python twins used at build time equal the C _get_buffer_size companions."""
+    from edgec.ops.conv import conv_1x1_scratch_bytes, conv_im2col_scratch_bytes
+    from edgec.ops.gemm import fc_packed_scratch_bytes
+
+    ffi, lib = ck
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        g = rand_geometry(rng)
+        in_c, out_c = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+        p = conv_params(ffi, g, in_c, out_c)
+        fields = dict(g, in_c=in_c, out_c=out_c, groups=1)
+        assert lib.ec_conv2d_im2col_s8_get_buffer_size(p) == conv_im2col_scratch_bytes(fields)
+        assert lib.ec_conv2d_1x1_s8_get_buffer_size(p) == conv_1x1_scratch_bytes(fields)
+        rows = int(rng.integers(1, 4))
+        assert lib.ec_fully_connected_packed_s8_get_buffer_size(rows, in_c) == fc_packed_scratch_bytes(rows, in_c)
+
+
+def run_packed_conv(ffi, lib, rng, g, kernel):
+    in_c, out_c = int(rng.integers(1, 12)), int(rng.integers(1, 8))
+    x = rand_s8(rng, (g["batch"], g["in_h"], g["in_w"], in_c))
+    w = rand_s8(rng, (out_c, g["k_h"], g["k_w"], in_c))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, out_c, keep)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], out_c), np.int8)
+    p = conv_params(ffi, g, in_c, out_c)
+    wp = pack_matrix(w.reshape(out_c, -1))
+    sc = scratch(getattr(lib, kernel + "_get_buffer_size")(p))
+    getattr(lib, kernel)(p, cq, buf(ffi, x), buf(ffi, wp), cbias, buf(ffi, out), ffi.from_buffer(sc))
+    acc = conv_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g, 1)
+    acc += 0 if bias is None else bias
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_conv2d_im2col_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    run_packed_conv(ffi, lib, rng, rand_geometry(rng), "ec_conv2d_im2col_s8")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_conv2d_1x1_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g = {"batch": int(rng.integers(1, 3)), "k_h": 1, "k_w": 1, "dil_h": 1, "dil_w": 1, "pad_top": 0, "pad_left": 0}
+    for ax in ("h", "w"):
+        g["in_" + ax] = int(rng.integers(1, 8))
+        g["stride_" + ax] = 1 if seed % 2 else int(rng.integers(1, 3))
+        g["out_" + ax] = (g["in_" + ax] - 1) // g["stride_" + ax] + 1
+    run_packed_conv(ffi, lib, rng, g, "ec_conv2d_1x1_s8")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fully_connected_packed_s8(ck, seed):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    rows, depth, out_c = (int(v) for v in rng.integers(1, 20, 3))
+    x, w = rand_s8(rng, (rows, depth)), rand_s8(rng, (out_c, depth))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, out_c, keep)
+    out = np.empty((rows, out_c), np.int8)
+    sc = scratch(lib.ec_fully_connected_packed_s8_get_buffer_size(rows, depth))
+    lib.ec_fully_connected_packed_s8(rows, depth, out_c, cq, buf(ffi, x), buf(ffi, pack_matrix(w)), cbias,
+                                     buf(ffi, out), ffi.from_buffer(sc))
+    acc = (x.astype(np.int64) - q["in_zp"]) @ w.astype(np.int64).T + (0 if bias is None else bias)
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
 
 
 # ---- broadcasting / strided ops ----------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from .conv import (
 )
 
 
-def fc_packed_scratch_bytes(depth: int) -> int:
-    """Twin of ec_fully_connected_packed_s8_get_buffer_size: two int16 columns of depth rounded up to 4."""
-    return 2 * 2 * ceil4(depth)
+def fc_packed_scratch_bytes(rows: int, depth: int) -> int:
+    """Twin of ec_fully_connected_packed_s8_get_buffer_size: one int16 column (two when rows >= 2) of depth
+    rounded up to 4."""
+    return (2 if rows >= 2 else 1) * 2 * ceil4(depth)
 
 
 class Gemm(Op):
@@ -88,7 +89,7 @@ class Gemm(Op):
             call = Call("ec_fully_connected_packed_s8",
                         [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
                          Array(f"w_{name}", pack_matrix_s8(w), t), Array(f"b_{name}", bias, bias_t),
-                         Buf(node.outputs[0], t, const=False), Scratch(fc_packed_scratch_bytes(w.shape[1]))],
+                         Buf(node.outputs[0], t, const=False), Scratch(fc_packed_scratch_bytes(rows, w.shape[1]))],
                         node=name, macs=self.macs(node, g))
             return Lowered([call])
         call = Call(f"ec_fully_connected_{suffix}",

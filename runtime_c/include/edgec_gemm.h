@@ -1,0 +1,181 @@
+/*
+ * edgec runtime: the int8 x int16 matrix core shared by the packed convolution and fully connected kernels
+ * (ec_conv2d_im2col_s8, ec_conv2d_1x1_s8, ec_fully_connected_packed_s8). Not part of the public API.
+ *
+ * Layouts (both produced at build time or by the kernels; see edgec.h):
+ *  - Packed weights: a [N][K] int8 matrix with K padded with zeros to K4 = K rounded up to a multiple of 4 and N
+ *    padded with zero rows to an even count. Rows come in pairs; pair p holds, for every group g of 4 columns,
+ *    the 4 bytes of row 2p then the 4 bytes of row 2p + 1: byte (n / 2) * 2 * K4 + (k / 4) * 8 + (n % 2) * 4 + k % 4.
+ *    A 64-bit load gives one group of both rows.
+ *  - Column buffer: 1 or 2 columns of K4 int16 values (x - in_zp), interleaved per group of 4: group g of column
+ *    c occupies int16 slots g * gs + c * 4 .. + 3, holding elements (4g, 4g + 2, 4g + 1, 4g + 3); the group stride
+ *    gs is 4 times the number of columns the buffer has room for (4 or 8). That is the order
+ *    SXTB16 produces from a weight word (bytes 0 and 2, then bytes 1 and 3), so a dual 16-bit multiply-accumulate
+ *    (SMLAD) pairs each weight with its input. Integer sums do not depend on the order of their terms.
+ */
+#ifndef EDGEC_GEMM_H
+#define EDGEC_GEMM_H
+
+#include <string.h>
+
+#include "edgec_internal.h"
+
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+/* A 32-bit word that may alias any object (the column buffer is written and read as words and int16). */
+typedef int32_t ec_word __attribute__((may_alias));
+
+/* SXTB16 / SXTAB16 of x rotated right by 8 (bytes 1 and 3). GCC does not fold a rotation into the instruction's
+ * operand, so it is written out. */
+static inline int32_t ec_sxtb16_ror8(int32_t x)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+static inline int32_t ec_sxtab16_ror8(int32_t a, int32_t x)
+{
+    int32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+    return r;
+}
+
+/* Two int16 lanes holding v. */
+static inline uint32_t ec_dup16(int32_t v)
+{
+    return ((uint32_t)v & 0xffffu) * 0x10001u;
+}
+#endif
+
+/* K rounded up to a multiple of 4. */
+static inline int32_t ec_k4(int32_t k)
+{
+    return (k + 3) & ~3;
+}
+
+/* int16 slot of element k of column c in a column buffer with group stride gs. */
+static inline int32_t ec_col_slot(int32_t k, int32_t c, int32_t gs)
+{
+    const int32_t r = k & 3;
+    return (k >> 2) * gs + c * 4 + ((r & 1) << 1) + (r >> 1);
+}
+
+/* Elements pos .. pos + n - 1 of column c = src[0 .. n - 1] - zp. */
+static inline void ec_col_expand(int16_t *col, int32_t gs, int32_t c, int32_t pos, const int8_t *src, int32_t n,
+                                 int32_t zp)
+{
+    int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP)
+    const uint32_t off = ec_dup16(-zp);
+    ec_word *dst;
+    for (; i < n && ((pos + i) & 3) != 0; ++i) {
+        col[ec_col_slot(pos + i, c, gs)] = (int16_t)(src[i] - zp);
+    }
+    dst = (ec_word *)(void *)(col + ((pos + i) >> 2) * gs + c * 4);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t x;
+        memcpy(&x, src + i, 4);
+        dst[0] = __sxtab16((int32_t)off, (int32_t)x);
+        dst[1] = ec_sxtab16_ror8((int32_t)off, (int32_t)x);
+        dst += gs >> 1;
+    }
+#endif
+    for (; i < n; ++i) {
+        col[ec_col_slot(pos + i, c, gs)] = (int16_t)(src[i] - zp);
+    }
+}
+
+/* Elements pos .. pos + n - 1 of column c = 0 (padding). */
+static inline void ec_col_zero(int16_t *col, int32_t gs, int32_t c, int32_t pos, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        col[ec_col_slot(pos + i, c, gs)] = 0;
+    }
+}
+
+/* The output stage of one accumulator. */
+static inline int8_t ec_gemm_out(int32_t acc, const ec_quant_s8 *q, int32_t oc)
+{
+    const int32_t i = q->per_channel ? oc : 0;
+    return ec_output_s8(ec_requantize(acc, q->mult[i], q->shift[i]), q->out_zp, q->act_min, q->act_max);
+}
+
+/* For every output channel oc < out_c: out0[oc] (column 0) and, when ncols == 2, out1[oc] (column 1) =
+ * output stage(bias[oc] + sum over k of w[oc][k] * col[k]). w: packed weights of out_c rows and k4 columns; col:
+ * column buffer with group stride gs. */
+static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int16_t *col, int32_t gs, int32_t ncols,
+                          const int32_t *bias, const ec_quant_s8 *q, int8_t *out0, int8_t *out1)
+{
+    int32_t oc;
+    for (oc = 0; oc < out_c; oc += 2) {
+        const int8_t *wp = w + oc * k4; /* pair oc / 2 */
+        const int32_t two = oc + 1 < out_c;
+        int32_t a00 = bias != NULL ? bias[oc] : 0; /* row oc, column 0 */
+        int32_t a10 = bias != NULL && two ? bias[oc + 1] : 0;
+        int32_t a01 = a00;
+        int32_t a11 = a10;
+#if defined(__ARM_FEATURE_DSP)
+        const ec_word *wq = (const ec_word *)(const void *)wp;
+        const ec_word *cq = (const ec_word *)(const void *)col;
+        int32_t g;
+        if (ncols == 2) {
+            for (g = k4 >> 2; g > 0; --g) {
+                const int32_t wa = wq[0], wb = wq[1];
+                const int32_t x02 = cq[0], x13 = cq[1], y02 = cq[2], y13 = cq[3];
+                int32_t lo = __sxtb16(wa), hi = ec_sxtb16_ror8(wa);
+                a00 = __smlad(lo, x02, a00);
+                a01 = __smlad(lo, y02, a01);
+                a00 = __smlad(hi, x13, a00);
+                a01 = __smlad(hi, y13, a01);
+                lo = __sxtb16(wb);
+                hi = ec_sxtb16_ror8(wb);
+                a10 = __smlad(lo, x02, a10);
+                a11 = __smlad(lo, y02, a11);
+                a10 = __smlad(hi, x13, a10);
+                a11 = __smlad(hi, y13, a11);
+                wq += 2;
+                cq += 4;
+            }
+        } else {
+            for (g = k4 >> 2; g > 0; --g) {
+                const int32_t wa = wq[0], wb = wq[1];
+                const int32_t x02 = cq[0], x13 = cq[1];
+                a00 = __smlad(__sxtb16(wa), x02, a00);
+                a00 = __smlad(ec_sxtb16_ror8(wa), x13, a00);
+                a10 = __smlad(__sxtb16(wb), x02, a10);
+                a10 = __smlad(ec_sxtb16_ror8(wb), x13, a10);
+                wq += 2;
+                cq += gs >> 1;
+            }
+        }
+#else
+        {
+            int32_t k;
+            for (k = 0; k < k4; ++k) {
+                const int32_t wi = (k >> 2) * 8 + (k & 3);
+                const int32_t s = ec_col_slot(k, 0, gs);
+                a00 += wp[wi] * col[s];
+                a10 += wp[wi + 4] * col[s];
+                if (ncols == 2) {
+                    a01 += wp[wi] * col[s + 4];
+                    a11 += wp[wi + 4] * col[s + 4];
+                }
+            }
+        }
+#endif
+        out0[oc] = ec_gemm_out(a00, q, oc);
+        if (two) {
+            out0[oc + 1] = ec_gemm_out(a10, q, oc + 1);
+        }
+        if (ncols == 2) {
+            out1[oc] = ec_gemm_out(a01, q, oc);
+            if (two) {
+                out1[oc + 1] = ec_gemm_out(a11, q, oc + 1);
+            }
+        }
+    }
+}
+
+#endif /* EDGEC_GEMM_H */
