@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+
 from edgec import __version__
 from edgec.calls import Arg, Array, Buf, Call, Raw, Scratch, Struct
 from edgec.ir import Graph

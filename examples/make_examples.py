@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
 from edgec.examples import convnet, sample_inputs, simple_model
 
 

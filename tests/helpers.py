@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
 from edgec.build import BuildOptions, build
 from edgec.reference import quantize_input, run_graph
 from edgec.runner import run_build
-from onnx import TensorProto, helper, numpy_helper
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 HAVE_ARM = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None

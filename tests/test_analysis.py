@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import onnx
+from helpers import make_model
+from onnx import helper
+
 from edgec.analysis import quant_report
 from edgec.build import prepare_graph
 from edgec.cli import main
 from edgec.quantize import quantize_graph
-from helpers import make_model
-from onnx import helper
 
 
 def test_uniform_noise_and_clipping(tmp_path):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgec.build import prepare_graph
-from edgec.calibrate import METHODS, calibrate
 from helpers import assert_bitexact, build_and_run, make_model
 from onnx import helper
 from test_ops import CASES
+
+from edgec.build import prepare_graph
+from edgec.calibrate import METHODS, calibrate
 
 
 def identity_graph(tmp_path, n: int = 1000):

@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from helpers import HAVE_ARM
+
 from edgec import validate as validate_module
 from edgec.cli import main
 from edgec.examples import convnet, sample_inputs
-from helpers import HAVE_ARM
 
 
 @pytest.fixture

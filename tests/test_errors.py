@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from edgec.cli import main
-from edgec.examples import simple_model
 from helpers import HAVE_ARM, make_model
 from onnx import TensorProto, helper
+
+from edgec.cli import main
+from edgec.examples import simple_model
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:

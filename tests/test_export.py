@@ -6,10 +6,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from edgec.cli import main
-from edgec.examples import convnet, sample_inputs
 from helpers import build_and_run
 from test_ops import CASES
+
+from edgec.cli import main
+from edgec.examples import convnet, sample_inputs
 
 EXPORT_CASES = ["conv2d_stride2_asym_pads", "depthwise_multiplier2_stride2", "conv_relu6", "gemm_transb0_alpha_beta",
                 "residual_add_relu", "mul_const_nhwc_relu", "prelu", "sigmoid", "maxpool_pads_ceil",

@@ -7,9 +7,6 @@ import json
 import numpy as np
 import onnx
 import pytest
-from edgec.cli import main
-from edgec.examples import convnet, simple_model
-from edgec.runner import run_build
 from helpers import (
     HAVE_ARM,
     MODELS,
@@ -20,6 +17,10 @@ from helpers import (
     make_model,
 )
 from onnx import helper
+
+from edgec.cli import main
+from edgec.examples import convnet, simple_model
+from edgec.runner import run_build
 
 needs_arm = pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 needs_models = pytest.mark.skipif(not (MODELS / "resnet8.onnx").is_file(), reason="needs ../shared/models")

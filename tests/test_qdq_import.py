@@ -6,11 +6,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from helpers import assert_bitexact
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
 from edgec.build import BuildOptions, build
 from edgec.examples import convnet, sample_inputs
 from edgec.runner import run_build
-from helpers import assert_bitexact
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 
 class _Reader(CalibrationDataReader):

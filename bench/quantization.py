@@ -1,0 +1,132 @@
+"""Benchmark: edgec's int8 quantization choices against onnxruntime.quantization and the official int8 TFLite
+models, on the MLPerf Tiny models in ../shared/models (fidelity to the float model on NAME.inputs.npz).
+
+    .venv/bin/pip install ai-edge-litert   # for the TFLite column (optional)
+    .venv/bin/python bench/quantization.py [--models ../shared/models] [--only resnet8,ad01]
+
+Every edgec row is built and run in C on the host (cffi); its int8 outputs are bit-exact with the integer
+reference (checked). SQNR is in dB against onnxruntime's float outputs; top-1 is agreement with float."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from edgec.build import BuildOptions, build
+from edgec.data import load_samples
+from edgec.quantize import QuantOptions
+from edgec.runner import run_build
+from edgec.validate import bitexact_share, metrics, onnxruntime_outputs, reference_outputs
+
+MODELS = ["ad01", "resnet8", "dscnn_kws", "mobilenet_vww96", "str_ww"]
+TFLITE = {"ad01": "ad01_int8.tflite", "resnet8": "pretrainedResnet_quant.tflite", "dscnn_kws": "kws_ref_model.tflite",
+          "mobilenet_vww96": "vww_96_int8.tflite", "str_ww": "str_ww_ref_model.tflite"}
+SCHEMES = {
+    "int8 per-channel, minmax (default)": {},
+    "int8 per-tensor, minmax": {"quant": QuantOptions(per_channel=False)},
+    "int8 per-channel, symmetric act.": {"quant": QuantOptions(symmetric=True)},
+    "int8 per-channel, percentile 99.99": {"calibration": "percentile"},
+    "int8 per-channel, entropy": {"calibration": "entropy"},
+    "int8 per-channel, mse": {"calibration": "mse"},
+    "int8 per-channel, minmax + bias corr.": {"quant": QuantOptions(bias_correction=True)},
+    "int8 per-channel, percentile + bias corr.": {"calibration": "percentile",
+                                                  "quant": QuantOptions(bias_correction=True)},
+}
+
+
+def edgec_row(model: Path, calib: Path, samples, want, out: Path, **options) -> dict:
+    build_dir, meta, g = build(BuildOptions(model, quantize="int8", calib=calib, out=out, **options))
+    res = run_build(build_dir, samples)
+    row = metrics(res.outputs, want, g.outputs)
+    row["bitexact"] = bitexact_share(res, reference_outputs(g, samples))
+    row["weights"], row["arena"] = meta["weight_bytes"], meta["arena_bytes"]
+    return row
+
+
+def onnxruntime_row(model: Path, calib: Path, samples, want, tmp: Path) -> dict:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    x = np.load(calib)
+    name = ort.InferenceSession(str(model)).get_inputs()[0].name
+    data = x[x.files[0]]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{name: d.reshape(samples[0][name].shape)} for d in data])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = tmp / "ort_qdq.onnx"
+    quantize_static(str(model), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    got = onnxruntime_outputs(str(out), samples)
+    row = metrics(got, want, list(want[0]))
+    row["weights"] = sum(int(np.prod(i.dims)) for i in onnx.load(out).graph.initializer if i.data_type == 3)
+    return row
+
+
+def tflite_row(path: Path, samples, want) -> dict | None:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    got = []
+    for s in samples:
+        x = next(iter(s.values()))
+        if x.ndim == 4 and tuple(inp["shape"]) != x.shape:
+            x = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC
+        s_in, zp_in = inp["quantization"]
+        q = np.clip(np.round(x / s_in) + zp_in, -128, 127).astype(inp["dtype"]).reshape(inp["shape"])
+        interp.set_tensor(inp["index"], q)
+        interp.invoke()
+        s_out, zp_out = out["quantization"]
+        y = (interp.get_tensor(out["index"]).astype(np.float32) - zp_out) * s_out
+        got.append({k: y.reshape(v.shape) for k, v in want[0].items()})
+    row = metrics(got, want, list(want[0]))
+    row["weights"] = path.stat().st_size
+    return row
+
+
+def fmt(row: dict | None, label: str) -> tuple:
+    if row is None:
+        return (label, "-", "-", "-", "-", "-")
+    return (label, f"{row['sqnr_db']:.1f}", f"{row['top1_agreement']:.2f}", f"{row.get('bitexact', float('nan')):.2f}"
+            if "bitexact" in row else "-", f"{row['weights']:,}", f"{row['arena']:,}" if "arena" in row else "-")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "models")
+    p.add_argument("--only", help="comma-separated model names")
+    a = p.parse_args()
+    names = a.only.split(",") if a.only else MODELS
+    head = ("scheme", "SQNR dB", "top-1", "bit-exact", "weight bytes", "arena bytes")
+    for name in names:
+        model, calib = a.models / f"{name}.onnx", a.models / f"{name}.calib.npz"
+        with tempfile.TemporaryDirectory() as tmp:
+            from edgec.build import prepare_graph
+
+            samples = load_samples(a.models / f"{name}.inputs.npz", prepare_graph(model), "input")
+            want = onnxruntime_outputs(str(model), samples)
+            rows = [fmt(edgec_row(model, calib, samples, want, Path(tmp) / str(k), **opts), f"edgec {label}")
+                    for k, (label, opts) in enumerate(SCHEMES.items())]
+            rows.append(fmt(onnxruntime_row(model, calib, samples, want, Path(tmp)),
+                            "onnxruntime quantize_static (QDQ, per-channel, minmax)"))
+            rows.append(fmt(tflite_row(a.models / TFLITE[name], samples, want), "official int8 TFLite (file bytes)"))
+        widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+        print(f"\n{name} ({len(samples)} test inputs)")
+        for r in [head, *rows]:
+            print("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))))
+
+
+if __name__ == "__main__":
+    main()
