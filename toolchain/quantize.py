@@ -127,7 +127,10 @@ def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
             diffs[node.name] = diffs.get(node.name, 0) + err / len(samples)
     report = {}
     for node in layers:
-        step = np.round(diffs[node.name] / (g.tensors[node.inputs[0]].scale * _scales(g, node))).astype(np.int64)
+        unit = g.tensors[node.inputs[0]].scale * _scales(g, node)  # real value of one accumulator step
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(unit > 0, np.round(diffs[node.name] / unit), 0.0)
+        step = np.clip(np.nan_to_num(step), -(2**31), 2**31 - 1).astype(np.int64)  # channels of ~0 weights
         node.q["bias"] = np.clip(node.q["bias"].astype(np.int64) - step, -(2**31), 2**31 - 1).astype(np.int32)
         report[node.name] = float(np.abs(diffs[node.name]).mean())
     return report
