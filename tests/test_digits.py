@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from helpers import HAVE_ARM, assert_bitexact
 
 from edgec.build import BuildOptions, build
 from edgec.digits import digits_cnn_onnx, load_digits_split, train_digits_cnn
 from edgec.runner import run_build
-from helpers import HAVE_ARM, assert_bitexact
 
 
 @pytest.fixture(scope="module")
