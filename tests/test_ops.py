@@ -54,6 +54,10 @@ CASES = {
     "conv1x1_odd": lambda: conv_case([1, 7, 5, 3], [5, 7, 1, 1]),
     "conv1x1_stride2_nobias": lambda: conv_case([1, 6, 7, 6], [4, 6, 1, 1], bias=False, strides=[2, 2]),
     "conv2d_in1_tall": lambda: conv_case([1, 1, 13, 6], [6, 1, 5, 3], strides=[2, 2], pads=[2, 1, 2, 1]),
+    "depthwise_c8_stride2": lambda: conv_case([1, 8, 9, 8], [8, 1, 3, 3], group=8, strides=[2, 2], pads=[1, 1, 1, 1]),
+    "depthwise_c7_dilation2": lambda: conv_case([1, 7, 8, 9], [7, 1, 3, 3], group=7, dilations=[2, 2],
+                                                pads=[2, 1, 2, 2]),
+    "depthwise_5x5_c12": lambda: conv_case([1, 12, 9, 7], [12, 1, 5, 5], bias=False, group=12, pads=[2, 1, 2, 2]),
     "conv1d": lambda: conv_case([1, 3, 20], [4, 3, 5], strides=[2], pads=[2, 2]),
     "conv1d_depthwise": lambda: conv_case([1, 4, 16], [4, 1, 3], group=4, pads=[1, 1]),
     "conv_relu6": lambda: make_model(
@@ -158,7 +162,8 @@ def test_int8_bitexact_with_reference(case, tmp_path):
 
 M7_CASES = ["conv2d", "conv2d_stride2_asym_pads", "conv2d_dilation", "conv2d_groups", "conv1x1_odd",
             "conv1x1_stride2_nobias", "conv2d_in1_tall", "gemm", "depthwise_multiplier2_stride2", "conv1d",
-            "gemm_transb0_alpha_beta",
+            "gemm_transb0_alpha_beta", "depthwise", "depthwise_c8_stride2", "depthwise_c7_dilation2",
+            "depthwise_5x5_c12", "conv1d_depthwise",
             "residual_add_relu", "mul_const_nhwc_relu", "prelu", "sigmoid", "avgpool_include_pad",
             "maxpool_pads_ceil", "concat_channels", "pad_constant", "softmax_channels_nhwc", "flatten_gemm_nhwc",
             "transpose_nhwc"]

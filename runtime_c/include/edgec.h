@@ -145,6 +145,15 @@ int32_t ec_conv2d_1x1_s8_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
                       const int32_t *bias, int8_t *output, void *scratch);
 
+/* Depthwise convolution, channel multiplier 1 (out_c == in_c == groups), any kernel, stride, padding and dilation,
+ * packed int16 weights: taps t = ky * k_w + kx padded to an even count T2, channels to a multiple of 4, zeros in
+ * the padding; int16 element ((c / 4 * T2 / 2 + t / 2) * 4 + c % 4) * 2 + t % 2 holds w[t][c]. No scratch. */
+void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                   const int16_t *weights, const int32_t *bias, int8_t *output);
+/* The same for k_h == k_w == 3, unrolled. */
+void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                const int16_t *weights, const int32_t *bias, int8_t *output);
+
 /* Fully connected with packed weights (N = out_c, K = depth). */
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
 void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,

@@ -16,37 +16,7 @@
 #ifndef EDGEC_GEMM_H
 #define EDGEC_GEMM_H
 
-#include <string.h>
-
-#include "edgec_internal.h"
-
-#if defined(__ARM_FEATURE_DSP)
-#include <arm_acle.h>
-/* A 32-bit word that may alias any object (the column buffer is written and read as words and int16). */
-typedef int32_t ec_word __attribute__((may_alias));
-
-/* SXTB16 / SXTAB16 of x rotated right by 8 (bytes 1 and 3). GCC does not fold a rotation into the instruction's
- * operand, so it is written out. */
-static inline int32_t ec_sxtb16_ror8(int32_t x)
-{
-    int32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-    return r;
-}
-
-static inline int32_t ec_sxtab16_ror8(int32_t a, int32_t x)
-{
-    int32_t r;
-    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
-    return r;
-}
-
-/* Two int16 lanes holding v. */
-static inline uint32_t ec_dup16(int32_t v)
-{
-    return ((uint32_t)v & 0xffffu) * 0x10001u;
-}
-#endif
+#include "edgec_dsp.h"
 
 /* K rounded up to a multiple of 4. */
 static inline int32_t ec_k4(int32_t k)
@@ -67,17 +37,16 @@ static inline void ec_col_expand(int16_t *col, int32_t gs, int32_t c, int32_t po
 {
     int32_t i = 0;
 #if defined(__ARM_FEATURE_DSP)
-    const uint32_t off = ec_dup16(-zp);
+    const int32_t off = ec_dup16(-zp);
     ec_word *dst;
     for (; i < n && ((pos + i) & 3) != 0; ++i) {
         col[ec_col_slot(pos + i, c, gs)] = (int16_t)(src[i] - zp);
     }
     dst = (ec_word *)(void *)(col + ((pos + i) >> 2) * gs + c * 4);
     for (; i + 4 <= n; i += 4) {
-        uint32_t x;
-        memcpy(&x, src + i, 4);
-        dst[0] = __sxtab16((int32_t)off, (int32_t)x);
-        dst[1] = ec_sxtab16_ror8((int32_t)off, (int32_t)x);
+        const int32_t x = ec_load32(src + i);
+        dst[0] = __sxtab16(off, x);
+        dst[1] = ec_sxtab16_ror8(off, x);
         dst += gs >> 1;
     }
 #endif
@@ -95,19 +64,19 @@ static inline void ec_col_zero(int16_t *col, int32_t gs, int32_t c, int32_t pos,
     }
 }
 
-/* The output stage of one accumulator. */
-static inline int8_t ec_gemm_out(int32_t acc, const ec_quant_s8 *q, int32_t oc)
+/* The output stage of one accumulator (any value). */
+static inline int8_t ec_gemm_out(int32_t acc, const ec_quant_s8 *q, int32_t i)
 {
-    const int32_t i = q->per_channel ? oc : 0;
     return ec_output_s8(ec_requantize(acc, q->mult[i], q->shift[i]), q->out_zp, q->act_min, q->act_max);
 }
 
 /* For every output channel oc < out_c: out0[oc] (column 0) and, when ncols == 2, out1[oc] (column 1) =
  * output stage(bias[oc] + sum over k of w[oc][k] * col[k]). w: packed weights of out_c rows and k4 columns; col:
- * column buffer with group stride gs. */
+ * column buffer with group stride gs. small: ec_acc_small(bias, out_c, k4), which allows ec_output_fast. */
 static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int16_t *col, int32_t gs, int32_t ncols,
-                          const int32_t *bias, const ec_quant_s8 *q, int8_t *out0, int8_t *out1)
+                          const int32_t *bias, const ec_quant_s8 *q, int32_t small, int8_t *out0, int8_t *out1)
 {
+    const int32_t zp = q->out_zp, amin = q->act_min, amax = q->act_max;
     int32_t oc;
     for (oc = 0; oc < out_c; oc += 2) {
         const int8_t *wp = w + oc * k4; /* pair oc / 2 */
@@ -165,14 +134,34 @@ static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int1
             }
         }
 #endif
-        out0[oc] = ec_gemm_out(a00, q, oc);
-        if (two) {
-            out0[oc + 1] = ec_gemm_out(a10, q, oc + 1);
-        }
-        if (ncols == 2) {
-            out1[oc] = ec_gemm_out(a01, q, oc);
-            if (two) {
-                out1[oc + 1] = ec_gemm_out(a11, q, oc + 1);
+        {
+            const int32_t i0 = q->per_channel ? oc : 0;
+            const int32_t i1 = q->per_channel && two ? oc + 1 : i0;
+            const int32_t s0 = q->shift[i0], s1 = q->shift[i1];
+            if (small && s0 < 0 && s1 < 0) {
+                const int32_t m0 = q->mult[i0], m1 = q->mult[i1];
+                const int32_t h0 = 1 << (-s0 - 1), h1 = 1 << (-s1 - 1);
+                out0[oc] = ec_output_fast(a00, m0, -s0, h0, zp, amin, amax);
+                if (two) {
+                    out0[oc + 1] = ec_output_fast(a10, m1, -s1, h1, zp, amin, amax);
+                }
+                if (ncols == 2) {
+                    out1[oc] = ec_output_fast(a01, m0, -s0, h0, zp, amin, amax);
+                    if (two) {
+                        out1[oc + 1] = ec_output_fast(a11, m1, -s1, h1, zp, amin, amax);
+                    }
+                }
+            } else {
+                out0[oc] = ec_gemm_out(a00, q, i0);
+                if (two) {
+                    out0[oc + 1] = ec_gemm_out(a10, q, i1);
+                }
+                if (ncols == 2) {
+                    out1[oc] = ec_gemm_out(a01, q, i0);
+                    if (two) {
+                        out1[oc + 1] = ec_gemm_out(a11, q, i1);
+                    }
+                }
             }
         }
     }

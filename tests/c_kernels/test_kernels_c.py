@@ -76,6 +76,10 @@ void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const in
 int32_t ec_conv2d_1x1_s8_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
                       const int32_t *bias, int8_t *output, void *scratch);
+void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                   const int16_t *weights, const int32_t *bias, int8_t *output);
+void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                const int16_t *weights, const int32_t *bias, int8_t *output);
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
 void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
@@ -517,6 +521,53 @@ def test_conv2d_1x1_s8(ck, seed):
         g["stride_" + ax] = 1 if seed % 2 else int(rng.integers(1, 3))
         g["out_" + ax] = (g["in_" + ax] - 1) // g["stride_" + ax] + 1
     run_packed_conv(ffi, lib, rng, g, "ec_conv2d_1x1_s8")
+
+
+def pack_depthwise(w):
+    """[KH][KW][C] -> packed int16: w[t][c] at ((c // 4 * T2 // 2 + t // 2) * 4 + c % 4) * 2 + t % 2 (edgec.h)."""
+    t, c = w.shape[0] * w.shape[1], w.shape[2]
+    t2, c4 = t + t % 2, (c + 3) // 4 * 4
+    out = np.zeros(c4 * t2, np.int16)
+    for ti in range(t):
+        for ci in range(c):
+            out[((ci // 4 * t2 // 2 + ti // 2) * 4 + ci % 4) * 2 + ti % 2] = w.reshape(t, c)[ti, ci]
+    return out
+
+
+def test_pack_depthwise_twin():
+    from edgec.ops.conv import pack_depthwise_s8
+
+    rng = np.random.default_rng(0)
+    for shape in ((3, 3, 8), (3, 3, 5), (1, 1, 1), (2, 3, 7), (1, 5, 4)):
+        w = rand_s8(rng, shape)
+        np.testing.assert_array_equal(pack_depthwise_s8(w), pack_depthwise(w))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("kernel", ["ec_depthwise_conv2d_packed_s8", "ec_depthwise_conv2d_3x3_s8"])
+def test_depthwise_packed_s8(ck, seed, kernel):
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g = rand_geometry(rng)
+    if kernel.endswith("3x3_s8"):
+        g.update(k_h=3, k_w=3, pad_top=int(rng.integers(0, 3)), pad_left=int(rng.integers(0, 3)),
+                 in_h=int(rng.integers(1, 9)), in_w=int(rng.integers(1, 9)))
+        for ax, s, d, p0, size in (("h", "stride_h", "dil_h", "pad_top", "in_h"),
+                                   ("w", "stride_w", "dil_w", "pad_left", "in_w")):
+            eff = 2 * g[d] + 1
+            g["out_" + ax] = max((g[size] + 2 * g[p0] - eff) // g[s] + 1, 1)
+    c = int(rng.integers(1, 14))
+    x = rand_s8(rng, (g["batch"], g["in_h"], g["in_w"], c))
+    w = rand_s8(rng, (g["k_h"], g["k_w"], c))
+    bias, cbias = maybe_bias(rng, ffi, c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, c, keep)
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.int8)
+    getattr(lib, kernel)(conv_params(ffi, g, c, c, c), cq, buf(ffi, x), buf(ffi, pack_depthwise(w)), cbias,
+                         buf(ffi, out))
+    acc = depthwise_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g) + (0 if bias is None else bias)
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

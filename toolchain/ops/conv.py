@@ -89,6 +89,18 @@ def conv_1x1_scratch_bytes(p: dict) -> int:
     return 2 * 2 * ceil4(p["in_c"])
 
 
+def pack_depthwise_s8(w: np.ndarray) -> np.ndarray:
+    """[k_h][k_w][C] int8 -> packed int16 of runtime_c/include/edgec_depthwise.h: taps padded to an even count,
+    channels to a multiple of 4; for every group of 4 channels and pair of taps, one (tap 2p, tap 2p + 1) int16 pair
+    per channel."""
+    kh, kw, c = w.shape
+    t = kh * kw
+    t2, c4 = t + t % 2, ceil4(c)
+    p = np.zeros((t2, c4), np.int16)
+    p[:t, :c] = w.reshape(t, c)
+    return p.reshape(t2 // 2, 2, c4 // 4, 4).transpose(2, 0, 3, 1).reshape(-1)
+
+
 def quant_struct(name: str, q: dict) -> Struct:
     return Struct(f"q_{name}", "ec_quant_s8", {
         "in_zp": q["in_zp"], "out_zp": q["out_zp"], "act_min": q["act_min"], "act_max": q["act_max"],
@@ -152,6 +164,13 @@ class Conv(Op):
     def lower_dsp(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
         """An SXTB16/SMLAD kernel (DSP extension) for the layer's shape, or None for the portable kernel."""
         q, name, p = node.q, node.name, params.fields
+        args = [params, quant_struct(name, q), Buf(node.inputs[0], "int8_t")]
+        tail = [Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False)]
+        if self.is_depthwise(node, g) and p["out_c"] == p["in_c"]:
+            w = q["w"][:, 0].reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)
+            kernel = "ec_depthwise_conv2d_3x3_s8" if w.shape[:2] == (3, 3) else "ec_depthwise_conv2d_packed_s8"
+            return Lowered([Call(kernel, args + [Array(f"w_{name}", pack_depthwise_s8(w), "int16_t")] + tail,
+                                 node=name, macs=self.macs(node, g))])
         if p["groups"] != 1:
             return None
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
@@ -160,10 +179,7 @@ class Conv(Op):
             kernel, scratch = "ec_conv2d_1x1_s8", conv_1x1_scratch_bytes(p)
         else:
             kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)
-        call = Call(kernel, [params, quant_struct(name, q), Buf(node.inputs[0], "int8_t"), packed,
-                             Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False),
-                             Scratch(scratch)], node=name, macs=self.macs(node, g))
-        return Lowered([call])
+        return Lowered([Call(kernel, args + [packed] + tail + [Scratch(scratch)], node=name, macs=self.macs(node, g))])
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         w, kernel, strides, pads, dil, group = self._geometry(node, g)
