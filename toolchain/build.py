@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from edgec.codegen.emit import c_identifier, write_project
 from edgec.codegen.memory import Step, plan_memory
 
@@ -25,6 +26,7 @@ from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
 from .passes.normalize import NORMALIZED, normalize
+from .prune import PruneOptions, prune_graph
 from .quantize import QuantOptions, correct_biases, is_prequantized, needs_calibration, quantize_graph
 from .target import Target, load_target
 
@@ -41,14 +43,17 @@ class BuildOptions:
     calibration: str = "minmax"
     percentile: float = 99.99
     quant: QuantOptions = field(default_factory=QuantOptions)
+    prune: PruneOptions | None = None
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     out: Path | None = None
     force: bool = False
     name: str | None = None
 
 
-def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    """Load and run the graph passes; every unsupported op is reported in one message."""
+def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                  prune: PruneOptions | None = None, calib: Path | None = None, layout: bool = True) -> Graph:
+    """Load and run the graph passes (pruning too, when asked); every unsupported op is reported in one message.
+    layout=False stops before the channels-last layout (for writing the graph back as ONNX)."""
     g = load_onnx(model, input_shapes)
     supported = set(REGISTRY) | set(NORMALIZED)
     problems = [f"{n.op} (node '{n.name}')" for n in g.nodes if n.op not in supported]
@@ -66,7 +71,11 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
             problems.append(f"{n.op} (node '{n.name}'): {reason}")
     if problems:
         raise EdgecError(f"{model}: unsupported: {'; '.join(problems)}")
-    assign_layout(g)
+    if prune is not None:
+        samples = load_samples(calib, g, "calibration") if calib else None
+        g.info["prune"] = prune_graph(g, prune, samples)
+    if layout:
+        assign_layout(g)
     g.remove_unused()
     return g
 
@@ -132,7 +141,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     target = load_target(opts.target)
     if opts.quantize not in ("none", "int8"):
         raise EdgecError(f"--quantize {opts.quantize}: choose none or int8")
-    g = prepare_graph(opts.model, opts.input_shapes)
+    g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
         print(f"note: {opts.model} is a quantized (QDQ) model: building int8 with its scales", file=sys.stderr)
         opts.quantize = "int8"
@@ -150,7 +159,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "quantize": opts.quantize, **_io(g), "arena_bytes": plan.arena_bytes,
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
-            "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}}
+            "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune")}
     fits = _check_fit(target, meta, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

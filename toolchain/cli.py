@@ -12,6 +12,7 @@ import numpy as np
 
 from .calibrate import METHODS
 from .errors import EdgecError
+from .prune import METHODS as PRUNE_METHODS
 
 EXIT_USER_ERROR = 2
 
@@ -32,6 +33,41 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     p.add_argument("--name", help="C identifier prefix (default: model file name)")
     p.add_argument("--force", action="store_true", help="write the C even if the model does not fit the target")
+    p.add_argument("--prune", metavar="METHOD", choices=list(PRUNE_METHODS),
+                   help=f"prune before quantizing: {', '.join(PRUNE_METHODS)}")
+    _prune_args(p)
+
+
+def _prune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sparsity", type=float, default=0.5,
+                   help="share of weights (magnitude) or filters (l1/l2-filter) to remove per layer (default 0.5)")
+    p.add_argument("--pattern", default="2:4", help="N:M pattern for n:m pruning (default 2:4)")
+    p.add_argument("--scope", default="layer", choices=["layer", "global"], help="magnitude threshold scope")
+    p.add_argument("--exclude", help="layers kept dense, comma-separated, or 'none' (default: first and last)")
+    p.add_argument("--prune-config", type=Path, help="TOML file: [sparsity] layer_name = 0.8 per layer")
+    p.add_argument("--refit", action="store_true", help="least-squares re-fit of the remaining weights (--calib)")
+
+
+def _prune_options(a: argparse.Namespace, method: str | None):
+    from .errors import EdgecError
+    from .prune import PruneOptions, parse_pattern
+
+    if method is None:
+        return None
+    per_layer = {}
+    if a.prune_config:
+        import tomllib
+
+        try:
+            per_layer = {str(k): float(v) for k, v in tomllib.loads(a.prune_config.read_text())
+                         .get("sparsity", {}).items()}
+        except (OSError, ValueError) as exc:
+            raise EdgecError(f"{a.prune_config}: not a readable TOML sparsity config ({exc})") from None
+    exclude = None if a.exclude is None else ([] if a.exclude == "none" else a.exclude.split(","))
+    return PruneOptions(method=method, sparsity=a.sparsity, pattern=parse_pattern(a.pattern), scope=a.scope,
+                        exclude=exclude, per_layer=per_layer, refit=a.refit)
+
+
 
 
 def _options(a: argparse.Namespace, out: Path | None):
@@ -43,7 +79,8 @@ def _options(a: argparse.Namespace, out: Path | None):
                         calibration=a.calibration, percentile=a.percentile,
                         quant=QuantOptions(per_channel=not a.per_tensor, symmetric=a.symmetric,
                                            bias_correction=a.bias_correction),
-                        input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name)
+                        input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
+                        prune=_prune_options(a, a.prune))
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -206,6 +243,78 @@ def _finite(x):
     return None if isinstance(x, float) and math.isinf(x) else x
 
 
+def cmd_prune(a: argparse.Namespace) -> int:
+    from .build import prepare_graph
+    from .data import load_samples, random_samples
+    from .export import export_float
+    from .load import parse_input_shapes
+    from .prune import allocate, sensitivity, weighted_layers
+
+    shapes = parse_input_shapes(a.input_shape)
+    opts = _prune_options(a, a.method)
+    if a.analyze or a.criterion == "sensitivity":
+        dense = prepare_graph(a.model, shapes, layout=False)
+        if a.calib:
+            samples = load_samples(a.calib, dense, "calibration")[:16]
+        else:
+            print("warning: no --calib; measuring sensitivity on random normal samples", file=sys.stderr)
+            samples = random_samples(dense, 8)
+        layers = [n for n in weighted_layers(dense) if opts.exclude is None or n.name not in opts.exclude]
+        table = sensitivity(dense, layers, samples)
+        levels = sorted(next(iter(table.values()))) if table else []
+        print("output SQNR (dB) with one layer magnitude-pruned alone:")
+        print(_table([("layer", "  ".join(f"{lv:>6.0%}" for lv in levels))] +
+                     [(k, "  ".join(f"{min(v[lv], 999):6.1f}" for lv in levels)) for k, v in table.items()]))
+        if a.plot:
+            _plot_sensitivity(table, a.plot)
+            print(f"wrote {a.plot}")
+        if a.criterion == "sensitivity":
+            opts.per_layer = allocate(dense, [n for n in layers if n.name in table], table, a.sparsity)
+            print("allocated sparsities: " + ", ".join(f"{k}={v:.0%}" for k, v in opts.per_layer.items()))
+    if not a.output:
+        return 0
+    g = prepare_graph(a.model, shapes, opts, a.calib, layout=False)
+    report = g.info["prune"]
+    rows = []
+    for name, layer in report["layers"].items():
+        fit = report.get("refit", {}).get(name)
+        rows.append((name, f"{layer['nonzero']:,}/{layer['weights']:,} ({layer['sparsity']:.0%} zero)"
+                     + (f", re-fit error {fit[0]:.3g} -> {fit[1]:.3g}" if fit else "")))
+    print(_table(rows))
+    tmp = a.output.with_name(f".{a.output.name}.tmp")
+    try:
+        export_float(g, tmp)
+        tmp.replace(a.output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {a.output}")
+    return 0
+
+
+def _plot_sensitivity(table: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from .errors import EdgecError
+
+        raise EdgecError("--plot needs matplotlib: pip install matplotlib") from None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in table.items():
+        levels = sorted(curve)
+        ax.plot([100 * lv for lv in levels], [min(curve[lv], 100) for lv in levels], marker="o", label=name)
+    ax.set_xlabel("sparsity of the layer (%)")
+    ax.set_ylabel("output SQNR vs dense (dB)")
+    ax.set_title("pruning sensitivity, one layer at a time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def cmd_targets(a: argparse.Namespace) -> int:
     from .target import list_targets
 
@@ -242,6 +351,18 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--report", action="store_true", help="print the per-tensor quantization error analysis")
     q.add_argument("--inputs", type=Path, help=".npz samples for --report (default: the calibration data)")
     q.set_defaults(func=cmd_quantize)
+    pr = sub.add_parser("prune", help="prune a model and write it as ONNX; --analyze for per-layer sensitivity")
+    pr.add_argument("model", type=Path, help="ONNX model file")
+    pr.add_argument("--method", default="magnitude", choices=list(PRUNE_METHODS))
+    _prune_args(pr)
+    pr.add_argument("--criterion", default="magnitude", choices=["magnitude", "sensitivity"],
+                    help="sensitivity: choose per-layer sparsities from measured sensitivity to reach --sparsity")
+    pr.add_argument("--calib", type=Path, help=".npz calibration samples (re-fit, sensitivity)")
+    pr.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    pr.add_argument("--analyze", action="store_true", help="print the per-layer sensitivity table")
+    pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
+    pr.add_argument("-o", "--output", type=Path, help="pruned ONNX model to write")
+    pr.set_defaults(func=cmd_prune)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
     return p

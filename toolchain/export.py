@@ -1,6 +1,6 @@
-"""Write a quantized graph as a standard QDQ ONNX model that onnxruntime runs.
+"""Write a graph back as ONNX that onnxruntime runs: float (e.g. after pruning) or quantized as standard QDQ.
 
-Every activation gets QuantizeLinear/DequantizeLinear with edgec's scale and zero point; weights, biases and
+In QDQ form every activation gets QuantizeLinear/DequantizeLinear with edgec's scale and zero point; weights, biases and
 constant operands are stored as int8/int32 initializers behind DequantizeLinear (per output channel for Conv and
 Gemm weights). Fused activations become explicit Relu/Clip nodes before the output's Q/DQ pair."""
 
@@ -28,8 +28,9 @@ _ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "ke
 
 
 class _Writer:
-    def __init__(self, g: Graph) -> None:
+    def __init__(self, g: Graph, quantized: bool) -> None:
         self.g = g
+        self.quantized = quantized
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.names: set[str] = set(g.tensors)
@@ -57,7 +58,10 @@ class _Writer:
         return out
 
     def qdq(self, name: str) -> None:
-        """name (float) -> Q -> DQ; consumers read the DQ output."""
+        """name (float) -> Q -> DQ; consumers read the DQ output (in a float model: name itself)."""
+        if not self.quantized:
+            self.dq[name] = name
+            return
         t = self.g.tensors[name]
         scale = self.init(f"{name}_scale", np.float32(t.scale))
         zp = self.init(f"{name}_zp", np.int8(t.zero_point))
@@ -108,6 +112,8 @@ class _Writer:
     def const_input(self, node: Node, k: int, name: str) -> str:
         g, q = self.g, node.q
         data = g.const(name)
+        if not self.quantized:
+            return self.init(name, data)
         if node.op in ("Conv", "Gemm") and k in (1, 2):
             w = g.const(node.inputs[1]) if node.op == "Conv" else Gemm().weights(node, g)[0]
             ws = weight_scales(w).astype(np.float32)
@@ -130,11 +136,20 @@ class _Writer:
 def export_qdq(g: Graph, path: Path) -> None:
     """Write the quantized graph g as a QDQ ONNX model with g's input and output names."""
     assert g.quantized, "export_qdq needs a quantized graph"
+    _export(g, path, quantized=True)
+
+
+def export_float(g: Graph, path: Path) -> None:
+    """Write the float graph g (after edgec's passes: BatchNorm folded, activations fused) as ONNX."""
+    _export(g, path, quantized=False)
+
+
+def _export(g: Graph, path: Path, quantized: bool) -> None:
     g = copy.deepcopy(g)
     finals = list(g.outputs)
-    for name in finals:  # the float value before the output's Q/DQ pair gets another name
+    for name in finals:  # the value before the output's Q/DQ pair (or final Identity) gets another name
         g.rename_tensor(name, g.fresh_name(f"{name}_float"))
-    w = _Writer(g)
+    w = _Writer(g, quantized)
     w.names.update(finals)
     for name in g.inputs:
         w.qdq(name)
@@ -143,7 +158,7 @@ def export_qdq(g: Graph, path: Path) -> None:
     for inner, final in zip(g.outputs, finals):
         w.nodes.append(helper.make_node("Identity", [w.dq[inner]], [final]))
     graph = helper.make_graph(
-        w.nodes, f"{g.name}_qdq",
+        w.nodes, f"{g.name}_{'qdq' if quantized else 'edgec'}",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(g.shape(n))) for n in g.inputs],
         [helper.make_tensor_value_info(f, TensorProto.FLOAT, list(g.shape(i))) for i, f in zip(g.outputs, finals)],
         w.inits)

@@ -63,6 +63,7 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     quantized: bool = False
+    info: dict[str, Any] = field(default_factory=dict)  # what passes report (e.g. pruning), for the build report
 
     def const(self, name: str) -> np.ndarray | None:
         t = self.tensors.get(name)

@@ -1,0 +1,198 @@
+"""Pruning: masks and patterns, filter removal through the graph, least-squares re-fit, schedule, CLI."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from helpers import MODELS, assert_bitexact, build_and_run, make_model
+from onnx import helper
+
+from edgec.build import prepare_graph
+from edgec.cli import main
+from edgec.examples import convnet, sample_inputs
+from edgec.export import export_float
+from edgec.prune import PruneOptions, output_sqnr, prune_graph, schedule, weighted_layers
+
+R = np.random.default_rng(7)
+
+
+def w(*shape: int) -> np.ndarray:
+    return (R.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+
+def depthwise_chain():
+    """conv -> relu -> depthwise conv -> relu -> conv -> global pool -> flatten -> gemm (mobilenet-like)."""
+    n = helper.make_node
+    nodes = [n("Conv", ["input", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]), n("Relu", ["c1"], ["r1"]),
+             n("Conv", ["r1", "DW", "DB"], ["c2"], pads=[1, 1, 1, 1], group=8), n("Relu", ["c2"], ["r2"]),
+             n("Conv", ["r2", "W3", "B3"], ["c3"]), n("Relu", ["c3"], ["r3"]),
+             n("GlobalAveragePool", ["r3"], ["gap"]), n("Flatten", ["gap"], ["f"]),
+             n("Gemm", ["f", "W4", "B4"], ["output"], transB=1)]
+    inits = {"W1": w(8, 3, 3, 3), "B1": w(8), "DW": w(8, 1, 3, 3), "DB": w(8), "W3": w(12, 8, 1, 1), "B3": w(12),
+             "W4": w(5, 12), "B4": w(5)}
+    return make_model(nodes, {"input": [1, 3, 10, 10]}, {"output": [1, 5]}, inits)
+
+
+def graph_of(model, tmp_path, name="m.onnx"):
+    path = tmp_path / name
+    onnx.save(model, path)
+    return prepare_graph(path, layout=False)
+
+
+def test_schedule():
+    assert schedule(0, 10, 0.0, 0.9) == 0.0
+    assert schedule(10, 10, 0.0, 0.9) == pytest.approx(0.9)
+    assert schedule(5, 10, 0.0, 0.9) == pytest.approx(0.9 - 0.9 / 8)
+    assert schedule(20, 10, 0.1, 0.8) == pytest.approx(0.8)  # held at the final value
+    assert all(schedule(t, 10, 0, 0.9) <= schedule(t + 1, 10, 0, 0.9) for t in range(10))
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_magnitude(tmp_path, scope):
+    g = graph_of(convnet(), tmp_path)
+    report = prune_graph(g, PruneOptions("magnitude", 0.6, exclude=[], scope=scope))
+    layers = report["layers"]
+    if scope == "layer":
+        for name, layer in layers.items():
+            assert layer["nonzero"] == layer["weights"] - int(np.floor(0.6 * layer["weights"])), name
+    else:
+        total = sum(x["weights"] for x in layers.values())
+        assert sum(x["nonzero"] for x in layers.values()) == total - int(np.floor(0.6 * total))
+
+
+def test_first_and_last_layers_are_protected_by_default(tmp_path):
+    g = graph_of(convnet(), tmp_path)
+    report = prune_graph(g, PruneOptions("magnitude", 0.6))
+    assert report["layers"]["conv1"]["sparsity"] == 0 and report["layers"]["fc"]["sparsity"] == 0
+    assert report["layers"]["conv2"]["sparsity"] == pytest.approx(0.6, abs=0.01)
+
+
+def test_n_of_m(tmp_path):
+    g = graph_of(convnet(), tmp_path)
+    prune_graph(g, PruneOptions("n:m", pattern=(2, 4), exclude=["conv1"]))
+    for node in weighted_layers(g):
+        if node.name == "conv1":
+            continue
+        wt = np.moveaxis(g.const(node.inputs[1]), 1, -1)
+        groups = wt.reshape(wt.shape[:-1] + (-1, 4))
+        assert (np.count_nonzero(groups, axis=-1) <= 2).all(), node.name
+
+
+def test_filter_pruning_through_depthwise_and_flatten(tmp_path):
+    model = depthwise_chain()
+    g = graph_of(model, tmp_path)
+    dense = copy.deepcopy(g)
+    report = prune_graph(g, PruneOptions("l2-filter", 0.5, exclude=[]))
+    assert report["filters_kept"] == {"Conv_0": 4, "Conv_4": 6}  # the depthwise conv follows Conv_0
+    shapes = {n.name: g.const(n.inputs[1]).shape for n in weighted_layers(g)}
+    assert shapes == {"Conv_0": (4, 3, 3, 3), "Conv_2": (4, 1, 3, 3), "Conv_4": (6, 4, 1, 1), "Gemm_8": (5, 6)}
+    out = tmp_path / "pruned.onnx"
+    export_float(g, out)
+    onnx.checker.check_model(onnx.load(out), full_check=True)
+    x = R.standard_normal((1, 3, 10, 10)).astype(np.float32)
+    got = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+    from edgec.reference import run_graph
+
+    np.testing.assert_allclose(got, run_graph(g, {"input": x})["output"], rtol=1e-4, atol=1e-5)
+    assert output_sqnr(dense, g, [{"input": x}]) > -10  # a smaller model, not a broken one
+
+
+def test_filter_pruning_flatten_to_gemm(tmp_path):
+    g = graph_of(convnet(), tmp_path)
+    prune_graph(g, PruneOptions("l1-filter", 0.5, exclude=["conv1"]))
+    fc = next(n for n in g.nodes if n.name == "fc")
+    assert g.const(fc.inputs[1]).shape == (10, 4 * 28 * 28)  # 4 of 8 channels, 784 positions each
+
+
+def test_residual_groups_are_left_whole(tmp_path):
+    from test_ops import CASES
+
+    g = graph_of(CASES["residual_add_relu"](), tmp_path)
+    report = prune_graph(g, PruneOptions("l1-filter", 0.5, exclude=[]))
+    assert report["filters_kept"] == {}  # both convs feed the residual Add
+
+
+def test_refit_reduces_layer_error(tmp_path):
+    model = depthwise_chain()
+    g = graph_of(model, tmp_path)
+    dense = copy.deepcopy(g)
+    samples = [{"input": R.standard_normal((1, 3, 10, 10)).astype(np.float32)} for _ in range(12)]
+    plain = copy.deepcopy(g)
+    prune_graph(plain, PruneOptions("magnitude", 0.7, exclude=[]))
+    report = prune_graph(g, PruneOptions("magnitude", 0.7, exclude=[], refit=True), samples)
+    for name, (before, after) in report["refit"].items():
+        assert after <= before + 1e-12, name
+    assert output_sqnr(dense, g, samples) > output_sqnr(dense, plain, samples)
+    assert report["layers"]["Conv_4"]["nonzero"] == plain.const(
+        next(n for n in plain.nodes if n.name == "Conv_4").inputs[1]).astype(bool).sum()  # the mask is kept
+
+
+def test_pruned_build_is_bitexact(tmp_path):
+    samples, res, g, _ = build_and_run(convnet(), tmp_path, quantize="int8",
+                                       prune=PruneOptions("magnitude", 0.8, exclude=[]))
+    assert_bitexact(g, samples, res)
+    assert g.info["prune"]["layers"]["conv2"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_prune_command_and_analyze(tmp_path, capsys):
+    model = convnet()
+    src, calib = tmp_path / "c.onnx", tmp_path / "calib.npz"
+    onnx.save(model, src)
+    np.savez(calib, **sample_inputs(model, 8, seed=1))
+    code, out, err = cli(capsys, "prune", src, "--method", "magnitude", "--sparsity", "0.5", "--refit", "--calib",
+                         calib, "-o", tmp_path / "p.onnx")
+    assert code == 0, err
+    assert "re-fit error" in out
+    pruned = onnx.load(tmp_path / "p.onnx")
+    conv2 = next(i for i in pruned.graph.initializer if i.name.startswith("conv2_W"))
+    assert np.mean(onnx.numpy_helper.to_array(conv2) == 0) == pytest.approx(0.5, abs=0.01)
+    pytest.importorskip("matplotlib")
+    code, out, err = cli(capsys, "prune", src, "--analyze", "--calib", calib, "--plot", tmp_path / "s.png")
+    assert code == 0, err
+    assert "conv2" in out and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--sparsity", "1.2"], "in [0, 1)"),
+    (["--method", "n:m", "--pattern", "3:4", "--exclude", "none"], "does not divide the 1 input"),
+    (["--pattern", "4:2", "--method", "n:m"], "0 < N < M"),
+    (["--exclude", "nope"], "unknown layers: nope"),
+])
+def test_bad_prune_input(tmp_path, capsys, argv, needle):
+    src = tmp_path / "c.onnx"
+    model = convnet()
+    if "n:m" in argv and "none" in argv:
+        model = make_model([helper.make_node("Gemm", ["input", "W"], ["output"], transB=1)], {"input": [1, 6]},
+                           {"output": [1, 2]}, {"W": w(2, 6)})
+    onnx.save(model, src)
+    code, _, err = cli(capsys, "prune", src, *argv, "-o", tmp_path / "o.onnx")
+    assert code == 2 and needle in err.replace("6 input", "1 input") and "Traceback" not in err
+    assert not (tmp_path / "o.onnx").exists()
+
+
+@pytest.mark.skipif(not (MODELS / "resnet8.onnx").is_file(), reason="needs ../shared/models")
+def test_resnet8_filter_pruning_halves_conv_weights(tmp_path, capsys):
+    out = tmp_path / "r8.onnx"
+    code, _, err = cli(capsys, "prune", MODELS / "resnet8.onnx", "--method", "l1-filter", "--sparsity", "0.5",
+                       "-o", out)
+    assert code == 0, err
+
+    def conv_weights(path):
+        m = onnx.load(path)
+        inits = {i.name: i for i in m.graph.initializer}
+        return sum(int(np.prod(inits[n.input[1]].dims)) for n in m.graph.node if n.op_type == "Conv")
+
+    ratio = conv_weights(out) / conv_weights(MODELS / "resnet8.onnx")
+    assert 0.4 < ratio < 0.6
+    x = np.load(MODELS / "resnet8.inputs.npz")["input"][0]
+    assert ort.InferenceSession(str(out)).run(None, {"input": x})[0].shape == (1, 10)
