@@ -164,4 +164,10 @@ def _export(g: Graph, path: Path, quantized: bool) -> None:
         w.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgec")
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")  # never leave a half-written model behind
+    try:
+        onnx.save(model, str(tmp))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
