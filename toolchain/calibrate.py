@@ -23,15 +23,25 @@ MIN_HISTOGRAM_VALUES = 16 * LEVELS
 
 def progress(items: list, label: str) -> Iterator:
     """Yield the items, drawing a progress bar on stderr when it is a terminal."""
-    show = sys.stderr.isatty() and len(items) > 1
+    draw = progress_bar(label)
     for k, item in enumerate(items):
-        if show:
-            done = (k * 30) // len(items)
-            sys.stderr.write(f"\r{label} [{'=' * done}{' ' * (30 - done)}] {k}/{len(items)}")
-            sys.stderr.flush()
+        draw(k, len(items))
         yield item
-    if show:
-        sys.stderr.write(f"\r{label} [{'=' * 30}] {len(items)}/{len(items)}\n")
+    draw(len(items), len(items))
+
+
+def progress_bar(label: str):
+    """A callback(done, total) drawing a progress bar on stderr when it is a terminal."""
+
+    def draw(done: int, total: int) -> None:
+        if sys.stderr.isatty() and total:
+            filled = (done * 30) // total
+            sys.stderr.write(f"\r{label} [{'=' * filled}{' ' * (30 - filled)}] {done}/{total}")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return draw
 
 
 def _activations(g: Graph, samples: list[dict[str, np.ndarray]], label: str) -> Iterator[dict[str, np.ndarray]]:

@@ -315,6 +315,20 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    from .compare import DEFAULT_GRID, QUICK_GRID, compare, load_grid
+    from .load import parse_input_shapes
+
+    grid = load_grid(a.grid) if a.grid else (QUICK_GRID if a.quick else DEFAULT_GRID)
+    if a.labels and not a.eval:
+        from .errors import EdgecError
+
+        raise EdgecError("--labels names an array of the --eval file; give --eval too")
+    rows = compare(a.model, a.target, a.calib, a.eval, a.labels, a.out, grid, a.jobs,
+                   parse_input_shapes(a.input_shape))
+    return 0 if any("error" not in r for r in rows) else 1
+
+
 def cmd_targets(a: argparse.Namespace) -> int:
     from .target import list_targets
 
@@ -363,6 +377,18 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
     pr.add_argument("-o", "--output", type=Path, help="pruned ONNX model to write")
     pr.set_defaults(func=cmd_prune)
+    cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
+    cp.add_argument("model", type=Path, help="ONNX model file")
+    cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
+    cp.add_argument("--calib", type=Path, help=".npz calibration samples")
+    cp.add_argument("--eval", type=Path, help=".npz evaluation samples (default: 16 random samples)")
+    cp.add_argument("--labels", help="array of --eval holding class labels: report accuracy")
+    cp.add_argument("--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
+    cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
+    cp.add_argument("--quick", action="store_true", help="a handful of configurations")
+    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
+    cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    cp.set_defaults(func=cmd_compare)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
     return p

@@ -1,0 +1,430 @@
+"""edgec compare: a grid of quantization and pruning configurations, each built, run on the target and compared
+with the float model; a table, CSV, JSON, plots and one self-contained HTML report.
+
+Each configuration is an edgec build (the same code path as `edgec validate`), cached by a content hash of
+everything that determines its result, so a rerun only redoes what changed."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tomllib
+
+from . import __version__
+from .errors import EdgecError
+from .paths import RUNTIME_DIR, TARGETS_DIR, TEMPLATES_DIR
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    quantize: str = "none"  # none | int8
+    per_channel: bool = True
+    calibration: str = "minmax"
+    bias_correction: bool = False
+    prune: str | None = None  # magnitude | l1-filter | l2-filter | n:m
+    sparsity: float = 0.5
+    pattern: str = "2:4"
+    refit: bool = False
+
+    def flags(self) -> list[str]:
+        """The edgec command-line options that build this configuration."""
+        out = ["--quantize", self.quantize]
+        if self.quantize == "int8":
+            out += ["--calibration", self.calibration] + ([] if self.per_channel else ["--per-tensor"])
+            out += ["--bias-correction"] if self.bias_correction else []
+        if self.prune:
+            out += ["--prune", self.prune]
+            out += ["--pattern", self.pattern] if self.prune == "n:m" else ["--sparsity", str(self.sparsity)]
+            out += ["--refit"] if self.refit else []
+        return out
+
+
+def _grid(*configs: Config) -> list[Config]:
+    return list(configs)
+
+
+DEFAULT_GRID = _grid(
+    Config("float32"),
+    Config("int8 per-tensor", "int8", per_channel=False),
+    Config("int8 per-channel", "int8"),
+    Config("int8 per-channel + bias corr.", "int8", bias_correction=True),
+    *(Config(f"unstructured {int(s * 100)}% + re-fit", prune="magnitude", sparsity=s, refit=True)
+      for s in (0.5, 0.7, 0.9)),
+    *(Config(f"filters {int(s * 100)}% + re-fit", prune="l1-filter", sparsity=s, refit=True) for s in (0.3, 0.5)),
+    Config("2:4 + re-fit", prune="n:m", pattern="2:4", refit=True),
+    Config("unstructured 70% + re-fit, int8", "int8", prune="magnitude", sparsity=0.7, refit=True),
+    Config("2:4 + re-fit, int8", "int8", prune="n:m", pattern="2:4", refit=True),
+    Config("filters 30% + re-fit, int8", "int8", prune="l1-filter", sparsity=0.3, refit=True),
+)
+QUICK_GRID = _grid(Config("float32"), Config("int8 per-channel", "int8"),
+                   Config("unstructured 70% + re-fit, int8", "int8", prune="magnitude", sparsity=0.7, refit=True),
+                   Config("filters 30% + re-fit, int8", "int8", prune="l1-filter", sparsity=0.3, refit=True))
+
+
+def load_grid(path: Path) -> list[Config]:
+    """A TOML grid: one [[config]] table per row with the fields of Config."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise EdgecError(f"{path}: not a readable TOML grid ({exc})") from None
+    known = {f.name for f in dataclasses.fields(Config)}
+    grid = []
+    for k, row in enumerate(data.get("config", [])):
+        unknown = sorted(set(row) - known)
+        if unknown or "name" not in row:
+            raise EdgecError(f"{path}: config {k + 1}: " + (f"unknown keys {unknown}" if unknown else "needs a name"))
+        grid.append(Config(**row))
+    if not grid:
+        raise EdgecError(f"{path}: no [[config]] tables")
+    return grid
+
+
+@dataclass
+class Job:
+    model: Path
+    target: str
+    calib: Path | None
+    eval: Path | None
+    labels: str | None
+    config: Config
+    work: Path
+    input_shapes: dict = field(default_factory=dict)
+
+    def key(self) -> str:
+        """Content hash of everything that determines the row: files, configuration, edgec's own sources."""
+        h = hashlib.sha256(json.dumps([dataclasses.asdict(self.config), self.target, self.labels,
+                                       self.input_shapes, __version__], sort_keys=True).encode())
+        for p in (self.model, self.calib, self.eval):
+            h.update(p.read_bytes() if p else b"-")
+        for folder in (Path(__file__).parent, RUNTIME_DIR, TARGETS_DIR, TEMPLATES_DIR):
+            for f in sorted(folder.rglob("*")):
+                if f.is_file() and f.suffix in (".py", ".c", ".h", ".j2", ".toml", ".ld", ".S"):
+                    h.update(f.read_bytes())
+        return h.hexdigest()[:20]
+
+
+def _eval_samples(job: Job, g) -> tuple[list[dict], np.ndarray | None]:
+    from .data import load_samples, random_samples
+
+    if job.eval is None:
+        return random_samples(g, 16, seed=3), None
+    labels = None
+    if job.labels:
+        with np.load(job.eval) as npz:
+            if job.labels not in npz.files:
+                raise EdgecError(f"{job.eval}: no array '{job.labels}' for --labels (arrays: {npz.files})")
+            labels = npz[job.labels].reshape(-1)
+            arrays = {k: npz[k] for k in npz.files if k != job.labels}
+        tmp = job.work / "eval_inputs.npz"
+        np.savez(tmp, **arrays)
+        return load_samples(tmp, g, "evaluation"), labels
+    return load_samples(job.eval, g, "evaluation"), None
+
+
+def run_job(job: Job) -> dict:
+    """Build, run and measure one configuration; errors become the row's 'error'."""
+    from .build import BuildOptions, build
+    from .prune import PruneOptions, parse_pattern
+    from .quantize import QuantOptions
+    from .runner import run_build
+    from .validate import bitexact_share, metrics, onnxruntime_outputs, reference_outputs
+
+    c = job.config
+    row: dict = {"config": c.name, "command": " ".join(["edgec", "validate", str(job.model), "--target", job.target]
+                                                       + c.flags())}
+    start = time.perf_counter()
+    try:
+        job.work.mkdir(parents=True, exist_ok=True)
+        prune = None
+        if c.prune:
+            prune = PruneOptions(method=c.prune, sparsity=c.sparsity, pattern=parse_pattern(c.pattern),
+                                 refit=c.refit)
+        opts = BuildOptions(job.model, target=job.target, quantize=c.quantize, calib=job.calib,
+                            calibration=c.calibration, input_shapes=job.input_shapes, out=job.work / "build",
+                            quant=QuantOptions(per_channel=c.per_channel, bias_correction=c.bias_correction),
+                            prune=prune)
+        out, meta, g = build(opts)
+        row["build_s"] = time.perf_counter() - start
+        samples, labels = _eval_samples(job, g)
+        res = run_build(out, samples)
+        want = onnxruntime_outputs(str(job.model), samples)
+        row.update(metrics(res.outputs, want, g.outputs))
+        if labels is not None:
+            pred = [int(np.argmax(o[g.outputs[0]])) for o in res.outputs]
+            row["accuracy"] = float(np.mean(np.array(pred) == labels[:len(pred)]))
+            ref = [int(np.argmax(o[g.outputs[0]])) for o in want]
+            row["float_accuracy"] = float(np.mean(np.array(ref) == labels[:len(ref)]))
+        if g.quantized:
+            row["bitexact"] = bitexact_share(res, reference_outputs(g, samples))
+            from .analysis import quant_report
+
+            rep = quant_report(g, samples[:4])
+            ratios = [r["noise_var"] / r["noise_var_model"] for r in rep if r["noise_var_model"] > 0]
+            row["noise_var_ratio"] = float(np.median(ratios)) if ratios else None
+        elf = meta.get("elf") or {}
+        row["flash_bytes"] = elf.get("model_flash") or meta["weight_bytes"]
+        # RAM: the model's static data (the arena is one of its arrays) plus the stack of one inference
+        row["ram_bytes"] = elf.get("model_ram", meta["arena_bytes"]) + (res.stack_bytes or 0)
+        row["arena_bytes"] = meta["arena_bytes"]
+        row["instructions"] = int(np.mean(res.instructions)) if res.instructions else None
+        row["macs"] = meta["macs"]
+        row["macs_executed"] = _executed_macs(meta)
+        prune_report = meta.get("prune") or {}
+        if prune_report:
+            layers = prune_report["layers"].values()
+            total = sum(x["weights"] for x in layers)
+            row["sparsity"] = 1 - sum(x["nonzero"] for x in layers) / total
+            row["weights_removed"] = total - sum(x["nonzero"] for x in layers)
+        row["layers"] = meta["layers"]
+    except EdgecError as exc:
+        row["error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one failed configuration must not stop the grid
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    row["time_s"] = time.perf_counter() - start
+    return row
+
+
+def _executed_macs(meta: dict) -> int:
+    """MACs the kernels perform: a sparse kernel only multiplies the nonzero weights."""
+    density = {name: layer["nonzero"] / layer["weights"] for name, layer in
+               ((meta.get("prune") or {}).get("layers") or {}).items()}
+    total = 0
+    for layer in meta["layers"]:
+        sparse = any("sparse" in k for k in layer["kernels"])
+        total += int(layer["macs"] * (density.get(layer["node"], 1.0) if sparse else 1.0))
+    return total
+
+
+def _cached(job: Job, cache: Path) -> dict | None:
+    path = cache / f"{job.key()}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_grid(jobs: list[Job], cache: Path, parallel: int, progress=None) -> list[dict]:
+    """Rows in grid order; cached rows are reused, failures isolated; Ctrl-C keeps the finished rows."""
+    cache.mkdir(parents=True, exist_ok=True)
+    rows: list[dict | None] = [None] * len(jobs)
+    todo = []
+    for k, job in enumerate(jobs):
+        hit = _cached(job, cache)
+        if hit is not None:
+            hit["cached"] = True
+            rows[k] = hit
+        else:
+            todo.append(k)
+    done = len(jobs) - len(todo)
+    if progress:
+        progress(done, len(jobs))
+    try:
+        with ProcessPoolExecutor(max_workers=max(1, parallel)) as pool:
+            futures = {pool.submit(run_job, jobs[k]): k for k in todo}
+            try:
+                for fut in as_completed(futures):
+                    k = futures[fut]
+                    rows[k] = fut.result()
+                    if "error" not in rows[k]:
+                        (cache / f"{jobs[k].key()}.json").write_text(json.dumps(rows[k], default=_plain))
+                    done += 1
+                    if progress:
+                        progress(done, len(jobs))
+            except KeyboardInterrupt:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    except KeyboardInterrupt:
+        print("\ninterrupted: writing the finished rows", file=sys.stderr)
+    return [r for r in rows if r is not None]
+
+
+def _plain(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(type(x))
+
+
+# ---- outputs ---------------------------------------------------------------------------------------------------
+
+COLUMNS = [("config", "configuration", None), ("accuracy", "accuracy", "max"), ("top1_agreement", "top-1 agr.", "max"),
+           ("sqnr_db", "SQNR dB", "max"), ("cosine", "cosine", "max"), ("flash_bytes", "flash", "min"),
+           ("ram_bytes", "RAM", "min"), ("instructions", "instructions", "min"), ("macs_executed", "MACs exec.", "min"),
+           ("sparsity", "sparsity", None), ("noise_var_ratio", "noise/(D^2/12)", None), ("bitexact", "bit-exact", None),
+           ("build_s", "build s", None)]
+
+
+def fidelity(row: dict) -> float | None:
+    """What the Pareto front trades against cost: accuracy when labels exist, else SQNR."""
+    v = row.get("accuracy", row.get("sqnr_db"))
+    return None if v is None or (isinstance(v, float) and math.isinf(v)) else v
+
+
+def pareto(rows: list[dict], cost: str) -> list[dict]:
+    """Rows not dominated in (higher fidelity, lower cost)."""
+    ok = [r for r in rows if "error" not in r and fidelity(r) is not None and r.get(cost) is not None]
+    return [r for r in ok if not any(fidelity(o) >= fidelity(r) and o[cost] <= r[cost]
+                                     and (fidelity(o) > fidelity(r) or o[cost] < r[cost]) for o in ok)]
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def table(rows: list[dict], highlight: bool) -> str:
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    best = {}
+    for key, _, how in cols:
+        vals = [r[key] for r in rows if "error" not in r and isinstance(r.get(key), (int, float))]
+        if how and vals:
+            best[key] = max(vals) if how == "max" else min(vals)
+    cells = [[h for _, h, _ in cols]]
+    failed = []
+    for r in rows:
+        if "error" in r:
+            failed.append(f"{r['config']}: FAILED: {r['error'].splitlines()[0][:160]}")
+            continue
+        line = []
+        for key, _, _ in cols:
+            text = _cell(r.get(key))
+            if key in best and r.get(key) == best[key]:
+                text = f"\033[1m{text}*\033[0m" if highlight else f"{text}*"
+            line.append(text)
+        cells.append(line)
+    width = [max(len(_strip(c[i])) for c in cells) for i in range(len(cols))]
+    lines = ["  ".join(_pad(c, w, i) for i, (c, w) in enumerate(zip(line, width))) for line in cells]
+    return "\n".join(lines + failed)
+
+
+def _strip(s: str) -> str:
+    return s.replace("\033[1m", "").replace("\033[0m", "")
+
+
+def _pad(s: str, w: int, i: int) -> str:
+    extra = len(s) - len(_strip(s))
+    return s.ljust(w + extra) if i == 0 else s.rjust(w + extra)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    keys = [k for k, _, _ in COLUMNS] + ["arena_bytes", "macs", "weights_removed", "float_accuracy", "time_s",
+                                         "cached", "error", "command"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+
+
+def plots(rows: list[dict], out: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: no matplotlib, so no plots (pip install matplotlib)", file=sys.stderr)
+        return []
+    paths = []
+    ylabel = "accuracy" if any("accuracy" in r for r in rows) else "SQNR vs float (dB)"
+    for cost, label in (("flash_bytes", "flash (bytes)"), ("instructions", "instructions per inference"),
+                        ("ram_bytes", "RAM (bytes)")):
+        pts = [r for r in rows if "error" not in r and r.get(cost) is not None and fidelity(r) is not None]
+        if not pts:
+            continue
+        front = sorted(pareto(pts, cost), key=lambda r: r[cost])
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.scatter([r[cost] for r in pts], [fidelity(r) for r in pts], color="tab:blue")
+        for r in pts:
+            ax.annotate(r["config"], (r[cost], fidelity(r)), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.plot([r[cost] for r in front], [fidelity(r) for r in front], color="tab:red", label="Pareto front")
+        ax.set_xlabel(label)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out / f"{ylabel.split()[0].lower()}_vs_{cost.split('_')[0]}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def verdict(rows: list[dict]) -> str:
+    parts = []
+    for cost, label in (("flash_bytes", "flash"), ("instructions", "instructions"), ("ram_bytes", "RAM")):
+        front = sorted(pareto(rows, cost), key=lambda r: r[cost])
+        if front:
+            parts.append(f"Against {label}, the Pareto front is: " + ", ".join(r["config"] for r in front) + ".")
+    failed = [r["config"] for r in rows if "error" in r]
+    if failed:
+        parts.append(f"Failed: {', '.join(failed)}.")
+    return " ".join(parts) or "No configuration finished."
+
+
+def html_report(rows: list[dict], images: list[Path], title: str, path: Path) -> None:
+    import html
+
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in cols)
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append(f"<tr><td>{html.escape(r['config'])}</td><td colspan={len(cols) - 1} class=err>"
+                        f"{html.escape(r['error'])}</td></tr>")
+        else:
+            body.append("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(k)))}</td>" for k, _, _ in cols) + "</tr>")
+    imgs = "".join(f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+                   for p in images)
+    best = [r for r in pareto(rows, "flash_bytes")][:3]
+    layers = []
+    for r in best:
+        rows_l = "".join(f"<tr><td>{html.escape(x['node'])}</td><td>{html.escape(', '.join(x['kernels']))}</td>"
+                         f"<td>{x['macs']:,}</td></tr>" for x in r.get("layers", []) if x["kernels"])
+        layers.append(f"<h3>{html.escape(r['config'])}</h3><table><tr><th>layer</th><th>kernel</th><th>MACs</th>"
+                      f"</tr>{rows_l}</table>")
+    cmds = "".join(f"<li><code>{html.escape(r['command'])}</code></li>" for r in rows)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
+body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
+.err{{color:#b00;text-align:left}}img{{max-width:560px;margin:4px}}</style></head><body>
+<h1>{html.escape(title)}</h1><p>{html.escape(verdict(rows))}</p>
+<table><tr>{head}</tr>{''.join(body)}</table>{imgs}
+<h2>Per-layer breakdown of the best configurations (flash Pareto front)</h2>{''.join(layers)}
+<h2>Reproduce</h2><ul>{cmds}</ul><p>edgec {__version__}</p></body></html>"""
+    path.write_text(page)
+
+
+def compare(model: Path, target: str, calib: Path | None, eval_npz: Path | None, labels: str | None, out: Path,
+            grid: list[Config], parallel: int, input_shapes: dict | None = None) -> list[dict]:
+    """Run the grid and write results.csv, results.json, the plots and report.html into out."""
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [Job(Path(model).resolve(), target, calib and Path(calib).resolve(), eval_npz and Path(eval_npz).resolve(),
+                labels, c, out / "work" / f"{k:02d}", input_shapes or {}) for k, c in enumerate(grid)]
+    from .calibrate import progress_bar
+
+    start = time.perf_counter()
+    rows = run_grid(jobs, out / "cache", parallel, progress_bar("configurations"))
+    (out / "results.json").write_text(json.dumps(rows, indent=1, default=_plain))
+    write_csv(rows, out / "results.csv")
+    images = plots(rows, out)
+    html_report(rows, images, f"edgec compare: {Path(model).name} on {target}", out / "report.html")
+    print(table(rows, sys.stdout.isatty()))
+    print(verdict(rows))
+    print(f"{len(rows)} configurations in {time.perf_counter() - start:.0f} s; wrote {out}/report.html, "
+          f"results.csv, results.json" + (f" and {len(images)} plots" if images else ""))
+    return rows
