@@ -8,14 +8,24 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.build import BuildOptions, build
 from edgec.reference import quantize_input, run_graph
 from edgec.runner import run_build
+from edgec.target import list_targets, load_target
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 HAVE_ARM = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
+EMULATED_TARGETS = [t.name for t in list_targets() if t.kind != "host"]
+
+
+def needs_target(name: str) -> pytest.MarkDecorator:
+    """Skip unless the target's compiler and QEMU are installed."""
+    t = load_target(name)
+    missing = [tool for tool in (t.cc, t.qemu) if shutil.which(tool) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} ({t.apt_install})")
 
 
 def make_model(nodes, inputs: dict[str, list[int]], outputs: dict[str, list[int] | None], inits: dict | None = None,

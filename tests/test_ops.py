@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import HAVE_ARM, assert_bitexact, assert_float_close, assert_int8_sane, build_and_run, make_model
+from helpers import (
+    EMULATED_TARGETS,
+    HAVE_ARM,
+    assert_bitexact,
+    assert_float_close,
+    assert_int8_sane,
+    build_and_run,
+    make_model,
+    needs_target,
+)
 from onnx import helper
 
 R = np.random.default_rng(42)
@@ -175,4 +184,20 @@ def test_cortex_m7(case, tmp_path):
     _, res, _, want = build_and_run(CASES[case](), tmp_path / "f", target="cortex-m7")
     assert_float_close(res, want)
     samples, res, g, want = build_and_run(CASES[case](), tmp_path / "q", quantize="int8", target="cortex-m7")
+    assert_bitexact(g, samples, res)
+
+
+# Every other emulated target runs a rotating share of the M7 cases (float close to onnxruntime, int8 bit-exact
+# with the reference): each target sees several op families, and together they cover the whole list.
+CASES_PER_TARGET = 5
+TARGET_CASES = [pytest.param(t, M7_CASES[(i * CASES_PER_TARGET + k) % len(M7_CASES)], marks=needs_target(t))
+                for i, t in enumerate(t for t in EMULATED_TARGETS if t != "cortex-m7") for k in range(CASES_PER_TARGET)]
+
+
+@pytest.mark.parametrize("target,case", TARGET_CASES)
+def test_emulated_targets(target, case, tmp_path):
+    _, res, _, want = build_and_run(CASES[case](), tmp_path / "f", target=target)
+    assert_float_close(res, want)
+    assert len(res.instructions) == len(res.outputs) and min(res.instructions) > 0
+    samples, res, g, want = build_and_run(CASES[case](), tmp_path / "q", quantize="int8", target=target)
     assert_bitexact(g, samples, res)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -48,6 +49,8 @@ class BuildOptions:
     out: Path | None = None
     force: bool = False
     name: str | None = None
+    flash_bytes: int | None = None  # override the target's flash limit
+    ram_bytes: int | None = None  # override the target's RAM limit
 
 
 def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -138,7 +141,7 @@ def _const_bytes(calls: list[tuple[int, Call]]) -> int:
 
 def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     """Build a C project (and firmware for an emulated target) into opts.out; returns (dir, metadata, graph)."""
-    target = load_target(opts.target)
+    target = _with_limits(load_target(opts.target), opts)
     if opts.quantize not in ("none", "int8"):
         raise EdgecError(f"--quantize {opts.quantize}: choose none or int8")
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
@@ -159,7 +162,8 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "quantize": opts.quantize, **_io(g), "arena_bytes": plan.arena_bytes,
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
-            "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune")}
+            "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
+            "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes}}
     fits = _check_fit(target, meta, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -173,6 +177,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
 
             elf = build_firmware(target, name, sources, includes, tmp)
             meta["elf"] = elf_sizes(elf, target, [s.name for s in sources])
+            _check_fit_linked(target, meta, opts)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
         if out.exists():
             shutil.rmtree(out)
@@ -189,21 +194,50 @@ def _json_default(x):
     raise TypeError(type(x))
 
 
-def _check_fit(target: Target, meta: dict, opts: BuildOptions) -> bool:
-    """Whether the model fits the target; without --force a misfit is an error."""
-    if target.kind == "host":
-        return True
-    problems = []
-    if meta["weight_bytes"] > target.flash_bytes:
-        problems.append(f"weights need {meta['weight_bytes']} bytes of flash, {target.name} has "
-                        f"{target.flash_bytes} ({meta['weight_bytes'] - target.flash_bytes} too many)")
-    ram = target.ram_bytes - target.stack_bytes - target.heap_bytes  # what is left for the arena
-    if meta["arena_bytes"] > ram:
-        problems.append(f"the arena needs {meta['arena_bytes']} bytes of RAM, {target.name} has {ram} after "
-                        f"stack and heap ({meta['arena_bytes'] - ram} too many)")
+def _with_limits(target: Target, opts: BuildOptions) -> Target:
+    """The target with --flash/--ram applied."""
+    for value, what in ((opts.flash_bytes, "--flash"), (opts.ram_bytes, "--ram")):
+        if value is not None and value <= 0:
+            raise EdgecError(f"{what} {value}: must be a positive number of bytes")
+    return dataclasses.replace(target, flash_bytes=opts.flash_bytes or target.flash_bytes,
+                               ram_bytes=opts.ram_bytes or target.ram_bytes)
+
+
+def _refuse(target: Target, problems: list[str], opts: BuildOptions) -> None:
     if problems and not opts.force:
         raise EdgecError(f"{opts.model}: does not fit {target.name}: {'; '.join(problems)}. Try --quantize int8, "
-                         "or --force to emit the C anyway")
+                         "--flash/--ram for a larger part, or --force to emit the C anyway")
+
+
+def _check_fit(target: Target, meta: dict, opts: BuildOptions) -> bool:
+    """Whether the model fits the target's limits before compiling: weights in flash, the arena in RAM (a limit
+    of 0 is no limit). Without --force a misfit is an error."""
+    problems = []
+    if target.flash_bytes and meta["weight_bytes"] > target.flash_bytes:
+        problems.append(f"weights need {meta['weight_bytes']} bytes of flash, {target.name} has "
+                        f"{target.flash_bytes} ({meta['weight_bytes'] - target.flash_bytes} too many)")
+    if target.ram_bytes and meta["arena_bytes"] > target.ram_bytes:
+        problems.append(f"the arena needs {meta['arena_bytes']} bytes of RAM, {target.name} has {target.ram_bytes} "
+                        f"({meta['arena_bytes'] - target.ram_bytes} too many)")
+    _refuse(target, problems, opts)
     if problems:
         print(f"warning: {'; '.join(problems)}; --force: writing the C project without firmware", file=sys.stderr)
     return not problems
+
+
+def _check_fit_linked(target: Target, meta: dict, opts: BuildOptions) -> None:
+    """After the link: the model's flash (weights + model and kernel code, from the link map) and RAM (arena and
+    other static data + gcc's stack estimate) against the limits. The test harness (C library, semihosting) is
+    not counted: a device has its own."""
+    elf = meta["elf"]
+    problems = []
+    if target.flash_bytes and elf["model_flash"] > target.flash_bytes:
+        problems.append(f"weights and code need {elf['model_flash']} bytes of flash, {target.name} has "
+                        f"{target.flash_bytes} ({elf['model_flash'] - target.flash_bytes} too many)")
+    ram = elf["model_ram"] + elf["stack_estimate"]
+    if target.ram_bytes and ram > target.ram_bytes:
+        problems.append(f"arena, static data and stack need {ram} bytes of RAM, {target.name} has "
+                        f"{target.ram_bytes} ({ram - target.ram_bytes} too many)")
+    _refuse(target, problems, opts)
+    if problems:
+        print(f"warning: {'; '.join(problems)}; --force: built anyway", file=sys.stderr)

@@ -33,6 +33,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     p.add_argument("--name", help="C identifier prefix (default: model file name)")
     p.add_argument("--force", action="store_true", help="write the C even if the model does not fit the target")
+    p.add_argument("--flash", type=_size, metavar="BYTES", help="flash of the part, e.g. 1m (default: the target's)")
+    p.add_argument("--ram", type=_size, metavar="BYTES", help="RAM of the part, e.g. 64k (default: the target's)")
     p.add_argument("--prune", metavar="METHOD", choices=list(PRUNE_METHODS),
                    help=f"prune before quantizing: {', '.join(PRUNE_METHODS)}")
     _prune_args(p)
@@ -70,6 +72,17 @@ def _prune_options(a: argparse.Namespace, method: str | None):
 
 
 
+def _size(text: str) -> int:
+    """A byte count for --flash/--ram: a whole number with an optional k (KiB) or m (MiB) suffix."""
+    units = {"": 1, "k": 1024, "m": 1024 * 1024}
+    number, unit = text.strip().lower(), ""
+    if number[-1:] in ("k", "m"):
+        number, unit = number[:-1], number[-1]
+    if not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (like 262144, 256k or 1m)")
+    return int(number) * units[unit]
+
+
 def _options(a: argparse.Namespace, out: Path | None):
     from .build import BuildOptions
     from .load import parse_input_shapes
@@ -80,6 +93,7 @@ def _options(a: argparse.Namespace, out: Path | None):
                         quant=QuantOptions(per_channel=not a.per_tensor, symmetric=a.symmetric,
                                            bias_correction=a.bias_correction),
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
+                        flash_bytes=a.flash, ram_bytes=a.ram,
                         prune=_prune_options(a, a.prune))
 
 
@@ -332,11 +346,12 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_targets(a: argparse.Namespace) -> int:
     from .target import list_targets
 
+    width = max(len(t.name) for t in list_targets())
     for t in list_targets():
         mem = f"flash {t.flash_bytes // 1024} KiB, RAM {t.ram_bytes // 1024} KiB" if t.flash_bytes else "no limits"
         feats = ", ".join(t.features) or "-"
-        where = f"QEMU {t.machine}" if t.machine else "cffi"
-        print(f"{t.name:<12} {t.description}\n{'':<12} {where}; {mem}; features: {feats}")
+        where = {"qemu-system": f"QEMU {t.machine}", "qemu-user": f"{t.qemu} -cpu {t.machine}"}.get(t.kind, "cffi")
+        print(f"{t.name:<{width}}  {t.description}\n{'':<{width}}  {where}; {mem}; features: {feats}")
     return 0
 
 

@@ -1,12 +1,17 @@
-"""Bare-metal firmware for QEMU targets: build a generated C project, run it with semihosting, read the results.
+"""Programs for QEMU targets: build a generated C project, run it in QEMU, read the results.
 
-The firmware (codegen/templates/firmware_main.c.j2 + targets/cortex-m/startup.c) reads input.bin, runs the
-model once per sample, writes output.bin and prints the exact instruction count of every run and the stack
-high-water mark. See the template for how instructions are counted under `qemu -icount shift=0`.
+Two kinds of target. "qemu-system": bare-metal firmware (codegen/templates/firmware_main.c.j2 +
+targets/cortex-m/startup.c) run with semihosting; it prints the exact instruction count of every run, measured
+with SysTick under `qemu -icount shift=0` (see the template). "qemu-user": a static Linux binary
+(codegen/templates/linux_main.c.j2) run by QEMU user mode; the instructions are counted by edgec's TCG plugin
+(targets/qemu-user/insn_count_plugin.c), built here with the host gcc and cached. Both read input.bin, run
+the model once per sample, write output.bin and print the stack high-water mark.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +31,10 @@ CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fd
 # newlib with librdimon (semihosting stdio); startup.c replaces rdimon's crt0, hence -nostartfiles.
 LDFLAGS = ("-nostartfiles", "--specs=rdimon.specs", "-Wl,--gc-sections")
 STARTUP_DIR = TARGETS_DIR / "cortex-m"
+# Linux user mode: a static binary (not position independent, so nm gives the run-time addresses).
+LINUX_LDFLAGS = ("-static", "-no-pie", "-Wl,--gc-sections")
+PLUGIN_SOURCE = TARGETS_DIR / "qemu-user" / "insn_count_plugin.c"
+PLUGIN_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden")
 
 # Output sections of linker.ld.j2 by where they live.
 _CODE_SECTIONS = {".isr_vector", ".text", ".ARM.extab", ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array"}
@@ -73,10 +82,11 @@ def build_firmware(
 ) -> Path:
     """Compile the model sources with the firmware main and startup code; return out_dir/firmware.elf.
 
-    Also writes out_dir/firmware.map. Flash and RAM limits of the target are enforced by the link.
+    Also writes out_dir/firmware.map. For a bare-metal target the link fails when the program does not fit the
+    board's memory. A "qemu-user" target gets a static Linux program with the same protocol.
     """
-    if target.kind != "qemu-system":
-        raise EdgecError(f"target {target.name} is not a bare-metal QEMU target (kind {target.kind})")
+    if target.kind not in ("qemu-system", "qemu-user"):
+        raise EdgecError(f"target {target.name} is not a QEMU target (kind {target.kind})")
     if not name.isidentifier() or not name.isascii():
         raise EdgecError(f"model name {name!r} is not a C identifier")
     if shutil.which(target.cc) is None:
@@ -88,21 +98,25 @@ def build_firmware(
     obj_dir = out_dir / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
 
-    linker_script = _render(STARTUP_DIR / "linker.ld.j2", out_dir / "linker.ld", target=target)
-    main_c = _render(TEMPLATES_DIR / "firmware_main.c.j2", out_dir / "firmware_main.c", name=name)
-    all_sources = [Path(s) for s in sources] + [STARTUP_DIR / "startup.c", main_c]
+    bare_metal = target.kind == "qemu-system"
+    if bare_metal:
+        linker_script = _render(STARTUP_DIR / "linker.ld.j2", out_dir / "linker.ld", target=target)
+        main_c = _render(TEMPLATES_DIR / "firmware_main.c.j2", out_dir / "firmware_main.c", name=name)
+        all_sources = [Path(s) for s in sources] + [STARTUP_DIR / "startup.c", main_c]
+    else:
+        main_c = _render(TEMPLATES_DIR / "linux_main.c.j2", out_dir / "linux_main.c", name=name)
+        all_sources = [Path(s) for s in sources] + [main_c]
     stems = [s.stem for s in all_sources]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
         raise EdgecError(f"two source files share the name {duplicates[0]}.c; object files are named after sources")
 
     base = [target.cc, *target.cflags, target.opt]
-    compile_flags = [
-        *CFLAGS,
-        f"-DEDGEC_INSTRUCTIONS_PER_TICK={target.instructions_per_tick}",
-        *(f"-I{d}" for d in include_dirs),
-        *extra_cflags,
-    ]
+    compile_flags = [*CFLAGS, *(f"-I{d}" for d in include_dirs), *extra_cflags]
+    if bare_metal:
+        lock_ticks, lock_instructions = target.tick_lock
+        compile_flags += [f"-DEDGEC_LOCK_TICKS_LOG2={lock_ticks.bit_length() - 1}",
+                          f"-DEDGEC_LOCK_INSTRUCTIONS={lock_instructions}"]
 
     def compile_one(src: Path) -> Path:
         obj = obj_dir / f"{src.stem}.o"
@@ -113,9 +127,14 @@ def build_firmware(
         objects = list(pool.map(compile_one, all_sources))
 
     elf = out_dir / "firmware.elf"
-    link = [*base, *(str(o) for o in objects), "-T", str(linker_script), *LDFLAGS, *target.ldflags]
+    if bare_metal:
+        link = [*base, *(str(o) for o in objects), "-T", str(linker_script), *LDFLAGS, *target.ldflags]
+        what = f"linking {elf} (board flash {target.board_flash} bytes, RAM {target.board_ram} bytes)"
+    else:
+        link = [*base, *(str(o) for o in objects), *LINUX_LDFLAGS, *target.ldflags]
+        what = f"linking {elf}"
     link += [f"-Wl,-Map={out_dir / 'firmware.map'}", "-lm", "-o", str(elf)]
-    _run_tool(link, target, f"linking {elf} (flash {target.flash_bytes} bytes, RAM {target.ram_bytes} bytes)")
+    _run_tool(link, target, what)
     return elf
 
 
@@ -189,6 +208,61 @@ def _stack_estimate(obj_dir: Path, stems: list[str]) -> int:
     return model + max(frames.values(), default=0)
 
 
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgec"
+
+
+def count_plugin(target: Target) -> Path:
+    """The instruction-counting QEMU plugin, built with the host gcc on first use and cached by source hash."""
+    source = PLUGIN_SOURCE.read_bytes()
+    so = _cache_dir() / f"insn_count_plugin-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    if so.is_file():
+        return so
+    if shutil.which("gcc") is None:
+        raise EdgecError(f"'gcc' not found, needed to build the instruction-counting QEMU plugin for target "
+                         f"{target.name}; install it with: {target.apt_install}")
+    so.parent.mkdir(parents=True, exist_ok=True)
+    tmp = so.with_name(f".{so.name}.{os.getpid()}")
+    _run_tool(["gcc", *PLUGIN_CFLAGS, str(PLUGIN_SOURCE), "-o", str(tmp)], target, "building the QEMU plugin")
+    os.replace(tmp, so)  # atomic: parallel builds race harmlessly
+    return so
+
+
+def _symbol_address(target: Target, elf: Path, symbol: str) -> int:
+    proc = _run_tool([_binutil(target, "nm"), str(elf)], target, f"reading the symbols of {elf}")
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == symbol:
+            return int(parts[0], 16) & ~1  # a Thumb function's symbol has bit 0 set; its instructions do not
+    raise EdgecError(f"{elf}: no symbol {symbol}")
+
+
+def _qemu_command(target: Target, elf: Path, work: Path) -> list[str]:
+    elf = Path(elf).resolve()
+    if target.kind == "qemu-user":
+        begin, end = (_symbol_address(target, elf, s) for s in ("edgec_mark_begin", "edgec_mark_end"))
+        plugin = f"{count_plugin(target)},begin={begin:#x},end={end:#x},out={work / 'counts.txt'}"
+        return [target.qemu, "-cpu", target.machine, "-plugin", plugin, str(elf)]
+    return [
+        target.qemu,
+        "-M", target.machine,
+        "-nographic", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native",
+        "-icount", f"shift={target.icount_shift}",
+        "-kernel", str(elf),
+    ]  # fmt: skip
+
+
+def _plugin_counts(work: Path, samples: int) -> list[int]:
+    """Per-sample instructions from the plugin's counts: the first is edgec_return_only (one instruction)."""
+    path = work / "counts.txt"
+    counts = [int(x) for x in path.read_text().split()] if path.is_file() else []
+    if len(counts) != samples + 1:
+        raise EdgecError(f"the QEMU plugin counted {len(counts)} marked calls, expected {samples + 1}")
+    overhead = counts[0] - 1
+    return [c - overhead for c in counts[1:]]
+
+
 def run_firmware(
     target: Target, elf: Path, samples: list[bytes], output_bytes: int, timeout_s: float = 120
 ) -> FirmwareResult:
@@ -200,16 +274,9 @@ def run_firmware(
         )
     if len({len(s) for s in samples}) > 1:
         raise EdgecError("all input samples must have the same size")
-    cmd = [
-        target.qemu,
-        "-M", target.machine,
-        "-nographic", "-monitor", "none", "-serial", "none",
-        "-semihosting-config", "enable=on,target=native",
-        "-icount", f"shift={target.icount_shift}",
-        "-kernel", str(Path(elf).resolve()),
-    ]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="edgec-qemu-") as tmp:
         work = Path(tmp)
+        cmd = _qemu_command(target, elf, work)
         (work / "input.bin").write_bytes(b"".join(samples))
         try:
             proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_s)
@@ -224,12 +291,14 @@ def run_firmware(
             raise EdgecError(f"firmware failed in QEMU {target.machine} (exit code {proc.returncode}):\n{printed}")
         out_path = work / "output.bin"
         output = out_path.read_bytes() if out_path.exists() else b""
+        counted = _plugin_counts(work, len(samples)) if target.kind == "qemu-user" else []
 
     instructions: dict[int, int] = {}
     stack_bytes = None
     for line in proc.stdout.splitlines():
-        if m := re.fullmatch(r"EDGEC sample=(\d+) instructions=(-?\d+)", line.strip()):
-            instructions[int(m.group(1))] = int(m.group(2))
+        if m := re.fullmatch(r"EDGEC sample=(\d+)(?: instructions=(-?\d+))?", line.strip()):
+            i = int(m.group(1))
+            instructions[i] = int(m.group(2)) if m.group(2) else counted[i]
         elif m := re.fullmatch(r"EDGEC stack_bytes=(\d+)", line.strip()):
             stack_bytes = int(m.group(1))
     if stack_bytes is None or sorted(instructions) != list(range(len(samples))):

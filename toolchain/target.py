@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +20,63 @@ except ModuleNotFoundError:  # Python < 3.11
 class Target:
     name: str
     description: str
-    kind: str  # "host" or "qemu-system"
+    kind: str  # "host", "qemu-system" (bare metal, semihosting) or "qemu-user" (Linux user mode)
     cc: str
     cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
     opt: str = "-O2"
     qemu: str = ""
     machine: str = ""
-    flash_origin: int = 0
-    flash_bytes: int = 0  # 0: no limit (host)
-    ram_origin: int = 0
+    # Limits of the part, checked at build time against what the model needs (weights + code in flash; arena,
+    # static data and stack in RAM); 0: no limit. `edgec build --flash/--ram` overrides them.
+    flash_bytes: int = 0
     ram_bytes: int = 0
-    stack_bytes: int = 0  # stack reserved at the top of RAM (part of ram_bytes)
-    heap_bytes: int = 0  # heap reserved for the C library (part of ram_bytes)
-    timer_hz: int = 0  # SysTick clock in QEMU's virtual time
+    # Memory of the emulated board (the linker script's regions): the model plus the test harness (C library,
+    # semihosting, input/output buffers, stack). 0: the same as the limit.
+    flash_origin: int = 0
+    board_flash_bytes: int = 0
+    ram_origin: int = 0
+    board_ram_bytes: int = 0
+    vectors_origin: int = -1  # where the board reads the vector table at reset, when not at flash_origin
+    stack_bytes: int = 0  # stack reserved at the top of the board's RAM
+    heap_bytes: int = 0  # minimum heap for the C library and the harness's buffers
+    timer_hz: int = 0  # SysTick clock in QEMU's virtual time (QEMU `info qtree`: cpuclk of the armv7m device)
     icount_shift: int = 0  # QEMU -icount shift: one instruction = 2**shift ns of virtual time
     features: tuple[str, ...] = ()
     apt: tuple[str, ...] = ()
 
     @property
-    def instructions_per_tick(self) -> int:
+    def board_flash(self) -> int:
+        return self.board_flash_bytes or self.flash_bytes
+
+    @property
+    def board_ram(self) -> int:
+        return self.board_ram_bytes or self.ram_bytes
+
+    @property
+    def tick_lock(self) -> tuple[int, int]:
+        """(ticks, instructions): the shortest whole number of SysTick ticks, a power of two, that lasts a whole
+        number of instructions under `-icount shift=<icount_shift>` (1 instruction = 2**shift ns), and that number
+        of instructions. 25 MHz: (1, 40); 32 MHz: (4, 125)."""
+        per_tick = Fraction(1_000_000_000, self.timer_hz << self.icount_shift)
+        ticks = per_tick.denominator
+        if ticks & (ticks - 1):
+            raise EdgecError(f"target {self.name}: a tick of timer_hz {self.timer_hz} lasts {per_tick} instructions;"
+                             " the denominator must be a power of two")
+        return ticks, per_tick.numerator
+
+    @property
+    def instructions_per_tick(self) -> Fraction:
         """Instructions executed per SysTick tick under `-icount shift=<icount_shift>`."""
-        ns_per_tick, rest = divmod(1_000_000_000, self.timer_hz)
-        if rest or ns_per_tick % (1 << self.icount_shift):
-            raise EdgecError(f"target {self.name}: timer_hz {self.timer_hz} is not a whole number of instructions")
-        return ns_per_tick >> self.icount_shift
+        ticks, instructions = self.tick_lock
+        return Fraction(instructions, ticks)
 
     @property
     def apt_install(self) -> str:
         return "sudo apt-get install " + " ".join(self.apt)
 
 
-_KINDS = ("host", "qemu-system")
+_KINDS = ("host", "qemu-system", "qemu-user")
 _TUPLE_FIELDS = {"cflags", "ldflags", "features", "apt"}
 
 

@@ -1,7 +1,8 @@
 /*
- * edgec bare-metal startup for Cortex-M (QEMU mps2-an500 and real parts).
+ * edgec bare-metal startup for Cortex-M (QEMU's mps2/mps3 and microbit boards, and real parts), ARMv6-M to
+ * ARMv8.1-M: only Thumb-1 instructions where the architecture matters.
  *
- * Reset_Handler enables the FPU, copies .data, zeroes .bss, paints the stack, opens the semihosting stdio
+ * Reset_Handler enables the FPU (when the code is built for one), copies .data, zeroes .bss, paints the stack, opens the semihosting stdio
  * handles of newlib's librdimon and calls main(). It replaces rdimon-crt0 (the firmware is linked with
  * -nostartfiles): that crt0 moves SP to the stack base from SYS_HEAPINFO, which QEMU 7.2 reports as
  * 0x61000000 on mps2-an500 (the top of its 16 MiB RAM at 0x60000000, outside this target's RAM), and it does
@@ -71,7 +72,7 @@ static void semi_put_hex(const char *label, uint32_t value)
 
 /* ---- vector table --------------------------------------------------------------------------------------- */
 
-#define NUM_IRQS 48 /* external interrupts of QEMU's mps2-an500 (`info qtree`: num-irq = 48) */
+#define NUM_IRQS 48 /* external interrupts handled (`info qtree`: num-irq = 48 on mps2-an385/6/500, microbit) */
 
 void NMI_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void MemManage_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
@@ -114,9 +115,12 @@ __attribute__((section(".isr_vector"), used)) static const vector_fn vector_tabl
 
 void Reset_Handler(void)
 {
-    /* Full access to CP10/CP11 (the FPU) before any floating-point instruction runs. */
+#ifdef __ARM_FP
+    /* Full access to CP10/CP11 (the FPU, and Helium on ARMv8.1-M) before any floating-point instruction runs.
+       ARMv6-M and soft-float builds have no CPACR to write. */
     SCB_CPACR |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
 
     for (uint32_t *src = __data_load__, *dst = __data_start__; dst < __data_end__;)
         *dst++ = *src++;
@@ -146,15 +150,20 @@ void Default_Handler(void)
     }
 }
 
-/* Pass the stacked exception frame (MSP or PSP, from EXC_RETURN bit 2) to the C reporter. */
+/* Pass the stacked exception frame (MSP or PSP, from EXC_RETURN bit 2) to the C reporter (Thumb-1 only). */
 __attribute__((naked)) void HardFault_Handler(void)
 {
-    __asm__ volatile("tst lr, #4\n\t"
-                     "ite eq\n\t"
-                     "mrseq r0, msp\n\t"
-                     "mrsne r0, psp\n\t"
+    __asm__ volatile(".syntax unified\n\t" /* GCC passes Thumb-1 inline assembly in divided syntax */
                      "mov r1, lr\n\t"
-                     "b edgec_fault_report\n\t");
+                     "movs r2, #4\n\t"
+                     "tst r1, r2\n\t"
+                     "beq 1f\n\t"
+                     "mrs r0, psp\n\t"
+                     "b 2f\n\t"
+                     "1: mrs r0, msp\n\t"
+                     "2: ldr r2, =edgec_fault_report\n\t"
+                     "bx r2\n\t"
+                     ".ltorg\n\t");
 }
 
 void edgec_fault_report(const uint32_t *frame, uint32_t exc_return)
@@ -162,10 +171,12 @@ void edgec_fault_report(const uint32_t *frame, uint32_t exc_return)
     semi_puts("EDGEC error: HardFault (crash in the firmware)\n");
     semi_put_hex("  pc   = ", frame[6]);
     semi_put_hex("  lr   = ", frame[5]);
+#ifndef __ARM_ARCH_6M__ /* ARMv6-M has no fault status registers */
     semi_put_hex("  cfsr = ", SCB_CFSR);
     semi_put_hex("  hfsr = ", SCB_HFSR);
     semi_put_hex("  mmfar= ", SCB_MMFAR);
     semi_put_hex("  bfar = ", SCB_BFAR);
+#endif
     semi_put_hex("  exc  = ", exc_return);
     semihost(SEMI_SYS_EXIT, (const void *)ADP_STOPPED_RUNTIME_ERROR_UNKNOWN);
     for (;;) {
@@ -178,7 +189,8 @@ void edgec_fault_report(const uint32_t *frame, uint32_t exc_return)
  */
 __attribute__((naked)) void SysTick_Handler(void)
 {
-    __asm__ volatile("ldr r0, =edgec_systick_wraps\n\t"
+    __asm__ volatile(".syntax unified\n\t"
+                     "ldr r0, =edgec_systick_wraps\n\t"
                      "ldr r1, [r0]\n\t"
                      "adds r1, r1, #1\n\t"
                      "str r1, [r0]\n\t"
