@@ -150,9 +150,13 @@ void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_
  * the padding; int16 element ((c / 4 * T2 / 2 + t / 2) * 4 + c % 4) * 2 + t % 2 holds w[t][c]. No scratch. */
 void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                    const int16_t *weights, const int32_t *bias, int8_t *output);
-/* The same for k_h == k_w == 3, unrolled. */
+/* 3x3 depthwise convolution, channel multiplier 1, dilation 1, any stride and padding, with a scratch row buffer.
+ * Packed int16 weights, channels padded to a multiple of 4: for group g of 4 channels and kernel column kx, 6
+ * int16 pairs at (g * 3 + kx) * 12: (w[0][kx][c], w[1][kx][c]) for c = 4g .. 4g + 3, then (w[2][kx][4g],
+ * w[2][kx][4g + 2]) and (w[2][kx][4g + 1], w[2][kx][4g + 3]). */
+int32_t ec_depthwise_conv2d_3x3_s8_get_buffer_size(const ec_conv_params *p);
 void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
-                                const int16_t *weights, const int32_t *bias, int8_t *output);
+                                const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 
 /* Fully connected with packed weights (N = out_c, K = depth). */
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);

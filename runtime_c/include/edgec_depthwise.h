@@ -13,21 +13,20 @@
 
 #include "edgec_dsp.h"
 
-/* Output stage of channel c. */
-static inline int8_t ec_dw_out(int32_t acc, const ec_quant_s8 *q, int32_t c, int32_t small)
+/* Output stage of channel c; fast: ec_fast_ok(bias, q, channels, taps). */
+static inline int8_t ec_dw_out(int32_t acc, const ec_quant_s8 *q, int32_t c, int32_t fast)
 {
     const int32_t i = q->per_channel ? c : 0;
-    const int32_t s = q->shift[i];
-    if (small && s < 0) {
-        return ec_output_fast(acc, q->mult[i], -s, 1 << (-s - 1), q->out_zp, q->act_min, q->act_max);
+    if (fast) {
+        return ec_output_fast(acc, q->mult[i], q->shift[i], 2 * q->out_zp + 1, q->act_min, q->act_max);
     }
-    return ec_output_s8(ec_requantize(acc, q->mult[i], s), q->out_zp, q->act_min, q->act_max);
+    return ec_output_s8(ec_requantize(acc, q->mult[i], q->shift[i]), q->out_zp, q->act_min, q->act_max);
 }
 
 /* Channels c0 .. c1 - 1 of one output position in plain C: the window taps ky in [ky0, ky1), kx in [kx0, kx1)
  * (inside the input); tap (0, 0) of channel 0 is x[base] (base may lie outside the input). */
 static inline void ec_dw_channels(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *x, int32_t base,
-                                  const int16_t *w, const int32_t *bias, int32_t small, int32_t c0, int32_t c1,
+                                  const int16_t *w, const int32_t *bias, int32_t fast, int32_t c0, int32_t c1,
                                   int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1, int8_t *out)
 {
     const int32_t in_c = p->in_c, k_w = p->k_w, npairs = (p->k_h * k_w + 1) >> 1;
@@ -42,14 +41,14 @@ static inline void ec_dw_channels(const ec_conv_params *p, const ec_quant_s8 *q,
                 acc += (x[base + ky * row + kx * col + c] - q->in_zp) * wc[(t >> 1) * 8 + (t & 1)];
             }
         }
-        out[c] = ec_dw_out(acc, q, c, small);
+        out[c] = ec_dw_out(acc, q, c, fast);
     }
 }
 
 #if defined(__ARM_FEATURE_DSP)
 /* 4 channels of one output position whose window is partly outside the input: one tap at a time, SMLAxy. */
 static inline void ec_dw_group_border(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *x,
-                                      int32_t base, const int16_t *wg, const int32_t *acc0, int32_t small, int32_t c,
+                                      int32_t base, const int16_t *wg, const int32_t *acc0, int32_t fast, int32_t c,
                                       int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1, int8_t *out)
 {
     const int32_t k_w = p->k_w;
@@ -76,10 +75,10 @@ static inline void ec_dw_group_border(const ec_conv_params *p, const ec_quant_s8
             }
         }
     }
-    out[c] = ec_dw_out(a0, q, c, small);
-    out[c + 1] = ec_dw_out(a1, q, c + 1, small);
-    out[c + 2] = ec_dw_out(a2, q, c + 2, small);
-    out[c + 3] = ec_dw_out(a3, q, c + 3, small);
+    out[c] = ec_dw_out(a0, q, c, fast);
+    out[c + 1] = ec_dw_out(a1, q, c + 1, fast);
+    out[c + 2] = ec_dw_out(a2, q, c + 2, fast);
+    out[c + 3] = ec_dw_out(a3, q, c + 3, fast);
 }
 
 /* Accumulate the tap pair (x0, x1) (4 channels each) with the weight words wp[0..3]. */

@@ -45,6 +45,14 @@ static inline int32_t ec_pkhtb16(int32_t a, int32_t b)
     return r;
 }
 
+/* x saturated to [-128, 127] */
+static inline int32_t ec_ssat8(int32_t x)
+{
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
+    return r;
+}
+
 /* (a * b + 2^31) >> 32 */
 static inline int32_t ec_smmulr(int32_t a, int32_t b)
 {
@@ -68,36 +76,63 @@ static inline int32_t ec_load32(const int8_t *p)
 #endif
 
 /* 1 when every accumulator bias[i] + (a sum of k products of (x - zp) and an int8 weight) is below 2^30 in
- * magnitude, so that ec_output_fast applies. bias may be NULL. */
-static inline int32_t ec_acc_small(const int32_t *bias, int32_t n, int32_t k)
+ * magnitude and every shift is negative (per-channel quantization), so that ec_requant_fast applies. */
+static inline int32_t ec_fast_ok(const int32_t *bias, const ec_quant_s8 *q, int32_t n, int32_t k)
 {
     const int64_t limit = (INT64_C(1) << 30) - (int64_t)k * 256 * 128;
     int32_t i;
-    if (limit <= 0) {
+    if (limit <= 0 || !q->per_channel) {
         return 0;
     }
-    for (i = 0; bias != NULL && i < n; ++i) {
-        if (bias[i] >= limit || bias[i] <= -limit) {
+    for (i = 0; i < n; ++i) {
+        if ((bias != NULL && (bias[i] >= limit || bias[i] <= -limit)) || q->shift[i] >= 0) {
             return 0;
         }
     }
     return 1;
 }
 
-/* ec_output_s8(ec_requantize(acc, mult, shift), zp, lo, hi) for |acc| < 2^30 and shift = -e < 0, with
- * half = 2^(e - 1): ec_srdhm(acc, mult) = (acc * mult + 2^30) >> 31 (gemmlowp's nudge is a round-half-up) =
- * (2 acc * mult + 2^31) >> 32, one SMMULR; then the rounding right shift with ties away from zero. */
-static inline int8_t ec_output_fast(int32_t acc, int32_t mult, int32_t e, int32_t half, int32_t zp, int32_t lo,
-                                    int32_t hi)
+/* ec_requantize(acc, mult, shift) + zp for |acc| < 2^30 and shift < 0, with zp21 = 2 * zp + 1 (not clamped).
+ * ec_srdhm(acc, mult) = (acc * mult + 2^30) >> 31 (gemmlowp's nudge is a round-half-up) = (2 acc * mult + 2^31) >> 32,
+ * one SMMULR; the rounding right shift by e = -shift with ties away from zero is
+ * ((((t - (t < 0)) >> (e - 1)) + 1) >> 1, and adding zp before the last halving folds it in. */
+static inline int32_t ec_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t zp21)
 {
 #if defined(__ARM_FEATURE_DSP)
     int32_t t = ec_smmulr(acc * 2, mult);
 #else
     int32_t t = (int32_t)(((int64_t)acc * mult + (INT64_C(1) << 30)) >> 31);
 #endif
-    t = ((t + half - (int32_t)((uint32_t)t >> 31)) >> e) + zp;
-    t = t < lo ? lo : t;
-    return (int8_t)(t > hi ? hi : t);
+    t = (t - (int32_t)((uint32_t)t >> 31)) >> (-shift - 1);
+    return (t + zp21) >> 1;
 }
+
+/* The whole output stage in the fast case (see ec_fast_ok). */
+static inline int8_t ec_output_fast(int32_t acc, int32_t mult, int32_t shift, int32_t zp21, int32_t lo, int32_t hi)
+{
+    const int32_t t = ec_requant_fast(acc, mult, shift, zp21);
+    return (int8_t)(t < lo ? lo : (t > hi ? hi : t));
+}
+
+#if defined(__ARM_FEATURE_DSP)
+/* Four values saturated to int8 and clamped to [lo, hi] (lo4, hi4: the bounds in each byte), packed into the bytes
+ * of a word (r0 in the lowest). */
+static inline int32_t ec_clamp4(int32_t r0, int32_t r1, int32_t r2, int32_t r3, int32_t lo4, int32_t hi4)
+{
+    const int32_t lo = (int32_t)(((uint32_t)ec_ssat8(r0) & 0xffu) | ((uint32_t)ec_ssat8(r1) << 8));
+    const int32_t hi = (int32_t)(((uint32_t)ec_ssat8(r2) & 0xffu) | ((uint32_t)ec_ssat8(r3) << 8));
+    int32_t v = ec_pkhbt16(lo, hi);
+    (void)__ssub8(v, lo4);
+    v = (int32_t)__sel((uint32_t)v, (uint32_t)lo4);
+    (void)__ssub8(v, hi4);
+    return (int32_t)__sel((uint32_t)hi4, (uint32_t)v);
+}
+
+/* A byte in each of the 4 bytes of a word. */
+static inline int32_t ec_dup8(int32_t v)
+{
+    return (int32_t)(((uint32_t)v & 0xffu) * 0x01010101u);
+}
+#endif
 
 #endif /* EDGEC_DSP_H */

@@ -72,11 +72,17 @@ static inline int8_t ec_gemm_out(int32_t acc, const ec_quant_s8 *q, int32_t i)
 
 /* For every output channel oc < out_c: out0[oc] (column 0) and, when ncols == 2, out1[oc] (column 1) =
  * output stage(bias[oc] + sum over k of w[oc][k] * col[k]). w: packed weights of out_c rows and k4 columns; col:
- * column buffer with group stride gs. small: ec_acc_small(bias, out_c, k4), which allows ec_output_fast. */
+ * column buffer with group stride gs. fast: ec_fast_ok(bias, q, out_c, k4). */
 static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int16_t *col, int32_t gs, int32_t ncols,
-                          const int32_t *bias, const ec_quant_s8 *q, int32_t small, int8_t *out0, int8_t *out1)
+                          const int32_t *bias, const ec_quant_s8 *q, int32_t fast, int8_t *out0, int8_t *out1)
 {
-    const int32_t zp = q->out_zp, amin = q->act_min, amax = q->act_max;
+    /* Parameters are copied to locals: stores through int8_t * may alias them otherwise. */
+    const int32_t amin = q->act_min, amax = q->act_max, zp21 = 2 * q->out_zp + 1;
+    const int32_t *const mult = q->mult;
+    const int32_t *const shift = q->shift;
+#if defined(__ARM_FEATURE_DSP)
+    const int32_t lo4 = ec_dup8(amin), hi4 = ec_dup8(amax);
+#endif
     int32_t oc;
     for (oc = 0; oc < out_c; oc += 2) {
         const int8_t *wp = w + oc * k4; /* pair oc / 2 */
@@ -134,33 +140,49 @@ static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int1
             }
         }
 #endif
-        {
-            const int32_t i0 = q->per_channel ? oc : 0;
-            const int32_t i1 = q->per_channel && two ? oc + 1 : i0;
-            const int32_t s0 = q->shift[i0], s1 = q->shift[i1];
-            if (small && s0 < 0 && s1 < 0) {
-                const int32_t m0 = q->mult[i0], m1 = q->mult[i1];
-                const int32_t h0 = 1 << (-s0 - 1), h1 = 1 << (-s1 - 1);
-                out0[oc] = ec_output_fast(a00, m0, -s0, h0, zp, amin, amax);
-                if (two) {
-                    out0[oc + 1] = ec_output_fast(a10, m1, -s1, h1, zp, amin, amax);
-                }
+        if (fast) {
+            const int32_t m0 = mult[oc], s0 = shift[oc];
+            const int32_t m1 = two ? mult[oc + 1] : m0, s1 = two ? shift[oc + 1] : s0;
+            const int32_t r00 = ec_requant_fast(a00, m0, s0, zp21), r10 = ec_requant_fast(a10, m1, s1, zp21);
+#if defined(__ARM_FEATURE_DSP)
+            const int32_t r01 = ncols == 2 ? ec_requant_fast(a01, m0, s0, zp21) : 0;
+            const int32_t r11 = ncols == 2 ? ec_requant_fast(a11, m1, s1, zp21) : 0;
+            const uint32_t v = (uint32_t)ec_clamp4(r00, r10, r01, r11, lo4, hi4);
+            if (two) {
+                const uint16_t h0 = (uint16_t)v, h1 = (uint16_t)(v >> 16);
+                memcpy(out0 + oc, &h0, 2);
                 if (ncols == 2) {
-                    out1[oc] = ec_output_fast(a01, m0, -s0, h0, zp, amin, amax);
-                    if (two) {
-                        out1[oc + 1] = ec_output_fast(a11, m1, -s1, h1, zp, amin, amax);
-                    }
+                    memcpy(out1 + oc, &h1, 2);
                 }
             } else {
-                out0[oc] = ec_gemm_out(a00, q, i0);
-                if (two) {
-                    out0[oc + 1] = ec_gemm_out(a10, q, i1);
-                }
+                out0[oc] = (int8_t)v;
                 if (ncols == 2) {
-                    out1[oc] = ec_gemm_out(a01, q, i0);
-                    if (two) {
-                        out1[oc + 1] = ec_gemm_out(a11, q, i1);
-                    }
+                    out1[oc] = (int8_t)(v >> 16);
+                }
+            }
+#else
+            out0[oc] = (int8_t)(r00 < amin ? amin : (r00 > amax ? amax : r00));
+            if (two) {
+                out0[oc + 1] = (int8_t)(r10 < amin ? amin : (r10 > amax ? amax : r10));
+            }
+            if (ncols == 2) {
+                out1[oc] = ec_output_fast(a01, m0, s0, zp21, amin, amax);
+                if (two) {
+                    out1[oc + 1] = ec_output_fast(a11, m1, s1, zp21, amin, amax);
+                }
+            }
+#endif
+        } else {
+            const int32_t i0 = q->per_channel ? oc : 0;
+            const int32_t i1 = q->per_channel && two ? oc + 1 : i0;
+            out0[oc] = ec_gemm_out(a00, q, i0);
+            if (two) {
+                out0[oc + 1] = ec_gemm_out(a10, q, i1);
+            }
+            if (ncols == 2) {
+                out1[oc] = ec_gemm_out(a01, q, i0);
+                if (two) {
+                    out1[oc + 1] = ec_gemm_out(a11, q, i1);
                 }
             }
         }

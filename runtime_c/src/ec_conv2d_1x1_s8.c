@@ -19,7 +19,7 @@ void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_
     const int32_t npix = p->batch * hw;
     const int32_t zp = q->in_zp;
     const int32_t dense = p->stride_h == 1 && p->stride_w == 1 && p->out_h == p->in_h && p->out_w == p->in_w;
-    const int32_t small = ec_acc_small(bias, out_c, k4);
+    const int32_t fast = ec_fast_ok(bias, q, out_c, k4);
     int16_t *col = (int16_t *)scratch;
     int32_t pix, c;
 
@@ -36,7 +36,7 @@ void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_
             }
             ec_col_expand(col, 8, c, 0, input + src * in_c, in_c, zp);
         }
-        ec_gemm_s8s16(weights, k4, out_c, col, 8, ncols, bias, q, small, output + pix * out_c,
+        ec_gemm_s8s16(weights, k4, out_c, col, 8, ncols, bias, q, fast, output + pix * out_c,
                       output + (pix + 1) * out_c);
     }
 }

@@ -54,7 +54,7 @@ void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const in
     const int32_t out_c = p->out_c, out_w = p->out_w, hw = p->out_h * p->out_w;
     const int32_t npix = p->batch * hw;
     const int32_t zp = q->in_zp;
-    const int32_t small = ec_acc_small(bias, out_c, k4);
+    const int32_t fast = ec_fast_ok(bias, q, out_c, k4);
     int16_t *col = (int16_t *)scratch;
     int32_t pix, c;
 
@@ -65,7 +65,7 @@ void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const in
             im2col(p, input, b, r / out_w, r % out_w, zp, col, c);
             ec_col_zero(col, 8, c, k, k4 - k);
         }
-        ec_gemm_s8s16(weights, k4, out_c, col, 8, ncols, bias, q, small, output + pix * out_c,
+        ec_gemm_s8s16(weights, k4, out_c, col, 8, ncols, bias, q, fast, output + pix * out_c,
                       output + (pix + 1) * out_c);
     }
 }

@@ -12,7 +12,7 @@ void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q
 {
     const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
     const int32_t taps = k_h * k_w;
-    const int32_t small = ec_acc_small(bias, in_c, taps);
+    const int32_t fast = ec_fast_ok(bias, q, in_c, taps);
     int32_t b, oy, ox;
 #if defined(__ARM_FEATURE_DSP)
     const int32_t row = in_w * in_c * p->dil_h, col = in_c * p->dil_w;
@@ -69,17 +69,17 @@ void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q
                             if (t < taps) {
                                 EC_DW_SINGLE(x + ky * row + kx * col, wq);
                             }
-                            output[c] = ec_dw_out(a0, q, c, small);
-                            output[c + 1] = ec_dw_out(a1, q, c + 1, small);
-                            output[c + 2] = ec_dw_out(a2, q, c + 2, small);
-                            output[c + 3] = ec_dw_out(a3, q, c + 3, small);
+                            output[c] = ec_dw_out(a0, q, c, fast);
+                            output[c + 1] = ec_dw_out(a1, q, c + 1, fast);
+                            output[c + 2] = ec_dw_out(a2, q, c + 2, fast);
+                            output[c + 3] = ec_dw_out(a3, q, c + 3, fast);
                         } else {
-                            ec_dw_group_border(p, q, in_b, base, wg, acc, small, c, ky0, ky1, kx0, kx1, output);
+                            ec_dw_group_border(p, q, in_b, base, wg, acc, fast, c, ky0, ky1, kx0, kx1, output);
                         }
                     }
                 }
 #endif
-                ec_dw_channels(p, q, in_b, base, weights, bias, small, full_c, in_c, ky0, ky1, kx0, kx1, output);
+                ec_dw_channels(p, q, in_b, base, weights, bias, fast, full_c, in_c, ky0, ky1, kx0, kx1, output);
                 output += in_c;
             }
         }

@@ -17,7 +17,7 @@ void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, co
 {
     const int32_t k4 = ec_k4(depth);
     const int32_t ncols_max = rows >= 2 ? 2 : 1, gs = 4 * ncols_max;
-    const int32_t small = ec_acc_small(bias, out_c, k4);
+    const int32_t fast = ec_fast_ok(bias, q, out_c, k4);
     int16_t *col = (int16_t *)scratch;
     int32_t r, c;
 
@@ -29,7 +29,7 @@ void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, co
         for (c = 0; c < ncols; ++c) {
             ec_col_expand(col, gs, c, 0, input + (r + c) * depth, depth, q->in_zp);
         }
-        ec_gemm_s8s16(weights, k4, out_c, col, gs, ncols, bias, q, small, output + r * out_c,
+        ec_gemm_s8s16(weights, k4, out_c, col, gs, ncols, bias, q, fast, output + r * out_c,
                       output + (r + 1) * out_c);
     }
 }

@@ -78,8 +78,9 @@ void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_
                       const int32_t *bias, int8_t *output, void *scratch);
 void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                    const int16_t *weights, const int32_t *bias, int8_t *output);
+int32_t ec_depthwise_conv2d_3x3_s8_get_buffer_size(const ec_conv_params *p);
 void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
-                                const int16_t *weights, const int32_t *bias, int8_t *output);
+                                const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
 void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
@@ -470,7 +471,7 @@ def test_pack_matrix_twin():
 
 def test_scratch_size_twins(ck):
     """The Python twins used at build time equal the C _get_buffer_size companions."""
-    from edgec.ops.conv import conv_1x1_scratch_bytes, conv_im2col_scratch_bytes
+    from edgec.ops.conv import conv_1x1_scratch_bytes, conv_im2col_scratch_bytes, depthwise_3x3_scratch_bytes
     from edgec.ops.gemm import fc_packed_scratch_bytes
 
     ffi, lib = ck
@@ -482,6 +483,7 @@ def test_scratch_size_twins(ck):
         fields = dict(g, in_c=in_c, out_c=out_c, groups=1)
         assert lib.ec_conv2d_im2col_s8_get_buffer_size(p) == conv_im2col_scratch_bytes(fields)
         assert lib.ec_conv2d_1x1_s8_get_buffer_size(p) == conv_1x1_scratch_bytes(fields)
+        assert lib.ec_depthwise_conv2d_3x3_s8_get_buffer_size(p) == depthwise_3x3_scratch_bytes(fields)
         rows = int(rng.integers(1, 4))
         assert lib.ec_fully_connected_packed_s8_get_buffer_size(rows, in_c) == fc_packed_scratch_bytes(rows, in_c)
 
@@ -534,13 +536,31 @@ def pack_depthwise(w):
     return out
 
 
-def test_pack_depthwise_twin():
-    from edgec.ops.conv import pack_depthwise_s8
+def pack_depthwise_3x3(w):
+    """[3][3][C] -> packed int16: for group g and column kx, at (g * 3 + kx) * 12: (w[0][kx][c], w[1][kx][c]) for the
+    4 channels c of g, then (w[2][kx][4g], w[2][kx][4g + 2]), (w[2][kx][4g + 1], w[2][kx][4g + 3]) (edgec.h)."""
+    c = w.shape[2]
+    c4 = (c + 3) // 4 * 4
+    wp = np.zeros((3, 3, c4), np.int64)
+    wp[:, :, :c] = w
+    out = []
+    for g in range(c4 // 4):
+        for kx in range(3):
+            for j in range(4):
+                out += [wp[0, kx, 4 * g + j], wp[1, kx, 4 * g + j]]
+            out += [wp[2, kx, 4 * g], wp[2, kx, 4 * g + 2], wp[2, kx, 4 * g + 1], wp[2, kx, 4 * g + 3]]
+    return np.array(out, np.int16)
+
+
+def test_pack_depthwise_twins():
+    from edgec.ops.conv import pack_depthwise_3x3_s8, pack_depthwise_s8
 
     rng = np.random.default_rng(0)
-    for shape in ((3, 3, 8), (3, 3, 5), (1, 1, 1), (2, 3, 7), (1, 5, 4)):
+    for shape in ((3, 3, 8), (3, 3, 5), (1, 1, 1), (2, 3, 7), (1, 5, 4), (3, 3, 1)):
         w = rand_s8(rng, shape)
         np.testing.assert_array_equal(pack_depthwise_s8(w), pack_depthwise(w))
+        if shape[:2] == (3, 3):
+            np.testing.assert_array_equal(pack_depthwise_3x3_s8(w), pack_depthwise_3x3(w))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -550,7 +570,7 @@ def test_depthwise_packed_s8(ck, seed, kernel):
     rng = np.random.default_rng(seed)
     g = rand_geometry(rng)
     if kernel.endswith("3x3_s8"):
-        g.update(k_h=3, k_w=3, pad_top=int(rng.integers(0, 3)), pad_left=int(rng.integers(0, 3)),
+        g.update(k_h=3, k_w=3, dil_h=1, dil_w=1, pad_top=int(rng.integers(0, 3)), pad_left=int(rng.integers(0, 3)),
                  in_h=int(rng.integers(1, 9)), in_w=int(rng.integers(1, 9)))
         for ax, s, d, p0, size in (("h", "stride_h", "dil_h", "pad_top", "in_h"),
                                    ("w", "stride_w", "dil_w", "pad_left", "in_w")):
@@ -563,8 +583,13 @@ def test_depthwise_packed_s8(ck, seed, kernel):
     keep = []
     cq, q, mult, shift = rand_quant_s8(rng, ffi, c, keep)
     out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.int8)
-    getattr(lib, kernel)(conv_params(ffi, g, c, c, c), cq, buf(ffi, x), buf(ffi, pack_depthwise(w)), cbias,
-                         buf(ffi, out))
+    p = conv_params(ffi, g, c, c, c)
+    if kernel.endswith("3x3_s8"):
+        sc = scratch(lib.ec_depthwise_conv2d_3x3_s8_get_buffer_size(p))
+        lib.ec_depthwise_conv2d_3x3_s8(p, cq, buf(ffi, x), buf(ffi, pack_depthwise_3x3(w)), cbias, buf(ffi, out),
+                                       ffi.from_buffer(sc))
+    else:
+        lib.ec_depthwise_conv2d_packed_s8(p, cq, buf(ffi, x), buf(ffi, pack_depthwise(w)), cbias, buf(ffi, out))
     acc = depthwise_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g) + (0 if bias is None else bias)
     want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
     np.testing.assert_array_equal(out, want)

@@ -101,6 +101,24 @@ def pack_depthwise_s8(w: np.ndarray) -> np.ndarray:
     return p.reshape(t2 // 2, 2, c4 // 4, 4).transpose(2, 0, 3, 1).reshape(-1)
 
 
+def pack_depthwise_3x3_s8(w: np.ndarray) -> np.ndarray:
+    """[3][3][C] int8 -> packed int16 of ec_depthwise_conv2d_3x3_s8 (edgec.h): channels padded to a multiple of 4;
+    per group of 4 channels and kernel column, the (row 0, row 1) pair of each channel, then row 2 of channels
+    (0, 2) and (1, 3)."""
+    c4 = ceil4(w.shape[2])
+    p = np.zeros((3, 3, c4), np.int16)
+    p[:, :, :w.shape[2]] = w
+    p = p.reshape(3, 3, c4 // 4, 4).transpose(2, 1, 0, 3)  # [g][kx][ky][j]
+    pairs = p[:, :, :2, :].transpose(0, 1, 3, 2).reshape(c4 // 4, 3, 8)  # (r0, r1) per channel
+    row2 = p[:, :, 2, :][:, :, [0, 2, 1, 3]]  # (c0, c2), (c1, c3)
+    return np.concatenate([pairs, row2], axis=2).reshape(-1)
+
+
+def depthwise_3x3_scratch_bytes(p: dict) -> int:
+    """Twin of ec_depthwise_conv2d_3x3_s8_get_buffer_size: 6 words per group of 4 channels and input column."""
+    return (p["in_c"] // 4) * ((p["out_w"] - 1) * p["stride_w"] + 3) * 6 * 4
+
+
 def quant_struct(name: str, q: dict) -> Struct:
     return Struct(f"q_{name}", "ec_quant_s8", {
         "in_zp": q["in_zp"], "out_zp": q["out_zp"], "act_min": q["act_min"], "act_max": q["act_max"],
@@ -168,9 +186,15 @@ class Conv(Op):
         tail = [Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False)]
         if self.is_depthwise(node, g) and p["out_c"] == p["in_c"]:
             w = q["w"][:, 0].reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)
-            kernel = "ec_depthwise_conv2d_3x3_s8" if w.shape[:2] == (3, 3) else "ec_depthwise_conv2d_packed_s8"
-            return Lowered([Call(kernel, args + [Array(f"w_{name}", pack_depthwise_s8(w), "int16_t")] + tail,
-                                 node=name, macs=self.macs(node, g))])
+            if w.shape[:2] == (3, 3) and p["dil_h"] == p["dil_w"] == 1:
+                call = Call("ec_depthwise_conv2d_3x3_s8",
+                            args + [Array(f"w_{name}", pack_depthwise_3x3_s8(w), "int16_t")] + tail
+                            + [Scratch(depthwise_3x3_scratch_bytes(p))], node=name, macs=self.macs(node, g))
+            else:
+                call = Call("ec_depthwise_conv2d_packed_s8",
+                            args + [Array(f"w_{name}", pack_depthwise_s8(w), "int16_t")] + tail,
+                            node=name, macs=self.macs(node, g))
+            return Lowered([call])
         if p["groups"] != 1:
             return None
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
