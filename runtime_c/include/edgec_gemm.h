@@ -18,6 +18,11 @@
 
 #include "edgec_dsp.h"
 
+#if defined(__ARM_FEATURE_DSP)
+/* Two words loaded at once (LDRD); buffers are 8-byte aligned. */
+typedef int64_t ec_dword __attribute__((may_alias));
+#endif
+
 /* K rounded up to a multiple of 4. */
 static inline int32_t ec_k4(int32_t k)
 {
@@ -73,8 +78,12 @@ static inline int8_t ec_gemm_out(int32_t acc, const ec_quant_s8 *q, int32_t i)
 /* For every output channel oc < out_c: out0[oc] (column 0) and, when ncols == 2, out1[oc] (column 1) =
  * output stage(bias[oc] + sum over k of w[oc][k] * col[k]). w: packed weights of out_c rows and k4 columns; col:
  * column buffer with group stride gs. fast: ec_fast_ok(bias, q, out_c, k4). */
-static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int16_t *col, int32_t gs, int32_t ncols,
-                          const int32_t *bias, const ec_quant_s8 *q, int32_t fast, int8_t *out0, int8_t *out1)
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void ec_gemm_core(const int8_t *w, int32_t k4, int32_t out_c, const int16_t *col, int32_t gs,
+                                int32_t ncols, const int32_t *bias, const ec_quant_s8 *q, int32_t fast, int8_t *out0,
+                                int8_t *out1)
 {
     /* Parameters are copied to locals: stores through int8_t * may alias them otherwise. */
     const int32_t amin = q->act_min, amax = q->act_max, zp21 = 2 * q->out_zp + 1;
@@ -92,38 +101,67 @@ static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int1
         int32_t a01 = a00;
         int32_t a11 = a10;
 #if defined(__ARM_FEATURE_DSP)
-        const ec_word *wq = (const ec_word *)(const void *)wp;
-        const ec_word *cq = (const ec_word *)(const void *)col;
         int32_t g;
         if (ncols == 2) {
-            for (g = k4 >> 2; g > 0; --g) {
-                const int32_t wa = wq[0], wb = wq[1];
-                const int32_t x02 = cq[0], x13 = cq[1], y02 = cq[2], y13 = cq[3];
-                int32_t lo = __sxtb16(wa), hi = ec_sxtb16_ror8(wa);
-                a00 = __smlad(lo, x02, a00);
-                a01 = __smlad(lo, y02, a01);
-                a00 = __smlad(hi, x13, a00);
-                a01 = __smlad(hi, y13, a01);
-                lo = __sxtb16(wb);
-                hi = ec_sxtb16_ror8(wb);
-                a10 = __smlad(lo, x02, a10);
-                a11 = __smlad(lo, y02, a11);
-                a10 = __smlad(hi, x13, a10);
-                a11 = __smlad(hi, y13, a11);
-                wq += 2;
-                cq += 4;
+            /* 2 columns x 2 channels; two groups of 4 per iteration */
+#define EC_GEMM_2X2_GROUP(W, X, Y)                                                                              \
+    do {                                                                                                         \
+        const int32_t wa = (int32_t)(W), wb = (int32_t)((W) >> 32);                                             \
+        const int32_t x02 = (int32_t)(X), x13 = (int32_t)((X) >> 32);                                           \
+        const int32_t y02 = (int32_t)(Y), y13 = (int32_t)((Y) >> 32);                                           \
+        int32_t lo_ = __sxtb16(wa), hi_ = ec_sxtb16_ror8(wa);                                                    \
+        a00 = __smlad(lo_, x02, a00);                                                                            \
+        a01 = __smlad(lo_, y02, a01);                                                                            \
+        a00 = __smlad(hi_, x13, a00);                                                                            \
+        a01 = __smlad(hi_, y13, a01);                                                                            \
+        lo_ = __sxtb16(wb);                                                                                      \
+        hi_ = ec_sxtb16_ror8(wb);                                                                                \
+        a10 = __smlad(lo_, x02, a10);                                                                            \
+        a11 = __smlad(lo_, y02, a11);                                                                            \
+        a10 = __smlad(hi_, x13, a10);                                                                            \
+        a11 = __smlad(hi_, y13, a11);                                                                            \
+    } while (0)
+            const ec_dword *wd = (const ec_dword *)(const void *)wp;
+            const ec_dword *cd = (const ec_dword *)(const void *)col;
+            for (g = k4 >> 3; g > 0; --g) {
+                const int64_t w0 = wd[0], x0 = cd[0], y0 = cd[1];
+                const int64_t w1 = wd[1], x1 = cd[2], y1 = cd[3];
+                EC_GEMM_2X2_GROUP(w0, x0, y0);
+                EC_GEMM_2X2_GROUP(w1, x1, y1);
+                wd += 2;
+                cd += 4;
             }
+            if (k4 & 4) {
+                const int64_t w0 = wd[0], x0 = cd[0], y0 = cd[1];
+                EC_GEMM_2X2_GROUP(w0, x0, y0);
+            }
+#undef EC_GEMM_2X2_GROUP
         } else {
-            for (g = k4 >> 2; g > 0; --g) {
-                const int32_t wa = wq[0], wb = wq[1];
-                const int32_t x02 = cq[0], x13 = cq[1];
-                a00 = __smlad(__sxtb16(wa), x02, a00);
-                a00 = __smlad(ec_sxtb16_ror8(wa), x13, a00);
-                a10 = __smlad(__sxtb16(wb), x02, a10);
-                a10 = __smlad(ec_sxtb16_ror8(wb), x13, a10);
-                wq += 2;
-                cq += gs >> 1;
+            /* 1 column x 2 channels; two groups of 4 per iteration */
+#define EC_GEMM_1X2_GROUP(W, X)                                                                                 \
+    do {                                                                                                         \
+        const int32_t wa = (int32_t)(W), wb = (int32_t)((W) >> 32);                                             \
+        const int32_t x02 = (int32_t)(X), x13 = (int32_t)((X) >> 32);                                           \
+        a00 = __smlad(__sxtb16(wa), x02, a00);                                                                   \
+        a00 = __smlad(ec_sxtb16_ror8(wa), x13, a00);                                                             \
+        a10 = __smlad(__sxtb16(wb), x02, a10);                                                                   \
+        a10 = __smlad(ec_sxtb16_ror8(wb), x13, a10);                                                             \
+    } while (0)
+            const ec_dword *wd = (const ec_dword *)(const void *)wp;
+            const ec_dword *cd = (const ec_dword *)(const void *)col;
+            const int32_t cstep = gs >> 2; /* dwords per group */
+            for (g = k4 >> 3; g > 0; --g) {
+                const int64_t w0 = wd[0], w1 = wd[1], x0 = cd[0], x1 = cd[cstep];
+                EC_GEMM_1X2_GROUP(w0, x0);
+                EC_GEMM_1X2_GROUP(w1, x1);
+                wd += 2;
+                cd += 2 * cstep;
             }
+            if (k4 & 4) {
+                const int64_t w0 = wd[0], x0 = cd[0];
+                EC_GEMM_1X2_GROUP(w0, x0);
+            }
+#undef EC_GEMM_1X2_GROUP
         }
 #else
         {
@@ -186,6 +224,17 @@ static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int1
                 }
             }
         }
+    }
+}
+
+/* ec_gemm_core specialized for 2 columns and for 1 (the number of columns is a constant in each). */
+static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int16_t *col, int32_t gs, int32_t ncols,
+                          const int32_t *bias, const ec_quant_s8 *q, int32_t fast, int8_t *out0, int8_t *out1)
+{
+    if (ncols == 2) {
+        ec_gemm_core(w, k4, out_c, col, gs, 2, bias, q, fast, out0, out1);
+    } else {
+        ec_gemm_core(w, k4, out_c, col, gs, 1, bias, q, fast, out0, out1);
     }
 }
 
