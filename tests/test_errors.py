@@ -126,7 +126,7 @@ def test_unknown_target(capsys, simple):
 
 
 def big_model():
-    w = np.zeros((600, 1024), np.float32)
+    w = np.random.default_rng(0).standard_normal((600, 1024)).astype(np.float32)  # dense: no sparse kernel
     return make_model([helper.make_node("Gemm", ["input", "W"], ["output"], transB=1)], {"input": [1, 1024]},
                       {"output": [1, 600]}, {"W": w})
 
