@@ -135,7 +135,9 @@ void ec_fully_connected_f32(int32_t rows, int32_t depth, int32_t out_c, const ec
  * K = k_h * k_w * in_c in [kh][kw][ic] order), K padded with zeros to K4 = K rounded up to a multiple of 4, N padded
  * with a zero row to an even count; byte (n / 2) * 2 * K4 + (k / 4) * 8 + (n % 2) * 4 + k % 4 holds W[n][k]. */
 
-/* General convolution (groups == 1) through an int16 im2col buffer of 2 output positions. */
+/* General convolution (groups == 1) through an int16 im2col buffer of 2 output positions. Its packed weights have
+ * K = k_h * L4 where every kernel row's L = k_w * in_c weights ([kw][ic] order) are padded with zeros to L4 = L
+ * rounded up to a multiple of 4. */
 int32_t ec_conv2d_im2col_s8_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                          const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);

@@ -63,8 +63,18 @@ static inline void ec_col_expand(int16_t *col, int32_t gs, int32_t c, int32_t po
 /* Elements pos .. pos + n - 1 of column c = 0 (padding). */
 static inline void ec_col_zero(int16_t *col, int32_t gs, int32_t c, int32_t pos, int32_t n)
 {
-    int32_t i;
-    for (i = 0; i < n; ++i) {
+    int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP)
+    if ((pos & 3) == 0) {
+        ec_word *dst = (ec_word *)(void *)(col + (pos >> 2) * gs + c * 4);
+        for (; i + 4 <= n; i += 4) {
+            dst[0] = 0;
+            dst[1] = 0;
+            dst += gs >> 1;
+        }
+    }
+#endif
+    for (; i < n; ++i) {
         col[ec_col_slot(pos + i, c, gs)] = 0;
     }
 }

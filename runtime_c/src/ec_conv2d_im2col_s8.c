@@ -9,9 +9,16 @@
  */
 #include "edgec_gemm.h"
 
+/* Each kernel row's k_w * in_c inputs start a new group of 4 (padded with zero weights), so a row inside the input
+ * is copied 4 bytes at a time. */
+static int32_t row_len4(const ec_conv_params *p)
+{
+    return ec_k4(p->k_w * p->in_c);
+}
+
 int32_t ec_conv2d_im2col_s8_get_buffer_size(const ec_conv_params *p)
 {
-    return 2 * 2 * ec_k4(p->k_h * p->k_w * p->in_c);
+    return 2 * 2 * p->k_h * row_len4(p);
 }
 
 /* Column c = the input window of output position (b, oy, ox). */
@@ -19,38 +26,42 @@ static void im2col(const ec_conv_params *p, const int8_t *input, int32_t b, int3
                    int16_t *col, int32_t c)
 {
     const int32_t in_c = p->in_c, k_w = p->k_w, dil_w = p->dil_w;
-    const int32_t row_len = k_w * in_c;
+    const int32_t len4 = row_len4(p);
+    const int32_t image = p->in_h * p->in_w * in_c;
     const int32_t iy0 = oy * p->stride_h - p->pad_top;
     const int32_t ix0 = ox * p->stride_w - p->pad_left;
-    const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
+    const int8_t *in_b = input + b * image;
     int32_t ky0, ky1, kx0, kx1, ky, kx;
     ec_window_range(iy0, p->dil_h, p->k_h, p->in_h, &ky0, &ky1);
     ec_window_range(ix0, dil_w, k_w, p->in_w, &kx0, &kx1);
     for (ky = 0; ky < p->k_h; ++ky) {
-        const int32_t pos = ky * row_len;
-        const int8_t *row;
+        const int32_t pos = ky * len4;
+        int32_t start;
         if (ky < ky0 || ky >= ky1) {
-            ec_col_zero(col, 8, c, pos, row_len);
+            ec_col_zero(col, 8, c, pos, len4);
             continue;
         }
-        row = in_b + ((iy0 + ky * p->dil_h) * p->in_w + ix0) * in_c;
-        ec_col_zero(col, 8, c, pos, kx0 * in_c);
+        start = ((iy0 + ky * p->dil_h) * p->in_w + ix0) * in_c; /* tap kx = 0, maybe outside */
+        if (dil_w == 1 && kx0 == 0 && kx1 == k_w && start + len4 <= image) {
+            /* the whole row, and the few bytes after it (zero weights) */
+            ec_col_expand(col, 8, c, pos, in_b + start, len4, zp);
+            continue;
+        }
+        ec_col_zero(col, 8, c, pos, len4);
         if (dil_w == 1) {
-            ec_col_expand(col, 8, c, pos + kx0 * in_c, row + kx0 * in_c, (kx1 - kx0) * in_c, zp);
+            ec_col_expand(col, 8, c, pos + kx0 * in_c, in_b + start + kx0 * in_c, (kx1 - kx0) * in_c, zp);
         } else {
             for (kx = kx0; kx < kx1; ++kx) {
-                ec_col_expand(col, 8, c, pos + kx * in_c, row + kx * dil_w * in_c, in_c, zp);
+                ec_col_expand(col, 8, c, pos + kx * in_c, in_b + start + kx * dil_w * in_c, in_c, zp);
             }
         }
-        ec_col_zero(col, 8, c, pos + kx1 * in_c, (k_w - kx1) * in_c);
     }
 }
 
 void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                          const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch)
 {
-    const int32_t k = p->k_h * p->k_w * p->in_c;
-    const int32_t k4 = ec_k4(k);
+    const int32_t k4 = p->k_h * row_len4(p);
     const int32_t out_c = p->out_c, out_w = p->out_w, hw = p->out_h * p->out_w;
     const int32_t npix = p->batch * hw;
     const int32_t zp = q->in_zp;
@@ -63,7 +74,6 @@ void ec_conv2d_im2col_s8(const ec_conv_params *p, const ec_quant_s8 *q, const in
         for (c = 0; c < ncols; ++c) {
             const int32_t b = (pix + c) / hw, r = (pix + c) % hw;
             im2col(p, input, b, r / out_w, r % out_w, zp, col, c);
-            ec_col_zero(col, 8, c, k, k4 - k);
         }
         ec_gemm_s8s16(weights, k4, out_c, col, 8, ncols, bias, q, fast, output + pix * out_c,
                       output + (pix + 1) * out_c);

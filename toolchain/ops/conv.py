@@ -80,8 +80,17 @@ def pack_matrix_s8(w: np.ndarray) -> np.ndarray:
 
 
 def conv_im2col_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_im2col_s8_get_buffer_size: two int16 columns of K4 elements."""
-    return 2 * 2 * ceil4(p["k_h"] * p["k_w"] * p["in_c"])
+    """Twin of ec_conv2d_im2col_s8_get_buffer_size: two int16 columns of k_h rows of k_w * in_c rounded up to 4."""
+    return 2 * 2 * p["k_h"] * ceil4(p["k_w"] * p["in_c"])
+
+
+def im2col_rows(w: np.ndarray) -> np.ndarray:
+    """[O][k_h][k_w][I] -> [O][k_h * L4]: every kernel row padded with zeros to a multiple of 4 (the matrix of
+    ec_conv2d_im2col_s8)."""
+    o, kh, kw, i = w.shape
+    rows = np.zeros((o, kh, ceil4(kw * i)), w.dtype)
+    rows[:, :, :kw * i] = w.reshape(o, kh, kw * i)
+    return rows.reshape(o, -1)
 
 
 def conv_1x1_scratch_bytes(p: dict) -> int:
@@ -198,7 +207,7 @@ class Conv(Op):
         if p["groups"] != 1:
             return None
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
-        packed = Array(f"w_{name}", pack_matrix_s8(w.reshape(w.shape[0], -1)), "int8_t")
+        packed = Array(f"w_{name}", pack_matrix_s8(im2col_rows(w)), "int8_t")
         if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
             kernel, scratch = "ec_conv2d_1x1_s8", conv_1x1_scratch_bytes(p)
         else:
