@@ -194,6 +194,15 @@ def test_crash_is_an_error(name: str, tmp_path: Path) -> None:
     assert "exit code 1" in str(e.value) and "pc   = 0x" in str(e.value)
 
 
+@pytest.mark.parametrize("name", CORTEX_A)
+def test_cortex_a_crash_and_hang_are_errors(name: str, tmp_path: Path) -> None:
+    target = installed(name)
+    with pytest.raises(EdgecError, match=f"(?s)failed in QEMU {name} .*uncaught target signal 4"):
+        run_firmware(target, build(target, tmp_path / "crash", CRASH), [bytes(12)], 12, timeout_s=20)
+    with pytest.raises(EdgecError, match=f"did not finish within 1.5 s in QEMU {name}"):
+        run_firmware(target, build(target, tmp_path / "hang", HANG), [bytes(12)], 12, timeout_s=1.5)
+
+
 def test_hang_times_out(target: Target, tmp_path: Path) -> None:
     elf = build(target, tmp_path, HANG)
     with pytest.raises(EdgecError, match="did not finish within 1.5 s in QEMU mps2-an500"):
