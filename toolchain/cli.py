@@ -70,8 +70,6 @@ def _prune_options(a: argparse.Namespace, method: str | None):
                         exclude=exclude, per_layer=per_layer, refit=a.refit)
 
 
-
-
 def _size(text: str) -> int:
     """A byte count for --flash/--ram: a whole number with an optional k (KiB) or m (MiB) suffix."""
     units = {"": 1, "k": 1024, "m": 1024 * 1024}
@@ -93,8 +91,7 @@ def _options(a: argparse.Namespace, out: Path | None):
                         quant=QuantOptions(per_channel=not a.per_tensor, symmetric=a.symmetric,
                                            bias_correction=a.bias_correction),
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
-                        flash_bytes=a.flash, ram_bytes=a.ram,
-                        prune=_prune_options(a, a.prune))
+                        flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune))
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -228,14 +225,9 @@ def cmd_quantize(a: argparse.Namespace) -> int:
 
     opts = _options(a, None)
     opts.quantize = "int8"
-    g = prepare_graph(opts.model, opts.input_shapes)
+    g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib, layout=False)
     quantize_with(g, opts)
-    tmp = a.output.with_name(f".{a.output.name}.tmp")
-    try:
-        export_qdq(g, tmp)
-        tmp.replace(a.output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    export_qdq(g, a.output)
     print(f"wrote {a.output} (QDQ, int8: per-channel weights, per-tensor activations, {opts.calibration} ranges)")
     if a.report:
         from .analysis import format_report, quant_report
@@ -295,12 +287,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
         rows.append((name, f"{layer['nonzero']:,}/{layer['weights']:,} ({layer['sparsity']:.0%} zero)"
                      + (f", re-fit error {fit[0]:.3g} -> {fit[1]:.3g}" if fit else "")))
     print(_table(rows))
-    tmp = a.output.with_name(f".{a.output.name}.tmp")
-    try:
-        export_float(g, tmp)
-        tmp.replace(a.output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    export_float(g, a.output)
     print(f"wrote {a.output}")
     return 0
 
