@@ -68,6 +68,12 @@ def test_fits_or_refuses_on_microbit(capsys, tmp_path):
            f"({arena - 16384} too many)" in err
     assert not (tmp_path / "refused").exists()
 
+    # In int8 the arena passes the check, but the board has no room for the test harness beside it.
+    code, _, err = cli(capsys, "build", big, "--target", MICROBIT, "--quantize", "int8", "--out",
+                       tmp_path / "refused")
+    assert code == 2 and "RAM overflow" in err and "(the model with the test harness)" in err
+    assert not (tmp_path / "refused").exists()
+
     gemm = save(big_gemm(), tmp_path / "gemm.onnx")
     weights = host_meta(capsys, gemm, tmp_path)["weight_bytes"]
     assert weights > 262144
