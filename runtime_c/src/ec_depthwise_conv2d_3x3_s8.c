@@ -57,38 +57,47 @@ static void channels(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t
 
 /* Expand input rows iy0 .. iy0 + 2 (columns ix0 .. ix0 + wp - 1) of every full group of 4 channels into buf. */
 static void fill_rows(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int32_t wp,
-                      int32_t off, ec_word *buf)
+                      int32_t zp, ec_word *buf)
 {
     const int32_t in_c = p->in_c, groups = in_c >> 2;
     const int32_t xl = ix0 < 0 ? (-ix0 < wp ? -ix0 : wp) : 0;
     int32_t xr = p->in_w - ix0;
     const int8_t *rows[3];
+    int32_t step[3]; /* a row outside the input reads zp bytes, which expand to 0 */
     int32_t g, x, ky;
+    const int32_t off = ec_dup16(-zp);
+    int8_t zp4[4];
+    memset(zp4, zp, sizeof zp4);
     xr = xr < xl ? xl : (xr > wp ? wp : xr);
     for (ky = 0; ky < 3; ++ky) {
         const int32_t iy = iy0 + ky;
-        rows[ky] = iy >= 0 && iy < p->in_h ? in_b + iy * p->in_w * in_c : NULL;
+        const int32_t inside = iy >= 0 && iy < p->in_h;
+        rows[ky] = inside ? in_b + (iy * p->in_w + ix0 + xl) * in_c : zp4;
+        step[ky] = inside ? in_c : 0;
     }
     for (g = 0; g < groups; ++g) {
         ec_word *d = buf + g * wp * 6;
+        const int32_t o = g * 4;
+        const int8_t *r0 = rows[0] + (rows[0] != zp4 ? o : 0);
+        const int8_t *r1 = rows[1] + (rows[1] != zp4 ? o : 0);
+        const int8_t *r2 = rows[2] + (rows[2] != zp4 ? o : 0);
+        const int32_t s0 = step[0], s1 = step[1], s2 = step[2];
         for (x = 0; x < xl; ++x, d += 6) {
             d[0] = d[1] = d[2] = d[3] = d[4] = d[5] = 0;
         }
         for (; x < xr; ++x, d += 6) {
-            const int32_t o = (x + ix0) * in_c + g * 4;
-            const int32_t v0 = rows[0] != NULL ? ec_load32(rows[0] + o) : 0;
-            const int32_t v1 = rows[1] != NULL ? ec_load32(rows[1] + o) : 0;
-            const int32_t v2 = rows[2] != NULL ? ec_load32(rows[2] + o) : 0;
-            const int32_t a02 = rows[0] != NULL ? __sxtab16(off, v0) : 0;
-            const int32_t a13 = rows[0] != NULL ? ec_sxtab16_ror8(off, v0) : 0;
-            const int32_t b02 = rows[1] != NULL ? __sxtab16(off, v1) : 0;
-            const int32_t b13 = rows[1] != NULL ? ec_sxtab16_ror8(off, v1) : 0;
+            const int32_t v0 = ec_load32(r0), v1 = ec_load32(r1), v2 = ec_load32(r2);
+            const int32_t a02 = __sxtab16(off, v0), a13 = ec_sxtab16_ror8(off, v0);
+            const int32_t b02 = __sxtab16(off, v1), b13 = ec_sxtab16_ror8(off, v1);
             d[0] = ec_pkhbt16(a02, b02);
             d[1] = ec_pkhbt16(a13, b13);
             d[2] = ec_pkhtb16(a02, b02);
             d[3] = ec_pkhtb16(a13, b13);
-            d[4] = rows[2] != NULL ? __sxtab16(off, v2) : 0;
-            d[5] = rows[2] != NULL ? ec_sxtab16_ror8(off, v2) : 0;
+            d[4] = __sxtab16(off, v2);
+            d[5] = ec_sxtab16_ror8(off, v2);
+            r0 += s0;
+            r1 += s1;
+            r2 += s2;
         }
         for (; x < wp; ++x, d += 6) {
             d[0] = d[1] = d[2] = d[3] = d[4] = d[5] = 0;
@@ -104,7 +113,6 @@ void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, c
     const int32_t fast = ec_fast_ok(bias, q, in_c, 9);
     int32_t b, oy, ox;
 #if defined(__ARM_FEATURE_DSP)
-    const int32_t off = ec_dup16(-q->in_zp);
     const int32_t full_c = in_c & ~3, wp = (p->out_w - 1) * p->stride_w + 3;
     const int32_t zp21 = 2 * q->out_zp + 1, lo4 = ec_dup8(q->act_min), hi4 = ec_dup8(q->act_max);
     const int32_t *const mult = q->mult;
@@ -122,12 +130,10 @@ void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, c
             int32_t ky0, ky1;
             ec_window_range(iy0, 1, 3, in_h, &ky0, &ky1);
 #if defined(__ARM_FEATURE_DSP)
-            fill_rows(p, in_b, iy0, -p->pad_left, wp, off, buf);
+            fill_rows(p, in_b, iy0, -p->pad_left, wp, q->in_zp, buf);
 #endif
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_left;
-                int32_t kx0, kx1;
-                ec_window_range(ix0, 1, 3, in_w, &kx0, &kx1);
 #if defined(__ARM_FEATURE_DSP)
                 {
                     const ec_word *x = buf + ox * p->stride_w * 6;
@@ -162,8 +168,12 @@ void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, c
                     }
                 }
 #endif
-                channels(p, q, in_b, (iy0 * in_w + ix0) * in_c, weights, bias, fast, full_c, ky0, ky1, kx0, kx1,
-                         output);
+                if (full_c < in_c) {
+                    int32_t kx0, kx1;
+                    ec_window_range(ix0, 1, 3, in_w, &kx0, &kx1);
+                    channels(p, q, in_b, (iy0 * in_w + ix0) * in_c, weights, bias, fast, full_c, ky0, ky1, kx0, kx1,
+                             output);
+                }
                 output += in_c;
             }
         }
