@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgec.errors import EdgecError
-from edgec.firmware import build_firmware, elf_sizes, run_firmware
+from edgec.firmware import build_firmware, count_plugin, elf_sizes, run_firmware
 from edgec.target import Target, list_targets, load_target
 
 pytestmark = pytest.mark.qemu
@@ -192,6 +192,18 @@ def test_crash_is_an_error(name: str, tmp_path: Path) -> None:
         run_firmware(target, elf, [bytes(12)], 12, timeout_s=20)
     assert time.monotonic() - start < 5
     assert "exit code 1" in str(e.value) and "pc   = 0x" in str(e.value)
+
+
+def test_plugin_is_built_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    target = load_target("cortex-a53")
+    so = count_plugin(target)
+    assert so.parent == tmp_path / "edgec" and so.is_file()
+    built = so.stat().st_mtime_ns
+    assert count_plugin(target) == so and so.stat().st_mtime_ns == built
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-folder")
+    with pytest.raises(EdgecError, match="cannot write the QEMU plugin to /proc/no-such-folder/edgec"):
+        count_plugin(target)
 
 
 @pytest.mark.parametrize("name", CORTEX_A)

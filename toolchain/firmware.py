@@ -221,10 +221,14 @@ def count_plugin(target: Target) -> Path:
     if shutil.which("gcc") is None:
         raise EdgecError(f"'gcc' not found, needed to build the instruction-counting QEMU plugin for target "
                          f"{target.name}; install it with: {target.apt_install}")
-    so.parent.mkdir(parents=True, exist_ok=True)
     tmp = so.with_name(f".{so.name}.{os.getpid()}")
-    _run_tool(["gcc", *PLUGIN_CFLAGS, str(PLUGIN_SOURCE), "-o", str(tmp)], target, "building the QEMU plugin")
-    os.replace(tmp, so)  # atomic: parallel builds race harmlessly
+    try:
+        so.parent.mkdir(parents=True, exist_ok=True)
+        _run_tool(["gcc", *PLUGIN_CFLAGS, str(PLUGIN_SOURCE), "-o", str(tmp)], target, "building the QEMU plugin")
+        os.replace(tmp, so)  # atomic: parallel builds race harmlessly
+    except OSError as e:
+        raise EdgecError(f"cannot write the QEMU plugin to {so.parent} ({e.strerror}); set XDG_CACHE_HOME to a "
+                         "writable folder") from None
     return so
 
 
