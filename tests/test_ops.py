@@ -201,3 +201,43 @@ def test_emulated_targets(target, case, tmp_path):
     assert len(res.instructions) == len(res.outputs) and min(res.instructions) > 0
     samples, res, g, want = build_and_run(CASES[case](), tmp_path / "q", quantize="int8", target=target)
     assert_bitexact(g, samples, res)
+
+
+def random_convs(seed: int):
+    """Convolutions of random shapes in a chain (general, depthwise 3x3 and 5x5, 1x1, then a Gemm), so the
+    optimized kernels' tails are reached: channel counts that are not multiples of 4, odd widths, strides, padding
+    on every border, with and without a fused Relu."""
+    rng = np.random.default_rng(seed)
+    c, h, wd = int(rng.integers(1, 12)), int(rng.integers(5, 12)), int(rng.integers(5, 12))
+    h_in, w_in = h, wd
+    nodes, inits, x = [], {}, "input"
+    for i, kind in enumerate(["conv", "dw3", "pw", "dw5", "conv"]):
+        k = {"dw3": 3, "dw5": 5, "pw": 1}.get(kind, int(rng.integers(1, 4)))
+        group = c if kind.startswith("dw") else 1
+        out_c = c if group > 1 else int(rng.integers(1, 14))
+        pads = [0] * 4 if kind == "pw" else [int(p) for p in rng.integers(0, k, 4)]
+        stride = 1 if kind == "pw" else int(rng.integers(1, 3))
+        for ax in (0, 1):  # keep at least one output position: [top, left, bottom, right]
+            pads[ax + 2] += max(0, k - (h, wd)[ax] - pads[ax] - pads[ax + 2])
+        h = (h + pads[0] + pads[2] - k) // stride + 1
+        wd = (wd + pads[1] + pads[3] - k) // stride + 1
+        inits[f"W{i}"] = w(out_c, c // group, k, k, scale=1.0 / np.sqrt(k * k * c / group))
+        inits[f"B{i}"] = w(out_c, scale=0.1)
+        y = f"c{i}"
+        nodes.append(n("Conv", [x, f"W{i}", f"B{i}"], [y], group=group, pads=pads, strides=[stride, stride]))
+        if rng.random() < 0.5:
+            nodes.append(n("Relu", [y], [f"r{i}"]))
+            y = f"r{i}"
+        x, c = y, out_c
+    c_in = int(inits["W0"].shape[1])
+    inits["WG"] = w(int(rng.integers(1, 10)), c * h * wd, scale=0.05)
+    nodes += [n("Flatten", [x], ["f"]), n("Gemm", ["f", "WG"], ["output"], transB=1)]
+    return make_model(nodes, {"input": [1, c_in, h_in, w_in]}, {"output": None}, inits)
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("seed", range(4))
+def test_cortex_m7_random_convs(seed, tmp_path):
+    """The DSP-extension kernels on random layer shapes, bit-exact with the integer reference."""
+    samples, res, g, _ = build_and_run(random_convs(seed), tmp_path, quantize="int8", target="cortex-m7")
+    assert_bitexact(g, samples, res)

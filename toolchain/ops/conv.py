@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..calls import Array, Buf, Call, Lowered, Scratch, Struct
+from ..calls import Array, Buf, Call, Lowered, Raw, Scratch, Struct
 from ..ir import Graph, Node
 from ..target import Target
 from .base import (
@@ -128,6 +128,11 @@ def depthwise_3x3_scratch_bytes(p: dict) -> int:
     return (p["in_c"] // 4) * ((p["out_w"] - 1) * p["stride_w"] + 3) * 6 * 4
 
 
+def scratch_arg(nbytes: int) -> Scratch | Raw:
+    """A kernel's scratch buffer; NULL when it needs none."""
+    return Scratch(nbytes) if nbytes else Raw("NULL")
+
+
 def quant_struct(name: str, q: dict) -> Struct:
     return Struct(f"q_{name}", "ec_quant_s8", {
         "in_zp": q["in_zp"], "out_zp": q["out_zp"], "act_min": q["act_min"], "act_max": q["act_max"],
@@ -198,7 +203,7 @@ class Conv(Op):
             if w.shape[:2] == (3, 3) and p["dil_h"] == p["dil_w"] == 1:
                 call = Call("ec_depthwise_conv2d_3x3_s8",
                             args + [Array(f"w_{name}", pack_depthwise_3x3_s8(w), "int16_t")] + tail
-                            + [Scratch(depthwise_3x3_scratch_bytes(p))], node=name, macs=self.macs(node, g))
+                            + [scratch_arg(depthwise_3x3_scratch_bytes(p))], node=name, macs=self.macs(node, g))
             else:
                 call = Call("ec_depthwise_conv2d_packed_s8",
                             args + [Array(f"w_{name}", pack_depthwise_s8(w), "int16_t")] + tail,
