@@ -183,10 +183,11 @@ def run_job(job: Job) -> dict:
         row["macs_executed"] = _executed_macs(meta)
         prune_report = meta.get("prune") or {}
         if prune_report:
-            layers = prune_report["layers"].values()
-            total = sum(x["weights"] for x in layers)
-            row["sparsity"] = 1 - sum(x["nonzero"] for x in layers) / total
-            row["weights_removed"] = total - sum(x["nonzero"] for x in layers)
+            # against the dense model: removed filters count as removed weights
+            total = prune_report["dense_weights"]
+            nonzero = sum(x["nonzero"] for x in prune_report["layers"].values())
+            row["sparsity"] = 1 - nonzero / total
+            row["weights_removed"] = total - nonzero
         row["layers"] = meta["layers"]
     except EdgecError as exc:
         row["error"] = str(exc)

@@ -395,6 +395,7 @@ def prune_graph(g: Graph, opts: PruneOptions, samples: list[dict[str, np.ndarray
             names = {n.name for n in weighted_layers(g)}
         report["refit"] = refit(dense, g, [n for n in weighted_layers(g) if n.name in names], samples,
                                 kept if opts.method.endswith("-filter") else None)
+    report["dense_weights"] = int(sum(dense.const(n.inputs[1]).size for n in weighted_layers(dense)))
     for n in weighted_layers(g):
         w = g.const(n.inputs[1])
         report["layers"][n.name] = {"weights": int(w.size), "nonzero": int(np.count_nonzero(w)),
