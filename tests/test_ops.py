@@ -206,8 +206,12 @@ def test_emulated_targets(target, case, tmp_path):
 def random_convs(seed: int):
     """Convolutions of random shapes in a chain (general, depthwise 3x3 and 5x5, 1x1, then a Gemm), so the
     optimized kernels' tails are reached: channel counts that are not multiples of 4, odd widths, strides, padding
-    on every border, with and without a fused Relu."""
+    on every border, with and without a fused Relu. Its own generator: the module's R stays untouched."""
     rng = np.random.default_rng(seed)
+
+    def w(*shape: int, scale: float) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
     c, h, wd = int(rng.integers(1, 12)), int(rng.integers(5, 12)), int(rng.integers(5, 12))
     h_in, w_in = h, wd
     nodes, inits, x = [], {}, "input"

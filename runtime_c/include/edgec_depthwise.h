@@ -1,6 +1,7 @@
 /*
- * edgec runtime: pieces shared by the packed depthwise kernels (ec_depthwise_conv2d_packed_s8 and its 3x3 fast
- * path ec_depthwise_conv2d_3x3_s8). Not part of the public API.
+ * edgec runtime: pieces of the packed depthwise kernels: ec_depthwise_conv2d_packed_s8 (any kernel size) uses all
+ * of it, the 3x3 fast path ec_depthwise_conv2d_3x3_s8 (its own weight layout, see edgec.h) only ec_dw_out. Not
+ * part of the public API.
  *
  * Packed depthwise weights (channel multiplier 1): int16, taps t = ky * k_w + kx padded to an even count T2,
  * channels padded to a multiple of 4 (C4), zeros in the padding; for channel group g (4 channels), tap pair p and

@@ -3,7 +3,8 @@
  * padding, dilation), NHWC, packed int16 weights (layout in edgec_depthwise.h). DSP extension: 4 channels at a
  * time; where the whole window is inside the input, two taps per SMLAD (inputs expanded with SXTAB16, paired with
  * PKHBT/PKHTB), elsewhere one tap at a time (SMLAxy); channels beyond a multiple of 4 and other cores run plain C.
- * Same results as ec_depthwise_conv2d_s8 bit for bit. ec_depthwise_conv2d_3x3_s8 is the unrolled 3x3 variant.
+ * Same results as ec_depthwise_conv2d_s8 bit for bit. Chosen for depthwise layers that are not 3x3 with dilation 1
+ * (those take ec_depthwise_conv2d_3x3_s8).
  */
 #include "edgec_depthwise.h"
 
