@@ -8,6 +8,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Scratch, Struct
 from ..ir import Graph, Node
+from ..sparse import lower_sparse_fc
 from ..target import Target
 from .base import (
     Op,
@@ -219,12 +220,33 @@ class Conv(Op):
             kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)
         return Lowered([Call(kernel, args + [packed] + tail + [Scratch(scratch)], node=name, macs=self.macs(node, g))])
 
+    def lower_sparse_1x1(self, node: Node, g: Graph, target: Target, kernel: tuple, strides: list[int],
+                         pads: list[int], group: int) -> Lowered | None:
+        """A 1x1 convolution with stride 1, no padding and one group is a fully connected layer over the NHWC pixels:
+        a sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py)."""
+        if any(k != 1 for k in kernel) or any(s != 1 for s in strides) or any(pads) or group != 1:
+            return None
+        name, t = node.name, ctype(g)
+        if g.quantized:
+            w, bias, stage, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "int32_t"
+        else:
+            w, b = g.const(node.inputs[1]).astype(np.float32), self._bias(node, g)
+            bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
+            stage, bias_t = act_struct(name, node), "float"
+        w = w.reshape(w.shape[0], -1)
+        rows = int(np.prod(g.shape(node.outputs[0]))) // w.shape[0]
+        return lower_sparse_fc(name, rows, w, stage, Array(f"b_{name}", bias, bias_t), Buf(node.inputs[0], t),
+                               Buf(node.outputs[0], t, const=False), target, self.macs(node, g))
+
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         w, kernel, strides, pads, dil, group = self._geometry(node, g)
         name = node.name
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)
         depthwise = self.is_depthwise(node, g)
         t = ctype(g)
+        sparse = self.lower_sparse_1x1(node, g, target, kernel, strides, pads, group)
+        if sparse is not None:
+            return sparse
         if g.quantized and "dsp" in target.features:
             low = self.lower_dsp(node, g, params, pads)
             if low is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..calls import Array, Buf, Call, Lowered, Scratch
+from ..calls import Array, Buf, Call, Lowered, Scratch, Struct
 from ..ir import Graph, Node
+from ..sparse import lower_sparse_fc
 from ..target import Target
 from .base import Op, apply_act, ctype, register
 from .conv import (
@@ -85,6 +86,9 @@ class Gemm(Op):
             perm = x.storage_perm
             w = w.reshape((w.shape[0],) + tuple(x.view[1:])).transpose((0,) + tuple(perm[1:])).reshape(w.shape[0], -1)
         rows = int(np.prod(x.shape[:-1]))
+        sparse = self.lower_sparse(node, g, target, rows, w, stage, Array(f"b_{name}", bias, bias_t))
+        if sparse is not None:
+            return sparse
         if g.quantized and "dsp" in target.features:
             call = Call("ec_fully_connected_packed_s8",
                         [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
@@ -97,6 +101,13 @@ class Gemm(Op):
                      Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                     node=name, macs=self.macs(node, g))
         return Lowered([call])
+
+    def lower_sparse(self, node: Node, g: Graph, target: Target, rows: int, w: np.ndarray, stage: Struct,
+                     bias: Array) -> Lowered | None:
+        """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py)."""
+        t = ctype(g)
+        return lower_sparse_fc(node.name, rows, w, stage, bias, Buf(node.inputs[0], t),
+                               Buf(node.outputs[0], t, const=False), target, self.macs(node, g))
 
     def macs(self, node: Node, g: Graph) -> int:
         w, _ = self.weights(node, g)
