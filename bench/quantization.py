@@ -1,4 +1,4 @@
-"""Benchmark: edgec's int8 quantization choices against onnxruntime.quantization and the official int8 TFLite
+"""Benchmark: edgec's quantization choices (int8, Q-format q7, int4 weights) against onnxruntime.quantization and the official int8 TFLite
 models, on the MLPerf Tiny models in ../shared/models (fidelity to the float model on NAME.inputs.npz).
 
     .venv/bin/pip install ai-edge-litert   # for the TFLite column (optional)
@@ -38,11 +38,15 @@ SCHEMES = {
     "int8 per-channel, minmax + bias corr.": {"quant": QuantOptions(bias_correction=True)},
     "int8 per-channel, percentile + bias corr.": {"calibration": "percentile",
                                                   "quant": QuantOptions(bias_correction=True)},
+    "Q-format q7 (power-of-two, shift-only), minmax": {"quantize": "qformat"},
+    "Q-format q7, percentile 99.99": {"quantize": "qformat", "calibration": "percentile"},
+    "int4 weights per-channel, minmax": {"quantize": "int4"},
+    "int4 weights per-channel, minmax + bias corr.": {"quantize": "int4", "quant": QuantOptions(bias_correction=True)},
 }
 
 
-def edgec_row(model: Path, calib: Path, samples, want, out: Path, **options) -> dict:
-    build_dir, meta, g = build(BuildOptions(model, quantize="int8", calib=calib, out=out, **options))
+def edgec_row(model: Path, calib: Path, samples, want, out: Path, quantize: str = "int8", **options) -> dict:
+    build_dir, meta, g = build(BuildOptions(model, quantize=quantize, calib=calib, out=out, **options))
     res = run_build(build_dir, samples)
     row = metrics(res.outputs, want, g.outputs)
     row["bitexact"] = bitexact_share(res, reference_outputs(g, samples))

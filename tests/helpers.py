@@ -64,7 +64,7 @@ def build_and_run(model: onnx.ModelProto, tmp: Path, quantize: str = "none", tar
     path = tmp / "model.onnx"
     onnx.save(model, path)
     calib = None
-    if quantize == "int8":
+    if quantize != "none":
         cal = [random_feeds(model, rng) for _ in range(n_calib)]
         calib = tmp / "calib.npz"
         np.savez(calib, **{k: np.stack([c[k] for c in cal]) for k in cal[0]})

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .ir import Graph
+from .quantize import qformat_name
 from .reference import dequantize, quantize_input, run_graph
 
 
@@ -47,7 +48,7 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
             "tensor": name,
             "op": node.op if node else "input",
             "scale": t.scale,
-            "format": f"int8 zp={t.zero_point} [{lo:.4g}, {hi:.4g}]",
+            "format": f"{qformat_name(t.scale, t.zero_point) or f'int8 zp={t.zero_point}'} [{lo:.4g}, {hi:.4g}]",
             "clip_rate": float(clipped.mean()),
             "noise_var": float(np.var((alone - f)[inside])) if inside.any() else 0.0,
             "noise_var_model": t.scale ** 2 / 12,
@@ -59,11 +60,12 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
 
 
 def format_report(rows: list[dict]) -> str:
-    head = ("tensor", "op", "step", "clip %", "noise var", "step^2/12", "SQNR alone", "SQNR accum.")
-    body = [(r["tensor"], r["op"], f"{r['scale']:.4g}", f"{100 * r['clip_rate']:.3f}", f"{r['noise_var']:.3g}",
-             f"{r['noise_var_model']:.3g}", f"{r['sqnr_alone_db']:.1f}", f"{r['sqnr_accumulated_db']:.1f}")
+    head = ("tensor", "op", "step", "format", "clip %", "noise var", "step^2/12", "SQNR alone", "SQNR accum.")
+    body = [(r["tensor"], r["op"], f"{r['scale']:.4g}", r["format"], f"{100 * r['clip_rate']:.3f}",
+             f"{r['noise_var']:.3g}", f"{r['noise_var_model']:.3g}", f"{r['sqnr_alone_db']:.1f}",
+             f"{r['sqnr_accumulated_db']:.1f}")
             for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(x.ljust(w) if k < 2 else x.rjust(w) for k, (x, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(x.ljust(w) if k < 2 or k == 3 else x.rjust(w) for k, (x, w) in enumerate(zip(row, widths)))
              for row in (head, *body)]
     return "\n".join(lines)

@@ -28,7 +28,15 @@ from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
 from .passes.normalize import NORMALIZED, normalize
 from .prune import PruneOptions, prune_graph
-from .quantize import QuantOptions, correct_biases, is_prequantized, needs_calibration, quantize_graph
+from .quantize import (
+    SCHEMES,
+    QuantOptions,
+    correct_biases,
+    is_prequantized,
+    needs_calibration,
+    qformat_name,
+    quantize_graph,
+)
 from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
@@ -39,7 +47,7 @@ META_FILE = "edgec.json"
 class BuildOptions:
     model: Path
     target: str = "host"
-    quantize: str = "none"  # none | int8
+    quantize: str = "none"  # none or one of quantize.SCHEMES
     calib: Path | None = None
     calibration: str = "minmax"
     percentile: float = 99.99
@@ -85,8 +93,12 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
 
 def quantize_with(g: Graph, opts: BuildOptions) -> None:
     calib = opts.calib
+    quant = dataclasses.replace(opts.quant, scheme=opts.quantize) if opts.quantize in SCHEMES else opts.quant
+    if quant.scheme != "int8" and is_prequantized(g):
+        raise EdgecError(f"{opts.model} is already quantized (QDQ): --quantize {quant.scheme} needs a float model; "
+                         "use --quantize int8 to build it with its own scales")
     if calib is None and not needs_calibration(g):
-        quantize_graph(g, {}, opts.quant)
+        quantize_graph(g, {}, quant)
         return
     if calib is None:
         print("warning: no --calib data; calibrating int8 ranges on random normal data, so the accuracy of this "
@@ -94,8 +106,8 @@ def quantize_with(g: Graph, opts: BuildOptions) -> None:
         samples = random_samples(g, RANDOM_CALIB_SAMPLES)
     else:
         samples = load_samples(calib, g, "calibration")
-    quantize_graph(g, calibrate(g, samples, opts.calibration, opts.percentile), opts.quant)
-    if opts.quant.bias_correction:
+    quantize_graph(g, calibrate(g, samples, opts.calibration, opts.percentile), quant)
+    if quant.bias_correction:
         correct_biases(g, samples)
 
 
@@ -109,8 +121,20 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
         steps.append(Step(ins, node.outputs[:1], low.alias, scratch))
         calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "kernels": [c.kernel for c in low.calls],
-                       "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch})
+                       "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch, **_formats(g, node)})
     return calls, steps, layers
+
+
+def _formats(g: Graph, node) -> dict:
+    """Q-format builds: the Qm.n of the node's output and, for Conv/Gemm, of its weights (per channel: the range)."""
+    if not g.quantized or node.scheme != "qformat":
+        return {}
+    out = g.tensors[node.outputs[0]]
+    f = {"format": qformat_name(out.scale, out.zero_point)}
+    if node.q and "w_scale" in node.q:
+        names = sorted({qformat_name(float(s), 0) for s in node.q["w_scale"]}, key=lambda x: int(x.split(".")[1]))
+        f["weight_format"] = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+    return f
 
 
 def _io(g: Graph) -> dict:
@@ -142,13 +166,13 @@ def _const_bytes(calls: list[tuple[int, Call]]) -> int:
 def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     """Build a C project (and firmware for an emulated target) into opts.out; returns (dir, metadata, graph)."""
     target = _with_limits(load_target(opts.target), opts)
-    if opts.quantize not in ("none", "int8"):
-        raise EdgecError(f"--quantize {opts.quantize}: choose none or int8")
+    if opts.quantize not in ("none", *SCHEMES):
+        raise EdgecError(f"--quantize {opts.quantize}: choose none, {', '.join(SCHEMES)}")
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
         print(f"note: {opts.model} is a quantized (QDQ) model: building int8 with its scales", file=sys.stderr)
         opts.quantize = "int8"
-    if opts.quantize == "int8":
+    if opts.quantize in SCHEMES:
         quantize_with(g, opts)
     calls, steps, layers = lower_graph(g, target)
     elem = 1 if g.quantized else 4
@@ -164,6 +188,8 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
             "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes}}
+    if opts.quantize == "qformat":
+        meta["formats"] = {n: qformat_name(g.tensors[n].scale, g.tensors[n].zero_point) for n in g.activations()}
     fits = _check_fit(target, meta, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

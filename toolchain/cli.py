@@ -13,6 +13,7 @@ import numpy as np
 from .calibrate import METHODS
 from .errors import EdgecError
 from .prune import METHODS as PRUNE_METHODS
+from .quantize import SCHEMES
 
 EXIT_USER_ERROR = 2
 
@@ -20,7 +21,9 @@ EXIT_USER_ERROR = 2
 def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="ONNX model file")
     p.add_argument("--target", default="host", help="target name (see 'edgec targets'); default host")
-    p.add_argument("--quantize", default="none", choices=["none", "int8"], help="none = float32")
+    p.add_argument("--quantize", default="none", choices=["none", *SCHEMES],
+                   help="none = float32; int8; qformat = Q-format q7 (power-of-two scales, shift-only "
+                   "requantization); int4 = int4 weights, int8 activations")
     p.add_argument("--calib", type=Path, help=".npz calibration samples (one array per input, leading sample axis)")
     p.add_argument("--calibration", default="minmax", choices=list(METHODS),
                    help="how activation ranges are chosen from the calibration data (default minmax)")
@@ -125,9 +128,17 @@ def cmd_build(a: argparse.Namespace) -> int:
     out, meta, _ = build(_options(a, a.out))
     print(f"wrote {out}/")
     print(_table(_summary(meta)))
+    formats = meta.get("formats")
+    if formats:
+        for io in meta["inputs"]:
+            print(f"    input {io['name']:<22} {formats[io['name']]}")
     for layer in meta["layers"]:
         if layer["kernels"]:
-            print(f"    {layer['node']:<28} {', '.join(layer['kernels']):<32} {layer['macs']:>12,} MACs")
+            fmt = ""
+            if "format" in layer:
+                fmt = f"  out {layer['format']}" + (f", weights {layer['weight_format']}" if "weight_format" in layer
+                                                      else "")
+            print(f"    {layer['node']:<28} {', '.join(layer['kernels']):<32} {layer['macs']:>12,} MACs{fmt}")
     return 0
 
 
@@ -224,11 +235,14 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     from .export import export_qdq
 
     opts = _options(a, None)
-    opts.quantize = "int8"
+    opts.quantize = "int8" if opts.quantize == "none" else opts.quantize
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib, layout=False)
     quantize_with(g, opts)
     export_qdq(g, a.output)
-    print(f"wrote {a.output} (QDQ, int8: per-channel weights, per-tensor activations, {opts.calibration} ranges)")
+    what = {"int8": "int8", "qformat": "Q-format q7, power-of-two scales", "int4": "int4 weights (ONNX INT4), int8 "
+            "activations"}[opts.quantize]
+    weights = "per-tensor" if a.per_tensor else "per-channel"
+    print(f"wrote {a.output} (QDQ, {what}: {weights} weights, per-tensor activations, {opts.calibration} ranges)")
     if a.report:
         from .analysis import format_report, quant_report
         from .data import load_samples, random_samples

@@ -29,7 +29,7 @@ from .paths import RUNTIME_DIR, TARGETS_DIR, TEMPLATES_DIR
 @dataclass(frozen=True)
 class Config:
     name: str
-    quantize: str = "none"  # none | int8
+    quantize: str = "none"  # none | int8 | qformat | int4
     per_channel: bool = True
     calibration: str = "minmax"
     bias_correction: bool = False
@@ -41,7 +41,7 @@ class Config:
     def flags(self) -> list[str]:
         """The edgec command-line options that build this configuration."""
         out = ["--quantize", self.quantize]
-        if self.quantize == "int8":
+        if self.quantize != "none":
             out += ["--calibration", self.calibration] + ([] if self.per_channel else ["--per-tensor"])
             out += ["--bias-correction"] if self.bias_correction else []
         if self.prune:

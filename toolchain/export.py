@@ -2,7 +2,8 @@
 
 In QDQ form every activation gets QuantizeLinear/DequantizeLinear with edgec's scale and zero point; weights, biases and
 constant operands are stored as int8/int32 initializers behind DequantizeLinear (per output channel for Conv and
-Gemm weights). Fused activations become explicit Relu/Clip nodes before the output's Q/DQ pair."""
+Gemm weights). Fused activations become explicit Relu/Clip nodes before the output's Q/DQ pair. Q-format models have
+power-of-two scales everywhere; int4 weights are ONNX INT4 initializers (opset 21, which onnxruntime runs)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .ir import Graph, Node
 from .ops.binary import const_quant
-from .ops.conv import weight_scales
-from .ops.gemm import Gemm
 
 OPSET = 13
+OPSET_INT4 = 21  # DequantizeLinear of INT4 tensors
 _ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"),
                "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
                "AveragePool": ("kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"),
@@ -49,9 +49,19 @@ class _Writer:
         self.inits.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def dequantized_const(self, base: str, q: np.ndarray, scale, zp, axis: int | None = None) -> str:
-        inputs = [self.init(f"{base}_q", q), self.init(f"{base}_scale", np.asarray(scale, np.float32)),
-                  self.init(f"{base}_zp", np.asarray(zp, q.dtype))]
+    def int4_init(self, base: str, value: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.inits.append(helper.make_tensor(name, TensorProto.INT4, value.shape, value.ravel().tolist()))
+        return name
+
+    def dequantized_const(self, base: str, q: np.ndarray, scale, zp, axis: int | None = None,
+                          int4: bool = False) -> str:
+        if int4:
+            inputs = [self.int4_init(f"{base}_q", q), self.init(f"{base}_scale", np.asarray(scale, np.float32)),
+                      self.int4_init(f"{base}_zp", np.asarray(zp, np.int8))]
+        else:
+            inputs = [self.init(f"{base}_q", q), self.init(f"{base}_scale", np.asarray(scale, np.float32)),
+                      self.init(f"{base}_zp", np.asarray(zp, q.dtype))]
         out = self.fresh(f"{base}_dq")
         kw = {"axis": axis} if axis is not None else {}
         self.nodes.append(helper.make_node("DequantizeLinear", inputs, [out], **kw))
@@ -115,15 +125,15 @@ class _Writer:
         if not self.quantized:
             return self.init(name, data)
         if node.op in ("Conv", "Gemm") and k in (1, 2):
-            w = g.const(node.inputs[1]) if node.op == "Conv" else Gemm().weights(node, g)[0]
-            ws = weight_scales(w).astype(np.float32)
+            ws = q["w_scale"].astype(np.float32)
             if k == 1:
-                return self.dequantized_const(name, q["w"], ws, np.zeros(len(ws), np.int8), axis=0)
+                return self.dequantized_const(name, q["w"], ws, np.zeros(len(ws), np.int8), axis=0,
+                                              int4=node.scheme == "int4")
             s_in = g.tensors[node.inputs[0]].scale
             return self.dequantized_const(name, q["bias"], (s_in * ws).astype(np.float32),
                                           np.zeros(len(ws), np.int32), axis=0)
         if node.op in ("Add", "Sub", "Mul"):
-            qc, s, zp = const_quant(data.astype(np.float64))
+            qc, s, zp = const_quant(data.astype(np.float64), node.scheme == "qformat")
             return self.dequantized_const(name, qc, np.float32(s), np.int8(zp))
         if node.op == "PRelu":
             return self.dequantized_const(name, q["slope"], np.float32(q["slope_scale"]), np.int8(0))
@@ -162,7 +172,8 @@ def _export(g: Graph, path: Path, quantized: bool) -> None:
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(g.shape(n))) for n in g.inputs],
         [helper.make_tensor_value_info(f, TensorProto.FLOAT, list(g.shape(i))) for i, f in zip(g.outputs, finals)],
         w.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgec")
+    opset = OPSET_INT4 if quantized and any(n.scheme == "int4" for n in g.nodes) else OPSET
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgec")
     onnx.checker.check_model(model)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")  # never leave a half-written model behind

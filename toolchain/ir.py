@@ -53,6 +53,7 @@ class Node:
     outputs: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
     q: dict[str, Any] | None = None  # integer parameters, set by the quantizer
+    scheme: str = "int8"  # the quantization scheme of this node (QuantOptions.scheme), set by the quantizer
 
 
 @dataclass

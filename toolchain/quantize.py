@@ -1,22 +1,32 @@
-"""Static post-training int8 quantization: calibrate activation ranges, then let every op derive its integers.
+"""Static post-training quantization: calibrate activation ranges, then let every op derive its integers.
 
-Weights: int8 symmetric per output channel. Activations: int8 asymmetric per tensor from calibrated min/max.
-Bias: int32 with scale input_scale * weight_scale. Requantization: int32 multiplier and shift (TFLite rounding)."""
+Schemes (QuantOptions.scheme, per node in Node.scheme):
+- int8: weights int8 symmetric per output channel, activations int8 asymmetric per tensor from the calibrated range,
+  bias int32 with scale input_scale * weight_scale, requantization with an int32 multiplier and shift (TFLite).
+- qformat: Q-format q7 fixed point: every scale a power of two 2^-n (Qm.n, zero point 0) chosen from the
+  calibrated range, weights too (per channel or per tensor), bias int32 at 2^-(n_in + n_w); Conv and Gemm
+  requantize with a rounding shift only.
+- int4: as int8, with int4 weights symmetric per output channel in [-7, 7], packed two per byte in flash."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .ir import Graph, Node
 from .ops import REGISTRY
-from .ops.conv import imported_scales, quantize_weights
+from .ops.base import frac_bits
+from .ops.conv import INT4_MAX
 from .reference import dequantize, quantize_input, run_graph
+
+SCHEMES = ("int8", "qformat", "int4")  # the --quantize values that quantize (besides none)
 
 
 @dataclass
 class QuantOptions:
+    scheme: str = "int8"  # one of SCHEMES
     per_channel: bool = True  # weights: one scale per output channel, or one per tensor
     symmetric: bool = False  # activations: zero point 0
     bias_correction: bool = False  # shift biases so each layer's mean output matches float on calibration data
@@ -31,6 +41,23 @@ def affine_params(lo: float, hi: float, symmetric: bool = False) -> tuple[float,
     scale = (hi - lo) / 255.0 if hi > lo else 1.0 / 255.0
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return float(scale), zp
+
+
+def pow2_params(lo: float, hi: float) -> tuple[float, int]:
+    """Q-format q7 scale 2^-n (n = frac_bits of the larger magnitude) and zero point 0."""
+    return float(np.ldexp(1.0, -int(frac_bits(max(abs(lo), abs(hi)))))), 0
+
+
+def qformat_name(scale: float | None, zp: int | None) -> str | None:
+    """Qm.n of a power-of-two scale 2^-n with zero point 0 (m = 7 - n; m or n may be negative), UQm.n for zero
+    point -128 (softmax's [0, 1) output, UQ0.8); None otherwise."""
+    if scale is None or scale <= 0:
+        return None
+    n = -math.log2(scale)
+    if n != round(n) or zp not in (0, -128):
+        return None
+    n = int(round(n))
+    return f"Q{7 - n}.{n}" if zp == 0 else f"UQ{8 - n}.{n}"
 
 
 def needs_calibration(g: Graph) -> bool:
@@ -56,14 +83,24 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
     Priority: the op's own fixed output format (softmax), the input's format for ops that keep it (pooling,
     reshapes), the model's own (imported QDQ), the calibrated range."""
     opts = opts or QuantOptions()
+    for node in g.nodes:
+        node.scheme = opts.scheme
     if not opts.per_channel:
         for node in g.nodes:
             if node.op in ("Conv", "Gemm") and g.tensors[node.inputs[1]].weight_scales is None:
-                w = g.const(node.inputs[1])
-                g.tensors[node.inputs[1]].weight_scales = (np.array([max(np.abs(w).max() / 127.0, 1e-12)]), 0)
+                wmax = float(np.abs(g.const(node.inputs[1])).max())
+                scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if opts.scheme == "qformat" else
+                         max(wmax / (INT4_MAX if opts.scheme == "int4" else 127.0), 1e-12))
+                g.tensors[node.inputs[1]].weight_scales = (np.array([scale]), 0)
+
+    def params(name: str) -> tuple[float, int]:
+        if opts.scheme == "qformat":
+            return pow2_params(*ranges[name])
+        return affine_params(*ranges[name], opts.symmetric)
+
     for name in g.inputs:
         t = g.tensors[name]
-        t.scale, t.zero_point = t.fixed_quant or affine_params(*ranges[name], opts.symmetric)
+        t.scale, t.zero_point = t.fixed_quant or params(name)
     for node in g.nodes:
         op = REGISTRY[node.op]
         out = g.tensors[node.outputs[0]]
@@ -74,15 +111,14 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
             src = g.tensors[node.inputs[0]]
             out.scale, out.zero_point = src.scale, src.zero_point
         else:
-            out.scale, out.zero_point = out.fixed_quant or affine_params(*ranges[out.name], opts.symmetric)
+            out.scale, out.zero_point = out.fixed_quant or params(out.name)
     g.quantized = True
     for node in g.nodes:
         node.q = REGISTRY[node.op].quantize(node, g)
 
 
 def _scales(g: Graph, node: Node) -> np.ndarray:
-    w = g.const(node.inputs[1]) if node.op == "Conv" else REGISTRY["Gemm"].weights(node, g)[0]
-    return quantize_weights(w, imported_scales(g, node.inputs[1], 0))[1]
+    return node.q["w_scale"]
 
 
 def _integer_layer_in_float(g: Graph, node: Node, x: np.ndarray) -> np.ndarray:

@@ -110,6 +110,37 @@ def requantize(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray
     return np.where(shift > 0, pos, neg)
 
 
+def shift_round(x: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Elementwise ec_shift_round (runtime_c/include/edgec_lowbit.h): s > 0: x / 2^s rounded half up; s <= 0:
+    x clamped to [-256, 255], times 2^-s. Returns int64."""
+    x = np.asarray(x, dtype=np.int64)
+    s = np.asarray(s, dtype=np.int64)
+    right = (x >> np.maximum(s, 1)) + ((x >> np.maximum(s - 1, 0)) & 1)
+    left = np.clip(x, -256, 255) << np.maximum(-s, 0)
+    return np.where(s > 0, right, left)
+
+
+Q7_SHIFT_RANGE = (-23, 31)  # the shifts ec_shift_round takes
+
+
+def frac_bits(amax: np.ndarray | float) -> np.ndarray:
+    """Q-format q7: the fractional bits n of the Qm.n format (m = 7 - n integer bits) covering [-amax, amax]:
+    n = 7 - ceil(log2(amax)), so the scale is 2^-n (NNoM's rule; amax itself may clip by at most one step when it
+    is a power of two). 7 for amax = 0."""
+    a = np.asarray(amax, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        n = 7 - np.ceil(np.log2(np.where(a > 0, a, 1.0)))
+    return np.where(a > 0, n, 7).astype(np.int64)
+
+
+def pow2_bits(scale: np.ndarray | float) -> np.ndarray:
+    """n for scales that are exactly 2^-n."""
+    s = np.asarray(scale, dtype=np.float64)
+    n = np.round(-np.log2(s)).astype(np.int64)
+    assert np.all(np.ldexp(1.0, -n) == s), f"not a power-of-two scale: {scale}"
+    return n
+
+
 def quant_bounds(lo: float, hi: float, scale: float, zp: int) -> tuple[int, int]:
     """int8 clamp bounds of a fused activation range [lo, hi] (infinite = no bound)."""
     qlo = -128 if math.isinf(lo) else max(-128, zp + int(round(lo / scale)))

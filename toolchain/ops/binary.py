@@ -7,7 +7,18 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
 from ..target import Target
-from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, quantize_multiplier, register, requantize
+from .base import (
+    Op,
+    act_range,
+    apply_act,
+    ctype,
+    frac_bits,
+    qparams,
+    quant_bounds,
+    quantize_multiplier,
+    register,
+    requantize,
+)
 from .conv import act_struct
 from .geometry import broadcast_struct
 
@@ -15,8 +26,11 @@ ADD_LEFT_SHIFT = 20
 _FLOAT = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
 
 
-def const_quant(data: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """Asymmetric per-tensor int8 for a constant operand."""
+def const_quant(data: np.ndarray, pow2: bool = False) -> tuple[np.ndarray, float, int]:
+    """Asymmetric per-tensor int8 for a constant operand; Q-format (pow2): a power-of-two scale, zero point 0."""
+    if pow2:
+        scale = float(np.ldexp(1.0, -int(frac_bits(float(np.abs(data).max())))))
+        return np.clip(np.round(data / scale), -128, 127).astype(np.int8), scale, 0
     lo, hi = min(0.0, float(data.min())), max(0.0, float(data.max()))
     scale = (hi - lo) / 255.0 if hi > lo else 1.0
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
@@ -43,7 +57,7 @@ class Binary(Op):
             if data is None:
                 out.append((None, *qparams(g, name)))
             else:
-                out.append(const_quant(data.astype(np.float64)))
+                out.append(const_quant(data.astype(np.float64), node.scheme == "qformat"))
         return out
 
     def quantize(self, node: Node, g: Graph) -> dict:

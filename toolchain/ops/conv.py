@@ -7,35 +7,89 @@ import math
 import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Scratch, Struct
+from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..sparse import lower_sparse_fc
 from ..target import Target
 from .base import (
+    Q7_SHIFT_RANGE,
     Op,
     act_range,
     apply_act,
     c_float,
     ctype,
+    frac_bits,
+    pow2_bits,
     qparams,
     quant_bounds,
     quantize_multiplier,
     register,
     requantize,
+    shift_round,
 )
 from .geometry import conv_nd, conv_params, spatial_attrs
 
+INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
 
-def weight_scales(w: np.ndarray) -> np.ndarray:
-    """Symmetric per-output-channel int8 scales."""
+
+def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
+    """Symmetric per-output-channel scales for weights in [-qmax, qmax] (int8: 127, int4: 7)."""
     wmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
-    return np.where(wmax > 0, wmax / 127.0, 1.0)
+    return np.where(wmax > 0, wmax / qmax, 1.0)
 
 
-def quantize_weights(w: np.ndarray, scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights per output channel (axis 0), with the given scales (an imported model's) or our own."""
-    ws = weight_scales(w) if scales is None else np.broadcast_to(scales, (w.shape[0],)).astype(np.float64)
+def mse_weight_scales(w: np.ndarray, qmax: int, steps: int = 50) -> np.ndarray:
+    """Per-output-channel scales for weights in [-qmax, qmax] that minimize the squared rounding and clipping error:
+    the best of `steps` clipping levels from max |w| down to 0.3 max |w| (int4, where clipping the largest weights
+    pays for a finer step)."""
+    w2 = w.reshape(w.shape[0], -1).astype(np.float64)
+    wmax = np.abs(w2).max(axis=1)
+    best, best_err = np.where(wmax > 0, wmax / qmax, 1.0), np.full(w.shape[0], np.inf)
+    for frac in np.linspace(1.0, 0.3, steps):
+        s = np.where(wmax > 0, frac * wmax / qmax, 1.0)[:, None]
+        err = ((np.clip(np.round(w2 / s), -qmax, qmax) * s - w2) ** 2).sum(axis=1)
+        better = err < best_err
+        best, best_err = np.where(better, s[:, 0], best), np.where(better, err, best_err)
+    return best
+
+
+def pow2_weight_scales(w: np.ndarray) -> np.ndarray:
+    """Q-format q7 weight scales per output channel: 2^-n with n = frac_bits(max |w|)."""
+    return np.ldexp(1.0, -frac_bits(np.abs(w.reshape(w.shape[0], -1)).max(axis=1)))
+
+
+def quantize_weights(w: np.ndarray, scales: np.ndarray | None = None,
+                     scheme: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+    """Integer weights per output channel (axis 0) and their scales, with the given scales (an imported model's,
+    or one per tensor) or our own: int8 in [-127, 127]; int4 in [-7, 7] (held in int8); qformat: power-of-two
+    scales, [-128, 127]."""
+    if scales is not None:
+        ws = np.broadcast_to(scales, (w.shape[0],)).astype(np.float64)
+    elif scheme == "qformat":
+        ws = pow2_weight_scales(w)
+    elif scheme == "int4":
+        ws = mse_weight_scales(w, INT4_MAX)
+    else:
+        ws = weight_scales(w)
+    lo, hi = {"int4": (-INT4_MAX, INT4_MAX), "qformat": (-128, 127)}.get(scheme, (-127, 127))
     shape = (-1,) + (1,) * (w.ndim - 1)
-    return np.clip(np.round(w / ws.reshape(shape)), -127, 127).astype(np.int8), ws
+    return np.clip(np.round(w / ws.reshape(shape)), lo, hi).astype(np.int8), ws
+
+
+def pack_s4(w: np.ndarray) -> np.ndarray:
+    """[R][L] int values in [-8, 7] -> R rows of (L + 1) / 2 bytes: element k in byte k / 2, the low nibble for an
+    even k (edgec_lowbit.h)."""
+    r, n = w.shape
+    rows = np.zeros((r, n + n % 2), np.uint8)
+    rows[:, :n] = w.astype(np.int64) & 15
+    return (rows[:, 0::2] | (rows[:, 1::2] << 4)).astype(np.uint8).reshape(-1)
+
+
+def unpack_s4(packed: np.ndarray, rows: int, length: int) -> np.ndarray:
+    """The inverse of pack_s4: [rows][length] int8."""
+    b = packed.reshape(rows, -1).astype(np.int64)
+    nib = np.stack([b & 15, b >> 4], axis=2).reshape(rows, -1)[:, :length]
+    return (nib - ((nib & 8) << 1)).astype(np.int8)
 
 
 def imported_scales(g: Graph, name: str, channel_axis: int) -> np.ndarray | None:
@@ -48,21 +102,33 @@ def imported_scales(g: Graph, name: str, channel_axis: int) -> np.ndarray | None
 
 
 def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
-    """Integer bias, per-channel multipliers and clamp bounds shared by Conv and Gemm."""
+    """Integer bias, per-channel multipliers (Q-format: shifts) and clamp bounds shared by Conv and Gemm."""
     s_in, zp_in = qparams(g, node.inputs[0])
     s_out, zp_out = qparams(g, node.outputs[0])
     b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
     bq = np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
+    if node.scheme == "qformat":
+        if zp_in or zp_out:
+            raise EdgecError(f"node '{node.name}': Q-format needs zero points 0 around it (input {zp_in}, output "
+                             f"{zp_out}); use --quantize int8 for this model")
+        shift = np.clip(pow2_bits(s_in) + pow2_bits(ws) - pow2_bits(s_out), *Q7_SHIFT_RANGE)
+        act_min, act_max = quant_bounds(*act_range(node), s_out, 0)
+        return {"bias": bq, "shift": shift.astype(np.int8), "in_zp": 0, "out_zp": 0, "act_min": act_min,
+                "act_max": act_max, "w_scale": ws}
     ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
     act_min, act_max = quant_bounds(*act_range(node), s_out, zp_out)
     return {"bias": bq, "mult": np.array([m for m, _ in ms], np.int32), "shift": np.array([s for _, s in ms], np.int32),
-            "in_zp": zp_in, "out_zp": zp_out, "act_min": act_min, "act_max": act_max}
+            "in_zp": zp_in, "out_zp": zp_out, "act_min": act_min, "act_max": act_max, "w_scale": ws}
 
 
 def finish_s8(acc: np.ndarray, q: dict, channel_axis: int) -> np.ndarray:
+    """The output stage: requantization with multipliers, or (Q-format, no "mult") a rounding shift."""
     shape = [1] * acc.ndim
     shape[channel_axis] = -1
-    y = requantize(acc + q["bias"].reshape(shape), q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
+    acc = acc + q["bias"].reshape(shape)
+    if "mult" not in q:
+        return np.clip(shift_round(acc, q["shift"].reshape(shape)), q["act_min"], q["act_max"]).astype(np.int8)
+    y = requantize(acc, q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
     return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
 
 
@@ -135,6 +201,10 @@ def scratch_arg(nbytes: int) -> Scratch | Raw:
 
 
 def quant_struct(name: str, q: dict) -> Struct:
+    if "mult" not in q:  # Q-format: shifts only
+        return Struct(f"q_{name}", "ec_quant_q7", {
+            "act_min": q["act_min"], "act_max": q["act_max"], "shift": Array(f"shift_{name}", q["shift"], "int8_t"),
+            "per_channel": 1})
     return Struct(f"q_{name}", "ec_quant_s8", {
         "in_zp": q["in_zp"], "out_zp": q["out_zp"], "act_min": q["act_min"], "act_max": q["act_max"],
         "mult": Array(f"mult_{name}", q["mult"], "int32_t"), "shift": Array(f"shift_{name}", q["shift"], "int32_t"),
@@ -180,7 +250,7 @@ class Conv(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         w, *_ = self._geometry(node, g)
-        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0))
+        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), node.scheme)
         return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -244,6 +314,8 @@ class Conv(Op):
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)
         depthwise = self.is_depthwise(node, g)
         t = ctype(g)
+        if g.quantized and node.scheme in ("qformat", "int4"):
+            return self.lower_lowbit(node, g, params, depthwise, len(kernel))
         sparse = self.lower_sparse_1x1(node, g, target, kernel, strides, pads, group)
         if sparse is not None:
             return sparse
@@ -270,6 +342,24 @@ class Conv(Op):
                                 Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                     node=name, macs=self.macs(node, g))
         return Lowered([call])
+
+    def lower_lowbit(self, node: Node, g: Graph, params: Struct, depthwise: bool, dims: int) -> Lowered:
+        """Q-format (ec_*conv2d_q7, shift-only output stage) or int4 weights (ec_*conv2d_s4, packed), portable C on
+        every target."""
+        q, name = node.q, node.name
+        w = q["w"][:, :, None, :] if dims == 1 else q["w"]
+        w = w[:, 0].transpose(1, 2, 0) if depthwise else w.transpose(0, 2, 3, 1)
+        if node.scheme == "int4":
+            warr = Array(f"w_{name}", pack_s4(w.reshape(w.shape[0] * w.shape[1], -1) if depthwise
+                                              else w.reshape(w.shape[0], -1)), "uint8_t")
+        else:
+            warr = Array(f"w_{name}", w, "int8_t")
+        suffix = "s4" if node.scheme == "int4" else "q7"
+        kernel = f"ec_{'depthwise_' if depthwise else ''}conv2d_{suffix}"
+        return Lowered([Call(kernel, [params, quant_struct(name, q), Buf(node.inputs[0], "int8_t"), warr,
+                                      Array(f"b_{name}", q["bias"], "int32_t"),
+                                      Buf(node.outputs[0], "int8_t", const=False)],
+                             node=name, macs=self.macs(node, g))])
 
     def macs(self, node: Node, g: Graph) -> int:
         w = g.const(node.inputs[1])

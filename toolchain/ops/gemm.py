@@ -16,6 +16,7 @@ from .conv import (
     imported_scales,
     output_stage,
     pack_matrix_s8,
+    pack_s4,
     quant_struct,
     quantize_weights,
 )
@@ -64,7 +65,7 @@ class Gemm(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         w, b = self.weights(node, g)
-        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0))
+        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), node.scheme)
         return {"w": wq, **output_stage(node, g, ws, b, w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -86,6 +87,13 @@ class Gemm(Op):
             perm = x.storage_perm
             w = w.reshape((w.shape[0],) + tuple(x.view[1:])).transpose((0,) + tuple(perm[1:])).reshape(w.shape[0], -1)
         rows = int(np.prod(x.shape[:-1]))
+        if g.quantized and node.scheme in ("qformat", "int4"):  # portable C on every target
+            int4 = node.scheme == "int4"
+            warr = Array(f"w_{name}", pack_s4(w), "uint8_t") if int4 else Array(f"w_{name}", w, t)
+            return Lowered([Call(f"ec_fully_connected_{'s4' if int4 else 'q7'}",
+                                 [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), warr,
+                                  Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
+                                 node=name, macs=self.macs(node, g))])
         sparse = self.lower_sparse(node, g, target, rows, w, stage, Array(f"b_{name}", bias, bias_t))
         if sparse is not None:
             return sparse

@@ -9,7 +9,7 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
 from ..target import Target
-from .base import Op, c_float, ctype, qparams, quantize_multiplier, register, requantize
+from .base import Op, c_float, ctype, frac_bits, qparams, quantize_multiplier, register, requantize
 from .geometry import broadcast_struct
 
 
@@ -93,12 +93,13 @@ class PRelu(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         slope = g.const(node.inputs[1]).astype(np.float64)
-        s_slope = max(float(np.abs(slope).max()), 1e-12) / 127.0
+        amax = float(np.abs(slope).max())
+        s_slope = float(np.ldexp(1.0, -int(frac_bits(amax)))) if node.scheme == "qformat" else max(amax, 1e-12) / 127.0
         s_in, zp_in = qparams(g, node.inputs[0])
         s_out, zp_out = qparams(g, node.outputs[0])
         pos = quantize_multiplier(s_in / s_out)
         neg = quantize_multiplier(s_in * s_slope / s_out)
-        return {"slope": np.clip(np.round(slope / s_slope), -127, 127).astype(np.int8), "slope_scale": s_slope,
+        return {"slope": np.clip(np.round(slope / s_slope), -128, 127).astype(np.int8), "slope_scale": s_slope,
                 "in_zp": zp_in,
                 "slope_zp": 0, "out_zp": zp_out, "pos_mult": pos[0], "pos_shift": pos[1], "neg_mult": neg[0],
                 "neg_shift": neg[1]}
