@@ -121,19 +121,39 @@ class Emitter:
         return {"comment": f"{c.node}: {c.kernel}", "text": f"{c.kernel}({', '.join(self.arg(a) for a in c.args)})"}
 
 
+def _with_dumps(em: Emitter, g: Graph, calls: list[tuple[int, Call]], name: str) -> list[dict]:
+    """The calls with, after every node (step), its output buffer passed to <name>_dump_hook when that is set."""
+    rendered: list[dict] = []
+    for step, node in enumerate(g.nodes):
+        rendered.extend(em.call(c, s) for s, c in calls if s == step)
+        out = node.outputs[0]
+        ctype = "int8_t" if g.quantized else "float"
+        nbytes = g.tensors[out].size * (1 if g.quantized else 4)
+        rendered.append({"comment": f"tensor dump: {out}",
+                         "text": f"if ({name}_dump_hook) {name}_dump_hook({step}u, {em.buf(Buf(out, ctype))}, "
+                                 f"{nbytes}u)"})
+    return rendered
+
+
 def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str, source: str, out_dir: Path,
-                  io: dict) -> list[Path]:
+                  io: dict, instrument: str | None = None) -> list[Path]:
     """Write <name>.h, <name>.c and runtime/ into out_dir; returns the C sources to compile.
 
-    calls: (step index, call) in execution order; the step selects the call's scratch buffer."""
+    calls: (step index, call) in execution order; the step (node index) selects the call's scratch buffer.
+    instrument "dump": a tensor dump build (see _with_dumps); any other value leaves the C as it is (a
+    profiling build differs only in how the firmware is linked, see toolchain/firmware.py)."""
     em = Emitter(g, plan, name)
-    rendered = [em.call(c, step) for step, c in calls]
+    if instrument == "dump":
+        rendered = _with_dumps(em, g, calls, name)
+    else:
+        rendered = [em.call(c, step) for step, c in calls]
     mode = "int8: activations and weights are int8 (see SCALE/ZERO_POINT)" if g.quantized else "float32"
     ctx = dict(name=name, NAME=name.upper(), version=__version__, source=source, mode_comment=mode,
                arena_bytes=plan.arena_bytes, lower_bound=plan.lower_bound_bytes, inputs=io["inputs"],
                outputs=io["outputs"], input_bytes=[x["bytes"] for x in io["inputs"]],
                output_bytes=[x["bytes"] for x in io["outputs"]], arrays=em.out.arrays, structs=em.out.structs,
-               locals=em.out.locals, calls=rendered, inputs_used=em.inputs_used)
+               locals=em.out.locals, calls=rendered, inputs_used=em.inputs_used,
+               dump=instrument == "dump")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.h").write_text(render_template("model.h.j2", **ctx))
     (out_dir / f"{name}.c").write_text(render_template("model.c.j2", **ctx))

@@ -59,6 +59,10 @@ class BuildOptions:
     name: str | None = None
     flash_bytes: int | None = None  # override the target's flash limit
     ram_bytes: int | None = None  # override the target's RAM limit
+    # None: the normal build. "profile": the normal C and, on Cortex-M, firmware whose kernel calls go through
+    # timing wrappers (per-layer instruction counts; toolchain/firmware.py); "dump": every layer's output passed
+    # to a hook (per-layer divergence; codegen/emit.py).
+    instrument: str | None = None
 
 
 def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -121,7 +125,9 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
         steps.append(Step(ins, node.outputs[:1], low.alias, scratch))
         calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "kernels": [c.kernel for c in low.calls],
-                       "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch, **_formats(g, node)})
+                       "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch,
+                       "weight_bytes": _const_bytes([(i, c) for c in low.calls]), "output": node.outputs[0],
+                       **_formats(g, node)})
     return calls, steps, layers
 
 
@@ -166,6 +172,8 @@ def _const_bytes(calls: list[tuple[int, Call]]) -> int:
 def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     """Build a C project (and firmware for an emulated target) into opts.out; returns (dir, metadata, graph)."""
     target = _with_limits(load_target(opts.target), opts)
+    if opts.instrument not in (None, "profile", "dump"):
+        raise EdgecError(f"instrument={opts.instrument!r}: choose None, 'profile' or 'dump'")
     if opts.quantize not in ("none", *SCHEMES):
         raise EdgecError(f"--quantize {opts.quantize}: choose none, {', '.join(SCHEMES)}")
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
@@ -187,22 +195,19 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
-            "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes}}
+            "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes},
+            "instrument": opts.instrument}
     if opts.quantize == "qformat":
         meta["formats"] = {n: qformat_name(g.tensors[n].scale, g.tensors[n].zero_point) for n in g.activations()}
     fits = _check_fit(target, meta, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g))
-        includes = [tmp, tmp / "runtime" / "include"]
-        if target.kind == "host":
-            host.build_shared(sources, includes, tmp / f"lib{name}.so")
-        elif fits:
-            from .firmware import build_firmware, elf_sizes
-
-            elf = build_firmware(target, name, sources, includes, tmp)
-            meta["elf"] = elf_sizes(elf, target, [s.name for s in sources])
+        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g), opts.instrument)
+        meta["sources"] = [str(s.relative_to(tmp)) for s in sources]
+        if target.kind == "host" or fits:
+            compile_build(tmp, meta, target)
+        if "elf" in meta:
             _check_fit_linked(target, meta, opts)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
         if out.exists():
@@ -212,6 +217,24 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out, meta, g
+
+
+def compile_build(out: Path, meta: dict, target: Target | None = None) -> None:
+    """Compile the C project in out (meta["sources"]): the host's shared library, or the firmware (and its sizes
+    in meta["elf"]). Also recompiles a build directory whose C was edited, e.g. by a test."""
+    target = target or load_target(meta["target"])
+    sources = [out / s for s in meta["sources"]]
+    includes = [out, out / "runtime" / "include"]
+    if target.kind == "host":
+        host.build_shared(sources, includes, out / f"lib{meta['name']}.so")
+        return
+    from .firmware import build_firmware, elf_sizes
+
+    kernels = [k for layer in meta["layers"] for k in layer["kernels"]] if meta.get("instrument") == "profile" \
+        else []
+    elf = build_firmware(target, meta["name"], sources, includes, out, profile_kernels=sorted(set(kernels)),
+                         profile_calls=len(kernels), dump=meta.get("instrument") == "dump")
+    meta["elf"] = elf_sizes(elf, target, [s.name for s in sources])
 
 
 def _json_default(x):

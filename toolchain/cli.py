@@ -16,6 +16,7 @@ from .prune import METHODS as PRUNE_METHODS
 from .quantize import SCHEMES
 
 EXIT_USER_ERROR = 2
+DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is compared on the target
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
@@ -207,27 +208,63 @@ def cmd_validate(a: argparse.Namespace) -> int:
     report["samples"] = len(samples)
     report["target"] = meta["target"]
     report["quantize"] = meta["quantize"]
-    layers = None
+    layers = prof = div = None
+    if a.per_layer:
+        from .profile import dump_divergence, profile
+
+        prof = profile(_options(a, None), samples[:1])
+        report["profile"] = prof
     if a.per_layer and g.quantized:
         from .analysis import quant_report
 
         layers = quant_report(g, samples)
         report["per_layer"] = layers
+        div = dump_divergence(_options(a, None), samples[:DUMP_SAMPLES])
+        report["divergence"] = div
+        ok = ok and div["first"] is None
     if a.json:
         print(json.dumps(_finite(report)))
     else:
         rows = [(k, f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else f"{v:,}" if isinstance(v, int)
                                                               else str(v))) for k, v in report.items()]
         print(f"validation of {a.model} on {meta['target']} ({len(samples)} samples, {meta['quantize']})")
-        print(_table([r for r in rows if r[0] != "per_layer"]))
+        print(_table([r for r in rows if r[0] not in ("per_layer", "profile", "divergence")]))
         if layers is not None:
             from .analysis import format_report
 
             print("quantization error per tensor, worst first:")
             print(format_report(layers))
-        print("PASS" if ok else "FAIL: " + ("outputs differ from the integer reference" if g.quantized
+        if prof is not None:
+            from .profile import format_profile
+
+            print(f"instructions per layer on {meta['target']} (profiling build, sample 0):")
+            print(format_profile(prof))
+        if div is not None:
+            from .profile import format_divergence
+
+            print("per-layer divergence (tensor dump build):")
+            print(format_divergence(div, meta["target"]))
+        print("PASS" if ok else "FAIL: " + ("outputs or layers differ from the integer reference" if g.quantized
                                             else "float error above 1e-3 of the output range"))
     return 0 if ok else 1
+
+
+def cmd_profile(a: argparse.Namespace) -> int:
+    from .build import prepare_graph
+    from .data import load_samples, random_samples
+    from .profile import format_profile, profile
+
+    opts = _options(a, a.out)
+    g = prepare_graph(opts.model, opts.input_shapes)  # for the input names and shapes
+    samples = load_samples(a.inputs, g, "input")[:1] if a.inputs else random_samples(g, 1, seed=1)
+    p = profile(opts, samples)
+    if a.json:
+        print(json.dumps(p))
+        return 0
+    print(f"instructions per layer of {a.model} on {p['target']} ({p['quantize']}, "
+          f"{'first sample of ' + str(a.inputs) if a.inputs else 'one random sample'}):")
+    print(format_profile(p))
+    return 0
 
 
 def cmd_quantize(a: argparse.Namespace) -> int:
@@ -373,8 +410,16 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--inputs", type=Path, help=".npz test samples (default: 8 random samples)")
     v.add_argument("--out", type=Path, help="keep the build in this directory")
     v.add_argument("--json", action="store_true", help="print one JSON object")
-    v.add_argument("--per-layer", action="store_true", help="int8: add the per-tensor quantization error analysis")
+    v.add_argument("--per-layer", action="store_true",
+                   help="add per-layer instructions (profiling build) and, for int8, the per-tensor quantization "
+                        "error analysis and each layer's divergence from the integer reference on the target")
     v.set_defaults(func=cmd_validate)
+    pf = sub.add_parser("profile", help="instructions, MACs, scratch and weight bytes of every layer on the target")
+    _build_args(pf)
+    pf.add_argument("--inputs", type=Path, help=".npz samples: profile the first (default: one random sample)")
+    pf.add_argument("--out", type=Path, help="keep the profiling build in this directory")
+    pf.add_argument("--json", action="store_true", help="print one JSON object")
+    pf.set_defaults(func=cmd_profile)
     q = sub.add_parser("quantize", help="quantize and write a QDQ ONNX model that onnxruntime runs")
     _build_args(q)
     q.add_argument("-o", "--output", type=Path, required=True, help="QDQ .onnx file to write")

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -47,6 +47,10 @@ class FirmwareResult:
     outputs: list[bytes]
     instructions: list[int]
     stack_bytes: int
+    # profiling: per sample {"calls": [(glue, kernel)] per kernel call of the run function, "return": n}; glue is
+    # the run function's own instructions before the call (the call included), kernel the kernel's
+    profile: list[dict] = field(default_factory=list)
+    tensors: bytes = b""  # tensor dump build: tensors.bin (records of uint32 layer, uint32 bytes, the bytes)
 
 
 def _run_tool(cmd: list[str], target: Target, what: str) -> subprocess.CompletedProcess[str]:
@@ -79,8 +83,16 @@ def build_firmware(
     include_dirs: list[Path],
     out_dir: Path,
     extra_cflags: Sequence[str] = (),
+    profile_kernels: Sequence[str] = (),
+    profile_calls: int = 0,
+    dump: bool = False,
 ) -> Path:
     """Compile the model sources with the firmware main and startup code; return out_dir/firmware.elf.
+
+    profile_kernels, profile_calls: a Cortex-M profiling build, whose run function (the first source) makes
+    profile_calls calls of these kernels: the compiled model is the normal one, and its kernel calls are
+    redirected to timing wrappers in the harness (objcopy --redefine-sym). dump: a tensor dump build (the
+    sources were written for it). Only the harness and the link differ (see the templates).
 
     Also writes out_dir/firmware.map. For a bare-metal target the link fails when the program does not fit the
     board's memory. A "qemu-user" target gets a static Linux program with the same protocol.
@@ -101,10 +113,11 @@ def build_firmware(
     bare_metal = target.kind == "qemu-system"
     if bare_metal:
         linker_script = _render(STARTUP_DIR / "linker.ld.j2", out_dir / "linker.ld", target=target)
-        main_c = _render(TEMPLATES_DIR / "firmware_main.c.j2", out_dir / "firmware_main.c", name=name)
+        main_c = _render(TEMPLATES_DIR / "firmware_main.c.j2", out_dir / "firmware_main.c", name=name,
+                         profile_kernels=list(profile_kernels), profile_calls=profile_calls, dump=dump)
         all_sources = [Path(s) for s in sources] + [STARTUP_DIR / "startup.c", main_c]
     else:
-        main_c = _render(TEMPLATES_DIR / "linux_main.c.j2", out_dir / "linux_main.c", name=name)
+        main_c = _render(TEMPLATES_DIR / "linux_main.c.j2", out_dir / "linux_main.c", name=name, dump=dump)
         all_sources = [Path(s) for s in sources] + [main_c]
     stems = [s.stem for s in all_sources]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
@@ -125,6 +138,10 @@ def build_firmware(
 
     with ThreadPoolExecutor() as pool:
         objects = list(pool.map(compile_one, all_sources))
+    if bare_metal and profile_calls:
+        renames = [f"--redefine-sym={k}=edgec_prof_{k}" for k in profile_kernels]
+        _run_tool([_binutil(target, "objcopy"), *renames, str(objects[0])], target,
+                  f"redirecting the kernel calls of {objects[0]} for profiling")
 
     elf = out_dir / "firmware.elf"
     if bare_metal:
@@ -232,20 +249,57 @@ def count_plugin(target: Target) -> Path:
     return so
 
 
-def _symbol_address(target: Target, elf: Path, symbol: str) -> int:
+def _symbol_addresses(target: Target, elf: Path) -> dict[str, int]:
     proc = _run_tool([_binutil(target, "nm"), str(elf)], target, f"reading the symbols of {elf}")
+    found = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[2] == symbol:
-            return int(parts[0], 16) & ~1  # a Thumb function's symbol has bit 0 set; its instructions do not
-    raise EdgecError(f"{elf}: no symbol {symbol}")
+        if len(parts) == 3:
+            found[parts[2]] = int(parts[0], 16) & ~1  # a Thumb function's symbol has bit 0 set; its code does not
+    return found
 
 
-def _qemu_command(target: Target, elf: Path, work: Path) -> list[str]:
+# A call of a kernel in the disassembly of the run function: "  4008f8:\tbl\t4009a0 <ec_conv2d_s8>".
+_KERNEL_CALL = re.compile(r"\s*([0-9a-f]+):\s+blx?\s+[0-9a-f]+ <(ec_\w+)>")
+_INSTRUCTION = re.compile(r"\s*([0-9a-f]+):\s")
+# A return: AArch64 ret; Arm/Thumb bx lr, pop or ldm into pc.
+_RETURN = re.compile(r"\s*[0-9a-f]+:\s+(ret\b|bx\s+lr\b|pop(\.w)?\s+\{[^}]*\bpc\}|ldm\S*\s+sp!?, \{[^}]*\bpc\})")
+
+
+def kernel_call_sites(target: Target, elf: Path, function: str) -> tuple[int, list[tuple[int, int, str]], list[int]]:
+    """The entry of `function`, in order (call address, return address, kernel) of its kernel calls, and the
+    addresses of its return instructions."""
+    proc = _run_tool([_binutil(target, "objdump"), "-d", "--no-show-raw-insn", f"--disassemble={function}",
+                      str(elf)], target, f"disassembling {function} in {elf}")
+    addresses, calls, returns = [], [], []
+    for line in proc.stdout.splitlines():
+        if m := _INSTRUCTION.match(line):
+            addresses.append(int(m.group(1), 16))
+            if c := _KERNEL_CALL.match(line):
+                calls.append((len(addresses) - 1, c.group(2)))
+            elif _RETURN.match(line):
+                returns.append(addresses[-1])
+    if not addresses:
+        raise EdgecError(f"{elf}: no code for {function}")
+    sites = []
+    for at, kernel in calls:
+        if at + 1 >= len(addresses):
+            raise EdgecError(f"{elf}: {function} ends with a call of {kernel}")
+        sites.append((addresses[at], addresses[at + 1], kernel))
+    return addresses[0], sites, returns
+
+
+def _qemu_command(target: Target, elf: Path, work: Path, watch: list[int] | None = None) -> list[str]:
     elf = Path(elf).resolve()
     if target.kind == "qemu-user":
-        begin, end = (_symbol_address(target, elf, s) for s in ("edgec_mark_begin", "edgec_mark_end"))
-        plugin = f"{count_plugin(target)},begin={begin:#x},end={end:#x},out={work / 'counts.txt'}"
+        symbols = _symbol_addresses(target, elf)
+        for s in ("edgec_mark_begin", "edgec_mark_end"):
+            if s not in symbols:
+                raise EdgecError(f"{elf}: no symbol {s}")
+        plugin = (f"{count_plugin(target)},begin={symbols['edgec_mark_begin']:#x},"
+                  f"end={symbols['edgec_mark_end']:#x},out={work / 'counts.txt'}")
+        if watch:
+            plugin += ",watch=" + ":".join(f"{a:#x}" for a in watch)
         return [target.qemu, "-cpu", target.machine, "-plugin", plugin, str(elf)]
     return [
         target.qemu,
@@ -257,20 +311,54 @@ def _qemu_command(target: Target, elf: Path, work: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _plugin_counts(work: Path, samples: int) -> list[int]:
-    """Per-sample instructions from the plugin's counts: the first is edgec_return_only (one instruction)."""
+def _plugin_counts(work: Path, samples: int, calls: int) -> tuple[list[int], list[dict]]:
+    """Per-sample instructions from the plugin's counts (the first is edgec_return_only, one instruction) and,
+    when `calls` kernel calls were watched (entry, then each call and its return address, then the function's
+    return instructions), each sample's parts: {"calls": [(glue, kernel)], "return": n} as the Cortex-M
+    profiling build prints them. The parts are checked against the whole count."""
     path = work / "counts.txt"
-    counts = [int(x) for x in path.read_text().split()] if path.is_file() else []
+    counts, hits, pending = [], [], []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.startswith("@"):
+            index, before = line[1:].split()
+            pending.append((int(index), int(before)))
+        else:
+            counts.append(int(line))
+            hits.append(pending)
+            pending = []
     if len(counts) != samples + 1:
         raise EdgecError(f"the QEMU plugin counted {len(counts)} marked calls, expected {samples + 1}")
     overhead = counts[0] - 1
-    return [c - overhead for c in counts[1:]]
+    totals = [c - overhead for c in counts[1:]]
+    if not calls:
+        return totals, []
+    parts = []
+    for total, seen in zip(totals, hits[1:]):
+        order = [i for i, _ in seen]
+        if order[:2 * calls + 1] != list(range(2 * calls + 1)) or len(order) != 2 * calls + 2 or \
+                order[-1] <= 2 * calls:
+            raise EdgecError(f"profiling: the watched instructions ran in the order {order}, expected the entry, "
+                             f"{calls} kernel calls and one return")
+        at = [b for _, b in seen]  # instructions executed before: the entry, each call and its return address
+        glue = [at[1] - at[0] + 1] + [at[2 * j + 1] - at[2 * j] + 1 for j in range(1, calls)]
+        kernel = [at[2 * j + 2] - at[2 * j + 1] - 1 for j in range(calls)]
+        tail = at[-1] + 1 - at[-2]  # from the last kernel's return to the function's return, included
+        if sum(glue) + sum(kernel) + tail != total:
+            raise EdgecError(f"profiling: the parts add up to {sum(glue) + sum(kernel) + tail} instructions, the "
+                             f"whole inference counted {total}")
+        parts.append({"calls": list(zip(glue, kernel)), "return": tail})
+    return totals, parts
 
 
 def run_firmware(
-    target: Target, elf: Path, samples: list[bytes], output_bytes: int, timeout_s: float = 120
+    target: Target, elf: Path, samples: list[bytes], output_bytes: int, timeout_s: float = 120,
+    profile_function: str | None = None,
 ) -> FirmwareResult:
-    """Run the firmware in QEMU on the samples; output_bytes is the size of one sample's outputs."""
+    """Run the firmware in QEMU on the samples; output_bytes is the size of one sample's outputs.
+
+    profile_function: the model's run function, for per-kernel-call counts (FirmwareResult.profile): on a
+    Cortex-A target the plugin watches its kernel calls; a Cortex-M profiling build (build_firmware with
+    profile_kernels) prints them itself."""
     if shutil.which(target.qemu) is None:
         raise EdgecError(
             f"emulator '{target.qemu}' not found, needed for target {target.name}; "
@@ -278,9 +366,15 @@ def run_firmware(
         )
     if len({len(s) for s in samples}) > 1:
         raise EdgecError("all input samples must have the same size")
+    watch: list[int] = []
+    if profile_function and target.kind == "qemu-user":
+        entry, sites, returns = kernel_call_sites(target, elf, profile_function)
+        if not sites or not returns:
+            raise EdgecError(f"profiling: no kernel call or no return instruction found in {profile_function}")
+        watch = [entry] + [a for call, ret, _ in sites for a in (call, ret)] + returns
     with tempfile.TemporaryDirectory(prefix="edgec-qemu-") as tmp:
         work = Path(tmp)
-        cmd = _qemu_command(target, elf, work)
+        cmd = _qemu_command(target, elf, work, watch)
         (work / "input.bin").write_bytes(b"".join(samples))
         try:
             proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_s)
@@ -295,7 +389,10 @@ def run_firmware(
             raise EdgecError(f"firmware failed in QEMU {target.machine} (exit code {proc.returncode}):\n{printed}")
         out_path = work / "output.bin"
         output = out_path.read_bytes() if out_path.exists() else b""
-        counted = _plugin_counts(work, len(samples)) if target.kind == "qemu-user" else []
+        calls = len(sites) if watch else 0
+        counted, profile = (_plugin_counts(work, len(samples), calls) if target.kind == "qemu-user" else ([], []))
+        dump_path = work / "tensors.bin"
+        tensors = dump_path.read_bytes() if dump_path.exists() else b""
 
     instructions: dict[int, int] = {}
     stack_bytes = None
@@ -303,6 +400,12 @@ def run_firmware(
         if m := re.fullmatch(r"EDGEC sample=(\d+)(?: instructions=(-?\d+))?", line.strip()):
             i = int(m.group(1))
             instructions[i] = int(m.group(2)) if m.group(2) else counted[i]
+        elif m := re.fullmatch(r"EDGEC call=(\d+) glue=(-?\d+) kernel=(-?\d+)", line.strip()):
+            if m.group(1) == "0":
+                profile.append({"calls": [], "return": None})
+            profile[-1]["calls"].append((int(m.group(2)), int(m.group(3))))
+        elif m := re.fullmatch(r"EDGEC return=(-?\d+)", line.strip()):
+            profile[-1]["return"] = int(m.group(1))
         elif m := re.fullmatch(r"EDGEC stack_bytes=(\d+)", line.strip()):
             stack_bytes = int(m.group(1))
     if stack_bytes is None or sorted(instructions) != list(range(len(samples))):
@@ -313,5 +416,7 @@ def run_firmware(
         raise EdgecError(
             f"firmware wrote {len(output)} output bytes, expected {len(samples)} samples x {output_bytes} bytes"
         )
+    if profile_function and len(profile) != len(samples):
+        raise EdgecError(f"profiling: per-call counts for {len(profile)} of {len(samples)} samples:\n{printed}")
     outputs = [output[i * output_bytes : (i + 1) * output_bytes] for i in range(len(samples))]
-    return FirmwareResult(outputs, [instructions[i] for i in range(len(samples))], stack_bytes)
+    return FirmwareResult(outputs, [instructions[i] for i in range(len(samples))], stack_bytes, profile, tensors)

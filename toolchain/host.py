@@ -24,18 +24,31 @@ def build_shared(sources: list[Path], include_dirs: list[Path], out: Path, cc: s
     return out
 
 
-def run_shared(lib: Path, name: str, samples: list[list[bytes]], output_bytes: list[int]) -> list[list[bytes]]:
-    """Run <name>_run once per sample; samples[i][k] holds input k's bytes."""
+def run_shared(lib: Path, name: str, samples: list[list[bytes]], output_bytes: list[int],
+               dumps: list[list[tuple[int, bytes]]] | None = None) -> list[list[bytes]]:
+    """Run <name>_run once per sample; samples[i][k] holds input k's bytes.
+
+    dumps: for a tensor dump build, a list that receives per sample the (layer, bytes) of every layer's output."""
     ffi = cffi.FFI()
     ffi.cdef(f"int {name}_run(const void *const inputs[], void *const outputs[]);")
+    if dumps is not None:
+        ffi.cdef(f"extern void (*{name}_dump_hook)(uint32_t layer, const void *data, uint32_t bytes);")
     # dlopen caches by path: load a private copy so a rebuilt library at the same path is really reloaded.
     with tempfile.TemporaryDirectory() as tmp:
         private = Path(tmp) / lib.name
         shutil.copy(lib, private)
         dll = ffi.dlopen(str(private))
     run = getattr(dll, f"{name}_run")
+    if dumps is not None:
+        @ffi.callback("void(uint32_t, const void *, uint32_t)")
+        def hook(layer: int, data, nbytes: int) -> None:
+            dumps[-1].append((int(layer), bytes(ffi.buffer(data, nbytes))))
+
+        setattr(dll, f"{name}_dump_hook", hook)
     results = []
     for sample in samples:
+        if dumps is not None:
+            dumps.append([])
         ins = [ffi.from_buffer(b) for b in sample]
         outs = [ffi.new("char[]", n) for n in output_bytes]
         in_ptrs = ffi.new("void *[]", [ffi.cast("void *", x) for x in ins])

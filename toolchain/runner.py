@@ -21,6 +21,22 @@ class RunResult:
     raw: list[dict[str, np.ndarray]]  # per sample, as the C produced them (int8 or float32)
     instructions: list[int] = field(default_factory=list)
     stack_bytes: int | None = None
+    profile: list[dict] = field(default_factory=list)  # profiling build: per sample, see FirmwareResult.profile
+    tensors: list[list[tuple[int, bytes]]] = field(default_factory=list)  # dump build: per sample, (layer, bytes)
+
+
+def split_dump(data: bytes) -> list[tuple[int, bytes]]:
+    """tensors.bin records (uint32 layer, uint32 bytes, the bytes, little-endian) -> [(layer, bytes)]."""
+    records, at = [], 0
+    while at < len(data):
+        if at + 8 > len(data):
+            raise EdgecError("tensors.bin ends inside a record header")
+        layer, n = (int(x) for x in np.frombuffer(data[at:at + 8], "<u4"))
+        if at + 8 + n > len(data):
+            raise EdgecError(f"tensors.bin ends inside the record of layer {layer}")
+        records.append((layer, data[at + 8:at + 8 + n]))
+        at += 8 + n
+    return records
 
 
 def read_meta(build_dir: Path) -> dict:
@@ -59,8 +75,11 @@ def run_build(build_dir: Path, samples: list[dict[str, np.ndarray]], timeout_s: 
     encoded = [encode(meta, s) for s in samples]
     out_bytes = [io["bytes"] for io in meta["outputs"]]
     result = RunResult([], [])
+    dump = meta.get("instrument") == "dump"
     if target.kind == "host":
-        blobs = host.run_shared(build_dir / f"lib{meta['name']}.so", meta["name"], encoded, out_bytes)
+        dumps: list[list[tuple[int, bytes]]] | None = [] if dump else None
+        blobs = host.run_shared(build_dir / f"lib{meta['name']}.so", meta["name"], encoded, out_bytes, dumps)
+        result.tensors = dumps or []
     else:
         from .firmware import run_firmware
 
@@ -68,7 +87,8 @@ def run_build(build_dir: Path, samples: list[dict[str, np.ndarray]], timeout_s: 
         if not elf.is_file():
             raise EdgecError(f"{build_dir}: no firmware.elf (the build was made with --force for a model that does "
                              "not fit the target)")
-        fw = run_firmware(target, elf, [b"".join(e) for e in encoded], sum(out_bytes), timeout_s=timeout_s)
+        fw = run_firmware(target, elf, [b"".join(e) for e in encoded], sum(out_bytes), timeout_s=timeout_s,
+                          profile_function=f"{meta['name']}_run" if meta.get("instrument") == "profile" else None)
         blobs = []
         for blob in fw.outputs:
             parts, at = [], 0
@@ -76,7 +96,13 @@ def run_build(build_dir: Path, samples: list[dict[str, np.ndarray]], timeout_s: 
                 parts.append(blob[at:at + n])
                 at += n
             blobs.append(parts)
-        result.instructions, result.stack_bytes = fw.instructions, fw.stack_bytes
+        result.instructions, result.stack_bytes, result.profile = fw.instructions, fw.stack_bytes, fw.profile
+        if dump:
+            records = split_dump(fw.tensors)
+            per = len(records) // max(len(samples), 1)
+            if per * len(samples) != len(records):
+                raise EdgecError(f"tensors.bin holds {len(records)} records for {len(samples)} samples")
+            result.tensors = [records[i * per:(i + 1) * per] for i in range(len(samples))]
     for b in blobs:
         vals, raw = decode(meta, b)
         result.outputs.append(vals)

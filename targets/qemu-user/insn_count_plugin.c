@@ -1,16 +1,20 @@
 /*
  * edgec instruction counter: a QEMU TCG plugin for QEMU 7.2 user mode (qemu-aarch64, qemu-arm).
  *
- *     qemu-aarch64 -plugin insn_count_plugin.so,begin=0x<addr>,end=0x<addr>,out=<file> program
+ *     qemu-aarch64 -plugin insn_count_plugin.so,begin=0x<addr>,end=0x<addr>,out=<file>[,watch=0x<a>:0x<b>:...]
+ *                  program
  *
  * Counts the guest instructions executed between two marker functions of the program: at every execution of
  * the instruction at `begin` the count restarts, and at every execution of the instruction at `end` the
  * instructions executed since then (both markers' single return instructions included) are appended to
- * `out` as one decimal line. The harness (codegen/templates/linux_main.c.j2) subtracts a calibration run.
+ * `out` as one decimal line. With `watch` (profiling, up to MAX_WATCH addresses), every execution of a watched
+ * instruction appends "@<index in the list> <instructions executed since begin before this one>", so the
+ * instructions between two watched points (e.g. a kernel call and its return address) are exact. The harness (codegen/templates/linux_main.c.j2) subtracts a calibration run.
  *
  * Exactness: every translation block adds its instruction count to a counter inline when it starts. A block
  * ends at a branch, so in user mode it always runs to its end (no interrupts; a system call ends a block
- * too), and the counter is exact. The callbacks at the markers run before their instruction, after their
+ * too), and the counter is exact. A watched instruction may lie inside its block: its callback subtracts the
+ * block's instructions from it to the end, which the block's add counted already. The callbacks at the markers run before their instruction, after their
  * block's inline add; both markers are one-instruction functions, so each adds exactly 1 before its callback.
  *
  * Debian packages no qemu-plugin.h, so the few declarations used are written out here from QEMU's documented
@@ -58,6 +62,9 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 static uint64_t executed;  /* instructions executed so far (one vCPU: the harness is single-threaded) */
 static uint64_t at_begin;  /* `executed` at the last begin marker */
 static uint64_t begin_pc, end_pc;
+#define MAX_WATCH 4096
+static uint64_t watch_pc[MAX_WATCH];
+static size_t watches;
 static FILE *out;
 
 static void on_begin(unsigned int vcpu_index, void *userdata)
@@ -75,6 +82,14 @@ static void on_end(unsigned int vcpu_index, void *userdata)
     fflush(out);
 }
 
+/* userdata: (index in the watch list << 16) | instructions of its block from it to the end (at most 512) */
+static void on_watch(unsigned int vcpu_index, void *userdata)
+{
+    (void)vcpu_index;
+    uintptr_t data = (uintptr_t)userdata;
+    fprintf(out, "@%lu %" PRIu64 "\n", (unsigned long)(data >> 16), executed - (data & 0xFFFFu) - at_begin);
+}
+
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     (void)id;
@@ -87,6 +102,10 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_begin, QEMU_PLUGIN_CB_NO_REGS, NULL);
         else if (pc == end_pc)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_end, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        for (size_t w = 0; w < watches; w++)
+            if (pc == watch_pc[w])
+                qemu_plugin_register_vcpu_insn_exec_cb(insn, on_watch, QEMU_PLUGIN_CB_NO_REGS,
+                                                       (void *)(uintptr_t)((w << 16) | (n - i)));
     }
 }
 
@@ -108,6 +127,16 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
             end_pc = strtoull(argv[i] + 4, NULL, 0);
         else if (strncmp(argv[i], "out=", 4) == 0)
             path = argv[i] + 4;
+        else if (strncmp(argv[i], "watch=", 6) == 0) {
+            char *at = argv[i] + 6, *next;
+            while (*at && watches < MAX_WATCH) {
+                uint64_t pc = strtoull(at, &next, 0);
+                if (next == at)
+                    break;
+                watch_pc[watches++] = pc;
+                at = *next == ':' ? next + 1 : next;
+            }
+        }
     }
     if (!begin_pc || !end_pc || begin_pc == end_pc || !path) {
         fprintf(stderr, "insn_count_plugin: needs begin=<address>,end=<address>,out=<file>\n");
