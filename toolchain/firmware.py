@@ -6,6 +6,10 @@ with SysTick under `qemu -icount shift=0` (see the template). "qemu-user": a sta
 (codegen/templates/linux_main.c.j2) run by QEMU user mode; the instructions are counted by edgec's TCG plugin
 (targets/qemu-user/insn_count_plugin.c), built here with the host gcc and cached. Both read input.bin, run
 the model once per sample, write output.bin and print the stack high-water mark.
+
+Profiling (per kernel call, exact): a Cortex-M profiling build links the normal model object with its kernel
+calls redirected to timing wrappers in the harness; on Cortex-A the plugin watches the unmodified run
+function's kernel calls (kernel_call_sites). Both give FirmwareResult.profile.
 """
 
 from __future__ import annotations
