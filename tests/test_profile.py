@@ -59,7 +59,8 @@ def _opts(tmp, target: str, **kw) -> BuildOptions:
 def test_profile_total_is_the_whole_inference_count(files, target, tmp_path):
     tmp, samples = files
     out, _, _ = build(_opts(tmp, target, out=tmp_path / "normal"))
-    normal = run_build(out, samples).instructions
+    normal_run = run_build(out, samples)
+    normal = normal_run.instructions
     # sample 0 twice: the per-layer counts repeat exactly
     p = profile(_opts(tmp, target, out=tmp_path / "profile"), [samples[0], samples[0], samples[1]])
     # the profiling build runs the normal build's code: the same C, the same bytes of the run function (on
@@ -68,6 +69,8 @@ def test_profile_total_is_the_whole_inference_count(files, target, tmp_path):
     code = _run_function_code(target, out, tmp_path)
     assert len(code) > 50 and code == _run_function_code(target, tmp_path / "profile", tmp_path)
     assert p["measured"]
+    profiled_run = run_build(tmp_path / "profile", samples)  # the wrappers pass the kernels' arguments intact
+    assert all(np.array_equal(a["output"], b["output"]) for a, b in zip(profiled_run.raw, normal_run.raw))
     assert p["totals"] == [normal[0], normal[0], normal[1]]
     assert p["per_sample"][0] == p["per_sample"][1]
     rows = {r["node"]: r for r in p["rows"]}
