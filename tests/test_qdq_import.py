@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import assert_bitexact
+from helpers import MODELS, assert_bitexact
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from edgec.build import BuildOptions, build
@@ -15,11 +17,17 @@ from edgec.runner import run_build
 
 
 class _Reader(CalibrationDataReader):
-    def __init__(self, x: np.ndarray) -> None:
-        self.items = iter([{"input": s} for s in x])
+    def __init__(self, x: np.ndarray, name: str = "input") -> None:
+        self.items = iter([{name: s} for s in x])
 
     def get_next(self):
         return next(self.items, None)
+
+
+def lsb_apart(res, sess: ort.InferenceSession, samples: list[dict], name: str, step: float) -> np.ndarray:
+    """|edgec - onnxruntime| in output steps, for every output value of every sample."""
+    return np.concatenate([np.abs(r[name].astype(np.float64) - sess.run(None, s)[0]).ravel() / step
+                           for r, s in zip(res.outputs, samples)])
 
 
 @pytest.mark.parametrize("activation_type", [QuantType.QInt8, QuantType.QUInt8])
@@ -40,9 +48,33 @@ def test_onnxruntime_qdq_model(tmp_path, activation_type):
     init = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(qdq).graph.initializer}
     assert g.tensors["input"].scale == pytest.approx(float(init["input_scale"]))
     sess = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
-    step = g.tensors["output"].scale
-    lsb = np.concatenate([np.abs(r["output"] - sess.run(None, s)[0]).ravel() / step
-                          for r, s in zip(res.outputs, samples)])
-    # onnxruntime requantizes in float with round-half-to-even; edgec in fixed point like TFLite: 1 LSB apart at most
-    # in each layer, which can add up to a few LSB at the output.
-    assert np.mean(lsb <= 1.01) >= 0.9 and lsb.max() <= 4.01
+    lsb = lsb_apart(res, sess, samples, "output", g.tensors["output"].scale)
+    # Requantization rounds once to nearest, as onnxruntime's float requantization does; they differ only at
+    # exact ties and by float32 rounding in onnxruntime.
+    assert np.mean(lsb <= 1.01) >= 0.99 and lsb.max() <= 2.01
+
+
+@pytest.mark.skipif(not (MODELS / "resnet8.onnx").is_file(), reason="needs ../shared/models")
+def test_resnet8_qdq_agrees_with_onnxruntime(tmp_path: Path):
+    """ResNet-8 quantized by quantize_static (QDQ, per channel): convolutions, residual adds, average pooling,
+    Gemm and softmax give onnxruntime's outputs within 1 LSB (measured: all 200 values within 1 LSB, 92% equal;
+    onnxruntime's fused int8 softmax scales by floor(1 / (1/255)) = 254 where the model says 255).
+
+    Calibrated on the 64 shipped samples (3 s). Where onnxruntime runs a layer in float32 between DQ and Q, about
+    1 value in 10^5 lands on the other side of a rounding tie than the exact result edgec computes; the softmax can
+    amplify such a flip to several LSB in one sample, as with some smaller calibration sets (4 samples: 98%)."""
+    qdq = tmp_path / "resnet8.qdq.onnx"
+    calib = np.load(MODELS / "resnet8.calib.npz")["input"]
+    quantize_static(str(MODELS / "resnet8.onnx"), str(qdq), _Reader(calib), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    out, _, g = build(BuildOptions(qdq, quantize="int8", out=tmp_path / "b"))
+    samples = [{"input": s} for s in np.load(MODELS / "resnet8.inputs.npz")["input"]]
+    res = run_build(out, samples)
+    # The model's own int32 biases and its softmax output format (1/255, -128) are used as they are.
+    bias = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(qdq).graph.initializer}["conv_1_B_quantized"]
+    np.testing.assert_array_equal(next(n for n in g.nodes if n.name == "conv_1").q["bias"], bias)
+    assert (g.tensors["output"].scale, g.tensors["output"].zero_point) == (pytest.approx(1 / 255), -128)
+    sess = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
+    lsb = lsb_apart(res, sess, samples, "output", g.tensors["output"].scale)
+    assert np.mean(lsb <= 1.01) >= 0.99 and lsb.max() <= 1.01
+    assert np.mean(lsb < 0.01) >= 0.8

@@ -23,6 +23,9 @@ class Tensor:
     fixed_quant: tuple[float, int] | None = None
     # Weights: symmetric int8 scales that came with the model, (scale per index of axis, axis).
     weight_scales: tuple[np.ndarray, int] | None = None
+    # An int32 constant dequantized in the model (a QDQ bias): its integers and their scales (per element of axis 0
+    # or one). Used as they are while data still equals their dequantized values.
+    int_values: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def is_const(self) -> bool:

@@ -109,11 +109,13 @@ def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         raise EdgecError(f"{path}: shape inference failed: {str(exc).strip().splitlines()[-1]}") from None
 
 
-def _fold_constants(model: onnx.ModelProto) -> dict[str, tuple[np.ndarray, int]]:
+def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray, int]],
+                                                     dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Evaluate every node whose inputs are all known (Constant, ConstantOfShape, Shape of a static tensor, ...).
 
     Returns the scales of int8 weights dequantized with a zero zero point (a QDQ model's weights), by name:
-    (scale per element of `axis`, axis)."""
+    (scale per element of `axis`, axis), and the integers and scales of int32 constants dequantized with a zero
+    zero point (a QDQ model's biases), by name."""
     graph = model.graph
     known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     static_shapes = {}
@@ -123,6 +125,7 @@ def _fold_constants(model: onnx.ModelProto) -> dict[str, tuple[np.ndarray, int]]
             static_shapes[vi.name] = [d.dim_value for d in dims]
     keep = []
     weight_scales: dict[str, tuple[np.ndarray, int]] = {}
+    int_values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     opset = [o for o in model.opset_import]
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
@@ -145,11 +148,14 @@ def _fold_constants(model: onnx.ModelProto) -> dict[str, tuple[np.ndarray, int]]
             if outs is not None:
                 for o, v in zip(node.output, outs):
                     known[o] = np.asarray(v)
-                if node.op_type == "DequantizeLinear" and known[node.input[0]].dtype == np.int8:
+                if node.op_type == "DequantizeLinear" and known[node.input[0]].dtype in (np.int8, np.int32):
                     zp = known[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros(1)
-                    if not np.any(zp):
-                        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-                        weight_scales[node.output[0]] = (known[node.input[1]].astype(np.float64).ravel(), axis)
+                    scale = known[node.input[1]].astype(np.float64).ravel()
+                    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                    if not np.any(zp) and known[node.input[0]].dtype == np.int8:
+                        weight_scales[node.output[0]] = (scale, axis)
+                    elif not np.any(zp) and known[node.input[0]].ndim == 1:
+                        int_values[node.output[0]] = (known[node.input[0]], scale)
                 continue
         keep.append(node)
     del graph.node[:]
@@ -157,7 +163,7 @@ def _fold_constants(model: onnx.ModelProto) -> dict[str, tuple[np.ndarray, int]]
     used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
     del graph.initializer[:]
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in known.items() if k in used)
-    return weight_scales
+    return weight_scales, int_values
 
 
 def _evaluate(graph: onnx.GraphProto, opset: list, feeds: dict[str, np.ndarray]) -> list | None:
@@ -180,7 +186,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     _fix_inputs(model, input_shapes or {}, path)
     _forget_dynamic_shapes(model)
     model = _infer(model, path)
-    weight_scales = _fold_constants(model)
+    weight_scales, int_values = _fold_constants(model)
     imported = _strip_qdq(model, path)
     model = _infer(model, path)
     g = _to_ir(model, path)
@@ -190,6 +196,9 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     for name, (scales, axis) in weight_scales.items():
         if name in g.tensors:
             g.tensors[name].weight_scales = (scales, axis)
+    for name, ints in int_values.items():
+        if name in g.tensors:
+            g.tensors[name].int_values = ints
     return g
 
 
@@ -222,6 +231,7 @@ def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int
             for out in graph.output:
                 if out.name == u.output[0]:
                     graph.node.append(onnx.helper.make_node("Identity", [q.input[0]], [u.output[0]]))
+                    qparams[u.output[0]] = qparams[q.input[0]]
             graph.node.remove(u)
         graph.node.remove(q)
     return qparams

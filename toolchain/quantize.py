@@ -2,7 +2,7 @@
 
 Schemes (QuantOptions.scheme, per node in Node.scheme):
 - int8: weights int8 symmetric per output channel, activations int8 asymmetric per tensor from the calibrated range,
-  bias int32 with scale input_scale * weight_scale, requantization with an int32 multiplier and shift (TFLite).
+  bias int32 with scale input_scale * weight_scale, requantization with an int32 multiplier and shift, rounded once.
 - qformat: Q-format q7 fixed point: every scale a power of two 2^-n (Qm.n, zero point 0) chosen from the
   calibrated range, weights too (per channel or per tensor), bias int32 at 2^-(n_in + n_w); Conv and Gemm
   requantize with a rounding shift only.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import EdgecError
 from .ir import Graph, Node
 from .ops import REGISTRY
 from .ops.base import frac_bits
@@ -110,6 +111,12 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
         elif op.keeps_quant:
             src = g.tensors[node.inputs[0]]
             out.scale, out.zero_point = src.scale, src.zero_point
+            if out.fixed_quant is not None and (out.fixed_quant[1] != src.zero_point or
+                                                abs(out.fixed_quant[0] - src.scale) > 1e-6 * src.scale):
+                raise EdgecError(f"{node.op} (node '{node.name}'): the model quantizes its output with scale "
+                                 f"{out.fixed_quant[0]:.6g} and zero point {out.fixed_quant[1]}, its input with "
+                                 f"{src.scale:.6g} and {src.zero_point}; edgec's int8 {node.op} keeps the input's "
+                                 "(quantize both with the same parameters, as onnxruntime's quantizer does)")
         else:
             out.scale, out.zero_point = out.fixed_quant or params(out.name)
     g.quantized = True

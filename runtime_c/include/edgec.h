@@ -59,42 +59,16 @@ typedef struct {
     int32_t b_strides[EC_MAX_DIMS];
 } ec_broadcast_params;
 
-/* ---- fixed-point helpers (same rounding as TFLite's reference kernels) ---------------------------------- */
+/* ---- fixed-point helpers ------------------------------------------------------------------------------------ */
 
-/* Saturating rounding doubling high multiply: (a * b + nudge) / 2^31 with C division, nudge = 2^30 for a
- * non-negative product and 1 - 2^30 otherwise (gemmlowp; a negative tie rounds toward zero); (MIN, MIN) -> MAX. */
-static inline int32_t ec_srdhm(int32_t a, int32_t b)
-{
-    if (a == INT32_MIN && b == INT32_MIN) {
-        return INT32_MAX;
-    }
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
-    return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
-}
-
-/* Rounding arithmetic right shift by e (0..31), ties away from zero. */
-static inline int32_t ec_rdbpot(int32_t x, int32_t e)
-{
-    const int32_t mask = (int32_t)((UINT32_C(1) << e) - 1u);
-    const int32_t rem = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> e) + (rem > threshold ? 1 : 0);
-}
-
-/* x * mult * 2^shift / 2^31. A left shift saturates x to the int32 range first. */
+/* x * mult * 2^shift / 2^31 rounded once to the nearest integer (ties toward +infinity), saturated to int32.
+ * mult < 2^31, -31 <= shift <= 30. A single rounding (not gemmlowp's two) gives the integer nearest to the exact
+ * product, as a float requantization (onnxruntime's) does except at exact ties. */
 static inline int32_t ec_requantize(int32_t x, int32_t mult, int32_t shift)
 {
-    if (shift > 0) {
-        int64_t y = (int64_t)x * (INT64_C(1) << shift);
-        if (y > INT32_MAX) {
-            y = INT32_MAX;
-        } else if (y < INT32_MIN) {
-            y = INT32_MIN;
-        }
-        return ec_srdhm((int32_t)y, mult);
-    }
-    return ec_rdbpot(ec_srdhm(x, mult), -shift);
+    const int32_t total = 31 - shift;
+    const int64_t r = ((int64_t)x * mult + (INT64_C(1) << (total - 1))) >> total;
+    return r > INT32_MAX ? INT32_MAX : (r < INT32_MIN ? INT32_MIN : (int32_t)r);
 }
 
 static inline int32_t ec_clamp_i32(int32_t x, int32_t lo, int32_t hi)
@@ -227,7 +201,7 @@ void ec_maxpool_f32(const ec_conv_params *p, const ec_act_f32 *act, const float 
 /* Average pooling. acc = sum over the window's positions inside the input of (x - zp) (s8) or x (f32);
  * divisor = count_include_pad ? number of window positions inside [-pad, in + pad_end) : positions inside the
  * input; pad_bottom/pad_right give pad_end. s8: out = clamp(rdiv(acc, divisor) + zp, act_min, act_max) where
- * rdiv rounds half away from zero: acc >= 0 ? (acc + d/2) / d : (acc - d/2) / d (C division). */
+ * rdiv rounds to nearest with ties to even (as QuantizeLinear rounds a float average). */
 typedef struct {
     int32_t pad_bottom, pad_right;
     int32_t count_include_pad;
@@ -239,9 +213,10 @@ void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec
 
 /* Softmax over an axis: data viewed as [outer][n][inner]; softmax along n.
  * s8: m = max over the axis; d = m - x (0..255); e = exp_table[d] (uint32, exp(-d * scale) in Q16);
- * sum = sum of e; out = min((e * 256 + sum / 2) / sum, 255) - 128 (output scale 1/256, zero point -128). */
-void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, const int8_t *input,
-                   int8_t *output);
+ * sum = sum of e; out = min(out_zp + (e * out_n + sum / 2) / sum, 127) (output scale 1/out_n, 1 <= out_n <= 256,
+ * zero point out_zp; -128 <= out_zp). */
+void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, int32_t out_n, int32_t out_zp,
+                   const int8_t *input, int8_t *output);
 void ec_softmax_f32(int32_t outer, int32_t n, int32_t inner, const float *input, float *output);
 
 /* Data movement, any element size (1, 2 or 4 bytes). */

@@ -14,7 +14,7 @@
 /* A 32-bit word that may alias any object (buffers are written and read both as words and as int8/int16). */
 typedef int32_t ec_word __attribute__((may_alias));
 
-/* Instructions GCC does not form from plain C (a rotated SXTB16/SXTAB16 operand, PKHBT/PKHTB, SMMULR). */
+/* Instructions GCC does not form from plain C (a rotated SXTB16/SXTAB16 operand, PKHBT/PKHTB, SMMUL). */
 static inline int32_t ec_sxtb16_ror8(int32_t x)
 {
     int32_t r;
@@ -53,11 +53,11 @@ static inline int32_t ec_ssat8(int32_t x)
     return r;
 }
 
-/* (a * b + 2^31) >> 32 */
-static inline int32_t ec_smmulr(int32_t a, int32_t b)
+/* (a * b) >> 32: the high word of the product, rounded down */
+static inline int32_t ec_smmul(int32_t a, int32_t b)
 {
     int32_t r;
-    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    __asm__("smmul %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
 
@@ -75,11 +75,11 @@ static inline int32_t ec_load32(const int8_t *p)
 }
 #endif
 
-/* 1 when every accumulator bias[i] + (a sum of k products of (x - zp) and an int8 weight) is below 2^30 in
+/* 1 when every accumulator bias[i] + (a sum of k products of (x - zp) and an int8 weight) is below 2^29 in
  * magnitude and every shift is negative (per-channel quantization), so that ec_requant_fast applies. */
 static inline int32_t ec_fast_ok(const int32_t *bias, const ec_quant_s8 *q, int32_t n, int32_t k)
 {
-    const int64_t limit = (INT64_C(1) << 30) - (int64_t)k * 256 * 128;
+    const int64_t limit = (INT64_C(1) << 29) - (int64_t)k * 256 * 128;
     int32_t i;
     if (limit <= 0 || !q->per_channel) {
         return 0;
@@ -92,19 +92,18 @@ static inline int32_t ec_fast_ok(const int32_t *bias, const ec_quant_s8 *q, int3
     return 1;
 }
 
-/* ec_requantize(acc, mult, shift) + zp for |acc| < 2^30 and shift < 0, with zp21 = 2 * zp + 1 (not clamped).
- * ec_srdhm(acc, mult) = (acc * mult + 2^30) >> 31 (gemmlowp's nudge is a round-half-up) = (2 acc * mult + 2^31) >> 32,
- * one SMMULR; the rounding right shift by e = -shift with ties away from zero is
- * ((((t - (t < 0)) >> (e - 1)) + 1) >> 1, and adding zp before the last halving folds it in. */
+/* ec_requantize(acc, mult, shift) + zp for -2^29 <= acc < 2^29 and shift <= 0, with zp21 = 2 * zp + 1 (not
+ * clamped). With e = -shift, ec_requantize is floor((floor(acc * mult / 2^(30 + e)) + 1) / 2), and
+ * floor(acc * mult / 2^(30 + e)) = floor(t / 2^e) with t = floor(acc * mult / 2^30) = floor(4 acc * mult / 2^32),
+ * one SMMUL; adding 2 zp + 1 before the last halving rounds and folds in the zero point. */
 static inline int32_t ec_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t zp21)
 {
 #if defined(__ARM_FEATURE_DSP)
-    int32_t t = ec_smmulr(acc * 2, mult);
+    const int32_t t = ec_smmul(acc * 4, mult);
 #else
-    int32_t t = (int32_t)(((int64_t)acc * mult + (INT64_C(1) << 30)) >> 31);
+    const int32_t t = (int32_t)(((int64_t)acc * mult) >> 30);
 #endif
-    t = (t - (int32_t)((uint32_t)t >> 31)) >> (-shift - 1);
-    return (t + zp21) >> 1;
+    return ((t >> -shift) + zp21) >> 1;
 }
 
 /* The whole output stage in the fast case (see ec_fast_ok). */

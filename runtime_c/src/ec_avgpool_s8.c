@@ -2,9 +2,21 @@
  * ec_avgpool_s8: int8 average pooling, NHWC; input and output share scale and zero point.
  * acc = sum of (x - zp) over the window taps inside the input; divisor = taps inside the input, or with
  * count_include_pad taps inside [-pad, in + pad_end); out = clamp(rdiv(acc, divisor) + zp, act_min, act_max),
- * rdiv rounding half away from zero. A window with divisor 0 yields clamp(zp).
+ * rdiv rounding to nearest with ties to even (as ONNX QuantizeLinear rounds the float average). A window with
+ * divisor 0 yields clamp(zp).
  */
 #include "edgec_internal.h"
+
+/* acc / d for d > 0, rounded to nearest, ties to even. */
+static inline int32_t ec_div_round_even(int32_t acc, int32_t d)
+{
+    int32_t q = acc / d, r = acc % d; /* C truncates toward zero */
+    if (r < 0) {
+        q -= 1;
+        r += d;
+    }
+    return q + ((2 * r > d || (2 * r == d && (q & 1))) ? 1 : 0);
+}
 
 void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
                    int32_t act_max, const int8_t *input, int8_t *output)
@@ -29,11 +41,10 @@ void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t z
             ec_window_range(iy0 + pad_top, dil_h, k_h, padded_h, &py0, &py1);
             for (ox = 0; ox < out_w; ++ox) {
                 const int32_t ix0 = ox * stride_w - pad_left;
-                int32_t kx0, kx1, px0, px1, d, half;
+                int32_t kx0, kx1, px0, px1, d;
                 ec_window_range(ix0, dil_w, k_w, in_w, &kx0, &kx1);
                 ec_window_range(ix0 + pad_left, dil_w, k_w, padded_w, &px0, &px1);
                 d = include_pad ? (py1 - py0) * (px1 - px0) : (ky1 - ky0) * (kx1 - kx0);
-                half = d / 2;
                 for (c = 0; c < ch; ++c) {
                     int32_t acc = 0;
                     for (ky = ky0; ky < ky1; ++ky) {
@@ -45,7 +56,7 @@ void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t z
                         }
                     }
                     if (d > 0) {
-                        acc = acc >= 0 ? (acc + half) / d : (acc - half) / d;
+                        acc = ec_div_round_even(acc, d);
                     }
                     *output++ = ec_output_s8(acc, zp, act_min, act_max);
                 }

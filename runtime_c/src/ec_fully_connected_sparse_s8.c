@@ -34,31 +34,19 @@ static inline void ec_sparse_expand(int16_t *dst, const int8_t *src, int32_t n, 
     }
 }
 
-/* ec_output_s8(ec_requantize(acc, mult, shift), zp, lo, hi) with zp21 = 2 zp + 1. When |acc * 2^max(shift, 0)|
- * < 2^30, ec_srdhm needs no saturation and equals (acc * 2^max(shift, 0) * mult + 2^30) >> 31 (gemmlowp's nudge is
- * then a round-half-up): for a negative shift that is ec_requant_fast, otherwise one SMMULR. */
+/* ec_output_s8(ec_requantize(acc, mult, shift), zp, lo, hi) with zp21 = 2 zp + 1: ec_requant_fast when its
+ * conditions hold (a negative shift, |acc| < 2^29). */
 static inline int8_t ec_sparse_output(int32_t acc, int32_t mult, int32_t shift, int32_t zp21, int32_t lo, int32_t hi)
 {
-    const int32_t room = 30 - (shift > 0 ? shift : 0);
-    int32_t t;
-    if (room <= 0 || acc < -(1 << room) || acc >= (1 << room)) {
+    if (shift >= 0 || acc < -(1 << 29) || acc >= (1 << 29)) {
         return ec_output_s8(ec_requantize(acc, mult, shift), zp21 >> 1, lo, hi);
     }
-    if (shift < 0) {
-        t = ec_requant_fast(acc, mult, shift, zp21);
-    } else {
-#if defined(__ARM_FEATURE_DSP)
-        t = ec_smmulr(acc * (2 << shift), mult) + (zp21 >> 1);
-#else
-        t = (int32_t)(((int64_t)acc * (1 << shift) * mult + (INT64_C(1) << 30)) >> 31) + (zp21 >> 1);
-#endif
-    }
-    return (int8_t)ec_clamp_i32(t, lo, hi);
+    return (int8_t)ec_clamp_i32(ec_requant_fast(acc, mult, shift, zp21), lo, hi);
 }
 
 /* out[i] = the output stage of ec_fully_connected_s8 for accumulator acc[i] (bias included), channel i < n.
  * DSP extension: four channels at a time with ec_requant_fast and a 4-lane clamp when their shifts are negative and
- * their accumulators below 2^30 in magnitude. */
+ * their accumulators below 2^29 in magnitude. */
 static void ec_sparse_outputs(const int32_t *acc, int32_t n, const ec_quant_s8 *q, int8_t *out)
 {
     const int32_t *mult = q->mult, *shift = q->shift;
@@ -67,7 +55,7 @@ static void ec_sparse_outputs(const int32_t *acc, int32_t n, const ec_quant_s8 *
     int32_t i = 0;
 #if defined(__ARM_FEATURE_DSP)
     const int32_t lo4 = ec_dup8(lo), hi4 = ec_dup8(hi);
-    const uint32_t h = UINT32_C(1) << 30;
+    const uint32_t h = UINT32_C(1) << 29;
     for (; step && i + 4 <= n; i += 4) {
         const int32_t *a = acc + i, *m = mult + i, *s = shift + i;
         if ((s[0] & s[1] & s[2] & s[3]) < 0 &&

@@ -5,6 +5,7 @@ the model exactly; float kernels within rtol 1e-5. The models are written for cl
 """
 
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +104,8 @@ void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t z
                    int32_t act_max, const int8_t *input, int8_t *output);
 void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec_act_f32 *act, const float *input,
                     float *output);
-void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, const int8_t *input,
-                   int8_t *output);
+void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, int32_t out_n, int32_t out_zp,
+                   const int8_t *input, int8_t *output);
 void ec_softmax_f32(int32_t outer, int32_t n, int32_t inner, const float *input, float *output);
 void ec_transpose(const ec_broadcast_params *bp, int32_t elem_size, const void *input, void *output);
 void ec_concat(int32_t num_inputs, int32_t outer, int32_t inner, const int32_t *axis_sizes, int32_t elem_size,
@@ -149,26 +150,13 @@ def buf(ffi, a: np.ndarray):
 # ---- numpy models of the fixed-point helpers (integers in int64) ---------------------------------------------------
 
 
-def srdhm(a, b):
-    """gemmlowp's SaturatingRoundingDoublingHighMul, exactly as ec_srdhm is written (C division truncates)."""
-    a = np.asarray(a, np.int64)
-    b = np.asarray(b, np.int64)
-    v = a * b + np.where(a * b >= 0, 1 << 30, 1 - (1 << 30))
-    q = np.where(v >= 0, v // 2**31, -((-v) // 2**31))
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
-
-
-def rdbpot(x, e):
-    """x / 2^e rounded to nearest, ties away from zero."""
-    x = np.asarray(x, np.int64)
-    half = (np.int64(1) << e) >> 1
-    return np.where(x >= 0, (x + half) >> e, -((-x + half) >> e))
-
-
 def requantize(x, mult, shift):
+    """x * mult * 2^shift / 2^31 rounded once to nearest, ties toward +infinity, saturated (Python integers)."""
     x, mult, shift = (np.asarray(v, np.int64) for v in (x, mult, shift))
-    up = np.clip(x * (np.int64(1) << np.maximum(shift, 0)), INT32_MIN, INT32_MAX)
-    return np.where(shift > 0, srdhm(up, mult), rdbpot(srdhm(x, mult), np.maximum(-shift, 0)))
+    x, mult, shift = np.broadcast_arrays(x, mult, shift)
+    out = [(int(a) * int(m) + (1 << (30 - int(s)))) >> (31 - int(s)) for a, m, s in zip(x.ravel(), mult.ravel(),
+                                                                                   shift.ravel())]
+    return np.clip(np.array(out, np.int64), INT32_MIN, INT32_MAX).reshape(x.shape)
 
 
 def out_stage(r, zp, lo, hi):
@@ -842,9 +830,11 @@ def test_avgpool_s8(ck, seed):
     lib.ec_avgpool_s8(conv_params(ffi, g, c, c), extra, zp, lo, hi, buf(ffi, x), buf(ffi, out))
     acc, d = avgpool_model(x.astype(np.int64) - zp, g, include_pad)
     dd = np.maximum(d, 1)
-    # acc / d rounded half away from zero (exact in integers); acc when d == 0 (then acc == 0 too)
-    avg = np.where(acc >= 0, (2 * acc + dd) // (2 * dd), -((-2 * acc + dd) // (2 * dd)))
-    np.testing.assert_array_equal(out, out_stage(np.where(d > 0, avg, acc), zp, lo, hi))
+    # acc / d rounded to nearest with ties to even (exact with Python's fractions); 0 when d == 0 (acc == 0 too)
+    acc, dd = np.broadcast_arrays(acc, dd)
+    avg = np.array([round(Fraction(int(a), int(b))) for a, b in zip(acc.ravel(), dd.ravel())],
+                   np.int64).reshape(acc.shape)
+    np.testing.assert_array_equal(out, out_stage(avg, zp, lo, hi))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -877,11 +867,13 @@ def test_softmax_s8(ck, seed):
     if seed % 5 == 0:
         x[:] = np.maximum(x, 125)
     out = np.empty_like(x)
-    lib.ec_softmax_s8(outer, n, inner, buf(ffi, table), buf(ffi, x), buf(ffi, out))
+    # output scale 1/256 (edgec's own) or 1/255 (onnxruntime's quantizer) or any 1/N, with any zero point
+    out_n, out_zp = [(256, -128), (255, -128), (int(rng.integers(1, 257)), int(rng.integers(-128, 128)))][seed % 3]
+    lib.ec_softmax_s8(outer, n, inner, buf(ffi, table), out_n, out_zp, buf(ffi, x), buf(ffi, out))
     xi = x.astype(np.int64)
     e = table[xi.max(axis=1, keepdims=True) - xi].astype(np.int64)
     s = e.sum(axis=1, keepdims=True)
-    np.testing.assert_array_equal(out, np.minimum((e * 256 + s // 2) // s, 255) - 128)
+    np.testing.assert_array_equal(out, np.minimum(out_zp + (e * out_n + s // 2) // s, 127))
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -60,7 +60,7 @@ def register(op: Op) -> Op:
     return op
 
 
-# ---- fixed-point helpers: numpy twins of ec_srdhm / ec_rdbpot / ec_requantize in runtime_c/include/edgec.h -------
+# ---- fixed-point helpers: numpy twin of ec_requantize in runtime_c/include/edgec.h ------------------------------
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -79,35 +79,14 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return mult, shift
 
 
-def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    v = ab + nudge
-    q = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C division truncates toward zero
-    both_min = (a == INT32_MIN) & (b == INT32_MIN)
-    return np.where(both_min, INT32_MAX, q)
-
-
-def rdbpot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.int64)
-    e = np.asarray(e, dtype=np.int64)
-    mask = (np.int64(1) << e) - 1
-    rem = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> e) + (rem > threshold)
-
-
 def requantize(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Elementwise ec_requantize; mult and shift broadcast against x. Returns int64."""
+    """Elementwise ec_requantize: x * mult * 2^shift / 2^31 rounded once to nearest (ties toward +infinity),
+    saturated to int32; mult and shift broadcast against x. Returns int64."""
     x = np.asarray(x, dtype=np.int64)
     mult = np.asarray(mult, dtype=np.int64)
-    shift = np.asarray(shift, dtype=np.int64)
-    left = np.clip(x * (np.int64(1) << np.maximum(shift, 0)), INT32_MIN, INT32_MAX)
-    pos = srdhm(left, mult)
-    neg = rdbpot(srdhm(x, mult), np.maximum(-shift, 0))
-    return np.where(shift > 0, pos, neg)
+    total = 31 - np.asarray(shift, dtype=np.int64)
+    r = (x * mult + (np.int64(1) << (total - 1))) >> total
+    return np.clip(r, INT32_MIN, INT32_MAX)
 
 
 def shift_round(x: np.ndarray, s: np.ndarray) -> np.ndarray:

@@ -101,12 +101,30 @@ def imported_scales(g: Graph, name: str, channel_axis: int) -> np.ndarray | None
     return scales if scales.size == 1 or axis % t.data.ndim == channel_axis else None
 
 
+def model_bias_ints(g: Graph, name: str | None, bias: np.ndarray | None, step: np.ndarray) -> np.ndarray | None:
+    """The int32 bias written in the model (a QDQ model's DequantizeLinear of int32), when its scale is the
+    accumulator's step (input scale x weight scale, to float32 precision) and the float bias is still its value."""
+    t = g.tensors.get(name) if name else None
+    if t is None or t.int_values is None or bias is None:
+        return None
+    ints, scales = t.int_values
+    if ints.shape != bias.shape or not np.allclose(scales, step, rtol=1e-6, atol=0):
+        return None
+    if not np.array_equal((ints.astype(np.float32) * scales.astype(np.float32)).astype(np.float32),
+                          bias.astype(np.float32)):
+        return None
+    return ints.astype(np.int32)
+
+
 def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
-    """Integer bias, per-channel multipliers (Q-format: shifts) and clamp bounds shared by Conv and Gemm."""
+    """Integer bias (the model's own int32 when it has one), per-channel multipliers (Q-format: shifts) and clamp
+    bounds shared by Conv and Gemm."""
     s_in, zp_in = qparams(g, node.inputs[0])
     s_out, zp_out = qparams(g, node.outputs[0])
     b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
-    bq = np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
+    bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws)
+    if bq is None:
+        bq = np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
     if node.scheme == "qformat":
         if zp_in or zp_out:
             raise EdgecError(f"node '{node.name}': Q-format needs zero points 0 around it (input {zp_in}, output "

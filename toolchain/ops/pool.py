@@ -15,10 +15,10 @@ from .geometry import conv_params, spatial_attrs, windows
 
 
 def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """acc / d rounded half away from zero, as (acc +- d/2) / d with C's truncating division."""
+    """acc / d (d > 0) rounded to nearest, ties to even (as a float average quantized by ONNX QuantizeLinear)."""
     acc = acc.astype(np.int64)
-    half = d // 2
-    return np.where(acc >= 0, (acc + half) // d, -((-acc + half) // d))
+    q, r = np.divmod(acc, d)  # floor division, 0 <= r < d
+    return q + ((2 * r > d) | ((2 * r == d) & (q % 2 == 1)))
 
 
 class Pool(Op):

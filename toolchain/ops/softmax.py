@@ -1,10 +1,13 @@
-"""Softmax along one axis. int8 output has scale 1/256 and zero point -128; exp comes from a 256-entry table."""
+"""Softmax along one axis. int8 output has scale 1/256 and zero point -128, or the model's own scale 1/N (N <= 256)
+and zero point (an imported quantized model, e.g. 1/255 from onnxruntime's quantizer); exp comes from a 256-entry
+table."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered
+from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
 from .base import Op, qparams, register
@@ -26,25 +29,31 @@ class Softmax(Op):
         return (e / e.sum(axis=self.axis(node, g), keepdims=True)).astype(np.float32)
 
     def output_quant(self, node: Node, g: Graph) -> tuple[float, int]:
-        return 1.0 / 256.0, -128
+        return g.tensors[node.outputs[0]].fixed_quant or (1.0 / 256.0, -128)
 
     def quantize(self, node: Node, g: Graph) -> dict:
         s_in, _ = qparams(g, node.inputs[0])
+        s_out, zp_out = qparams(g, node.outputs[0])
+        out_n = int(round(1.0 / s_out))
+        if not 1 <= out_n <= 256 or abs(out_n * s_out - 1.0) > 1e-4:
+            raise EdgecError(f"Softmax (node '{node.name}'): the model's int8 output scale {s_out:.6g} is not 1/N "
+                             "with N <= 256; edgec's int8 softmax needs such a scale (1/256 or 1/255)")
         d = np.arange(256, dtype=np.float64)
-        return {"exp": np.round(np.exp(-d * s_in) * (1 << EXP_FRACTION_BITS)).astype(np.uint32)}
+        return {"exp": np.round(np.exp(-d * s_in) * (1 << EXP_FRACTION_BITS)).astype(np.uint32), "out_n": out_n,
+                "out_zp": zp_out}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         ax = self.axis(node, g)
         x = xs[0].astype(np.int64)
         e = node.q["exp"].astype(np.int64)[x.max(axis=ax, keepdims=True) - x]
         s = e.sum(axis=ax, keepdims=True)
-        return (np.minimum((e * 256 + s // 2) // s, 255) - 128).astype(np.int8)
+        return np.minimum(node.q["out_zp"] + (e * node.q["out_n"] + s // 2) // s, 127).astype(np.int8)
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         outer, n, inner = axis_split(g.tensors[node.inputs[0]], self.axis(node, g))
         if g.quantized:
-            args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), Buf(node.inputs[0], "int8_t"),
-                    Buf(node.outputs[0], "int8_t", const=False)]
+            args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), node.q["out_n"], node.q["out_zp"],
+                    Buf(node.inputs[0], "int8_t"), Buf(node.outputs[0], "int8_t", const=False)]
             return Lowered([Call("ec_softmax_s8", [outer, n, inner, *args], node=node.name)])
         args = [Buf(node.inputs[0], "float"), Buf(node.outputs[0], "float", const=False)]
         return Lowered([Call("ec_softmax_f32", [outer, n, inner, *args], node=node.name)])
