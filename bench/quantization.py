@@ -1,5 +1,6 @@
-"""Benchmark: edgec's quantization choices (int8, Q-format q7, int4 weights) against onnxruntime.quantization and the official int8 TFLite
-models, on the MLPerf Tiny models in ../shared/models (fidelity to the float model on NAME.inputs.npz).
+"""Benchmark: edgec's quantization choices (int8, Q-format q7, int4 weights) against onnxruntime.quantization and
+the official int8 TFLite models, on the MLPerf Tiny models in ../shared/models (fidelity to the float model on
+NAME.inputs.npz).
 
     .venv/bin/pip install ai-edge-litert   # for the TFLite column (optional)
     .venv/bin/python bench/quantization.py [--models ../shared/models] [--only resnet8,ad01]
@@ -29,19 +30,20 @@ TFLITE = {"ad01": "ad01_int8.tflite", "resnet8": "pretrainedResnet_quant.tflite"
           "dscnn_kws_int8src": "kws_ref_model.tflite", "mobilenet_vww96": "vww_96_int8.tflite",
           "str_ww": "str_ww_ref_model.tflite"}
 SCHEMES = {
-    "int8 per-channel, minmax (default)": {},
-    "int8 per-tensor, minmax": {"quant": QuantOptions(per_channel=False)},
-    "int8 per-channel, symmetric act.": {"quant": QuantOptions(symmetric=True)},
+    "int8 per-channel, auto calibration (default)": {},
+    "int8 per-channel, minmax": {"calibration": "minmax"},
+    "int8 per-tensor, minmax": {"calibration": "minmax", "quant": QuantOptions(per_channel=False)},
+    "int8 per-channel, symmetric act., minmax": {"calibration": "minmax", "quant": QuantOptions(symmetric=True)},
     "int8 per-channel, percentile 99.99": {"calibration": "percentile"},
     "int8 per-channel, entropy": {"calibration": "entropy"},
     "int8 per-channel, mse": {"calibration": "mse"},
-    "int8 per-channel, minmax + bias corr.": {"quant": QuantOptions(bias_correction=True)},
+    "int8 per-channel, minmax + bias corr.": {"calibration": "minmax", "quant": QuantOptions(bias_correction=True)},
     "int8 per-channel, percentile + bias corr.": {"calibration": "percentile",
                                                   "quant": QuantOptions(bias_correction=True)},
-    "Q-format q7 (power-of-two, shift-only), minmax": {"quantize": "qformat"},
-    "Q-format q7, percentile 99.99": {"quantize": "qformat", "calibration": "percentile"},
-    "int4 weights per-channel, minmax": {"quantize": "int4"},
-    "int4 weights per-channel, minmax + bias corr.": {"quantize": "int4", "quant": QuantOptions(bias_correction=True)},
+    "Q-format q7 (power-of-two, shift-only), auto calibration": {"quantize": "qformat"},
+    "Q-format q7, minmax": {"quantize": "qformat", "calibration": "minmax"},
+    "int4 weights per-channel, auto calibration": {"quantize": "int4"},
+    "int4 weights per-channel, minmax": {"quantize": "int4", "calibration": "minmax"},
 }
 
 

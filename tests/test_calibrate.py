@@ -106,3 +106,24 @@ def test_bias_correction_removes_the_mean_error(tmp_path):
     calib = [random_feeds(model, rng) for _ in range(64)]
     second = correct_biases(g, calib)
     assert second["Gemm_0"] < 0.5 * g.tensors[g.nodes[0].outputs[0]].scale
+
+
+def test_auto_keeps_the_candidate_closest_to_float(tmp_path):
+    """--calibration auto scores every candidate on the calibration data and the graph ends up quantized with the
+    best-scoring one (its output SQNR, measured again, is the winning score)."""
+    import onnx
+    from helpers import random_feeds
+
+    from edgec.quantize import AUTO_CANDIDATES, output_sqnr, quantize_calibrated
+
+    path = tmp_path / "m.onnx"
+    onnx.save(CASES["conv_batchnorm_relu"](), path)
+    g = prepare_graph(path)
+    rng = np.random.default_rng(1)
+    samples = [random_feeds(onnx.load(path), rng) for _ in range(12)]
+    chosen = quantize_calibrated(g, samples, "auto")
+    scores = chosen["auto_sqnr_db"]
+    assert len(scores) == len(AUTO_CANDIDATES)
+    name = chosen["calibration"] + (" + bias correction" if chosen["bias_correction"] else "")
+    assert scores[name] == max(scores.values())
+    assert round(output_sqnr(g, samples), 2) == scores[name]

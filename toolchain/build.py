@@ -16,7 +16,6 @@ from edgec.codegen.emit import c_identifier, write_project
 from edgec.codegen.memory import Step, plan_memory
 
 from . import host
-from .calibrate import calibrate
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
@@ -31,10 +30,10 @@ from .prune import PruneOptions, prune_graph
 from .quantize import (
     SCHEMES,
     QuantOptions,
-    correct_biases,
     is_prequantized,
     needs_calibration,
     qformat_name,
+    quantize_calibrated,
     quantize_graph,
 )
 from .target import Target, load_target
@@ -49,7 +48,7 @@ class BuildOptions:
     target: str = "host"
     quantize: str = "none"  # none or one of quantize.SCHEMES
     calib: Path | None = None
-    calibration: str = "minmax"
+    calibration: str = "auto"
     percentile: float = 99.99
     quant: QuantOptions = field(default_factory=QuantOptions)
     prune: PruneOptions | None = None
@@ -108,11 +107,12 @@ def quantize_with(g: Graph, opts: BuildOptions) -> None:
         print("warning: no --calib data; calibrating int8 ranges on random normal data, so the accuracy of this "
               "build is not meaningful. Pass --calib samples.npz with real inputs.", file=sys.stderr)
         samples = random_samples(g, RANDOM_CALIB_SAMPLES)
+        # choosing a calibration method by fidelity on random data would mean nothing
+        method = "minmax" if opts.calibration == "auto" else opts.calibration
     else:
         samples = load_samples(calib, g, "calibration")
-    quantize_graph(g, calibrate(g, samples, opts.calibration, opts.percentile), quant)
-    if quant.bias_correction:
-        correct_biases(g, samples)
+        method = opts.calibration
+    g.info["calibration"] = quantize_calibrated(g, samples, method, opts.percentile, quant)
 
 
 def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:
@@ -195,6 +195,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
+            "calibration": g.info.get("calibration"),
             "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes},
             "instrument": opts.instrument}
     if opts.quantize == "qformat":

@@ -26,8 +26,10 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                    help="none = float32; int8; qformat = Q-format q7 (power-of-two scales, shift-only "
                    "requantization); int4 = int4 weights, int8 activations")
     p.add_argument("--calib", type=Path, help=".npz calibration samples (one array per input, leading sample axis)")
-    p.add_argument("--calibration", default="minmax", choices=list(METHODS),
-                   help="how activation ranges are chosen from the calibration data (default minmax)")
+    p.add_argument("--calibration", default="auto", choices=["auto", *METHODS],
+                   help="how activation ranges are chosen from the calibration data; auto (default) tries minmax "
+                   "and percentile, each with and without bias correction, and keeps the one closest to float on "
+                   "the calibration data")
     p.add_argument("--percentile", type=float, default=99.99, help="for --calibration percentile (default 99.99)")
     p.add_argument("--per-tensor", action="store_true", help="int8 weights with one scale per tensor "
                    "(default: per output channel)")
@@ -98,12 +100,23 @@ def _options(a: argparse.Namespace, out: Path | None):
                         flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune))
 
 
+def _calibration_text(info: dict | None) -> str:
+    """How activation ranges were chosen, for reports: 'percentile + bias correction (auto)'."""
+    if not info:
+        return "ranges from the model"
+    text = info["calibration"] + (" + bias correction" if info["bias_correction"] else "")
+    return text + (" (auto)" if "auto_sqnr_db" in info else "")
+
+
 def _fmt_bytes(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 
 
 def _summary(meta: dict) -> list[tuple[str, str]]:
-    rows = [("target", meta["target"]), ("quantize", meta["quantize"]), ("MACs", f"{meta['macs']:,}"),
+    rows = [("target", meta["target"]), ("quantize", meta["quantize"])]
+    if meta.get("calibration"):
+        rows.append(("calibration", _calibration_text(meta["calibration"])))
+    rows += [("MACs", f"{meta['macs']:,}"),
             ("parameters", f"{meta['params']:,}"), ("weights (flash)", _fmt_bytes(meta["weight_bytes"])),
             ("arena (RAM)", _fmt_bytes(meta["arena_bytes"])),
             ("arena lower bound", _fmt_bytes(meta["arena_lower_bound_bytes"]))]
@@ -279,7 +292,8 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     what = {"int8": "int8", "qformat": "Q-format q7, power-of-two scales", "int4": "int4 weights (ONNX INT4), int8 "
             "activations"}[opts.quantize]
     weights = "per-tensor" if a.per_tensor else "per-channel"
-    print(f"wrote {a.output} (QDQ, {what}: {weights} weights, per-tensor activations, {opts.calibration} ranges)")
+    print(f"wrote {a.output} (QDQ, {what}: {weights} weights, per-tensor activations, "
+          f"{_calibration_text(g.info.get('calibration'))})")
     if a.report:
         from .analysis import format_report, quant_report
         from .data import load_samples, random_samples

@@ -31,7 +31,7 @@ class Config:
     name: str
     quantize: str = "none"  # none | int8 | qformat | int4
     per_channel: bool = True
-    calibration: str = "minmax"
+    calibration: str = "auto"
     bias_correction: bool = False
     prune: str | None = None  # magnitude | l1-filter | l2-filter | n:m
     sparsity: float = 0.5
@@ -59,7 +59,7 @@ DEFAULT_GRID = _grid(
     Config("float32"),
     Config("int8 per-tensor", "int8", per_channel=False),
     Config("int8 per-channel", "int8"),
-    Config("int8 per-channel + bias corr.", "int8", bias_correction=True),
+    Config("int8 per-channel, minmax", "int8", calibration="minmax"),
     *(Config(f"unstructured {int(s * 100)}% + re-fit", prune="magnitude", sparsity=s, refit=True)
       for s in (0.5, 0.7, 0.9)),
     *(Config(f"filters {int(s * 100)}% + re-fit", prune="l1-filter", sparsity=s, refit=True) for s in (0.3, 0.5)),
