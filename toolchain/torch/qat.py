@@ -1,0 +1,367 @@
+"""Quantization-aware training that computes what the device computes.
+
+prepare_qat traces a float model with torch.fx, folds every BatchNorm into the Conv before it (with the running
+statistics, as edgec's fold pass does at deployment), fuses the ReLU after a Conv/Linear into it (as edgec's fuse
+pass does), and puts an activation quantizer on the model input and on every layer output.
+
+The forward value of a prepared model is edgec's integer arithmetic, not an approximation of it: each layer
+quantizes its input and weights, accumulates in integers (exact in float64), adds the int32 bias and requantizes
+with edgec's own fixed-point functions (toolchain/ops/base.py: quantize_multiplier, requantize, quant_bounds), then
+dequantizes. The gradient is that of the usual float fake-quantization with the straight-through estimator:
+y = y_fake + (y_integer - y_fake).detach(). So the accuracy measured in PyTorch in eval mode is the device's.
+
+Activation ranges are calibrated (min/max over calibration data, the same rule as `edgec build --calib`) and then
+follow an exponential moving average of each training batch's min/max; in eval mode they are fixed."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import EdgecError
+from ..ops.base import INT32_MAX, INT32_MIN, quant_bounds, quantize_multiplier, requantize
+from ..quantize import affine_params
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A quantization scheme edgec deploys: weight and activation bit widths."""
+
+    name: str
+    weight_bits: int = 8
+    act_bits: int = 8
+
+    @property
+    def weight_max(self) -> int:
+        return 2 ** (self.weight_bits - 1) - 1
+
+
+SCHEMES = {"int8": Scheme("int8")}
+
+# Modes of every quantizer and layer: "qat" (integer forward, STE gradient), "float" (no quantization: the float
+# model, used for calibration), "export" (standard fake-quantize ops that torch.onnx.export writes as Q/DQ).
+MODES = ("qat", "float", "export")
+
+
+def get_scheme(scheme: str | Scheme) -> Scheme:
+    if isinstance(scheme, Scheme):
+        return scheme
+    if scheme not in SCHEMES:
+        raise EdgecError(f"edgec.torch: quantization scheme '{scheme}' is not available; choose one of "
+                         f"{', '.join(SCHEMES)}")
+    return SCHEMES[scheme]
+
+
+def f32(x: float) -> float:
+    """The value a float32 ONNX initializer holds (what edgec reads back)."""
+    return float(np.float32(x))
+
+
+class ActQuant(nn.Module):
+    """Per-tensor asymmetric int8 quantizer of an activation (edgec's affine_params on the tracked range)."""
+
+    def __init__(self, momentum: float = 0.05) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.mode = "qat"
+        self.calibrating = False
+        self.register_buffer("lo", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("hi", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
+
+    def observe(self, x: torch.Tensor) -> None:
+        lo, hi = x.detach().min().double(), x.detach().max().double()
+        if self.calibrating or not bool(self.seen):
+            self.lo.copy_(torch.minimum(self.lo, lo) if bool(self.seen) else lo)
+            self.hi.copy_(torch.maximum(self.hi, hi) if bool(self.seen) else hi)
+            self.seen.fill_(True)
+        else:
+            self.lo.add_(self.momentum * (lo - self.lo))
+            self.hi.add_(self.momentum * (hi - self.hi))
+
+    def params(self) -> tuple[float, int]:
+        """(scale, zero point) as the exported model stores them: the scale rounded to float32."""
+        if not bool(self.seen):
+            raise EdgecError("edgec.torch: an activation range was never observed; calibrate the prepared model "
+                             "(edgec.torch.calibrate) or train it before evaluating or exporting")
+        scale, zp = affine_params(float(self.lo), float(self.hi))
+        return f32(scale), zp
+
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        """int8 codes (as int64) of x: edgec's quantize_input (round half to even in float64, clamp)."""
+        scale, zp = self.params()
+        return torch.clamp(torch.round(x.detach().double() / scale) + zp, -128, 127).long()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "float":
+            if self.calibrating:
+                self.observe(x)
+            return x
+        if self.training and self.mode == "qat":
+            self.observe(x)
+        scale, zp = self.params()
+        fake = torch.fake_quantize_per_tensor_affine(x, scale, zp, -128, 127)
+        if self.mode == "export":
+            return fake
+        exact = ((self.quantize(x) - zp).double() * scale).float()
+        return fake + (exact - fake).detach()
+
+
+class QLayer(nn.Module):
+    """A Conv2d or Linear with its BatchNorm folded and its ReLU fused, computing edgec's int8 layer."""
+
+    def __init__(self, layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | None, relu: bool, scheme: Scheme) -> None:
+        super().__init__()
+        self.layer, self.bn, self.relu, self.scheme = layer, bn, relu, scheme
+        self.out_q = ActQuant()
+        self.mode = "qat"
+        self.in_q: list[ActQuant] = []  # the quantizer of this layer's input (a list: not a submodule)
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias with the BatchNorm folded in (running statistics), as edgec's fold pass computes them."""
+        w = self.layer.weight
+        b = self.layer.bias if self.layer.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+        if self.bn is None:
+            return w, b
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        return w * scale.reshape((-1,) + (1,) * (w.dim() - 1)), (b - self.bn.running_mean) * scale + self.bn.bias
+
+    def weight_quant(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Symmetric per-output-channel integer weights and their float32 scales."""
+        wmax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1).double()
+        ws = torch.where(wmax > 0, wmax / self.scheme.weight_max, torch.ones_like(wmax)).float().double()
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        wq = torch.clamp(torch.round(w.detach().double() / ws.reshape(shape)), -self.scheme.weight_max,
+                         self.scheme.weight_max)
+        return wq, ws
+
+    def integer_params(self) -> dict:
+        """Everything edgec derives for this layer at build time from the exported model: int weights, int32 bias,
+        per-channel multiplier and shift, zero points and clamp bounds."""
+        s_in, zp_in = self.in_q[0].params()
+        s_out, zp_out = self.out_q.params()
+        w, b = self.folded()
+        wq, ws = self.weight_quant(w)
+        bq = torch.clamp(torch.round(b.detach().float().double() / (s_in * ws)), INT32_MIN, INT32_MAX)
+        ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
+        act_min, act_max = quant_bounds(0.0 if self.relu else -math.inf, math.inf, s_out, zp_out)
+        return {"w": wq, "ws": ws, "bias": bq, "mult": np.array([m for m, _ in ms], np.int64),
+                "shift": np.array([s for _, s in ms], np.int64), "in": (s_in, zp_in), "out": (s_out, zp_out),
+                "act_min": act_min, "act_max": act_max}
+
+    def _apply(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        if isinstance(self.layer, nn.Conv2d):
+            c = self.layer
+            if c.padding_mode != "zeros":
+                raise EdgecError(f"edgec.torch: Conv2d padding_mode '{c.padding_mode}' is not supported")
+            return F.conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups)
+        return F.linear(x, w, b)
+
+    def _integer(self, x: torch.Tensor, q: dict) -> torch.Tensor:
+        """edgec's int8 layer (ref_s8 of Conv/Gemm): accumulate, add the bias, requantize, clamp; dequantized."""
+        s_out, zp_out = q["out"]
+        xq = (self.in_q[0].quantize(x) - q["in"][1]).double()
+        acc = self._apply(xq, q["w"], q["bias"])  # integers, exact in float64
+        shape = (1, -1) + (1,) * (acc.dim() - 2)
+        y = requantize(acc.round().long().numpy(), q["mult"].reshape(shape), q["shift"].reshape(shape)) + zp_out
+        y = np.clip(y, q["act_min"], q["act_max"])
+        return torch.from_numpy(((y - zp_out) * s_out).astype(np.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.folded()
+        if self.mode == "float":
+            y = self._apply(x, w, b)
+            return self.out_q(F.relu(y) if self.relu else y)
+        if self.mode == "export":
+            q = self.integer_params()
+            wq = (q["w"] * q["ws"].reshape((-1,) + (1,) * (w.dim() - 1))).float()
+            zeros = torch.zeros(w.shape[0], dtype=torch.int32)
+            wfake = torch.fake_quantize_per_channel_affine(wq, q["ws"].float(), zeros, 0, -128, 127)
+            y = self._apply(x, wfake, b.detach().float())
+            return self.out_q(F.relu(y) if self.relu else y)
+        if self.training:  # the output range follows the float layer
+            with torch.no_grad():
+                y = self._apply(x, w, b)
+                self.out_q.observe(F.relu(y) if self.relu else y)
+        q = self.integer_params()
+        exact = self._integer(x, q)
+        if not torch.is_grad_enabled():
+            return exact
+        s_in = q["in"][0]
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        w_ste = w + ((q["w"] * q["ws"].reshape(shape)).float() - w).detach()
+        b_ste = b + ((q["bias"] * s_in * q["ws"]).float() - b).detach()
+        y = self._apply(x, w_ste, b_ste)
+        y = F.relu(y) if self.relu else y
+        s_out, zp_out = q["out"]
+        fake = torch.fake_quantize_per_tensor_affine(y, s_out, zp_out, q["act_min"], q["act_max"])
+        return fake + (exact - fake).detach()
+
+
+# ---- preparing a model: trace, fold, fuse, insert quantizers -----------------------------------------------------
+
+_RELU_FUNCS = (F.relu, torch.relu)
+# ops whose int8 output keeps its input's scale and zero point in edgec (values are taken, not computed)
+_KEEP_MODULES = (nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+_KEEP_FUNCS = (torch.flatten, F.max_pool2d, F.dropout)
+_KEEP_METHODS = ("view", "reshape", "flatten", "contiguous", "squeeze", "unsqueeze")
+
+
+def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    return gm.get_submodule(node.target) if node.op == "call_module" else None
+
+
+def _is_relu(gm: fx.GraphModule, node: fx.Node) -> bool:
+    return (isinstance(_module(gm, node), nn.ReLU) or (node.op == "call_function" and node.target in _RELU_FUNCS)
+            or (node.op == "call_method" and node.target == "relu"))
+
+
+def _keeps_quant(gm: fx.GraphModule, node: fx.Node) -> bool:
+    return (isinstance(_module(gm, node), _KEEP_MODULES) or (node.op == "call_function" and node.target in _KEEP_FUNCS)
+            or (node.op == "call_method" and node.target in _KEEP_METHODS))
+
+
+def _only_user(node: fx.Node) -> fx.Node | None:
+    users = list(node.users)
+    return users[0] if len(users) == 1 else None
+
+
+def _describe(node: fx.Node) -> str:
+    return f"'{node.name}' ({node.op} {getattr(node.target, '__name__', node.target)})"
+
+
+def prepare_qat(model: nn.Module, scheme: str | Scheme = "int8", calib: torch.Tensor | None = None) -> fx.GraphModule:
+    """A copy of `model` with edgec's quantization simulated (see the module docstring). With `calib` (a batch of
+    real inputs), activation ranges are calibrated on it at once, as `edgec build --calib` would."""
+    sch = get_scheme(scheme)
+    gm = fx.symbolic_trace(copy.deepcopy(model).eval())
+    graph = gm.graph
+    counter = 0
+    for node in list(graph.nodes):
+        layer = _module(gm, node)
+        if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+            continue
+        last, bn, relu = node, None, False
+        nxt = _only_user(last)
+        if isinstance(layer, nn.Conv2d) and nxt is not None and isinstance(_module(gm, nxt), nn.BatchNorm2d):
+            bn, last = _module(gm, nxt), nxt
+            nxt = _only_user(last)
+        if nxt is not None and _is_relu(gm, nxt):
+            relu, last = True, nxt
+        name = f"q{counter}_{node.target.replace('.', '_')}"
+        counter += 1
+        gm.add_submodule(name, QLayer(layer, bn, relu, sch))
+        with graph.inserting_after(last):
+            new = graph.call_module(name, (node.args[0],))
+        fused = [node] + ([_only_user(node)] if bn is not None else []) + ([last] if relu else [])
+        last.replace_all_uses_with(new)
+        for dead in reversed(fused):
+            graph.erase_node(dead)
+    for node in [n for n in graph.nodes if n.op == "placeholder"]:
+        name = f"q_input_{node.name}"
+        gm.add_submodule(name, ActQuant())
+        with graph.inserting_after(node):
+            new = graph.call_module(name, (node,))
+        node.replace_all_uses_with(new, delete_user_cb=lambda u, new=new: u is not new)
+    _link(gm)
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    if calib is not None:
+        calibrate(gm, calib)
+    return gm
+
+
+def _source_quant(gm: fx.GraphModule, node: fx.Node) -> ActQuant:
+    """The quantizer whose grid the value of `node` is on (through ops that keep the scale)."""
+    while True:
+        mod = _module(gm, node)
+        if isinstance(mod, QLayer):
+            return mod.out_q
+        if isinstance(mod, ActQuant):
+            return mod
+        if not _keeps_quant(gm, node):
+            raise EdgecError(f"edgec.torch: node {_describe(node)} is not supported between quantized layers; "
+                             "supported: Conv2d (+BatchNorm2d) (+ReLU), Linear (+ReLU), MaxPool2d, flatten/view/"
+                             "reshape, Dropout")
+        node = node.args[0]
+
+
+def _link(gm: fx.GraphModule) -> None:
+    """Give every layer its input quantizer; refuse ops edgec's int8 arithmetic would compute differently."""
+    for node in gm.graph.nodes:
+        mod = _module(gm, node)
+        if isinstance(mod, QLayer):
+            mod.in_q = [_source_quant(gm, node.args[0])]
+        elif node.op == "output":
+            for out in _flat_args(node.args[0]):
+                _source_quant(gm, out)
+        elif node.op in ("call_module", "call_function", "call_method") and not isinstance(mod, ActQuant):
+            if not _keeps_quant(gm, node) and not (node.op == "call_method" and node.target == "size"):
+                raise EdgecError(f"edgec.torch: node {_describe(node)} is not supported in a quantized model; "
+                                 "supported: Conv2d (+BatchNorm2d) (+ReLU), Linear (+ReLU), MaxPool2d, "
+                                 "flatten/view/reshape, Dropout")
+
+
+def _flat_args(arg) -> list[fx.Node]:
+    if isinstance(arg, fx.Node):
+        return [arg]
+    if isinstance(arg, (list, tuple)):
+        return [n for a in arg for n in _flat_args(a)]
+    return []
+
+
+def set_mode(model: nn.Module, mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode {mode}: choose one of {MODES}")
+    for m in model.modules():
+        if isinstance(m, (ActQuant, QLayer)):
+            m.mode = mode
+
+
+@torch.no_grad()
+def calibrate(model: fx.GraphModule, x: torch.Tensor, batch: int = 256) -> None:
+    """Set every activation range to the min/max of the float model over x (edgec's minmax calibration)."""
+    quants = [m for m in model.modules() if isinstance(m, ActQuant)]
+    was_training = model.training
+    model.eval()
+    set_mode(model, "float")
+    for q in quants:
+        q.calibrating = True
+        q.seen.fill_(False)
+    try:
+        for i in range(0, len(x), batch):
+            model(x[i:i + batch])
+    finally:
+        for q in quants:
+            q.calibrating = False
+        set_mode(model, "qat")
+        model.train(was_training)
+
+
+def output_quant(model: fx.GraphModule) -> ActQuant:
+    """The quantizer of the model's (first) output."""
+    out = next(n for n in model.graph.nodes if n.op == "output")
+    return _source_quant(model, _flat_args(out.args[0])[0])
+
+
+@torch.no_grad()
+def integer_outputs(model: fx.GraphModule, x: torch.Tensor) -> np.ndarray:
+    """The int8 codes of the model's output for x (eval mode): what the device writes for each sample."""
+    was_training = model.training
+    model.eval()
+    try:
+        y = model(x)
+    finally:
+        model.train(was_training)
+    return output_quant(model).quantize(y).numpy().astype(np.int8)
+
+
+def is_prepared(model: nn.Module) -> bool:
+    return any(isinstance(m, QLayer) for m in model.modules())
