@@ -13,6 +13,7 @@ from torch import nn
 
 from ..errors import EdgecError
 from ..prune import parse_pattern, schedule
+from .qat import QLayer
 
 STRUCTURES = ("unstructured", "filter", "N:M (e.g. 2:4)")
 CRITERIA = ("magnitude", "taylor")
@@ -89,7 +90,10 @@ class GradualPruner:
             raise EdgecError(f"edgec.torch: schedule {self.schedule}: need dt > 0 and n >= 0")
         self.structure, self.criterion = structure, criterion
         self.s_final, self.s_initial = final_sparsity, initial_sparsity
-        weighted = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        # a prepared (QAT) model's layers are named as in the float model
+        source = {id(m.layer): m.source for m in model.modules() if isinstance(m, QLayer)}
+        weighted = [(source.get(id(m), n), m) for n, m in model.named_modules()
+                    if isinstance(m, (nn.Conv2d, nn.Linear))]
         if layers is None:
             chosen = weighted[1:-1]
         else:
@@ -102,7 +106,10 @@ class GradualPruner:
         if not chosen:
             raise EdgecError("edgec.torch: no layer to prune (give layers=[...])")
         self.layers: dict[str, nn.Module] = dict(chosen)
-        self.bn = _batchnorm_after(model) if structure == "filter" else {}
+        self.bn = {}
+        if structure == "filter":
+            self.bn = {source.get(id(m.layer), n): m.bn for n, m in model.named_modules()
+                       if isinstance(m, QLayer) and m.bn is not None} or _batchnorm_after(model)
         self.masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in self.layers.items()}
         self.scores = {n: torch.zeros_like(m.weight) for n, m in self.layers.items()}
         self.t = 0

@@ -123,6 +123,7 @@ class QLayer(nn.Module):
         self.out_q = ActQuant()
         self.mode = "qat"
         self.in_q: list[ActQuant] = []  # the quantizer of this layer's input (a list: not a submodule)
+        self.source = ""  # the layer's module name in the float model
 
     def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias with the BatchNorm folded in (running statistics), as edgec's fold pass computes them."""
@@ -258,6 +259,7 @@ def prepare_qat(model: nn.Module, scheme: str | Scheme = "int8", calib: torch.Te
         name = f"q{counter}_{node.target.replace('.', '_')}"
         counter += 1
         gm.add_submodule(name, QLayer(layer, bn, relu, sch))
+        gm.get_submodule(name).source = node.target
         with graph.inserting_after(last):
             new = graph.call_module(name, (node.args[0],))
         fused = [node] + ([_only_user(node)] if bn is not None else []) + ([last] if relu else [])
