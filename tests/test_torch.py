@@ -17,6 +17,7 @@ from torch import nn  # noqa: E402
 from edgec.build import BuildOptions, build, prepare_graph, quantize_with  # noqa: E402
 from edgec.errors import EdgecError  # noqa: E402
 from edgec.prune import schedule  # noqa: E402
+from edgec.quantize import prequantized_scheme  # noqa: E402
 from edgec.runner import run_build  # noqa: E402
 from edgec.torch import GradualPruner, Schedule, export, integer_outputs, prepare_qat  # noqa: E402
 from edgec.validate import reference_outputs  # noqa: E402
@@ -40,7 +41,10 @@ class SmallNet(nn.Module):
         return self.fc2(F.relu(self.fc1(x.view(x.size(0), -1))))
 
 
-def _small_qat(seed: int = 0):
+SCHEMES = ["int8", "int4", "qformat"]
+
+
+def _small_qat(seed: int = 0, scheme: str = "int8"):
     """A prepared SmallNet with non-trivial BatchNorm statistics, calibrated and then trained a few steps (so the
     ranges moved with the moving average and the weights changed)."""
     torch.manual_seed(seed)
@@ -51,7 +55,7 @@ def _small_qat(seed: int = 0):
         net.bn1.weight.uniform_(0.5, 1.5)
         net.bn1.bias.uniform_(-0.2, 0.2)
     x = torch.rand(64, 1, 8, 8)
-    q = prepare_qat(net, "int8", calib=x[:32])
+    q = prepare_qat(net, scheme, calib=x[:32])
     opt = torch.optim.Adam(q.parameters(), 1e-2)
     q.train()
     for i in range(4):
@@ -62,11 +66,13 @@ def _small_qat(seed: int = 0):
     return q, torch.rand(12, 1, 8, 8) * 1.2 - 0.1  # some inputs outside the calibrated range (clamping)
 
 
-def test_fake_quant_forward_is_the_integer_reference(tmp_path):
-    q, x = _small_qat()
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fake_quant_forward_is_the_integer_reference(tmp_path, scheme):
+    q, x = _small_qat(scheme=scheme)
     path = export(q, x[:1], tmp_path / "small.onnx")
     g = prepare_graph(path)
-    quantize_with(g, BuildOptions(path, quantize="int8"))
+    assert prequantized_scheme(g) == scheme
+    quantize_with(g, BuildOptions(path, quantize=scheme))
     samples = [{"input": xi[None].numpy()} for xi in x]
     ref = np.stack([r[g.outputs[0]].reshape(-1) for r in reference_outputs(g, samples)])
     mine = integer_outputs(q, x)
@@ -91,11 +97,12 @@ def test_fake_quant_gradient_is_straight_through():
 
 
 @pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=needs_target("cortex-m7"))])
-def test_exported_qdq_builds_bitexact(tmp_path, target):
-    q, x = _small_qat(seed=1)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_exported_qdq_builds_bitexact(tmp_path, target, scheme):
+    q, x = _small_qat(seed=1, scheme=scheme)
     path = export(q, x[:1], tmp_path / "small.onnx")
     out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "build"))
-    assert meta["quantize"] == "int8"
+    assert meta["quantize"] == scheme  # edgec build picks the scheme the model was trained in
     res = run_build(out, [{"input": xi[None].numpy()} for xi in x])
     device = np.stack([r[g.outputs[0]].reshape(-1) for r in res.raw])
     np.testing.assert_array_equal(device, integer_outputs(q, x))

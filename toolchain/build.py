@@ -32,6 +32,7 @@ from .quantize import (
     QuantOptions,
     is_prequantized,
     needs_calibration,
+    prequantized_scheme,
     qformat_name,
     quantize_calibrated,
     quantize_graph,
@@ -97,9 +98,10 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
 def quantize_with(g: Graph, opts: BuildOptions) -> None:
     calib = opts.calib
     quant = dataclasses.replace(opts.quant, scheme=opts.quantize) if opts.quantize in SCHEMES else opts.quant
-    if quant.scheme != "int8" and is_prequantized(g):
-        raise EdgecError(f"{opts.model} is already quantized (QDQ): --quantize {quant.scheme} needs a float model; "
-                         "use --quantize int8 to build it with its own scales")
+    if is_prequantized(g) and quant.scheme not in ("int8", prequantized_scheme(g)):
+        raise EdgecError(f"{opts.model} is already quantized (QDQ, {prequantized_scheme(g)}): --quantize "
+                         f"{quant.scheme} needs a float model; use --quantize {prequantized_scheme(g)} to build it "
+                         "with its own scales")
     if calib is None and not needs_calibration(g):
         quantize_graph(g, {}, quant)
         return
@@ -178,8 +180,9 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         raise EdgecError(f"--quantize {opts.quantize}: choose none, {', '.join(SCHEMES)}")
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
-        print(f"note: {opts.model} is a quantized (QDQ) model: building int8 with its scales", file=sys.stderr)
-        opts.quantize = "int8"
+        opts.quantize = prequantized_scheme(g)
+        print(f"note: {opts.model} is a quantized (QDQ) model: building {opts.quantize} with its scales",
+              file=sys.stderr)
     if opts.quantize in SCHEMES:
         quantize_with(g, opts)
     calls, steps, layers = lower_graph(g, target)

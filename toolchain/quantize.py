@@ -79,6 +79,31 @@ def is_prequantized(g: Graph) -> bool:
     return any(g.tensors[n].fixed_quant is not None for n in g.activations())
 
 
+def _pow2(scales: np.ndarray) -> bool:
+    s = np.asarray(scales, np.float64)
+    return bool(np.all(s > 0) and np.all(np.ldexp(1.0, np.round(np.log2(s)).astype(np.int64)) == s))
+
+
+def prequantized_scheme(g: Graph) -> str:
+    """The scheme an imported QDQ model was quantized in (one edgec.torch exports too): qformat when every scale
+    is a power of two with zero point 0, int4 when every imported weight lies in [-7, 7], else int8."""
+    acts = [g.tensors[n].fixed_quant for n in list(g.inputs) + g.activations() if g.tensors[n].fixed_quant]
+    layers = [g.tensors[n.inputs[1]] for n in g.nodes if n.op in ("Conv", "Gemm")]
+    weights = [t for t in layers if t.weight_scales is not None]
+    if not acts or not weights or len(weights) < len(layers):
+        return "int8"
+    if all(zp == 0 and _pow2(np.array([s])) for s, zp in acts) and all(_pow2(t.weight_scales[0]) for t in weights):
+        return "qformat"
+    for t in weights:
+        scales, axis = t.weight_scales
+        shape = [1] * t.data.ndim
+        if scales.size > 1:
+            shape[axis % t.data.ndim] = -1
+        if np.abs(np.round(t.data / scales.reshape(shape))).max() > INT4_MAX:
+            return "int8"
+    return "int4"
+
+
 def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
     """Set every activation's scale and zero point, then let each op derive its integer parameters.
 

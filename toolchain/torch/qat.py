@@ -10,6 +10,10 @@ with edgec's own fixed-point functions (toolchain/ops/base.py: quantize_multipli
 dequantizes. The gradient is that of the usual float fake-quantization with the straight-through estimator:
 y = y_fake + (y_integer - y_fake).detach(). So the accuracy measured in PyTorch in eval mode is the device's.
 
+Schemes (SCHEMES): int8, int4 (int4 weights, int8 activations) and qformat (Q-format q7, power-of-two scales and
+shift-only requantization); weight scales come from edgec's quantize_weights for the scheme. `edgec build` of the
+exported model recognizes the scheme from its scales.
+
 Activation ranges are calibrated (min/max over calibration data, the same rule as `edgec build --calib`) and then
 follow an exponential moving average of each training batch's min/max; in eval mode they are fixed."""
 
@@ -26,24 +30,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import EdgecError
-from ..ops.base import INT32_MAX, INT32_MIN, quant_bounds, quantize_multiplier, requantize
-from ..quantize import affine_params
+from ..ops.base import INT32_MAX, INT32_MIN, Q7_SHIFT_RANGE, pow2_bits, quant_bounds, quantize_multiplier
+from ..ops.conv import finish_s8, quantize_weights
+from ..quantize import affine_params, pow2_params
 
 
 @dataclass(frozen=True)
 class Scheme:
-    """A quantization scheme edgec deploys: weight and activation bit widths."""
+    """A quantization scheme edgec deploys (`edgec build --quantize NAME`): int8 (affine int8 activations, int8
+    weights per channel, multiplier requantization), int4 (the same with int4 weights, as edgec's int4 scheme
+    chooses their scales: MSE-optimal clipping), qformat (Q-format q7: power-of-two scales everywhere, zero points
+    0, requantization by a rounding shift)."""
 
     name: str
-    weight_bits: int = 8
-    act_bits: int = 8
-
-    @property
-    def weight_max(self) -> int:
-        return 2 ** (self.weight_bits - 1) - 1
+    pow2: bool = False  # power-of-two scales, zero point 0 (Q-format)
 
 
-SCHEMES = {"int8": Scheme("int8")}
+SCHEMES = {"int8": Scheme("int8"), "int4": Scheme("int4"), "qformat": Scheme("qformat", pow2=True)}
 
 # Modes of every quantizer and layer: "qat" (integer forward, STE gradient), "float" (no quantization: the float
 # model, used for calibration), "export" (standard fake-quantize ops that torch.onnx.export writes as Q/DQ).
@@ -67,9 +70,9 @@ def f32(x: float) -> float:
 class ActQuant(nn.Module):
     """Per-tensor asymmetric int8 quantizer of an activation (edgec's affine_params on the tracked range)."""
 
-    def __init__(self, momentum: float = 0.05) -> None:
+    def __init__(self, pow2: bool = False, momentum: float = 0.05) -> None:
         super().__init__()
-        self.momentum = momentum
+        self.pow2, self.momentum = pow2, momentum
         self.mode = "qat"
         self.calibrating = False
         self.register_buffer("lo", torch.zeros((), dtype=torch.float64))
@@ -91,7 +94,7 @@ class ActQuant(nn.Module):
         if not bool(self.seen):
             raise EdgecError("edgec.torch: an activation range was never observed; calibrate the prepared model "
                              "(edgec.torch.calibrate) or train it before evaluating or exporting")
-        scale, zp = affine_params(float(self.lo), float(self.hi))
+        scale, zp = (pow2_params if self.pow2 else affine_params)(float(self.lo), float(self.hi))
         return f32(scale), zp
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +123,7 @@ class QLayer(nn.Module):
     def __init__(self, layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | None, relu: bool, scheme: Scheme) -> None:
         super().__init__()
         self.layer, self.bn, self.relu, self.scheme = layer, bn, relu, scheme
-        self.out_q = ActQuant()
+        self.out_q = ActQuant(scheme.pow2)
         self.mode = "qat"
         self.in_q: list[ActQuant] = []  # the quantizer of this layer's input (a list: not a submodule)
         self.source = ""  # the layer's module name in the float model
@@ -135,13 +138,12 @@ class QLayer(nn.Module):
         return w * scale.reshape((-1,) + (1,) * (w.dim() - 1)), (b - self.bn.running_mean) * scale + self.bn.bias
 
     def weight_quant(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Symmetric per-output-channel integer weights and their float32 scales."""
-        wmax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1).double()
-        ws = torch.where(wmax > 0, wmax / self.scheme.weight_max, torch.ones_like(wmax)).float().double()
-        shape = (-1,) + (1,) * (w.dim() - 1)
-        wq = torch.clamp(torch.round(w.detach().double() / ws.reshape(shape)), -self.scheme.weight_max,
-                         self.scheme.weight_max)
-        return wq, ws
+        """Per-output-channel integer weights and their scales (rounded to float32, as exported), chosen by
+        edgec's own quantize_weights for the scheme."""
+        wn = w.detach().double().numpy()
+        ws = quantize_weights(wn, None, self.scheme.name)[1].astype(np.float32).astype(np.float64)
+        wq = quantize_weights(wn, ws, self.scheme.name)[0]
+        return torch.from_numpy(wq.astype(np.float64)), torch.from_numpy(ws)
 
     def integer_params(self) -> dict:
         """Everything edgec derives for this layer at build time from the exported model: int weights, int32 bias,
@@ -151,11 +153,15 @@ class QLayer(nn.Module):
         w, b = self.folded()
         wq, ws = self.weight_quant(w)
         bq = torch.clamp(torch.round(b.detach().float().double() / (s_in * ws)), INT32_MIN, INT32_MAX)
-        ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
         act_min, act_max = quant_bounds(0.0 if self.relu else -math.inf, math.inf, s_out, zp_out)
-        return {"w": wq, "ws": ws, "bias": bq, "mult": np.array([m for m, _ in ms], np.int64),
-                "shift": np.array([s for _, s in ms], np.int64), "in": (s_in, zp_in), "out": (s_out, zp_out),
-                "act_min": act_min, "act_max": act_max}
+        q = {"w": wq, "ws": ws, "bias": bq, "in": (s_in, zp_in), "out": (s_out, zp_out), "out_zp": zp_out,
+             "act_min": act_min, "act_max": act_max}
+        if self.scheme.pow2:  # a rounding shift (output_stage of toolchain/ops/conv.py)
+            q["shift"] = np.clip(pow2_bits(s_in) + pow2_bits(ws.numpy()) - pow2_bits(s_out), *Q7_SHIFT_RANGE)
+        else:
+            ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
+            q["mult"], q["shift"] = np.array([m for m, _ in ms], np.int64), np.array([s for _, s in ms], np.int64)
+        return q
 
     def _apply(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         if isinstance(self.layer, nn.Conv2d):
@@ -169,10 +175,10 @@ class QLayer(nn.Module):
         """edgec's int8 layer (ref_s8 of Conv/Gemm): accumulate, add the bias, requantize, clamp; dequantized."""
         s_out, zp_out = q["out"]
         xq = (self.in_q[0].quantize(x) - q["in"][1]).double()
-        acc = self._apply(xq, q["w"], q["bias"])  # integers, exact in float64
-        shape = (1, -1) + (1,) * (acc.dim() - 2)
-        y = requantize(acc.round().long().numpy(), q["mult"].reshape(shape), q["shift"].reshape(shape)) + zp_out
-        y = np.clip(y, q["act_min"], q["act_max"])
+        acc = self._apply(xq, q["w"], None)  # integers, exact in float64
+        stage = {k: v for k, v in q.items() if k in ("mult", "shift", "out_zp", "act_min", "act_max")}
+        stage["bias"] = q["bias"].long().numpy()
+        y = finish_s8(acc.round().long().numpy(), stage, 1).astype(np.int64)
         return torch.from_numpy(((y - zp_out) * s_out).astype(np.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -268,7 +274,7 @@ def prepare_qat(model: nn.Module, scheme: str | Scheme = "int8", calib: torch.Te
             graph.erase_node(dead)
     for node in [n for n in graph.nodes if n.op == "placeholder"]:
         name = f"q_input_{node.name}"
-        gm.add_submodule(name, ActQuant())
+        gm.add_submodule(name, ActQuant(sch.pow2))
         with graph.inserting_after(node):
             new = graph.call_module(name, (node,))
         node.replace_all_uses_with(new, delete_user_cb=lambda u, new=new: u is not new)
