@@ -215,7 +215,7 @@ def test_digits_example_reduced(tmp_path):
     import torch_digits
 
     rows = torch_digits.run("convnet", epochs=3, qat_epochs=1, finetune_epochs=1, n_eval=40, target="host",
-                            sparsities=(0.9,), work=tmp_path, log=lambda *_: None)
+                            sparsities=(0.9,), schemes=("int8",), work=tmp_path, log=lambda *_: None)
     by = {r["name"]: r for r in rows}
     assert by["float"]["torch_acc"] > 0.8 and by["float"]["device_acc"] == by["float"]["torch_acc"]
     assert by["QAT int8"]["same"] == 1.0 and by["QAT int8"]["device_acc"] == by["QAT int8"]["torch_acc"]

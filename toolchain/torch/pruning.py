@@ -110,7 +110,8 @@ class GradualPruner:
         if structure == "filter":
             self.bn = {source.get(id(m.layer), n): m.bn for n, m in model.named_modules()
                        if isinstance(m, QLayer) and m.bn is not None} or _batchnorm_after(model)
-        self.masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in self.layers.items()}
+        # weights that are already exactly zero (a model pruned before) count as pruned
+        self.masks = {n: m.weight.detach() != 0 for n, m in self.layers.items()}
         self.scores = {n: torch.zeros_like(m.weight) for n, m in self.layers.items()}
         self.t = 0
         for name, m in self.layers.items():
