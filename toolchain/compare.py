@@ -60,6 +60,8 @@ DEFAULT_GRID = _grid(
     Config("int8 per-tensor", "int8", per_channel=False),
     Config("int8 per-channel", "int8"),
     Config("int8 per-channel, minmax", "int8", calibration="minmax"),
+    Config("Q-format q7", "qformat"),
+    Config("int4 weights", "int4"),
     *(Config(f"unstructured {int(s * 100)}% + re-fit", prune="magnitude", sparsity=s, refit=True)
       for s in (0.5, 0.7, 0.9)),
     *(Config(f"filters {int(s * 100)}% + re-fit", prune="l1-filter", sparsity=s, refit=True) for s in (0.3, 0.5)),
@@ -67,6 +69,8 @@ DEFAULT_GRID = _grid(
     Config("unstructured 70% + re-fit, int8", "int8", prune="magnitude", sparsity=0.7, refit=True),
     Config("2:4 + re-fit, int8", "int8", prune="n:m", pattern="2:4", refit=True),
     Config("filters 30% + re-fit, int8", "int8", prune="l1-filter", sparsity=0.3, refit=True),
+    Config("unstructured 50% + re-fit, int4", "int4", prune="magnitude", sparsity=0.5, refit=True),
+    Config("filters 30% + re-fit, int4", "int4", prune="l1-filter", sparsity=0.3, refit=True),
 )
 QUICK_GRID = _grid(Config("float32"), Config("int8 per-channel", "int8"),
                    Config("unstructured 70% + re-fit, int8", "int8", prune="magnitude", sparsity=0.7, refit=True),
