@@ -11,6 +11,7 @@ from onnx.reference import ReferenceEvaluator
 
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
+from .qoperator import qoperator_to_qdq
 
 MIN_OPSET = 13  # older models are converted up to this opset with onnx's version converter
 
@@ -110,12 +111,13 @@ def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
 
 
 def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray, int]],
-                                                     dict[str, tuple[np.ndarray, np.ndarray]]]:
+                                                     dict[str, tuple[np.ndarray, np.ndarray]], set[str]]:
     """Evaluate every node whose inputs are all known (Constant, ConstantOfShape, Shape of a static tensor, ...).
 
     Returns the scales of int8 weights dequantized with a zero zero point (a QDQ model's weights), by name:
     (scale per element of `axis`, axis), and the integers and scales of int32 constants dequantized with a zero
-    zero point (a QDQ model's biases), by name."""
+    zero point (a QDQ model's biases), by name, and the names of 8-bit constants dequantized with a non-zero zero
+    point or from uint8 (asymmetric weights)."""
     graph = model.graph
     known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     static_shapes = {}
@@ -126,6 +128,7 @@ def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray,
     keep = []
     weight_scales: dict[str, tuple[np.ndarray, int]] = {}
     int_values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    asymmetric: set[str] = set()
     opset = [o for o in model.opset_import]
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
@@ -148,14 +151,17 @@ def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray,
             if outs is not None:
                 for o, v in zip(node.output, outs):
                     known[o] = np.asarray(v)
-                if node.op_type == "DequantizeLinear" and known[node.input[0]].dtype in (np.int8, np.int32):
+                q = known[node.input[0]]
+                if node.op_type == "DequantizeLinear" and q.dtype in (np.int8, np.uint8, np.int32):
                     zp = known[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros(1)
                     scale = known[node.input[1]].astype(np.float64).ravel()
                     axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-                    if not np.any(zp) and known[node.input[0]].dtype == np.int8:
+                    if q.dtype == np.int8 and not np.any(zp):
                         weight_scales[node.output[0]] = (scale, axis)
-                    elif not np.any(zp) and known[node.input[0]].ndim == 1:
-                        int_values[node.output[0]] = (known[node.input[0]], scale)
+                    elif q.dtype == np.int32 and not np.any(zp) and q.ndim == 1:
+                        int_values[node.output[0]] = (q, scale)
+                    elif q.dtype != np.int32:
+                        asymmetric.add(node.output[0])
                 continue
         keep.append(node)
     del graph.node[:]
@@ -163,7 +169,7 @@ def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray,
     used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
     del graph.initializer[:]
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in known.items() if k in used)
-    return weight_scales, int_values
+    return weight_scales, int_values, asymmetric
 
 
 def _evaluate(graph: onnx.GraphProto, opset: list, feeds: dict[str, np.ndarray]) -> list | None:
@@ -183,16 +189,22 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     path = Path(path)
     model = read_model(path)
     model = _upgrade_opset(model, path)
+    qoperator_to_qdq(model, path)
     _fix_inputs(model, input_shapes or {}, path)
     _forget_dynamic_shapes(model)
     model = _infer(model, path)
-    weight_scales, int_values = _fold_constants(model)
+    weight_scales, int_values, asymmetric = _fold_constants(model)
     imported = _strip_qdq(model, path)
     model = _infer(model, path)
     g = _to_ir(model, path)
     for name, (scale, zp) in imported.items():
         if name in g.tensors:
             g.tensors[name].fixed_quant = (scale, zp)
+    for n in g.nodes:
+        if n.op in ("Conv", "Gemm", "MatMul") and len(n.inputs) > 1 and n.inputs[1] in asymmetric:
+            raise EdgecError(f"{path}: {n.op} (node '{n.name}'): its weights are quantized with a non-zero zero point "
+                             "or as uint8 (asymmetric); edgec's int8 kernels take symmetric int8 weights: quantize "
+                             "with weight_type=QInt8")
     for name, (scales, axis) in weight_scales.items():
         if name in g.tensors:
             g.tensors[name].weight_scales = (scales, axis)
@@ -211,8 +223,14 @@ def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int
     qparams: dict[str, tuple[float, int]] = {}
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
         users = [n for n in graph.node if q.output[0] in n.input]
-        if not users or any(u.op_type != "DequantizeLinear" for u in users) or len(q.input) < 2:
-            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' is not followed only by DequantizeLinear; "
+        other = next((u for u in users if u.op_type != "DequantizeLinear"), None)
+        if other is not None:
+            raise EdgecError(f"{path}: {other.op_type} (node '{other.name}') works on the quantized tensor "
+                             f"'{q.output[0]}' of QuantizeLinear node '{q.name}', which edgec cannot import; edgec "
+                             "imports QDQ models (a QuantizeLinear/DequantizeLinear pair on each quantized activation) "
+                             "and the operator form (QLinearConv, ...)")
+        if not users or len(q.input) < 2:
+            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' is not followed by DequantizeLinear; "
                              "edgec imports QDQ models with a Q/DQ pair on each quantized activation")
         scale = inits.get(q.input[1])
         zp = inits.get(q.input[2]) if len(q.input) > 2 and q.input[2] else np.zeros((), np.uint8)

@@ -134,6 +134,8 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
         fixed = op.output_quant(node, g)
         if fixed is not None:
             out.scale, out.zero_point = fixed
+        elif op.keeps_quant and out.fixed_quant is not None and op.rescales(node):
+            out.scale, out.zero_point = out.fixed_quant
         elif op.keeps_quant:
             src = g.tensors[node.inputs[0]]
             out.scale, out.zero_point = src.scale, src.zero_point

@@ -200,11 +200,14 @@ void ec_maxpool_f32(const ec_conv_params *p, const ec_act_f32 *act, const float 
 
 /* Average pooling. acc = sum over the window's positions inside the input of (x - zp) (s8) or x (f32);
  * divisor = count_include_pad ? number of window positions inside [-pad, in + pad_end) : positions inside the
- * input; pad_bottom/pad_right give pad_end. s8: out = clamp(rdiv(acc, divisor) + zp, act_min, act_max) where
- * rdiv rounds to nearest with ties to even (as QuantizeLinear rounds a float average). */
+ * input; pad_bottom/pad_right give pad_end. s8 with mult == 0 (the output keeps the input's scale and zero point):
+ * out = clamp(rdiv(acc, divisor) + zp, act_min, act_max) where rdiv rounds to nearest with ties to even (as
+ * QuantizeLinear rounds a float average). s8 with mult != 0 (an imported model's own output scale; every window has
+ * the same divisor d, folded into mult): out = clamp(ec_requantize(acc, mult, shift) + out_zp, act_min, act_max). */
 typedef struct {
     int32_t pad_bottom, pad_right;
     int32_t count_include_pad;
+    int32_t mult, shift, out_zp; /* s8 only */
 } ec_avgpool_extra;
 void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
                    int32_t act_max, const int8_t *input, int8_t *output);

@@ -3,7 +3,8 @@
  * acc = sum of (x - zp) over the window taps inside the input; divisor = taps inside the input, or with
  * count_include_pad taps inside [-pad, in + pad_end); out = clamp(rdiv(acc, divisor) + zp, act_min, act_max),
  * rdiv rounding to nearest with ties to even (as ONNX QuantizeLinear rounds the float average). A window with
- * divisor 0 yields clamp(zp).
+ * divisor 0 yields clamp(zp). With x->mult != 0 the output has its own scale and zero point:
+ * out = clamp(ec_requantize(acc, mult, shift) + out_zp, act_min, act_max) (1 / divisor folded into mult).
  */
 #include "edgec_internal.h"
 
@@ -30,6 +31,7 @@ void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t z
     const int32_t stride_h = p->stride_h, stride_w = p->stride_w, pad_top = p->pad_top, pad_left = p->pad_left;
     const int32_t padded_h = pad_top + in_h + x->pad_bottom, padded_w = pad_left + in_w + x->pad_right;
     const int32_t include_pad = x->count_include_pad;
+    const int32_t mult = x->mult, shift = x->shift, out_zp = mult != 0 ? x->out_zp : zp;
     int32_t b, oy, ox, c, ky, kx;
 
     for (b = 0; b < batch; ++b) {
@@ -55,10 +57,12 @@ void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t z
                             xi += x_step;
                         }
                     }
-                    if (d > 0) {
+                    if (mult != 0) {
+                        acc = ec_requantize(acc, mult, shift);
+                    } else if (d > 0) {
                         acc = ec_div_round_even(acc, d);
                     }
-                    *output++ = ec_output_s8(acc, zp, act_min, act_max);
+                    *output++ = ec_output_s8(acc, out_zp, act_min, act_max);
                 }
             }
         }

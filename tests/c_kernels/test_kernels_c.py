@@ -57,7 +57,9 @@ typedef struct {
 typedef enum {
     EC_RELU = 0, EC_CLIP = 1, EC_LEAKY_RELU = 2, EC_SIGMOID = 3, EC_TANH = 4, EC_HARD_SIGMOID = 5, EC_HARD_SWISH = 6
 } ec_unary_op;
-typedef struct { int32_t pad_bottom, pad_right; int32_t count_include_pad; } ec_avgpool_extra;
+typedef struct {
+    int32_t pad_bottom, pad_right; int32_t count_include_pad; int32_t mult, shift, out_zp;
+} ec_avgpool_extra;
 
 void ec_conv2d_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
                   const int32_t *bias, int8_t *output);
@@ -835,6 +837,23 @@ def test_avgpool_s8(ck, seed):
     avg = np.array([round(Fraction(int(a), int(b))) for a, b in zip(acc.ravel(), dd.ravel())],
                    np.int64).reshape(acc.shape)
     np.testing.assert_array_equal(out, out_stage(avg, zp, lo, hi))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_avgpool_s8_rescaled(ck, seed):
+    """An output scale of its own: the window sum requantized (any multiplier; 1 / divisor is folded into it)."""
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g, c, x = pool_inputs(rng, np.int8)
+    zp, out_zp = rand_zp(rng), rand_zp(rng)
+    lo, hi = rand_act_range(rng)
+    mult, shift = int(rng.integers(2**30, 2**31)), int(rng.integers(-12, 2))
+    extra = ffi.new("ec_avgpool_extra *", {"pad_bottom": g["pad_bottom"], "pad_right": g["pad_right"],
+                                           "count_include_pad": 0, "mult": mult, "shift": shift, "out_zp": out_zp})
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.int8)
+    lib.ec_avgpool_s8(conv_params(ffi, g, c, c), extra, zp, lo, hi, buf(ffi, x), buf(ffi, out))
+    acc, _ = avgpool_model(x.astype(np.int64) - zp, g, 0)
+    np.testing.assert_array_equal(out, out_stage(requantize(acc, mult, shift), out_zp, lo, hi))
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -39,6 +39,10 @@ class Op:
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    def rescales(self, node: Node) -> bool:
+        """Whether this keeps_quant op can also give its output a scale of its own (an imported model's)."""
+        return False
+
     def output_quant(self, node: Node, g: Graph) -> tuple[float, int] | None:
         """A fixed output scale/zero point (softmax), or None to use the calibrated range."""
         return None

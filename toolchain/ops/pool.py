@@ -1,15 +1,17 @@
 """MaxPool, AveragePool (count_include_pad both ways) and GlobalAveragePool (ReduceMean over H, W maps here).
 
-In int8 the output keeps the input's scale and zero point."""
+In int8 the output keeps the input's scale and zero point; an imported model's average pooling may give its output
+a scale of its own (onnxruntime's QLinearAveragePool), then the window sum is requantized."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..calls import Buf, Call, Lowered, Struct
+from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
-from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, register
+from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, quantize_multiplier, register, requantize
 from .conv import act_struct
 from .geometry import conv_params, spatial_attrs, windows
 
@@ -65,10 +67,21 @@ class Pool(Op):
             y = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0.0)) / self._divisor(node, g)
         return apply_act(y, node)
 
+    def rescales(self, node: Node) -> bool:
+        return node.op != "MaxPool"
+
     def quantize(self, node: Node, g: Graph) -> dict:
         s, zp = qparams(g, node.inputs[0])
-        lo, hi = quant_bounds(*act_range(node), s, zp)
-        return {"zp": zp, "act_min": lo, "act_max": hi}
+        s_out, zp_out = qparams(g, node.outputs[0])
+        lo, hi = quant_bounds(*act_range(node), s_out, zp_out)
+        q = {"zp": zp, "act_min": lo, "act_max": hi, "mult": 0, "shift": 0, "out_zp": zp_out}
+        if zp_out != zp or abs(s_out - s) > 1e-6 * s:  # an imported model's own output scale: requantize the sum
+            d = np.unique(self._divisor(node, g))
+            if d.size != 1 or d[0] == 0:
+                raise EdgecError(f"{node.op} (node '{node.name}'): an output scale other than the input's needs the "
+                                 "same number of taps in every window (no padding, or count_include_pad=1)")
+            q["mult"], q["shift"] = quantize_multiplier(s / (s_out * float(d[0])))
+        return q
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
@@ -80,7 +93,10 @@ class Pool(Op):
         else:
             x = xs[0].astype(np.int64) - q["zp"]
             acc = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0))
-            y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
+            if q.get("mult"):
+                y = requantize(acc, q["mult"], q["shift"]) + q["out_zp"]
+            else:
+                y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
@@ -94,8 +110,11 @@ class Pool(Op):
             return Lowered([Call(f"ec_maxpool_{suffix}", [params, *stage, x, y], node=name)])
         d = len(kernel)
         end = (0, pads[1]) if d == 1 else (pads[2], pads[3])
+        requant = {k: node.q.get(k, 0) for k in ("mult", "shift", "out_zp")} if g.quantized else \
+            {"mult": 0, "shift": 0, "out_zp": 0}
         extra = Struct(f"px_{name}", "ec_avgpool_extra", {"pad_bottom": end[0], "pad_right": end[1],
-                                                          "count_include_pad": node.attrs.get("count_include_pad", 0)})
+                                                          "count_include_pad": node.attrs.get("count_include_pad", 0),
+                                                          **requant})
         if g.quantized:
             stage = [node.q["zp"], node.q["act_min"], node.q["act_max"]]
         else:

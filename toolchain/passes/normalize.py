@@ -94,8 +94,11 @@ def _canonical_gemm(g: Graph, node: Node) -> None:
     if b is None:
         b = np.zeros(w.shape[0])
     source = g.tensors[node.inputs[1]]
+    bias_source = g.tensors[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
     node.inputs = [node.inputs[0], g.add_const(f"{node.name}_W", w.astype(np.float32)),
                    g.add_const(f"{node.name}_B", np.ascontiguousarray(b, dtype=np.float32))]
+    if bias_source is not None and bias_source.int_values is not None and node.attrs.get("beta", 1.0) == 1.0:
+        g.tensors[node.inputs[2]].int_values = bias_source.int_values  # an imported int32 bias, unchanged
     if source.weight_scales is not None:  # imported int8 scales: per output channel of the [N][K] weights
         scales, axis = source.weight_scales
         out_axis = 0 if node.attrs.get("transB", 0) else 1
