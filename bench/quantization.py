@@ -1,12 +1,13 @@
 """Benchmark: edgec's quantization choices (int8, Q-format q7, int4 weights) against onnxruntime.quantization and
 the official int8 TFLite models, on the MLPerf Tiny models in ../shared/models (fidelity to the float model on
-NAME.inputs.npz).
+NAME.inputs.npz) and on a small CNN trained on scikit-learn's digits (accuracy).
 
     .venv/bin/pip install ai-edge-litert   # for the TFLite column (optional)
     .venv/bin/python bench/quantization.py [--models ../shared/models] [--only resnet8,ad01]
 
 Every edgec row is built and run in C on the host (cffi); its int8 outputs are bit-exact with the integer
-reference (checked). SQNR is in dB against onnxruntime's float outputs; top-1 is agreement with float."""
+reference (checked). SQNR is in dB against onnxruntime's float outputs; top-1 is agreement with float. The digits
+CNN (edgec.digits, trained here on scikit-learn's digits) reports accuracy on its 449 test images instead."""
 
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from edgec.quantize import QuantOptions
 from edgec.runner import run_build
 from edgec.validate import bitexact_share, metrics, onnxruntime_outputs, reference_outputs
 
-MODELS = ["ad01", "resnet8", "dscnn_kws", "dscnn_kws_int8src", "mobilenet_vww96", "str_ww"]
+MODELS = ["digits", "ad01", "resnet8", "dscnn_kws", "dscnn_kws_int8src", "mobilenet_vww96", "str_ww"]
 # The official int8 KWS model was trained separately from dscnn_kws.onnx; its float twin is dscnn_kws_int8src.
 TFLITE = {"ad01": "ad01_int8.tflite", "resnet8": "pretrainedResnet_quant.tflite", "dscnn_kws": None,
           "dscnn_kws_int8src": "kws_ref_model.tflite", "mobilenet_vww96": "vww_96_int8.tflite",
-          "str_ww": "str_ww_ref_model.tflite"}
+          "str_ww": "str_ww_ref_model.tflite", "digits": None}
 SCHEMES = {
     "int8 per-channel, auto calibration (default)": {},
     "int8 per-channel, minmax": {"calibration": "minmax"},
@@ -47,16 +48,24 @@ SCHEMES = {
 }
 
 
-def edgec_row(model: Path, calib: Path, samples, want, out: Path, quantize: str = "int8", **options) -> dict:
+def accuracy(outputs: list[dict], labels: np.ndarray | None) -> float | None:
+    if labels is None:
+        return None
+    return float(np.mean([np.argmax(next(iter(o.values()))) == y for o, y in zip(outputs, labels)]))
+
+
+def edgec_row(model: Path, calib: Path, samples, want, out: Path, labels=None, quantize: str = "int8",
+              **options) -> dict:
     build_dir, meta, g = build(BuildOptions(model, quantize=quantize, calib=calib, out=out, **options))
     res = run_build(build_dir, samples)
     row = metrics(res.outputs, want, g.outputs)
+    row["accuracy"] = accuracy([{n: o[n] for n in g.outputs} for o in res.outputs], labels)
     row["bitexact"] = bitexact_share(res, reference_outputs(g, samples))
     row["weights"], row["arena"] = meta["weight_bytes"], meta["arena_bytes"]
     return row
 
 
-def onnxruntime_row(model: Path, calib: Path, samples, want, tmp: Path) -> dict:
+def onnxruntime_row(model: Path, calib: Path, samples, want, tmp: Path, labels=None) -> dict:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     x = np.load(calib)
@@ -75,6 +84,7 @@ def onnxruntime_row(model: Path, calib: Path, samples, want, tmp: Path) -> dict:
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     got = onnxruntime_outputs(str(out), samples)
     row = metrics(got, want, list(want[0]))
+    row["accuracy"] = accuracy(got, labels)
     row["weights"] = sum(int(np.prod(i.dims)) for i in onnx.load(out).graph.initializer if i.data_type == 3)
     return row
 
@@ -109,8 +119,22 @@ def tflite_row(path: Path | None, samples, want) -> dict | None:
 def fmt(row: dict | None, label: str) -> tuple:
     if row is None:
         return (label, "-", "-", "-", "-", "-")
-    return (label, f"{row['sqnr_db']:.1f}", f"{row['top1_agreement']:.2f}", f"{row.get('bitexact', float('nan')):.2f}"
+    top1 = f"{row['accuracy']:.4f}" if row.get("accuracy") is not None else f"{row['top1_agreement']:.2f}"
+    return (label, f"{row['sqnr_db']:.1f}", top1, f"{row.get('bitexact', float('nan')):.2f}"
             if "bitexact" in row else "-", f"{row['weights']:,}", f"{row['arena']:,}" if "arena" in row else "-")
+
+
+def digits_model(tmp: Path) -> tuple[Path, Path, list[dict], np.ndarray]:
+    """The CNN of edgec.digits trained on scikit-learn's digits: model, calibration file (200 training images),
+    the test images as samples and their labels."""
+    from edgec.digits import digits_cnn_onnx, load_digits_split, train_digits_cnn
+
+    params, _ = train_digits_cnn()
+    model, calib = tmp / "digits.onnx", tmp / "digits.calib.npz"
+    onnx.save(digits_cnn_onnx(params), model)
+    xtr, _, xte, yte = load_digits_split()
+    np.savez(calib, input=xtr[:200])
+    return model, calib, [{"input": x[None]} for x in xte], yte
 
 
 def main() -> None:
@@ -119,20 +143,28 @@ def main() -> None:
     p.add_argument("--only", help="comma-separated model names")
     a = p.parse_args()
     names = a.only.split(",") if a.only else MODELS
-    head = ("scheme", "SQNR dB", "top-1", "bit-exact", "weight bytes", "arena bytes")
     for name in names:
         model, calib = a.models / f"{name}.onnx", a.models / f"{name}.calib.npz"
         with tempfile.TemporaryDirectory() as tmp:
             from edgec.build import prepare_graph
 
-            samples = load_samples(a.models / f"{name}.inputs.npz", prepare_graph(model), "input")
+            labels = None
+            if name == "digits":
+                model, calib, samples, labels = digits_model(Path(tmp))
+            else:
+                samples = load_samples(a.models / f"{name}.inputs.npz", prepare_graph(model), "input")
             want = onnxruntime_outputs(str(model), samples)
-            rows = [fmt(edgec_row(model, calib, samples, want, Path(tmp) / str(k), **opts), f"edgec {label}")
-                    for k, (label, opts) in enumerate(SCHEMES.items())]
-            rows.append(fmt(onnxruntime_row(model, calib, samples, want, Path(tmp)),
+            rows = []
+            if labels is not None:
+                rows.append(("float32 (onnxruntime)", "-", f"{accuracy(want, labels):.4f}", "-", "-", "-"))
+            rows += [fmt(edgec_row(model, calib, samples, want, Path(tmp) / str(k), labels, **opts), f"edgec {label}")
+                     for k, (label, opts) in enumerate(SCHEMES.items())]
+            rows.append(fmt(onnxruntime_row(model, calib, samples, want, Path(tmp), labels),
                             "onnxruntime quantize_static (QDQ, per-channel, minmax)"))
             tfl = a.models / TFLITE[name] if TFLITE[name] else None
             rows.append(fmt(tflite_row(tfl, samples, want), "official int8 TFLite (file bytes)"))
+        head = ("scheme", "SQNR dB", "accuracy" if labels is not None else "top-1", "bit-exact", "weight bytes",
+                "arena bytes")
         widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
         print(f"\n{name} ({len(samples)} test inputs)")
         for r in [head, *rows]:

@@ -46,3 +46,13 @@ def test_digits_accuracy_float_and_int8(digits, tmp_path, target):
     acc_q, samples, res = accuracy(q_dir, xte, yte)
     assert acc_q >= acc_f - 0.01  # int8 costs at most one point of accuracy
     assert_bitexact(g, samples[:50], type(res)(res.outputs[:50], res.raw[:50]))
+
+
+@pytest.mark.parametrize("scheme", ["qformat", "int4"])
+def test_digits_accuracy_lowbit(digits, tmp_path, scheme):
+    """Q-format q7 and int4 weights on the host: at most 2 points of accuracy below float, bit-exact."""
+    path, calib, xte, yte, trained = digits
+    q_dir, meta, g = build(BuildOptions(path, quantize=scheme, calib=calib, out=tmp_path / "q"))
+    acc_q, samples, res = accuracy(q_dir, xte, yte)
+    assert acc_q >= trained - 0.02
+    assert_bitexact(g, samples[:50], type(res)(res.outputs[:50], res.raw[:50]))

@@ -21,6 +21,7 @@ from .ir import Graph, Node
 from .ops import REGISTRY
 from .ops.base import frac_bits
 from .ops.conv import INT4_MAX
+from .ops.geometry import windows
 from .reference import dequantize, quantize_input, run_graph
 
 SCHEMES = ("int8", "qformat", "int4")  # the --quantize values that quantize (besides none)
@@ -237,10 +238,17 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     With opts.bias_correction, auto only tries the candidates with bias correction. Otherwise the named method is
     used, with bias correction when opts asks for it. Returns what was chosen."""
     opts = opts or QuantOptions()
-    if method != "auto":
-        quantize_graph(g, calibrate(g, samples, method, percentile), opts)
-        if opts.bias_correction:
+    hessians: dict[str, list[np.ndarray]] = {}  # int4: computed once, whatever the ranges
+
+    def finish(ranges: dict[str, tuple[float, float]], bias_correction: bool) -> None:
+        quantize_graph(g, ranges, opts)
+        if opts.scheme == "int4":
+            refine_int4_weights(g, samples, hessians)
+        if bias_correction:
             correct_biases(g, samples)
+
+    if method != "auto":
+        finish(calibrate(g, samples, method, percentile), opts.bias_correction)
         return {"calibration": method, "bias_correction": opts.bias_correction}
     step = max(1, len(samples) // AUTO_SAMPLES)
     subset = samples[::step][:AUTO_SAMPLES]
@@ -248,13 +256,70 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     ranges = {m: calibrate(g, samples, m, percentile) for m, _ in candidates}
     scores = {}
     for m, bc in candidates:
-        quantize_graph(g, ranges[m], opts)
-        if bc:
-            correct_biases(g, samples)
+        finish(ranges[m], bc)
         scores[(m, bc)] = output_sqnr(g, subset)
     m, bc = max(candidates, key=lambda c: scores[c])  # ties: the first (simplest) candidate
-    quantize_graph(g, ranges[m], opts)
-    if bc:
-        correct_biases(g, samples)
+    finish(ranges[m], bc)
     return {"calibration": m, "bias_correction": bc,
             "auto_sqnr_db": {f"{c}{' + bias correction' if b else ''}": round(v, 2) for (c, b), v in scores.items()}}
+
+
+GPTQ_SAMPLES = 32  # calibration samples that int4 weight rounding looks at
+GPTQ_ROWS = 1024  # input rows (output positions) per sample and layer at most, evenly spaced
+GPTQ_DAMPING = 0.01  # of the mean diagonal of X^T X
+
+
+def _weight_columns(g: Graph, node: Node, x: np.ndarray) -> list[np.ndarray]:
+    """A Conv/Gemm's float input as the rows that multiply its weight matrix w.reshape(out, -1), per group:
+    [positions, K] each (a Conv: im2col, columns in [c][ky][kx] order)."""
+    if node.op == "Gemm":
+        return [x.reshape(-1, x.shape[-1]).astype(np.float64)]
+    _, kernel, strides, pads, dil, group = REGISTRY["Conv"]._geometry(node, g)
+    out_sp = g.shape(node.outputs[0])[2:]
+    p = np.stack([win for _, win in windows(x.astype(np.float64), kernel, strides, pads, dil, out_sp, 0.0)], axis=2)
+    n, c, t = p.shape[:3]
+    return list(p.reshape(n, group, c // group, t, -1).transpose(1, 0, 4, 2, 3).reshape(group, -1, c // group * t))
+
+
+def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, qmax: int) -> np.ndarray:
+    """Round w [O][K] to integers in [-qmax, qmax] at per-row scales, column by column, each column's rounding
+    error compensated in the columns not yet rounded so that X w^T changes least for inputs with X^T X = h
+    (GPTQ, Frantar et al. 2022, without blocking)."""
+    w = w.astype(np.float64).copy()
+    h = h.copy()
+    dead = np.diag(h) == 0  # inputs that are always 0
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
+    h += GPTQ_DAMPING * float(np.mean(np.diag(h))) * np.eye(len(h))
+    u = np.linalg.cholesky(np.linalg.inv(h)).T  # upper triangular: inverse Hessian rows of the remaining columns
+    q = np.zeros(w.shape, np.int8)
+    for k in range(w.shape[1]):
+        qk = np.clip(np.round(w[:, k] / scales), -qmax, qmax)
+        q[:, k] = qk
+        err = (w[:, k] - qk * scales) / u[k, k]
+        w[:, k + 1:] -= np.outer(err, u[k, k + 1:])
+    return q
+
+
+def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
+                        hs: dict[str, list[np.ndarray]] | None = None) -> None:
+    """int4: re-round every Conv/Gemm's weights (same scales) with gptq_round on the layer's float inputs from the
+    first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches X^T X per layer and group
+    (filled when empty)."""
+    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.scheme == "int4"]
+    hs = {} if hs is None else hs
+    for s in samples[:GPTQ_SAMPLES] if not hs else []:
+        values = run_graph(g, s)
+        for node in layers:
+            cols = [x[::-(-len(x) // GPTQ_ROWS)].astype(np.float32)
+                    for x in _weight_columns(g, node, values[node.inputs[0]])]
+            prev = hs.get(node.name)
+            hs[node.name] = [(x.T @ x).astype(np.float64) + (prev[i] if prev else 0) for i, x in enumerate(cols)]
+    for node in layers:
+        wq = node.q["w"]
+        w = g.const(node.inputs[1]) if node.op == "Conv" else REGISTRY["Gemm"].weights(node, g)[0]
+        groups = len(hs[node.name])
+        w = w.reshape(groups, w.shape[0] // groups, -1)
+        scales = node.q["w_scale"].reshape(groups, -1)
+        q = np.stack([gptq_round(w[i], scales[i], hs[node.name][i], INT4_MAX) for i in range(groups)])
+        node.q["w"] = q.reshape(wq.shape)

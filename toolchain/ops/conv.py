@@ -38,21 +38,6 @@ def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
     return np.where(wmax > 0, wmax / qmax, 1.0)
 
 
-def mse_weight_scales(w: np.ndarray, qmax: int, steps: int = 50) -> np.ndarray:
-    """Per-output-channel scales for weights in [-qmax, qmax] that minimize the squared rounding and clipping error:
-    the best of `steps` clipping levels from max |w| down to 0.3 max |w| (int4, where clipping the largest weights
-    pays for a finer step)."""
-    w2 = w.reshape(w.shape[0], -1).astype(np.float64)
-    wmax = np.abs(w2).max(axis=1)
-    best, best_err = np.where(wmax > 0, wmax / qmax, 1.0), np.full(w.shape[0], np.inf)
-    for frac in np.linspace(1.0, 0.3, steps):
-        s = np.where(wmax > 0, frac * wmax / qmax, 1.0)[:, None]
-        err = ((np.clip(np.round(w2 / s), -qmax, qmax) * s - w2) ** 2).sum(axis=1)
-        better = err < best_err
-        best, best_err = np.where(better, s[:, 0], best), np.where(better, err, best_err)
-    return best
-
-
 def pow2_weight_scales(w: np.ndarray) -> np.ndarray:
     """Q-format q7 weight scales per output channel: 2^-n with n = frac_bits(max |w|)."""
     return np.ldexp(1.0, -frac_bits(np.abs(w.reshape(w.shape[0], -1)).max(axis=1)))
@@ -67,10 +52,8 @@ def quantize_weights(w: np.ndarray, scales: np.ndarray | None = None,
         ws = np.broadcast_to(scales, (w.shape[0],)).astype(np.float64)
     elif scheme == "qformat":
         ws = pow2_weight_scales(w)
-    elif scheme == "int4":
-        ws = mse_weight_scales(w, INT4_MAX)
     else:
-        ws = weight_scales(w)
+        ws = weight_scales(w, INT4_MAX if scheme == "int4" else 127)
     lo, hi = {"int4": (-INT4_MAX, INT4_MAX), "qformat": (-128, 127)}.get(scheme, (-127, 127))
     shape = (-1,) + (1,) * (w.ndim - 1)
     return np.clip(np.round(w / ws.reshape(shape)), lo, hi).astype(np.int8), ws
