@@ -238,7 +238,7 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     With opts.bias_correction, auto only tries the candidates with bias correction. Otherwise the named method is
     used, with bias correction when opts asks for it. Returns what was chosen."""
     opts = opts or QuantOptions()
-    hessians: dict[str, list[np.ndarray]] = {}  # int4: computed once, whatever the ranges
+    hessians: dict[str, list[tuple]] = {}  # int4: computed once, whatever the ranges
 
     def finish(ranges: dict[str, tuple[float, float]], bias_correction: bool) -> None:
         quantize_graph(g, ranges, opts)
@@ -281,17 +281,22 @@ def _weight_columns(g: Graph, node: Node, x: np.ndarray) -> list[np.ndarray]:
     return list(p.reshape(n, group, c // group, t, -1).transpose(1, 0, 4, 2, 3).reshape(group, -1, c // group * t))
 
 
-def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, qmax: int) -> np.ndarray:
+def gptq_factor(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From X^T X (K x K): the upper Cholesky factor of the damped inverse, and the inputs that are always 0."""
+    h = h.astype(np.float64).copy()
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    h += GPTQ_DAMPING * float(np.mean(np.diag(h))) * np.eye(len(h))
+    return np.linalg.cholesky(np.linalg.inv(h)).T, dead
+
+
+def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray | tuple, qmax: int) -> np.ndarray:
     """Round w [O][K] to integers in [-qmax, qmax] at per-row scales, column by column, each column's rounding
     error compensated in the columns not yet rounded so that X w^T changes least for inputs with X^T X = h
-    (GPTQ, Frantar et al. 2022, without blocking)."""
+    (GPTQ, Frantar et al. 2022, without blocking). h may be given as its gptq_factor."""
+    u, dead = gptq_factor(h) if isinstance(h, np.ndarray) else h
     w = w.astype(np.float64).copy()
-    h = h.copy()
-    dead = np.diag(h) == 0  # inputs that are always 0
-    h[dead, dead] = 1.0
     w[:, dead] = 0.0
-    h += GPTQ_DAMPING * float(np.mean(np.diag(h))) * np.eye(len(h))
-    u = np.linalg.cholesky(np.linalg.inv(h)).T  # upper triangular: inverse Hessian rows of the remaining columns
     q = np.zeros(w.shape, np.int8)
     for k in range(w.shape[1]):
         qk = np.clip(np.round(w[:, k] / scales), -qmax, qmax)
@@ -302,19 +307,22 @@ def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, qmax: int) -> n
 
 
 def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
-                        hs: dict[str, list[np.ndarray]] | None = None) -> None:
+                        hs: dict[str, list[tuple]] | None = None) -> None:
     """int4: re-round every Conv/Gemm's weights (same scales) with gptq_round on the layer's float inputs from the
-    first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches X^T X per layer and group
-    (filled when empty)."""
+    first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches the gptq_factor of X^T X
+    per layer and group (filled when empty)."""
     layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.scheme == "int4"]
     hs = {} if hs is None else hs
-    for s in samples[:GPTQ_SAMPLES] if not hs else []:
-        values = run_graph(g, s)
-        for node in layers:
-            cols = [x[::-(-len(x) // GPTQ_ROWS)].astype(np.float32)
-                    for x in _weight_columns(g, node, values[node.inputs[0]])]
-            prev = hs.get(node.name)
-            hs[node.name] = [(x.T @ x).astype(np.float64) + (prev[i] if prev else 0) for i, x in enumerate(cols)]
+    if not hs:
+        sums: dict[str, list[np.ndarray]] = {}
+        for s in samples[:GPTQ_SAMPLES]:
+            values = run_graph(g, s)
+            for node in layers:
+                cols = [x[::-(-len(x) // GPTQ_ROWS)].astype(np.float32)
+                        for x in _weight_columns(g, node, values[node.inputs[0]])]
+                prev = sums.get(node.name)
+                sums[node.name] = [(x.T @ x).astype(np.float64) + (prev[i] if prev else 0) for i, x in enumerate(cols)]
+        hs.update({name: [gptq_factor(h) for h in group] for name, group in sums.items()})
     for node in layers:
         wq = node.q["w"]
         w = g.const(node.inputs[1]) if node.op == "Conv" else REGISTRY["Gemm"].weights(node, g)[0]
