@@ -121,14 +121,26 @@ class Emitter:
         return {"comment": f"{c.node}: {c.kernel}", "text": f"{c.kernel}({', '.join(self.arg(a) for a in c.args)})"}
 
 
+# Activation element types: C type, bytes, numpy type.
+ELEMENT_TYPES = {"float32": ("float", 4, np.float32), "int8": ("int8_t", 1, np.int8),
+                 "int16": ("int16_t", 2, np.int16)}
+
+
+def element_type(g: Graph, tensor: str) -> tuple[str, int, type]:
+    """A tensor's element type: its own (an IR with per-tensor element types) or the graph's (int8 when
+    quantized, else float32)."""
+    dtype = getattr(g.tensors[tensor], "dtype", None) or ("int8" if g.quantized else "float32")
+    return ELEMENT_TYPES[dtype]
+
+
 def _with_dumps(em: Emitter, g: Graph, calls: list[tuple[int, Call]], name: str) -> list[dict]:
     """The calls with, after every node (step), its output buffer passed to <name>_dump_hook when that is set."""
     rendered: list[dict] = []
     for step, node in enumerate(g.nodes):
         rendered.extend(em.call(c, s) for s, c in calls if s == step)
         out = node.outputs[0]
-        ctype = "int8_t" if g.quantized else "float"
-        nbytes = g.tensors[out].size * (1 if g.quantized else 4)
+        ctype, size, _ = element_type(g, out)
+        nbytes = g.tensors[out].size * size
         rendered.append({"comment": f"tensor dump: {out}",
                          "text": f"if ({name}_dump_hook) {name}_dump_hook({step}u, {em.buf(Buf(out, ctype))}, "
                                  f"{nbytes}u)"})

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec.codegen.emit import element_type
+
 from .build import BuildOptions, build
 from .errors import EdgecError
 from .ir import Graph
@@ -92,17 +94,21 @@ def reference_tensors(g: Graph, sample: dict[str, np.ndarray]) -> list[np.ndarra
 
 
 def divergence(g: Graph, dumps: list[list[tuple[int, bytes]]], samples: list[dict[str, np.ndarray]]) -> dict:
-    """Compare every layer's output dumped on the target with the integer reference (int8 builds).
+    """Compare every layer's output dumped on the target with the integer reference (quantized builds; a layer
+    left in float is not compared: "values" stays 0).
 
     Returns {"layers": [{"node", "op", "values", "differing", "max_abs_diff_lsb"}] (summed over samples),
     "first": the first layer in execution order with a differing value, or None, "samples"}."""
     layers = [{"node": n.name, "op": n.op, "values": 0, "differing": 0, "max_abs_diff_lsb": 0} for n in g.nodes]
+    types = [element_type(g, n.outputs[0])[2] for n in g.nodes]
     for records, sample in zip(dumps, samples):
         if [k for k, _ in records] != list(range(len(g.nodes))):
             raise EdgecError(f"the dump holds layers {[k for k, _ in records]}, expected 0..{len(g.nodes) - 1}")
         for (k, data), want in zip(records, reference_tensors(g, sample)):
-            got = np.frombuffer(data, np.int8).astype(np.int32)
-            diff = np.abs(got - want.astype(np.int32))
+            if types[k] == np.float32:
+                continue
+            got = np.frombuffer(data, types[k]).astype(np.int64)
+            diff = np.abs(got - want.astype(np.int64))
             layers[k]["values"] += int(diff.size)
             layers[k]["differing"] += int(np.count_nonzero(diff))
             layers[k]["max_abs_diff_lsb"] = max(layers[k]["max_abs_diff_lsb"], int(diff.max(initial=0)))
