@@ -1,13 +1,14 @@
-"""Benchmark: edgec's quantization choices (int8, Q-format q7, int4 weights) against onnxruntime.quantization and
-the official int8 TFLite models, on the MLPerf Tiny models in ../shared/models (fidelity to the float model on
-NAME.inputs.npz) and on a small CNN trained on scikit-learn's digits (accuracy).
+"""Benchmark: edgec's quantization choices (int8, Q-format q7, int4 weights, int16 activations) against
+onnxruntime.quantization and the official int8 TFLite models, on the MLPerf Tiny models in ../shared/models
+(fidelity to the float model on NAME.inputs.npz) and on a small CNN trained on scikit-learn's digits (accuracy).
 
     .venv/bin/pip install ai-edge-litert   # for the TFLite column (optional)
     .venv/bin/python bench/quantization.py [--models ../shared/models] [--only resnet8,ad01]
 
-Every edgec row is built and run in C on the host (cffi); its int8 outputs are bit-exact with the integer
-reference (checked). SQNR is in dB against onnxruntime's float outputs; top-1 is agreement with float. The digits
-CNN (edgec.digits, trained here on scikit-learn's digits) reports accuracy on its 449 test images instead."""
+Every edgec row is built and run in C on the host (cffi); its integer outputs are compared bit for bit with the
+integer reference (the bit-exact column). SQNR is in dB against onnxruntime's float outputs; top-1 is agreement
+with float. The digits CNN (edgec.digits, trained here on scikit-learn's digits) reports accuracy on its 449 test
+images instead."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ SCHEMES = {
     "Q-format q7, minmax": {"quantize": "qformat", "calibration": "minmax"},
     "int4 weights per-channel, auto calibration": {"quantize": "int4"},
     "int4 weights per-channel, minmax": {"quantize": "int4", "calibration": "minmax"},
+    "int16 act. + int8 weights (16x8), auto calibration": {"quantize": "int16"},
+    "int16 act. + int8 weights (16x8), minmax": {"quantize": "int16", "calibration": "minmax"},
 }
 
 

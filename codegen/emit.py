@@ -41,6 +41,8 @@ def _c_number(x, ctype: str) -> str:
         return f"{int(x)}u"
     if ctype == "int32_t" and int(x) == -(2**31):
         return "INT32_MIN"
+    if ctype == "int64_t":
+        return f"INT64_C({int(x)})"
     return str(int(x))
 
 
@@ -159,7 +161,9 @@ def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str
         rendered = _with_dumps(em, g, calls, name)
     else:
         rendered = [em.call(c, step) for step, c in calls]
-    mode = "int8: activations and weights are int8 (see SCALE/ZERO_POINT)" if g.quantized else "float32"
+    types = sorted({g.tensors[t].dtype for t in g.activations()}, key=["int8", "int16", "float32"].index)
+    mode = "float32" if not g.quantized else \
+        f"quantized, weights int8, activations {' and '.join(types)} (see SCALE/ZERO_POINT)"
     ctx = dict(name=name, NAME=name.upper(), version=__version__, source=source, mode_comment=mode,
                arena_bytes=plan.arena_bytes, lower_bound=plan.lower_bound_bytes, inputs=io["inputs"],
                outputs=io["outputs"], input_bytes=[x["bytes"] for x in io["inputs"]],

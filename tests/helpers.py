@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.build import BuildOptions, build
-from edgec.reference import quantize_input, run_graph
+from edgec.reference import quantize_feeds, run_graph
 from edgec.runner import run_build
 from edgec.target import list_targets, load_target
 
@@ -64,7 +64,7 @@ def build_and_run(model: onnx.ModelProto, tmp: Path, quantize: str = "none", tar
     path = tmp / "model.onnx"
     onnx.save(model, path)
     calib = None
-    if quantize != "none":
+    if quantize != "none" or build_options.get("qconfig"):
         cal = [random_feeds(model, rng) for _ in range(n_calib)]
         calib = tmp / "calib.npz"
         np.savez(calib, **{k: np.stack([c[k] for c in cal]) for k in cal[0]})
@@ -87,8 +87,7 @@ def assert_float_close(res, want, rel: float = 1e-4) -> None:
 
 def assert_bitexact(g, samples, res) -> None:
     for s, raw in zip(samples, res.raw):
-        feeds = {n: quantize_input(s[n], g.tensors[n].scale, g.tensors[n].zero_point) for n in g.inputs}
-        values = run_graph(g, feeds, int8=True)
+        values = run_graph(g, quantize_feeds(g, s), int8=True)
         for name in g.outputs:
             np.testing.assert_array_equal(raw[name], values[name], err_msg=f"{name} differs from the reference")
 

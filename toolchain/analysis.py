@@ -1,6 +1,6 @@
 """Quantization error analysis: where a quantized model loses precision, tensor by tensor.
 
-For every activation: its step (scale), format, the share of float values outside the int8 range (clipping),
+For every activation: its step (scale), format, the share of float values outside the integer range (clipping),
 the measured quantization-noise variance of the tensor alone next to the uniform-noise model step^2/12, and
 the SQNR against float both for the tensor alone (its float values quantized once) and accumulated through
 the network (the int8 reference's value against the float reference's)."""
@@ -12,8 +12,9 @@ import math
 import numpy as np
 
 from .ir import Graph
+from .ops.base import QRANGE
 from .quantize import qformat_name
-from .reference import dequantize, quantize_input, run_graph
+from .reference import dequantize, quantize_feeds, quantize_input, run_graph
 
 
 def _sqnr(signal: np.ndarray, noise: np.ndarray) -> float:
@@ -27,8 +28,7 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
     ints: dict[str, list[np.ndarray]] = {}
     for s in samples:
         fv = run_graph(g, s)
-        feeds = {n: quantize_input(s[n], g.tensors[n].scale, g.tensors[n].zero_point) for n in g.inputs}
-        iv = run_graph(g, feeds, int8=True)
+        iv = run_graph(g, quantize_feeds(g, s), int8=True)
         for name in iv:
             if g.const(name) is None:
                 floats.setdefault(name, []).append(fv[name].ravel())
@@ -37,18 +37,22 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
     producers = {n.outputs[0]: n for n in g.nodes}
     for name in floats:
         t = g.tensors[name]
+        if t.dtype == "float32":  # a float layer of a mixed graph
+            continue
         f = np.concatenate(floats[name]).astype(np.float64)
         deq = dequantize(np.concatenate(ints[name]), t.scale, t.zero_point).astype(np.float64)
-        alone = dequantize(quantize_input(f, t.scale, t.zero_point), t.scale, t.zero_point).astype(np.float64)
-        lo, hi = (-128 - t.zero_point) * t.scale, (127 - t.zero_point) * t.scale
+        alone = dequantize(quantize_input(f, t.scale, t.zero_point, t.dtype), t.scale, t.zero_point).astype(np.float64)
+        qmin, qmax = QRANGE[t.dtype]
+        lo, hi = (qmin - t.zero_point) * t.scale, (qmax - t.zero_point) * t.scale
         clipped = (f < lo - t.scale / 2) | (f > hi + t.scale / 2)
         inside = ~clipped
         node = producers.get(name)
+        fmt = qformat_name(t.scale, t.zero_point, 16 if t.dtype == "int16" else 8) or f"{t.dtype} zp={t.zero_point}"
         rows.append({
             "tensor": name,
             "op": node.op if node else "input",
             "scale": t.scale,
-            "format": f"{qformat_name(t.scale, t.zero_point) or f'int8 zp={t.zero_point}'} [{lo:.4g}, {hi:.4g}]",
+            "format": f"{fmt} [{lo:.4g}, {hi:.4g}]",
             "clip_rate": float(clipped.mean()),
             "noise_var": float(np.var((alone - f)[inside])) if inside.any() else 0.0,
             "noise_var_model": t.scale ** 2 / 12,

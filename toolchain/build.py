@@ -31,6 +31,7 @@ from .quantize import (
     SCHEMES,
     QuantOptions,
     is_prequantized,
+    load_qconfig,
     needs_calibration,
     prequantized_scheme,
     qformat_name,
@@ -47,7 +48,10 @@ META_FILE = "edgec.json"
 class BuildOptions:
     model: Path
     target: str = "host"
-    quantize: str = "none"  # none or one of quantize.SCHEMES
+    quantize: str = "none"  # none or one of quantize.SCHEMES (with --qconfig: for the layers it does not name)
+    qconfig: Path | None = None  # TOML: per-layer schemes (toolchain/quantize.py load_qconfig)
+    flash_budget: int | None = None  # --quantize auto: the weight bytes allowed (toolchain/autoquant.py)
+    max_sqnr_drop: float | None = None  # --quantize auto: dB of output SQNR below all-int8 allowed
     calib: Path | None = None
     calibration: str = "auto"
     percentile: float = 99.99
@@ -95,13 +99,26 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
     return g
 
 
-def quantize_with(g: Graph, opts: BuildOptions) -> None:
+def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) -> None:
+    """Calibrate (on --calib, or random data with a warning) and quantize g with opts.quantize and --qconfig (auto:
+    per-layer schemes for the target, toolchain/autoquant.py)."""
+    if opts.quantize == "auto":
+        _quantize_auto(g, opts, target or load_target(opts.target))
+        return
+    layers = {}
+    if opts.qconfig is not None:
+        default, layers = load_qconfig(opts.qconfig, g)
+        if opts.quantize == "none":  # the command line wins over the file's default
+            if default is None:
+                raise EdgecError(f"--qconfig {opts.qconfig}: give --quantize, or `default = \"int8\"` in the file "
+                                 "(the scheme of the layers it does not name)")
+            opts.quantize = default
     calib = opts.calib
-    quant = dataclasses.replace(opts.quant, scheme=opts.quantize) if opts.quantize in SCHEMES else opts.quant
-    if is_prequantized(g) and quant.scheme not in ("int8", prequantized_scheme(g)):
+    quant = dataclasses.replace(opts.quant, scheme=opts.quantize, layers=layers)
+    if is_prequantized(g) and (layers or quant.scheme not in ("int8", prequantized_scheme(g))):
         raise EdgecError(f"{opts.model} is already quantized (QDQ, {prequantized_scheme(g)}): --quantize "
-                         f"{quant.scheme} needs a float model; use --quantize {prequantized_scheme(g)} to build it "
-                         "with its own scales")
+                         f"{quant.scheme} and --qconfig need a float model; use --quantize {prequantized_scheme(g)} "
+                         "to build it with its own scales")
     if calib is None and not needs_calibration(g):
         quantize_graph(g, {}, quant)
         return
@@ -117,6 +134,21 @@ def quantize_with(g: Graph, opts: BuildOptions) -> None:
     g.info["calibration"] = quantize_calibrated(g, samples, method, opts.percentile, quant)
 
 
+def _quantize_auto(g: Graph, opts: BuildOptions, target: Target) -> None:
+    from .autoquant import choose_schemes
+
+    if opts.qconfig is not None:
+        raise EdgecError("--quantize auto chooses every layer's scheme itself; leave out --qconfig")
+    if is_prequantized(g):
+        raise EdgecError(f"{opts.model} is already quantized (QDQ): --quantize auto needs a float model")
+    if opts.calib is None:
+        raise EdgecError("--quantize auto measures each layer's sensitivity on real inputs: give --calib samples.npz")
+    samples = load_samples(opts.calib, g, "calibration")
+    g.info["auto"] = choose_schemes(g, samples, opts.quant, opts.calibration, opts.percentile,
+                                    lambda g: _const_bytes(lower_graph(g, target)[0]), opts.flash_budget,
+                                    opts.max_sqnr_drop)
+
+
 def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:
     """Kernel calls tagged with their step (node index), the steps for memory planning, and a per-layer report."""
     calls, steps, layers = [], [], []
@@ -126,7 +158,8 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
         scratch = max((c.scratch_bytes for c in low.calls), default=0)
         steps.append(Step(ins, node.outputs[:1], low.alias, scratch))
         calls.extend((i, c) for c in low.calls)
-        layers.append({"node": node.name, "op": node.op, "kernels": [c.kernel for c in low.calls],
+        layers.append({"node": node.name, "op": node.op, "dtype": node.dtype,
+                       "kernels": [c.kernel for c in low.calls],
                        "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch,
                        "weight_bytes": _const_bytes([(i, c) for c in low.calls]), "output": node.outputs[0],
                        **_formats(g, node)})
@@ -135,10 +168,10 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
 
 def _formats(g: Graph, node) -> dict:
     """Q-format builds: the Qm.n of the node's output and, for Conv/Gemm, of its weights (per channel: the range)."""
-    if not g.quantized or node.scheme != "qformat":
+    if not g.quantized or node.scheme not in ("qformat", "q15"):
         return {}
     out = g.tensors[node.outputs[0]]
-    f = {"format": qformat_name(out.scale, out.zero_point)}
+    f = {"format": qformat_name(out.scale, out.zero_point, 16 if out.dtype == "int16" else 8)}
     if node.q and "w_scale" in node.q:
         names = sorted({qformat_name(float(s), 0) for s in node.q["w_scale"]}, key=lambda x: int(x.split(".")[1]))
         f["weight_format"] = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
@@ -146,13 +179,10 @@ def _formats(g: Graph, node) -> dict:
 
 
 def _io(g: Graph) -> dict:
-    elem = 1 if g.quantized else 4
-
     def desc(name: str, kind: str, k: int) -> dict:
         t = g.tensors[name]
         return {"name": name, "kind": kind, "macro": f"{kind.upper()}{k}", "shape": list(t.shape), "size": t.size,
-                "bytes": t.size * elem, "ctype": "int8_t" if g.quantized else "float", "scale": t.scale,
-                "zero_point": t.zero_point}
+                "bytes": t.nbytes, "ctype": t.ctype, "scale": t.scale, "zero_point": t.zero_point}
 
     return {"inputs": [desc(n, "input", k) for k, n in enumerate(g.inputs)],
             "outputs": [desc(n, "output", k) for k, n in enumerate(g.outputs)]}
@@ -176,18 +206,19 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     target = _with_limits(load_target(opts.target), opts)
     if opts.instrument not in (None, "profile", "dump"):
         raise EdgecError(f"instrument={opts.instrument!r}: choose None, 'profile' or 'dump'")
-    if opts.quantize not in ("none", *SCHEMES):
-        raise EdgecError(f"--quantize {opts.quantize}: choose none, {', '.join(SCHEMES)}")
+    if opts.quantize not in ("none", *SCHEMES, "auto"):
+        raise EdgecError(f"--quantize {opts.quantize}: choose none, {', '.join(SCHEMES)}, auto")
+    if (opts.flash_budget is not None or opts.max_sqnr_drop is not None) and opts.quantize != "auto":
+        raise EdgecError("--flash-budget and --max-sqnr-drop go with --quantize auto")
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
         opts.quantize = prequantized_scheme(g)
         print(f"note: {opts.model} is a quantized (QDQ) model: building {opts.quantize} with its scales",
               file=sys.stderr)
-    if opts.quantize in SCHEMES:
-        quantize_with(g, opts)
+    if opts.quantize != "none" or opts.qconfig is not None:
+        quantize_with(g, opts, target)
     calls, steps, layers = lower_graph(g, target)
-    elem = 1 if g.quantized else 4
-    nbytes = {name: t.size * elem for name, t in g.tensors.items()}
+    nbytes = {name: t.nbytes for name, t in g.tensors.items()}
     plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))
     name = c_identifier(opts.name or opts.model.stem).lower()
     out = Path(opts.out or f"build/{name}-{target.name}")
@@ -198,11 +229,12 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
-            "calibration": g.info.get("calibration"),
+            "calibration": g.info.get("calibration"), "auto": g.info.get("auto"),
             "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes},
             "instrument": opts.instrument}
-    if opts.quantize == "qformat":
-        meta["formats"] = {n: qformat_name(g.tensors[n].scale, g.tensors[n].zero_point) for n in g.activations()}
+    if opts.quantize in ("qformat", "q15"):
+        meta["formats"] = {n: qformat_name(t.scale, t.zero_point, 16 if t.dtype == "int16" else 8)
+                           for n, t in ((n, g.tensors[n]) for n in g.activations())}
     fits = _check_fit(target, meta, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

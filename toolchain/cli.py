@@ -22,9 +22,21 @@ DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is co
 def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="ONNX model file")
     p.add_argument("--target", default="host", help="target name (see 'edgec targets'); default host")
-    p.add_argument("--quantize", default="none", choices=["none", *SCHEMES],
+    p.add_argument("--quantize", default="none", choices=["none", *SCHEMES, "auto"],
                    help="none = float32; int8; qformat = Q-format q7 (power-of-two scales, shift-only "
-                   "requantization); int4 = int4 weights, int8 activations")
+                   "requantization; --qbits 16 for q15); int4 = int4 weights, int8 activations; int16 = int16 "
+                   "activations, int8 weights (16x8); q15 = int16 with Q-format scales; auto = per layer by "
+                   "measured sensitivity (--flash-budget or --max-sqnr-drop)")
+    p.add_argument("--flash-budget", type=_size, metavar="BYTES",
+                   help="--quantize auto: weight bytes allowed, e.g. 64k (int4 weights where they cost least)")
+    p.add_argument("--max-sqnr-drop", type=float, metavar="DB",
+                   help="--quantize auto: output SQNR allowed below the all-int8 model's, in dB")
+    p.add_argument("--qbits", type=int, default=8, choices=[8, 16],
+                   help="with --quantize qformat: 8 = q7 (default), 16 = q15 (int16 activations, the same as "
+                   "--quantize q15)")
+    p.add_argument("--qconfig", type=Path, metavar="TOML",
+                   help="per-layer schemes: [layers] name = \"int8\" | \"int16\" | \"qformat\" | \"q15\" | "
+                   "\"int4\" | \"float\" (see README)")
     p.add_argument("--calib", type=Path, help=".npz calibration samples (one array per input, leading sample axis)")
     p.add_argument("--calibration", default="auto", choices=["auto", *METHODS],
                    help="how activation ranges are chosen from the calibration data; auto (default) tries minmax "
@@ -92,12 +104,20 @@ def _options(a: argparse.Namespace, out: Path | None):
     from .load import parse_input_shapes
     from .quantize import QuantOptions
 
-    return BuildOptions(model=a.model, target=a.target, quantize=a.quantize, calib=a.calib,
+    quantize = a.quantize
+    if a.qbits == 16:
+        if quantize not in ("qformat", "q15"):
+            from .errors import EdgecError
+
+            raise EdgecError(f"--qbits 16 goes with --quantize qformat (Q15), not --quantize {quantize}")
+        quantize = "q15"
+    return BuildOptions(model=a.model, target=a.target, quantize=quantize, qconfig=a.qconfig, calib=a.calib,
                         calibration=a.calibration, percentile=a.percentile,
                         quant=QuantOptions(per_channel=not a.per_tensor, symmetric=a.symmetric,
                                            bias_correction=a.bias_correction),
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
-                        flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune))
+                        flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune),
+                        flash_budget=a.flash_budget, max_sqnr_drop=a.max_sqnr_drop)
 
 
 def _calibration_text(info: dict | None) -> str:
@@ -142,6 +162,11 @@ def cmd_build(a: argparse.Namespace) -> int:
     out, meta, _ = build(_options(a, a.out))
     print(f"wrote {out}/")
     print(_table(_summary(meta)))
+    auto = meta.get("auto")
+    if auto:
+        print(f"  auto: output SQNR {auto['sqnr_db']} dB (all int8: {auto['int8_sqnr_db']}), weights "
+              f"{auto['weight_bytes']:,} bytes (all int8: {auto['int8_weight_bytes']:,}); "
+              + ", ".join(f"{k} {v}" for k, v in auto["layers"].items()))
     formats = meta.get("formats")
     if formats:
         for io in meta["inputs"]:
@@ -285,6 +310,11 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     from .export import export_qdq
 
     opts = _options(a, None)
+    if opts.qconfig is not None or opts.quantize in ("int16", "q15", "auto"):
+        from .errors import EdgecError
+
+        raise EdgecError("edgec quantize writes int8, qformat and int4 QDQ models; build or validate int16, q15 and "
+                         "mixed models (--quantize int16|q15, --qconfig) instead")
     opts.quantize = "int8" if opts.quantize == "none" else opts.quantize
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib, layout=False)
     quantize_with(g, opts)
@@ -425,8 +455,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--out", type=Path, help="keep the build in this directory")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.add_argument("--per-layer", action="store_true",
-                   help="add per-layer instructions (profiling build) and, for int8, the per-tensor quantization "
-                        "error analysis and each layer's divergence from the integer reference on the target")
+                   help="add per-layer instructions (profiling build) and, for quantized builds, the per-tensor "
+                        "quantization error analysis and each layer's divergence from the integer reference on the "
+                        "target")
     v.set_defaults(func=cmd_validate)
     pf = sub.add_parser("profile", help="instructions, MACs, scratch and weight bytes of every layer on the target")
     _build_args(pf)

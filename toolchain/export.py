@@ -133,7 +133,7 @@ class _Writer:
             return self.dequantized_const(name, q["bias"], (s_in * ws).astype(np.float32),
                                           np.zeros(len(ws), np.int32), axis=0)
         if node.op in ("Add", "Sub", "Mul"):
-            qc, s, zp = const_quant(data.astype(np.float64), node.scheme == "qformat")
+            qc, s, zp = const_quant(data.astype(np.float64), node.dtype, node.scheme == "qformat")
             return self.dequantized_const(name, qc, np.float32(s), np.int8(zp))
         if node.op == "PRelu":
             return self.dequantized_const(name, q["slope"], np.float32(q["slope_scale"]), np.int8(0))

@@ -7,6 +7,11 @@ from typing import Any
 
 import numpy as np
 
+# Element types of activations: the C type and bytes per element of each.
+CTYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t"}
+ELEM_BYTES = {"float32": 4, "int8": 1, "int16": 2}
+NUMPY_TYPES = {"float32": np.float32, "int8": np.int8, "int16": np.int16}
+
 
 @dataclass
 class Tensor:
@@ -16,7 +21,9 @@ class Tensor:
     # Physical storage, set by the layout pass: the bytes are data.reshape(view).transpose(perm), row-major.
     view: tuple[int, ...] | None = None  # None: the logical shape
     perm: tuple[int, ...] | None = None  # None: identity (logical order)
-    # int8 activations, set by the quantizer: real = scale * (q - zero_point).
+    # Element type of an activation ("float32", "int8", "int16"), set by the quantizer; constants stay float.
+    dtype: str = "float32"
+    # Integer activations, set by the quantizer: real = scale * (q - zero_point).
     scale: float | None = None
     zero_point: int | None = None
     # int8 scale and zero point that came with the model (an imported QDQ model); they win over calibration.
@@ -34,6 +41,14 @@ class Tensor:
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def ctype(self) -> str:
+        return CTYPES[self.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * ELEM_BYTES[self.dtype]
 
     @property
     def storage_view(self) -> tuple[int, ...]:
@@ -57,6 +72,9 @@ class Node:
     attrs: dict[str, Any] = field(default_factory=dict)
     q: dict[str, Any] | None = None  # integer parameters, set by the quantizer
     scheme: str = "int8"  # the quantization scheme of this node (QuantOptions.scheme), set by the quantizer
+    # The element type this node computes in ("float32", "int8", "int16"), set by the quantizer. Its activation
+    # inputs and output have this type; a Convert node (toolchain/ops/convert.py) joins tensors of two types.
+    dtype: str = "float32"
 
 
 @dataclass
@@ -66,7 +84,7 @@ class Graph:
     nodes: list[Node]
     inputs: list[str]
     outputs: list[str]
-    quantized: bool = False
+    quantized: bool = False  # some tensors are integers (a per-tensor element type says which)
     info: dict[str, Any] = field(default_factory=dict)  # what passes report (e.g. pruning), for the build report
 
     def const(self, name: str) -> np.ndarray | None:

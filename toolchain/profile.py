@@ -18,7 +18,7 @@ from edgec.codegen.emit import element_type
 from .build import BuildOptions, build
 from .errors import EdgecError
 from .ir import Graph
-from .reference import quantize_input, run_graph
+from .reference import quantize_feeds, run_graph
 from .runner import run_build
 from .target import load_target
 
@@ -88,8 +88,7 @@ def format_profile(p: dict) -> str:
 
 def reference_tensors(g: Graph, sample: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Every node's output from the numpy integer reference, flat, in the C buffer's storage order."""
-    feeds = {n: quantize_input(sample[n], g.tensors[n].scale, g.tensors[n].zero_point) for n in g.inputs}
-    values = run_graph(g, feeds, int8=True)
+    values = run_graph(g, quantize_feeds(g, sample), int8=True)
     return [g.tensors[n.outputs[0]].to_storage(values[n.outputs[0]]) for n in g.nodes]
 
 

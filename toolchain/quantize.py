@@ -1,38 +1,87 @@
 """Static post-training quantization: calibrate activation ranges, then let every op derive its integers.
 
-Schemes (QuantOptions.scheme, per node in Node.scheme):
+Schemes (QuantOptions.scheme for the whole model, per node in Node.scheme; Node.dtype and Tensor.dtype are the
+element types they give):
 - int8: weights int8 symmetric per output channel, activations int8 asymmetric per tensor from the calibrated range,
   bias int32 with scale input_scale * weight_scale, requantization with an int32 multiplier and shift, rounded once.
 - qformat: Q-format q7 fixed point: every scale a power of two 2^-n (Qm.n, zero point 0) chosen from the
   calibrated range, weights too (per channel or per tensor), bias int32 at 2^-(n_in + n_w); Conv and Gemm
   requantize with a rounding shift only.
-- int4: as int8, with int4 weights symmetric per output channel in [-7, 7], packed two per byte in flash."""
+- int4: as int8, with int4 weights symmetric per output channel in [-7, 7], packed two per byte in flash.
+- int16 (16x8): weights as int8, activations int16 symmetric (zero point 0); Conv/Gemm accumulate in int64 with an
+  int64 bias and requantize with a 15-bit multiplier (ec_requantize_s64); other ops as in int8 with int16 bounds.
+- q15 (--quantize qformat --qbits 16): the int16 path with Q-format scales: activations Qm.n with m + n = 15
+  (n = 15 - ceil(log2(max |x|))), weights as qformat's (power-of-two per channel, int8); every multiplier is then
+  2^14 and requantization a rounding shift.
+Every layer can have its own scheme, float included (QuantOptions.layers, from --qconfig); a Convert node is
+inserted wherever a tensor is read by a layer of another element type or scale family (affine, power of two)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .calibrate import calibrate
 from .errors import EdgecError
-from .ir import Graph, Node
+from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
 from .ops.base import frac_bits
-from .ops.conv import INT4_MAX
+from .ops.conv import BIAS64_LIMIT, INT4_MAX
 from .ops.geometry import windows
-from .reference import dequantize, quantize_input, run_graph
+from .reference import dequantize, quantize_feeds, quantize_input, run_graph
 
-SCHEMES = ("int8", "qformat", "int4")  # the --quantize values that quantize (besides none)
+SCHEMES = ("int8", "qformat", "int4", "int16", "q15")  # the --quantize values that quantize (besides none)
+LAYER_SCHEMES = (*SCHEMES, "float")  # what a --qconfig layer entry may say
+DTYPES = {"int8": "int8", "qformat": "int8", "int4": "int8", "int16": "int16", "q15": "int16", "float": "float32"}
+# Tensors of one family share element type and kind of scale; between families a Convert is needed.
+FAMILIES = {"int8": "int8", "int4": "int8", "qformat": "q7", "int16": "int16", "q15": "q15", "float": "float32"}
 
 
 @dataclass
 class QuantOptions:
-    scheme: str = "int8"  # one of SCHEMES
+    scheme: str = "int8"  # one of SCHEMES: the scheme of the layers `layers` does not name
     per_channel: bool = True  # weights: one scale per output channel, or one per tensor
-    symmetric: bool = False  # activations: zero point 0
+    symmetric: bool = False  # int8 activations: zero point 0 (int16 and qformat always are)
     bias_correction: bool = False  # shift biases so each layer's mean output matches float on calibration data
+    layers: dict[str, str] = field(default_factory=dict)  # node name -> one of LAYER_SCHEMES (--qconfig)
+
+
+def load_qconfig(path, g: Graph) -> tuple[str | None, dict[str, str]]:
+    """A --qconfig TOML file: an optional `default = "int8"` and a [layers] table of node name = scheme
+    (LAYER_SCHEMES). Returns (default, layers); an unreadable file, an unknown layer or scheme is a user error."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise EdgecError(f"{path}: not a readable TOML quantization config ({exc})") from None
+    unknown_keys = sorted(set(doc) - {"default", "layers"})
+    if unknown_keys:
+        raise EdgecError(f"{path}: unknown key(s) {', '.join(unknown_keys)}; a qconfig has `default = \"int8\"` "
+                         "and a [layers] table")
+    default = doc.get("default")
+    if default is not None and default not in SCHEMES:
+        raise EdgecError(f"{path}: default = {default!r}: choose one of {', '.join(SCHEMES)}")
+    layers = doc.get("layers", {})
+    if not isinstance(layers, dict):
+        raise EdgecError(f"{path}: [layers] must be a table of layer name = scheme")
+    names = [n.name for n in g.nodes]
+    for name, scheme in layers.items():
+        if scheme not in LAYER_SCHEMES:
+            raise EdgecError(f"{path}: layer '{name}' = {scheme!r}: unknown scheme; choose one of "
+                             f"{', '.join(LAYER_SCHEMES)}")
+        if name not in names:
+            raise EdgecError(f"{path}: no layer named '{name}' in the model (fused activations are part of the "
+                             f"layer before them); layers: {', '.join(names)}")
+    return default, dict(layers)
+
+
+def int16_params(lo: float, hi: float) -> tuple[float, int]:
+    """Symmetric int16 scale covering [lo, hi] (zero point 0)."""
+    bound = max(abs(lo), abs(hi))
+    return (bound / 32767.0 if bound > 0 else 1.0 / 32767.0), 0
 
 
 def affine_params(lo: float, hi: float, symmetric: bool = False) -> tuple[float, int]:
@@ -46,21 +95,22 @@ def affine_params(lo: float, hi: float, symmetric: bool = False) -> tuple[float,
     return float(scale), zp
 
 
-def pow2_params(lo: float, hi: float) -> tuple[float, int]:
-    """Q-format q7 scale 2^-n (n = frac_bits of the larger magnitude) and zero point 0."""
-    return float(np.ldexp(1.0, -int(frac_bits(max(abs(lo), abs(hi)))))), 0
+def pow2_params(lo: float, hi: float, bits: int = 8) -> tuple[float, int]:
+    """Q-format scale 2^-n and zero point 0: q7 (bits 8, n = frac_bits of the larger magnitude) or q15 (bits 16,
+    n = frac_bits + 8, i.e. 15 - ceil(log2(max |x|)))."""
+    return float(np.ldexp(1.0, -int(frac_bits(max(abs(lo), abs(hi)))) - (bits - 8))), 0
 
 
-def qformat_name(scale: float | None, zp: int | None) -> str | None:
-    """Qm.n of a power-of-two scale 2^-n with zero point 0 (m = 7 - n; m or n may be negative), UQm.n for zero
-    point -128 (softmax's [0, 1) output, UQ0.8); None otherwise."""
+def qformat_name(scale: float | None, zp: int | None, bits: int = 8) -> str | None:
+    """Qm.n of a power-of-two scale 2^-n with zero point 0 (m = bits - 1 - n; m or n may be negative), UQm.n for
+    zero point -128 (softmax's [0, 1) output, UQ0.8); None otherwise."""
     if scale is None or scale <= 0:
         return None
     n = -math.log2(scale)
     if n != round(n) or zp not in (0, -128):
         return None
     n = int(round(n))
-    return f"Q{7 - n}.{n}" if zp == 0 else f"UQ{8 - n}.{n}"
+    return f"Q{bits - 1 - n}.{n}" if zp == 0 else f"UQ{bits - n}.{n}"
 
 
 def needs_calibration(g: Graph) -> bool:
@@ -105,33 +155,114 @@ def prequantized_scheme(g: Graph) -> str:
     return "int4"
 
 
-def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
-    """Set every activation's scale and zero point, then let each op derive its integer parameters.
-
-    Priority: the op's own fixed output format (softmax), the input's format for ops that keep it (pooling,
-    reshapes), the model's own (imported QDQ), the calibrated range."""
-    opts = opts or QuantOptions()
+def assign_schemes(g: Graph, opts: QuantOptions) -> dict[str, str]:
+    """Each node's scheme and element type: its --qconfig entry, else its input's for ops that keep the input's
+    format (pooling, reshapes, pads), else opts.scheme. Graph inputs take their first reader's. Returns the family
+    (FAMILIES) of every activation."""
+    if opts.scheme not in SCHEMES:
+        raise EdgecError(f"--quantize {opts.scheme}: choose one of none, {', '.join(SCHEMES)}")
+    producer: dict[str, Node] = {}
+    problems = []
     for node in g.nodes:
-        node.scheme = opts.scheme
+        op = REGISTRY[node.op]
+        if node.name in opts.layers:
+            node.scheme = opts.layers[node.name]
+        elif op.keeps_quant and node.inputs[0] in producer:
+            node.scheme = producer[node.inputs[0]].scheme
+        else:
+            node.scheme = opts.scheme
+        node.dtype = DTYPES[node.scheme]
+        if node.scheme != "float":
+            why = op.unsupported(node, g, node.scheme)
+            if why:
+                problems.append(f"{node.op} (node '{node.name}'): {why}")
+        producer[node.outputs[0]] = node
+        g.tensors[node.outputs[0]].dtype = node.dtype
+    if problems:
+        raise EdgecError(f"cannot quantize: {'; '.join(problems)}. Give these layers another scheme with --qconfig "
+                         "(a [layers] entry such as name = \"int8\" or \"float\")")
+    family = {name: FAMILIES[n.scheme] for name, n in producer.items()}
+    for name in g.inputs:
+        readers = [n for n in g.nodes if name in n.inputs]
+        scheme = readers[0].scheme if readers else opts.scheme
+        g.tensors[name].dtype, family[name] = DTYPES[scheme], FAMILIES[scheme]
+    return family
+
+
+def remove_converts(g: Graph) -> None:
+    """Undo insert_converts: readers of a Convert's output read its input again."""
+    for node in [n for n in g.nodes if n.op == "Convert"]:
+        src, dst = node.inputs[0], node.outputs[0]
+        for reader in g.nodes:
+            reader.inputs = [src if i == dst else i for i in reader.inputs]
+        g.nodes.remove(node)
+        del g.tensors[dst]
+
+
+def insert_converts(g: Graph, ranges: dict[str, tuple[float, float]], family: dict[str, str]) -> None:
+    """A Convert node before every reader of a tensor of another family (one per tensor and family)."""
+    made: dict[tuple[str, str], str] = {}
+    nodes: list[Node] = []
+    for node in g.nodes:
+        want = FAMILIES[node.scheme]
+        for k, name in enumerate(node.inputs):
+            t = g.tensors.get(name) if name else None
+            if t is None or t.is_const or family[name] == want:
+                continue
+            key = (name, want)
+            if key not in made:
+                new = g.fresh_name(f"{name}_{want}")
+                g.tensors[new] = Tensor(new, t.shape, view=t.view, perm=t.perm, dtype=node.dtype)
+                family[new] = want
+                if name in ranges:
+                    ranges[new] = ranges[name]
+                nodes.append(Node("Convert", g.fresh_name(f"convert_{new}"), [name], [new], scheme=node.scheme,
+                                  dtype=node.dtype))
+                made[key] = new
+            node.inputs[k] = made[key]
+        nodes.append(node)
+    g.nodes = nodes
+
+
+def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
+    """Give every node and activation its element type, insert Converts between types, set every integer
+    activation's scale and zero point, then let each integer op derive its parameters.
+
+    Priority for a scale: the op's own fixed output format (softmax), the input's format for ops that keep it
+    (pooling, reshapes), the model's own (imported QDQ, int8), the calibrated range."""
+    opts = opts or QuantOptions()
+    ranges = dict(ranges)
+    remove_converts(g)  # quantizing again (calibration auto tries several ranges)
+    family = assign_schemes(g, opts)
+    insert_converts(g, ranges, family)
     if not opts.per_channel:
         for node in g.nodes:
             if node.op in ("Conv", "Gemm") and g.tensors[node.inputs[1]].weight_scales is None:
                 wmax = float(np.abs(g.const(node.inputs[1])).max())
-                scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if opts.scheme == "qformat" else
-                         max(wmax / (INT4_MAX if opts.scheme == "int4" else 127.0), 1e-12))
+                scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if node.scheme in ("qformat", "q15") else
+                         max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12))
                 g.tensors[node.inputs[1]].weight_scales = (np.array([scale]), 0)
 
-    def params(name: str) -> tuple[float, int]:
-        if opts.scheme == "qformat":
-            return pow2_params(*ranges[name])
-        return affine_params(*ranges[name], opts.symmetric)
+    def params(t: Tensor) -> tuple[float, int]:
+        kind = family[t.name]
+        if t.fixed_quant is not None and kind in ("int8", "q7"):  # an imported QDQ model's own
+            return t.fixed_quant
+        if kind == "int16":
+            return int16_params(*ranges[t.name])
+        if kind in ("q7", "q15"):
+            return pow2_params(*ranges[t.name], 16 if kind == "q15" else 8)
+        return t.fixed_quant or affine_params(*ranges[t.name], opts.symmetric)
 
     for name in g.inputs:
         t = g.tensors[name]
-        t.scale, t.zero_point = t.fixed_quant or params(name)
+        if t.dtype != "float32":
+            t.scale, t.zero_point = params(t)
     for node in g.nodes:
         op = REGISTRY[node.op]
         out = g.tensors[node.outputs[0]]
+        if out.dtype == "float32":
+            out.scale, out.zero_point = None, None
+            continue
         fixed = op.output_quant(node, g)
         if fixed is not None:
             out.scale, out.zero_point = fixed
@@ -147,10 +278,10 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
                                  f"{src.scale:.6g} and {src.zero_point}; edgec's int8 {node.op} keeps the input's "
                                  "(quantize both with the same parameters, as onnxruntime's quantizer does)")
         else:
-            out.scale, out.zero_point = out.fixed_quant or params(out.name)
-    g.quantized = True
+            out.scale, out.zero_point = params(out)
+    g.quantized = any(g.tensors[n].dtype != "float32" for n in g.activations())
     for node in g.nodes:
-        node.q = REGISTRY[node.op].quantize(node, g)
+        node.q = REGISTRY[node.op].quantize(node, g) if node.scheme != "float" or node.op == "Convert" else None
 
 
 def _scales(g: Graph, node: Node) -> np.ndarray:
@@ -173,7 +304,8 @@ def _integer_layer_in_float(g: Graph, node: Node, x: np.ndarray) -> np.ndarray:
             bare.attrs = {"transB": 1}
         if len(node.inputs) > 2:
             g.tensors[node.inputs[2]].data = b_deq  # (a Conv without bias has an all-zero integer bias)
-        return op.ref(bare, g, [dequantize(quantize_input(x, xt.scale, xt.zero_point), xt.scale, xt.zero_point)])
+        xq = quantize_input(x, xt.scale, xt.zero_point, xt.dtype)
+        return op.ref(bare, g, [dequantize(xq, xt.scale, xt.zero_point)])
     finally:
         g.tensors[node.inputs[1]].data = saved[0]
         if len(node.inputs) > 2:
@@ -184,7 +316,7 @@ def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
     """Empirical bias correction: for every Conv/Gemm, the mean difference per output channel between the int8
     layer's output before requantization and activation and the float layer's, on the same float input, is
     removed from the integer bias. Returns the mean absolute correction per layer in output units."""
-    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm")]
+    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.q is not None]
     diffs: dict[str, np.ndarray] = {}
     for s in samples:
         fv = run_graph(g, s)
@@ -202,8 +334,10 @@ def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
         unit = g.tensors[node.inputs[0]].scale * _scales(g, node)  # real value of one accumulator step
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(unit > 0, np.round(diffs[node.name] / unit), 0.0)
-        step = np.clip(np.nan_to_num(step), -(2**31), 2**31 - 1).astype(np.int64)  # channels of ~0 weights
-        node.q["bias"] = np.clip(node.q["bias"].astype(np.int64) - step, -(2**31), 2**31 - 1).astype(np.int32)
+        bias = node.q["bias"]
+        limit = BIAS64_LIMIT if bias.dtype == np.int64 else 2**31 - 1
+        step = np.clip(np.nan_to_num(step), -limit, limit).astype(np.int64)  # channels of ~0 weights
+        node.q["bias"] = np.clip(bias.astype(np.int64) - step, -limit, limit).astype(bias.dtype)
         report[node.name] = float(np.abs(diffs[node.name]).mean())
     return report
 
@@ -219,11 +353,11 @@ def output_sqnr(g: Graph, samples: list[dict[str, np.ndarray]]) -> float:
     signal = noise = 0.0
     for s in samples:
         want = run_graph(g, s)
-        feeds = {n: quantize_input(s[n], g.tensors[n].scale, g.tensors[n].zero_point) for n in g.inputs}
-        got = run_graph(g, feeds, int8=True)
+        got = run_graph(g, quantize_feeds(g, s), int8=True)
         for n in g.outputs:
             t = g.tensors[n]
-            err = dequantize(got[n], t.scale, t.zero_point).astype(np.float64) - want[n]
+            y = got[n] if t.dtype == "float32" else dequantize(got[n], t.scale, t.zero_point)
+            err = y.astype(np.float64) - want[n]
             signal += float((want[n].astype(np.float64) ** 2).sum())
             noise += float((err**2).sum())
     return float(10 * np.log10(signal / noise)) if noise > 0 else float("inf")

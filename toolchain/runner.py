@@ -18,7 +18,7 @@ from .target import load_target
 @dataclass
 class RunResult:
     outputs: list[dict[str, np.ndarray]]  # per sample, float32 (dequantized for int8 builds)
-    raw: list[dict[str, np.ndarray]]  # per sample, as the C produced them (int8 or float32)
+    raw: list[dict[str, np.ndarray]]  # per sample, as the C produced them (int8, int16 or float32)
     instructions: list[int] = field(default_factory=list)
     stack_bytes: int | None = None
     profile: list[dict] = field(default_factory=list)  # profiling build: per sample, see FirmwareResult.profile
@@ -39,6 +39,9 @@ def split_dump(data: bytes) -> list[tuple[int, bytes]]:
     return records
 
 
+_INT_TYPES = {"int8_t": "int8", "int16_t": "int16"}
+
+
 def read_meta(build_dir: Path) -> dict:
     path = Path(build_dir) / META_FILE
     if not path.is_file():
@@ -50,8 +53,8 @@ def encode(meta: dict, sample: dict[str, np.ndarray]) -> list[bytes]:
     out = []
     for io in meta["inputs"]:
         x = sample[io["name"]].reshape(io["shape"])
-        if io["ctype"] == "int8_t":
-            x = quantize_input(x, io["scale"], io["zero_point"])
+        if io["ctype"] in _INT_TYPES:
+            x = quantize_input(x, io["scale"], io["zero_point"], _INT_TYPES[io["ctype"]])
         else:
             x = x.astype(np.float32)
         out.append(np.ascontiguousarray(x).tobytes())
@@ -61,10 +64,10 @@ def encode(meta: dict, sample: dict[str, np.ndarray]) -> list[bytes]:
 def decode(meta: dict, blobs: list[bytes]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     vals, raw = {}, {}
     for io, blob in zip(meta["outputs"], blobs):
-        dtype = np.int8 if io["ctype"] == "int8_t" else np.float32
+        dtype = {"int8_t": np.int8, "int16_t": np.int16}.get(io["ctype"], np.float32)
         r = np.frombuffer(blob, dtype=dtype).reshape(io["shape"])
         raw[io["name"]] = r
-        vals[io["name"]] = dequantize(r, io["scale"], io["zero_point"]) if dtype == np.int8 else r.copy()
+        vals[io["name"]] = dequantize(r, io["scale"], io["zero_point"]) if dtype != np.float32 else r.copy()
     return vals, raw
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .ir import Graph
-from .reference import quantize_input, run_graph
+from .reference import quantize_feeds, run_graph
 from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
@@ -21,11 +21,10 @@ def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> lis
 
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """The numpy int8 reference's raw outputs for each sample (int8 builds only)."""
+    """The numpy integer reference's raw outputs for each sample (quantized builds only)."""
     out = []
     for s in samples:
-        feeds = {n: quantize_input(s[n], g.tensors[n].scale, g.tensors[n].zero_point) for n in g.inputs}
-        values = run_graph(g, feeds, int8=True)
+        values = run_graph(g, quantize_feeds(g, s), int8=True)
         out.append({n: values[n] for n in g.outputs})
     return out
 

@@ -45,6 +45,15 @@ typedef struct {
     int32_t per_channel;
 } ec_quant_s8;
 
+/* int16 (16x8) output stage, zero points 0: out = clamp(ec_requantize_s64(acc, mult, shift), act_min, act_max).
+ * mult is the 15-bit multiplier of the 64-bit accumulator (toolchain/ops/base.py reduce_multiplier). */
+typedef struct {
+    int32_t act_min; /* >= -32768, carries a fused Relu/Clip */
+    int32_t act_max; /* <= 32767 */
+    const int32_t *mult;  /* per output channel */
+    const int32_t *shift; /* per output channel, <= 14 */
+} ec_quant_s16;
+
 /* float output stage: out = min(max(acc, act_min), act_max). */
 typedef struct {
     float act_min;
@@ -69,6 +78,14 @@ static inline int32_t ec_requantize(int32_t x, int32_t mult, int32_t shift)
     const int32_t total = 31 - shift;
     const int64_t r = ((int64_t)x * mult + (INT64_C(1) << (total - 1))) >> total;
     return r > INT32_MAX ? INT32_MAX : (r < INT32_MIN ? INT32_MIN : (int32_t)r);
+}
+
+/* A 64-bit accumulator (|x| < 2^47) times a 15-bit multiplier: (x * mult + 2^(t - 1)) >> t, t = 15 - shift,
+ * rounding half up (the arithmetic shift of a negative value is gcc's, as everywhere in edgec). */
+static inline int64_t ec_requantize_s64(int64_t x, int32_t mult, int32_t shift)
+{
+    const int32_t t = 15 - shift;
+    return (x * (int64_t)mult + (INT64_C(1) << (t - 1))) >> t;
 }
 
 static inline int32_t ec_clamp_i32(int32_t x, int32_t lo, int32_t hi)
@@ -221,6 +238,49 @@ void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec
 void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, int32_t out_n, int32_t out_zp,
                    const int8_t *input, int8_t *output);
 void ec_softmax_f32(int32_t outer, int32_t n, int32_t inner, const float *input, float *output);
+
+/* ---- int16 activations with int8 weights (16x8), zero points 0 ----------------------------------------------
+ * Same geometry and data layout as the s8 kernels. Conv and fully connected accumulate in int64 with an int64 bias
+ * and requantize with ec_quant_s16. */
+void ec_conv2d_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input, const int8_t *weights,
+                   const int64_t *bias, int16_t *output);
+void ec_depthwise_conv2d_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input,
+                             const int8_t *weights, const int64_t *bias, int16_t *output);
+void ec_fully_connected_s16(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s16 *q,
+                            const int16_t *input, const int8_t *weights, const int64_t *bias, int16_t *output);
+/* Add/sub and mul: the s8 formulas with int16 operands (left_shift 15 for add; zero points 0). */
+void ec_add_s16(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int16_t *a,
+                const int16_t *b, int16_t *output);
+void ec_mul_s16(const ec_broadcast_params *bp, const ec_mul_s8_params *q, const int16_t *a, const int16_t *b,
+                int16_t *output);
+void ec_maxpool_s16(const ec_conv_params *p, int32_t act_min, int32_t act_max, const int16_t *input,
+                    int16_t *output);
+void ec_avgpool_s16(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                    int32_t act_max, const int16_t *input, int16_t *output);
+/* Unary op through 513 knots, linearly interpolated: u = x + 32768, i = u >> 7, f = u & 127,
+ * out = t[i] + (((t[i + 1] - t[i]) * f + 64) >> 7). In-place is allowed. */
+void ec_lut_s16(int32_t size, const int16_t *table, const int16_t *input, int16_t *output);
+/* Softmax, output scale 1/32768, zero point 0: d = max - x (0..65535), e = exp_table knots (exp(-128 k * scale) in
+ * Q16, k = 0..512) interpolated as in ec_lut_s16 at d; out = min((e * 32768 + sum / 2) / sum, 32767). */
+void ec_softmax_s16(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, const int16_t *input,
+                    int16_t *output);
+/* Concat of int16 data (as ec_concat); input k is requantized, clamp(ec_requantize(x, mult[k], shift[k])), when
+ * mult[k] != 0 and copied otherwise. */
+void ec_concat_s16(int32_t num_inputs, int32_t outer, int32_t inner, const int32_t *axis_sizes,
+                   const void *const *inputs, const int32_t *mult, const int32_t *shift, int16_t *output);
+
+/* ---- element type conversion between layers of a mixed-precision graph ---------------------------------------- */
+typedef enum { EC_F32 = 0, EC_S8 = 1, EC_S16 = 2 } ec_elem_type;
+/* float -> int: clamp(round_half_even(x * scale) + out_zp, qmin, qmax) in float32 (scale = 1 / output scale);
+ * int -> float: (float)(x - in_zp) * scale; int -> int: clamp(ec_requantize(x - in_zp, mult, shift) + out_zp). */
+typedef struct {
+    ec_elem_type in_type, out_type;
+    int32_t in_zp, out_zp;
+    int32_t mult, shift;
+    float scale;
+    int32_t qmin, qmax;
+} ec_convert_params;
+void ec_convert(int32_t size, const ec_convert_params *p, const void *input, void *output);
 
 /* Data movement, any element size (1, 2 or 4 bytes). */
 /* Transpose/strided copy: output dense over bp->out_shape, input element at sum(i[d] * a_strides[d]). */

@@ -14,6 +14,27 @@ static inline int8_t ec_output_s8(int32_t r, int32_t zp, int32_t lo, int32_t hi)
     return (int8_t)(ec_clamp_i32(r, lo - zp, hi - zp) + zp);
 }
 
+/* clamp(r + zp, lo, hi) as int16, clamping before adding zp (as ec_output_s8). */
+static inline int16_t ec_output_i16(int32_t r, int32_t zp, int32_t lo, int32_t hi)
+{
+    return (int16_t)(ec_clamp_i32(r, lo - zp, hi - zp) + zp);
+}
+
+/* clamp(r, lo, hi) as int16 (int16 activations have zero point 0); r is a 64-bit requantized accumulator. */
+static inline int16_t ec_output_s16(int64_t r, int32_t lo, int32_t hi)
+{
+    return (int16_t)(r < lo ? lo : (r > hi ? hi : r));
+}
+
+/* Linear interpolation between 513 knots at int16 x (ec_lut_s16): u = x + 32768, knot u >> 7, fraction u & 127. */
+static inline int32_t ec_interp_s16(const int16_t *table, int32_t x)
+{
+    const int32_t u = x + 32768;
+    const int32_t i = u >> 7;
+    const int32_t t0 = table[i];
+    return t0 + (((table[i + 1] - t0) * (u & 127) + 64) >> 7);
+}
+
 /* Float activation bounds; act == NULL means no clamp. */
 static inline void ec_act_bounds(const ec_act_f32 *act, float *lo, float *hi)
 {

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..calls import Lowered
-from ..ir import Graph, Node
+from ..ir import CTYPES, NUMPY_TYPES, Graph, Node
 from ..target import Target
 
 INT32_MIN = -(2**31)
@@ -31,6 +31,15 @@ class Op:
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
+
+    def ref_f32(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        """The float layer of a mixed graph: float32 arithmetic in the C kernel's order where the op defines it
+        (then the C equals it bit for bit), otherwise the float reference rounded to float32."""
+        return np.asarray(self.ref(node, g, xs)).astype(np.float32)
+
+    def unsupported(self, node: Node, g: Graph, scheme: str) -> str | None:
+        """Why this node cannot be quantized with the scheme (toolchain/quantize.py SCHEMES), or None."""
+        return None
 
     def quantize(self, node: Node, g: Graph) -> dict:
         """Integer parameters from the input/output scales (set on the tensors) and the float constants."""
@@ -124,11 +133,52 @@ def pow2_bits(scale: np.ndarray | float) -> np.ndarray:
     return n
 
 
-def quant_bounds(lo: float, hi: float, scale: float, zp: int) -> tuple[int, int]:
-    """int8 clamp bounds of a fused activation range [lo, hi] (infinite = no bound)."""
-    qlo = -128 if math.isinf(lo) else max(-128, zp + int(round(lo / scale)))
-    qhi = 127 if math.isinf(hi) else min(127, zp + int(round(hi / scale)))
+QRANGE = {"int8": (-128, 127), "int16": (-32768, 32767)}
+
+
+def quant_bounds(lo: float, hi: float, scale: float, zp: int, dtype: str = "int8") -> tuple[int, int]:
+    """Integer clamp bounds of a fused activation range [lo, hi] (infinite = no bound) for int8 or int16."""
+    qmin, qmax = QRANGE[dtype]
+    qlo = qmin if math.isinf(lo) else max(qmin, zp + int(round(lo / scale)))
+    qhi = qmax if math.isinf(hi) else min(qmax, zp + int(round(hi / scale)))
     return qlo, qhi
+
+
+# ---- int16 (16x8) helpers ---------------------------------------------------------------------------------------
+
+
+def reduce_multiplier(mult: int, shift: int) -> tuple[int, int]:
+    """The 15-bit multiplier of a 64-bit accumulator: mult / 2^16 rounded, so that acc * mult fits int64 for
+    |acc| < 2^47 (TFLite's 16x8 convolution does the same). Returns (mult16, shift); shift must be <= 14."""
+    if shift > 14:
+        raise ValueError(f"requantization shift {shift} is too large for a 64-bit accumulator")
+    return (mult + (1 << 15)) >> 16, shift
+
+
+def requantize64(x: np.ndarray, mult16: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Twin of ec_requantize_s64: (x * mult16 + 2^(t - 1)) >> t with t = 15 - shift (round half up). int64."""
+    x = np.asarray(x, dtype=np.int64)
+    t = 15 - np.asarray(shift, dtype=np.int64)
+    return (x * np.asarray(mult16, dtype=np.int64) + (np.int64(1) << (t - 1))) >> t
+
+
+INTERP_BITS = 7  # 65536 int16 inputs / 512 segments of 128
+
+
+def interp_table(f, s_in: float, zp_in: int, s_out: float, zp_out: int, qmin: int = -32768,
+                 qmax: int = 32767) -> np.ndarray:
+    """513 int16 knots of f for ec_lut_s16: knot k at input q = -32768 + 128 k, quantized and clamped."""
+    q = np.arange(513, dtype=np.int64) * (1 << INTERP_BITS) - 32768
+    y = f((q - zp_in) * s_in)
+    return np.clip(np.round(y / s_out) + zp_out, qmin, qmax).astype(np.int16)
+
+
+def interp_lookup(table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Twin of ec_interp_s16: linear interpolation between the knots around int16 x (arithmetic shift rounding)."""
+    u = np.asarray(x, dtype=np.int64) + 32768
+    i, frac = u >> INTERP_BITS, u & ((1 << INTERP_BITS) - 1)
+    t = table.astype(np.int64)
+    return t[i] + (((t[i + 1] - t[i]) * frac + (1 << (INTERP_BITS - 1))) >> INTERP_BITS)
 
 
 def act_range(node: Node) -> tuple[float, float]:
@@ -148,6 +198,19 @@ def qparams(g: Graph, name: str) -> tuple[float, int]:
 
 def ctype(g: Graph) -> str:
     return "int8_t" if g.quantized else "float"
+
+
+def nctype(node: Node) -> str:
+    """The C element type of a node's activations."""
+    return CTYPES[node.dtype]
+
+
+def is_int(node: Node) -> bool:
+    return node.dtype != "float32"
+
+
+def out_dtype(node: Node) -> type:
+    return NUMPY_TYPES[node.dtype]
 
 
 def c_float(x: float) -> float:

@@ -17,19 +17,23 @@ from .base import (
     act_range,
     apply_act,
     c_float,
-    ctype,
     frac_bits,
+    is_int,
+    nctype,
     pow2_bits,
     qparams,
     quant_bounds,
     quantize_multiplier,
+    reduce_multiplier,
     register,
     requantize,
+    requantize64,
     shift_round,
 )
-from .geometry import conv_nd, conv_params, spatial_attrs
+from .geometry import conv_nd, conv_params, spatial_attrs, windows
 
 INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
+BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator stays below 2^47 (ec_requantize_s64)
 
 
 def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
@@ -57,6 +61,11 @@ def quantize_weights(w: np.ndarray, scales: np.ndarray | None = None,
     lo, hi = {"int4": (-INT4_MAX, INT4_MAX), "qformat": (-128, 127)}.get(scheme, (-127, 127))
     shape = (-1,) + (1,) * (w.ndim - 1)
     return np.clip(np.round(w / ws.reshape(shape)), lo, hi).astype(np.int8), ws
+
+
+def weight_scheme(node: Node) -> str:
+    """How a layer's weights are quantized: q15 layers have qformat's power-of-two int8 weights."""
+    return "qformat" if node.scheme == "q15" else node.scheme
 
 
 def pack_s4(w: np.ndarray) -> np.ndarray:
@@ -101,13 +110,15 @@ def model_bias_ints(g: Graph, name: str | None, bias: np.ndarray | None, step: n
 
 def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
     """Integer bias (the model's own int32 when it has one), per-channel multipliers (Q-format: shifts) and clamp
-    bounds shared by Conv and Gemm."""
+    bounds shared by Conv and Gemm.
+
+    int8, int4: int32 bias and 32-bit multipliers. int16 (16x8): int64 bias and 15-bit multipliers for the 64-bit
+    accumulator (reduce_multiplier)."""
     s_in, zp_in = qparams(g, node.inputs[0])
     s_out, zp_out = qparams(g, node.outputs[0])
     b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
-    bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws)
-    if bq is None:
-        bq = np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
+    model_bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws)
+    bq = model_bq if model_bq is not None else np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
     if node.scheme == "qformat":
         if zp_in or zp_out:
             raise EdgecError(f"node '{node.name}': Q-format needs zero points 0 around it (input {zp_in}, output "
@@ -117,18 +128,26 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
         return {"bias": bq, "shift": shift.astype(np.int8), "in_zp": 0, "out_zp": 0, "act_min": act_min,
                 "act_max": act_max, "w_scale": ws}
     ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
-    act_min, act_max = quant_bounds(*act_range(node), s_out, zp_out)
+    if node.dtype == "int16":
+        bq = np.clip(np.round(b / (s_in * ws)), -BIAS64_LIMIT, BIAS64_LIMIT).astype(np.int64)
+        ms = [reduce_multiplier(m, s) for m, s in ms]
+    act_min, act_max = quant_bounds(*act_range(node), s_out, zp_out, node.dtype)
     return {"bias": bq, "mult": np.array([m for m, _ in ms], np.int32), "shift": np.array([s for _, s in ms], np.int32),
-            "in_zp": zp_in, "out_zp": zp_out, "act_min": act_min, "act_max": act_max, "w_scale": ws}
+            "in_zp": zp_in, "out_zp": zp_out, "act_min": act_min, "act_max": act_max, "w_scale": ws,
+            "dtype": node.dtype}
 
 
 def finish_s8(acc: np.ndarray, q: dict, channel_axis: int) -> np.ndarray:
-    """The output stage: requantization with multipliers, or (Q-format, no "mult") a rounding shift."""
+    """The output stage: requantization with multipliers (int16: 64-bit, ec_requantize_s64), or (Q-format, no
+    "mult") a rounding shift."""
     shape = [1] * acc.ndim
     shape[channel_axis] = -1
     acc = acc + q["bias"].reshape(shape)
     if "mult" not in q:
         return np.clip(shift_round(acc, q["shift"].reshape(shape)), q["act_min"], q["act_max"]).astype(np.int8)
+    if q.get("dtype") == "int16":
+        y = requantize64(acc, q["mult"].reshape(shape), q["shift"].reshape(shape))
+        return np.clip(y, q["act_min"], q["act_max"]).astype(np.int16)
     y = requantize(acc, q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
     return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
 
@@ -213,6 +232,13 @@ def quant_struct(name: str, q: dict) -> Struct:
     })
 
 
+def quant_struct_s16(name: str, q: dict) -> Struct:
+    return Struct(f"q_{name}", "ec_quant_s16", {
+        "act_min": q["act_min"], "act_max": q["act_max"],
+        "mult": Array(f"mult_{name}", q["mult"], "int32_t"), "shift": Array(f"shift_{name}", q["shift"], "int32_t"),
+    })
+
+
 def act_struct(name: str, node: Node) -> Struct:
     lo, hi = act_range(node)
     return Struct(f"act_{name}", "ec_act_f32", {"act_min": c_float(lo), "act_max": c_float(hi)})
@@ -249,9 +275,30 @@ class Conv(Op):
             y = y + b.reshape((1, -1) + (1,) * len(kernel))
         return apply_act(y, node)
 
+    def ref_f32(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        """float32 in ec_conv2d_f32's order: per output, the bias, then tap by tap (ky, kx, input channel), one
+        rounded product and one rounded sum each (taps in the padding add zero)."""
+        w, kernel, strides, pads, dil, group = self._geometry(node, g)
+        out_sp = tuple(g.shape(node.outputs[0])[2:])
+        x = xs[0].astype(np.float32)
+        n, c, o = x.shape[0], x.shape[1], w.shape[0]
+        cg, og = c // group, o // group
+        b = self._bias(node, g)
+        bias = np.zeros(o, np.float32) if b is None else b.astype(np.float32)
+        acc = np.empty((n, group, og) + out_sp, np.float32)
+        acc[...] = bias.reshape((1, group, og) + (1,) * len(out_sp))
+        wg = w.astype(np.float32).reshape((group, og, cg) + tuple(kernel))
+        for idx, xw in windows(x, kernel, strides, pads, dil, out_sp, np.float32(0)):
+            xg = xw.reshape((n, group, cg) + out_sp)
+            for ci in range(cg):
+                acc += xg[:, :, None, ci] * wg[(slice(None), slice(None), ci) + idx].reshape(
+                    (1, group, og) + (1,) * len(out_sp))
+        lo, hi = act_range(node)
+        return np.clip(acc.reshape((n, o) + out_sp), np.float32(lo), np.float32(hi))
+
     def quantize(self, node: Node, g: Graph) -> dict:
         w, *_ = self._geometry(node, g)
-        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), node.scheme)
+        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), weight_scheme(node))
         return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -297,8 +344,10 @@ class Conv(Op):
         a sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py)."""
         if any(k != 1 for k in kernel) or any(s != 1 for s in strides) or any(pads) or group != 1:
             return None
-        name, t = node.name, ctype(g)
-        if g.quantized:
+        if node.dtype == "int16":
+            return None
+        name, t = node.name, nctype(node)
+        if is_int(node):
             w, bias, stage, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "int32_t"
         else:
             w, b = g.const(node.inputs[1]).astype(np.float32), self._bias(node, g)
@@ -314,17 +363,22 @@ class Conv(Op):
         name = node.name
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)
         depthwise = self.is_depthwise(node, g)
-        t = ctype(g)
-        if g.quantized and node.scheme in ("qformat", "int4"):
+        t = nctype(node)
+        if is_int(node) and node.scheme in ("qformat", "int4"):
             return self.lower_lowbit(node, g, params, depthwise, len(kernel))
         sparse = self.lower_sparse_1x1(node, g, target, kernel, strides, pads, group)
         if sparse is not None:
             return sparse
-        if g.quantized and "dsp" in target.features:
+        if node.dtype == "int8" and "dsp" in target.features:
             low = self.lower_dsp(node, g, params, pads)
             if low is not None:
                 return low
-        if g.quantized:
+        wt = t
+        if node.dtype == "int16":  # 16x8: int16 activations, int8 weights, int64 bias
+            wdata, bias = node.q["w"], node.q["bias"]
+            stage = quant_struct_s16(name, node.q)
+            suffix, bias_t, wt = "s16", "int64_t", "int8_t"
+        elif is_int(node):
             wdata, bias = node.q["w"], node.q["bias"]
             stage = quant_struct(name, node.q)
             suffix, bias_t = "s8", "int32_t"
@@ -339,7 +393,7 @@ class Conv(Op):
         # ONNX [O][I/g][kh][kw] -> depthwise [kh][kw][O] or general [O][kh][kw][I/g]
         wdata = wdata[:, 0].transpose(1, 2, 0) if depthwise else wdata.transpose(0, 2, 3, 1)
         kernel_fn = f"ec_{'depthwise_' if depthwise else ''}conv2d_{suffix}"
-        call = Call(kernel_fn, [params, stage, Buf(node.inputs[0], t), Array(f"w_{name}", wdata, t),
+        call = Call(kernel_fn, [params, stage, Buf(node.inputs[0], t), Array(f"w_{name}", wdata, wt),
                                 Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                     node=name, macs=self.macs(node, g))
         return Lowered([call])

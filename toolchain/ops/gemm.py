@@ -8,7 +8,7 @@ from ..calls import Array, Buf, Call, Lowered, Scratch, Struct
 from ..ir import Graph, Node
 from ..sparse import lower_sparse_fc
 from ..target import Target
-from .base import Op, apply_act, ctype, register
+from .base import Op, act_range, apply_act, is_int, nctype, register
 from .conv import (
     act_struct,
     ceil4,
@@ -18,7 +18,9 @@ from .conv import (
     pack_matrix_s8,
     pack_s4,
     quant_struct,
+    quant_struct_s16,
     quantize_weights,
+    weight_scheme,
 )
 
 
@@ -63,9 +65,27 @@ class Gemm(Op):
             y = y + b
         return apply_act(y.reshape(g.shape(node.outputs[0])), node)
 
+    def ref_f32(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        """float32 in ec_fully_connected_f32's order: the bias, then one rounded product and one rounded sum per
+        input column, the columns in the input's storage order (as lowered)."""
+        w, b = self.weights(node, g)
+        w = w.astype(np.float32)
+        xt = g.tensors[node.inputs[0]]
+        x = self._rows(xs[0]).astype(np.float32)
+        if xt.view is not None:  # a flattened channels-last tensor: columns in storage order, as in lower()
+            perm = (0,) + tuple(xt.storage_perm[1:])
+            w = w.reshape((w.shape[0],) + tuple(xt.view[1:])).transpose(perm).reshape(w.shape[0], -1)
+            x = x.reshape((x.shape[0],) + tuple(xt.view[1:])).transpose(perm).reshape(x.shape[0], -1)
+        acc = np.empty((x.shape[0], w.shape[0]), np.float32)
+        acc[...] = 0.0 if b is None else b.astype(np.float32)
+        for d in range(x.shape[1]):
+            acc += x[:, d:d + 1] * w[None, :, d]
+        lo, hi = act_range(node)
+        return np.clip(acc, np.float32(lo), np.float32(hi)).reshape(g.shape(node.outputs[0]))
+
     def quantize(self, node: Node, g: Graph) -> dict:
         w, b = self.weights(node, g)
-        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), node.scheme)
+        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), weight_scheme(node))
         return {"w": wq, **output_stage(node, g, ws, b, w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -74,8 +94,12 @@ class Gemm(Op):
         return finish_s8(acc, q, 1).reshape(g.shape(node.outputs[0]))
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        name, t = node.name, ctype(g)
-        if g.quantized:
+        name, t = node.name, nctype(node)
+        wt = t
+        if node.dtype == "int16":  # 16x8: int16 activations, int8 weights, int64 bias
+            w, bias, stage = node.q["w"], node.q["bias"], quant_struct_s16(name, node.q)
+            suffix, bias_t, wt = "s16", "int64_t", "int8_t"
+        elif is_int(node):
             w, bias, stage, suffix, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "s8", "int32_t"
         else:
             w, b = self.weights(node, g)
@@ -87,17 +111,18 @@ class Gemm(Op):
             perm = x.storage_perm
             w = w.reshape((w.shape[0],) + tuple(x.view[1:])).transpose((0,) + tuple(perm[1:])).reshape(w.shape[0], -1)
         rows = int(np.prod(x.shape[:-1]))
-        if g.quantized and node.scheme in ("qformat", "int4"):  # portable C on every target
+        if is_int(node) and node.scheme in ("qformat", "int4"):  # portable C on every target
             int4 = node.scheme == "int4"
             warr = Array(f"w_{name}", pack_s4(w), "uint8_t") if int4 else Array(f"w_{name}", w, t)
             return Lowered([Call(f"ec_fully_connected_{'s4' if int4 else 'q7'}",
                                  [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), warr,
                                   Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                                  node=name, macs=self.macs(node, g))])
-        sparse = self.lower_sparse(node, g, target, rows, w, stage, Array(f"b_{name}", bias, bias_t))
-        if sparse is not None:
-            return sparse
-        if g.quantized and "dsp" in target.features:
+        if node.dtype != "int16":
+            sparse = self.lower_sparse(node, g, target, rows, w, stage, Array(f"b_{name}", bias, bias_t))
+            if sparse is not None:
+                return sparse
+        if node.dtype == "int8" and "dsp" in target.features:
             call = Call("ec_fully_connected_packed_s8",
                         [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
                          Array(f"w_{name}", pack_matrix_s8(w), t), Array(f"b_{name}", bias, bias_t),
@@ -105,7 +130,7 @@ class Gemm(Op):
                         node=name, macs=self.macs(node, g))
             return Lowered([call])
         call = Call(f"ec_fully_connected_{suffix}",
-                    [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, t),
+                    [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, wt),
                      Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                     node=name, macs=self.macs(node, g))
         return Lowered([call])
@@ -113,7 +138,7 @@ class Gemm(Op):
     def lower_sparse(self, node: Node, g: Graph, target: Target, rows: int, w: np.ndarray, stage: Struct,
                      bias: Array) -> Lowered | None:
         """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py)."""
-        t = ctype(g)
+        t = nctype(node)
         return lower_sparse_fc(node.name, rows, w, stage, bias, Buf(node.inputs[0], t),
                                Buf(node.outputs[0], t, const=False), target, self.macs(node, g))
 

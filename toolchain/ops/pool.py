@@ -11,7 +11,20 @@ from ..calls import Buf, Call, Lowered, Struct
 from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
-from .base import Op, act_range, apply_act, ctype, qparams, quant_bounds, quantize_multiplier, register, requantize
+from .base import (
+    QRANGE,
+    Op,
+    act_range,
+    apply_act,
+    is_int,
+    nctype,
+    out_dtype,
+    qparams,
+    quant_bounds,
+    quantize_multiplier,
+    register,
+    requantize,
+)
 from .conv import act_struct
 from .geometry import conv_params, spatial_attrs, windows
 
@@ -73,7 +86,7 @@ class Pool(Op):
     def quantize(self, node: Node, g: Graph) -> dict:
         s, zp = qparams(g, node.inputs[0])
         s_out, zp_out = qparams(g, node.outputs[0])
-        lo, hi = quant_bounds(*act_range(node), s_out, zp_out)
+        lo, hi = quant_bounds(*act_range(node), s_out, zp_out, node.dtype)
         q = {"zp": zp, "act_min": lo, "act_max": hi, "mult": 0, "shift": 0, "out_zp": zp_out}
         if zp_out != zp or abs(s_out - s) > 1e-6 * s:  # an imported model's own output scale: requantize the sum
             d = np.unique(self._divisor(node, g))
@@ -89,7 +102,7 @@ class Pool(Op):
         out_sp = g.shape(node.outputs[0])[2:]
         if node.op == "MaxPool":
             y = np.maximum.reduce([w for _, w in windows(xs[0].astype(np.int64), kernel, strides, pads, dil, out_sp,
-                                                         -(1 << 20))])
+                                                         QRANGE[node.dtype][0])])
         else:
             x = xs[0].astype(np.int64) - q["zp"]
             acc = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0))
@@ -97,25 +110,25 @@ class Pool(Op):
                 y = requantize(acc, q["mult"], q["shift"]) + q["out_zp"]
             else:
                 y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
-        return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
+        return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        name, t = node.name, ctype(g)
+        name, t = node.name, nctype(node)
         kernel, strides, pads, dil = self.geometry(node, g)
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil)
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
-        suffix = "s8" if g.quantized else "f32"
+        suffix = {"int8": "s8", "int16": "s16"}.get(node.dtype, "f32")
         if node.op == "MaxPool":
-            stage = [node.q["act_min"], node.q["act_max"]] if g.quantized else [act_struct(name, node)]
+            stage = [node.q["act_min"], node.q["act_max"]] if is_int(node) else [act_struct(name, node)]
             return Lowered([Call(f"ec_maxpool_{suffix}", [params, *stage, x, y], node=name)])
         d = len(kernel)
         end = (0, pads[1]) if d == 1 else (pads[2], pads[3])
-        requant = {k: node.q.get(k, 0) for k in ("mult", "shift", "out_zp")} if g.quantized else \
+        requant = {k: node.q.get(k, 0) for k in ("mult", "shift", "out_zp")} if is_int(node) else \
             {"mult": 0, "shift": 0, "out_zp": 0}
         extra = Struct(f"px_{name}", "ec_avgpool_extra", {"pad_bottom": end[0], "pad_right": end[1],
                                                           "count_include_pad": node.attrs.get("count_include_pad", 0),
                                                           **requant})
-        if g.quantized:
+        if is_int(node):
             stage = [node.q["zp"], node.q["act_min"], node.q["act_max"]]
         else:
             stage = [act_struct(name, node)]

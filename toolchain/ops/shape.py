@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
-from ..ir import Graph, Node, Tensor
+from ..ir import ELEM_BYTES, Graph, Node, Tensor
 from ..target import Target
-from .base import Op, ctype, qparams, register
+from .base import QRANGE, Op, is_int, nctype, out_dtype, qparams, quantize_multiplier, register, requantize
 from .geometry import MAX_DIMS, axis_split
 from .unary import lut
 
@@ -32,7 +32,7 @@ def copy_call(name: str, src: Tensor, dst: Tensor, src_of_dst_dim: list[int], g:
     pad = MAX_DIMS - len(shape)
     bp = Struct(f"bp_{name}", "ec_broadcast_params", {
         "out_shape": [1] * pad + shape, "a_strides": [0] * pad + strides, "b_strides": [0] * MAX_DIMS})
-    elem = 1 if g.quantized else 4
+    elem = ELEM_BYTES[g.tensors[src.name].dtype]
     return Call("ec_transpose", [bp, elem, Buf(src.name, "void"), Buf(dst.name, "void", const=False)], node=name)
 
 
@@ -96,6 +96,15 @@ class Concat(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         s_out, zp_out = qparams(g, node.outputs[0])
+        if node.dtype == "int16":  # symmetric: an input with another scale is requantized while it is copied
+            consts, mults = [], []
+            for name in node.inputs:
+                data = g.const(name)
+                consts.append(None if data is None else
+                              np.clip(np.round(data / s_out), -32768, 32767).astype(np.int16))
+                s = None if data is not None else qparams(g, name)[0]
+                mults.append(None if s is None or s == s_out else quantize_multiplier(s / s_out))
+            return {"consts": consts, "requant": mults}
         tables, consts = [], []
         for name in node.inputs:
             data = g.const(name)
@@ -111,12 +120,17 @@ class Concat(Op):
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         parts = []
+        if node.dtype == "int16":
+            for x, m, c in zip(xs, node.q["requant"], node.q["consts"]):
+                y = c if c is not None else (x if m is None else np.clip(requantize(x, *m), -32768, 32767))
+                parts.append(np.asarray(y).astype(np.int16))
+            return np.concatenate(parts, axis=self.axis(node, g))
         for x, table, c in zip(xs, node.q["tables"], node.q["consts"]):
             parts.append(c if c is not None else (x if table is None else table[x.astype(np.int64) + 128]))
         return np.concatenate(parts, axis=self.axis(node, g))
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        name, t = node.name, ctype(g)
+        name, t = node.name, nctype(node)
         out = g.tensors[node.outputs[0]]
         ax = self.axis(node, g)
         outer, _, inner = axis_split(out, ax)
@@ -125,18 +139,25 @@ class Concat(Op):
         for k, iname in enumerate(node.inputs):
             data = g.const(iname)
             if data is not None:
-                data = node.q["consts"][k] if g.quantized else data.astype(np.float32)
+                data = node.q["consts"][k] if is_int(node) else data.astype(np.float32)
                 inputs.append(Array(f"c_{name}_{k}", np.ascontiguousarray(data.transpose(perm)), t))
             else:
                 inputs.append(Buf(iname, t))
-            table = node.q["tables"][k] if g.quantized else None
+            table = node.q["tables"][k] if node.dtype == "int8" else None
             tables.append(Raw("NULL") if table is None else Array(f"lut_{name}_{k}", table, "int8_t"))
         sizes = Array(f"axis_{name}", np.array([g.shape(i)[ax] for i in node.inputs], np.int32), "int32_t")
         ptrs = Array(f"in_{name}", np.array(inputs, dtype=object), "const void *")
-        tabs = Raw("NULL") if not g.quantized or all(isinstance(x, Raw) for x in tables) else \
+        out_buf = Buf(node.outputs[0], "void", const=False)
+        if node.dtype == "int16" and any(m is not None for m in node.q["requant"]):
+            mult = np.array([0 if m is None else m[0] for m in node.q["requant"]], np.int32)
+            shift = np.array([0 if m is None else m[1] for m in node.q["requant"]], np.int32)
+            return Lowered([Call("ec_concat_s16", [len(inputs), outer, inner, sizes, ptrs,
+                                                   Array(f"mult_{name}", mult, "int32_t"),
+                                                   Array(f"shift_{name}", shift, "int32_t"), out_buf], node=name)])
+        tabs = Raw("NULL") if all(isinstance(x, Raw) for x in tables) else \
             Array(f"luts_{name}", np.array(tables, dtype=object), "const int8_t *")
-        return Lowered([Call("ec_concat", [len(inputs), outer, inner, sizes, 1 if g.quantized else 4, ptrs, tabs,
-                                           Buf(node.outputs[0], "void", const=False)], node=name)])
+        return Lowered([Call("ec_concat", [len(inputs), outer, inner, sizes, ELEM_BYTES[node.dtype], ptrs, tabs,
+                                           out_buf], node=name)])
 
 
 class Pad(Op):
@@ -173,14 +194,15 @@ class Pad(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         s, zp = qparams(g, node.inputs[0])
-        return {"value": int(np.clip(round(self.pads(node, g)[2] / s) + zp, -128, 127))}
+        lo, hi = QRANGE[node.dtype]
+        return {"value": int(np.clip(round(self.pads(node, g)[2] / s) + zp, lo, hi))}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         begin, end, _ = self.pads(node, g)
-        return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(np.int8)
+        return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(out_dtype(node))
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        name, t = node.name, ctype(g)
+        name, t = node.name, nctype(node)
         src = g.tensors[node.inputs[0]]
         begin, end, value = self.pads(node, g)
         perm = src.storage_perm
@@ -188,9 +210,8 @@ class Pad(Op):
         shape = Array(f"shape_{name}", np.array([1] * pad + [src.shape[p] for p in perm], np.int32), "int32_t")
         b = Array(f"pb_{name}", np.array([0] * pad + [begin[p] for p in perm], np.int32), "int32_t")
         e = Array(f"pe_{name}", np.array([0] * pad + [end[p] for p in perm], np.int32), "int32_t")
-        v = Array(f"pv_{name}", np.array([node.q["value"]] if g.quantized else [value], np.int8 if g.quantized
-                                         else np.float32), t)
-        return Lowered([Call("ec_pad", [shape, b, e, 1 if g.quantized else 4, v, Buf(src.name, "void"),
+        v = Array(f"pv_{name}", np.array([node.q["value"] if is_int(node) else value], out_dtype(node)), t)
+        return Lowered([Call("ec_pad", [shape, b, e, ELEM_BYTES[node.dtype], v, Buf(src.name, "void"),
                                         Buf(node.outputs[0], "void", const=False)], node=name)])
 
 

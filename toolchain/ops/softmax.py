@@ -1,6 +1,7 @@
 """Softmax along one axis. int8 output has scale 1/256 and zero point -128, or the model's own scale 1/N (N <= 256)
 and zero point (an imported quantized model, e.g. 1/255 from onnxruntime's quantizer); exp comes from a 256-entry
-table."""
+table.
+int16 output has scale 1/32768 and zero point 0; exp comes from a 513-knot table interpolated linearly."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ..calls import Array, Buf, Call, Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
-from .base import Op, qparams, register
+from .base import INTERP_BITS, Op, qparams, register
 from .geometry import axis_split
 
 EXP_FRACTION_BITS = 16
@@ -29,10 +30,15 @@ class Softmax(Op):
         return (e / e.sum(axis=self.axis(node, g), keepdims=True)).astype(np.float32)
 
     def output_quant(self, node: Node, g: Graph) -> tuple[float, int]:
+        if node.dtype == "int16":
+            return 1.0 / 32768.0, 0
         return g.tensors[node.outputs[0]].fixed_quant or (1.0 / 256.0, -128)
 
     def quantize(self, node: Node, g: Graph) -> dict:
         s_in, _ = qparams(g, node.inputs[0])
+        if node.dtype == "int16":  # knots at d = 128 k for k = 0..512 (d = max - x ranges over 0..65535)
+            d = np.arange(513, dtype=np.float64) * (1 << INTERP_BITS)
+            return {"exp": np.round(np.exp(-d * s_in) * (1 << EXP_FRACTION_BITS)).astype(np.uint32)}
         s_out, zp_out = qparams(g, node.outputs[0])
         out_n = int(round(1.0 / s_out))
         if not 1 <= out_n <= 256 or abs(out_n * s_out - 1.0) > 1e-4:
@@ -45,13 +51,24 @@ class Softmax(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         ax = self.axis(node, g)
         x = xs[0].astype(np.int64)
+        if node.dtype == "int16":
+            d = x.max(axis=ax, keepdims=True) - x
+            i, frac = d >> INTERP_BITS, d & ((1 << INTERP_BITS) - 1)
+            t = node.q["exp"].astype(np.int64)
+            e = t[i] + (((t[i + 1] - t[i]) * frac + (1 << (INTERP_BITS - 1))) >> INTERP_BITS)
+            s = e.sum(axis=ax, keepdims=True)
+            return np.minimum((e * 32768 + s // 2) // s, 32767).astype(np.int16)
         e = node.q["exp"].astype(np.int64)[x.max(axis=ax, keepdims=True) - x]
         s = e.sum(axis=ax, keepdims=True)
         return np.minimum(node.q["out_zp"] + (e * node.q["out_n"] + s // 2) // s, 127).astype(np.int8)
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         outer, n, inner = axis_split(g.tensors[node.inputs[0]], self.axis(node, g))
-        if g.quantized:
+        if node.dtype == "int16":
+            args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), Buf(node.inputs[0], "int16_t"),
+                    Buf(node.outputs[0], "int16_t", const=False)]
+            return Lowered([Call("ec_softmax_s16", [outer, n, inner, *args], node=node.name)])
+        if node.dtype == "int8":
             args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), node.q["out_n"], node.q["out_zp"],
                     Buf(node.inputs[0], "int8_t"), Buf(node.outputs[0], "int8_t", const=False)]
             return Lowered([Call("ec_softmax_s8", [outer, n, inner, *args], node=node.name)])

@@ -1,4 +1,5 @@
-"""Elementwise activations. In int8 every one is a 256-entry table built at compile time; PRelu has its own kernel."""
+"""Elementwise activations. In int8 every one is a 256-entry table built at compile time; in int16 a 513-knot table
+interpolated linearly (ec_lut_s16); PRelu has its own kernel (int8 and float only)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
 from ..target import Target
-from .base import Op, c_float, ctype, frac_bits, qparams, quantize_multiplier, register, requantize
+from .base import (
+    Op,
+    c_float,
+    frac_bits,
+    interp_lookup,
+    interp_table,
+    is_int,
+    nctype,
+    qparams,
+    quantize_multiplier,
+    register,
+    requantize,
+)
 from .geometry import broadcast_struct
 
 
@@ -60,18 +73,22 @@ class Unary(Op):
         return unary_float(node, xs[0].astype(np.float64)).astype(np.float32)
 
     def quantize(self, node: Node, g: Graph) -> dict:
-        return {"table": lut(lambda r: unary_float(node, r), *qparams(g, node.inputs[0]),
-                             *qparams(g, node.outputs[0]))}
+        make = interp_table if node.dtype == "int16" else lut
+        return {"table": make(lambda r: unary_float(node, r), *qparams(g, node.inputs[0]),
+                              *qparams(g, node.outputs[0]))}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        if node.dtype == "int16":
+            return interp_lookup(node.q["table"], xs[0]).astype(np.int16)
         return node.q["table"][xs[0].astype(np.int64) + 128]
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        name, t = node.name, ctype(g)
+        name, t = node.name, nctype(node)
         size = g.tensors[node.inputs[0]].size
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
-        if g.quantized:
-            return Lowered([Call("ec_lut_s8", [size, Array(f"lut_{name}", node.q["table"], t), x, y], node=name)])
+        if is_int(node):
+            kernel = "ec_lut_s16" if node.dtype == "int16" else "ec_lut_s8"
+            return Lowered([Call(kernel, [size, Array(f"lut_{name}", node.q["table"], t), x, y], node=name)])
         a = node.attrs
         alpha = a.get("alpha", 0.01 if node.op == "LeakyRelu" else 0.2)
         beta = a.get("beta", 0.5)
@@ -86,6 +103,9 @@ class PRelu(Op):
 
     def check(self, node: Node, g: Graph) -> str | None:
         return None if g.const(node.inputs[1]) is not None else "the slope must be a constant"
+
+    def unsupported(self, node: Node, g: Graph, scheme: str) -> str | None:
+        return "PRelu has no int16 kernel" if scheme == "int16" else None
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         x, slope = xs[0].astype(np.float64), g.const(node.inputs[1]).astype(np.float64)
@@ -112,10 +132,10 @@ class PRelu(Op):
         return np.clip(np.where(v >= 0, pos, neg) + q["out_zp"], -128, 127).astype(np.int8)
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        name, t = node.name, ctype(g)
+        name, t = node.name, nctype(node)
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[i] for i in node.inputs])
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
-        if not g.quantized:
+        if not is_int(node):
             slope = Array(f"slope_{name}", g.const(node.inputs[1]).astype(np.float32), t)
             return Lowered([Call("ec_prelu_f32", [bp, x, slope, y], node=name)])
         q = node.q

@@ -1,0 +1,59 @@
+/*
+ * ec_convert: element type conversion between the layers of a mixed-precision graph (float32, int8, int16).
+ * float -> int: clamp(round_half_even(x * scale) + out_zp, qmin, qmax), in float32 (scale = 1 / output scale);
+ * int -> float: (float)(x - in_zp) * scale; int -> int: clamp(ec_requantize(x - in_zp, mult, shift) + out_zp).
+ */
+#include "edgec_internal.h"
+
+static int32_t load_int(ec_elem_type t, const void *input, int32_t i)
+{
+    return t == EC_S8 ? ((const int8_t *)input)[i] : ((const int16_t *)input)[i];
+}
+
+static void store_int(ec_elem_type t, void *output, int32_t i, int32_t v)
+{
+    if (t == EC_S8) {
+        ((int8_t *)output)[i] = (int8_t)v;
+    } else {
+        ((int16_t *)output)[i] = (int16_t)v;
+    }
+}
+
+/* Round to the nearest integer, ties to even (numpy's rint), for |v| < 2^23. */
+static int32_t round_half_even(float v)
+{
+    int32_t r = (int32_t)v; /* toward zero */
+    const float f = v - (float)r; /* exact */
+    if (f > 0.5f || (f == 0.5f && (r & 1) != 0)) {
+        ++r;
+    } else if (f < -0.5f || (f == -0.5f && (r & 1) != 0)) {
+        --r;
+    }
+    return r;
+}
+
+void ec_convert(int32_t size, const ec_convert_params *p, const void *input, void *output)
+{
+    const ec_elem_type in_type = p->in_type, out_type = p->out_type;
+    const int32_t in_zp = p->in_zp, out_zp = p->out_zp, qmin = p->qmin, qmax = p->qmax;
+    const float scale = p->scale;
+    int32_t i;
+
+    if (in_type == EC_F32) {
+        const float *x = (const float *)input;
+        const float lo = (float)(qmin - out_zp), hi = (float)(qmax - out_zp);
+        for (i = 0; i < size; ++i) {
+            store_int(out_type, output, i, round_half_even(ec_clamp_f32(x[i] * scale, lo, hi)) + out_zp);
+        }
+    } else if (out_type == EC_F32) {
+        float *y = (float *)output;
+        for (i = 0; i < size; ++i) {
+            y[i] = (float)(load_int(in_type, input, i) - in_zp) * scale;
+        }
+    } else {
+        for (i = 0; i < size; ++i) {
+            const int32_t v = ec_requantize(load_int(in_type, input, i) - in_zp, p->mult, p->shift);
+            store_int(out_type, output, i, ec_clamp_i32(v, qmin - out_zp, qmax - out_zp) + out_zp);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+"""Convert: our own op joining layers of different element types in a mixed-precision graph (--qconfig).
+
+float32 -> int (quantize): q = clamp(rint(x * inv_scale) + zp), in float32, half to even.
+int -> float32 (dequantize): x = (float)(q - zp) * scale, in float32.
+int -> int (requantize, e.g. int8 <-> int16): q' = clamp(requantize(q - zp, mult, shift) + zp').
+The quantizer inserts one where a tensor is read by a layer of another type; logically it is the identity."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calls import Buf, Call, Lowered, Raw, Struct
+from ..ir import NUMPY_TYPES, Graph, Node
+from ..target import Target
+from .base import QRANGE, Op, c_float, quantize_multiplier, register, requantize
+
+_C_TYPE = {"float32": "EC_F32", "int8": "EC_S8", "int16": "EC_S16"}
+
+
+class Convert(Op):
+    types = ("Convert",)
+
+    def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        return xs[0]
+
+    def quantize(self, node: Node, g: Graph) -> dict:
+        src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        q = {"in_zp": src.zero_point or 0, "out_zp": dst.zero_point or 0, "mult": 0, "shift": 0, "scale": 0.0,
+             "qmin": 0, "qmax": 0}
+        if dst.dtype != "float32":
+            q["qmin"], q["qmax"] = QRANGE[dst.dtype]
+        if src.dtype == "float32":
+            q["scale"] = c_float(1.0 / dst.scale)
+        elif dst.dtype == "float32":
+            q["scale"] = c_float(src.scale)
+        else:
+            q["mult"], q["shift"] = quantize_multiplier(src.scale / dst.scale)
+        return q
+
+    def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        q = node.q
+        if src.dtype == "float32":
+            v = np.rint(np.asarray(xs[0], np.float32) * np.float32(q["scale"])).astype(np.float64)
+            return np.clip(v + q["out_zp"], q["qmin"], q["qmax"]).astype(NUMPY_TYPES[dst.dtype])
+        x = np.asarray(xs[0]).astype(np.int64) - q["in_zp"]
+        if dst.dtype == "float32":
+            return x.astype(np.float32) * np.float32(q["scale"])
+        y = requantize(x, q["mult"], q["shift"]) + q["out_zp"]
+        return np.clip(y, q["qmin"], q["qmax"]).astype(NUMPY_TYPES[dst.dtype])
+
+    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+        src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        q = node.q
+        fields = {"in_type": Raw(_C_TYPE[src.dtype]), "out_type": Raw(_C_TYPE[dst.dtype]),
+                  **{k: q[k] for k in ("in_zp", "out_zp", "mult", "shift")}, "scale": q["scale"],
+                  "qmin": q["qmin"], "qmax": q["qmax"]}
+        return Lowered([Call("ec_convert", [src.size, Struct(f"q_{node.name}", "ec_convert_params", fields),
+                                            Buf(src.name, "void"),
+                                            Buf(dst.name, "void", const=False)], node=node.name)])
+
+
+register(Convert())
