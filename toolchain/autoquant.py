@@ -1,9 +1,9 @@
 """--quantize auto: a scheme per layer, int8 or int4 weights and int8 or int16 activations, chosen by measured
 sensitivity.
 
-Every weighted layer (Conv, Gemm) is tried alone as int4 and alone as int16 (the rest int8), and the output SQNR of
-the numpy integer model against float is measured on calibration samples. Flash is the weight bytes of the
-lowered model on the target (exact). Then, from all-int8:
+Every weighted layer (Conv, Gemm) is tried alone as int4 (weights rounded GPTQ-style, as --quantize int4) and
+alone as int16 (the rest int8), and the output SQNR of the numpy integer model against float is measured on
+calibration samples. Flash is the weight bytes of the lowered model on the target (exact). Then, from all-int8:
 - with a flash budget: layers become int4, least SQNR lost per byte saved first, until the weights fit; then
   layers whose int16 activations measured a gain become int16 (flash grows only by their wider biases) while the
   measured SQNR improves and the weights still fit;
@@ -22,7 +22,14 @@ import numpy as np
 from .calibrate import calibrate
 from .errors import EdgecError
 from .ir import Graph
-from .quantize import QuantOptions, correct_biases, output_sqnr, quantize_calibrated, quantize_graph
+from .quantize import (
+    QuantOptions,
+    correct_biases,
+    output_sqnr,
+    quantize_calibrated,
+    quantize_graph,
+    refine_int4_weights,
+)
 
 AUTO_SAMPLES = 32  # calibration samples on which configurations are compared
 MIN_INT16_GAIN_DB = 0.1
@@ -39,9 +46,12 @@ def choose_schemes(g: Graph, samples: list[dict[str, np.ndarray]], opts: QuantOp
     ranges = calibrate(g, samples, chosen["calibration"], percentile)
     subset = samples[::max(1, len(samples) // AUTO_SAMPLES)][:AUTO_SAMPLES]
     layers = [n.name for n in g.nodes if n.op in ("Conv", "Gemm")]
+    hessians: dict[str, list[tuple]] = {}  # int4 weight rounding (GPTQ), per layer, computed once
 
     def measure(config: dict[str, str]) -> tuple[float, int]:
         quantize_graph(g, ranges, dataclasses.replace(base, layers=config))
+        if "int4" in config.values():
+            refine_int4_weights(g, samples, hessians)
         if chosen["bias_correction"]:
             correct_biases(g, samples)
         return output_sqnr(g, subset), weight_bytes(g)

@@ -376,7 +376,7 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
 
     def finish(ranges: dict[str, tuple[float, float]], bias_correction: bool) -> None:
         quantize_graph(g, ranges, opts)
-        if opts.scheme == "int4":
+        if any(n.scheme == "int4" for n in g.nodes):
             refine_int4_weights(g, samples, hessians)
         if bias_correction:
             correct_biases(g, samples)
@@ -444,14 +444,15 @@ def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
                         hs: dict[str, list[tuple]] | None = None) -> None:
     """int4: re-round every Conv/Gemm's weights (same scales) with gptq_round on the layer's float inputs from the
     first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches the gptq_factor of X^T X
-    per layer and group (filled when empty)."""
+    per layer and group (filled for the layers it lacks)."""
     layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.scheme == "int4"]
     hs = {} if hs is None else hs
-    if not hs:
+    missing = [n for n in layers if n.name not in hs]
+    if missing:
         sums: dict[str, list[np.ndarray]] = {}
         for s in samples[:GPTQ_SAMPLES]:
             values = run_graph(g, s)
-            for node in layers:
+            for node in missing:
                 cols = [x[::-(-len(x) // GPTQ_ROWS)].astype(np.float32)
                         for x in _weight_columns(g, node, values[node.inputs[0]])]
                 prev = sums.get(node.name)
