@@ -29,7 +29,7 @@ from .paths import RUNTIME_DIR, TARGETS_DIR, TEMPLATES_DIR
 @dataclass(frozen=True)
 class Config:
     name: str
-    quantize: str = "none"  # none | int8 | qformat | int4
+    quantize: str = "none"  # none or one of quantize.SCHEMES
     per_channel: bool = True
     calibration: str = "auto"
     bias_correction: bool = False
@@ -61,6 +61,7 @@ DEFAULT_GRID = _grid(
     Config("int8 per-channel", "int8"),
     Config("int8 per-channel, minmax", "int8", calibration="minmax"),
     Config("Q-format q7", "qformat"),
+    Config("16x8 (int16 activations)", "int16"),
     Config("int4 weights", "int4"),
     *(Config(f"unstructured {int(s * 100)}% + re-fit", prune="magnitude", sparsity=s, refit=True)
       for s in (0.5, 0.7, 0.9)),
