@@ -70,14 +70,21 @@ typedef struct {
 
 /* ---- fixed-point helpers ------------------------------------------------------------------------------------ */
 
-/* x * mult * 2^shift / 2^31 rounded once to the nearest integer (ties toward +infinity), saturated to int32.
- * mult < 2^31, -31 <= shift <= 30. A single rounding (not gemmlowp's two) gives the integer nearest to the exact
- * product, as a float requantization (onnxruntime's) does except at exact ties. */
+/* x * mult * 2^shift / 2^31 rounded once to the nearest integer (ties toward +infinity), saturated to int32:
+ * floor((x * mult + 2^(30 - shift)) / 2^(31 - shift)). mult < 2^31, -31 <= shift <= 30. A single rounding (not
+ * gemmlowp's two) gives the integer nearest to the exact product, as a float requantization (onnxruntime's) does
+ * except at exact ties. For shift = -e < 0 it is floor((r + 1) / 2) with r = floor(floor(x * mult / 2^31) / 2^(e - 1)),
+ * all in 32 bits after the product. */
 static inline int32_t ec_requantize(int32_t x, int32_t mult, int32_t shift)
 {
-    const int32_t total = 31 - shift;
-    const int64_t r = ((int64_t)x * mult + (INT64_C(1) << (total - 1))) >> total;
-    return r > INT32_MAX ? INT32_MAX : (r < INT32_MIN ? INT32_MIN : (int32_t)r);
+    const int64_t p = (int64_t)x * mult;
+    if (shift < 0) {
+        const int32_t r = (int32_t)(p >> 31) >> (-shift - 1);
+        return (r >> 1) + (r & 1);
+    } else {
+        const int64_t r = (p + (INT64_C(1) << (30 - shift))) >> (31 - shift);
+        return r > INT32_MAX ? INT32_MAX : (r < INT32_MIN ? INT32_MIN : (int32_t)r);
+    }
 }
 
 /* A 64-bit accumulator (|x| < 2^47) times a 15-bit multiplier: (x * mult + 2^(t - 1)) >> t, t = 15 - shift,

@@ -75,11 +75,11 @@ static inline int32_t ec_load32(const int8_t *p)
 }
 #endif
 
-/* 1 when every accumulator bias[i] + (a sum of k products of (x - zp) and an int8 weight) is below 2^29 in
+/* 1 when every accumulator bias[i] + (a sum of k products of (x - zp) and an int8 weight) is below 2^30 in
  * magnitude and every shift is negative (per-channel quantization), so that ec_requant_fast applies. */
 static inline int32_t ec_fast_ok(const int32_t *bias, const ec_quant_s8 *q, int32_t n, int32_t k)
 {
-    const int64_t limit = (INT64_C(1) << 29) - (int64_t)k * 256 * 128;
+    const int64_t limit = (INT64_C(1) << 30) - (int64_t)k * 256 * 128;
     int32_t i;
     if (limit <= 0 || !q->per_channel) {
         return 0;
@@ -92,18 +92,18 @@ static inline int32_t ec_fast_ok(const int32_t *bias, const ec_quant_s8 *q, int3
     return 1;
 }
 
-/* ec_requantize(acc, mult, shift) + zp for -2^29 <= acc < 2^29 and shift <= 0, with zp21 = 2 * zp + 1 (not
- * clamped). With e = -shift, ec_requantize is floor((floor(acc * mult / 2^(30 + e)) + 1) / 2), and
- * floor(acc * mult / 2^(30 + e)) = floor(t / 2^e) with t = floor(acc * mult / 2^30) = floor(4 acc * mult / 2^32),
+/* ec_requantize(acc, mult, shift) + zp for -2^30 <= acc < 2^30 and shift < 0, with zp21 = 2 * zp + 1 (not
+ * clamped). With e = -shift >= 1, ec_requantize is floor((floor(acc * mult / 2^(30 + e)) + 1) / 2), and
+ * floor(acc * mult / 2^(30 + e)) = floor(t / 2^(e - 1)) with t = floor(acc * mult / 2^31) = floor(2 acc * mult / 2^32),
  * one SMMUL; adding 2 zp + 1 before the last halving rounds and folds in the zero point. */
 static inline int32_t ec_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t zp21)
 {
 #if defined(__ARM_FEATURE_DSP)
-    const int32_t t = ec_smmul(acc * 4, mult);
+    const int32_t t = ec_smmul(acc * 2, mult);
 #else
-    const int32_t t = (int32_t)(((int64_t)acc * mult) >> 30);
+    const int32_t t = (int32_t)(((int64_t)acc * mult) >> 31);
 #endif
-    return ((t >> -shift) + zp21) >> 1;
+    return ((t >> (-shift - 1)) + zp21) >> 1;
 }
 
 /* The whole output stage in the fast case (see ec_fast_ok). */

@@ -35,10 +35,10 @@ static inline void ec_sparse_expand(int16_t *dst, const int8_t *src, int32_t n, 
 }
 
 /* ec_output_s8(ec_requantize(acc, mult, shift), zp, lo, hi) with zp21 = 2 zp + 1: ec_requant_fast when its
- * conditions hold (a negative shift, |acc| < 2^29). */
+ * conditions hold (a negative shift, |acc| < 2^30). */
 static inline int8_t ec_sparse_output(int32_t acc, int32_t mult, int32_t shift, int32_t zp21, int32_t lo, int32_t hi)
 {
-    if (shift >= 0 || acc < -(1 << 29) || acc >= (1 << 29)) {
+    if (shift >= 0 || acc < -(1 << 30) || acc >= (1 << 30)) {
         return ec_output_s8(ec_requantize(acc, mult, shift), zp21 >> 1, lo, hi);
     }
     return (int8_t)ec_clamp_i32(ec_requant_fast(acc, mult, shift, zp21), lo, hi);
@@ -46,7 +46,7 @@ static inline int8_t ec_sparse_output(int32_t acc, int32_t mult, int32_t shift, 
 
 /* out[i] = the output stage of ec_fully_connected_s8 for accumulator acc[i] (bias included), channel i < n.
  * DSP extension: four channels at a time with ec_requant_fast and a 4-lane clamp when their shifts are negative and
- * their accumulators below 2^29 in magnitude. */
+ * their accumulators below 2^30 in magnitude. */
 static void ec_sparse_outputs(const int32_t *acc, int32_t n, const ec_quant_s8 *q, int8_t *out)
 {
     const int32_t *mult = q->mult, *shift = q->shift;
@@ -55,7 +55,7 @@ static void ec_sparse_outputs(const int32_t *acc, int32_t n, const ec_quant_s8 *
     int32_t i = 0;
 #if defined(__ARM_FEATURE_DSP)
     const int32_t lo4 = ec_dup8(lo), hi4 = ec_dup8(hi);
-    const uint32_t h = UINT32_C(1) << 29;
+    const uint32_t h = UINT32_C(1) << 30;
     for (; step && i + 4 <= n; i += 4) {
         const int32_t *a = acc + i, *m = mult + i, *s = shift + i;
         if ((s[0] & s[1] & s[2] & s[3]) < 0 &&
