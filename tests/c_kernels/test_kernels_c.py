@@ -403,10 +403,12 @@ def test_fully_connected_s8(ck, seed):
 
 
 def test_output_stage_extremes(ck):
-    """Saturating left shift, and requantized values near the int32 limits plus a zero point (no overflow)."""
+    """Saturating left shift, and requantized values near the int32 limits plus a zero point (no overflow), with
+    left and right shifts."""
     ffi, lib = ck
     bias = np.array([INT32_MAX - 20000, INT32_MIN + 20000, 2**29, -(2**29), 5, -5, 0, 1], np.int32)
-    for mult, shift, zp in ((INT32_MAX, 2, 127), (INT32_MAX, 1, -128), (2**30, 2, 100), (INT32_MAX, 0, -100)):
+    for mult, shift, zp in ((INT32_MAX, 2, 127), (INT32_MAX, 1, -128), (2**30, 2, 100), (INT32_MAX, 0, -100),
+                            (INT32_MAX, -1, 0), (2**30 + 1, -31, 5), (INT32_MAX, -30, -128)):
         m, sh = np.array([mult], np.int32), np.array([shift], np.int32)
         q = ffi.new("ec_quant_s8 *", {"in_zp": 3, "out_zp": zp, "act_min": -128, "act_max": 127,
                                       "mult": buf(ffi, m), "shift": buf(ffi, sh), "per_channel": 0})
