@@ -1,6 +1,6 @@
 #!/bin/sh
-# Compile every runtime kernel warning-free for the host (gcc), Cortex-M7 and Cortex-M4 (DSP extension, hard float)
-# and Cortex-M0+ (no DSP, soft float).
+# Compile every runtime kernel warning-free for the host (gcc), Cortex-M7 and Cortex-M4 (DSP extension, hard float),
+# Cortex-M55 (Helium/MVE) and Cortex-M0+ (no DSP, soft float).
 # Usage: runtime_c/check_build.sh   (exit status 0 when every configuration builds)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,5 +31,6 @@ check() {
 check host gcc
 check cortex-m7 arm-none-eabi-gcc -mcpu=cortex-m7 -mthumb -mfpu=fpv5-d16 -mfloat-abi=hard
 check cortex-m4 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard
+check cortex-m55 arm-none-eabi-gcc -mcpu=cortex-m55 -mthumb -mfloat-abi=hard
 check cortex-m0plus arm-none-eabi-gcc -mcpu=cortex-m0plus -mthumb -mfloat-abi=soft
 exit $status

@@ -203,10 +203,12 @@ def test_emulated_targets(target, case, tmp_path):
     assert_bitexact(g, samples, res)
 
 
-def random_convs(seed: int):
+def random_convs(seed: int, helium: bool = False):
     """Convolutions of random shapes in a chain (general, depthwise 3x3 and 5x5, 1x1, then a Gemm), so the
     optimized kernels' tails are reached: channel counts that are not multiples of 4, odd widths, strides, padding
-    on every border, with and without a fused Relu. Its own generator: the module's R stays untouched."""
+    on every border, with and without a fused Relu. Its own generator: the module's R stays untouched.
+    helium: also dilated general convolutions, a depthwise convolution with a channel multiplier and a residual
+    Add (the other draws are unchanged)."""
     rng = np.random.default_rng(seed)
 
     def w(*shape: int, scale: float) -> np.ndarray:
@@ -215,24 +217,30 @@ def random_convs(seed: int):
     c, h, wd = int(rng.integers(1, 12)), int(rng.integers(5, 12)), int(rng.integers(5, 12))
     h_in, w_in = h, wd
     nodes, inits, x = [], {}, "input"
-    for i, kind in enumerate(["conv", "dw3", "pw", "dw5", "conv"]):
-        k = {"dw3": 3, "dw5": 5, "pw": 1}.get(kind, int(rng.integers(1, 4)))
+    for i, kind in enumerate(["conv", "dw3", "pw", "dw5", "conv"] + (["dwm"] if helium else [])):
+        k = {"dw3": 3, "dwm": 3, "dw5": 5, "pw": 1}.get(kind, int(rng.integers(1, 4)))
+        dil = int(rng.integers(1, 3)) if helium and kind in ("conv", "dwm") else 1
+        ext = (k - 1) * dil + 1
         group = c if kind.startswith("dw") else 1
-        out_c = c if group > 1 else int(rng.integers(1, 14))
-        pads = [0] * 4 if kind == "pw" else [int(p) for p in rng.integers(0, k, 4)]
+        out_c = c * int(rng.integers(2, 4)) if kind == "dwm" else c if group > 1 else int(rng.integers(1, 14))
+        pads = [0] * 4 if kind == "pw" else [int(p) for p in rng.integers(0, ext, 4)]
         stride = 1 if kind == "pw" else int(rng.integers(1, 3))
         for ax in (0, 1):  # keep at least one output position: [top, left, bottom, right]
-            pads[ax + 2] += max(0, k - (h, wd)[ax] - pads[ax] - pads[ax + 2])
-        h = (h + pads[0] + pads[2] - k) // stride + 1
-        wd = (wd + pads[1] + pads[3] - k) // stride + 1
+            pads[ax + 2] += max(0, ext - (h, wd)[ax] - pads[ax] - pads[ax + 2])
+        h = (h + pads[0] + pads[2] - ext) // stride + 1
+        wd = (wd + pads[1] + pads[3] - ext) // stride + 1
         inits[f"W{i}"] = w(out_c, c // group, k, k, scale=1.0 / np.sqrt(k * k * c / group))
         inits[f"B{i}"] = w(out_c, scale=0.1)
         y = f"c{i}"
-        nodes.append(n("Conv", [x, f"W{i}", f"B{i}"], [y], group=group, pads=pads, strides=[stride, stride]))
+        extra = {"dilations": [dil, dil]} if helium else {}
+        nodes.append(n("Conv", [x, f"W{i}", f"B{i}"], [y], group=group, pads=pads, strides=[stride, stride], **extra))
         if rng.random() < 0.5:
             nodes.append(n("Relu", [y], [f"r{i}"]))
             y = f"r{i}"
         x, c = y, out_c
+    if helium:  # a residual Add of two differently scaled tensors of the same shape
+        nodes += [n("Sigmoid", [x], ["s"]), n("Add", [x, "s"], ["a"])]
+        x = "a"
     c_in = int(inits["W0"].shape[1])
     inits["WG"] = w(int(rng.integers(1, 10)), c * h * wd, scale=0.05)
     nodes += [n("Flatten", [x], ["f"]), n("Gemm", ["f", "WG"], ["output"], transB=1)]
@@ -245,3 +253,30 @@ def test_cortex_m7_random_convs(seed, tmp_path):
     """The DSP-extension kernels on random layer shapes, bit-exact with the integer reference."""
     samples, res, g, _ = build_and_run(random_convs(seed), tmp_path, quantize="int8", target="cortex-m7")
     assert_bitexact(g, samples, res)
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=needs_target("cortex-m55")) for s in range(3)])
+def test_cortex_m55_random_convs(seed, tmp_path):
+    """The Helium (MVE) kernels on random layer shapes (dilation, channel multipliers, residual Add),
+    bit-exact with the integer reference."""
+    samples, res, g, _ = build_and_run(random_convs(seed, helium=True), tmp_path, quantize="int8",
+                                       target="cortex-m55")
+    assert_bitexact(g, samples, res)
+    code = (tmp_path / "build" / "model.c").read_text()
+    assert "ec_depthwise_conv2d_mve_s8(" in code and "ec_fully_connected_mve_s8(" in code
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_helium_kernels_plain_c(seed, tmp_path, monkeypatch):
+    """The plain C paths beside the Helium code (host, no MVE), lowered as for a Helium target, equal the
+    reference: same packed layouts and folded biases, read without vector instructions."""
+    import dataclasses
+
+    import edgec.build
+
+    host = edgec.build.load_target("host")
+    monkeypatch.setattr(edgec.build, "load_target",
+                        lambda name: dataclasses.replace(host, features=(*host.features, "mve")))
+    samples, res, g, _ = build_and_run(random_convs(seed, helium=True), tmp_path, quantize="int8")
+    assert_bitexact(g, samples, res)
+    assert "ec_depthwise_conv2d_mve_s8(" in (tmp_path / "build" / "model.c").read_text()

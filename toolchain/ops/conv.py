@@ -215,6 +215,62 @@ def depthwise_3x3_scratch_bytes(p: dict) -> int:
     return (p["in_c"] // 4) * ((p["out_w"] - 1) * p["stride_w"] + 3) * 6 * 4
 
 
+def fold_input_zp(bias: np.ndarray, w: np.ndarray, in_zp: int) -> np.ndarray:
+    """bias - in_zp * (sum of each output channel's weights; w [N][K]): the bias of the Helium kernels, which
+    multiply the raw inputs (runtime_c/include/edgec_mve.h). Wrapped to int32: the kernels' int32 sums then equal
+    bias + sum((x - in_zp) * w) modulo 2^32, exactly as every other C kernel's (a bias clipped at the int32 limit
+    by quantization stays exact)."""
+    b = bias.astype(np.int64) - in_zp * w.astype(np.int64).sum(axis=1)
+    return ((b + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+def pair_layout(a: np.ndarray, pad: int = 0) -> np.ndarray:
+    """Per-channel int32 values -> the pair layout of the Helium matrix kernels (edgec_mve.h): (c, c + 1, c, c + 1)
+    for every pair of channels, an odd count padded with `pad`."""
+    p = np.full(len(a) + len(a) % 2, pad, np.int32)
+    p[:len(a)] = a
+    return np.tile(p.reshape(-1, 2), (1, 2)).reshape(-1)
+
+
+def mve_matrix_stage(name: str, q: dict, bias: np.ndarray) -> tuple[Struct, Array]:
+    """The output stage struct and bias array of a Helium matrix kernel, in the pair layout."""
+    # a padded channel's shift is -1, so that "every shift is negative" (the fast output stage) still holds
+    return (quant_struct(name, {**q, "mult": pair_layout(q["mult"]), "shift": pair_layout(q["shift"], -1)}),
+            Array(f"b_{name}", pair_layout(bias), "int32_t"))
+
+
+def conv_im2col_mve_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_im2col_mve_s8_get_buffer_size: two int8 columns of k_h * k_w * in_c."""
+    return 2 * p["k_h"] * p["k_w"] * p["in_c"]
+
+
+# Channel (within a group of 8) of entry 4 v + l of the Helium depthwise kernel's bias, mult and shift arrays.
+MVE_DW_LANES = np.array([2 * lane + v for v in range(2) for lane in range(4)])
+
+
+def pack_depthwise_mve(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
+                       mult_ch: int) -> tuple[np.ndarray, ...]:
+    """[k_h][k_w][C] int8 weights and per-channel int32 arrays -> the layouts of ec_depthwise_conv2d_mve_s8:
+    weights [C8 / 8][taps][8], bias/mult/shift in its lane order, and (multiplier above 1) the input-channel
+    offsets."""
+    kh, kw, c = w.shape
+    c8 = (c + 7) // 8 * 8
+    wp = np.zeros((kh * kw, c8), np.int8)
+    wp[:, :c] = w.reshape(kh * kw, c)
+    wp = wp.reshape(kh * kw, c8 // 8, 8).transpose(1, 0, 2)
+    order = (np.arange(c8) // 8 * 8).reshape(-1, 8)[:, :1] + MVE_DW_LANES  # channel of each entry
+
+    def lanes(a: np.ndarray, pad: int = 0) -> np.ndarray:
+        full = np.full(c8, pad, np.int32)
+        full[:c] = a
+        return full[order.reshape(-1)]
+
+    oc = np.arange(c8)
+    offsets = np.where(oc < c, oc // mult_ch - (oc // 8 * 8) // mult_ch, 0).astype(np.uint8)
+    # padded channels: shift -1, so that "every shift is negative" (the fast output stage) still holds
+    return wp, lanes(bias), lanes(mult), lanes(shift, -1), offsets
+
+
 def scratch_arg(nbytes: int) -> Scratch | Raw:
     """A kernel's scratch buffer; NULL when it needs none."""
     return Scratch(nbytes) if nbytes else Raw("NULL")
@@ -338,6 +394,37 @@ class Conv(Op):
             kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)
         return Lowered([Call(kernel, args + [packed] + tail + [Scratch(scratch)], node=name, macs=self.macs(node, g))])
 
+    def lower_mve(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
+        """A Helium (MVE) kernel for the layer's shape, or None (then the DSP or portable kernel)."""
+        q, name, p = node.q, node.name, params.fields
+        zp = q["in_zp"]
+        head, out = [params], Buf(node.outputs[0], "int8_t", const=False)
+        macs = self.macs(node, g)
+        if self.is_depthwise(node, g):
+            if q["w"].min(initial=0) < -127:  # two taps' products must fit in int16 (edgec_mve.h)
+                return None
+            w = q["w"][:, 0].reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)
+            bias = fold_input_zp(q["bias"], w.reshape(-1, p["out_c"]).T, zp)
+            mult_ch = p["out_c"] // p["in_c"]
+            wp, b, m, s, offsets = pack_depthwise_mve(w, bias, q["mult"], q["shift"], mult_ch)
+            stage = quant_struct(name, {**q, "mult": m, "shift": s})
+            offs = Array(f"off_{name}", offsets, "uint8_t") if mult_ch > 1 else Raw("NULL")
+            zp_row = Array(f"zp_{name}", np.full(len(b), zp, np.int8), "int8_t")
+            return Lowered([Call("ec_depthwise_conv2d_mve_s8",
+                                 head + [stage, Buf(node.inputs[0], "int8_t"), Array(f"w_{name}", wp, "int8_t"),
+                                         Array(f"b_{name}", b, "int32_t"), offs, zp_row, out], node=name,
+                                 macs=macs)])
+        if p["groups"] != 1:
+            return None
+        w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
+        w = w.reshape(w.shape[0], -1)
+        stage, bias = mve_matrix_stage(name, q, fold_input_zp(q["bias"], w, zp))
+        args = head + [stage, Buf(node.inputs[0], "int8_t"), Array(f"w_{name}", w, "int8_t"), bias, out]
+        if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
+            return Lowered([Call("ec_conv2d_1x1_mve_s8", args, node=name, macs=macs)])
+        return Lowered([Call("ec_conv2d_im2col_mve_s8", args + [Scratch(conv_im2col_mve_scratch_bytes(p))],
+                             node=name, macs=macs)])
+
     def lower_sparse_1x1(self, node: Node, g: Graph, target: Target, kernel: tuple, strides: list[int],
                          pads: list[int], group: int) -> Lowered | None:
         """A 1x1 convolution with stride 1, no padding and one group is a fully connected layer over the NHWC pixels:
@@ -369,6 +456,10 @@ class Conv(Op):
         sparse = self.lower_sparse_1x1(node, g, target, kernel, strides, pads, group)
         if sparse is not None:
             return sparse
+        if node.dtype == "int8" and "mve" in target.features:
+            low = self.lower_mve(node, g, params, pads)
+            if low is not None:
+                return low
         if node.dtype == "int8" and "dsp" in target.features:
             low = self.lower_dsp(node, g, params, pads)
             if low is not None:

@@ -13,7 +13,9 @@ from .conv import (
     act_struct,
     ceil4,
     finish_s8,
+    fold_input_zp,
     imported_scales,
+    mve_matrix_stage,
     output_stage,
     pack_matrix_s8,
     pack_s4,
@@ -122,6 +124,13 @@ class Gemm(Op):
             sparse = self.lower_sparse(node, g, target, rows, w, stage, Array(f"b_{name}", bias, bias_t))
             if sparse is not None:
                 return sparse
+        if node.dtype == "int8" and "mve" in target.features:
+            stage, folded = mve_matrix_stage(name, node.q, fold_input_zp(bias, w, node.q["in_zp"]))
+            call = Call("ec_fully_connected_mve_s8",
+                        [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, t),
+                         folded, Buf(node.outputs[0], t, const=False)],
+                        node=name, macs=self.macs(node, g))
+            return Lowered([call])
         if node.dtype == "int8" and "dsp" in target.features:
             call = Call("ec_fully_connected_packed_s8",
                         [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
