@@ -9,8 +9,8 @@
  * int4 weights (--quantize int4): int8 activations and the int8 output stage (ec_quant_s8), weights symmetric per
  * output channel in [-7, 7], two per byte: element k of a row is in byte k / 2, the low nibble for an even k, the
  * high nibble for an odd k (two's complement nibbles). Every row starts on a byte (a row of odd length ends with a
- * zero nibble): conv and fully connected rows are output channels ([out_c][k_h][k_w][in_c / groups], [out_c]
- * [depth]), depthwise rows are taps ([k_h][k_w] rows of out_c).
+ * zero nibble): conv rows are the taps of an output channel ([out_c][k_h][k_w] rows of in_c / groups), fully
+ * connected rows are output channels ([out_c] rows of depth), depthwise rows are taps ([k_h][k_w] rows of out_c).
  */
 #ifndef EDGEC_LOWBIT_H
 #define EDGEC_LOWBIT_H
@@ -40,17 +40,16 @@ static inline int32_t ec_shift_round(int32_t x, int32_t s)
     return ec_clamp_i32(x, -256, 255) * (1 << -s);
 }
 
-/* A two's complement nibble (the low 4 bits of b) as an int32. */
+/* The two's complement nibbles of a byte b (bits 0-3, bits 4-7) as int32: a shift left and an arithmetic shift
+ * right each. */
 static inline int32_t ec_s4_lo(uint32_t b)
 {
-    return (int32_t)(b & 15u) - (int32_t)((b & 8u) << 1);
+    return (int32_t)(b << 28) >> 28;
 }
 
-/* Element k of a packed int4 row. */
-static inline int32_t ec_s4_get(const uint8_t *row, int32_t k)
+static inline int32_t ec_s4_hi(uint32_t b)
 {
-    const uint32_t b = row[k >> 1];
-    return ec_s4_lo((k & 1) ? b >> 4 : b);
+    return (int32_t)(b << 24) >> 28;
 }
 
 /* q7 kernels: the geometry and weight layouts of ec_conv2d_s8 / ec_depthwise_conv2d_s8 / ec_fully_connected_s8. */

@@ -1,6 +1,6 @@
 /*
  * ec_conv2d_s4: (grouped) 2-D convolution, NHWC, with int4 weights (edgec_lowbit.h) and int8 activations.
- * weights: out_c rows of k_h * k_w * in_c / groups int4 values ([kh][kw][ic] order), each row starting on a byte.
+ * weights [out_c][k_h][k_w] rows of in_c / groups int4 values, each row starting on a byte.
  * acc = bias[oc] + sum over the window taps inside the input of (x - in_zp) * w, then the int8 output stage.
  */
 #include "edgec_internal.h"
@@ -15,7 +15,9 @@ void ec_conv2d_s4(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *i
     const int32_t groups = p->groups > 0 ? p->groups : 1;
     const int32_t ic_per_g = in_c / groups;
     const int32_t oc_per_g = p->out_c / groups;
-    const int32_t w_oc_bytes = (k_h * k_w * ic_per_g + 1) / 2;
+    const int32_t tap_bytes = (ic_per_g + 1) / 2;
+    const int32_t w_oc_bytes = k_h * k_w * tap_bytes;
+    const int32_t pairs = ic_per_g / 2;
     const int32_t in_row = in_w * in_c;
     const int32_t in_zp = q->in_zp, out_zp = q->out_zp, act_min = q->act_min, act_max = q->act_max;
     const int32_t *const mult = q->mult;
@@ -45,9 +47,13 @@ void ec_conv2d_s4(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *i
                             const int8_t *x_row = in_g + (iy0 + ky * dil_h) * in_row;
                             for (kx = kx0; kx < kx1; ++kx) {
                                 const int8_t *x = x_row + (ix0 + kx * dil_w) * in_c;
-                                const int32_t k0 = (ky * k_w + kx) * ic_per_g;
-                                for (c = 0; c < ic_per_g; ++c) {
-                                    acc += (x[c] - in_zp) * ec_s4_get(w_oc, k0 + c);
+                                const uint8_t *w = w_oc + (ky * k_w + kx) * tap_bytes;
+                                for (c = 0; c < pairs; ++c) {
+                                    const uint32_t wb = w[c];
+                                    acc += (x[2 * c] - in_zp) * ec_s4_lo(wb) + (x[2 * c + 1] - in_zp) * ec_s4_hi(wb);
+                                }
+                                if (ic_per_g & 1) {
+                                    acc += (x[ic_per_g - 1] - in_zp) * ec_s4_lo(w[pairs]);
                                 }
                             }
                         }

@@ -22,7 +22,7 @@ void ec_fully_connected_s4(int32_t rows, int32_t depth, int32_t out_c, const ec_
             int32_t acc = bias != NULL ? bias[oc] : 0;
             for (d = 0; d < pairs; ++d) {
                 const uint32_t b = w[d];
-                acc += (x[2 * d] - in_zp) * ec_s4_lo(b) + (x[2 * d + 1] - in_zp) * ec_s4_lo(b >> 4);
+                acc += (x[2 * d] - in_zp) * ec_s4_lo(b) + (x[2 * d + 1] - in_zp) * ec_s4_hi(b);
             }
             if (depth & 1) {
                 acc += (x[depth - 1] - in_zp) * ec_s4_lo(w[pairs]);

@@ -496,8 +496,8 @@ class Conv(Op):
         w = q["w"][:, :, None, :] if dims == 1 else q["w"]
         w = w[:, 0].transpose(1, 2, 0) if depthwise else w.transpose(0, 2, 3, 1)
         if node.scheme == "int4":
-            warr = Array(f"w_{name}", pack_s4(w.reshape(w.shape[0] * w.shape[1], -1) if depthwise
-                                              else w.reshape(w.shape[0], -1)), "uint8_t")
+            # rows on bytes: depthwise [kh][kw] rows of out_c, otherwise [out_c][kh][kw] rows of in_c / groups
+            warr = Array(f"w_{name}", pack_s4(w.reshape(-1, w.shape[-1])), "uint8_t")
         else:
             warr = Array(f"w_{name}", w, "int8_t")
         suffix = "s4" if node.scheme == "int4" else "q7"
