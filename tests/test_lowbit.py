@@ -50,12 +50,19 @@ def test_shift_round_is_rounding_half_up():
 
 
 @pytest.mark.parametrize("shape", [(1, 2), (3, 5), (4, 1), (2, 8), (7, 27)])
-def test_int4_packing_round_trip(shape):
+@pytest.mark.parametrize("grouped", [True, False])
+def test_int4_packing_round_trip(shape, grouped):
     w = np.random.default_rng(1).integers(-8, 8, shape).astype(np.int8)
-    packed = pack_s4(w)
+    packed = pack_s4(w, grouped)
     assert packed.dtype == np.uint8 and packed.size == shape[0] * ((shape[1] + 1) // 2)
-    np.testing.assert_array_equal(unpack_s4(packed, *shape), w)
-    assert list(pack_s4(np.array([[1, -1], [-8, 7]]))) == [0xF1, 0x78]  # low nibble first
+    np.testing.assert_array_equal(unpack_s4(packed, *shape, grouped), w)
+
+
+def test_int4_nibble_order():
+    assert list(pack_s4(np.array([[1, -1], [-8, 7]]), grouped=False)) == [0xF1, 0x78]  # low nibble first
+    # groups of 8: byte j holds elements j (low) and j + 4 (high); the tail in pairs
+    row = np.array([[0, 1, 2, 3, -4, -3, -2, -1, 5, 6, -7]])
+    assert list(pack_s4(row)) == [0xC0, 0xD1, 0xE2, 0xF3, 0x65, 0x09]
 
 
 def test_gptq_rounding():

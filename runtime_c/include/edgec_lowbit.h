@@ -7,8 +7,9 @@
  *   out = clamp(ec_shift_round(acc, s[oc]), act_min, act_max), acc = bias[oc] + sum(x * w).
  *
  * int4 weights (--quantize int4): int8 activations and the int8 output stage (ec_quant_s8), weights symmetric per
- * output channel in [-7, 7], two per byte: element k of a row is in byte k / 2, the low nibble for an even k, the
- * high nibble for an odd k (two's complement nibbles). Every row starts on a byte (a row of odd length ends with a
+ * output channel in [-7, 7], two per byte (two's complement nibbles). Depthwise: element k of a row is in byte
+ * k / 2, the low nibble for an even k, the high nibble for an odd k; conv and fully connected rows are in the
+ * grouped order of edgec_s4.h. Every row starts on a byte (a row of odd length ends with a
  * zero nibble): conv rows are the taps of an output channel ([out_c][k_h][k_w] rows of in_c / groups), fully
  * connected rows are output channels ([out_c] rows of depth), depthwise rows are taps ([k_h][k_w] rows of out_c).
  */

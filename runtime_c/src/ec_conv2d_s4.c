@@ -1,10 +1,10 @@
 /*
  * ec_conv2d_s4: (grouped) 2-D convolution, NHWC, with int4 weights (edgec_lowbit.h) and int8 activations.
- * weights [out_c][k_h][k_w] rows of in_c / groups int4 values, each row starting on a byte.
+ * weights [out_c][k_h][k_w] rows of in_c / groups int4 values, each row starting on a byte (edgec_s4.h order).
+ * With the DSP extension (Cortex-M4/M7/M33), 8 weights per SMLAD group of 4 (ec_dot_s4).
  * acc = bias[oc] + sum over the window taps inside the input of (x - in_zp) * w, then the int8 output stage.
  */
-#include "edgec_internal.h"
-#include "edgec_lowbit.h"
+#include "edgec_s4.h"
 
 void ec_conv2d_s4(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const uint8_t *weights,
                   const int32_t *bias, int8_t *output)
@@ -17,7 +17,6 @@ void ec_conv2d_s4(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *i
     const int32_t oc_per_g = p->out_c / groups;
     const int32_t tap_bytes = (ic_per_g + 1) / 2;
     const int32_t w_oc_bytes = k_h * k_w * tap_bytes;
-    const int32_t pairs = ic_per_g / 2;
     const int32_t in_row = in_w * in_c;
     const int32_t in_zp = q->in_zp, out_zp = q->out_zp, act_min = q->act_min, act_max = q->act_max;
     const int32_t *const mult = q->mult;
@@ -25,7 +24,7 @@ void ec_conv2d_s4(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *i
     const int32_t qstep = q->per_channel ? 1 : 0;
     const int32_t batch = p->batch, out_h = p->out_h, out_w = p->out_w;
     const int32_t stride_h = p->stride_h, stride_w = p->stride_w, pad_top = p->pad_top, pad_left = p->pad_left;
-    int32_t b, oy, ox, g, j, ky, kx, c;
+    int32_t b, oy, ox, g, j, ky, kx;
 
     for (b = 0; b < batch; ++b) {
         const int8_t *in_b = input + b * in_h * in_row;
@@ -47,14 +46,7 @@ void ec_conv2d_s4(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *i
                             const int8_t *x_row = in_g + (iy0 + ky * dil_h) * in_row;
                             for (kx = kx0; kx < kx1; ++kx) {
                                 const int8_t *x = x_row + (ix0 + kx * dil_w) * in_c;
-                                const uint8_t *w = w_oc + (ky * k_w + kx) * tap_bytes;
-                                for (c = 0; c < pairs; ++c) {
-                                    const uint32_t wb = w[c];
-                                    acc += (x[2 * c] - in_zp) * ec_s4_lo(wb) + (x[2 * c + 1] - in_zp) * ec_s4_hi(wb);
-                                }
-                                if (ic_per_g & 1) {
-                                    acc += (x[ic_per_g - 1] - in_zp) * ec_s4_lo(w[pairs]);
-                                }
+                                acc += ec_dot_s4(x, w_oc + (ky * k_w + kx) * tap_bytes, ic_per_g, in_zp);
                             }
                         }
                         *output++ = ec_output_s8(ec_requantize(acc, mult[oc * qstep], shift[oc * qstep]), out_zp,

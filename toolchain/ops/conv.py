@@ -68,20 +68,36 @@ def weight_scheme(node: Node) -> str:
     return "qformat" if node.scheme == "q15" else node.scheme
 
 
-def pack_s4(w: np.ndarray) -> np.ndarray:
-    """[R][L] int values in [-8, 7] -> R rows of (L + 1) / 2 bytes: element k in byte k / 2, the low nibble for an
-    even k (edgec_lowbit.h)."""
+def s4_order(length: int) -> np.ndarray:
+    """The element of a row held in each nibble, in nibble order (byte k / 2, low nibble first), for rows in
+    groups of 8 (runtime_c/include/edgec_s4.h): byte j of a group holds elements j and j + 4; the tail in pairs."""
+    full = length // 8 * 8
+    groups = (np.arange(full // 8)[:, None] * 8 + np.array([0, 4, 1, 5, 2, 6, 3, 7])[None, :]).reshape(-1)
+    return np.concatenate([groups, np.arange(full, length)]).astype(np.int64)
+
+
+def pack_s4(w: np.ndarray, grouped: bool = True) -> np.ndarray:
+    """[R][L] int values in [-8, 7] -> R rows of (L + 1) / 2 bytes, each row starting on a byte (edgec_lowbit.h):
+    nibble order s4_order(L) (grouped, for ec_dot_s4) or element order (element k in byte k / 2, low nibble
+    first: depthwise)."""
     r, n = w.shape
+    if grouped:
+        w = w[:, s4_order(n)]
     rows = np.zeros((r, n + n % 2), np.uint8)
     rows[:, :n] = w.astype(np.int64) & 15
     return (rows[:, 0::2] | (rows[:, 1::2] << 4)).astype(np.uint8).reshape(-1)
 
 
-def unpack_s4(packed: np.ndarray, rows: int, length: int) -> np.ndarray:
+def unpack_s4(packed: np.ndarray, rows: int, length: int, grouped: bool = True) -> np.ndarray:
     """The inverse of pack_s4: [rows][length] int8."""
     b = packed.reshape(rows, -1).astype(np.int64)
     nib = np.stack([b & 15, b >> 4], axis=2).reshape(rows, -1)[:, :length]
-    return (nib - ((nib & 8) << 1)).astype(np.int8)
+    vals = (nib - ((nib & 8) << 1)).astype(np.int8)
+    if not grouped:
+        return vals
+    out = np.empty_like(vals)
+    out[:, s4_order(length)] = vals
+    return out
 
 
 def imported_scales(g: Graph, name: str, channel_axis: int) -> np.ndarray | None:
@@ -497,7 +513,7 @@ class Conv(Op):
         w = w[:, 0].transpose(1, 2, 0) if depthwise else w.transpose(0, 2, 3, 1)
         if node.scheme == "int4":
             # rows on bytes: depthwise [kh][kw] rows of out_c, otherwise [out_c][kh][kw] rows of in_c / groups
-            warr = Array(f"w_{name}", pack_s4(w.reshape(-1, w.shape[-1])), "uint8_t")
+            warr = Array(f"w_{name}", pack_s4(w.reshape(-1, w.shape[-1]), grouped=not depthwise), "uint8_t")
         else:
             warr = Array(f"w_{name}", w, "int8_t")
         suffix = "s4" if node.scheme == "int4" else "q7"
