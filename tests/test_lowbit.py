@@ -8,8 +8,8 @@ import json
 import numpy as np
 import onnx
 import pytest
-from helpers import HAVE_ARM, MODELS, assert_bitexact, assert_int8_sane, build_and_run
-from onnx import TensorProto, numpy_helper
+from helpers import HAVE_ARM, MODELS, assert_bitexact, assert_int8_sane, build_and_run, make_model
+from onnx import TensorProto, helper, numpy_helper
 from test_export import qdq_outputs
 from test_ops import CASES, random_convs
 
@@ -81,6 +81,22 @@ def test_gptq_rounding():
         return float(np.sum((x @ (w - v * scales[:, None]).T) ** 2))
 
     assert err(q) < 0.7 * err(plain)
+
+
+def test_qformat_channel_of_tiny_weights(tmp_path):
+    """A channel whose weights are far below one output step (mobilenet_vww96 has them): its n_w is capped so that
+    the shift stays at most 24 and the bias fits int32; still bit-exact."""
+    rng = np.random.default_rng(3)
+    wt = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
+    wt[1] *= 1e-9
+    model = make_model([helper.make_node("Conv", ["input", "W", "B"], ["output"], pads=[1, 1, 1, 1])],
+                       {"input": [1, 3, 6, 6]}, {"output": None},
+                       {"W": wt, "B": np.array([0.1, 0.5, -0.2, 0.0], np.float32)})
+    samples, res, g, want = build_and_run(model, tmp_path, quantize="qformat")
+    assert_bitexact(g, samples, res)
+    assert_int8_sane(res, want)
+    q = next(n.q for n in g.nodes if n.op == "Conv")
+    assert q["shift"].max() <= 24 and np.abs(q["bias"]).max() < 2**30
 
 
 def _check_qformat(g) -> None:

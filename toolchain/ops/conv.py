@@ -124,6 +124,27 @@ def model_bias_ints(g: Graph, name: str | None, bias: np.ndarray | None, step: n
     return ints.astype(np.int32)
 
 
+Q7_MAX_SHIFT = 24  # Q-format: n_in + n_w - n_out at most
+
+
+def layer_weights(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A Conv/Gemm's integer weights and scales (quantize_weights with the model's or our scales). Q-format caps each
+    channel's fractional bits n_w so that the output shift stays at most Q7_MAX_SHIFT (the weights of a channel far
+    below one output step lose bits they could not show) and the int32 bias at 2^-(n_in + n_w) stays below 2^30."""
+    scales = imported_scales(g, node.inputs[1], 0)
+    if node.scheme == "qformat":
+        amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        n_w = np.broadcast_to(pow2_bits(scales) if scales is not None else frac_bits(amax), (w.shape[0],))
+        n_in, n_out = pow2_bits(qparams(g, node.inputs[0])[0]), pow2_bits(qparams(g, node.outputs[0])[0])
+        cap = np.full(w.shape[0], n_out - n_in + Q7_MAX_SHIFT)
+        if bias is not None:
+            b = np.abs(np.broadcast_to(bias, (w.shape[0],)).astype(np.float64))
+            with np.errstate(divide="ignore"):
+                cap = np.where(b > 0, np.minimum(cap, np.floor(30 - np.log2(np.where(b > 0, b, 1.0))) - n_in), cap)
+        scales = np.ldexp(1.0, -np.minimum(n_w, cap).astype(np.int64))
+    return quantize_weights(w, scales, weight_scheme(node))
+
+
 def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
     """Integer bias (the model's own int32 when it has one), per-channel multipliers (Q-format: shifts) and clamp
     bounds shared by Conv and Gemm.
@@ -370,7 +391,7 @@ class Conv(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         w, *_ = self._geometry(node, g)
-        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), weight_scheme(node))
+        wq, ws = layer_weights(node, g, w, self._bias(node, g))
         return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:

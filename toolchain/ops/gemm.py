@@ -14,15 +14,13 @@ from .conv import (
     ceil4,
     finish_s8,
     fold_input_zp,
-    imported_scales,
+    layer_weights,
     mve_matrix_stage,
     output_stage,
     pack_matrix_s8,
     pack_s4,
     quant_struct,
     quant_struct_s16,
-    quantize_weights,
-    weight_scheme,
 )
 
 
@@ -87,7 +85,7 @@ class Gemm(Op):
 
     def quantize(self, node: Node, g: Graph) -> dict:
         w, b = self.weights(node, g)
-        wq, ws = quantize_weights(w, imported_scales(g, node.inputs[1], 0), weight_scheme(node))
+        wq, ws = layer_weights(node, g, w, b)
         return {"w": wq, **output_stage(node, g, ws, b, w.shape[0])}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
