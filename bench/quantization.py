@@ -48,6 +48,7 @@ SCHEMES = {
     "int4 weights per-channel, minmax": {"quantize": "int4", "calibration": "minmax"},
     "int16 act. + int8 weights (16x8), auto calibration": {"quantize": "int16"},
     "int16 act. + int8 weights (16x8), minmax": {"quantize": "int16", "calibration": "minmax"},
+    "Q-format q15 (int16, power-of-two), auto calibration": {"quantize": "q15"},
 }
 
 
