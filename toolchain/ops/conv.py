@@ -167,6 +167,9 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
     ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
     if node.dtype == "int16":
         bq = np.clip(np.round(b / (s_in * ws)), -BIAS64_LIMIT, BIAS64_LIMIT).astype(np.int64)
+        if max(s for _, s in ms) > 14:
+            raise EdgecError(f"{node.op} (node '{node.name}'): its int16 requantization scale is above 2^14 (an "
+                             "almost constant output?); keep this layer int8 with --qconfig")
         ms = [reduce_multiplier(m, s) for m, s in ms]
     act_min, act_max = quant_bounds(*act_range(node), s_out, zp_out, node.dtype)
     return {"bias": bq, "mult": np.array([m for m, _ in ms], np.int32), "shift": np.array([s for _, s in ms], np.int32),
