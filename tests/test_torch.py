@@ -194,6 +194,27 @@ def test_filter_and_nm_structures():
         GradualPruner(SmallNet(), 0.0, Schedule(0, 0, 1), structure="4:5", layers=["fc1"]).step()
 
 
+def test_filter_pruned_export_removes_the_filters(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = SmallNet()
+    pruner = GradualPruner(model, 0.5, Schedule(0, 0, 1), structure="filter", layers=["conv1", "conv2"])
+    _train_with(pruner, model, 2, lambda: None)
+    model.eval()
+    x = torch.rand(1, 1, 8, 8)
+    path = export(model, x, tmp_path / "filters.onnx")
+    m = onnx.load(str(path))
+    shapes = sorted(tuple(i.dims) for i in m.graph.initializer if len(i.dims) == 4)
+    assert shapes == [(3, 1, 3, 3), (4, 3, 3, 3)]  # 6 -> 3 filters, 8 -> 4, and conv2 lost 3 input channels
+    matrices = sorted(tuple(i.dims) for i in m.graph.initializer if len(i.dims) == 2)
+    assert matrices == [(5, 16), (16, 16)]  # fc1 lost the flatten columns of conv2's 4 removed channels (32 -> 16)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(sess.run(None, {"input": x.numpy()})[0], model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_pruned_export_shrinks_the_build(tmp_path):
     from torch_digits import ConvNet
 

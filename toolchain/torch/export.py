@@ -1,5 +1,5 @@
 """ONNX export of trained models: QDQ for a model prepared with prepare_qat (edgec builds exactly the integer model
-that was trained), float with the pruned weights as zeros otherwise."""
+that was trained), float otherwise, with pruned weights as zeros and pruned filters removed."""
 
 from __future__ import annotations
 
@@ -8,19 +8,25 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
 
+from ..build import prepare_graph
+from ..export import export_float
+from ..prune import prune_filters, weighted_layers
 from .qat import is_prepared, set_mode
 
 OPSET = 17
 
 
-def export(model: nn.Module, example_input: torch.Tensor, path: str | Path) -> Path:
+def export(model: nn.Module, example_input: torch.Tensor, path: str | Path, remove_filters: bool = True) -> Path:
     """Write `model` as ONNX for `edgec build`, with one input 'input' of example_input's shape and one output
     'output'. A prepared (QAT) model is written with QuantizeLinear/DequantizeLinear pairs carrying the scales and
-    zero points it trained with, and its folded int8 weights behind DequantizeLinear."""
+    zero points it trained with, and its folded int8 weights behind DequantizeLinear. In a float model, filters
+    that are entirely zero (weights and bias after BatchNorm folding, as GradualPruner's filter structure leaves
+    them) are removed with the channels they feed (edgec.prune.prune_filters), when remove_filters."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
@@ -36,6 +42,8 @@ def export(model: nn.Module, example_input: torch.Tensor, path: str | Path) -> P
             torch.onnx.export(model, (example_input,), tmp, dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=["output"], do_constant_folding=True)
         onnx.checker.check_model(onnx.load(tmp), full_check=True)
+        if remove_filters and not prepared:
+            _remove_zero_filters(Path(tmp))
         os.replace(tmp, path)
     finally:
         if prepared:
@@ -44,3 +52,19 @@ def export(model: nn.Module, example_input: torch.Tensor, path: str | Path) -> P
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _remove_zero_filters(path: Path) -> None:
+    """Rewrite the float model at path without its all-zero filters (outputs unchanged: those channels are 0)."""
+    g = prepare_graph(path, layout=False)
+    sparsity = {}
+    for node in weighted_layers(g):
+        w = g.const(node.inputs[1])
+        b = g.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else np.zeros(w.shape[0])
+        zero = ~np.any(w.reshape(w.shape[0], -1), axis=1)
+        dead = int(zero.sum())
+        if dead and not np.any(b[zero]):  # (a zero filter with a bias is a constant channel: kept)
+            sparsity[node.name] = (dead + 0.5) / w.shape[0]  # prune_filters removes floor(s * channels)
+    if sparsity:
+        prune_filters(g, [n for n in weighted_layers(g) if n.name in sparsity], sparsity, norm=2)
+        export_float(g, path)
