@@ -4,9 +4,10 @@
                                        [--finetune-epochs 15]
 
 For the user's ConvNet (8x8 input) and a slightly larger BatchNorm CNN (examples/torch_digits.py): float, PTQ
-(edgec build --quantize SCHEME --calib, 512 training images) against QAT (edgec.torch.prepare_qat) for int8, int4
+(edgec build --quantize SCHEME --calib, 128 training images) against QAT (edgec.torch.prepare_qat) for int8, int4
 and Q-format q7; one-shot pruning (edgec prune magnitude + least-squares re-fit, no training), one-shot pruning +
-fine-tuning, gradual pruning with fine-tuning (edgec.torch.GradualPruner) at 70% and 90%; gradual 90% + QAT.
+fine-tuning, gradual pruning with fine-tuning (edgec.torch.GradualPruner) at 70% and 90%; gradual 90% + QAT
+(int8, int4).
 
 Every row is exported to ONNX, built for the target and run there on the 449 held-out images: 'device acc' is
 measured from the firmware's outputs in QEMU, 'torch acc' in PyTorch (for QAT rows: the fake-quant model in eval
@@ -49,7 +50,7 @@ def main() -> None:
     ap.add_argument("--target", default="cortex-m7")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--qat-epochs", type=int, default=10)
-    ap.add_argument("--finetune-epochs", type=int, default=15)
+    ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--out", type=Path, default=None, help="folder for the ONNX files and builds")
     a = ap.parse_args()
     start = time.perf_counter()

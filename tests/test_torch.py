@@ -23,6 +23,7 @@ from edgec.torch import GradualPruner, Schedule, export, integer_outputs, prepar
 from edgec.validate import reference_outputs  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+torch.set_num_threads(1)  # tiny models: extra threads only spin
 
 
 class SmallNet(nn.Module):
