@@ -151,8 +151,8 @@ def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray,
             if outs is not None:
                 for o, v in zip(node.output, outs):
                     known[o] = np.asarray(v)
-                q = known[node.input[0]]
-                if node.op_type == "DequantizeLinear" and q.dtype in (np.int8, np.uint8, np.int32):
+                q = known[node.input[0]] if node.op_type == "DequantizeLinear" else None  # (Constant: no input)
+                if q is not None and q.dtype in (np.int8, np.uint8, np.int32):
                     zp = known[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros(1)
                     scale = known[node.input[1]].astype(np.float64).ravel()
                     axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
