@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import MODELS, assert_bitexact, build_and_run, make_model
+from helpers import HAVE_ARM, MODELS, assert_bitexact, build_and_run, make_model
 from onnx import helper
 
 from edgec.build import prepare_graph
@@ -138,6 +138,42 @@ def test_pruned_build_is_bitexact(tmp_path):
     assert g.info["prune"]["layers"]["conv2"]["sparsity"] == pytest.approx(0.8, abs=0.01)
 
 
+def small_cnn():
+    """conv 3x3 -> conv 3x3 stride 2 -> conv 1x1 -> global pool -> gemm: every kernel family, cheap to re-fit."""
+    n = helper.make_node
+    nodes = [n("Conv", ["input", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1], name="c1"), n("Relu", ["c1"], ["r1"]),
+             n("Conv", ["r1", "W2", "B2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2], name="c2"),
+             n("Relu", ["c2"], ["r2"]), n("Conv", ["r2", "W3", "B3"], ["c3"], name="c3"), n("Relu", ["c3"], ["r3"]),
+             n("GlobalAveragePool", ["r3"], ["gap"]), n("Flatten", ["gap"], ["f"]),
+             n("Gemm", ["f", "W4", "B4"], ["output"], transB=1, name="fc")]
+    inits = {"W1": w(8, 4, 3, 3), "B1": w(8), "W2": w(8, 8, 3, 3), "B2": w(8), "W3": w(12, 8, 1, 1), "B3": w(12),
+             "W4": w(5, 12), "B4": w(5)}
+    return make_model(nodes, {"input": [1, 4, 10, 10]}, {"output": [1, 5]}, inits)
+
+
+METHODS = {
+    "magnitude-layer": PruneOptions("magnitude", 0.8),
+    "magnitude-global-refit": PruneOptions("magnitude", 0.7, scope="global", refit=True),
+    "l1-filter": PruneOptions("l1-filter", 0.5),
+    "l2-filter-refit": PruneOptions("l2-filter", 0.3, refit=True),
+    "2:4": PruneOptions("n:m", pattern=(2, 4)),
+    "1:4-refit": PruneOptions("n:m", pattern=(1, 4), refit=True),
+}
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
+    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_builds_bitexact(tmp_path, method, target):
+    """Every pruning method, int8, kernels chosen by the cost model: C bit-exact with the integer reference, and the
+    model pruned (zeros, or fewer filters)."""
+    samples, res, g, _ = build_and_run(small_cnn(), tmp_path, quantize="int8", target=target, n_samples=2,
+                                       prune=copy.deepcopy(METHODS[method]))
+    assert_bitexact(g, samples, res)
+    report = g.info["prune"]
+    assert sum(x["nonzero"] for x in report["layers"].values()) < 0.9 * report["dense_weights"]
+
+
 def cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     cap = capsys.readouterr()
@@ -177,6 +213,20 @@ def test_bad_prune_input(tmp_path, capsys, argv, needle):
     onnx.save(model, src)
     code, _, err = cli(capsys, "prune", src, *argv, "-o", tmp_path / "o.onnx")
     assert code == 2 and needle in err.replace("6 input", "1 input") and "Traceback" not in err
+    assert not (tmp_path / "o.onnx").exists()
+
+
+@pytest.mark.parametrize("config, needle", [
+    ("[sparsity]\nnope = 0.5\n", "config names unknown layers: nope"),
+    ("[sparsity]\nconv2 = 1.5\n", "in [0, 1)"),
+    ("[sparsity\n", "not a readable TOML"),
+])
+def test_bad_prune_config(tmp_path, capsys, config, needle):
+    src, cfg = tmp_path / "c.onnx", tmp_path / "s.toml"
+    onnx.save(convnet(), src)
+    cfg.write_text(config)
+    code, _, err = cli(capsys, "prune", src, "--prune-config", cfg, "-o", tmp_path / "o.onnx")
+    assert code == 2 and needle in err and "Traceback" not in err, err
     assert not (tmp_path / "o.onnx").exists()
 
 

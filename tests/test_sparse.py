@@ -1,5 +1,6 @@
-"""Sparse weights: the row-sparse encoder, the build-time dense/sparse choice, and pruned models built with the sparse
-kernels on the host and on Cortex-M7 (float close to onnxruntime, int8 bit-exact with the integer reference)."""
+"""Sparse weights: the row-sparse and N:4 encoders, the build-time dense/sparse choice, and pruned models built with
+the sparse kernels (fully connected and convolution, row-sparse and N:4) on the host and on Cortex-M7 (float close
+to onnxruntime, int8 bit-exact with the integer reference)."""
 
 import numpy as np
 import onnx
@@ -37,6 +38,42 @@ def test_encode_rows_round_trip(shape, density):
     np.testing.assert_array_equal(decode(sp, shape[1]), w)
     assert sp.blocks_s8().size == 2 * sp.index.size
     assert sp.nbytes == sp.counts.size + 2 * sp.index.size
+
+
+def decode_nm(nm: sparse.NM, k: int) -> np.ndarray:
+    """Dense [N][K] from N:4 arrays (the format in runtime_c/include/edgec_sparse.h)."""
+    rows, blocks = nm.index.shape
+    span = sparse.nm_span(nm.n)
+    w = np.zeros((rows, blocks * span), nm.values.dtype)
+    for r in range(rows):
+        for b in range(blocks):
+            for j in range(4):
+                col = b * span + 4 * (j // nm.n) + (int(nm.index[r, b]) >> (2 * j) & 3)
+                w[r, col] += nm.values[r, b, j]
+    assert not w[:, k:].any()
+    return w[:, :k]
+
+
+def nm_prune(w: np.ndarray, n: int) -> np.ndarray:
+    """Keep the n largest of every aligned group of 4 along the last axis (zeros appended up to a multiple of 4)."""
+    k = w.shape[-1]
+    p = np.concatenate([w, np.zeros(w.shape[:-1] + (-k % 4,), w.dtype)], axis=-1)
+    g = p.reshape(p.shape[:-1] + (-1, 4))
+    rank = np.argsort(np.argsort(-np.abs(g), axis=-1), axis=-1)
+    return (g * (rank < n)).reshape(p.shape)[..., :k]
+
+
+@pytest.mark.parametrize("shape,n", [((5, 19), 2), ((8, 600), 1), ((3, 16), 2), ((4, 7), 1), ((2, 40), 2)])
+def test_encode_nm_round_trip(shape, n):
+    rng = np.random.default_rng(1)
+    w = nm_prune(rng.integers(-127, 128, shape).astype(np.int8), n)
+    assert sparse.nm_fit(w) <= n
+    nm = sparse.encode_nm(w, n)
+    blocks = -(-shape[1] // sparse.nm_span(n))
+    assert nm.index.shape == (shape[0], blocks) and nm.values.shape == (shape[0], blocks, 4)
+    np.testing.assert_array_equal(decode_nm(nm, shape[1]), w)
+    assert nm.nbytes == 5 * shape[0] * blocks
+    assert sparse.nm_fit(rng.integers(1, 9, (3, 8)).astype(np.int8)) is None  # 4 of 4 nonzero
 
 
 def fc_model(n_out: int, k: int, sparsity: float, seed: int = 0, transb: int = 1):
@@ -104,6 +141,51 @@ def fc_positive_shifts():
     return make_model(nodes, {"input": [3, 64]}, {"output": None}, {"w": w, "b": b})
 
 
+def nm_fc_model(k: int, n: int, seed: int):
+    """input [2, k] -> Gemm with n:4 weights -> Relu -> output."""
+    rng = np.random.default_rng(seed)
+    w = nm_prune(rng.standard_normal((13, k)).astype(np.float32) * 0.3, n)
+    nodes = [helper.make_node("Gemm", ["input", "w", "b"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["output"])]
+    return make_model(nodes, {"input": [2, k]}, {"output": None},
+                      {"w": w, "b": rng.standard_normal(13).astype(np.float32) * 0.1})
+
+
+def sparse_convs(seed: int, n: int | None):
+    """Convolutions of random shapes in a chain, pruned to 80% (n None) or to n:4 along the im2col axis
+    [k_h][k_w][in_c]: a KxK convolution with random stride, dilation and padding on every border, a strided 1x1
+    convolution, a 3x3 one with padding 1 (odd channel counts), with and without a fused Relu."""
+    rng = np.random.default_rng(seed)
+
+    def w(o: int, i: int, kh: int, kw: int) -> np.ndarray:
+        x = (rng.standard_normal((o, i, kh, kw)) / np.sqrt(i * kh * kw)).astype(np.float32)
+        x = x.transpose(0, 2, 3, 1).reshape(o, -1)  # im2col order
+        x = x * (np.abs(x) >= np.quantile(np.abs(x), 0.8)) if n is None else nm_prune(x, n)
+        return x.reshape(o, kh, kw, i).transpose(0, 3, 1, 2).copy()
+
+    c, h, wd = int(rng.integers(2, 9)), int(rng.integers(6, 12)), int(rng.integers(6, 12))
+    k, stride, dil = int(rng.integers(2, 5)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    c1, c2, c3 = (int(v) for v in rng.integers(3, 20, 3))
+    nd = helper.make_node
+    nodes = [nd("Conv", ["input", "w1", "b1"], ["c1"], kernel_shape=[k, k], strides=[stride, stride],
+                dilations=[dil, 1], pads=[int(v) for v in rng.integers(0, k, 4)]),
+             nd("Relu", ["c1"], ["r1"]),
+             nd("Conv", ["r1", "w2", "b2"], ["c2"], strides=[2, 2]),
+             nd("Conv", ["c2", "w3"], ["c3"], pads=[1, 1, 1, 1]), nd("Relu", ["c3"], ["output"])]
+    inits = {"w1": w(c1, c, k, k), "b1": rng.standard_normal(c1).astype(np.float32) * 0.1,
+             "w2": w(c2, c1, 1, 1), "b2": rng.standard_normal(c2).astype(np.float32) * 0.1, "w3": w(c3, c2, 3, 3)}
+    return make_model(nodes, {"input": [1, c, h, wd]}, {"output": None}, inits)
+
+
+def conv1d_nm():
+    """A 1-D convolution (kernel 5, dilation 2, padding) with 1:4 weights over 8 channels."""
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((6, 8, 5)).astype(np.float32) * 0.2
+    w = nm_prune(w.transpose(0, 2, 1), 1).transpose(0, 2, 1).copy()
+    nodes = [helper.make_node("Conv", ["input", "w"], ["output"], dilations=[2], pads=[3, 1])]
+    return make_model(nodes, {"input": [1, 8, 17]}, {"output": None}, {"w": w})
+
+
 CASES = {
     "fc_positive_shifts": fc_positive_shifts,
     "fc_90": lambda: fc_model(48, 300, 0.9),  # two segments
@@ -113,20 +195,37 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_sparse_host(case, tmp_path, monkeypatch):
-    monkeypatch.setattr(sparse, "MODE", "sparse")
-    _, res, _, want = build_and_run(CASES[case](), tmp_path / "f")
+# case -> (model, MODE, the kernels that must be used)
+NM_CASES = {
+    "nm_fc_2of4_tail": (lambda: nm_fc_model(37, 2, 6), "nm", ["ec_fully_connected_nm"]),
+    "nm_fc_1of4": (lambda: nm_fc_model(300, 1, 7), "nm", ["ec_fully_connected_nm"]),
+    "nm_conv1d_1of4": (conv1d_nm, "nm", ["ec_conv2d_nm"]),
+    **{f"convs_{seed}_rows": (lambda seed=seed: sparse_convs(seed, None), "sparse",
+                              ["ec_conv2d_sparse"]) for seed in (0, 1)},
+    **{f"convs_{seed}_nm{n}": (lambda seed=seed, n=n: sparse_convs(seed, n), "nm", ["ec_conv2d_nm"])
+       for seed, n in ((2, 2), (3, 1))},
+}
+ALL_CASES = {**{k: (v, "sparse", ["ec_fully_connected_sparse"]) for k, v in CASES.items()}, **NM_CASES}
+
+
+def check_case(case: str, tmp_path, monkeypatch, target: str) -> None:
+    model, mode, kernels_used = ALL_CASES[case]
+    monkeypatch.setattr(sparse, "MODE", mode)
+    _, res, _, want = build_and_run(model(), tmp_path / "f", target=target)
     assert_float_close(res, want)
-    samples, res, g, _ = build_and_run(CASES[case](), tmp_path / "q", quantize="int8")
+    samples, res, g, _ = build_and_run(model(), tmp_path / "q", quantize="int8", target=target)
     assert_bitexact(g, samples, res)
+    for sub, suffix in (("f", "f32"), ("q", "s8")):
+        used = {p.stem for p in (tmp_path / sub / "build" / "runtime").glob("ec_*.c")}
+        assert {f"{k}_{suffix}" for k in kernels_used} <= used, used
+
+
+@pytest.mark.parametrize("case", sorted(ALL_CASES))
+def test_sparse_host(case, tmp_path, monkeypatch):
+    check_case(case, tmp_path, monkeypatch, "host")
 
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(ALL_CASES))
 def test_sparse_cortex_m7(case, tmp_path, monkeypatch):
-    monkeypatch.setattr(sparse, "MODE", "sparse")
-    _, res, _, want = build_and_run(CASES[case](), tmp_path / "f", target="cortex-m7")
-    assert_float_close(res, want)
-    samples, res, g, _ = build_and_run(CASES[case](), tmp_path / "q", quantize="int8", target="cortex-m7")
-    assert_bitexact(g, samples, res)
+    check_case(case, tmp_path, monkeypatch, "cortex-m7")

@@ -15,7 +15,7 @@ import numpy as np
 from edgec.codegen.emit import c_identifier, write_project
 from edgec.codegen.memory import Step, plan_memory
 
-from . import host
+from . import host, sparse
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
@@ -67,6 +67,7 @@ class BuildOptions:
     # timing wrappers (per-layer instruction counts; toolchain/firmware.py); "dump": every layer's output passed
     # to a hook (per-layer divergence; codegen/emit.py).
     instrument: str | None = None
+    sparse_kernels: str = "auto"  # auto (cost model) | dense | rows (row-sparse) | nm (N:4 where the weights fit)
 
 
 def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -160,7 +161,7 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
         calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "dtype": node.dtype,
                        "kernels": [c.kernel for c in low.calls],
-                       "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch,
+                       "macs": REGISTRY[node.op].macs(node, g), "scratch_bytes": scratch, "note": low.note,
                        "weight_bytes": _const_bytes([(i, c) for c in low.calls]), "output": node.outputs[0],
                        **_formats(g, node)})
     return calls, steps, layers
@@ -217,7 +218,13 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
               file=sys.stderr)
     if opts.quantize != "none" or opts.qconfig is not None:
         quantize_with(g, opts, target)
-    calls, steps, layers = lower_graph(g, target)
+    mode = sparse.MODE
+    if opts.sparse_kernels != "auto":
+        sparse.MODE = {"rows": "sparse"}.get(opts.sparse_kernels, opts.sparse_kernels)
+    try:
+        calls, steps, layers = lower_graph(g, target)
+    finally:
+        sparse.MODE = mode
     nbytes = {name: t.nbytes for name, t in g.tensors.items()}
     plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))
     name = c_identifier(opts.name or opts.model.stem).lower()

@@ -70,3 +70,4 @@ class Call:
 class Lowered:
     calls: list[Call] = field(default_factory=list)
     alias: str | None = None  # the output shares this input's buffer (no code)
+    note: str = ""  # why these kernels (the sparse cost model's choice), for the build report

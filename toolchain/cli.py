@@ -55,6 +55,9 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ram", type=_size, metavar="BYTES", help="RAM of the part, e.g. 64k (default: the target's)")
     p.add_argument("--prune", metavar="METHOD", choices=list(PRUNE_METHODS),
                    help=f"prune before quantizing: {', '.join(PRUNE_METHODS)}")
+    p.add_argument("--sparse-kernels", default="auto", choices=["auto", "dense", "rows", "nm"],
+                   help="kernels for layers with zero weights: auto (the cost model: fewest instructions), dense, "
+                   "rows (row-sparse) or nm (N:4 where the weights fit it, the least flash)")
     _prune_args(p)
 
 
@@ -117,7 +120,8 @@ def _options(a: argparse.Namespace, out: Path | None):
                                            bias_correction=a.bias_correction),
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
                         flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune),
-                        flash_budget=a.flash_budget, max_sqnr_drop=a.max_sqnr_drop)
+                        flash_budget=a.flash_budget, max_sqnr_drop=a.max_sqnr_drop,
+                        sparse_kernels=a.sparse_kernels)
 
 
 def _calibration_text(info: dict | None) -> str:
@@ -178,6 +182,8 @@ def cmd_build(a: argparse.Namespace) -> int:
                 fmt = f"  out {layer['format']}" + (f", weights {layer['weight_format']}" if "weight_format" in layer
                                                       else "")
             print(f"    {layer['node']:<28} {', '.join(layer['kernels']):<32} {layer['macs']:>12,} MACs{fmt}")
+            if layer.get("note"):
+                print(f"        {layer['note']}")
     return 0
 
 

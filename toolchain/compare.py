@@ -208,7 +208,7 @@ def _executed_macs(meta: dict) -> int:
                ((meta.get("prune") or {}).get("layers") or {}).items()}
     total = 0
     for layer in meta["layers"]:
-        sparse = any("sparse" in k for k in layer["kernels"])
+        sparse = any("_sparse_" in k or "_nm_" in k for k in layer["kernels"])
         total += int(layer["macs"] * (density.get(layer["node"], 1.0) if sparse else 1.0))
     return total
 

@@ -1,10 +1,11 @@
-"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h, their sizes, and the cost model
-that picks a dense or a sparse kernel per layer at build time.
+"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h (row-sparse and N:4), their
+sizes and scratch twins, and the cost model that picks a dense, row-sparse or N:4 kernel per layer at build time.
 
-A fully connected layer (Gemm) and a 1x1 convolution with stride 1, no padding and one group (a fully connected
-layer over the pixels) get a sparse kernel when the cost model says it executes fewer instructions than the dense
-kernel the target would use. `MODE` overrides the choice for every layer: "auto" (the cost model), "dense" or
-"sparse" (always the row-sparse kernel)."""
+Fully connected layers (Gemm) and 1x1 convolutions with stride 1, no padding and one group (a fully connected
+layer over the pixels) use the fully connected kernels; other convolutions with one group (any kernel size, stride,
+padding, dilation) the convolution kernels, which apply the weights to the im2col column of each output pixel.
+Depthwise and grouped convolutions stay dense. `MODE` overrides the choice for every layer: "auto" (the cost
+model), "dense", "sparse" (always row-sparse) or "nm" (N:4 when the weights fit it, else dense)."""
 
 from __future__ import annotations
 
@@ -62,26 +63,122 @@ def encode_rows(w: np.ndarray) -> RowSparse:
     return RowSparse(blocks.reshape(s, n).astype(np.uint8), index, values)
 
 
-def sparse_scratch_bytes(depth: int, out_c: int) -> int:
-    """Twin of ec_fully_connected_sparse_s8_get_buffer_size: depth int16 values (rounded up to 4 bytes), then out_c
-    int32 accumulators."""
-    return 4 * ((depth + 1) // 2) + 4 * out_c
+@dataclass
+class NM:
+    """N:4 weights (n = 1 or 2): per row, blocks of 4 entries covering 16 / n columns; per block one index byte
+    (2 bits per entry, entry j in bits 2j) and 4 values."""
+
+    n: int
+    index: np.ndarray  # uint8 [N][B]
+    values: np.ndarray  # int8 or float32 [N][B][4]
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.nbytes + self.values.nbytes
+
+    @property
+    def blocks(self) -> int:
+        return self.index.size
+
+
+def nm_span(n: int) -> int:
+    return 16 // n
+
+
+def nm_depth(depth: int, n: int) -> int:
+    """Twin of ec_nm_depth: depth rounded up to whole N:4 blocks."""
+    span = nm_span(n)
+    return (depth + span - 1) // span * span
+
+
+def nm_fit(w: np.ndarray) -> int | None:
+    """The n (1 or 2) of the N:4 format that holds [N][K] weights: the most nonzeros in any aligned group of 4
+    columns; None when a group has 3 or 4."""
+    n_rows, k = w.shape
+    padded = np.zeros((n_rows, (k + 3) // 4 * 4), bool)
+    padded[:, :k] = w != 0
+    most = int(padded.reshape(n_rows, -1, 4).sum(axis=2).max(initial=0))
+    return None if most > 2 else max(most, 1)
+
+
+def encode_nm(w: np.ndarray, n: int) -> NM:
+    """[N][K] weights with at most n nonzeros in every aligned group of 4 columns -> N:4 arrays."""
+    rows, k = w.shape
+    kp = nm_depth(k, n)
+    padded = np.zeros((rows, kp), w.dtype)
+    padded[:, :k] = w
+    groups = padded.reshape(rows, kp // 4, 4)
+    order = np.argsort(groups == 0, axis=2, kind="stable")[:, :, :n]  # the nonzeros first, ascending
+    if np.count_nonzero(groups) != np.count_nonzero(np.take_along_axis(groups, order, axis=2)):
+        raise ValueError(f"weights do not fit {n}:4")
+    values = np.take_along_axis(groups, order, axis=2).reshape(rows, -1, 4)
+    bits = order.reshape(rows, -1, 4).astype(np.uint8) << np.array([0, 2, 4, 6], np.uint8)
+    return NM(n, np.bitwise_or.reduce(bits, axis=2).astype(np.uint8), values)
+
+
+# ---- scratch twins --------------------------------------------------------------------------------------------
+
+
+def columns(rows: int) -> int:
+    """Twin of ec_sparse_cols: the s8 kernels expand two input rows (pixels) at a time when there are two."""
+    return 2 if rows >= 2 else 1
+
+
+def sparse_scratch_bytes(rows: int, depth: int, out_c: int) -> int:
+    """Twin of ec_fully_connected_sparse_s8_get_buffer_size and ec_conv2d_sparse_s8_get_buffer_size (rows: output
+    pixels, depth = k_h k_w in_c): per column depth int16 values (rounded up to 4 bytes) and out_c accumulators."""
+    return columns(rows) * (4 * ((depth + 1) // 2) + 4 * out_c)
+
+
+def nm_scratch_bytes(rows: int, depth: int, out_c: int, n: int) -> int:
+    """Twin of ec_fully_connected_nm_s8_get_buffer_size and ec_conv2d_nm_s8_get_buffer_size."""
+    return columns(rows) * (2 * nm_depth(depth, n) + 4 * out_c)
+
+
+def conv_sparse_f32_scratch_bytes(depth: int) -> int:
+    """Twin of ec_conv2d_sparse_f32_get_buffer_size: one float im2col column."""
+    return 4 * depth
+
+
+def conv_nm_f32_scratch_bytes(depth: int, n: int) -> int:
+    """Twin of ec_conv2d_nm_f32_get_buffer_size: one float im2col column up to whole blocks."""
+    return 4 * nm_depth(depth, n)
 
 
 # ---- cost model ---------------------------------------------------------------------------------------------------
 
 
-# Instructions on Cortex-M7, measured with bench/sparse_cost.py: one-layer int8 and float32 models (Gemm + Relu,
-# batch 1, 6 shapes from 16x520 to 640x128, densities 0.05 to 0.5) built with each kernel and run in QEMU (exact
-# counts), then a least-squares fit of the terms below. Worst relative error of the fits: 7.3% for the packed dense
-# kernel (its output stage takes a faster path in some layers than in others), 1.1% for the others.
-# Dense: per MAC, per output. 'dsp' targets run ec_fully_connected_packed_s8, others ec_fully_connected_s8.
+# Instructions on Cortex-M7, measured with bench/sparse_cost.py: one-layer int8 and float32 models (a Gemm or a Conv
+# with a fused Relu, batch 1, random weights at several densities or N:4 patterns) built with each kernel and run in
+# QEMU (exact counts), then a least-squares fit of the terms below.
+# Fully connected (6 shapes from 16x520 to 640x128), dense: per MAC, per output [worst relative error 7.2%: the
+# packed kernel's output stage takes a faster path in some layers than in others; 0.1% for the others]. 'dsp'
+# targets run ec_fully_connected_packed_s8, others ec_fully_connected_s8.
 DENSE_S8_DSP = (1.727, 83.7)
 DENSE_S8 = (6.001, 60.2)
 DENSE_F32 = (6.001, 18.1)
-# Row-sparse: per block of 4 entries, per output, per (output, segment), per input column, per call.
-SPARSE_S8 = (16.51, 23.3, 12.0, 2.3, 140.0)
+# Row-sparse (densities 0.05 to 0.5): per block of 4 entries, per output, per (output, segment), per input column,
+# per call [1.3%, 1.1%].
+SPARSE_S8 = (16.50, 23.2, 12.7, 2.5, 182.7)
 SPARSE_F32 = (27.99, 17.3, 16.3, 0.0, 72.6)
+# N:4 (1:4 and 2:4): per block, per output, per input column, per call [11%, 1.1%].
+NM_S8 = (20.58, 56.9, 10.3, 0.0)
+NM_F32 = (28.99, 31.5, 0.1, 254.7)
+# Convolution (6 shapes from 3x32x32 -> 16 to 64x4x4 -> 64, 3x3 and 5x5, stride 1 and 2, the layout copies around the
+# one-layer model subtracted; fits without a per-call term, worst relative errors in brackets), per output pixel.
+# Dense: per MAC, per output, per im2col column element. 'dsp' targets run ec_conv2d_im2col_s8 (its MACs count every
+# kernel row padded to a multiple of 4 columns) [12%], others ec_conv2d_s8 [9%], float ec_conv2d_f32 [10%].
+CONV_S8_DSP = (1.066, 89.1, 0.0)
+CONV_S8 = (3.981, 226.1, 26.17)
+CONV_F32 = (3.985, 180.2, 26.13)
+# Row-sparse (densities 0.1 to 0.5): per block, per output, per column element [9%, 9%]; N:4: the same [3%, 4%].
+# The s8 kernels take two pixels at a time (indices and weights loaded once), hence fewer instructions per block
+# than the fully connected kernels measured above with one row; those use the per-block constants below too when
+# they have two rows or more.
+CONV_SPARSE_S8 = (12.98, 53.96, 2.43)
+CONV_SPARSE_F32 = (28.12, 64.62, 2.07)
+CONV_NM_S8 = (15.21, 46.36, 4.15)
+CONV_NM_F32 = (28.71, 40.50, 4.72)
 
 
 def dense_instructions(n: int, k: int, rows: int, quantized: bool, dsp: bool) -> float:
@@ -91,37 +188,152 @@ def dense_instructions(n: int, k: int, rows: int, quantized: bool, dsp: bool) ->
 
 def sparse_instructions(sp: RowSparse, k: int, rows: int, quantized: bool) -> float:
     per_block, per_row, per_segment, per_column, per_call = SPARSE_S8 if quantized else SPARSE_F32
+    if quantized and rows >= 2:
+        per_block = CONV_SPARSE_S8[0]
     s, n = sp.counts.shape
     blocks = int(sp.counts.sum(dtype=np.int64))
     return rows * (per_block * blocks + per_row * n + per_segment * n * s + per_column * k) + per_call
 
 
-def use_sparse(sp: RowSparse, k: int, rows: int, quantized: bool, target: Target) -> bool:
-    """MODE, or in "auto" whether the row-sparse kernel needs fewer instructions than the dense one without needing
-    more flash (without that condition, targets without 'dsp' would store nearly dense int8 layers sparse: their
-    portable dense kernel needs more instructions per MAC than the sparse one per entry)."""
-    if MODE != "auto":
-        return MODE == "sparse"
-    n = sp.counts.shape[1]
-    dense = dense_instructions(n, k, rows, quantized, "dsp" in target.features)
-    dense_bytes = n * k * (1 if quantized else 4)
-    return sparse_instructions(sp, k, rows, quantized) < dense and sp.nbytes <= dense_bytes
+def nm_instructions(nm: NM, k: int, rows: int, quantized: bool) -> float:
+    per_block, per_row, per_column, per_call = NM_S8 if quantized else NM_F32
+    if quantized and rows >= 2:
+        per_block = CONV_NM_S8[0]
+    return rows * (per_block * nm.blocks + per_row * nm.index.shape[0] + per_column * k) + per_call
+
+
+def conv_dense_instructions(n: int, k: int, k_dsp: int, pixels: int, quantized: bool, dsp: bool) -> float:
+    """k: im2col column length; k_dsp: the same with every kernel row padded to a multiple of 4."""
+    if quantized and dsp:
+        per_mac, per_row, per_column = CONV_S8_DSP
+        return pixels * (per_mac * n * k_dsp + per_row * n + per_column * k)
+    per_mac, per_row, per_column = CONV_S8 if quantized else CONV_F32
+    return pixels * (per_mac * n * k + per_row * n + per_column * k)
+
+
+def conv_sparse_instructions(sp: RowSparse, k: int, pixels: int, quantized: bool) -> float:
+    per_block, per_row, per_column = CONV_SPARSE_S8 if quantized else CONV_SPARSE_F32
+    blocks = int(sp.counts.sum(dtype=np.int64))
+    return pixels * (per_block * blocks + per_row * sp.counts.shape[1] + per_column * k)
+
+
+def conv_nm_instructions(nm: NM, k: int, pixels: int, quantized: bool) -> float:
+    per_block, per_row, per_column = CONV_NM_S8 if quantized else CONV_NM_F32
+    return pixels * (per_block * nm.blocks + per_row * nm.index.shape[0] + per_column * k)
+
+
+@dataclass
+class Choice:
+    """The kernel family for one layer and why: 'dense', 'rows' (row-sparse) or 'nm' (N:4)."""
+
+    kind: str
+    note: str
+    rows: RowSparse | None = None
+    nm: NM | None = None
+
+
+def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int | None = None) -> Choice:
+    """MODE, or in "auto" the format with the fewest predicted instructions among dense, row-sparse (only when it
+    needs no more flash than dense: without that condition targets without 'dsp' would store nearly dense int8 layers
+    sparse, since their portable dense kernel needs more instructions per MAC than the sparse one per entry) and N:4
+    (when every aligned group of 4 columns has at most 2 nonzeros). rows: input rows (fully connected) or output
+    pixels (convolution, with k_dsp the padded column length of its dense DSP kernel). The note gives the
+    predictions."""
+    conv = k_dsp is not None
+    n_out, k = w.shape
+    dsp = "dsp" in target.features
+    dense_bytes = n_out * k * (1 if quantized else 4)
+    sp = encode_rows(w)
+    fit = nm_fit(w)
+    nm = encode_nm(w, fit) if fit is not None else None
+    if conv:
+        cost = {"dense": conv_dense_instructions(n_out, k, k_dsp, rows, quantized, dsp),
+                "rows": conv_sparse_instructions(sp, k, rows, quantized)}
+        if nm is not None:
+            cost["nm"] = conv_nm_instructions(nm, k, rows, quantized)
+    else:
+        cost = {"dense": dense_instructions(n_out, k, rows, quantized, dsp),
+                "rows": sparse_instructions(sp, k, rows, quantized)}
+        if nm is not None:
+            cost["nm"] = nm_instructions(nm, k, rows, quantized)
+    size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0}
+    if MODE == "auto" and quantized and "mve" in target.features:
+        kind = "dense"  # Helium's dense int8 kernels: the cost model has no measurements of them
+    elif MODE == "auto":
+        allowed = [kd for kd in cost if kd != "rows" or sp.nbytes <= dense_bytes]
+        kind = min(allowed, key=lambda kd: cost[kd])
+    elif MODE == "sparse":
+        kind = "rows"
+    elif MODE == "nm":
+        kind = "nm" if nm is not None else "dense"
+    else:
+        kind = "dense"
+    density = np.count_nonzero(w) / w.size if w.size else 0.0
+    label = {"dense": "dense", "rows": "row-sparse", "nm": f"{fit}:4"}
+    note = (f"density {density:.0%}; predicted instructions " +
+            ", ".join(f"{label[kd]} {cost[kd]:,.0f}" for kd in cost) +
+            f"; weight bytes {size[kind]:,} ({size[kind] / dense_bytes:.0%} of dense)")
+    return Choice(kind, f"{label[kind]}: {note}" if MODE == "auto" else f"{label[kind]} (forced): {note}", sp, nm)
 
 
 def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
-                    target: Target, macs: int) -> Lowered | None:
-    """The row-sparse kernel call for a fully connected layer y = x @ w.T + bias over `rows` input rows (w int8 with
-    an ec_quant_s8 stage, or float32 with an ec_act_f32 stage), or None when the dense kernel is cheaper."""
+                    target: Target, macs: int) -> tuple[Lowered | None, str]:
+    """The sparse kernel call for a fully connected layer y = x @ w.T + bias over `rows` input rows (w int8 with
+    an ec_quant_s8 stage, or float32 with an ec_act_f32 stage), or None when the dense kernel is cheaper; and the
+    cost model's note."""
     quantized = w.dtype == np.int8
     n, k = w.shape
-    sp = encode_rows(w)
-    if not use_sparse(sp, k, rows, quantized, target):
-        return None
-    if quantized:
-        weights: list[Arg] = [Array(f"w_{name}", sp.blocks_s8(), "uint8_t")]
-    else:
-        weights = [Array(f"wi_{name}", sp.index, "uint8_t"), Array(f"w_{name}", sp.values, "float")]
-    args = [rows, k, n, stage, x, Array(f"wc_{name}", sp.counts, "uint8_t"), *weights, bias, y]
-    if quantized:
-        args.append(Scratch(sparse_scratch_bytes(k, n)))
-    return Lowered([Call(f"ec_fully_connected_sparse_{'s8' if quantized else 'f32'}", args, node=name, macs=macs)])
+    if MODE == "dense" or (MODE == "auto" and np.all(w != 0)):
+        return None, ""
+    c = choose(w, rows, quantized, target)
+    suffix = "s8" if quantized else "f32"
+    if c.kind == "rows":
+        sp = c.rows
+        if quantized:
+            weights: list[Arg] = [Array(f"w_{name}", sp.blocks_s8(), "uint8_t")]
+        else:
+            weights = [Array(f"wi_{name}", sp.index, "uint8_t"), Array(f"w_{name}", sp.values, "float")]
+        args = [rows, k, n, stage, x, Array(f"wc_{name}", sp.counts, "uint8_t"), *weights, bias, y]
+        if quantized:
+            args.append(Scratch(sparse_scratch_bytes(rows, k, n)))
+        return Lowered([Call(f"ec_fully_connected_sparse_{suffix}", args, node=name, macs=macs)]), c.note
+    if c.kind == "nm":
+        nm = c.nm
+        args = [rows, k, n, nm.n, stage, x, Array(f"wi_{name}", nm.index, "uint8_t"),
+                Array(f"w_{name}", nm.values, "int8_t" if quantized else "float"), bias, y]
+        if quantized:
+            args.append(Scratch(nm_scratch_bytes(rows, k, n, nm.n)))
+        return Lowered([Call(f"ec_fully_connected_nm_{suffix}", args, node=name, macs=macs)]), c.note
+    return None, c.note
+
+
+def lower_sparse_conv(name: str, params: Struct, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
+                      target: Target, macs: int) -> tuple[Lowered | None, str]:
+    """The sparse kernel call for a convolution with one group, weights [out_c][k_h][k_w][in_c] (int8 or float32),
+    or None when the dense kernel is cheaper; and the cost model's note."""
+    quantized = w.dtype == np.int8
+    p = params.fields
+    pixels = p["batch"] * p["out_h"] * p["out_w"]
+    w2 = w.reshape(w.shape[0], -1)
+    n, k = w2.shape
+    if MODE == "dense" or (MODE == "auto" and np.all(w2 != 0)):
+        return None, ""
+    c = choose(w2, pixels, quantized, target, k_dsp=w.shape[1] * ((w.shape[2] * w.shape[3] + 3) // 4 * 4))
+    suffix = "s8" if quantized else "f32"
+    if c.kind == "rows":
+        sp = c.rows
+        if quantized:
+            weights: list[Arg] = [Array(f"w_{name}", sp.blocks_s8(), "uint8_t")]
+            scratch = sparse_scratch_bytes(pixels, k, n)
+        else:
+            weights = [Array(f"wi_{name}", sp.index, "uint8_t"), Array(f"w_{name}", sp.values, "float")]
+            scratch = conv_sparse_f32_scratch_bytes(k)
+        args = [params, stage, x, Array(f"wc_{name}", sp.counts, "uint8_t"), *weights, bias, y, Scratch(scratch)]
+        return Lowered([Call(f"ec_conv2d_sparse_{suffix}", args, node=name, macs=macs)]), c.note
+    if c.kind == "nm":
+        nm = c.nm
+        scratch = nm_scratch_bytes(pixels, k, n, nm.n) if quantized else conv_nm_f32_scratch_bytes(k, nm.n)
+        args = [params, nm.n, stage, x, Array(f"wi_{name}", nm.index, "uint8_t"),
+                Array(f"w_{name}", nm.values, "int8_t" if quantized else "float"), bias, y, Scratch(scratch)]
+        return Lowered([Call(f"ec_conv2d_nm_{suffix}", args, node=name, macs=macs)]), c.note
+    return None, c.note

@@ -1,4 +1,5 @@
-"""The sparse fully connected kernels (runtime_c/include/edgec_sparse.h) against the dense ones on the same matrices.
+"""The sparse fully connected kernels (runtime_c/include/edgec_sparse.h: row-sparse and, where the weights fit it,
+N:4) against the dense ones on the same matrices.
 
 The kernels are compiled with gcc and UBSan and called through cffi; the weights are encoded by toolchain/sparse.py.
 s8 must equal ec_fully_connected_s8 bit for bit, f32 must equal ec_fully_connected_f32 exactly."""
@@ -9,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgec.sparse import encode_rows, sparse_scratch_bytes
+from edgec.sparse import encode_nm, encode_rows, nm_fit, nm_scratch_bytes, sparse_scratch_bytes
 
 cffi = pytest.importorskip("cffi")
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime_c"
 KERNELS = ["ec_fully_connected_s8", "ec_fully_connected_f32", "ec_fully_connected_sparse_s8",
-           "ec_fully_connected_sparse_f32"]
+           "ec_fully_connected_sparse_f32", "ec_fully_connected_nm_s8", "ec_fully_connected_nm_f32"]
 CDEF = """
 typedef struct {
     int32_t in_zp, out_zp, act_min, act_max;
@@ -28,18 +29,25 @@ void ec_fully_connected_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_
                            const int8_t *weights, const int32_t *bias, int8_t *output);
 void ec_fully_connected_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act, const float *input,
                             const float *weights, const float *bias, float *output);
-int32_t ec_fully_connected_sparse_s8_get_buffer_size(int32_t depth, int32_t out_c);
+int32_t ec_fully_connected_sparse_s8_get_buffer_size(int32_t rows, int32_t depth, int32_t out_c);
 void ec_fully_connected_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const uint8_t *counts, const uint8_t *blocks,
                                   const int32_t *bias, int8_t *output, void *scratch);
 void ec_fully_connected_sparse_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act,
                                    const float *input, const uint8_t *counts, const uint8_t *index,
                                    const float *values, const float *bias, float *output);
+int32_t ec_fully_connected_nm_s8_get_buffer_size(int32_t rows, int32_t depth, int32_t out_c, int32_t n);
+void ec_fully_connected_nm_s8(int32_t rows, int32_t depth, int32_t out_c, int32_t n, const ec_quant_s8 *q,
+                              const int8_t *input, const uint8_t *index, const int8_t *values, const int32_t *bias,
+                              int8_t *output, void *scratch);
+void ec_fully_connected_nm_f32(int32_t rows, int32_t depth, int32_t out_c, int32_t n, const ec_act_f32 *act,
+                               const float *input, const uint8_t *index, const float *values, const float *bias,
+                               float *output);
 """
 # (sparsity or pattern, out_c, depth): unstructured shares of zeros, N:M patterns, empty rows, an all-zero matrix,
 # depths that are not a multiple of 4 and that span several 256-column segments.
 CASES = [(0.5, 13, 37), (0.7, 20, 100), (0.9, 32, 257), (0.9, 7, 600), ("2:4", 9, 64), ("1:4", 11, 28),
-         ("empty rows", 16, 45), ("zeros", 5, 19), (0.0, 6, 9), (0.97, 40, 1000)]
+         ("empty rows", 16, 45), ("zeros", 5, 19), (0.0, 6, 9), (0.97, 40, 1000), ("2:4", 6, 300), ("1:4", 5, 36)]
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +114,22 @@ def test_sparse_s8_equals_dense(ck, case, seed):
     lib.ec_fully_connected_s8(rows, k, n, q, buf(ffi, x), buf(ffi, w), cbias, buf(ffi, want))
     sp = encode_rows(w)
     got = np.empty((rows, n), np.int8)
-    nbytes = lib.ec_fully_connected_sparse_s8_get_buffer_size(k, n)
-    assert nbytes == sparse_scratch_bytes(k, n)
+    nbytes = lib.ec_fully_connected_sparse_s8_get_buffer_size(rows, k, n)
+    assert nbytes == sparse_scratch_bytes(rows, k, n)
     scratch = np.full(nbytes, 0x5A, np.uint8)
     lib.ec_fully_connected_sparse_s8(rows, k, n, q, buf(ffi, x), buf(ffi, sp.counts), buf(ffi, sp.blocks_s8()), cbias,
                                      buf(ffi, got), ffi.from_buffer(scratch))
     np.testing.assert_array_equal(got, want)
+    fit = nm_fit(w)
+    if fit is not None:  # N:4
+        nm = encode_nm(w, fit)
+        nbytes = lib.ec_fully_connected_nm_s8_get_buffer_size(rows, k, n, fit)
+        assert nbytes == nm_scratch_bytes(rows, k, n, fit)
+        scratch = np.full(nbytes, 0x5A, np.uint8)
+        got[:] = 0
+        lib.ec_fully_connected_nm_s8(rows, k, n, fit, q, buf(ffi, x), buf(ffi, nm.index), buf(ffi, nm.values), cbias,
+                                     buf(ffi, got), ffi.from_buffer(scratch))
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
@@ -131,3 +149,10 @@ def test_sparse_f32_equals_dense(ck, case):
     lib.ec_fully_connected_sparse_f32(rows, k, n, act, buf(ffi, x), buf(ffi, sp.counts), buf(ffi, sp.index),
                                       buf(ffi, sp.values), buf(ffi, bias), buf(ffi, got))
     np.testing.assert_array_equal(got, want)
+    fit = nm_fit(w)
+    if fit is not None:  # N:4
+        nm = encode_nm(w, fit)
+        got[:] = 0
+        lib.ec_fully_connected_nm_f32(rows, k, n, fit, act, buf(ffi, x), buf(ffi, nm.index), buf(ffi, nm.values),
+                                      buf(ffi, bias), buf(ffi, got))
+        np.testing.assert_array_equal(got, want)

@@ -9,7 +9,7 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered, Raw, Scratch, Struct
 from ..errors import EdgecError
 from ..ir import Graph, Node
-from ..sparse import lower_sparse_fc
+from ..sparse import lower_sparse_conv, lower_sparse_fc
 from ..target import Target
 from .base import (
     Q7_SHIFT_RANGE,
@@ -465,14 +465,14 @@ class Conv(Op):
         return Lowered([Call("ec_conv2d_im2col_mve_s8", args + [Scratch(conv_im2col_mve_scratch_bytes(p))],
                              node=name, macs=macs)])
 
-    def lower_sparse_1x1(self, node: Node, g: Graph, target: Target, kernel: tuple, strides: list[int],
-                         pads: list[int], group: int) -> Lowered | None:
-        """A 1x1 convolution with stride 1, no padding and one group is a fully connected layer over the NHWC pixels:
-        a sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py)."""
-        if any(k != 1 for k in kernel) or any(s != 1 for s in strides) or any(pads) or group != 1:
-            return None
-        if node.dtype == "int16":
-            return None
+    def lower_sparse(self, node: Node, g: Graph, target: Target, params: Struct, kernel: tuple,
+                     strides: list[int], pads: list[int], group: int) -> tuple[Lowered | None, str]:
+        """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py), and its note. A 1x1
+        convolution with stride 1, no padding and one group is a fully connected layer over the NHWC pixels; other
+        convolutions with one group use the sparse convolution kernels. Grouped, depthwise and int16 ones stay
+        dense."""
+        if group != 1 or node.dtype == "int16":
+            return None, ""
         name, t = node.name, nctype(node)
         if is_int(node):
             w, bias, stage, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "int32_t"
@@ -480,10 +480,14 @@ class Conv(Op):
             w, b = g.const(node.inputs[1]).astype(np.float32), self._bias(node, g)
             bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
             stage, bias_t = act_struct(name, node), "float"
-        w = w.reshape(w.shape[0], -1)
-        rows = int(np.prod(g.shape(node.outputs[0]))) // w.shape[0]
-        return lower_sparse_fc(name, rows, w, stage, Array(f"b_{name}", bias, bias_t), Buf(node.inputs[0], t),
-                               Buf(node.outputs[0], t, const=False), target, self.macs(node, g))
+        args = (stage, Array(f"b_{name}", bias, bias_t), Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False),
+                target, self.macs(node, g))
+        if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads):
+            w = w.reshape(w.shape[0], -1)
+            return lower_sparse_fc(name, int(np.prod(g.shape(node.outputs[0]))) // w.shape[0], w, *args)
+        if len(kernel) == 1:
+            w = w[:, :, None, :]
+        return lower_sparse_conv(name, params, w.transpose(0, 2, 3, 1), *args)
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
         w, kernel, strides, pads, dil, group = self._geometry(node, g)
@@ -493,16 +497,19 @@ class Conv(Op):
         t = nctype(node)
         if is_int(node) and node.scheme in ("qformat", "int4"):
             return self.lower_lowbit(node, g, params, depthwise, len(kernel))
-        sparse = self.lower_sparse_1x1(node, g, target, kernel, strides, pads, group)
+        sparse, note = self.lower_sparse(node, g, target, params, kernel, strides, pads, group)
         if sparse is not None:
+            sparse.note = note
             return sparse
         if node.dtype == "int8" and "mve" in target.features:
             low = self.lower_mve(node, g, params, pads)
             if low is not None:
+                low.note = note
                 return low
         if node.dtype == "int8" and "dsp" in target.features:
             low = self.lower_dsp(node, g, params, pads)
             if low is not None:
+                low.note = note
                 return low
         wt = t
         if node.dtype == "int16":  # 16x8: int16 activations, int8 weights, int64 bias
@@ -527,7 +534,7 @@ class Conv(Op):
         call = Call(kernel_fn, [params, stage, Buf(node.inputs[0], t), Array(f"w_{name}", wdata, wt),
                                 Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                     node=name, macs=self.macs(node, g))
-        return Lowered([call])
+        return Lowered([call], note=note)
 
     def lower_lowbit(self, node: Node, g: Graph, params: Struct, depthwise: bool, dims: int) -> Lowered:
         """Q-format (ec_*conv2d_q7, shift-only output stage) or int4 weights (ec_*conv2d_s4, packed), portable C on

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..calls import Array, Buf, Call, Lowered, Scratch, Struct
+from ..calls import Array, Buf, Call, Lowered, Scratch
 from ..ir import Graph, Node
 from ..sparse import lower_sparse_fc
 from ..target import Target
@@ -118,9 +118,13 @@ class Gemm(Op):
                                  [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), warr,
                                   Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                                  node=name, macs=self.macs(node, g))])
+        note = ""
         if node.dtype != "int16":
-            sparse = self.lower_sparse(node, g, target, rows, w, stage, Array(f"b_{name}", bias, bias_t))
+            sparse, note = lower_sparse_fc(name, rows, w, stage, Array(f"b_{name}", bias, bias_t),
+                                           Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False), target,
+                                           self.macs(node, g))
             if sparse is not None:
+                sparse.note = note
                 return sparse
         if node.dtype == "int8" and "mve" in target.features:
             stage, folded = mve_matrix_stage(name, node.q, fold_input_zp(bias, w, node.q["in_zp"]))
@@ -135,19 +139,12 @@ class Gemm(Op):
                          Array(f"w_{name}", pack_matrix_s8(w), t), Array(f"b_{name}", bias, bias_t),
                          Buf(node.outputs[0], t, const=False), Scratch(fc_packed_scratch_bytes(rows, w.shape[1]))],
                         node=name, macs=self.macs(node, g))
-            return Lowered([call])
+            return Lowered([call], note=note)
         call = Call(f"ec_fully_connected_{suffix}",
                     [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, wt),
                      Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                     node=name, macs=self.macs(node, g))
-        return Lowered([call])
-
-    def lower_sparse(self, node: Node, g: Graph, target: Target, rows: int, w: np.ndarray, stage: Struct,
-                     bias: Array) -> Lowered | None:
-        """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py)."""
-        t = nctype(node)
-        return lower_sparse_fc(node.name, rows, w, stage, bias, Buf(node.inputs[0], t),
-                               Buf(node.outputs[0], t, const=False), target, self.macs(node, g))
+        return Lowered([call], note=note)
 
     def macs(self, node: Node, g: Graph) -> int:
         w, _ = self.weights(node, g)
