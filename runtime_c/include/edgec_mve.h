@@ -24,12 +24,16 @@
 #include <arm_mve.h>
 
 /* ec_requantize(acc, mult, shift) in each lane (mult >= 0), exact for shifts < 0 and for results that are then
- * clamped to int8 (see above). right: every shift is negative (then two instructions instead of eight). */
+ * clamped to int8 (see above). right: 1 when every shift is negative (two instructions instead of eight), 2 when
+ * every shift is 0 (one: VQRDMULH), 0 otherwise. */
 static inline int32x4_t ec_mve_requantize(int32x4_t acc, int32x4_t mult, int32x4_t shift, int32_t right)
 {
     const int32x4_t zero = vdupq_n_s32(0);
-    if (right) {
+    if (right == 1) {
         return vrshlq_s32(vqdmulhq_s32(acc, mult), shift);
+    }
+    if (right == 2) {
+        return vqrdmulhq_s32(acc, mult);
     }
     {
         const int32x4_t down = vrshlq_s32(vqdmulhq_s32(acc, mult), vminq_s32(shift, zero));

@@ -9,27 +9,50 @@
 #include "edgec_mve.h"
 
 #if defined(__ARM_FEATURE_MVE)
-/* output[0 .. n - 1] for contiguous a and b. */
-static void add_row_mve(const ec_add_s8_params *q, int subtract, const int8_t *a, const int8_t *b, int8_t *output,
-                        int32_t n)
+/* The output stage form of a shift (ec_mve_requantize): 1 negative, 2 zero, 0 positive. */
+static int32_t shift_form(int32_t shift)
+{
+    return shift < 0 ? 1 : (shift == 0 ? 2 : 0);
+}
+
+/* output[0 .. n - 1] for contiguous a and b; fa, fb, fo: the shift forms of a, b and the output. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void add_row(const ec_add_s8_params *q, int subtract, const int8_t *a, const int8_t *b,
+                           int8_t *output, int32_t n, int32_t fa, int32_t fb, int32_t fo)
 {
     const int32x4_t a_mult = vdupq_n_s32(q->a_mult), a_shift = vdupq_n_s32(q->a_shift);
     const int32x4_t b_mult = vdupq_n_s32(q->b_mult), b_shift = vdupq_n_s32(q->b_shift);
     const int32x4_t out_mult = vdupq_n_s32(q->out_mult), out_shift = vdupq_n_s32(q->out_shift);
     const int32_t left = q->left_shift, a_zp = q->a_zp, b_zp = q->b_zp;
-    const int32_t a_right = q->a_shift < 0, b_right = q->b_shift < 0, out_right = q->out_shift < 0;
     for (; n > 0; n -= 4) {
         const mve_pred16_t t = vctp32q((uint32_t)n);
         /* (x - zp) << left fits in int32 (|x - zp| <= 255, left <= 22) */
         const int32x4_t va = ec_mve_requantize(vshlq_r_s32(vsubq_n_s32(vldrbq_z_s32(a, t), a_zp), left), a_mult,
-                                               a_shift, a_right);
+                                               a_shift, fa);
         const int32x4_t vb = ec_mve_requantize(vshlq_r_s32(vsubq_n_s32(vldrbq_z_s32(b, t), b_zp), left), b_mult,
-                                               b_shift, b_right);
+                                               b_shift, fb);
         const int32x4_t sum = subtract ? vsubq_s32(va, vb) : vaddq_s32(va, vb);
-        vstrbq_p_s32(output, ec_mve_output(sum, out_mult, out_shift, q->out_zp, q->act_min, q->act_max, out_right), t);
+        vstrbq_p_s32(output, ec_mve_output(sum, out_mult, out_shift, q->out_zp, q->act_min, q->act_max, fo), t);
         a += 4;
         b += 4;
         output += 4;
+    }
+}
+
+/* add_row with the shift forms as constants for the usual cases (TFLite's scheme: one input at shift 0, the other
+ * and the output shifted right). */
+static void add_row_mve(const ec_add_s8_params *q, int subtract, const int8_t *a, const int8_t *b, int8_t *output,
+                        int32_t n)
+{
+    const int32_t fa = shift_form(q->a_shift), fb = shift_form(q->b_shift), fo = shift_form(q->out_shift);
+    if (fa == 1 && fb == 2 && fo == 1) {
+        add_row(q, subtract, a, b, output, n, 1, 2, 1);
+    } else if (fa == 2 && fb == 1 && fo == 1) {
+        add_row(q, subtract, a, b, output, n, 2, 1, 1);
+    } else {
+        add_row(q, subtract, a, b, output, n, fa, fb, fo);
     }
 }
 #endif
