@@ -1,6 +1,7 @@
 #!/bin/sh
 # Compile every runtime kernel warning-free for the host (gcc), Cortex-M7 and Cortex-M4 (DSP extension, hard float),
-# Cortex-M55 (Helium/MVE) and Cortex-M0+ (no DSP, soft float).
+# Cortex-M55 (Helium/MVE), Cortex-M0+ (no DSP, soft float), and Cortex-A53 (AArch64) and Cortex-A7 (ARMv7-A) with
+# NEON.
 # Usage: runtime_c/check_build.sh   (exit status 0 when every configuration builds)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,4 +34,6 @@ check cortex-m7 arm-none-eabi-gcc -mcpu=cortex-m7 -mthumb -mfpu=fpv5-d16 -mfloat
 check cortex-m4 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard
 check cortex-m55 arm-none-eabi-gcc -mcpu=cortex-m55 -mthumb -mfloat-abi=hard
 check cortex-m0plus arm-none-eabi-gcc -mcpu=cortex-m0plus -mthumb -mfloat-abi=soft
+check cortex-a53 aarch64-linux-gnu-gcc -mcpu=cortex-a53
+check cortex-a7 arm-linux-gnueabihf-gcc -mcpu=cortex-a7 -mfpu=neon-vfpv4 -mfloat-abi=hard
 exit $status

@@ -257,8 +257,11 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
         if nm is not None:
             cost["nm"] = nm_instructions(nm, k, rows, quantized)
     size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0}
-    if MODE == "auto" and quantized and "mve" in target.features:
-        kind = "dense"  # Helium's dense int8 kernels: the cost model has no measurements of them
+    if MODE == "auto" and quantized and ("mve" in target.features or "neon" in target.features):
+        # Helium's and NEON's dense int8 kernels: the cost model has no measurements of the sparse kernels on these
+        # cores, and the dense ones need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected
+        # layers), below the sparse kernels' cost per nonzero weight on Cortex-M7 unless nearly all are zero
+        kind = "dense"
     elif MODE == "auto":
         allowed = [kd for kd in cost if kd != "rows" or sp.nbytes <= dense_bytes]
         kind = min(allowed, key=lambda kd: cost[kd])

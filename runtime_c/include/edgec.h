@@ -189,6 +189,38 @@ void ec_depthwise_conv2d_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, c
 void ec_fully_connected_mve_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output);
 
+/* ---- int8 kernels for NEON (Cortex-A53 AArch64, Cortex-A7 ARMv7-A) ------------------------------------------------
+ * Each file has a NEON path under __ARM_NEON and a plain C path beside it with the same results, which equal
+ * ec_conv2d_s8 / ec_depthwise_conv2d_s8 / ec_fully_connected_s8 bit for bit. They multiply the stored int8 inputs
+ * (not x - in_zp) and take a folded bias: bias[oc] - in_zp * (sum of the weights of output channel oc), modulo 2^32
+ * (never NULL); inputs in the padding read in_zp. Weights must lie in [-127, 127]. `scratch` points to
+ * ec_<kernel>_get_buffer_size(...) bytes (NULL when that is 0). See runtime_c/include/edgec_neon.h.
+ *
+ * NEON matrix weights (conv with groups == 1, fully connected): W [N][K] (conv: N = out_c, K = k_h * k_w * in_c in
+ * [kh][kw][ic] order) with K padded with zeros to K8 = K rounded up to a multiple of 8 and N padded with zero rows
+ * to a multiple of 4; byte n * K8 + k holds W[n][k]. */
+int32_t ec_conv2d_im2col_neon_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                              const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+/* 1x1 convolution without padding (groups == 1, any stride). */
+int32_t ec_conv2d_1x1_neon_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_1x1_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                           const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+/* Fully connected (N = out_c, K = depth). */
+int32_t ec_fully_connected_neon_s8_get_buffer_size(int32_t rows, int32_t depth);
+void ec_fully_connected_neon_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
+                                void *scratch);
+/* Depthwise convolution, channel multiplier 1, weights [k_h][k_w][in_c] (as ec_depthwise_conv2d_s8's). The 3x3
+ * kernel: dilation 1, any stride and padding; the other: any kernel of at most 64 taps, stride, padding and
+ * dilation. */
+int32_t ec_depthwise_conv2d_3x3_neon_s8_get_buffer_size(const ec_conv_params *p);
+void ec_depthwise_conv2d_3x3_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                     const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+int32_t ec_depthwise_conv2d_neon_s8_get_buffer_size(const ec_conv_params *p);
+void ec_depthwise_conv2d_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                 const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+
 /* Elementwise binary ops with broadcasting (ec_broadcast_params; output is dense row-major over out_shape). */
 typedef enum { EC_ADD = 0, EC_SUB = 1, EC_MUL = 2, EC_DIV = 3, EC_MAX = 4, EC_MIN = 5 } ec_binary_op;
 

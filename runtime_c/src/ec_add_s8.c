@@ -5,8 +5,14 @@
  * With Helium (Cortex-M55), rows where both operands are contiguous (no broadcasting: residual connections) run 4
  * elements per vector with the exact vectorized requantization of edgec_mve.h (inputs scaled down, as always in
  * TFLite's scheme: input shifts <= 0, so no left shift saturates).
+ * With NEON (Cortex-A), such rows run 8 elements at a time with the exact vector requantization of edgec_neon.h;
+ * the rest, and other cores, run plain C.
  */
+#if defined(__ARM_FEATURE_MVE)
 #include "edgec_mve.h"
+#else
+#include "edgec_neon.h"
+#endif
 
 #if defined(__ARM_FEATURE_MVE)
 /* The output stage form of a shift (ec_mve_requantize): 1 negative, 2 zero, 0 positive. */
@@ -57,6 +63,39 @@ static void add_row_mve(const ec_add_s8_params *q, int subtract, const int8_t *a
 }
 #endif
 
+#if defined(__ARM_NEON)
+/* Elements 0 .. n - (n % 8) - 1 of a row where both operands are contiguous; returns how many were done. */
+static int32_t add_row_neon(const ec_add_s8_params *q, int32_t subtract, const int8_t *a, const int8_t *b,
+                            int8_t *output, int32_t n)
+{
+    const int8x8_t a_zp = vdup_n_s8((int8_t)q->a_zp), b_zp = vdup_n_s8((int8_t)q->b_zp);
+    const int32x4_t left = vdupq_n_s32(q->left_shift);
+    const int32x4_t a_mult = vdupq_n_s32(q->a_mult), a_shift = vdupq_n_s32(q->a_shift);
+    const int32x4_t b_mult = vdupq_n_s32(q->b_mult), b_shift = vdupq_n_s32(q->b_shift);
+    const int32x4_t o_mult = vdupq_n_s32(q->out_mult), o_shift = vdupq_n_s32(q->out_shift);
+    /* fast requantization (|input| < 2^30, shift <= 0): |x - zp| <= 255, so (x - zp) << 20 and the sum of two
+     * values requantized with shifts <= 0 stay below 2^29 */
+    const int32_t fast = q->left_shift <= 20 && q->a_shift <= 0 && q->b_shift <= 0 && q->out_shift <= 0;
+    const int16x8_t zp = vdupq_n_s16((int16_t)q->out_zp);
+    const int8x8_t lo = vdup_n_s8((int8_t)q->act_min), hi = vdup_n_s8((int8_t)q->act_max);
+    int32_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        const int16x8_t xa = vsubl_s8(vld1_s8(a + i), a_zp), xb = vsubl_s8(vld1_s8(b + i), b_zp);
+        const int32x4_t a0 = ec_neon_requant(vshlq_s32(vmovl_s16(vget_low_s16(xa)), left), a_mult, a_shift, fast);
+        const int32x4_t a1 = ec_neon_requant(vshlq_s32(vmovl_s16(vget_high_s16(xa)), left), a_mult, a_shift,
+                                             fast);
+        const int32x4_t b0 = ec_neon_requant(vshlq_s32(vmovl_s16(vget_low_s16(xb)), left), b_mult, b_shift, fast);
+        const int32x4_t b1 = ec_neon_requant(vshlq_s32(vmovl_s16(vget_high_s16(xb)), left), b_mult, b_shift,
+                                             fast);
+        const int32x4_t r0 = subtract ? vsubq_s32(a0, b0) : vaddq_s32(a0, b0);
+        const int32x4_t r1 = subtract ? vsubq_s32(a1, b1) : vaddq_s32(a1, b1);
+        vst1_s8(output + i, ec_neon_out8(ec_neon_requant(r0, o_mult, o_shift, fast),
+                                         ec_neon_requant(r1, o_mult, o_shift, fast), zp, lo, hi));
+    }
+    return i;
+}
+#endif
+
 void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int8_t *a,
                const int8_t *b, int8_t *output)
 {
@@ -83,7 +122,15 @@ void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_p
             continue;
         }
 #endif
-        for (i = 0; i < it.row_len; ++i) {
+        i = 0;
+#if defined(__ARM_NEON)
+        if (it.row_a == 1 && it.row_b == 1) {
+            i = add_row_neon(q, subtract, a + ia, b + ib, output, it.row_len);
+            ia += i;
+            ib += i;
+        }
+#endif
+        for (; i < it.row_len; ++i) {
             const int32_t va = ec_requantize((a[ia] - a_zp) * scale, a_mult, a_shift);
             const int32_t vb = ec_requantize((b[ib] - b_zp) * scale, b_mult, b_shift);
             const int32_t sum = subtract ? va - vb : va + vb;

@@ -11,6 +11,7 @@ from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..sparse import lower_sparse_conv, lower_sparse_fc
 from ..target import Target
+from . import neon
 from .base import (
     Q7_SHIFT_RANGE,
     Op,
@@ -508,6 +509,12 @@ class Conv(Op):
                 return low
         if node.dtype == "int8" and "dsp" in target.features:
             low = self.lower_dsp(node, g, params, pads)
+            if low is not None:
+                low.note = note
+                return low
+        if node.dtype == "int8" and "neon" in target.features:
+            low = neon.lower_conv(name, node.q, params, quant_struct(name, node.q), Buf(node.inputs[0], t),
+                                  Buf(node.outputs[0], t, const=False), depthwise, any(pads), self.macs(node, g))
             if low is not None:
                 low.note = note
                 return low

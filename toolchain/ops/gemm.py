@@ -8,6 +8,7 @@ from ..calls import Array, Buf, Call, Lowered, Scratch
 from ..ir import Graph, Node
 from ..sparse import lower_sparse_fc
 from ..target import Target
+from . import neon
 from .base import Op, act_range, apply_act, is_int, nctype, register
 from .conv import (
     act_struct,
@@ -133,6 +134,12 @@ class Gemm(Op):
                          folded, Buf(node.outputs[0], t, const=False)],
                         node=name, macs=self.macs(node, g))
             return Lowered([call])
+        if node.dtype == "int8" and "neon" in target.features:
+            low = neon.lower_fc(name, rows, w, node.q, stage, Buf(node.inputs[0], t),
+                                Buf(node.outputs[0], t, const=False), self.macs(node, g))
+            if low is not None:
+                low.note = note
+                return low
         if node.dtype == "int8" and "dsp" in target.features:
             call = Call("ec_fully_connected_packed_s8",
                         [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),

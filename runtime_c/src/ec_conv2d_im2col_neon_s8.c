@@ -1,0 +1,102 @@
+/*
+ * ec_conv2d_im2col_neon_s8: int8 2-D convolution (groups == 1, any kernel, stride, padding, dilation), NHWC, as a
+ * matrix product for NEON (edgec_neon.h): weights in the NEON matrix layout [out_c][K8], K = k_h * k_w * in_c in
+ * [ky][kx][ic] order, folded bias. The input windows of four output positions (AArch64; two on ARMv7) are copied
+ * as int8 into the scratch buffer (whole kernel rows 16 bytes at a time where the window lies inside the input;
+ * in_zp in the padding, which the folded bias cancels), then multiplied with 4 output channels per loop
+ * (VMULL/VMLAL.S8, VPADAL.S16). Plain C elsewhere. Same results as ec_conv2d_s8 (with the unfolded bias) bit for
+ * bit.
+ */
+#include "edgec_neon.h"
+
+int32_t ec_conv2d_im2col_neon_s8_get_buffer_size(const ec_conv_params *p)
+{
+    return 4 * ec_k8(p->k_h * p->k_w * p->in_c) + 16;
+}
+
+/* col = the input window whose tap (0, 0) is at input (iy0, ix0), in_zp where it lies in the padding. Not inlined:
+ * the matrix product beside it needs the registers. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void im2col(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int32_t zp, int8_t *col)
+{
+    const int32_t in_c = p->in_c, k_w = p->k_w, dil_w = p->dil_w, len = k_w * in_c;
+    const int32_t row_step = p->dil_h * p->in_w * in_c;
+    const int8_t *src;
+    int32_t ky0, ky1, kx0, kx1, ky, kx;
+    ec_window_range(iy0, p->dil_h, p->k_h, p->in_h, &ky0, &ky1);
+    ec_window_range(ix0, dil_w, k_w, p->in_w, &kx0, &kx1);
+    ec_neon_fill(col, zp, ky0 * len);
+    ec_neon_fill(col + ky1 * len, zp, (p->k_h - ky1) * len);
+    if (ky0 == ky1) {
+        return;
+    }
+    col += ky0 * len;
+    src = in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * dil_w) * in_c;
+    if (dil_w == 1 && kx0 == 0 && kx1 == k_w) { /* whole kernel rows */
+        for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
+            ec_neon_copy(col, src, len);
+        }
+        return;
+    }
+    for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
+        ec_neon_fill(col, zp, kx0 * in_c);
+        ec_neon_fill(col + kx1 * in_c, zp, (k_w - kx1) * in_c);
+        if (dil_w == 1) {
+            ec_neon_copy(col + kx0 * in_c, src, (kx1 - kx0) * in_c);
+        } else {
+            for (kx = kx0; kx < kx1; ++kx) {
+                ec_neon_copy(col + kx * in_c, src + (kx - kx0) * dil_w * in_c, in_c);
+            }
+        }
+    }
+}
+
+void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                              const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
+    const int32_t len = k_w * in_c, k = k_h * len, k8 = ec_k8(k);
+    const int32_t out_c = p->out_c, out_w = p->out_w, hw = p->out_h * p->out_w;
+    const int32_t npix = p->batch * hw, image = in_h * in_w * in_c;
+    const int32_t row_step = p->dil_h * in_w * in_c, last_row = (k_h - 1) * p->dil_h;
+    const int32_t fast = ec_neon_fast_ok(bias, q, out_c, k8);
+    int8_t *col = (int8_t *)scratch;
+    const int8_t *x[EC_NEON_COLS];
+    int8_t *y[EC_NEON_COLS];
+    int32_t pix, c, ky, i;
+
+    for (c = 0; c < EC_NEON_COLS; ++c) {
+        memset(col + c * k8 + k, 0, (size_t)(k8 - k));
+        x[c] = col + c * k8;
+    }
+    for (pix = 0; pix < npix; pix += EC_NEON_COLS) {
+        const int32_t ncols = npix - pix >= EC_NEON_COLS ? EC_NEON_COLS : npix - pix;
+        for (c = 0; c < ncols; ++c) {
+            const int32_t b = (pix + c) / hw, r = (pix + c) % hw;
+            const int32_t iy0 = (r / out_w) * p->stride_h - p->pad_top, ix0 = (r % out_w) * p->stride_w - p->pad_left;
+            const int32_t at = b * image + (iy0 * in_w + ix0) * in_c; /* tap (0, 0) */
+            int8_t *dst = col + c * k8;
+            y[c] = output + (pix + c) * out_c;
+            if (p->dil_w == 1 && iy0 >= 0 && iy0 + last_row < in_h && ix0 >= 0 && ix0 + k_w <= in_w &&
+                at + last_row * in_w * in_c + ((len + 15) & ~15) <= p->batch * image) {
+                /* inside the input: whole rows, 16 bytes at a time; the bytes copied past a row are overwritten
+                 * by the next row or land after K (zero weights) or in the next column or the 16 spare bytes */
+                const int8_t *src = input + at;
+                for (ky = 0; ky < k_h; ++ky, dst += len, src += row_step) {
+                    for (i = 0; i < len; i += 16) {
+#if defined(__ARM_NEON)
+                        vst1q_s8(dst + i, vld1q_s8(src + i));
+#else
+                        memcpy(dst + i, src + i, 16);
+#endif
+                    }
+                }
+            } else {
+                im2col(p, input + b * image, iy0, ix0, q->in_zp, dst);
+            }
+        }
+        ec_neon_gemm(weights, k8, out_c, x, ncols, bias, q, fast, y);
+    }
+}
