@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import EdgecError
 from ..ops.base import INT32_MAX, INT32_MIN, Q7_SHIFT_RANGE, pow2_bits, quant_bounds, quantize_multiplier
-from ..ops.conv import finish_s8, quantize_weights
+from ..ops.conv import Q7_MAX_SHIFT, finish_s8, quantize_weights
 from ..quantize import affine_params, pow2_params
 
 
@@ -137,11 +137,20 @@ class QLayer(nn.Module):
         scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
         return w * scale.reshape((-1,) + (1,) * (w.dim() - 1)), (b - self.bn.running_mean) * scale + self.bn.bias
 
-    def weight_quant(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def weight_quant(self, w: torch.Tensor, b: torch.Tensor, s_in: float, s_out: float) -> tuple[torch.Tensor,
+                                                                                                  torch.Tensor]:
         """Per-output-channel integer weights and their scales (rounded to float32, as exported), chosen by
-        edgec's own quantize_weights for the scheme."""
+        edgec's own quantize_weights for the scheme; Q-format with the cap of edgec's layer_weights."""
         wn = w.detach().double().numpy()
         ws = quantize_weights(wn, None, self.scheme.name)[1].astype(np.float32).astype(np.float64)
+        if self.scheme.pow2:  # twin of the cap in toolchain/ops/conv.py layer_weights (shift and bias range)
+            n_in, n_out = pow2_bits(s_in), pow2_bits(s_out)
+            cap = np.full(len(ws), n_out - n_in + Q7_MAX_SHIFT)
+            babs = np.abs(b.detach().float().double().numpy())
+            with np.errstate(divide="ignore"):
+                cap = np.where(babs > 0, np.minimum(cap, np.floor(30 - np.log2(np.where(babs > 0, babs, 1.0))) - n_in),
+                               cap)
+            ws = np.ldexp(1.0, -np.minimum(pow2_bits(ws), cap).astype(np.int64))
         wq = quantize_weights(wn, ws, self.scheme.name)[0]
         return torch.from_numpy(wq.astype(np.float64)), torch.from_numpy(ws)
 
@@ -151,7 +160,7 @@ class QLayer(nn.Module):
         s_in, zp_in = self.in_q[0].params()
         s_out, zp_out = self.out_q.params()
         w, b = self.folded()
-        wq, ws = self.weight_quant(w)
+        wq, ws = self.weight_quant(w, b, s_in, s_out)
         bq = torch.clamp(torch.round(b.detach().float().double() / (s_in * ws)), INT32_MIN, INT32_MAX)
         act_min, act_max = quant_bounds(0.0 if self.relu else -math.inf, math.inf, s_out, zp_out)
         q = {"w": wq, "ws": ws, "bias": bq, "in": (s_in, zp_in), "out": (s_out, zp_out), "out_zp": zp_out,
