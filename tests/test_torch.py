@@ -42,7 +42,7 @@ class SmallNet(nn.Module):
         return self.fc2(F.relu(self.fc1(x.view(x.size(0), -1))))
 
 
-SCHEMES = ["int8", "int4", "qformat"]
+SCHEMES = ["int8", "int4", "qformat", "int16"]
 
 
 def _small_qat(seed: int = 0, scheme: str = "int8"):
@@ -88,8 +88,9 @@ def test_fake_quant_forward_is_the_integer_reference(tmp_path, scheme):
     np.testing.assert_array_equal(y, ((mine.astype(np.float64) - zp) * s).astype(np.float32))
 
 
-def test_fake_quant_gradient_is_straight_through():
-    q, x = _small_qat()
+@pytest.mark.parametrize("scheme", ["int8", "int16"])
+def test_fake_quant_gradient_is_straight_through(scheme):
+    q, x = _small_qat(scheme=scheme)
     q.train()
     x = x.clone().requires_grad_(True)
     q(x).sum().backward()
@@ -109,6 +110,39 @@ def test_exported_qdq_builds_bitexact(tmp_path, target, scheme):
     res = run_build(out, [{"input": xi[None].numpy()} for xi in x])
     device = np.stack([r[g.outputs[0]].reshape(-1) for r in res.raw])
     np.testing.assert_array_equal(device, integer_outputs(q, x))
+
+
+def test_int16_qdq_import(tmp_path):
+    """The exported 16x8 model has int16 activation pairs (opset 21) that onnxruntime runs; zero points other than
+    0 and models mixing int8 and int16 activations are refused with a message."""
+    import onnx
+    import onnxruntime as ort
+
+    q, x = _small_qat(seed=2, scheme="int16")
+    path = export(q, x[:1], tmp_path / "small16.onnx")
+    m = onnx.load(str(path))
+    zps = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+    zps |= {n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in m.graph.node if n.op_type == "Constant"}
+    quants = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
+    kinds = sorted({str(zps[n.input[2]].dtype) for n in quants})
+    assert kinds == ["int16", "int8"] and m.opset_import[0].version == 21  # int16 activations, int8 weights
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        y = q(x).numpy()
+    step = prepare_graph(path).tensors["output"].fixed_quant[0]
+    got = np.concatenate([sess.run(None, {"input": xi[None].numpy()})[0] for xi in x])
+    assert np.abs(got - y).max() < 0.05 * np.abs(y).max() and np.abs(got - y).max() > 0.5 * step  # float vs int
+    act = next(n for n in quants if zps[n.input[2]].dtype == np.int16)
+    for value, message in ((np.array(5, np.int16), "int16 with zero point 5"),
+                           (np.array(0, np.int8), "8 bits and others to int16")):
+        bad = onnx.load(str(path))
+        bad.graph.initializer.append(onnx.numpy_helper.from_array(value, "bad_zp"))
+        for n in bad.graph.node:
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[0] in (act.input[0], act.output[0]):
+                n.input[2] = "bad_zp"
+        onnx.save(bad, str(tmp_path / "bad.onnx"))
+        with pytest.raises(EdgecError, match=message):
+            prepare_graph(tmp_path / "bad.onnx")
 
 
 def test_unsupported_op_is_named():

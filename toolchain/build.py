@@ -116,9 +116,10 @@ def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) ->
             opts.quantize = default
     calib = opts.calib
     quant = dataclasses.replace(opts.quant, scheme=opts.quantize, layers=layers)
-    if is_prequantized(g) and (layers or quant.scheme not in ("int8", prequantized_scheme(g))):
-        raise EdgecError(f"{opts.model} is already quantized (QDQ, {prequantized_scheme(g)}): --quantize "
-                         f"{quant.scheme} and --qconfig need a float model; use --quantize {prequantized_scheme(g)} "
+    own = prequantized_scheme(g) if is_prequantized(g) else None  # (int8 reads int4 weights, not int16 scales)
+    if own is not None and (layers or quant.scheme not in ({own} if own == "int16" else {"int8", own})):
+        raise EdgecError(f"{opts.model} is already quantized (QDQ, {own}): --quantize "
+                         f"{quant.scheme} and --qconfig need a float model; use --quantize {own} "
                          "to build it with its own scales")
     if calib is None and not needs_calibration(g):
         quantize_graph(g, {}, quant)

@@ -197,14 +197,19 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     imported = _strip_qdq(model, path)
     model = _infer(model, path)
     g = _to_ir(model, path)
-    for name, (scale, zp) in imported.items():
+    for name, (scale, zp, dtype) in imported.items():
         if name in g.tensors:
-            g.tensors[name].fixed_quant = (scale, zp)
+            g.tensors[name].fixed_quant, g.tensors[name].fixed_dtype = (scale, zp), dtype
+    widths = {dtype for _, _, dtype in imported.values()}
+    if len(widths) > 1:
+        raise EdgecError(f"{path}: the model quantizes some activations to 8 bits and others to int16; edgec imports "
+                         "one activation width per QDQ model: quantize every activation as int8 (or uint8), or "
+                         "every one as int16 (16x8)")
     for n in g.nodes:
         if n.op in ("Conv", "Gemm", "MatMul") and len(n.inputs) > 1 and n.inputs[1] in asymmetric:
-            raise EdgecError(f"{path}: {n.op} (node '{n.name}'): its weights are quantized with a non-zero zero point "
-                             "or as uint8 (asymmetric); edgec's int8 kernels take symmetric int8 weights: quantize "
-                             "with weight_type=QInt8")
+            raise EdgecError(f"{path}: {n.op} (node '{n.name}'): its weights are quantized with a non-zero zero point, "
+                             "as uint8 (asymmetric) or with 16 bits; edgec's kernels (int8 and 16x8) take symmetric "
+                             "int8 weights: quantize with weight_type=QInt8")
     for name, (scales, axis) in weight_scales.items():
         if name in g.tensors:
             g.tensors[name].weight_scales = (scales, axis)
@@ -214,13 +219,14 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     return g
 
 
-def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int]]:
+def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int, str]]:
     """Remove QuantizeLinear -> DequantizeLinear pairs on activations (a QDQ model, e.g. from onnxruntime's
-    quantize_static) and return their int8 scale and zero point by float tensor name. Quantized constants were
-    already folded into float initializers whose values sit exactly on their int8 grid."""
+    quantize_static) and return their scale, zero point and element type (int8: int8 or uint8 pairs; int16:
+    symmetric int16 pairs, opset 21) by float tensor name. Quantized constants were already folded into float
+    initializers whose values sit exactly on their integer grid."""
     graph = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    qparams: dict[str, tuple[float, int]] = {}
+    qparams: dict[str, tuple[float, int, str]] = {}
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
         users = [n for n in graph.node if q.output[0] in n.input]
         other = next((u for u in users if u.op_type != "DequantizeLinear"), None)
@@ -237,10 +243,16 @@ def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int
         if scale is None or zp is None or scale.size != 1 or zp.size != 1:
             raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' needs constant per-tensor scale and zero "
                              "point for an activation")
-        if zp.dtype not in (np.int8, np.uint8):
-            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' quantizes to {zp.dtype}; edgec imports 8-bit")
+        if zp.dtype == np.int16 and int(zp.reshape(())) != 0:
+            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' quantizes to int16 with zero point "
+                             f"{int(zp.reshape(()))}; edgec's 16x8 arithmetic takes symmetric int16 activations: "
+                             "quantize them with zero point 0")
+        if zp.dtype not in (np.int8, np.uint8, np.int16):
+            raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' quantizes to {zp.dtype}; edgec imports int8, "
+                             "uint8 and (with zero point 0) int16 activations")
         # uint8 with zero point z is int8 with zero point z - 128 on the same grid
-        qparams[q.input[0]] = (float(scale.reshape(())), int(zp.reshape(())) - (128 if zp.dtype == np.uint8 else 0))
+        qparams[q.input[0]] = (float(scale.reshape(())), int(zp.reshape(())) - (128 if zp.dtype == np.uint8 else 0),
+                               "int16" if zp.dtype == np.int16 else "int8")
         for u in users:
             for n in graph.node:
                 for k, name in enumerate(n.input):

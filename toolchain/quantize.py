@@ -136,9 +136,13 @@ def _pow2(scales: np.ndarray) -> bool:
 
 
 def prequantized_scheme(g: Graph) -> str:
-    """The scheme an imported QDQ model was quantized in (one edgec.torch exports too): qformat when every scale
-    is a power of two with zero point 0, int4 when every imported weight lies in [-7, 7], else int8."""
-    acts = [g.tensors[n].fixed_quant for n in list(g.inputs) + g.activations() if g.tensors[n].fixed_quant]
+    """The scheme an imported QDQ model was quantized in (one edgec.torch exports too): int16 (16x8) when its
+    activations are int16, qformat when every scale is a power of two with zero point 0, int4 when every imported
+    weight lies in [-7, 7], else int8."""
+    fixed = [g.tensors[n] for n in list(g.inputs) + g.activations() if g.tensors[n].fixed_quant]
+    if any(t.fixed_dtype == "int16" for t in fixed):
+        return "int16"  # (load_onnx refuses models that mix int8 and int16 activations)
+    acts = [t.fixed_quant for t in fixed]
     layers = [g.tensors[n.inputs[1]] for n in g.nodes if n.op in ("Conv", "Gemm")]
     weights = [t for t in layers if t.weight_scales is not None]
     if not acts or not weights or len(weights) < len(layers):
@@ -245,8 +249,8 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
 
     def params(t: Tensor) -> tuple[float, int]:
         kind = family[t.name]
-        if t.fixed_quant is not None and kind in ("int8", "q7"):  # an imported QDQ model's own
-            return t.fixed_quant
+        if t.fixed_quant is not None and kind in {"int8": ("int8", "q7"), "int16": ("int16",)}[t.fixed_dtype]:
+            return t.fixed_quant  # an imported QDQ model's own
         if kind == "int16":
             return int16_params(*ranges[t.name])
         if kind in ("q7", "q15"):

@@ -10,9 +10,10 @@ with edgec's own fixed-point functions (toolchain/ops/base.py: quantize_multipli
 dequantizes. The gradient is that of the usual float fake-quantization with the straight-through estimator:
 y = y_fake + (y_integer - y_fake).detach(). So the accuracy measured in PyTorch in eval mode is the device's.
 
-Schemes (SCHEMES): int8, int4 (int4 weights, int8 activations) and qformat (Q-format q7, power-of-two scales and
-shift-only requantization); weight scales come from edgec's quantize_weights for the scheme. `edgec build` of the
-exported model recognizes the scheme from its scales.
+Schemes (SCHEMES): int8, int4 (int4 weights, int8 activations), qformat (Q-format q7, power-of-two scales and
+shift-only requantization) and int16 (16x8: symmetric int16 activations, int8 weights, int64 bias, 15-bit
+multipliers); weight scales come from edgec's quantize_weights for the scheme. `edgec build` of the exported model
+recognizes the scheme from its scales (int16: from its int16 Q/DQ pairs, ONNX opset 21).
 
 Activation ranges are calibrated (min/max over calibration data, the same rule as `edgec build --calib`) and then
 follow an exponential moving average of each training batch's min/max; in eval mode they are fixed."""
@@ -30,9 +31,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import EdgecError
-from ..ops.base import INT32_MAX, INT32_MIN, Q7_SHIFT_RANGE, pow2_bits, quant_bounds, quantize_multiplier
-from ..ops.conv import Q7_MAX_SHIFT, finish_s8, quantize_weights
-from ..quantize import affine_params, pow2_params
+from ..ops.base import (
+    INT32_MAX,
+    INT32_MIN,
+    Q7_SHIFT_RANGE,
+    QRANGE,
+    pow2_bits,
+    quant_bounds,
+    quantize_multiplier,
+    reduce_multiplier,
+)
+from ..ops.conv import BIAS64_LIMIT, Q7_MAX_SHIFT, finish_s8, quantize_weights
+from ..quantize import affine_params, int16_params, pow2_params
 
 
 @dataclass(frozen=True)
@@ -40,13 +50,16 @@ class Scheme:
     """A quantization scheme edgec deploys (`edgec build --quantize NAME`): int8 (affine int8 activations, int8
     weights per channel, multiplier requantization), int4 (the same with int4 weights, as edgec's int4 scheme
     chooses their scales: MSE-optimal clipping), qformat (Q-format q7: power-of-two scales everywhere, zero points
-    0, requantization by a rounding shift)."""
+    0, requantization by a rounding shift), int16 (16x8: int16 activations with zero point 0, int8 weights per
+    channel, int64 bias, 64-bit requantization with 15-bit multipliers)."""
 
     name: str
     pow2: bool = False  # power-of-two scales, zero point 0 (Q-format)
+    act: str = "int8"  # element type of the activations: "int8" or "int16"
 
 
-SCHEMES = {"int8": Scheme("int8"), "int4": Scheme("int4"), "qformat": Scheme("qformat", pow2=True)}
+SCHEMES = {"int8": Scheme("int8"), "int4": Scheme("int4"), "qformat": Scheme("qformat", pow2=True),
+           "int16": Scheme("int16", act="int16")}
 
 # Modes of every quantizer and layer: "qat" (integer forward, STE gradient), "float" (no quantization: the float
 # model, used for calibration), "export" (standard fake-quantize ops that torch.onnx.export writes as Q/DQ).
@@ -68,11 +81,13 @@ def f32(x: float) -> float:
 
 
 class ActQuant(nn.Module):
-    """Per-tensor asymmetric int8 quantizer of an activation (edgec's affine_params on the tracked range)."""
+    """Per-tensor quantizer of an activation: asymmetric int8 (edgec's affine_params on the tracked range), Q-format
+    (pow2_params) or symmetric int16 (int16_params)."""
 
-    def __init__(self, pow2: bool = False, momentum: float = 0.05) -> None:
+    def __init__(self, pow2: bool = False, momentum: float = 0.05, dtype: str = "int8") -> None:
         super().__init__()
-        self.pow2, self.momentum = pow2, momentum
+        self.pow2, self.momentum, self.dtype = pow2, momentum, dtype
+        self.qmin, self.qmax = QRANGE[dtype]
         self.mode = "qat"
         self.calibrating = False
         self.register_buffer("lo", torch.zeros((), dtype=torch.float64))
@@ -94,13 +109,14 @@ class ActQuant(nn.Module):
         if not bool(self.seen):
             raise EdgecError("edgec.torch: an activation range was never observed; calibrate the prepared model "
                              "(edgec.torch.calibrate) or train it before evaluating or exporting")
-        scale, zp = (pow2_params if self.pow2 else affine_params)(float(self.lo), float(self.hi))
+        rule = int16_params if self.dtype == "int16" else pow2_params if self.pow2 else affine_params
+        scale, zp = rule(float(self.lo), float(self.hi))
         return f32(scale), zp
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
-        """int8 codes (as int64) of x: edgec's quantize_input (round half to even in float64, clamp)."""
+        """Integer codes (as int64) of x: edgec's quantize_input (round half to even in float64, clamp)."""
         scale, zp = self.params()
-        return torch.clamp(torch.round(x.detach().double() / scale) + zp, -128, 127).long()
+        return torch.clamp(torch.round(x.detach().double() / scale) + zp, self.qmin, self.qmax).long()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "float":
@@ -110,9 +126,9 @@ class ActQuant(nn.Module):
         if self.training and self.mode == "qat":
             self.observe(x)
         scale, zp = self.params()
-        fake = torch.fake_quantize_per_tensor_affine(x, scale, zp, -128, 127)
-        if self.mode == "export":
-            return fake
+        if self.mode == "export":  # int16: written as an int8 pair that export() widens (torch writes only 8 bits)
+            return torch.fake_quantize_per_tensor_affine(x, scale, zp, -128, 127)
+        fake = torch.fake_quantize_per_tensor_affine(x, scale, zp, self.qmin, self.qmax)
         exact = ((self.quantize(x) - zp).double() * scale).float()
         return fake + (exact - fake).detach()
 
@@ -123,7 +139,7 @@ class QLayer(nn.Module):
     def __init__(self, layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | None, relu: bool, scheme: Scheme) -> None:
         super().__init__()
         self.layer, self.bn, self.relu, self.scheme = layer, bn, relu, scheme
-        self.out_q = ActQuant(scheme.pow2)
+        self.out_q = ActQuant(scheme.pow2, dtype=scheme.act)
         self.mode = "qat"
         self.in_q: list[ActQuant] = []  # the quantizer of this layer's input (a list: not a submodule)
         self.source = ""  # the layer's module name in the float model
@@ -155,20 +171,28 @@ class QLayer(nn.Module):
         return torch.from_numpy(wq.astype(np.float64)), torch.from_numpy(ws)
 
     def integer_params(self) -> dict:
-        """Everything edgec derives for this layer at build time from the exported model: int weights, int32 bias,
-        per-channel multiplier and shift, zero points and clamp bounds."""
+        """Everything edgec derives for this layer at build time from the exported model (output_stage of
+        toolchain/ops/conv.py): int weights, int32 bias (int16: int64), per-channel multiplier and shift (int16:
+        15-bit multipliers), zero points and clamp bounds."""
         s_in, zp_in = self.in_q[0].params()
         s_out, zp_out = self.out_q.params()
         w, b = self.folded()
         wq, ws = self.weight_quant(w, b, s_in, s_out)
-        bq = torch.clamp(torch.round(b.detach().float().double() / (s_in * ws)), INT32_MIN, INT32_MAX)
-        act_min, act_max = quant_bounds(0.0 if self.relu else -math.inf, math.inf, s_out, zp_out)
+        act = self.scheme.act
+        limit = (-BIAS64_LIMIT, BIAS64_LIMIT) if act == "int16" else (INT32_MIN, INT32_MAX)
+        bq = torch.clamp(torch.round(b.detach().float().double() / (s_in * ws)), *limit)
+        act_min, act_max = quant_bounds(0.0 if self.relu else -math.inf, math.inf, s_out, zp_out, act)
         q = {"w": wq, "ws": ws, "bias": bq, "in": (s_in, zp_in), "out": (s_out, zp_out), "out_zp": zp_out,
-             "act_min": act_min, "act_max": act_max}
+             "act_min": act_min, "act_max": act_max, "dtype": act}
         if self.scheme.pow2:  # a rounding shift (output_stage of toolchain/ops/conv.py)
             q["shift"] = np.clip(pow2_bits(s_in) + pow2_bits(ws.numpy()) - pow2_bits(s_out), *Q7_SHIFT_RANGE)
         else:
             ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
+            if act == "int16":
+                if max(s for _, s in ms) > 14:
+                    raise EdgecError(f"edgec.torch: layer '{self.source}': its int16 requantization scale is above "
+                                     "2^14 (an almost constant output?); edgec cannot build it as 16x8")
+                ms = [reduce_multiplier(m, s) for m, s in ms]
             q["mult"], q["shift"] = np.array([m for m, _ in ms], np.int64), np.array([s for _, s in ms], np.int64)
         return q
 
@@ -185,7 +209,7 @@ class QLayer(nn.Module):
         s_out, zp_out = q["out"]
         xq = (self.in_q[0].quantize(x) - q["in"][1]).double()
         acc = self._apply(xq, q["w"], None)  # integers, exact in float64
-        stage = {k: v for k, v in q.items() if k in ("mult", "shift", "out_zp", "act_min", "act_max")}
+        stage = {k: v for k, v in q.items() if k in ("mult", "shift", "out_zp", "act_min", "act_max", "dtype")}
         stage["bias"] = q["bias"].long().numpy()
         y = finish_s8(acc.round().long().numpy(), stage, 1).astype(np.int64)
         return torch.from_numpy(((y - zp_out) * s_out).astype(np.float32))
@@ -283,7 +307,7 @@ def prepare_qat(model: nn.Module, scheme: str | Scheme = "int8", calib: torch.Te
             graph.erase_node(dead)
     for node in [n for n in graph.nodes if n.op == "placeholder"]:
         name = f"q_input_{node.name}"
-        gm.add_submodule(name, ActQuant(sch.pow2))
+        gm.add_submodule(name, ActQuant(sch.pow2, dtype=sch.act))
         with graph.inserting_after(node):
             new = graph.call_module(name, (node,))
         node.replace_all_uses_with(new, delete_user_cb=lambda u, new=new: u is not new)
@@ -370,14 +394,16 @@ def output_quant(model: fx.GraphModule) -> ActQuant:
 
 @torch.no_grad()
 def integer_outputs(model: fx.GraphModule, x: torch.Tensor) -> np.ndarray:
-    """The int8 codes of the model's output for x (eval mode): what the device writes for each sample."""
+    """The integer codes of the model's output for x (eval mode, int8 or int16): what the device writes for each
+    sample."""
     was_training = model.training
     model.eval()
     try:
         y = model(x)
     finally:
         model.train(was_training)
-    return output_quant(model).quantize(y).numpy().astype(np.int8)
+    oq = output_quant(model)
+    return oq.quantize(y).numpy().astype(np.int16 if oq.dtype == "int16" else np.int8)
 
 
 def is_prepared(model: nn.Module) -> bool:
