@@ -18,6 +18,8 @@ from helpers import (
 )
 from onnx import helper
 
+from edgec.reference import quantize_feeds, run_graph
+
 R = np.random.default_rng(42)
 
 
@@ -295,3 +297,42 @@ def test_neon_random_convs(target, seed, tmp_path):
     kernels = {k for layer in meta["layers"] for k in layer["kernels"]}
     assert {"ec_depthwise_conv2d_3x3_neon_s8", "ec_depthwise_conv2d_neon_s8", "ec_conv2d_1x1_neon_s8",
             "ec_conv2d_im2col_neon_s8", "ec_fully_connected_neon_s8"} <= kernels
+
+
+NEON_F32 = {"ec_conv2d_1x1_neon_f32", "ec_conv2d_im2col_neon_f32", "ec_fully_connected_neon_f32"}
+
+
+def neon_f32_check(g, samples, res, tmp_path, rel: float) -> None:
+    """Outputs within rel * (largest magnitude) of the float32 numpy reference in the kernels' summation order, and
+    the NEON float kernels chosen."""
+    for s, got in zip(samples, res.outputs):
+        want = run_graph(g, quantize_feeds(g, s), int8=True)
+        for name in g.outputs:
+            scale = max(float(np.abs(want[name]).max()), 1e-3)
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=rel * scale, err_msg=name)
+    meta = json.loads((tmp_path / "build" / "edgec.json").read_text())
+    assert NEON_F32 <= {k for layer in meta["layers"] for k in layer["kernels"]}
+
+
+@pytest.mark.parametrize("target,seed", [pytest.param(t, s, marks=needs_target(t))
+                                         for t in ("cortex-a53", "cortex-a7") for s in (1, 6)])
+def test_neon_f32_random_convs(target, seed, tmp_path):
+    """The NEON float kernels (1x1, im2col, fully connected) as lowering chooses them for random layer shapes (odd
+    channel counts, strides, padding), close to the float32 reference: AArch64 fuses each multiply-add, ARMv7 NEON
+    flushes denormals, otherwise the order of the sums is the reference's."""
+    samples, res, g, _ = build_and_run(random_convs(seed), tmp_path, target=target)
+    neon_f32_check(g, samples, res, tmp_path, 1e-5)
+
+
+def test_neon_f32_plain_c(tmp_path, monkeypatch):
+    """The plain C path beside the NEON float code (host, lowered as for a NEON target) equals the float32
+    reference bit for bit: same blocked weights and padded biases, same order of sums."""
+    import dataclasses
+
+    import edgec.build
+
+    host = edgec.build.load_target("host")
+    monkeypatch.setattr(edgec.build, "load_target",
+                        lambda name: dataclasses.replace(host, features=(*host.features, "neon")))
+    samples, res, g, _ = build_and_run(random_convs(1), tmp_path)
+    neon_f32_check(g, samples, res, tmp_path, 0.0)

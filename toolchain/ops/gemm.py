@@ -140,6 +140,11 @@ class Gemm(Op):
             if low is not None:
                 low.note = note
                 return low
+        if node.dtype == "float32" and "neon" in target.features:
+            low = neon.lower_fc_f32(name, rows, w, bias, stage, Buf(node.inputs[0], t),
+                                    Buf(node.outputs[0], t, const=False), self.macs(node, g))
+            low.note = note
+            return low
         if node.dtype == "int8" and "dsp" in target.features:
             call = Call("ec_fully_connected_packed_s8",
                         [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),

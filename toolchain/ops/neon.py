@@ -106,3 +106,52 @@ def lower_fc(name: str, rows: int, w: np.ndarray, q: dict, stage: Struct, x: Buf
                  Array(f"b_{name}", fold_bias(q["bias"], w, q["in_zp"]), "int32_t"), y,
                  _scratch(fc_scratch_bytes(rows, k))], node=name, macs=macs)
     return Lowered([call])
+
+
+# ---- float32 (runtime_c/include/edgec_neon_f32.h) ----------------------------------------------------------------
+F32_ROWS = 4  # EC_NEON_F32_ROWS
+
+
+def pack_f32(w: np.ndarray) -> np.ndarray:
+    """[N][K] float -> blocks of 4 output channels, [N4 / 4][K][4] (N4 = N rounded up to 4, extra channels zero)."""
+    n, k = w.shape
+    n4 = (n + 3) // 4 * 4
+    p = np.zeros((n4, k), np.float32)
+    p[:n] = w
+    return np.ascontiguousarray(p.reshape(n4 // 4, 4, k).transpose(0, 2, 1)).reshape(-1)
+
+
+def pad_bias_f32(bias: np.ndarray) -> np.ndarray:
+    """The bias padded with zeros to a multiple of 4 channels."""
+    b = np.zeros((len(bias) + 3) // 4 * 4, np.float32)
+    b[:len(bias)] = bias
+    return b
+
+
+def conv_im2col_f32_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_im2col_neon_f32_get_buffer_size: F32_ROWS columns of k_h * k_w * in_c floats."""
+    return F32_ROWS * p["k_h"] * p["k_w"] * p["in_c"] * 4
+
+
+def lower_conv_f32(name: str, w: np.ndarray, bias: np.ndarray, params: Struct, stage: Struct, x: Buf, y: Buf,
+                   padded: bool, macs: int) -> Lowered | None:
+    """A NEON kernel for a float convolution with one group (w [O][I][k...]), or None for a grouped one."""
+    p = params.fields
+    if p["groups"] != 1:
+        return None
+    wm = w.reshape(w.shape[0], w.shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    args = [params, stage, x, Array(f"w_{name}", pack_f32(wm), "float"),
+            Array(f"b_{name}", pad_bias_f32(bias), "float"), y]
+    if p["k_h"] * p["k_w"] == 1 and not padded:
+        return Lowered([Call("ec_conv2d_1x1_neon_f32", args, node=name, macs=macs)])
+    return Lowered([Call("ec_conv2d_im2col_neon_f32", args + [Scratch(conv_im2col_f32_scratch_bytes(p))], node=name,
+                         macs=macs)])
+
+
+def lower_fc_f32(name: str, rows: int, w: np.ndarray, bias: np.ndarray, stage: Struct, x: Buf, y: Buf,
+                 macs: int) -> Lowered:
+    """ec_fully_connected_neon_f32 for y = x @ w.T + bias over `rows` rows (w [N][K] float)."""
+    n, k = w.shape
+    return Lowered([Call("ec_fully_connected_neon_f32",
+                         [rows, k, n, stage, x, Array(f"w_{name}", pack_f32(w), "float"),
+                          Array(f"b_{name}", pad_bias_f32(bias), "float"), y], node=name, macs=macs)])
