@@ -299,7 +299,8 @@ def test_neon_random_convs(target, seed, tmp_path):
             "ec_conv2d_im2col_neon_s8", "ec_fully_connected_neon_s8"} <= kernels
 
 
-NEON_F32 = {"ec_conv2d_1x1_neon_f32", "ec_conv2d_im2col_neon_f32", "ec_fully_connected_neon_f32"}
+NEON_F32 = {"ec_conv2d_1x1_neon_f32", "ec_conv2d_im2col_neon_f32", "ec_fully_connected_neon_f32",
+            "ec_depthwise_conv2d_neon_f32"}
 
 
 def neon_f32_check(g, samples, res, tmp_path, rel: float) -> None:
@@ -317,9 +318,9 @@ def neon_f32_check(g, samples, res, tmp_path, rel: float) -> None:
 @pytest.mark.parametrize("target,seed", [pytest.param(t, s, marks=needs_target(t))
                                          for t in ("cortex-a53", "cortex-a7") for s in (1, 6)])
 def test_neon_f32_random_convs(target, seed, tmp_path):
-    """The NEON float kernels (1x1, im2col, fully connected) as lowering chooses them for random layer shapes (odd
-    channel counts, strides, padding), close to the float32 reference: AArch64 fuses each multiply-add, ARMv7 NEON
-    flushes denormals, otherwise the order of the sums is the reference's."""
+    """The NEON float kernels (1x1, im2col, depthwise 3x3 and 5x5, fully connected) as lowering chooses them for
+    random layer shapes (odd channel counts, strides, padding), close to the float32 reference: AArch64 fuses each
+    multiply-add, ARMv7 NEON flushes denormals, otherwise the order of the sums is the reference's."""
     samples, res, g, _ = build_and_run(random_convs(seed), tmp_path, target=target)
     neon_f32_check(g, samples, res, tmp_path, 1e-5)
 

@@ -224,8 +224,9 @@ void ec_depthwise_conv2d_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, 
 /* ---- float kernels for NEON (Cortex-A53 AArch64, Cortex-A7 ARMv7-A) ------------------------------------------------
  * NEON path under __ARM_NEON, plain C beside it. Weights W [N][K] (conv: N = out_c, K = k_h * k_w * in_c in
  * [kh][kw][ic] order) in blocks of 4 output channels, [N4 / 4][K][4] with N4 = N rounded up to 4 and zeros in the
- * extra channels; bias padded with zeros to N4 (never NULL). Each output is summed in ec_conv2d_f32's order; AArch64
- * fuses each multiply-add (FMLA), so results differ from the portable kernels by rounding only. See
+ * extra channels; bias padded with zeros to N4 (never NULL; the depthwise kernel's not padded). Each output is
+ * summed in the portable kernel's order; AArch64 fuses each multiply-add (FMLA), so results differ from the
+ * portable kernels by rounding only. See
  * runtime_c/include/edgec_neon_f32.h. */
 int32_t ec_conv2d_im2col_neon_f32_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_im2col_neon_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input,
@@ -235,6 +236,10 @@ void ec_conv2d_1x1_neon_f32(const ec_conv_params *p, const ec_act_f32 *act, cons
                             const float *bias, float *output);
 void ec_fully_connected_neon_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act,
                                  const float *input, const float *weights, const float *bias, float *output);
+/* Depthwise convolution, channel multiplier 1, weights [k_h][k_w][in_c] and bias (not padded) as
+ * ec_depthwise_conv2d_f32's; any kernel, stride, padding and dilation. */
+void ec_depthwise_conv2d_neon_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input,
+                                  const float *weights, const float *bias, float *output);
 
 /* Elementwise binary ops with broadcasting (ec_broadcast_params; output is dense row-major over out_shape). */
 typedef enum { EC_ADD = 0, EC_SUB = 1, EC_MUL = 2, EC_DIV = 3, EC_MAX = 4, EC_MIN = 5 } ec_binary_op;

@@ -518,12 +518,13 @@ class Conv(Op):
             if low is not None:
                 low.note = note
                 return low
-        if node.dtype == "float32" and "neon" in target.features and not depthwise:
+        if node.dtype == "float32" and "neon" in target.features:
             b = self._bias(node, g)
             low = neon.lower_conv_f32(name, w.astype(np.float32),
                                       np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32),
                                       params, act_struct(name, node), Buf(node.inputs[0], t),
-                                      Buf(node.outputs[0], t, const=False), any(pads), self.macs(node, g))
+                                      Buf(node.outputs[0], t, const=False), any(pads), depthwise,
+                                      self.macs(node, g))
             if low is not None:
                 low.note = note
                 return low

@@ -134,9 +134,15 @@ def conv_im2col_f32_scratch_bytes(p: dict) -> int:
 
 
 def lower_conv_f32(name: str, w: np.ndarray, bias: np.ndarray, params: Struct, stage: Struct, x: Buf, y: Buf,
-                   padded: bool, macs: int) -> Lowered | None:
-    """A NEON kernel for a float convolution with one group (w [O][I][k...]), or None for a grouped one."""
+                   padded: bool, depthwise: bool, macs: int) -> Lowered | None:
+    """A NEON kernel for a float convolution with one group or depthwise with channel multiplier 1 (w [O][I/g][k...]),
+    or None for other grouped ones."""
     p = params.fields
+    if depthwise and p["out_c"] == p["in_c"]:
+        wd = w.reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)  # [kh][kw][C], ec_depthwise_conv2d_f32's
+        return Lowered([Call("ec_depthwise_conv2d_neon_f32",
+                             [params, stage, x, Array(f"w_{name}", np.ascontiguousarray(wd), "float"),
+                              Array(f"b_{name}", bias.astype(np.float32), "float"), y], node=name, macs=macs)])
     if p["groups"] != 1:
         return None
     wm = w.reshape(w.shape[0], w.shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
