@@ -318,3 +318,31 @@ def test_pack_and_fold_twins():
         folded = neon.fold_bias(bias, w, zp).astype(np.int64)
         exact = bias.astype(np.int64) - zp * w.astype(np.int64).sum(axis=1)
         assert ((folded - exact) % 2**32 == 0).all() and folded.dtype == np.int64
+
+
+def test_f32_scratch_and_pack_twins(tmp_path):
+    """ec_conv2d_im2col_neon_f32_get_buffer_size (host gcc) equals its Python twin on random geometries, and the
+    blocked float layout holds W[n][k] at (n // 4) * 4 * K + 4 * k + n % 4 with zeros in the padded channels."""
+    rng = np.random.default_rng(1)
+    geos = [rand_geometry(rng) | {"in_c": int(rng.integers(1, 40))} for _ in range(8)]
+    lines = ["#include <stdio.h>", '#include "edgec.h"', "int main(void)", "{"]
+    for g in geos:
+        f = [g["batch"], g["in_h"], g["in_w"], g["in_c"], g["out_h"], g["out_w"], 1, g["k_h"], g["k_w"], g["stride_h"],
+             g["stride_w"], g["dil_h"], g["dil_w"], g["pad_top"], g["pad_left"], 1]
+        lines += ["    {", "        const ec_conv_params p = {" + ", ".join(map(str, f)) + "};",
+                  '        printf("%d\\n", (int)ec_conv2d_im2col_neon_f32_get_buffer_size(&p));', "    }"]
+    src = tmp_path / "sizes.c"
+    src.write_text("\n".join(lines + ["    return 0;", "}", ""]))
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(RUNTIME / "include"), str(src),
+                    str(RUNTIME / "src" / "ec_conv2d_im2col_neon_f32.c"), "-o", str(tmp_path / "sizes")], check=True)
+    got = [int(s) for s in subprocess.run([str(tmp_path / "sizes")], capture_output=True, check=True).stdout.split()]
+    assert got == [neon.conv_im2col_f32_scratch_bytes(g) for g in geos]
+    for n, k in ((1, 1), (5, 3), (8, 7)):
+        w = rng.standard_normal((n, k)).astype(np.float32)
+        p = neon.pack_f32(w)
+        n4 = (n + 3) // 4 * 4
+        assert p.size == n4 * k
+        for i in range(n4):
+            for j in range(k):
+                assert p[(i // 4) * 4 * k + 4 * j + i % 4] == (w[i, j] if i < n else 0)
+        assert list(neon.pad_bias_f32(np.arange(n, dtype=np.float32))) == list(range(n)) + [0] * (n4 - n)
