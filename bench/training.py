@@ -4,16 +4,16 @@
                                        [--finetune-epochs 15]
 
 For the user's ConvNet (8x8 input) and a slightly larger BatchNorm CNN (examples/torch_digits.py): float, PTQ
-(edgec build --quantize SCHEME --calib, 128 training images) against QAT (edgec.torch.prepare_qat) for int8, int4
-and Q-format q7; one-shot pruning (edgec prune magnitude + least-squares re-fit, no training), one-shot pruning +
-fine-tuning, gradual pruning with fine-tuning (edgec.torch.GradualPruner) at 70% and 90%; gradual 90% + QAT
-(int8, int4).
+(edgec build --quantize SCHEME --calib, 128 training images) against QAT (edgec.torch.prepare_qat) for int8, int4,
+Q-format q7 and 16x8 (int16 activations); one-shot pruning (edgec prune magnitude + least-squares re-fit, no
+training), one-shot pruning + fine-tuning, gradual pruning with fine-tuning (edgec.torch.GradualPruner) at 70% and
+90%; gradual 90% + QAT (int8, int4, int16).
 
 Every row is exported to ONNX, built for the target and run there on the 449 held-out images: 'device acc' is
 measured from the firmware's outputs in QEMU, 'torch acc' in PyTorch (for QAT rows: the fake-quant model in eval
-mode). 'same' is the share of images whose int8 outputs are bit-identical between the firmware and PyTorch. Flash
-is the model's (weights and code, from the link map), instructions are per inference (QEMU -icount). Sparsity is
-over the pruned layers (all but the first; for the CNN also all but the last)."""
+mode). 'same' is the share of images whose integer outputs (int8; 16x8: int16) are bit-identical between the
+firmware and PyTorch. Flash is the model's (weights and code, from the link map), instructions are per inference
+(QEMU -icount). Sparsity is over the pruned layers (all but the first; for the CNN also all but the last)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def checks(rows: list[dict], model: str) -> list[str]:
                        f"{'ok' if drop <= 1.0 else 'MISSED'}")
     qat = [r for r in rows if "QAT" in r["name"]]
     equal = all(r["device_acc"] == r["torch_acc"] and r["same"] == 1.0 for r in qat)
-    out.append(f"{model}: QEMU accuracy == PyTorch fake-quant accuracy, all int8 outputs identical, in "
+    out.append(f"{model}: QEMU accuracy == PyTorch fake-quant accuracy, all integer outputs identical, in "
                f"{len(qat)} QAT rows: {'yes' if equal else 'NO'}")
     return out
 

@@ -9,9 +9,11 @@ outputs:
 - float; PTQ (edgec build --quantize int8 --calib) against QAT (edgec.torch.prepare_qat), for every scheme
   edgec.torch.SCHEMES offers;
 - one-shot pruning (edgec prune, magnitude, with least-squares re-fit), one-shot pruning + fine-tuning, and
-  gradual pruning with fine-tuning (edgec.torch.GradualPruner) at 70% and 90%; gradual 90% + QAT (int8, int4).
+  gradual pruning with fine-tuning (edgec.torch.GradualPruner) at 70% and 90%; gradual 90% + QAT (every scheme
+  but qformat: int8, int4, int16).
 'build' is the scheme edgec built (for QAT rows, recognized from the exported model). For QAT rows, 'same' is the
-share of samples whose int8 outputs from the firmware equal the PyTorch fake-quant model's, bit for bit."""
+share of samples whose integer outputs (int8; 16x8: int16) from the firmware equal the PyTorch fake-quant model's,
+bit for bit."""
 
 from __future__ import annotations
 
