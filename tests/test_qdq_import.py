@@ -78,3 +78,33 @@ def test_resnet8_qdq_agrees_with_onnxruntime(tmp_path: Path):
     lsb = lsb_apart(res, sess, samples, "output", g.tensors["output"].scale)
     assert np.mean(lsb <= 1.01) >= 0.99 and lsb.max() <= 1.01
     assert np.mean(lsb < 0.01) >= 0.8
+
+
+def test_onnxruntime_int16_qdq_model(tmp_path):
+    """quantize_static with int16 activations (16x8, opset 21): symmetric builds as int16 with onnxruntime's scales,
+    within 1 output step of onnxruntime; asymmetric int16 (zero point -32768) is refused with a message."""
+    from edgec.errors import EdgecError
+
+    model = onnx.version_converter.convert_version(convnet(), 21)
+    src = tmp_path / "convnet.onnx"
+    onnx.save(model, src)
+    x = sample_inputs(model, 6, seed=2)["input"]
+    samples = [{"input": x[i]} for i in range(len(x))]
+    for symmetric in (True, False):
+        qdq = tmp_path / f"convnet16_{symmetric}.qdq.onnx"
+        quantize_static(str(src), str(qdq), _Reader(sample_inputs(model, 16, seed=1)["input"]),
+                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt16,
+                        weight_type=QuantType.QInt8,
+                        extra_options={"ActivationSymmetric": symmetric, "UseQDQContribOps": False})
+        if not symmetric:
+            with pytest.raises(EdgecError, match="int16 with zero point -32768"):
+                build(BuildOptions(qdq, out=tmp_path / "b2"))
+            assert not (tmp_path / "b2").exists()
+            continue
+        out, meta, g = build(BuildOptions(qdq, out=tmp_path / "b"))
+        assert meta["quantize"] == "int16" and g.tensors["output"].dtype == "int16"
+        res = run_build(out, samples)
+        assert_bitexact(g, samples, res)
+        sess = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
+        lsb = lsb_apart(res, sess, samples, "output", g.tensors["output"].scale)
+        assert lsb.max() <= 1.01
