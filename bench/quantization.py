@@ -3,7 +3,7 @@ onnxruntime.quantization and the official int8 TFLite models, on the MLPerf Tiny
 (fidelity to the float model on NAME.inputs.npz) and on a small CNN trained on scikit-learn's digits (accuracy).
 
     .venv/bin/pip install ai-edge-litert   # for the TFLite column (optional)
-    .venv/bin/python bench/quantization.py [--models ../shared/models] [--only resnet8,ad01]
+    .venv/bin/python bench/quantization.py [--models ../shared/models] [--only resnet8,ad01] [--schemes 'auto mixed']
 
 Every edgec row is built and run in C on the host (cffi); its integer outputs are compared bit for bit with the
 integer reference (the bit-exact column). SQNR is in dB against onnxruntime's float outputs; top-1 is agreement
@@ -49,6 +49,8 @@ SCHEMES = {
     "int16 act. + int8 weights (16x8), auto calibration": {"quantize": "int16"},
     "int16 act. + int8 weights (16x8), minmax": {"quantize": "int16", "calibration": "minmax"},
     "Q-format q15 (int16, power-of-two), auto calibration": {"quantize": "q15"},
+    "auto mixed precision (per layer int8/int4 weights, int8/int16 act.), --max-sqnr-drop 1":
+        {"quantize": "auto", "max_sqnr_drop": 1.0},
 }
 
 
@@ -145,7 +147,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "models")
     p.add_argument("--only", help="comma-separated model names")
+    p.add_argument("--schemes", help="only the edgec rows whose label contains this text (e.g. 'auto mixed')")
     a = p.parse_args()
+    schemes = {k: v for k, v in SCHEMES.items() if not a.schemes or a.schemes in k}
     names = a.only.split(",") if a.only else MODELS
     for name in names:
         model, calib = a.models / f"{name}.onnx", a.models / f"{name}.calib.npz"
@@ -162,7 +166,7 @@ def main() -> None:
             if labels is not None:
                 rows.append(("float32 (onnxruntime)", "-", f"{accuracy(want, labels):.4f}", "-", "-", "-"))
             rows += [fmt(edgec_row(model, calib, samples, want, Path(tmp) / str(k), labels, **opts), f"edgec {label}")
-                     for k, (label, opts) in enumerate(SCHEMES.items())]
+                     for k, (label, opts) in enumerate(schemes.items())]
             rows.append(fmt(onnxruntime_row(model, calib, samples, want, Path(tmp), labels),
                             "onnxruntime quantize_static (QDQ, per-channel, minmax)"))
             tfl = a.models / TFLITE[name] if TFLITE[name] else None
