@@ -391,7 +391,7 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     step = max(1, len(samples) // AUTO_SAMPLES)
     subset = samples[::step][:AUTO_SAMPLES]
     candidates = [(m, bc) for m, bc in AUTO_CANDIDATES if bc or not opts.bias_correction]
-    ranges = {m: calibrate(g, samples, m, percentile) for m, _ in candidates}
+    ranges = {m: calibrate(g, samples, m, percentile) for m in dict.fromkeys(m for m, _ in candidates)}
     scores = {}
     for m, bc in candidates:
         finish(ranges[m], bc)
