@@ -121,7 +121,7 @@ def test_auto_keeps_the_candidate_closest_to_float(tmp_path):
     g = prepare_graph(path)
     rng = np.random.default_rng(1)
     samples = [random_feeds(onnx.load(path), rng) for _ in range(12)]
-    chosen = quantize_calibrated(g, samples, "auto")
+    chosen, _ = quantize_calibrated(g, samples, "auto")
     scores = chosen["auto_sqnr_db"]
     assert len(scores) == len(AUTO_CANDIDATES)
     name = chosen["calibration"] + (" + bias correction" if chosen["bias_correction"] else "")

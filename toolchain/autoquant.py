@@ -19,12 +19,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .calibrate import calibrate
 from .errors import EdgecError
 from .ir import Graph
 from .quantize import (
     QuantOptions,
     correct_biases,
+    float_outputs,
     output_sqnr,
     quantize_calibrated,
     quantize_graph,
@@ -42,9 +42,9 @@ def choose_schemes(g: Graph, samples: list[dict[str, np.ndarray]], opts: QuantOp
     if (flash_budget is None) == (max_sqnr_drop is None):
         raise EdgecError("--quantize auto needs exactly one of --flash-budget BYTES and --max-sqnr-drop DB")
     base = dataclasses.replace(opts, scheme="int8", layers={})
-    chosen = quantize_calibrated(g, samples, calibration, percentile, base)
-    ranges = calibrate(g, samples, chosen["calibration"], percentile)
+    chosen, ranges = quantize_calibrated(g, samples, calibration, percentile, base)
     subset = samples[::max(1, len(samples) // AUTO_SAMPLES)][:AUTO_SAMPLES]
+    want = float_outputs(g, subset)
     layers = [n.name for n in g.nodes if n.op in ("Conv", "Gemm")]
     hessians: dict[str, list[tuple]] = {}  # int4 weight rounding (GPTQ), per layer, computed once
 
@@ -54,7 +54,7 @@ def choose_schemes(g: Graph, samples: list[dict[str, np.ndarray]], opts: QuantOp
             refine_int4_weights(g, samples, hessians)
         if chosen["bias_correction"]:
             correct_biases(g, samples)
-        return output_sqnr(g, subset), weight_bytes(g)
+        return output_sqnr(g, subset, want), weight_bytes(g)
 
     sqnr0, bytes0 = measure({})
     alone = {(name, s): measure({name: s}) for name in layers for s in ("int4", "int16")}

@@ -133,7 +133,7 @@ def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) ->
     else:
         samples = load_samples(calib, g, "calibration")
         method = opts.calibration
-    g.info["calibration"] = quantize_calibrated(g, samples, method, opts.percentile, quant)
+    g.info["calibration"], _ = quantize_calibrated(g, samples, method, opts.percentile, quant)
 
 
 def _quantize_auto(g: Graph, opts: BuildOptions, target: Target) -> None:

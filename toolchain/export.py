@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .ir import Graph, Node
+from .ir import Graph, Node, unique_name
 from .ops.binary import const_quant
 
 OPSET = 13
@@ -37,10 +37,7 @@ class _Writer:
         self.dq: dict[str, str] = {}  # activation -> its dequantized name
 
     def fresh(self, base: str) -> str:
-        name, k = base, 0
-        while name in self.names:
-            k += 1
-            name = f"{base}_{k}"
+        name = unique_name(base, self.names)
         self.names.add(name)
         return name
 

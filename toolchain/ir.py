@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,15 @@ import numpy as np
 CTYPES = {"float32": "float", "int8": "int8_t", "int16": "int16_t"}
 ELEM_BYTES = {"float32": 4, "int8": 1, "int16": 2}
 NUMPY_TYPES = {"float32": np.float32, "int8": np.int8, "int16": np.int16}
+
+
+def unique_name(base: str, taken: Container[str]) -> str:
+    """base, or base_1, base_2, ... : the first that is not taken."""
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    return name
 
 
 @dataclass
@@ -105,19 +115,12 @@ class Graph:
         return None
 
     def add_const(self, name: str, data: np.ndarray) -> str:
-        base, k = name, 0
-        while name in self.tensors:
-            k += 1
-            name = f"{base}_{k}"
+        name = unique_name(name, self.tensors)
         self.tensors[name] = Tensor(name, tuple(data.shape), np.ascontiguousarray(data))
         return name
 
     def fresh_name(self, base: str) -> str:
-        name, k = base, 0
-        while name in self.tensors:
-            k += 1
-            name = f"{base}_{k}"
-        return name
+        return unique_name(base, self.tensors)
 
     def rename_tensor(self, old: str, new: str) -> None:
         t = self.tensors.pop(old)

@@ -18,6 +18,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .errors import EdgecError
+from .ir import unique_name
 
 # op -> (float op, input positions of the (x, scale, zero point) triples, positions of (y scale, y zero point))
 QLINEAR = {
@@ -61,10 +62,7 @@ class _Rewriter:
         return EdgecError(f"{self.path}: {node.op_type} (node '{node.name}'): {why}")
 
     def fresh(self, base: str) -> str:
-        name, k = base, 0
-        while name in self.names:
-            k += 1
-            name = f"{base}_{k}"
+        name = unique_name(base, self.names)
         self.names.add(name)
         return name
 

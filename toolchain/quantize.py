@@ -352,11 +352,18 @@ AUTO_CANDIDATES = (("minmax", False), ("minmax", True), ("percentile", False), (
 AUTO_SAMPLES = 64  # calibration samples on which the candidates are compared
 
 
-def output_sqnr(g: Graph, samples: list[dict[str, np.ndarray]]) -> float:
-    """SQNR in dB of the quantized graph's dequantized outputs (numpy integer reference) against its float outputs."""
+def float_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The float reference's graph outputs for each sample (they do not depend on the graph's quantization)."""
+    return [{n: v for n, v in run_graph(g, s).items() if n in g.outputs} for s in samples]
+
+
+def output_sqnr(g: Graph, samples: list[dict[str, np.ndarray]],
+                want_all: list[dict[str, np.ndarray]] | None = None) -> float:
+    """SQNR in dB of the quantized graph's dequantized outputs (numpy integer reference) against its float outputs
+    (want_all: float_outputs(g, samples), when the caller measures several quantizations of the same graph)."""
     signal = noise = 0.0
-    for s in samples:
-        want = run_graph(g, s)
+    want_all = want_all if want_all is not None else float_outputs(g, samples)
+    for s, want in zip(samples, want_all):
         got = run_graph(g, quantize_feeds(g, s), int8=True)
         for n in g.outputs:
             t = g.tensors[n]
@@ -368,13 +375,14 @@ def output_sqnr(g: Graph, samples: list[dict[str, np.ndarray]]) -> float:
 
 
 def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "auto",
-                        percentile: float = 99.99, opts: QuantOptions | None = None) -> dict:
+                        percentile: float = 99.99, opts: QuantOptions | None = None
+                        ) -> tuple[dict, dict[str, tuple[float, float]]]:
     """Calibrate activation ranges on the samples and quantize the graph.
 
     method "auto" quantizes with every AUTO_CANDIDATES choice and keeps the one whose integer model is closest to
     the float model (output SQNR) on up to AUTO_SAMPLES of the calibration samples; no test data is involved.
     With opts.bias_correction, auto only tries the candidates with bias correction. Otherwise the named method is
-    used, with bias correction when opts asks for it. Returns what was chosen."""
+    used, with bias correction when opts asks for it. Returns what was chosen and the activation ranges used."""
     opts = opts or QuantOptions()
     hessians: dict[str, list[tuple]] = {}  # int4: computed once, whatever the ranges
 
@@ -386,20 +394,23 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
             correct_biases(g, samples)
 
     if method != "auto":
-        finish(calibrate(g, samples, method, percentile), opts.bias_correction)
-        return {"calibration": method, "bias_correction": opts.bias_correction}
+        ranges = calibrate(g, samples, method, percentile)
+        finish(ranges, opts.bias_correction)
+        return {"calibration": method, "bias_correction": opts.bias_correction}, ranges
     step = max(1, len(samples) // AUTO_SAMPLES)
     subset = samples[::step][:AUTO_SAMPLES]
+    want = float_outputs(g, subset)
     candidates = [(m, bc) for m, bc in AUTO_CANDIDATES if bc or not opts.bias_correction]
-    ranges = {m: calibrate(g, samples, m, percentile) for m in dict.fromkeys(m for m, _ in candidates)}
+    by_method = {m: calibrate(g, samples, m, percentile) for m in dict.fromkeys(m for m, _ in candidates)}
     scores = {}
     for m, bc in candidates:
-        finish(ranges[m], bc)
-        scores[(m, bc)] = output_sqnr(g, subset)
+        finish(by_method[m], bc)
+        scores[(m, bc)] = output_sqnr(g, subset, want)
     m, bc = max(candidates, key=lambda c: scores[c])  # ties: the first (simplest) candidate
-    finish(ranges[m], bc)
+    finish(by_method[m], bc)
     return {"calibration": m, "bias_correction": bc,
-            "auto_sqnr_db": {f"{c}{' + bias correction' if b else ''}": round(v, 2) for (c, b), v in scores.items()}}
+            "auto_sqnr_db": {f"{c}{' + bias correction' if b else ''}": round(v, 2) for (c, b), v in scores.items()}
+            }, by_method[m]
 
 
 GPTQ_SAMPLES = 32  # calibration samples that int4 weight rounding looks at
