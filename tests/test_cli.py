@@ -77,6 +77,39 @@ def test_validate_fails_when_not_bitexact(convnet_files, capsys, monkeypatch):
     assert code == 1 and "FAIL" in out
 
 
+def test_validate_reports_clipped_inputs(convnet_files, tmp_path, capsys):
+    """Test inputs beyond the calibrated input range are clipped by the input's quantization: validate counts them
+    exactly and says so; --input-range covering them makes the share 0."""
+    model, calib, inputs = convnet_files
+    x = np.load(inputs)["input"].copy()  # uniform [0, 1), like the calibration samples
+    x.reshape(len(x), -1)[:, :7] = 3.0  # 7 of each sample's 784 values far above every calibration value
+    wide = tmp_path / "wide.npz"
+    np.savez(wide, input=x)
+    argv = ["validate", str(model), "--quantize", "int8", "--calib", str(calib), "--inputs", str(wide), "--json"]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
+    assert report["input_clipped_share"] == 7 / 784 and report["bitexact_vs_reference"] == 1.0
+    assert "0.89% of the values of input 'input'" in printed.err and "--input-range input=LO,HI" in printed.err
+    assert main([*argv, "--input-range", "input=0,3"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["input_clipped_share"] == 0.0 and "warning" not in printed.err
+
+
+def test_input_range_sets_the_input_quantization(convnet_files, tmp_path, capsys):
+    from edgec.quantize import affine_params, int16_params
+
+    model, calib, _ = convnet_files
+    for scheme, params in (("int8", affine_params), ("int16", int16_params)):
+        out = tmp_path / scheme
+        assert main(["build", str(model), "--quantize", scheme, "--calib", str(calib), "--input-range",
+                     "input=-2,6", "--out", str(out)]) == 0
+        meta = json.loads((out / "edgec.json").read_text())
+        scale, zp = params(-2.0, 6.0)
+        assert (meta["inputs"][0]["scale"], meta["inputs"][0]["zero_point"]) == (scale, zp), scheme
+    capsys.readouterr()
+
+
 def test_targets_lists_host_and_m7(capsys):
     assert main(["targets"]) == 0
     out = capsys.readouterr().out

@@ -93,6 +93,23 @@ def test_bad_input_shape_spec(tmp_path, capsys):
     assert_user_error(code, err, "'other'", "input")
 
 
+@pytest.mark.parametrize("spec, needles", [
+    ("input=1", ["--input-range 'input=1'", "NAME=LO,HI"]),
+    ("input=2,-1", ["LO < HI"]),
+    ("input=a,b", ["NAME=LO,HI"]),
+    ("sensor=-1,1", ["--input-range sensor", "no such input", "input"]),
+])
+def test_bad_input_range(tmp_path, capsys, simple, spec, needles):
+    code, err = run_cli(capsys, "build", simple, "--quantize", "int8", "--input-range", spec, "--out", tmp_path / "o")
+    assert_user_error(code, err, *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def test_input_range_needs_quantize(capsys, simple):
+    code, err = run_cli(capsys, "build", simple, "--input-range", "input=-1,1")
+    assert_user_error(code, err, "--input-range", "--quantize")
+
+
 @pytest.mark.parametrize("data, needle", [
     ({"input": np.zeros((5, 1, 3), np.float32)}, "shape (5, 1, 3)"),
     ({"input": np.zeros((5, 1, 4), np.int32)}, "dtype int32"),

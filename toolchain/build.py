@@ -103,6 +103,10 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
 def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) -> None:
     """Calibrate (on --calib, or random data with a warning) and quantize g with opts.quantize and --qconfig (auto:
     per-layer schemes for the target, toolchain/autoquant.py)."""
+    unknown = sorted(set(opts.quant.input_ranges) - set(g.inputs))
+    if unknown:
+        raise EdgecError(f"--input-range {', '.join(unknown)}: {opts.model} has no such input; its inputs are "
+                         f"{', '.join(g.inputs)}")
     if opts.quantize == "auto":
         _quantize_auto(g, opts, target or load_target(opts.target))
         return
@@ -117,9 +121,10 @@ def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) ->
     calib = opts.calib
     quant = dataclasses.replace(opts.quant, scheme=opts.quantize, layers=layers)
     own = prequantized_scheme(g) if is_prequantized(g) else None  # (int8 reads int4 weights, not int16 scales)
-    if own is not None and (layers or quant.scheme not in ({own} if own == "int16" else {"int8", own})):
+    if own is not None and (layers or quant.input_ranges or
+                            quant.scheme not in ({own} if own == "int16" else {"int8", own})):
         raise EdgecError(f"{opts.model} is already quantized (QDQ, {own}): --quantize "
-                         f"{quant.scheme} and --qconfig need a float model; use --quantize {own} "
+                         f"{quant.scheme}, --qconfig and --input-range need a float model; use --quantize {own} "
                          "to build it with its own scales")
     if calib is None and not needs_calibration(g):
         quantize_graph(g, {}, quant)
@@ -212,6 +217,8 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         raise EdgecError(f"--quantize {opts.quantize}: choose none, {', '.join(SCHEMES)}, auto")
     if (opts.flash_budget is not None or opts.max_sqnr_drop is not None) and opts.quantize != "auto":
         raise EdgecError("--flash-budget and --max-sqnr-drop go with --quantize auto")
+    if opts.quant.input_ranges and opts.quantize == "none" and opts.qconfig is None:
+        raise EdgecError("--input-range sets how a quantized build's input is quantized: give --quantize too")
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
         opts.quantize = prequantized_scheme(g)

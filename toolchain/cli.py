@@ -49,6 +49,9 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bias-correction", action="store_true",
                    help="shift int8 biases so each layer's mean output matches float on the calibration data")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    p.add_argument("--input-range", action="append", metavar="NAME=LO,HI",
+                   help="quantize input NAME over [LO, HI] instead of its calibrated range (the range the sensor or "
+                   "feature front end delivers)")
     p.add_argument("--name", help="C identifier prefix (default: model file name)")
     p.add_argument("--force", action="store_true", help="write the C even if the model does not fit the target")
     p.add_argument("--flash", type=_size, metavar="BYTES", help="flash of the part, e.g. 1m (default: the target's)")
@@ -105,7 +108,7 @@ def _size(text: str) -> int:
 def _options(a: argparse.Namespace, out: Path | None):
     from .build import BuildOptions
     from .load import parse_input_shapes
-    from .quantize import QuantOptions
+    from .quantize import QuantOptions, parse_input_ranges
 
     quantize = a.quantize
     if a.qbits == 16:
@@ -117,7 +120,8 @@ def _options(a: argparse.Namespace, out: Path | None):
     return BuildOptions(model=a.model, target=a.target, quantize=quantize, qconfig=a.qconfig, calib=a.calib,
                         calibration=a.calibration, percentile=a.percentile,
                         quant=QuantOptions(per_channel=not a.per_tensor, symmetric=a.symmetric,
-                                           bias_correction=a.bias_correction),
+                                           bias_correction=a.bias_correction,
+                                           input_ranges=parse_input_ranges(a.input_range)),
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
                         flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune),
                         flash_budget=a.flash_budget, max_sqnr_drop=a.max_sqnr_drop,
@@ -220,7 +224,14 @@ def cmd_validate(a: argparse.Namespace) -> int:
     from .build import build
     from .data import load_samples, random_samples
     from .runner import run_build
-    from .validate import FLOAT_REL_TOLERANCE, bitexact_share, metrics, onnxruntime_outputs, reference_outputs
+    from .validate import (
+        FLOAT_REL_TOLERANCE,
+        bitexact_share,
+        input_clipping,
+        metrics,
+        onnxruntime_outputs,
+        reference_outputs,
+    )
 
     with tempfile.TemporaryDirectory(prefix="edgec-validate-") as tmp:
         out, meta, g = build(_options(a, a.out or Path(tmp) / "build"))
@@ -235,6 +246,12 @@ def cmd_validate(a: argparse.Namespace) -> int:
     report.pop("output_range")
     if g.quantized:
         report["bitexact_vs_reference"] = bitexact_share(res, reference_outputs(g, samples))
+        clipping = input_clipping(g, samples)
+        if clipping:
+            sizes = {n: g.tensors[n].size for n in clipping}
+            report["input_clipped_share"] = sum(c["share"] * sizes[n] for n, c in clipping.items()) / sum(
+                sizes.values())
+        _warn_clipping(clipping, g, a)
     elf = meta.get("elf") or {}
     report.update({
         "flash_bytes": elf.get("flash", meta["weight_bytes"]),
@@ -291,6 +308,24 @@ def cmd_validate(a: argparse.Namespace) -> int:
         print("PASS" if ok else "FAIL: " + ("outputs or layers differ from the integer reference" if g.quantized
                                             else "float error above 1e-3 of the output range"))
     return 0 if ok else 1
+
+
+def _warn_clipping(clipping: dict[str, dict], g, a: argparse.Namespace) -> None:
+    """Say which inputs the samples overflow: their quantization clips those values before inference, so the
+    comparison with float includes that clipping."""
+    from .quantize import parse_input_ranges
+
+    source = a.inputs or "the random samples"
+    given = parse_input_ranges(a.input_range)
+    for name, c in clipping.items():
+        if c["share"] > 0:
+            how = "set by --input-range" if name in given else "calibrated"
+            print(f"warning: {c['share']:.2%} of the values of input '{name}' in {source} lie outside "
+                  f"[{c['represents'][0]:.6g}, {c['represents'][1]:.6g}], the range its {g.tensors[name].dtype} "
+                  f"quantization represents ({how}); they reach [{c['seen'][0]:.6g}, {c['seen'][1]:.6g}] and are "
+                  "clipped before inference, so the comparison with float includes that clipping. Calibrate on data "
+                  f"that covers them, or give the range the input really has with --input-range {name}=LO,HI.",
+                  file=sys.stderr)
 
 
 def cmd_profile(a: argparse.Namespace) -> int:

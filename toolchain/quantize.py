@@ -46,6 +46,24 @@ class QuantOptions:
     symmetric: bool = False  # int8 activations: zero point 0 (int16 and qformat always are)
     bias_correction: bool = False  # shift biases so each layer's mean output matches float on calibration data
     layers: dict[str, str] = field(default_factory=dict)  # node name -> one of LAYER_SCHEMES (--qconfig)
+    # model input name -> (low, high) it is quantized over instead of its calibrated range (--input-range)
+    input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def parse_input_ranges(specs: list[str] | None) -> dict[str, tuple[float, float]]:
+    """Parse ['NAME=LO,HI', ...] (--input-range) into {NAME: (LO, HI)}."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for spec in specs or []:
+        name, sep, bounds = spec.partition("=")
+        try:
+            lo, hi = (float(b) for b in bounds.split(","))
+        except ValueError:
+            lo = hi = math.nan
+        if not sep or not name or not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise EdgecError(f"--input-range '{spec}' is not of the form NAME=LO,HI with finite LO < HI "
+                             "(e.g. input=-123.4,25.7)")
+        ranges[name] = (lo, hi)
+    return ranges
 
 
 def load_qconfig(path, g: Graph) -> tuple[str | None, dict[str, str]]:
@@ -235,7 +253,7 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
     Priority for a scale: the op's own fixed output format (softmax), the input's format for ops that keep it
     (pooling, reshapes), the model's own (imported QDQ, int8), the calibrated range."""
     opts = opts or QuantOptions()
-    ranges = dict(ranges)
+    ranges = {**ranges, **opts.input_ranges}
     remove_converts(g)  # quantizing again (calibration auto tries several ranges)
     family = assign_schemes(g, opts)
     insert_converts(g, ranges, family)

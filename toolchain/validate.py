@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .ir import Graph
-from .reference import quantize_feeds, run_graph
+from .reference import QRANGE, quantize_feeds, run_graph
 from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
@@ -55,3 +55,20 @@ def bitexact_share(result: RunResult, reference: list[dict]) -> float:
             total += r.size
             same += int(np.sum(raw[name] == r))
     return same / total if total else 1.0
+
+
+def input_clipping(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, dict]:
+    """For each integer model input: the share of the samples' values that its quantization clips (those that
+    round beyond the type's bounds, as in quantize_input), the range it represents and the range of the samples."""
+    out = {}
+    for name in g.inputs:
+        t = g.tensors[name]
+        if t.dtype == "float32":
+            continue
+        x = np.stack([np.asarray(s[name], np.float64).reshape(t.shape) for s in samples])
+        lo, hi = QRANGE[t.dtype]
+        q = np.round(x / t.scale) + t.zero_point
+        out[name] = {"share": float(np.mean((q < lo) | (q > hi))),
+                     "represents": ((lo - t.zero_point) * t.scale, (hi - t.zero_point) * t.scale),
+                     "seen": (float(x.min()), float(x.max()))}
+    return out
