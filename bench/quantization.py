@@ -2,7 +2,7 @@
 onnxruntime.quantization and the official int8 TFLite models, on the MLPerf Tiny models in ../shared/models
 (fidelity to the float model on NAME.inputs.npz) and on a small CNN trained on scikit-learn's digits (accuracy).
 
-    .venv/bin/pip install ai-edge-litert   # for the TFLite column (optional)
+    .venv/bin/pip install -e '.[bench]'   # ai-edge-litert, for the official int8 TFLite rows (optional)
     .venv/bin/python bench/quantization.py [--models ../shared/models] [--only resnet8,ad01] [--schemes 'auto mixed']
 
 Every edgec row is built and run in C on the host (cffi); its integer outputs are compared bit for bit with the
