@@ -117,3 +117,37 @@ def test_bad_sizes_are_usage_errors(capsys, tmp_path, size):
         main(["build", str(tmp_path / "m.onnx"), "--target", "cortex-m0plus", "--ram", size])
     assert e.value.code == 2
     assert "is not a size in bytes" in capsys.readouterr().err
+
+
+def test_int8_convolution_kernels_per_core(tmp_path):
+    """Kernel choice on cores without the DSP extension follows the per-layer measurements in Conv.blocked: the
+    blocked im2col kernels' plain C on the Cortex-M3 for all but depthwise layers, on the Cortex-M0+ only for a
+    convolution with fewer than 4 input channels; the portable kernels on the host. (Compiling and running them is
+    tested on every target with the MLPerf models in test_models.py.)"""
+    from edgec.build import BuildOptions, lower_graph, prepare_graph, quantize_with
+    from edgec.target import load_target
+
+    rng = np.random.default_rng(0)
+    inits = {"w1": rng.standard_normal((16, 1, 3, 3)), "w2": rng.standard_normal((16, 16, 3, 3)),
+             "w3": rng.standard_normal((16, 1, 3, 3)), "w4": rng.standard_normal((8, 16, 1, 1))}
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w2"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["b", "w3"], ["c"], pads=[1, 1, 1, 1], group=16),
+             helper.make_node("Conv", ["c", "w4"], ["output"])]
+    model = make_model(nodes, {"input": [1, 1, 8, 8]}, {"output": None},
+                       {k: v.astype(np.float32) for k, v in inits.items()})
+    path, calib = Path(save(model, tmp_path / "m.onnx")), tmp_path / "calib.npz"
+    np.savez(calib, input=rng.standard_normal((4, 1, 1, 8, 8)).astype(np.float32))
+    g = prepare_graph(path)
+    quantize_with(g, BuildOptions(path, quantize="int8", calib=calib, calibration="minmax"))
+
+    def kernels(target: str) -> list[str]:
+        return [layer["kernels"][0] for layer in lower_graph(g, load_target(target))[2] if layer["op"] == "Conv"]
+
+    assert kernels("cortex-m3") == ["ec_conv2d_im2col_s8", "ec_conv2d_im2col_s8", "ec_depthwise_conv2d_s8",
+                                    "ec_conv2d_1x1_s8"]
+    assert kernels("cortex-m0plus") == ["ec_conv2d_im2col_s8", "ec_conv2d_s8", "ec_depthwise_conv2d_s8",
+                                        "ec_conv2d_s8"]
+    assert kernels("host") == ["ec_conv2d_s8", "ec_conv2d_s8", "ec_depthwise_conv2d_s8", "ec_conv2d_s8"]
+    assert kernels("cortex-m7") == ["ec_conv2d_im2col_s8", "ec_conv2d_im2col_s8", "ec_depthwise_conv2d_3x3_s8",
+                                    "ec_conv2d_1x1_s8"]

@@ -167,7 +167,9 @@ NM_F32 = (28.99, 31.5, 0.1, 254.7)
 # Convolution (6 shapes from 3x32x32 -> 16 to 64x4x4 -> 64, 3x3 and 5x5, stride 1 and 2, the layout copies around the
 # one-layer model subtracted; fits without a per-call term, worst relative errors in brackets), per output pixel.
 # Dense: per MAC, per output, per im2col column element. 'dsp' targets run ec_conv2d_im2col_s8 (its MACs count every
-# kernel row padded to a multiple of 4 columns) [12%], others ec_conv2d_s8 [9%], float ec_conv2d_f32 [10%].
+# kernel row padded to a multiple of 4 columns) [12%], others ec_conv2d_s8 [9%], float ec_conv2d_f32 [10%]. (The
+# Cortex-M0+ and M3 run ec_conv2d_im2col_s8's plain C for some convolutions, see Conv.blocked; their predictions use
+# the ec_conv2d_s8 fit, an estimate there.)
 CONV_S8_DSP = (1.066, 89.1, 0.0)
 CONV_S8 = (3.981, 226.1, 26.17)
 CONV_F32 = (3.985, 180.2, 26.13)

@@ -409,6 +409,27 @@ class Conv(Op):
         group = node.attrs.get("group", 1)
         return group > 1 and group == g.shape(node.inputs[0])[1]
 
+    def blocked(self, node: Node, g: Graph, target: Target, kernel: list[int], pads: list[int]) -> bool:
+        """Whether lower_dsp's kernels run this int8 layer. They block 2 pixels x 2 channels per loop, with SXTB16
+        and SMLAD on cores with the DSP extension and in plain C elsewhere. On Cortex-M cores without the DSP
+        extension their plain C was measured per layer against the portable kernels (int8, instructions):
+        - with Thumb-2 (Cortex-M3), it wins on every convolution but depthwise ones: dscnn_kws conv_1 (10x4, 1
+          input channel) 6,116,417 -> 2,002,029, conv_3 (1x1) 3,804,972 -> 2,916,894, depthwise conv_2 1,534,618
+          -> 1,824,617;
+        - on the Cortex-M0+ (ARMv6-M: 8 low registers, no multiply-accumulate) only where the portable kernel's
+          channel loop is too short to pay its per-tap overhead: dscnn_kws conv_1 8,867,613 -> 4,080,607 and
+          resnet8 conv_1 (3 input channels) 8,852,231 -> 8,629,670, against resnet8 conv_2 (16 channels)
+          23,548,565 -> 28,662,713 and dscnn_kws conv_3 5,445,512 -> 6,250,134."""
+        if "dsp" in target.features:
+            return True
+        if target.kind != "qemu-system" or self.is_depthwise(node, g):
+            return False
+        if "thumb2" in target.features:
+            return True
+        pointwise = all(k == 1 for k in kernel) and not any(pads)
+        channels = g.shape(node.inputs[0])[1] // node.attrs.get("group", 1)
+        return not pointwise and channels < 4
+
     def lower_dsp(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
         """An SXTB16/SMLAD kernel (DSP extension) for the layer's shape, or None for the portable kernel."""
         q, name, p = node.q, node.name, params.fields
@@ -507,7 +528,7 @@ class Conv(Op):
             if low is not None:
                 low.note = note
                 return low
-        if node.dtype == "int8" and "dsp" in target.features:
+        if node.dtype == "int8" and self.blocked(node, g, target, kernel, pads):
             low = self.lower_dsp(node, g, params, pads)
             if low is not None:
                 low.note = note
