@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import test_ops
-from helpers import HAVE_ARM, MODELS, assert_bitexact, assert_int8_sane, build_and_run, make_model
+from helpers import HAVE_ARM, MODELS, assert_bitexact, assert_int8_sane, build_and_run, make_model, needs_target
 from onnx import helper
-from test_ops import CASES
+from test_ops import CASES, random_convs
 
 from edgec.cli import main
 
@@ -46,6 +46,76 @@ M7_INT16_CASES = ["conv2d_stride2_asym_pads", "conv2d_groups", "depthwise_c7_dil
 def test_int16_cortex_m7(case, tmp_path):
     samples, res, g, _ = build_and_run(case_model(case), tmp_path, quantize="int16", target="cortex-m7")
     assert_bitexact(g, samples, res)
+
+
+DSP_S16 = {"ec_conv2d_im2col_s16", "ec_fully_connected_packed_s16"}
+
+
+def layer_kernels(build_dir) -> set[str]:
+    meta = json.loads((build_dir / "edgec.json").read_text())
+    return {k for layer in meta["layers"] for k in layer["kernels"]}
+
+
+@pytest.mark.parametrize("target,seed,scheme", [
+    pytest.param(t, s, q, marks=needs_target(t))
+    for t, s, q in (("cortex-m7", 0, "int16"), ("cortex-m7", 3, "q15"), ("cortex-m33", 1, "int16"))])
+def test_int16_dsp_random_convs(target, seed, scheme, tmp_path):
+    """The 16x8 DSP-extension kernels (im2col convolution, packed fully connected, also for 1x1 convolutions) on
+    random layer shapes (odd channel counts, strides, padding on every border, fused Relu), bit-exact with the
+    integer reference."""
+    samples, res, g, _ = build_and_run(random_convs(seed), tmp_path, quantize=scheme, target=target)
+    assert_bitexact(g, samples, res)
+    assert DSP_S16 <= layer_kernels(tmp_path / "build")
+
+
+def test_int16_dsp_plain_c(tmp_path, monkeypatch):
+    """The plain C path beside the 16x8 DSP code (host, lowered as for a DSP target) equals the reference: same
+    packed weights and column buffers, read without the DSP instructions."""
+    import dataclasses
+
+    import edgec.build
+
+    host = edgec.build.load_target("host")
+    monkeypatch.setattr(edgec.build, "load_target",
+                        lambda name: dataclasses.replace(host, features=(*host.features, "dsp")))
+    samples, res, g, _ = build_and_run(random_convs(2), tmp_path, quantize="int16")
+    assert_bitexact(g, samples, res)
+    assert DSP_S16 <= layer_kernels(tmp_path / "build")
+
+
+def extreme_conv_model():
+    """A 3x3 convolution over 64 channels whose weights are all -1 (int8 -127): with an input of -max everywhere,
+    each inner sum is 576 * 32767 * 127 > 2^31, beyond one int32 accumulator."""
+    inits = {"W": np.full((3, 64, 3, 3), -1.0, np.float32), "B": np.zeros(3, np.float32)}
+    nodes = [helper.make_node("Conv", ["input", "W", "B"], ["output"], pads=[1, 1, 1, 1])]
+    return make_model(nodes, {"input": [1, 64, 4, 5]}, {"output": None}, inits)
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=needs_target("cortex-m7"))])
+def test_int16_dsp_sums_beyond_int32(target, tmp_path):
+    """Sums of 576 int16 x int8 products at the extremes (above 2^31) are exact: the DSP kernel's int32 blocks are
+    added to the int64 accumulator (on the host: the portable kernel, the same reference)."""
+    import onnx
+
+    from edgec.build import BuildOptions, build
+    from edgec.reference import quantize_feeds, run_graph
+    from edgec.runner import run_build
+
+    path, calib = tmp_path / "m.onnx", tmp_path / "calib.npz"
+    onnx.save(extreme_conv_model(), path)
+    r = np.random.default_rng(0)
+    cal = np.concatenate([r.uniform(-1, 1, (6, 1, 64, 4, 5)), -np.ones((1, 1, 64, 4, 5)), np.ones((1, 1, 64, 4, 5))])
+    np.savez(calib, input=cal.astype(np.float32))
+    out, _, g = build(BuildOptions(path, target=target, quantize="int16", calib=calib, out=tmp_path / "b"))
+    samples = [{"input": np.full((1, 64, 4, 5), v, np.float32)} for v in (-1.0, 1.0)]
+    samples.append({"input": np.where(r.random((1, 64, 4, 5)) < 0.9, -1.0, 1.0).astype(np.float32)})
+    res = run_build(out, samples)
+    for s, raw in zip(samples, res.raw):
+        want = run_graph(g, quantize_feeds(g, s), int8=True)["output"]
+        np.testing.assert_array_equal(raw["output"], want)
+        assert np.abs(want).max() > 16384  # not clamped to 0 or a small range
+    if target != "host":
+        assert "ec_conv2d_im2col_s16" in layer_kernels(tmp_path / "b")
 
 
 def test_prelu_int16_refused(tmp_path, capsys):

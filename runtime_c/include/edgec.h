@@ -332,6 +332,19 @@ void ec_depthwise_conv2d_s16(const ec_conv_params *p, const ec_quant_s16 *q, con
                              const int8_t *weights, const int64_t *bias, int16_t *output);
 void ec_fully_connected_s16(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s16 *q,
                             const int16_t *input, const int8_t *weights, const int64_t *bias, int16_t *output);
+/* 16x8 kernels with packed weights for the DSP extension (Cortex-M4/M7/M33): an SXTB16/SMLAD path under
+ * __ARM_FEATURE_DSP (int32 sums of at most 256 products added to the int64 accumulator, so the sums are exact) and a
+ * plain C path beside it, both equal to ec_conv2d_s16 / ec_fully_connected_s16 bit for bit. Packed weights: the
+ * packed matrix layout of the int8 kernels above (W [N][K], conv: N = out_c, K = k_h * k_w * in_c in [kh][kw][ic]
+ * order, no padding of the kernel rows) with the bytes of each group of 4 columns in the order (0, 2, 1, 3): byte
+ * (n / 2) * 2 * K4 + (k / 4) * 8 + (n % 2) * 4 + (0, 2, 1, 3)[k % 4] holds W[n][k]; 8-byte aligned. */
+int32_t ec_conv2d_im2col_s16_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_im2col_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input,
+                          const int8_t *weights, const int64_t *bias, int16_t *output, void *scratch);
+/* Fully connected (also a 1x1 convolution with stride 1 and no padding: rows = its pixels). No scratch. */
+void ec_fully_connected_packed_s16(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s16 *q,
+                                   const int16_t *input, const int8_t *weights, const int64_t *bias,
+                                   int16_t *output);
 /* Add/sub and mul: the s8 formulas with int16 operands (left_shift 15 for add; zero points 0). */
 void ec_add_s16(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int16_t *a,
                 const int16_t *b, int16_t *output);

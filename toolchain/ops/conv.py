@@ -207,6 +207,22 @@ def pack_matrix_s8(w: np.ndarray) -> np.ndarray:
     return p.reshape(n2 // 2, 2, k4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
 
 
+def pack_matrix_s16(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> the packed layout of the 16x8 kernels (runtime_c/include/edgec_gemm_s16.h): pack_matrix_s8's
+    with the columns of every group of 4 in the order (0, 2, 1, 3), so that SXTB16 yields weight pairs in the order
+    of the int16 activations."""
+    k4 = ceil4(w.shape[1])
+    padded = np.zeros((w.shape[0], k4), np.int8)
+    padded[:, :w.shape[1]] = w
+    return pack_matrix_s8(padded[:, np.arange(k4).reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)])
+
+
+def conv_im2col_s16_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_im2col_s16_get_buffer_size: two int16 columns of k_h * k_w * in_c rounded up to even."""
+    k = p["k_h"] * p["k_w"] * p["in_c"]
+    return 2 * 2 * (k + k % 2)
+
+
 def conv_im2col_scratch_bytes(p: dict) -> int:
     """Twin of ec_conv2d_im2col_s8_get_buffer_size: two int16 columns of k_h rows of k_w * in_c rounded up to 4."""
     return 2 * 2 * p["k_h"] * ceil4(p["k_w"] * p["in_c"])
@@ -456,6 +472,24 @@ class Conv(Op):
             kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)
         return Lowered([Call(kernel, args + [packed] + tail + [Scratch(scratch)], node=name, macs=self.macs(node, g))])
 
+    def lower_dsp_s16(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
+        """A 16x8 SXTB16/SMLAD kernel (DSP extension) for a convolution with one group, or None for the portable
+        kernel. A 1x1 convolution with stride 1 and no padding is a fully connected layer over the NHWC pixels."""
+        q, name, p = node.q, node.name, params.fields
+        if p["groups"] != 1:
+            return None
+        w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
+        packed = pack_matrix_s16(w.reshape(w.shape[0], -1))  # [out_c][K], K in [kh][kw][ic] order
+        tail = [Buf(node.inputs[0], "int16_t"), Array(f"w_{name}", packed, "int8_t"),
+                Array(f"b_{name}", q["bias"], "int64_t"), Buf(node.outputs[0], "int16_t", const=False)]
+        stage, macs = quant_struct_s16(name, q), self.macs(node, g)
+        if p["k_h"] == p["k_w"] == p["stride_h"] == p["stride_w"] == 1 and not any(pads):
+            rows = p["batch"] * p["out_h"] * p["out_w"]
+            return Lowered([Call("ec_fully_connected_packed_s16", [rows, p["in_c"], p["out_c"], stage] + tail,
+                                 node=name, macs=macs)])
+        return Lowered([Call("ec_conv2d_im2col_s16", [params, stage] + tail
+                             + [Scratch(conv_im2col_s16_scratch_bytes(p))], node=name, macs=macs)])
+
     def lower_mve(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
         """A Helium (MVE) kernel for the layer's shape, or None (then the DSP or portable kernel)."""
         q, name, p = node.q, node.name, params.fields
@@ -530,6 +564,11 @@ class Conv(Op):
                 return low
         if node.dtype == "int8" and self.blocked(node, g, target, kernel, pads):
             low = self.lower_dsp(node, g, params, pads)
+            if low is not None:
+                low.note = note
+                return low
+        if node.dtype == "int16" and "dsp" in target.features:
+            low = self.lower_dsp_s16(node, g, params, pads)
             if low is not None:
                 low.note = note
                 return low

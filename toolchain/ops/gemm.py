@@ -19,6 +19,7 @@ from .conv import (
     mve_matrix_stage,
     output_stage,
     pack_matrix_s8,
+    pack_matrix_s16,
     pack_s4,
     quant_struct,
     quant_struct_s16,
@@ -150,6 +151,13 @@ class Gemm(Op):
                         [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
                          Array(f"w_{name}", pack_matrix_s8(w), t), Array(f"b_{name}", bias, bias_t),
                          Buf(node.outputs[0], t, const=False), Scratch(fc_packed_scratch_bytes(rows, w.shape[1]))],
+                        node=name, macs=self.macs(node, g))
+            return Lowered([call], note=note)
+        if node.dtype == "int16" and "dsp" in target.features:
+            call = Call("ec_fully_connected_packed_s16",
+                        [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
+                         Array(f"w_{name}", pack_matrix_s16(w), wt), Array(f"b_{name}", bias, bias_t),
+                         Buf(node.outputs[0], t, const=False)],
                         node=name, macs=self.macs(node, g))
             return Lowered([call], note=note)
         call = Call(f"ec_fully_connected_{suffix}",

@@ -1,0 +1,160 @@
+/*
+ * edgec runtime: the int16 x int8 (16x8) matrix core shared by the packed int16 convolution and fully connected
+ * kernels (ec_conv2d_im2col_s16, ec_fully_connected_packed_s16). Not part of the public API.
+ *
+ * Layouts:
+ *  - Packed weights: a [N][K] int8 matrix in the layout of edgec_gemm.h (see edgec.h) (K padded with zeros to K4, N to an even
+ *    count, rows in pairs interleaved per group of 4 columns), except that the 4 bytes of each group hold columns
+ *    (4g, 4g + 2, 4g + 1, 4g + 3): byte (n / 2) * 2 * K4 + (k / 4) * 8 + (n % 2) * 4 + ec_s16_byte(k % 4) holds
+ *    W[n][k]. SXTB16 of a group's word then gives the int16 pair (W[n][4g], W[n][4g + 1]) and SXTB16 of the word
+ *    rotated by 8 bits (W[n][4g + 2], W[n][4g + 3]): the order of the int16 activations in memory, so a word of two
+ *    activations meets its weights in one dual multiply-accumulate (SMLAD) without reordering the activations.
+ *  - Columns: plain int16 vectors of K elements (the rows of a fully connected layer's input as they are, or an
+ *    im2col buffer), 2-byte aligned.
+ *
+ * Exactness: the reference sums in int64. A product of an int16 and an int8 is at most 2^22 in magnitude, so 256 of
+ * them (EC_S16_BLOCK groups of 4) sum below 2^30: the DSP path sums blocks of at most that many products in int32
+ * (SMLAD) and adds each block's sum to the int64 accumulator, which is then the reference's int64 sum exactly.
+ * The output stage is ec_requantize_s64 and the clamp, as in ec_conv2d_s16 / ec_fully_connected_s16.
+ */
+#ifndef EDGEC_GEMM_S16_H
+#define EDGEC_GEMM_S16_H
+
+#include "edgec_dsp.h"
+
+/* Groups of 4 columns summed in int32 before they are added to the int64 accumulator (256 products). */
+#define EC_S16_BLOCK 64
+
+/* Byte of element r (0..3) of a group within the group's 4 bytes: (0, 2, 1, 3). */
+static inline int32_t ec_s16_byte(int32_t r)
+{
+    return ((r & 1) << 1) | (r >> 1);
+}
+
+/* K rounded up to a multiple of 4. */
+static inline int32_t ec_s16_k4(int32_t k)
+{
+    return (k + 3) & ~3;
+}
+
+#if defined(__ARM_FEATURE_DSP)
+/* Two weight words loaded at once (LDRD); packed weights are 8-byte aligned. */
+typedef int64_t ec_s16_dword __attribute__((may_alias));
+
+/* Two int16 activations as one word (LDR; any 2-byte alignment is allowed on the Cortex-M DSP targets). */
+static inline int32_t ec_load_s16x2(const int16_t *p)
+{
+    int32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+#endif
+
+/* out = clamp(ec_requantize_s64(acc, mult[i], shift[i]), act_min, act_max) */
+static inline int16_t ec_gemm_s16_out(int64_t acc, const ec_quant_s16 *q, int32_t i)
+{
+    return ec_output_s16(ec_requantize_s64(acc, q->mult[i], q->shift[i]), q->act_min, q->act_max);
+}
+
+/* For every output channel oc < out_c: out0[oc] (column x0) and, when ncols == 2, out1[oc] (column x1) =
+ * output stage(bias[oc] + sum over k < depth of W[oc][k] * x[k]). w: packed weights of out_c rows and depth columns. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_c, const int16_t *x0,
+                                    const int16_t *x1, int32_t ncols, const int64_t *bias, const ec_quant_s16 *q,
+                                    int16_t *out0, int16_t *out1)
+{
+    const int32_t k4 = ec_s16_k4(depth);
+    int32_t oc;
+    for (oc = 0; oc < out_c; oc += 2) {
+        const int8_t *wp = w + oc * k4; /* pair oc / 2 */
+        const int32_t two = oc + 1 < out_c;
+        int64_t s00 = bias != NULL ? bias[oc] : 0; /* row oc, column 0 */
+        int64_t s10 = bias != NULL && two ? bias[oc + 1] : 0;
+        int64_t s01 = s00;
+        int64_t s11 = s10;
+        int32_t k = 0;
+#if defined(__ARM_FEATURE_DSP)
+        const ec_s16_dword *wd = (const ec_s16_dword *)(const void *)wp;
+        const int16_t *xp = x0;
+        const int16_t *yp = x1;
+        int32_t left = depth >> 2; /* whole groups */
+        k = left * 4;
+        while (left > 0) {
+            int32_t n = left < EC_S16_BLOCK ? left : EC_S16_BLOCK;
+            int32_t a00 = 0, a10 = 0, a01 = 0, a11 = 0;
+            left -= n;
+            if (ncols == 2) {
+                for (; n > 0; --n) {
+                    const int64_t wv = *wd++;
+                    const int32_t wa = (int32_t)wv, wb = (int32_t)(wv >> 32);
+                    const int32_t xa = ec_load_s16x2(xp), xb = ec_load_s16x2(xp + 2);
+                    const int32_t ya = ec_load_s16x2(yp), yb = ec_load_s16x2(yp + 2);
+                    int32_t lo = __sxtb16(wa), hi = ec_sxtb16_ror8(wa);
+                    a00 = __smlad(lo, xa, a00);
+                    a01 = __smlad(lo, ya, a01);
+                    a00 = __smlad(hi, xb, a00);
+                    a01 = __smlad(hi, yb, a01);
+                    lo = __sxtb16(wb);
+                    hi = ec_sxtb16_ror8(wb);
+                    a10 = __smlad(lo, xa, a10);
+                    a11 = __smlad(lo, ya, a11);
+                    a10 = __smlad(hi, xb, a10);
+                    a11 = __smlad(hi, yb, a11);
+                    xp += 4;
+                    yp += 4;
+                }
+                s01 += a01;
+                s11 += a11;
+            } else {
+                for (; n > 0; --n) {
+                    const int64_t wv = *wd++;
+                    const int32_t wa = (int32_t)wv, wb = (int32_t)(wv >> 32);
+                    const int32_t xa = ec_load_s16x2(xp), xb = ec_load_s16x2(xp + 2);
+                    a00 = __smlad(__sxtb16(wa), xa, a00);
+                    a10 = __smlad(__sxtb16(wb), xa, a10);
+                    a00 = __smlad(ec_sxtb16_ror8(wa), xb, a00);
+                    a10 = __smlad(ec_sxtb16_ror8(wb), xb, a10);
+                    xp += 4;
+                }
+            }
+            s00 += a00;
+            s10 += a10;
+        }
+#endif
+        /* plain C: every column; DSP: the last depth % 4 */
+        for (; k < depth; ++k) {
+            const int32_t wi = (k >> 2) * 8 + ec_s16_byte(k & 3);
+            s00 += x0[k] * wp[wi];
+            s10 += x0[k] * wp[wi + 4];
+            if (ncols == 2) {
+                s01 += x1[k] * wp[wi];
+                s11 += x1[k] * wp[wi + 4];
+            }
+        }
+        out0[oc] = ec_gemm_s16_out(s00, q, oc);
+        if (two) {
+            out0[oc + 1] = ec_gemm_s16_out(s10, q, oc + 1);
+        }
+        if (ncols == 2) {
+            out1[oc] = ec_gemm_s16_out(s01, q, oc);
+            if (two) {
+                out1[oc + 1] = ec_gemm_s16_out(s11, q, oc + 1);
+            }
+        }
+    }
+}
+
+/* ec_gemm_s16_core specialized for 2 columns and for 1 (the number of columns is a constant in each). */
+static void ec_gemm_s16(const int8_t *w, int32_t depth, int32_t out_c, const int16_t *x0, const int16_t *x1,
+                        int32_t ncols, const int64_t *bias, const ec_quant_s16 *q, int16_t *out0, int16_t *out1)
+{
+    if (ncols == 2) {
+        ec_gemm_s16_core(w, depth, out_c, x0, x1, 2, bias, q, out0, out1);
+    } else {
+        ec_gemm_s16_core(w, depth, out_c, x0, x1, 1, bias, q, out0, out1);
+    }
+}
+
+#endif /* EDGEC_GEMM_S16_H */
