@@ -85,6 +85,7 @@ int32_t ec_depthwise_conv2d_3x3_s8_get_buffer_size(const ec_conv_params *p);
 void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                 const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
+int32_t ec_conv2d_im2col_s16_get_buffer_size(const ec_conv_params *p);
 void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
                                   void *scratch);
@@ -461,9 +462,30 @@ def test_pack_matrix_twin():
         np.testing.assert_array_equal(pack_matrix_s8(w), pack_matrix(w))
 
 
+def test_pack_matrix_s16_twin():
+    """16x8 packed weights (edgec.h): the int8 packed layout with the bytes of every group of 4 in the order
+    (0, 2, 1, 3)."""
+    from edgec.ops.conv import pack_matrix_s16
+
+    rng = np.random.default_rng(0)
+    for n, k in ((1, 1), (2, 4), (3, 5), (8, 27), (7, 64)):
+        w = rand_s8(rng, (n, k))
+        k4 = (k + 3) // 4 * 4
+        want = np.zeros((n + n % 2) * k4, np.int8)
+        for i in range(n):
+            for j in range(k):
+                want[(i // 2) * 2 * k4 + (j // 4) * 8 + (i % 2) * 4 + (0, 2, 1, 3)[j % 4]] = w[i, j]
+        np.testing.assert_array_equal(pack_matrix_s16(w), want)
+
+
 def test_scratch_size_twins(ck):
     """The Python twins used at build time equal the C _get_buffer_size companions."""
-    from edgec.ops.conv import conv_1x1_scratch_bytes, conv_im2col_scratch_bytes, depthwise_3x3_scratch_bytes
+    from edgec.ops.conv import (
+        conv_1x1_scratch_bytes,
+        conv_im2col_s16_scratch_bytes,
+        conv_im2col_scratch_bytes,
+        depthwise_3x3_scratch_bytes,
+    )
     from edgec.ops.gemm import fc_packed_scratch_bytes
 
     ffi, lib = ck
@@ -475,6 +497,7 @@ def test_scratch_size_twins(ck):
         fields = dict(g, in_c=in_c, out_c=out_c, groups=1)
         assert lib.ec_conv2d_im2col_s8_get_buffer_size(p) == conv_im2col_scratch_bytes(fields)
         assert lib.ec_conv2d_1x1_s8_get_buffer_size(p) == conv_1x1_scratch_bytes(fields)
+        assert lib.ec_conv2d_im2col_s16_get_buffer_size(p) == conv_im2col_s16_scratch_bytes(fields)
         assert lib.ec_depthwise_conv2d_3x3_s8_get_buffer_size(p) == depthwise_3x3_scratch_bytes(fields)
         rows = int(rng.integers(1, 4))
         assert lib.ec_fully_connected_packed_s8_get_buffer_size(rows, in_c) == fc_packed_scratch_bytes(rows, in_c)
