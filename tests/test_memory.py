@@ -40,3 +40,14 @@ def test_scratch_lives_for_its_step_only():
     assert not overlaps(plan, scratch_name(0), "a")
     assert not overlaps(plan, scratch_name(2), "b")
     assert plan.lower_bound_bytes == 516
+
+
+def test_several_placement_orders_reach_the_bound():
+    # Largest first puts t0 and t3 (48 bytes each, never alive together) at 0, t1 at 48, so t2, alive with t1 and
+    # t3, only fits at 80: 96 bytes. First use first reuses t0's place for t2 and puts t3 above it: 80, the bound.
+    steps = [Step(["in"], ["t0"]), Step(["t0"], ["t1"]), Step(["t1"], ["t2"]), Step(["t2"], ["t3"]),
+             Step(["t3"], ["out"])]
+    plan = plan_memory(steps, {"t0": 48, "t1": 32, "t2": 16, "t3": 48}, {"in", "out"})
+    assert plan.lower_bound_bytes == 80 and plan.arena_bytes == 80
+    for a, b in (("t0", "t1"), ("t1", "t2"), ("t2", "t3")):
+        assert not overlaps(plan, a, b)
