@@ -107,7 +107,9 @@ def test_input_range_sets_the_input_quantization(convnet_files, tmp_path, capsys
         meta = json.loads((out / "edgec.json").read_text())
         scale, zp = params(-2.0, 6.0)
         assert (meta["inputs"][0]["scale"], meta["inputs"][0]["zero_point"]) == (scale, zp), scheme
-    capsys.readouterr()
+        ctype, low = {"int8": ("int8_t", -128), "int16": ("int16_t", -32768)}[scheme]
+        assert f"input 'input'      {ctype}, scale {scale:.6g}, zero point {zp}: represents " \
+               f"[{(low - zp) * scale:.6g}," in capsys.readouterr().out
 
 
 def test_targets_lists_host_and_m7(capsys):

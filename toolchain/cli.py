@@ -144,6 +144,12 @@ def _summary(meta: dict) -> list[tuple[str, str]]:
     rows = [("target", meta["target"]), ("quantize", meta["quantize"])]
     if meta.get("calibration"):
         rows.append(("calibration", _calibration_text(meta["calibration"])))
+    for io in meta["inputs"]:
+        bounds = {"int8_t": (-128, 127), "int16_t": (-32768, 32767)}.get(io["ctype"])
+        if bounds and io["scale"] is not None:
+            s, zp = io["scale"], io["zero_point"]
+            rows.append((f"input '{io['name']}'", f"{io['ctype']}, scale {s:.6g}, zero point {zp}: represents "
+                         f"[{(bounds[0] - zp) * s:.6g}, {(bounds[1] - zp) * s:.6g}]"))
     rows += [("MACs", f"{meta['macs']:,}"),
             ("parameters", f"{meta['params']:,}"), ("weights (flash)", _fmt_bytes(meta["weight_bytes"])),
             ("arena (RAM)", _fmt_bytes(meta["arena_bytes"])),
