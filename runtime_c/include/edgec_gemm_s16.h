@@ -15,7 +15,8 @@
  * Exactness: the reference sums in int64. A product of an int16 and an int8 is at most 2^22 in magnitude, so 256 of
  * them (EC_S16_BLOCK groups of 4) sum below 2^30: the DSP path sums blocks of at most that many products in int32
  * (SMLAD) and adds each block's sum to the int64 accumulator, which is then the reference's int64 sum exactly.
- * The output stage is ec_requantize_s64 and the clamp, as in ec_conv2d_s16 / ec_fully_connected_s16.
+ * The output stage is ec_requantize_s64 and the clamp, as in ec_conv2d_s16 / ec_fully_connected_s16, computed in
+ * 32-bit pieces (ec_requantize_s64_clamp).
  */
 #ifndef EDGEC_GEMM_S16_H
 #define EDGEC_GEMM_S16_H
@@ -53,7 +54,7 @@ static inline int32_t ec_load_s16x2(const int16_t *p)
 /* out = clamp(ec_requantize_s64(acc, mult[i], shift[i]), act_min, act_max) */
 static inline int16_t ec_gemm_s16_out(int64_t acc, const ec_quant_s16 *q, int32_t i)
 {
-    return ec_output_s16(ec_requantize_s64(acc, q->mult[i], q->shift[i]), q->act_min, q->act_max);
+    return ec_requantize_s64_clamp(acc, q->mult[i], q->shift[i], q->act_min, q->act_max);
 }
 
 /* For every output channel oc < out_c: out0[oc] (column x0) and, when ncols == 2, out1[oc] (column x1) =

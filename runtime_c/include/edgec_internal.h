@@ -26,6 +26,32 @@ static inline int16_t ec_output_s16(int64_t r, int32_t lo, int32_t hi)
     return (int16_t)(r < lo ? lo : (r > hi ? hi : r));
 }
 
+/* clamp(ec_requantize_s64(x, mult, shift), lo, hi) for |x| < 2^47, 0 <= mult <= 2^15, shift <= 14 and
+ * -32768 <= lo <= hi <= 32767, in 32-bit pieces. With t = 15 - shift and s = t - 1 >= 0, ec_requantize_s64 is
+ * floor((x * mult + 2^s) / 2^t) = floor((v + 1) / 2) with v = floor(x * mult / 2^s). x * mult = H * 2^32 + L with
+ * L = the low word of (x mod 2^32) * mult (UMULL) and H = (x >> 32) * mult + its high word (MLA; |H| < 2^31). v is
+ * saturated to int32, which changes no result after the clamp (|v| >= 2^31 means |y| >= 2^30). */
+static inline int16_t ec_requantize_s64_clamp(int64_t x, int32_t mult, int32_t shift, int32_t lo, int32_t hi)
+{
+    const int32_t s = 14 - shift;
+    const uint64_t pl = (uint64_t)(uint32_t)x * (uint32_t)mult;
+    const int32_t h = (int32_t)(x >> 32) * mult + (int32_t)(pl >> 32);
+    const uint32_t l = (uint32_t)pl;
+    int32_t v, y;
+    if (s >= 32) {
+        v = h >> (s - 32);
+    } else {
+        /* v = (h:l) >> s; its high word vh must be the sign of its low word, else saturate */
+        const int32_t vh = s > 0 ? h >> s : h;
+        v = s > 0 ? (int32_t)((l >> s) | ((uint32_t)h << (32 - s))) : (int32_t)l;
+        if (vh != (v >> 31)) {
+            v = vh < 0 ? INT32_MIN : INT32_MAX;
+        }
+    }
+    y = (v >> 1) + (v & 1);
+    return (int16_t)(y < lo ? lo : (y > hi ? hi : y));
+}
+
 /* Linear interpolation between 513 knots at int16 x (ec_lut_s16): u = x + 32768, knot u >> 7, fraction u & 127. */
 static inline int32_t ec_interp_s16(const int16_t *table, int32_t x)
 {

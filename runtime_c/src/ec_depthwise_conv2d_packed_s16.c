@@ -1,0 +1,164 @@
+/*
+ * ec_depthwise_conv2d_packed_s16: 16x8 depthwise 2-D convolution with channel multiplier 1 (any kernel of at most
+ * 256 taps, stride, padding, dilation), NHWC, int16 activations, zero points 0, packed int16 weights (the layout of
+ * ec_depthwise_conv2d_packed_s8, edgec_depthwise.h). DSP extension: 4 channels at a time; where the whole window is
+ * inside the input, two taps per SMLAD (the int16 inputs of two taps paired with PKHBT/PKHTB), elsewhere one tap
+ * at a time (SMLAxy). At most 256 products of magnitude <= 2^22 sum exactly in int32, which is then added to the
+ * int64 bias. Channels beyond a multiple of 4 and other cores run plain C (int64). Same results as
+ * ec_depthwise_conv2d_s16 bit for bit.
+ */
+#include "edgec_dsp.h"
+
+/* Output stage of channel c. */
+static inline int16_t dw_out(int64_t acc, const ec_quant_s16 *q, int32_t c)
+{
+    return ec_requantize_s64_clamp(acc, q->mult[c], q->shift[c], q->act_min, q->act_max);
+}
+
+/* Channels c0 .. c1 - 1 of one output position in plain C: the window taps ky in [ky0, ky1), kx in [kx0, kx1)
+ * (inside the input); tap (0, 0) of channel 0 is x[base] (base may lie outside the input). */
+static void dw_channels(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *x, int32_t base,
+                        const int16_t *w, const int64_t *bias, int32_t c0, int32_t c1, int32_t ky0, int32_t ky1,
+                        int32_t kx0, int32_t kx1, int16_t *out)
+{
+    const int32_t in_c = p->in_c, k_w = p->k_w, npairs = (p->k_h * k_w + 1) >> 1;
+    const int32_t row = p->in_w * in_c * p->dil_h, col = in_c * p->dil_w;
+    int32_t c, ky, kx;
+    for (c = c0; c < c1; ++c) {
+        const int16_t *wc = w + (c >> 2) * npairs * 8 + (c & 3) * 2;
+        int64_t acc = bias != NULL ? bias[c] : 0;
+        for (ky = ky0; ky < ky1; ++ky) {
+            for (kx = kx0; kx < kx1; ++kx) {
+                const int32_t t = ky * k_w + kx;
+                acc += x[base + ky * row + kx * col + c] * wc[(t >> 1) * 8 + (t & 1)];
+            }
+        }
+        out[c] = dw_out(acc, q, c);
+    }
+}
+
+#if defined(__ARM_FEATURE_DSP)
+static inline int32_t load2(const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Channels c .. c + 3 of one output position whose window is partly outside the input: one tap at a time. */
+static void dw_group_border(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *x, int32_t base,
+                            const int16_t *wg, const int64_t *bias, int32_t c, int32_t ky0, int32_t ky1,
+                            int32_t kx0, int32_t kx1, int16_t *out)
+{
+    const int32_t k_w = p->k_w;
+    const int32_t row = p->in_w * p->in_c * p->dil_h, col = p->in_c * p->dil_w;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t ky, kx;
+    for (ky = ky0; ky < ky1; ++ky) {
+        for (kx = kx0; kx < kx1; ++kx) {
+            const int32_t t = ky * k_w + kx;
+            const int16_t *xp = x + base + ky * row + kx * col + c;
+            const int32_t v01 = load2(xp), v23 = load2(xp + 2);
+            const ec_word *wp = (const ec_word *)(const void *)(wg + (t >> 1) * 8);
+            if (t & 1) {
+                a0 = __smlabt(v01, wp[0], a0);
+                a1 = __smlatt(v01, wp[1], a1);
+                a2 = __smlabt(v23, wp[2], a2);
+                a3 = __smlatt(v23, wp[3], a3);
+            } else {
+                a0 = __smlabb(v01, wp[0], a0);
+                a1 = __smlatb(v01, wp[1], a1);
+                a2 = __smlabb(v23, wp[2], a2);
+                a3 = __smlatb(v23, wp[3], a3);
+            }
+        }
+    }
+    out[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c);
+    out[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1);
+    out[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2);
+    out[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3);
+}
+#endif
+
+void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input,
+                                    const int16_t *weights, const int64_t *bias, int16_t *output)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
+    int32_t b, oy, ox;
+#if defined(__ARM_FEATURE_DSP)
+    const int32_t taps = k_h * k_w;
+    const int32_t row = in_w * in_c * p->dil_h, col = in_c * p->dil_w;
+    const int32_t full_c = in_c & ~3, npairs = (taps + 1) >> 1;
+#else
+    const int32_t full_c = 0;
+#endif
+
+    for (b = 0; b < p->batch; ++b) {
+        const int16_t *in_b = input + b * in_h * in_w * in_c;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            int32_t ky0, ky1;
+            ec_window_range(iy0, p->dil_h, k_h, in_h, &ky0, &ky1);
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                const int32_t base = (iy0 * in_w + ix0) * in_c;
+                int32_t kx0, kx1;
+                ec_window_range(ix0, p->dil_w, k_w, in_w, &kx0, &kx1);
+#if defined(__ARM_FEATURE_DSP)
+                {
+                    const int32_t full = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
+                    int32_t c;
+                    for (c = 0; c < full_c; c += 4) {
+                        const int16_t *wg = weights + (c >> 2) * npairs * 8;
+                        if (full) {
+                            const int16_t *x = in_b + base + c;
+                            const ec_word *wq = (const ec_word *)(const void *)wg;
+                            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                            int32_t t, ky = 0, kx = 0;
+                            for (t = 0; t + 2 <= taps; t += 2) {
+                                const int16_t *x0 = x + ky * row + kx * col;
+                                const int16_t *x1;
+                                int32_t u01, u23, v01, v23;
+                                if (++kx == k_w) {
+                                    kx = 0;
+                                    ++ky;
+                                }
+                                x1 = x + ky * row + kx * col;
+                                if (++kx == k_w) {
+                                    kx = 0;
+                                    ++ky;
+                                }
+                                u01 = load2(x0);
+                                u23 = load2(x0 + 2);
+                                v01 = load2(x1);
+                                v23 = load2(x1 + 2);
+                                a0 = __smlad(ec_pkhbt16(u01, v01), wq[0], a0);
+                                a1 = __smlad(ec_pkhtb16(u01, v01), wq[1], a1);
+                                a2 = __smlad(ec_pkhbt16(u23, v23), wq[2], a2);
+                                a3 = __smlad(ec_pkhtb16(u23, v23), wq[3], a3);
+                                wq += 4;
+                            }
+                            if (t < taps) {
+                                const int16_t *x0 = x + ky * row + kx * col;
+                                const int32_t u01 = load2(x0), u23 = load2(x0 + 2);
+                                a0 = __smlabb(u01, wq[0], a0);
+                                a1 = __smlatb(u01, wq[1], a1);
+                                a2 = __smlabb(u23, wq[2], a2);
+                                a3 = __smlatb(u23, wq[3], a3);
+                            }
+                            output[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c);
+                            output[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1);
+                            output[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2);
+                            output[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3);
+                        } else {
+                            dw_group_border(p, q, in_b, base, wg, bias, c, ky0, ky1, kx0, kx1, output);
+                        }
+                    }
+                }
+#endif
+                dw_channels(p, q, in_b, base, weights, bias, full_c, in_c, ky0, ky1, kx0, kx1, output);
+                output += in_c;
+            }
+        }
+    }
+}
