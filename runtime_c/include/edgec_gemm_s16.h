@@ -59,6 +59,87 @@ static inline int16_t ec_gemm_s16_out(int64_t acc, const ec_quant_s16 *q, int32_
 
 /* For every output channel oc < out_c: out0[oc] (column x0) and, when ncols == 2, out1[oc] (column x1) =
  * output stage(bias[oc] + sum over k < depth of W[oc][k] * x[k]). w: packed weights of out_c rows and depth columns. */
+#if defined(__ARM_FEATURE_DSP)
+/* One group of 4 columns: weights (wa: row 2p, wb: row 2p + 1) and two words of each column (xa, xb; ya, yb). */
+#define EC_S16_GROUP_2X2(wa, wb, xa, xb, ya, yb)                                                                \
+    do {                                                                                                         \
+        int32_t lo_ = __sxtb16(wa), hi_ = ec_sxtb16_ror8(wa);                                                    \
+        a[0] = __smlad(lo_, xa, a[0]);                                                                           \
+        a[2] = __smlad(lo_, ya, a[2]);                                                                           \
+        a[0] = __smlad(hi_, xb, a[0]);                                                                           \
+        a[2] = __smlad(hi_, yb, a[2]);                                                                           \
+        lo_ = __sxtb16(wb);                                                                                      \
+        hi_ = ec_sxtb16_ror8(wb);                                                                                \
+        a[1] = __smlad(lo_, xa, a[1]);                                                                           \
+        a[3] = __smlad(lo_, ya, a[3]);                                                                           \
+        a[1] = __smlad(hi_, xb, a[1]);                                                                           \
+        a[3] = __smlad(hi_, yb, a[3]);                                                                           \
+    } while (0)
+
+#define EC_S16_GROUP_1X2(wa, wb, xa, xb)                                                                        \
+    do {                                                                                                         \
+        a[0] = __smlad(__sxtb16(wa), xa, a[0]);                                                                  \
+        a[1] = __smlad(__sxtb16(wb), xa, a[1]);                                                                  \
+        a[0] = __smlad(ec_sxtb16_ror8(wa), xb, a[0]);                                                            \
+        a[1] = __smlad(ec_sxtb16_ror8(wb), xb, a[1]);                                                            \
+    } while (0)
+
+/* a = the int32 sums of n <= EC_S16_BLOCK groups from *wd, *xp (and *yp when ncols == 2), which move past them:
+ * a[0] row 0 x column 0, a[1] row 1 x column 0, a[2] row 0 x column 1, a[3] row 1 x column 1. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void ec_s16_sums(const ec_s16_dword **wdp, const int16_t **xpp, const int16_t **ypp, int32_t n,
+                               int32_t ncols, int32_t *a)
+{
+    const ec_s16_dword *wd = *wdp;
+    const int16_t *xp = *xpp;
+    const int16_t *yp = *ypp;
+    a[0] = a[1] = a[2] = a[3] = 0;
+    if (ncols == 2) {
+        for (; n >= 2; n -= 2) {
+            const int64_t w0 = wd[0], w1 = wd[1];
+            EC_S16_GROUP_2X2((int32_t)w0, (int32_t)(w0 >> 32), ec_load_s16x2(xp), ec_load_s16x2(xp + 2),
+                             ec_load_s16x2(yp), ec_load_s16x2(yp + 2));
+            EC_S16_GROUP_2X2((int32_t)w1, (int32_t)(w1 >> 32), ec_load_s16x2(xp + 4), ec_load_s16x2(xp + 6),
+                             ec_load_s16x2(yp + 4), ec_load_s16x2(yp + 6));
+            wd += 2;
+            xp += 8;
+            yp += 8;
+        }
+        if (n > 0) {
+            const int64_t w0 = wd[0];
+            EC_S16_GROUP_2X2((int32_t)w0, (int32_t)(w0 >> 32), ec_load_s16x2(xp), ec_load_s16x2(xp + 2),
+                             ec_load_s16x2(yp), ec_load_s16x2(yp + 2));
+            wd += 1;
+            xp += 4;
+            yp += 4;
+        }
+    } else {
+        for (; n >= 2; n -= 2) {
+            const int64_t w0 = wd[0], w1 = wd[1];
+            EC_S16_GROUP_1X2((int32_t)w0, (int32_t)(w0 >> 32), ec_load_s16x2(xp), ec_load_s16x2(xp + 2));
+            EC_S16_GROUP_1X2((int32_t)w1, (int32_t)(w1 >> 32), ec_load_s16x2(xp + 4), ec_load_s16x2(xp + 6));
+            wd += 2;
+            xp += 8;
+        }
+        if (n > 0) {
+            const int64_t w0 = wd[0];
+            EC_S16_GROUP_1X2((int32_t)w0, (int32_t)(w0 >> 32), ec_load_s16x2(xp), ec_load_s16x2(xp + 2));
+            wd += 1;
+            xp += 4;
+        }
+    }
+    *wdp = wd;
+    *xpp = xp;
+    *ypp = yp;
+}
+#undef EC_S16_GROUP_2X2
+#undef EC_S16_GROUP_1X2
+#endif
+
+/* For every output channel oc < out_c: out0[oc] (column x0) and, when ncols == 2, out1[oc] (column x1) =
+ * output stage(bias[oc] + sum over k < depth of W[oc][k] * x[k]). w: packed weights of out_c rows and depth columns. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
@@ -73,56 +154,34 @@ static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_
         const int32_t two = oc + 1 < out_c;
         int64_t s00 = bias != NULL ? bias[oc] : 0; /* row oc, column 0 */
         int64_t s10 = bias != NULL && two ? bias[oc + 1] : 0;
-        int64_t s01 = s00;
-        int64_t s11 = s10;
+        int64_t s01, s11;
         int32_t k = 0;
 #if defined(__ARM_FEATURE_DSP)
         const ec_s16_dword *wd = (const ec_s16_dword *)(const void *)wp;
         const int16_t *xp = x0;
         const int16_t *yp = x1;
-        int32_t left = depth >> 2; /* whole groups */
-        k = left * 4;
-        while (left > 0) {
-            int32_t n = left < EC_S16_BLOCK ? left : EC_S16_BLOCK;
-            int32_t a00 = 0, a10 = 0, a01 = 0, a11 = 0;
+        const int32_t groups = depth >> 2;
+        int32_t n = groups < EC_S16_BLOCK ? groups : EC_S16_BLOCK;
+        int32_t left = groups - n;
+        int32_t a[4];
+        ec_s16_sums(&wd, &xp, &yp, n, ncols, a);
+        s01 = s00 + a[2];
+        s11 = s10 + a[3];
+        s00 += a[0];
+        s10 += a[1];
+        while (left > 0) { /* more than 256 columns */
+            n = left < EC_S16_BLOCK ? left : EC_S16_BLOCK;
             left -= n;
-            if (ncols == 2) {
-                for (; n > 0; --n) {
-                    const int64_t wv = *wd++;
-                    const int32_t wa = (int32_t)wv, wb = (int32_t)(wv >> 32);
-                    const int32_t xa = ec_load_s16x2(xp), xb = ec_load_s16x2(xp + 2);
-                    const int32_t ya = ec_load_s16x2(yp), yb = ec_load_s16x2(yp + 2);
-                    int32_t lo = __sxtb16(wa), hi = ec_sxtb16_ror8(wa);
-                    a00 = __smlad(lo, xa, a00);
-                    a01 = __smlad(lo, ya, a01);
-                    a00 = __smlad(hi, xb, a00);
-                    a01 = __smlad(hi, yb, a01);
-                    lo = __sxtb16(wb);
-                    hi = ec_sxtb16_ror8(wb);
-                    a10 = __smlad(lo, xa, a10);
-                    a11 = __smlad(lo, ya, a11);
-                    a10 = __smlad(hi, xb, a10);
-                    a11 = __smlad(hi, yb, a11);
-                    xp += 4;
-                    yp += 4;
-                }
-                s01 += a01;
-                s11 += a11;
-            } else {
-                for (; n > 0; --n) {
-                    const int64_t wv = *wd++;
-                    const int32_t wa = (int32_t)wv, wb = (int32_t)(wv >> 32);
-                    const int32_t xa = ec_load_s16x2(xp), xb = ec_load_s16x2(xp + 2);
-                    a00 = __smlad(__sxtb16(wa), xa, a00);
-                    a10 = __smlad(__sxtb16(wb), xa, a10);
-                    a00 = __smlad(ec_sxtb16_ror8(wa), xb, a00);
-                    a10 = __smlad(ec_sxtb16_ror8(wb), xb, a10);
-                    xp += 4;
-                }
-            }
-            s00 += a00;
-            s10 += a10;
+            ec_s16_sums(&wd, &xp, &yp, n, ncols, a);
+            s00 += a[0];
+            s10 += a[1];
+            s01 += a[2];
+            s11 += a[3];
         }
+        k = groups * 4;
+#else
+        s01 = s00;
+        s11 = s10;
 #endif
         /* plain C: every column; DSP: the last depth % 4 */
         for (; k < depth; ++k) {
