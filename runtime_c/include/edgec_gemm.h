@@ -102,8 +102,60 @@ static inline void ec_gemm_core(const int8_t *w, int32_t k4, int32_t out_c, cons
 #if defined(__ARM_FEATURE_DSP)
     const int32_t lo4 = ec_dup8(amin), hi4 = ec_dup8(amax);
 #endif
-    int32_t oc;
-    for (oc = 0; oc < out_c; oc += 2) {
+    int32_t oc = 0;
+#if defined(__ARM_FEATURE_DSP)
+    if (ncols == 1 && fast) {
+        /* 1 column x 4 channels (two row pairs): each column load serves 4 channels; the fast output stage */
+        const ec_dword *cd0 = (const ec_dword *)(const void *)col;
+        const int32_t cstep = gs >> 2; /* dwords per group */
+        for (; oc + 4 <= out_c; oc += 4) {
+            const ec_dword *wa = (const ec_dword *)(const void *)(w + oc * k4); /* pair oc / 2 */
+            const ec_dword *wb = (const ec_dword *)(const void *)(w + (oc + 2) * k4);
+            const ec_dword *cd = cd0;
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g;
+            uint32_t v;
+            if (bias != NULL) {
+                a0 = bias[oc];
+                a1 = bias[oc + 1];
+                a2 = bias[oc + 2];
+                a3 = bias[oc + 3];
+            }
+#define EC_GEMM_1X4_GROUP(X, U, T)                                                                              \
+    do {                                                                                                         \
+        const int32_t x02 = (int32_t)(X), x13 = (int32_t)((X) >> 32);                                           \
+        const int32_t w0 = (int32_t)(U), w1 = (int32_t)((U) >> 32), w2 = (int32_t)(T), w3 = (int32_t)((T) >> 32); \
+        a0 = __smlad(__sxtb16(w0), x02, a0);                                                                     \
+        a0 = __smlad(ec_sxtb16_ror8(w0), x13, a0);                                                               \
+        a1 = __smlad(__sxtb16(w1), x02, a1);                                                                     \
+        a1 = __smlad(ec_sxtb16_ror8(w1), x13, a1);                                                               \
+        a2 = __smlad(__sxtb16(w2), x02, a2);                                                                     \
+        a2 = __smlad(ec_sxtb16_ror8(w2), x13, a2);                                                               \
+        a3 = __smlad(__sxtb16(w3), x02, a3);                                                                     \
+        a3 = __smlad(ec_sxtb16_ror8(w3), x13, a3);                                                               \
+    } while (0)
+            for (g = k4 >> 3; g > 0; --g) { /* two groups of 4 per iteration */
+                const int64_t x0 = cd[0], u0 = wa[0], t0 = wb[0];
+                const int64_t x1 = cd[cstep], u1 = wa[1], t1 = wb[1];
+                EC_GEMM_1X4_GROUP(x0, u0, t0);
+                EC_GEMM_1X4_GROUP(x1, u1, t1);
+                wa += 2;
+                wb += 2;
+                cd += 2 * cstep;
+            }
+            if (k4 & 4) {
+                const int64_t x0 = cd[0], u0 = wa[0], t0 = wb[0];
+                EC_GEMM_1X4_GROUP(x0, u0, t0);
+            }
+#undef EC_GEMM_1X4_GROUP
+            v = (uint32_t)ec_clamp4(ec_requant_fast(a0, mult[oc], shift[oc], zp21),
+                                    ec_requant_fast(a1, mult[oc + 1], shift[oc + 1], zp21),
+                                    ec_requant_fast(a2, mult[oc + 2], shift[oc + 2], zp21),
+                                    ec_requant_fast(a3, mult[oc + 3], shift[oc + 3], zp21), lo4, hi4);
+            memcpy(out0 + oc, &v, 4);
+        }
+    }
+#endif
+    for (; oc < out_c; oc += 2) {
         const int8_t *wp = w + oc * k4; /* pair oc / 2 */
         const int32_t two = oc + 1 < out_c;
         int32_t a00 = bias != NULL ? bias[oc] : 0; /* row oc, column 0 */

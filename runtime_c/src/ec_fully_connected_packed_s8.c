@@ -29,7 +29,11 @@ void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, co
         for (c = 0; c < ncols; ++c) {
             ec_col_expand(col, gs, c, 0, input + (r + c) * depth, depth, q->in_zp);
         }
-        ec_gemm_s8s16(weights, k4, out_c, col, gs, ncols, bias, q, fast, output + r * out_c,
-                      output + (r + 1) * out_c);
+        if (ncols_max == 1) { /* one row: the group stride is a constant 4 in this copy */
+            ec_gemm_core(weights, k4, out_c, col, 4, 1, bias, q, fast, output, NULL);
+        } else {
+            ec_gemm_s8s16(weights, k4, out_c, col, gs, ncols, bias, q, fast, output + r * out_c,
+                          output + (r + 1) * out_c);
+        }
     }
 }
