@@ -33,6 +33,7 @@ from .quantize import (
     is_prequantized,
     load_qconfig,
     needs_calibration,
+    prequantized_layers,
     prequantized_scheme,
     qformat_name,
     quantize_calibrated,
@@ -121,12 +122,15 @@ def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) ->
     calib = opts.calib
     quant = dataclasses.replace(opts.quant, scheme=opts.quantize, layers=layers)
     own = prequantized_scheme(g) if is_prequantized(g) else None  # (int8 reads int4 weights, not int16 scales)
-    if own is not None and (layers or quant.input_ranges or
-                            quant.scheme not in ({own} if own == "int16" else {"int8", own})):
-        raise EdgecError(f"{opts.model} is already quantized (QDQ, {own}): --quantize "
-                         f"{quant.scheme}, --qconfig and --input-range need a float model; use --quantize {own} "
-                         "to build it with its own scales")
-    if calib is None and not needs_calibration(g):
+    own_layers = prequantized_layers(g) if own is not None else {}  # a mixed model's, from edgec quantize
+    if own is not None and (layers or quant.input_ranges or quant.scheme not in (
+            {own} if own in ("int16", "q15") or own_layers else {"int8", own})):
+        raise EdgecError(f"{opts.model} is already quantized (QDQ, {'mixed, mostly ' if own_layers else ''}{own}): "
+                         f"--quantize {quant.scheme}, --qconfig and --input-range need a float model; use --quantize "
+                         f"{own} (or leave it out) to build it with its own scales")
+    if own_layers:
+        quant.layers = own_layers
+    if calib is None and not needs_calibration(g, quant.layers):
         quantize_graph(g, {}, quant)
         return
     if calib is None:

@@ -357,17 +357,20 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     from .export import export_qdq
 
     opts = _options(a, None)
-    if opts.qconfig is not None or opts.quantize in ("int16", "q15", "auto"):
+    if opts.quantize == "auto":
         from .errors import EdgecError
 
-        raise EdgecError("edgec quantize writes int8, qformat and int4 QDQ models; build or validate int16, q15 and "
-                         "mixed models (--quantize int16|q15, --qconfig) instead")
-    opts.quantize = "int8" if opts.quantize == "none" else opts.quantize
+        raise EdgecError("edgec quantize does not write --quantize auto models; choose the layers' schemes with "
+                         "--qconfig (edgec build --quantize auto reports the ones it picks)")
+    if opts.quantize == "none" and opts.qconfig is None:
+        opts.quantize = "int8"
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib, layout=False)
     quantize_with(g, opts)
     export_qdq(g, a.output)
+    schemes = sorted({n.scheme for n in g.nodes if n.op != "Convert"})
     what = {"int8": "int8", "qformat": "Q-format q7, power-of-two scales", "int4": "int4 weights (ONNX INT4), int8 "
-            "activations"}[opts.quantize]
+            "activations", "int16": "int16 activations (ONNX INT16, 16x8)", "q15": "Q-format q15, power-of-two "
+            "scales, int16 activations"}[schemes[0]] if len(schemes) == 1 else f"mixed {'/'.join(schemes)}"
     weights = "per-tensor" if a.per_tensor else "per-channel"
     print(f"wrote {a.output} (QDQ, {what}: {weights} weights, per-tensor activations, "
           f"{_calibration_text(g.info.get('calibration'))})")

@@ -1,13 +1,21 @@
 """Write a graph back as ONNX that onnxruntime runs: float (e.g. after pruning) or quantized as standard QDQ.
 
-In QDQ form every activation gets QuantizeLinear/DequantizeLinear with edgec's scale and zero point; weights, biases and
-constant operands are stored as int8/int32 initializers behind DequantizeLinear (per output channel for Conv and
-Gemm weights). Fused activations become explicit Relu/Clip nodes before the output's Q/DQ pair. Q-format models have
-power-of-two scales everywhere; int4 weights are ONNX INT4 initializers (opset 21, which onnxruntime runs)."""
+In QDQ form every integer activation gets QuantizeLinear/DequantizeLinear of its element type (int8, or int16 with
+zero point 0) with edgec's scale and zero point; weights, biases and constant operands are stored as int8/int16/int32
+initializers behind DequantizeLinear (per output channel for Conv and Gemm weights). Fused activations become explicit
+Relu/Clip nodes before the output's Q/DQ pair. Q-format models have power-of-two scales everywhere; int4 weights are
+ONNX INT4 initializers and int16 activations INT16 Q/DQ pairs (both opset 21, which onnxruntime runs).
+
+int16 layers (16x8, q15) have int64 biases, which ONNX cannot dequantize: a bias whose integers fit int32 is written as
+int32 behind DequantizeLinear at the accumulator's scale (edgec's importer reads the same integers back), a larger one
+as its float value. In a mixed model (--qconfig) each tensor has the Q/DQ pair of its own type, float layers have none
+around them, and a Convert between two integer types is a DQ -> Q pair (DequantizeLinear of the one, QuantizeLinear to
+the other)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -16,10 +24,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .ir import Graph, Node, unique_name
+from .load import LAYER_SCHEMES_KEY
 from .ops.binary import const_quant
 
 OPSET = 13
-OPSET_INT4 = 21  # DequantizeLinear of INT4 tensors
+OPSET_HARDSWISH = 14  # the first with HardSwish
+OPSET_WIDE = 21  # DequantizeLinear of INT4 tensors, QuantizeLinear to INT16
+INT32_MAX = 2**31 - 1
+_ZP_TYPES = {"int8": np.int8, "int16": np.int16}
 _ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"),
                "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
                "AveragePool": ("kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"),
@@ -35,6 +47,7 @@ class _Writer:
         self.inits: list[onnx.TensorProto] = []
         self.names: set[str] = set(g.tensors)
         self.dq: dict[str, str] = {}  # activation -> its dequantized name
+        self.finals: dict[str, str] = {}  # graph output (renamed) -> the output's name in the file
 
     def fresh(self, base: str) -> str:
         name = unique_name(base, self.names)
@@ -64,16 +77,18 @@ class _Writer:
         self.nodes.append(helper.make_node("DequantizeLinear", inputs, [out], **kw))
         return out
 
-    def qdq(self, name: str) -> None:
-        """name (float) -> Q -> DQ; consumers read the DQ output (in a float model: name itself)."""
-        if not self.quantized:
-            self.dq[name] = name
-            return
+    def qdq(self, name: str, value: str | None = None) -> None:
+        """name's float value (value, default name) -> Q -> DQ; consumers read the DQ output (a float tensor:
+        the value itself)."""
         t = self.g.tensors[name]
+        value = value or name
+        if not self.quantized or t.dtype == "float32":
+            self.dq[name] = value
+            return
         scale = self.init(f"{name}_scale", np.float32(t.scale))
-        zp = self.init(f"{name}_zp", np.int8(t.zero_point))
-        q, dq = self.fresh(f"{name}_q"), self.fresh(f"{name}_dq")
-        self.nodes += [helper.make_node("QuantizeLinear", [name, scale, zp], [q]),
+        zp = self.init(f"{name}_zp", _ZP_TYPES[t.dtype](t.zero_point))
+        q, dq = self.fresh(f"{name}_q"), self.finals.get(name) or self.fresh(f"{name}_dq")
+        self.nodes += [helper.make_node("QuantizeLinear", [value, scale, zp], [q]),
                        helper.make_node("DequantizeLinear", [q, scale, zp], [dq])]
         self.dq[name] = dq
 
@@ -94,6 +109,9 @@ class _Writer:
     def node(self, node: Node) -> None:
         g = self.g
         out = node.outputs[0]
+        if node.op == "Convert":  # the input's DQ output, quantized again with the output's Q (float: as it is)
+            self.qdq(out, self.dq[node.inputs[0]])
+            return
         if node.op == "LayoutCast":
             self.nodes.append(helper.make_node("Identity", [self.dq[node.inputs[0]]], [out]))
             self.qdq(out)
@@ -105,6 +123,8 @@ class _Writer:
             else:
                 ins.append(self.const_input(node, k, name))
         attrs = {a: v for a, v in node.attrs.items() if a in _ONNX_ATTRS.get(node.op, ())}
+        if node.op in ("Conv", "Gemm") and len(ins) == 2 and node.q is not None and np.any(node.q["bias"]):
+            ins.append(self.bias(node, f"{node.name}_bias"))  # bias correction gave a layer without bias one
         if node.op == "Reshape":
             ins.append(self.init(f"{out}_shape", np.array(g.shape(out), np.int64)))
         if node.op == "Clip":
@@ -116,27 +136,35 @@ class _Writer:
         self.act(node, out)
         self.qdq(out)
 
+    def bias(self, node: Node, name: str) -> str:
+        """A Conv/Gemm's integer bias: int32 behind DequantizeLinear at the accumulator's scale, or (an int16
+        layer's int64 bias beyond int32) its float value."""
+        q = node.q
+        step = self.g.tensors[node.inputs[0]].scale * q["w_scale"]
+        if np.abs(q["bias"]).max(initial=0) > INT32_MAX:
+            return self.init(name, (q["bias"] * step).astype(np.float32))
+        return self.dequantized_const(name, q["bias"].astype(np.int32), step.astype(np.float32),
+                                      np.zeros(len(step), np.int32), axis=0)
+
     def const_input(self, node: Node, k: int, name: str) -> str:
         g, q = self.g, node.q
         data = g.const(name)
-        if not self.quantized:
+        if not self.quantized or node.dtype == "float32":
             return self.init(name, data)
         if node.op in ("Conv", "Gemm") and k in (1, 2):
             ws = q["w_scale"].astype(np.float32)
             if k == 1:
                 return self.dequantized_const(name, q["w"], ws, np.zeros(len(ws), np.int8), axis=0,
                                               int4=node.scheme == "int4")
-            s_in = g.tensors[node.inputs[0]].scale
-            return self.dequantized_const(name, q["bias"], (s_in * ws).astype(np.float32),
-                                          np.zeros(len(ws), np.int32), axis=0)
+            return self.bias(node, name)
         if node.op in ("Add", "Sub", "Mul"):
-            qc, s, zp = const_quant(data.astype(np.float64), node.dtype, node.scheme == "qformat")
-            return self.dequantized_const(name, qc, np.float32(s), np.int8(zp))
+            qc, s, zp = const_quant(data.astype(np.float64), node.dtype, node.scheme in ("qformat", "q15"))
+            return self.dequantized_const(name, qc, np.float32(s), zp)
         if node.op == "PRelu":
             return self.dequantized_const(name, q["slope"], np.float32(q["slope_scale"]), np.int8(0))
         if node.op == "Concat":
             t = g.tensors[node.outputs[0]]
-            return self.dequantized_const(name, q["consts"][k], np.float32(t.scale), np.int8(t.zero_point))
+            return self.dequantized_const(name, q["consts"][k], np.float32(t.scale), t.zero_point)
         return self.init(name, data)  # pads and other non-numeric constants stay as they are
 
 
@@ -158,19 +186,26 @@ def _export(g: Graph, path: Path, quantized: bool) -> None:
         g.rename_tensor(name, g.fresh_name(f"{name}_float"))
     w = _Writer(g, quantized)
     w.names.update(finals)
+    w.finals = {inner: final for inner, final in zip(g.outputs, finals) if inner not in g.inputs}
     for name in g.inputs:
         w.qdq(name)
     for node in g.nodes:
         w.node(node)
     for inner, final in zip(g.outputs, finals):
-        w.nodes.append(helper.make_node("Identity", [w.dq[inner]], [final]))
+        if w.dq[inner] != final:  # (an integer output's DequantizeLinear writes the final name itself)
+            w.nodes.append(helper.make_node("Identity", [w.dq[inner]], [final]))
     graph = helper.make_graph(
         w.nodes, f"{g.name}_{'qdq' if quantized else 'edgec'}",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(g.shape(n))) for n in g.inputs],
         [helper.make_tensor_value_info(f, TensorProto.FLOAT, list(g.shape(i))) for i, f in zip(g.outputs, finals)],
         w.inits)
-    opset = OPSET_INT4 if quantized and any(n.scheme == "int4" for n in g.nodes) else OPSET
+    wide = any(n.scheme == "int4" for n in g.nodes) or any(t.dtype == "int16" for t in g.tensors.values())
+    opset = (OPSET_WIDE if quantized and wide else
+             OPSET_HARDSWISH if any(n.op == "HardSwish" for n in g.nodes) else OPSET)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgec")
+    schemes = {n.name: n.scheme for n in g.nodes if n.op not in ("Convert", "LayoutCast")}
+    if quantized and len(set(schemes.values())) > 1:  # a mixed model: which scheme each layer computes in
+        helper.set_model_props(model, {LAYER_SCHEMES_KEY: json.dumps(schemes)})
     onnx.checker.check_model(model)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")  # never leave a half-written model behind

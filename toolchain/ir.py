@@ -39,6 +39,8 @@ class Tensor:
     # Scale and zero point that came with the model (an imported QDQ model); they win over calibration.
     fixed_quant: tuple[float, int] | None = None
     fixed_dtype: str = "int8"  # the element type of fixed_quant's Q/DQ pair: "int8" or "int16" (zero point 0)
+    # Other formats a mixed QDQ model converts this tensor to (a DQ -> Q pair): (scale, zero point, element type)
+    fixed_converts: list[tuple[float, int, str]] = field(default_factory=list)
     # Weights: symmetric int8 scales that came with the model, (scale per index of axis, axis).
     weight_scales: tuple[np.ndarray, int] | None = None
     # An int32 constant dequantized in the model (a QDQ bias): its integers and their scales (per element of axis 0

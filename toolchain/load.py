@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from .ir import Graph, Node, Tensor
 from .qoperator import qoperator_to_qdq
 
 MIN_OPSET = 13  # older models are converted up to this opset with onnx's version converter
+# Model metadata of a mixed QDQ model written by edgec quantize: JSON {node name: scheme} of every layer
+LAYER_SCHEMES_KEY = "edgec.layer_schemes"
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
@@ -152,15 +155,17 @@ def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray,
                 for o, v in zip(node.output, outs):
                     known[o] = np.asarray(v)
                 q = known[node.input[0]] if node.op_type == "DequantizeLinear" else None  # (Constant: no input)
-                if q is not None and q.dtype in (np.int8, np.uint8, np.int32):
+                kind = q.dtype.name if q is not None else None  # (int4: ml_dtypes' int4, edgec's int4 weights)
+                if kind in ("int8", "uint8", "int32", "int4"):
                     zp = known[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros(1)
+                    zp = zp.astype(np.int32)
                     scale = known[node.input[1]].astype(np.float64).ravel()
                     axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-                    if q.dtype == np.int8 and not np.any(zp):
+                    if kind in ("int8", "int4") and not np.any(zp):
                         weight_scales[node.output[0]] = (scale, axis)
                     elif q.dtype == np.int32 and not np.any(zp) and q.ndim == 1:
                         int_values[node.output[0]] = (q, scale)
-                    elif q.dtype != np.int32:
+                    elif kind != "int32":
                         asymmetric.add(node.output[0])
                 continue
         keep.append(node)
@@ -194,17 +199,24 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     _forget_dynamic_shapes(model)
     model = _infer(model, path)
     weight_scales, int_values, asymmetric = _fold_constants(model)
-    imported = _strip_qdq(model, path)
+    imported, converts = _strip_qdq(model, path)
+    schemes = _layer_schemes(model, path)
     model = _infer(model, path)
     g = _to_ir(model, path)
     for name, (scale, zp, dtype) in imported.items():
         if name in g.tensors:
             g.tensors[name].fixed_quant, g.tensors[name].fixed_dtype = (scale, zp), dtype
+    for name, params in converts.items():
+        if name in g.tensors:
+            g.tensors[name].fixed_converts = params
+    if schemes:
+        g.info["layer_schemes"] = schemes
     widths = {dtype for _, _, dtype in imported.values()}
-    if len(widths) > 1:
+    if len(widths) > 1 and not schemes:
         raise EdgecError(f"{path}: the model quantizes some activations to 8 bits and others to int16; edgec imports "
-                         "one activation width per QDQ model: quantize every activation as int8 (or uint8), or "
-                         "every one as int16 (16x8)")
+                         "one activation width per QDQ model (or a mixed model written by edgec quantize, which "
+                         "names each layer's scheme): quantize every activation as int8 (or uint8), or every one as "
+                         "int16 (16x8)")
     for n in g.nodes:
         if n.op in ("Conv", "Gemm", "MatMul") and len(n.inputs) > 1 and n.inputs[1] in asymmetric:
             raise EdgecError(f"{path}: {n.op} (node '{n.name}'): its weights are quantized with a non-zero zero point, "
@@ -219,14 +231,36 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     return g
 
 
-def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int, str]]:
+def _layer_schemes(model: onnx.ModelProto, path: Path) -> dict[str, str]:
+    """The per-layer schemes a mixed model written by edgec quantize names in its metadata ({} if none)."""
+    text = next((p.value for p in model.metadata_props if p.key == LAYER_SCHEMES_KEY), None)
+    if text is None:
+        return {}
+    try:
+        schemes = json.loads(text)
+    except ValueError:
+        schemes = None
+    if not isinstance(schemes, dict) or not all(isinstance(v, str) for v in schemes.values()):
+        raise EdgecError(f"{path}: metadata {LAYER_SCHEMES_KEY} is not a JSON object of layer name: scheme; "
+                         "write the model again with edgec quantize or remove the entry")
+    return schemes
+
+
+def _strip_qdq(model: onnx.ModelProto, path: Path) -> tuple[dict[str, tuple[float, int, str]],
+                                                           dict[str, list[tuple[float, int, str]]]]:
     """Remove QuantizeLinear -> DequantizeLinear pairs on activations (a QDQ model, e.g. from onnxruntime's
     quantize_static) and return their scale, zero point and element type (int8: int8 or uint8 pairs; int16:
     symmetric int16 pairs, opset 21) by float tensor name. Quantized constants were already folded into float
-    initializers whose values sit exactly on their integer grid."""
+    initializers whose values sit exactly on their integer grid.
+
+    A pair that quantizes the output of another pair's DequantizeLinear again (DQ -> Q: a conversion between two
+    integer formats in a mixed model) is returned apart, in the second dict, as one of the source tensor's other
+    formats; readers of its DequantizeLinear read the source tensor."""
     graph = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     qparams: dict[str, tuple[float, int, str]] = {}
+    converts: dict[str, list[tuple[float, int, str]]] = {}
+    chained: set[str] = set()  # outputs of QuantizeLinear nodes that read a removed DequantizeLinear's output
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
         users = [n for n in graph.node if q.output[0] in n.input]
         other = next((u for u in users if u.op_type != "DequantizeLinear"), None)
@@ -251,20 +285,26 @@ def _strip_qdq(model: onnx.ModelProto, path: Path) -> dict[str, tuple[float, int
             raise EdgecError(f"{path}: QuantizeLinear node '{q.name}' quantizes to {zp.dtype}; edgec imports int8, "
                              "uint8 and (with zero point 0) int16 activations")
         # uint8 with zero point z is int8 with zero point z - 128 on the same grid
-        qparams[q.input[0]] = (float(scale.reshape(())), int(zp.reshape(())) - (128 if zp.dtype == np.uint8 else 0),
-                               "int16" if zp.dtype == np.int16 else "int8")
+        params = (float(scale.reshape(())), int(zp.reshape(())) - (128 if zp.dtype == np.uint8 else 0),
+                  "int16" if zp.dtype == np.int16 else "int8")
+        if q.output[0] in chained:
+            converts.setdefault(q.input[0], []).append(params)
+        else:
+            qparams[q.input[0]] = params
         for u in users:
             for n in graph.node:
                 for k, name in enumerate(n.input):
                     if name == u.output[0]:
                         n.input[k] = q.input[0]
+                        if n.op_type == "QuantizeLinear":
+                            chained.add(n.output[0])
             for out in graph.output:
                 if out.name == u.output[0]:
                     graph.node.append(onnx.helper.make_node("Identity", [q.input[0]], [u.output[0]]))
-                    qparams[u.output[0]] = qparams[q.input[0]]
+                    qparams[u.output[0]] = params
             graph.node.remove(u)
         graph.node.remove(q)
-    return qparams
+    return qparams, converts
 
 
 def _to_ir(model: onnx.ModelProto, path: Path) -> Graph:

@@ -27,7 +27,7 @@ from .calibrate import calibrate
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
-from .ops.base import frac_bits
+from .ops.base import c_float, frac_bits
 from .ops.conv import BIAS64_LIMIT, INT4_MAX
 from .ops.geometry import windows
 from .reference import dequantize, quantize_feeds, quantize_input, run_graph
@@ -99,16 +99,16 @@ def load_qconfig(path, g: Graph) -> tuple[str | None, dict[str, str]]:
 def int16_params(lo: float, hi: float) -> tuple[float, int]:
     """Symmetric int16 scale covering [lo, hi] (zero point 0)."""
     bound = max(abs(lo), abs(hi))
-    return (bound / 32767.0 if bound > 0 else 1.0 / 32767.0), 0
+    return c_float(bound / 32767.0 if bound > 0 else 1.0 / 32767.0), 0
 
 
 def affine_params(lo: float, hi: float, symmetric: bool = False) -> tuple[float, int]:
     """int8 scale and zero point covering [lo, hi] and 0 exactly (zero point 0 when symmetric)."""
     if symmetric:
         bound = max(abs(lo), abs(hi))
-        return (bound / 127.0 if bound > 0 else 1.0 / 127.0), 0
+        return c_float(bound / 127.0 if bound > 0 else 1.0 / 127.0), 0
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = (hi - lo) / 255.0 if hi > lo else 1.0 / 255.0
+    scale = c_float((hi - lo) / 255.0 if hi > lo else 1.0 / 255.0)
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return float(scale), zp
 
@@ -131,13 +131,18 @@ def qformat_name(scale: float | None, zp: int | None, bits: int = 8) -> str | No
     return f"Q{bits - 1 - n}.{n}" if zp == 0 else f"UQ{bits - n}.{n}"
 
 
-def needs_calibration(g: Graph) -> bool:
-    """Whether some activation has no scale from the model itself (an imported QDQ model has them all)."""
+def needs_calibration(g: Graph, layers: dict[str, str] | None = None) -> bool:
+    """Whether some integer activation has no scale from the model itself (an imported QDQ model has them all);
+    layers: the per-layer schemes (outputs of float layers, and inputs only float layers read, need none)."""
     producers = {n.outputs[0]: n for n in g.nodes}
+    floats = {n for n, scheme in (layers or {}).items() if scheme == "float"}
     for name in g.activations():
         node = producers.get(name)
         op = REGISTRY[node.op] if node else None
         if op and (op.keeps_quant or op.output_quant(node, g) is not None):
+            continue
+        readers = g.consumers(name)
+        if (node.name in floats) if node else (readers and readers[0].name in floats):
             continue
         if g.tensors[name].fixed_quant is None:
             return True
@@ -153,19 +158,37 @@ def _pow2(scales: np.ndarray) -> bool:
     return bool(np.all(s > 0) and np.all(np.ldexp(1.0, np.round(np.log2(s)).astype(np.int64)) == s))
 
 
+def prequantized_layers(g: Graph) -> dict[str, str]:
+    """The per-layer schemes of a mixed QDQ model written by edgec quantize (its metadata; {} for other models).
+    Checked like a --qconfig: every name a layer of g, every scheme one of LAYER_SCHEMES."""
+    layers = g.info.get("layer_schemes") or {}
+    names = {n.name for n in g.nodes}
+    bad = [f"{k} = {v!r}" for k, v in layers.items() if k not in names or v not in LAYER_SCHEMES]
+    if bad:
+        raise EdgecError(f"{g.name}: the model's layer schemes (metadata written by edgec quantize) do not match its "
+                         f"layers: {', '.join(bad)}; write the model again with edgec quantize")
+    return dict(layers)
+
+
 def prequantized_scheme(g: Graph) -> str:
-    """The scheme an imported QDQ model was quantized in (one edgec.torch exports too): int16 (16x8) when its
-    activations are int16, qformat when every scale is a power of two with zero point 0, int4 when every imported
-    weight lies in [-7, 7], else int8."""
+    """The scheme an imported QDQ model was quantized in (one edgec.torch exports too): a mixed model written by
+    edgec quantize: its most common integer layer scheme (prequantized_layers gives every layer's); int16 (16x8)
+    when its activations are int16 (q15 when their scales and the weights', if any, are powers of two with zero
+    point 0), qformat when every scale is a power of two with zero point 0, int4 when every imported weight lies in
+    [-7, 7], else int8."""
+    mixed = [s for s in prequantized_layers(g).values() if s != "float"]
+    if mixed:
+        return max(SCHEMES, key=mixed.count)
     fixed = [g.tensors[n] for n in list(g.inputs) + g.activations() if g.tensors[n].fixed_quant]
-    if any(t.fixed_dtype == "int16" for t in fixed):
-        return "int16"  # (load_onnx refuses models that mix int8 and int16 activations)
     acts = [t.fixed_quant for t in fixed]
     layers = [g.tensors[n.inputs[1]] for n in g.nodes if n.op in ("Conv", "Gemm")]
     weights = [t for t in layers if t.weight_scales is not None]
+    pow2 = all(zp == 0 and _pow2(np.array([s])) for s, zp in acts) and all(_pow2(t.weight_scales[0]) for t in weights)
+    if any(t.fixed_dtype == "int16" for t in fixed):  # (load_onnx refuses models that mix int8 and int16)
+        return "q15" if pow2 and len(weights) == len(layers) else "int16"
     if not acts or not weights or len(weights) < len(layers):
         return "int8"
-    if all(zp == 0 and _pow2(np.array([s])) for s, zp in acts) and all(_pow2(t.weight_scales[0]) for t in weights):
+    if pow2:
         return "qformat"
     for t in weights:
         scales, axis = t.weight_scales
@@ -235,6 +258,9 @@ def insert_converts(g: Graph, ranges: dict[str, tuple[float, float]], family: di
             if key not in made:
                 new = g.fresh_name(f"{name}_{want}")
                 g.tensors[new] = Tensor(new, t.shape, view=t.view, perm=t.perm, dtype=node.dtype)
+                fixed = _imported_convert(t, family[name], want, node.dtype)
+                if fixed is not None:
+                    g.tensors[new].fixed_quant, g.tensors[new].fixed_dtype = fixed[:2], fixed[2]
                 family[new] = want
                 if name in ranges:
                     ranges[new] = ranges[name]
@@ -244,6 +270,18 @@ def insert_converts(g: Graph, ranges: dict[str, tuple[float, float]], family: di
             node.inputs[k] = made[key]
         nodes.append(node)
     g.nodes = nodes
+
+
+def _imported_convert(t: Tensor, family: str, want: str, dtype: str) -> tuple[float, int, str] | None:
+    """The format an imported mixed QDQ model converts t to for a reader of family want: one of its DQ -> Q pairs
+    (fixed_converts), or for a float layer's output the Q/DQ pair after it (fixed_quant)."""
+    options = list(t.fixed_converts)
+    if family == "float32" and t.fixed_quant is not None:
+        options.insert(0, (*t.fixed_quant, t.fixed_dtype))
+    options = [o for o in options if o[2] == dtype]
+    pow2 = want in ("q7", "q15")
+    return next((o for o in options if (o[1] == 0 and _pow2(np.array([o[0]]))) == pow2), None) or \
+        next(iter(options), None)
 
 
 def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
@@ -262,12 +300,12 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
             if node.op in ("Conv", "Gemm") and g.tensors[node.inputs[1]].weight_scales is None:
                 wmax = float(np.abs(g.const(node.inputs[1])).max())
                 scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if node.scheme in ("qformat", "q15") else
-                         max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12))
+                         c_float(max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12)))
                 g.tensors[node.inputs[1]].weight_scales = (np.array([scale]), 0)
 
     def params(t: Tensor) -> tuple[float, int]:
         kind = family[t.name]
-        if t.fixed_quant is not None and kind in {"int8": ("int8", "q7"), "int16": ("int16",)}[t.fixed_dtype]:
+        if t.fixed_quant is not None and kind in {"int8": ("int8", "q7"), "int16": ("int16", "q15")}[t.fixed_dtype]:
             return t.fixed_quant  # an imported QDQ model's own
         if kind == "int16":
             return int16_params(*ranges[t.name])

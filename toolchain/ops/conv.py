@@ -40,7 +40,7 @@ BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator s
 def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
     """Symmetric per-output-channel scales for weights in [-qmax, qmax] (int8: 127, int4: 7)."""
     wmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
-    return np.where(wmax > 0, wmax / qmax, 1.0)
+    return np.where(wmax > 0, wmax / qmax, 1.0).astype(np.float32).astype(np.float64)  # as ONNX stores them
 
 
 def pow2_weight_scales(w: np.ndarray) -> np.ndarray:
@@ -167,7 +167,8 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
                 "act_max": act_max, "w_scale": ws}
     ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
     if node.dtype == "int16":
-        bq = np.clip(np.round(b / (s_in * ws)), -BIAS64_LIMIT, BIAS64_LIMIT).astype(np.int64)
+        bq = (model_bq.astype(np.int64) if model_bq is not None else
+              np.clip(np.round(b / (s_in * ws)), -BIAS64_LIMIT, BIAS64_LIMIT).astype(np.int64))
         if max(s for _, s in ms) > 14:
             raise EdgecError(f"{node.op} (node '{node.name}'): its int16 requantization scale is above 2^14 (an "
                              "almost constant output?); keep this layer int8 with --qconfig")

@@ -105,7 +105,7 @@ class PRelu(Op):
         return None if g.const(node.inputs[1]) is not None else "the slope must be a constant"
 
     def unsupported(self, node: Node, g: Graph, scheme: str) -> str | None:
-        return "PRelu has no int16 kernel" if scheme == "int16" else None
+        return "PRelu has no int16 kernel" if scheme in ("int16", "q15") else None
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         x, slope = xs[0].astype(np.float64), g.const(node.inputs[1]).astype(np.float64)
@@ -114,7 +114,8 @@ class PRelu(Op):
     def quantize(self, node: Node, g: Graph) -> dict:
         slope = g.const(node.inputs[1]).astype(np.float64)
         amax = float(np.abs(slope).max())
-        s_slope = float(np.ldexp(1.0, -int(frac_bits(amax)))) if node.scheme == "qformat" else max(amax, 1e-12) / 127.0
+        s_slope = (float(np.ldexp(1.0, -int(frac_bits(amax)))) if node.scheme == "qformat" else
+                   c_float(max(amax, 1e-12) / 127.0))
         s_in, zp_in = qparams(g, node.inputs[0])
         s_out, zp_out = qparams(g, node.outputs[0])
         pos = quantize_multiplier(s_in / s_out)
