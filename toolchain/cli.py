@@ -358,8 +358,6 @@ def cmd_quantize(a: argparse.Namespace) -> int:
 
     opts = _options(a, None)
     if opts.quantize == "auto":
-        from .errors import EdgecError
-
         raise EdgecError("edgec quantize does not write --quantize auto models; choose the layers' schemes with "
                          "--qconfig (edgec build --quantize auto reports the ones it picks)")
     if opts.quantize == "none" and opts.qconfig is None:

@@ -47,6 +47,7 @@ class _Writer:
         self.inits: list[onnx.TensorProto] = []
         self.names: set[str] = set(g.tensors)
         self.dq: dict[str, str] = {}  # activation -> its dequantized name
+        self.q: dict[str, str] = {}  # integer activation -> its QuantizeLinear output
         self.finals: dict[str, str] = {}  # graph output (renamed) -> the output's name in the file
 
     def fresh(self, base: str) -> str:
@@ -91,6 +92,7 @@ class _Writer:
         self.nodes += [helper.make_node("QuantizeLinear", [value, scale, zp], [q]),
                        helper.make_node("DequantizeLinear", [q, scale, zp], [dq])]
         self.dq[name] = dq
+        self.q[name] = q
 
     def act(self, node: Node, out: str) -> str:
         """Append the fused activation of node (if any) reading `out`; returns the name to Q/DQ."""
@@ -110,7 +112,16 @@ class _Writer:
         g = self.g
         out = node.outputs[0]
         if node.op == "Convert":  # the input's DQ output, quantized again with the output's Q (float: as it is)
-            self.qdq(out, self.dq[node.inputs[0]])
+            src = node.inputs[0]
+            if g.tensors[src].dtype == g.tensors[out].dtype == "int8":
+                # onnxruntime's DoubleQDQPairsRemover would replace Q1 -> DQ1 -> Q2 -> DQ2 (int8) by one pair
+                # without the second rounding (then fuse the next layer with a bias at the wrong scale); it leaves
+                # a Q1 with two readers alone: a second DequantizeLinear of it, whose output nothing reads
+                t = g.tensors[src]
+                self.nodes.append(helper.make_node("DequantizeLinear", [self.q[src], self.init(
+                    f"{src}_scale", np.float32(t.scale)), self.init(f"{src}_zp", np.int8(t.zero_point))],
+                    [self.fresh(f"{src}_dq_unused")]))
+            self.qdq(out, self.dq[src])
             return
         if node.op == "LayoutCast":
             self.nodes.append(helper.make_node("Identity", [self.dq[node.inputs[0]]], [out]))
