@@ -202,8 +202,8 @@ def prequantized_scheme(g: Graph) -> str:
 
 def assign_schemes(g: Graph, opts: QuantOptions) -> dict[str, str]:
     """Each node's scheme and element type: its --qconfig entry, else its input's for ops that keep the input's
-    format (pooling, reshapes, pads), else opts.scheme. Graph inputs take their first reader's. Returns the family
-    (FAMILIES) of every activation."""
+    format (pooling, reshapes, pads; reading a graph input: their reader's --qconfig entry), else opts.scheme. Graph
+    inputs take their first reader's. Returns the family (FAMILIES) of every activation."""
     if opts.scheme not in SCHEMES:
         raise EdgecError(f"--quantize {opts.scheme}: choose one of none, {', '.join(SCHEMES)}")
     producer: dict[str, Node] = {}
@@ -214,6 +214,9 @@ def assign_schemes(g: Graph, opts: QuantOptions) -> dict[str, str]:
             node.scheme = opts.layers[node.name]
         elif op.keeps_quant and node.inputs[0] in producer:
             node.scheme = producer[node.inputs[0]].scheme
+        elif op.keeps_quant and node.inputs[0] in g.inputs:  # (the layout's transpose of an input) its reader's
+            node.scheme = next((opts.layers[r.name] for r in g.consumers(node.outputs[0]) if r.name in opts.layers),
+                               opts.scheme)
         else:
             node.scheme = opts.scheme
         node.dtype = DTYPES[node.scheme]
