@@ -10,7 +10,6 @@ import pytest
 from helpers import assert_bitexact, build_and_run, random_feeds
 from onnx import TensorProto
 from test_int16 import QCONFIG, case_model, mixed_model
-from test_ops import CASES
 
 from edgec.build import BuildOptions, build, prepare_graph, quantize_with
 from edgec.cli import main
@@ -23,7 +22,7 @@ from edgec.runner import run_build
 EXPORT_CASES = ["conv2d_stride2_asym_pads", "depthwise_multiplier2_stride2", "conv_relu6", "gemm_transb0_alpha_beta",
                 "residual_add_relu", "mul_const_nhwc_relu", "prelu", "sigmoid", "maxpool_pads_ceil",
                 "avgpool_include_pad", "global_avgpool", "concat_channels", "pad_constant", "softmax_2d",
-                "flatten_gemm_nhwc", "transpose_nhwc", "conv1d"]
+                "flatten_gemm_nhwc", "transpose_nhwc", "conv1d", "matmul_3d", "hard_swish"]
 
 
 def qdq_outputs(path, samples):
@@ -34,7 +33,7 @@ def qdq_outputs(path, samples):
 
 @pytest.mark.parametrize("case", EXPORT_CASES)
 def test_qdq_export_matches_edgec_int8(case, tmp_path):
-    samples, res, g, _ = build_and_run(CASES[case](), tmp_path, quantize="int8")
+    samples, res, g, _ = build_and_run(case_model(case), tmp_path, quantize="int8")
     path = tmp_path / "q.onnx"
     export_qdq(g, path)
     onnx.checker.check_model(onnx.load(path), full_check=True)

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .ir import Graph, Node, unique_name
+from .ir import Graph, Node, Tensor, unique_name
 from .load import LAYER_SCHEMES_KEY
 from .ops.binary import const_quant
 
@@ -123,6 +123,9 @@ class _Writer:
                     [self.fresh(f"{src}_dq_unused")]))
             self.qdq(out, self.dq[src])
             return
+        if node.op == "Gemm" and len(g.shape(node.inputs[0])) != 2:  # ONNX Gemm takes matrices only
+            self.gemm_rows(node)
+            return
         if node.op == "LayoutCast":
             self.nodes.append(helper.make_node("Identity", [self.dq[node.inputs[0]]], [out]))
             self.qdq(out)
@@ -145,6 +148,25 @@ class _Writer:
             attrs = {}
         self.nodes.append(helper.make_node(node.op, ins, [out], name=node.name, **attrs))
         self.act(node, out)
+        self.qdq(out)
+
+    def gemm_rows(self, node: Node) -> None:
+        """A Gemm of an input of another rank than 2 (edgec multiplies its last axis) as Reshape to rows, Gemm,
+        Reshape back. (A MatMul by dequantized int8 weights would be rewritten by onnxruntime into MatMulNBits,
+        which rounds int16 activations to 8 bits.)"""
+        g, x, out = self.g, node.inputs[0], node.outputs[0]
+        rows, inner = self.fresh(f"{x}_rows"), self.fresh(f"{out}_rows")
+        for name, like in ((rows, x), (inner, out)):
+            t = g.tensors[like]
+            g.tensors[name] = Tensor(name, (int(np.prod(t.shape[:-1])), t.shape[-1]), dtype=t.dtype, scale=t.scale,
+                                     zero_point=t.zero_point)
+        self.nodes.append(helper.make_node("Reshape", [self.dq[x], self.init(
+            f"{rows}_shape", np.array(g.shape(rows), np.int64))], [rows]))
+        self.dq[rows] = rows  # the dequantized value, reshaped (Reshape keeps the Q/DQ grid)
+        self.node(Node("Gemm", node.name, [rows, *node.inputs[1:]], [inner], node.attrs, node.q, node.scheme,
+                       node.dtype))
+        self.nodes.append(helper.make_node("Reshape", [self.dq[inner], self.init(
+            f"{out}_shape", np.array(g.shape(out), np.int64))], [out]))
         self.qdq(out)
 
     def bias(self, node: Node, name: str) -> str:
