@@ -7,8 +7,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import assert_bitexact, build_and_run, random_feeds
-from onnx import TensorProto
+from helpers import assert_bitexact, build_and_run, make_model, random_feeds
+from onnx import TensorProto, helper
 from test_int16 import QCONFIG, case_model, mixed_model
 
 from edgec.build import BuildOptions, build, prepare_graph, quantize_with
@@ -190,3 +190,23 @@ def test_quantize_command_int16_and_mixed(tmp_path, capsys):
     assert main(["quantize", str(src), "--calib", str(calib), "-o", str(out), "--quantize", "auto"]) == 2
     err = capsys.readouterr().err
     assert "--quantize auto" in err and "--qconfig" in err and "Traceback" not in err and not out.exists()
+
+
+def test_qdq_export_int16_bias_beyond_int32(tmp_path):
+    """An int16 layer whose int64 bias exceeds int32 (tiny weights, large bias): written as int32 at 2^k times the
+    accumulator's scale, onnxruntime within 1 LSB, read back with the same int64 bias."""
+    r = np.random.default_rng(3)
+    model = make_model([helper.make_node("Conv", ["input", "W", "B"], ["output"], name="conv")],
+                       {"input": [1, 2, 4, 4]}, {"output": None},
+                       {"W": (r.standard_normal((3, 2, 1, 1)) * 1e-4).astype(np.float32),
+                        "B": np.array([50.0, -50.0, 1e-4], np.float32)})
+    g, samples, path = export_quantized(model, tmp_path, "int16")
+    bias = g.nodes[0].q["bias"]
+    assert np.abs(bias).max() > 2**31 and np.abs(bias).min() < 2**31
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
+    assert inits["B_q"].dtype == np.int32
+    lsb = lsb_apart(g, samples, path)
+    assert lsb.max() <= 1.01, lsb.max()
+    g2 = reimport(path)
+    np.testing.assert_array_equal(g2.nodes[0].q["bias"], bias)
+    assert_same_integers(g, g2, samples)

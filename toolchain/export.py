@@ -6,11 +6,14 @@ initializers behind DequantizeLinear (per output channel for Conv and Gemm weigh
 Relu/Clip nodes before the output's Q/DQ pair. Q-format models have power-of-two scales everywhere; int4 weights are
 ONNX INT4 initializers and int16 activations INT16 Q/DQ pairs (both opset 21, which onnxruntime runs).
 
-int16 layers (16x8, q15) have int64 biases, which ONNX cannot dequantize: a bias whose integers fit int32 is written as
-int32 behind DequantizeLinear at the accumulator's scale (edgec's importer reads the same integers back), a larger one
-as its float value. In a mixed model (--qconfig) each tensor has the Q/DQ pair of its own type, float layers have none
-around them, and a Convert between two integer types is a DQ -> Q pair (DequantizeLinear of the one, QuantizeLinear to
-the other)."""
+int16 layers (16x8, q15) have int64 biases, which ONNX cannot dequantize: they are written as int32 behind
+DequantizeLinear at the accumulator's scale, one beyond int32 (which edgec keeps a multiple of 2^k) as its quotient by
+2^k at 2^k times that scale; edgec's importer reads the same integers back. (A float bias would not do: onnxruntime
+quantizes it to int32 at the accumulator's scale, wrapping around beyond int32.)
+
+In a mixed model (--qconfig) each tensor has the Q/DQ pair of its own type; a float layer has float weights and reads
+DequantizeLinear outputs, and a Convert between two integer types is a DQ -> Q pair (DequantizeLinear of the one,
+QuantizeLinear to the other). The model's metadata names each layer's scheme (load.LAYER_SCHEMES_KEY)."""
 
 from __future__ import annotations
 
@@ -26,11 +29,11 @@ from onnx import TensorProto, helper, numpy_helper
 from .ir import Graph, Node, Tensor, unique_name
 from .load import LAYER_SCHEMES_KEY
 from .ops.binary import const_quant
+from .ops.conv import INT32_MAX, bias_shifts
 
 OPSET = 13
 OPSET_HARDSWISH = 14  # the first with HardSwish
 OPSET_WIDE = 21  # DequantizeLinear of INT4 tensors, QuantizeLinear to INT16
-INT32_MAX = 2**31 - 1
 _ZP_TYPES = {"int8": np.int8, "int16": np.int16}
 _ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"),
                "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
@@ -170,14 +173,15 @@ class _Writer:
         self.qdq(out)
 
     def bias(self, node: Node, name: str) -> str:
-        """A Conv/Gemm's integer bias: int32 behind DequantizeLinear at the accumulator's scale, or (an int16
-        layer's int64 bias beyond int32) its float value."""
+        """A Conv/Gemm's integer bias as int32 behind DequantizeLinear at the accumulator's scale (an int16 layer's
+        int64 bias beyond int32: the quotient by 2^k at 2^k times that scale, exact, see bias_shifts)."""
         q = node.q
-        step = self.g.tensors[node.inputs[0]].scale * q["w_scale"]
-        if np.abs(q["bias"]).max(initial=0) > INT32_MAX:
-            return self.init(name, (q["bias"] * step).astype(np.float32))
-        return self.dequantized_const(name, q["bias"].astype(np.int32), step.astype(np.float32),
-                                      np.zeros(len(step), np.int32), axis=0)
+        step = (self.g.tensors[node.inputs[0]].scale * q["w_scale"]).astype(np.float32)
+        k = bias_shifts(q["bias"]) if node.dtype == "int16" else np.zeros(len(step), np.int64)
+        ints = q["bias"].astype(np.int64) >> k
+        assert np.array_equal(ints << k, q["bias"]) and np.abs(ints).max(initial=0) <= INT32_MAX, node.name
+        return self.dequantized_const(name, ints.astype(np.int32), step * np.ldexp(np.float32(1.0), k).astype(
+            np.float32), np.zeros(len(step), np.int32), axis=0)
 
     def const_input(self, node: Node, k: int, name: str) -> str:
         g, q = self.g, node.q

@@ -34,6 +34,7 @@ from .base import (
 from .geometry import conv_nd, conv_params, spatial_attrs, windows
 
 INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
+INT32_MAX = 2**31 - 1
 BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator stays below 2^47 (ec_requantize_s64)
 
 
@@ -110,19 +111,32 @@ def imported_scales(g: Graph, name: str, channel_axis: int) -> np.ndarray | None
     return scales if scales.size == 1 or axis % t.data.ndim == channel_axis else None
 
 
-def model_bias_ints(g: Graph, name: str | None, bias: np.ndarray | None, step: np.ndarray) -> np.ndarray | None:
+def model_bias_ints(g: Graph, name: str | None, bias: np.ndarray | None, step: np.ndarray,
+                    wide: bool = False) -> np.ndarray | None:
     """The int32 bias written in the model (a QDQ model's DequantizeLinear of int32), when its scale is the
-    accumulator's step (input scale x weight scale, to float32 precision) and the float bias is still its value."""
+    accumulator's step (input scale x weight scale, to float32 precision) and the float bias is still its value.
+    wide (an int16 layer's int64 bias): the scale may also be the step times 2^k, k > 0 (bias_shifts), and the
+    bias is the integers times 2^k."""
     t = g.tensors.get(name) if name else None
     if t is None or t.int_values is None or bias is None:
         return None
     ints, scales = t.int_values
-    if ints.shape != bias.shape or not np.allclose(scales, step, rtol=1e-6, atol=0):
+    if ints.shape != bias.shape:
+        return None
+    k = np.round(np.log2(scales / step)).astype(np.int64) if wide else np.zeros(1, np.int64)
+    if np.any(k < 0) or not np.allclose(scales, step * np.ldexp(1.0, k), rtol=1e-6, atol=0):
         return None
     if not np.array_equal((ints.astype(np.float32) * scales.astype(np.float32)).astype(np.float32),
                           bias.astype(np.float32)):
         return None
-    return ints.astype(np.int32)
+    return ints.astype(np.int64) << k if wide else ints.astype(np.int32)
+
+
+def bias_shifts(bias: np.ndarray) -> np.ndarray:
+    """Per channel, the k for which an int16 layer's int64 bias is a multiple of 2^k whose quotient fits int32
+    (0 where the bias fits int32): a QDQ model holds it as int32 at 2^k times the accumulator's step."""
+    mag = np.abs(bias.astype(np.float64))
+    return np.where(mag > INT32_MAX, np.ceil(np.log2(np.maximum(mag, 1.0) / INT32_MAX)), 0).astype(np.int64)
 
 
 Q7_MAX_SHIFT = 24  # Q-format: n_in + n_w - n_out at most
@@ -155,7 +169,8 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
     s_in, zp_in = qparams(g, node.inputs[0])
     s_out, zp_out = qparams(g, node.outputs[0])
     b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
-    model_bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws)
+    model_bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws,
+                               wide=node.dtype == "int16")
     bq = model_bq if model_bq is not None else np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
     if node.scheme == "qformat":
         if zp_in or zp_out:
@@ -167,8 +182,11 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
                 "act_max": act_max, "w_scale": ws}
     ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
     if node.dtype == "int16":
-        bq = (model_bq.astype(np.int64) if model_bq is not None else
-              np.clip(np.round(b / (s_in * ws)), -BIAS64_LIMIT, BIAS64_LIMIT).astype(np.int64))
+        if model_bq is None:
+            bq = np.clip(np.round(b / (s_in * ws)), -BIAS64_LIMIT, BIAS64_LIMIT)
+            k = np.ldexp(1.0, bias_shifts(bq))  # beyond int32: a multiple of 2^k (a step of 2^-31 of the bias)
+            model_bq = (np.round(bq / k) * k).astype(np.int64)
+        bq = model_bq.astype(np.int64)
         if max(s for _, s in ms) > 14:
             raise EdgecError(f"{node.op} (node '{node.name}'): its int16 requantization scale is above 2^14 (an "
                              "almost constant output?); keep this layer int8 with --qconfig")
