@@ -1,13 +1,16 @@
 /*
  * ec_depthwise_conv2d_packed_s16: 16x8 depthwise 2-D convolution with channel multiplier 1 (any kernel of at most
- * 256 taps, stride, padding, dilation), NHWC, int16 activations, zero points 0, packed int16 weights (the layout of
+ * 64 taps, stride, padding, dilation), NHWC, int16 activations, zero points 0, packed int16 weights (the layout of
  * ec_depthwise_conv2d_packed_s8, edgec_depthwise.h). DSP extension: 4 channels at a time; where the whole window is
- * inside the input, two taps per SMLAD (the int16 inputs of two taps paired with PKHBT/PKHTB), elsewhere one tap
- * at a time (SMLAxy). At most 256 products of magnitude <= 2^22 sum exactly in int32, which is then added to the
- * int64 bias. Channels beyond a multiple of 4 and other cores run plain C (int64). Same results as
+ * inside the input, two taps per SMLAD (the int16 inputs of two taps paired with PKHBT/PKHTB; the taps' offsets
+ * computed once per call), elsewhere one tap at a time (SMLAxy). At most 64 products of magnitude <= 2^22 sum
+ * exactly in int32, which is then added to the int64 bias. Channels beyond a multiple of 4 and other cores run plain C (int64). Same results as
  * ec_depthwise_conv2d_s16 bit for bit.
  */
 #include "edgec_dsp.h"
+
+/* The most taps (k_h * k_w) the kernel takes (its tap offsets live on the stack). */
+#define EC_DW16_MAX_TAPS 64
 
 /* Output stage of channel c. */
 static inline int16_t dw_out(int64_t acc, const ec_quant_s16 *q, int32_t c)
@@ -88,7 +91,13 @@ void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 
 #if defined(__ARM_FEATURE_DSP)
     const int32_t taps = k_h * k_w;
     const int32_t row = in_w * in_c * p->dil_h, col = in_c * p->dil_w;
-    const int32_t full_c = in_c & ~3, npairs = (taps + 1) >> 1;
+    /* more taps than the offsets table holds: plain C for every channel */
+    const int32_t full_c = taps <= EC_DW16_MAX_TAPS ? in_c & ~3 : 0, npairs = (taps + 1) >> 1;
+    int32_t offs[EC_DW16_MAX_TAPS]; /* element offset of each tap from tap (0, 0) */
+    int32_t t;
+    for (t = 0; t < taps && t < EC_DW16_MAX_TAPS; ++t) {
+        offs[t] = (t / k_w) * row + (t % k_w) * col;
+    }
 #else
     const int32_t full_c = 0;
 #endif
@@ -113,33 +122,23 @@ void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 
                         if (full) {
                             const int16_t *x = in_b + base + c;
                             const ec_word *wq = (const ec_word *)(const void *)wg;
+                            const int32_t *op = offs;
                             int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                            int32_t t, ky = 0, kx = 0;
-                            for (t = 0; t + 2 <= taps; t += 2) {
-                                const int16_t *x0 = x + ky * row + kx * col;
-                                const int16_t *x1;
-                                int32_t u01, u23, v01, v23;
-                                if (++kx == k_w) {
-                                    kx = 0;
-                                    ++ky;
-                                }
-                                x1 = x + ky * row + kx * col;
-                                if (++kx == k_w) {
-                                    kx = 0;
-                                    ++ky;
-                                }
-                                u01 = load2(x0);
-                                u23 = load2(x0 + 2);
-                                v01 = load2(x1);
-                                v23 = load2(x1 + 2);
+                            int32_t n;
+                            for (n = taps >> 1; n > 0; --n) {
+                                const int16_t *x0 = x + op[0];
+                                const int16_t *x1 = x + op[1];
+                                const int32_t u01 = load2(x0), v01 = load2(x1);
+                                const int32_t u23 = load2(x0 + 2), v23 = load2(x1 + 2);
                                 a0 = __smlad(ec_pkhbt16(u01, v01), wq[0], a0);
                                 a1 = __smlad(ec_pkhtb16(u01, v01), wq[1], a1);
                                 a2 = __smlad(ec_pkhbt16(u23, v23), wq[2], a2);
                                 a3 = __smlad(ec_pkhtb16(u23, v23), wq[3], a3);
+                                op += 2;
                                 wq += 4;
                             }
-                            if (t < taps) {
-                                const int16_t *x0 = x + ky * row + kx * col;
+                            if (taps & 1) {
+                                const int16_t *x0 = x + op[0];
                                 const int32_t u01 = load2(x0), u23 = load2(x0 + 2);
                                 a0 = __smlabb(u01, wq[0], a0);
                                 a1 = __smlatb(u01, wq[1], a1);

@@ -493,10 +493,10 @@ class Conv(Op):
 
     def lower_dsp_s16(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
         """A 16x8 SMLAD kernel (DSP extension) for a convolution with one group or a depthwise one with channel
-        multiplier 1 and at most 256 taps, or None for the portable kernel. A 1x1 convolution with stride 1 and no
+        multiplier 1 and at most 64 taps, or None for the portable kernel. A 1x1 convolution with stride 1 and no
         padding is a fully connected layer over the NHWC pixels."""
         q, name, p = node.q, node.name, params.fields
-        if self.is_depthwise(node, g) and p["out_c"] == p["in_c"] and p["k_h"] * p["k_w"] <= 256:
+        if self.is_depthwise(node, g) and p["out_c"] == p["in_c"] and p["k_h"] * p["k_w"] <= 64:
             w = q["w"][:, 0].reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)
             return Lowered([Call("ec_depthwise_conv2d_packed_s16",
                                  [params, quant_struct_s16(name, q), Buf(node.inputs[0], "int16_t"),
