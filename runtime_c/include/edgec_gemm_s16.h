@@ -152,9 +152,7 @@ static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_
     for (oc = 0; oc < out_c; oc += 2) {
         const int8_t *wp = w + oc * k4; /* pair oc / 2 */
         const int32_t two = oc + 1 < out_c;
-        int64_t s00 = bias != NULL ? bias[oc] : 0; /* row oc, column 0 */
-        int64_t s10 = bias != NULL && two ? bias[oc + 1] : 0;
-        int64_t s01, s11;
+        int64_t s00, s10, s01, s11; /* row oc, column 0; row oc + 1, column 0; ... column 1 */
         int32_t k = 0;
 #if defined(__ARM_FEATURE_DSP)
         const ec_s16_dword *wd = (const ec_s16_dword *)(const void *)wp;
@@ -164,7 +162,9 @@ static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_
         int32_t n = groups < EC_S16_BLOCK ? groups : EC_S16_BLOCK;
         int32_t left = groups - n;
         int32_t a[4];
-        ec_s16_sums(&wd, &xp, &yp, n, ncols, a);
+        ec_s16_sums(&wd, &xp, &yp, n, ncols, a); /* the bias is loaded after the loop: fewer live registers */
+        s00 = bias != NULL ? bias[oc] : 0;
+        s10 = bias != NULL && two ? bias[oc + 1] : 0;
         s01 = s00 + a[2];
         s11 = s10 + a[3];
         s00 += a[0];
@@ -180,6 +180,8 @@ static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_
         }
         k = groups * 4;
 #else
+        s00 = bias != NULL ? bias[oc] : 0;
+        s10 = bias != NULL && two ? bias[oc + 1] : 0;
         s01 = s00;
         s11 = s10;
 #endif
