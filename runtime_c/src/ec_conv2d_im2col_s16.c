@@ -2,16 +2,17 @@
  * ec_conv2d_im2col_s16: 16x8 2-D convolution (groups == 1, any kernel, stride, padding, dilation), NHWC, int16
  * activations, int8 weights, zero points 0, as a matrix product. For every pair of output positions the two input
  * windows are copied into the column buffer (scratch: two int16 columns of K = k_h * k_w * in_c in [kh][kw][ic]
- * order, zero where the window is in the padding), then the packed weights [out_c][K] (layout in edgec_gemm_s16.h)
+ * order, zero where the window is in the padding, each padded with zeros to a multiple of 4), then the packed weights [out_c][K] (layout in edgec_gemm_s16.h)
  * are multiplied with it, two output channels at a time. DSP extension: SXTB16 and SMLAD in int32 blocks added to
  * the int64 accumulator; plain C elsewhere. Same results as ec_conv2d_s16 bit for bit.
  */
 #include "edgec_gemm_s16.h"
 
-/* int16 elements between the starts of the two columns: K rounded up to even, so both start on a word. */
+/* int16 elements between the starts of the two columns: K rounded up to a multiple of 4. The elements past K are
+ * zero, so the product runs over whole groups of 4 (the packed weights are zero there too). */
 static int32_t col_stride(const ec_conv_params *p)
 {
-    return (p->k_h * p->k_w * p->in_c + 1) & ~1;
+    return ec_s16_k4(p->k_h * p->k_w * p->in_c);
 }
 
 int32_t ec_conv2d_im2col_s16_get_buffer_size(const ec_conv_params *p)
@@ -85,13 +86,15 @@ void ec_conv2d_im2col_s16(const ec_conv_params *p, const ec_quant_s16 *q, const 
     int16_t *col = (int16_t *)scratch;
     int32_t pix, c;
 
+    zero_s16(col + depth, stride - depth);
+    zero_s16(col + stride + depth, stride - depth);
     for (pix = 0; pix < npix; pix += 2) {
         const int32_t ncols = npix - pix >= 2 ? 2 : 1;
         for (c = 0; c < ncols; ++c) {
             const int32_t b = (pix + c) / hw, r = (pix + c) % hw;
             im2col(p, input, b, r / out_w, r % out_w, col + c * stride);
         }
-        ec_gemm_s16(weights, depth, out_c, col, col + stride, ncols, bias, q, output + pix * out_c,
+        ec_gemm_s16(weights, stride, out_c, col, col + stride, ncols, bias, q, output + pix * out_c,
                     output + (pix + 1) * out_c);
     }
 }

@@ -237,9 +237,8 @@ def pack_matrix_s16(w: np.ndarray) -> np.ndarray:
 
 
 def conv_im2col_s16_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_im2col_s16_get_buffer_size: two int16 columns of k_h * k_w * in_c rounded up to even."""
-    k = p["k_h"] * p["k_w"] * p["in_c"]
-    return 2 * 2 * (k + k % 2)
+    """Twin of ec_conv2d_im2col_s16_get_buffer_size: two int16 columns of k_h * k_w * in_c rounded up to 4."""
+    return 2 * 2 * ceil4(p["k_h"] * p["k_w"] * p["in_c"])
 
 
 def conv_im2col_scratch_bytes(p: dict) -> int:
