@@ -16,7 +16,7 @@
  * them (EC_S16_BLOCK groups of 4) sum below 2^30: the DSP path sums blocks of at most that many products in int32
  * (SMLAD) and adds each block's sum to the int64 accumulator, which is then the reference's int64 sum exactly.
  * The output stage is ec_requantize_s64 and the clamp, as in ec_conv2d_s16 / ec_fully_connected_s16, computed in
- * 32-bit pieces (ec_requantize_s64_clamp).
+ * 32-bit pieces (ec_requantize_s64_clamp), or with one SMULL where ec_s16_fast_ok holds (ec_requantize_s32_clamp).
  */
 #ifndef EDGEC_GEMM_S16_H
 #define EDGEC_GEMM_S16_H
@@ -51,14 +51,18 @@ static inline int32_t ec_load_s16x2(const int16_t *p)
 }
 #endif
 
-/* out = clamp(ec_requantize_s64(acc, mult[i], shift[i]), act_min, act_max) */
-static inline int16_t ec_gemm_s16_out(int64_t acc, const ec_quant_s16 *q, int32_t i)
+/* out = clamp(ec_requantize_s64(acc, mult[i], shift[i]), act_min, act_max); fast: ec_s16_fast_ok holds. */
+static inline int16_t ec_gemm_s16_out(int64_t acc, const ec_quant_s16 *q, int32_t i, int32_t fast)
 {
+    if (fast) {
+        return ec_requantize_s32_clamp((int32_t)acc, q->mult[i], q->shift[i], q->act_min, q->act_max);
+    }
     return ec_requantize_s64_clamp(acc, q->mult[i], q->shift[i], q->act_min, q->act_max);
 }
 
 /* For every output channel oc < out_c: out0[oc] (column x0) and, when ncols == 2, out1[oc] (column x1) =
- * output stage(bias[oc] + sum over k < depth of W[oc][k] * x[k]). w: packed weights of out_c rows and depth columns. */
+ * output stage(bias[oc] + sum over k < depth of W[oc][k] * x[k]). w: packed weights of out_c rows and depth columns.
+ * fast: ec_s16_fast_ok(bias, q, out_c, depth). */
 #if defined(__ARM_FEATURE_DSP)
 /* One group of 4 columns: weights (wa: row 2p, wb: row 2p + 1) and two words of each column (xa, xb; ya, yb). */
 #define EC_S16_GROUP_2X2(wa, wb, xa, xb, ya, yb)                                                                \
@@ -139,13 +143,14 @@ static inline void ec_s16_sums(const ec_s16_dword **wdp, const int16_t **xpp, co
 #endif
 
 /* For every output channel oc < out_c: out0[oc] (column x0) and, when ncols == 2, out1[oc] (column x1) =
- * output stage(bias[oc] + sum over k < depth of W[oc][k] * x[k]). w: packed weights of out_c rows and depth columns. */
+ * output stage(bias[oc] + sum over k < depth of W[oc][k] * x[k]). w: packed weights of out_c rows and depth columns.
+ * fast: ec_s16_fast_ok(bias, q, out_c, depth). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
 static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_c, const int16_t *x0,
                                     const int16_t *x1, int32_t ncols, const int64_t *bias, const ec_quant_s16 *q,
-                                    int16_t *out0, int16_t *out1)
+                                    int32_t fast, int16_t *out0, int16_t *out1)
 {
     const int32_t k4 = ec_s16_k4(depth);
     int32_t oc;
@@ -195,14 +200,14 @@ static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_
                 s11 += x1[k] * wp[wi + 4];
             }
         }
-        out0[oc] = ec_gemm_s16_out(s00, q, oc);
+        out0[oc] = ec_gemm_s16_out(s00, q, oc, fast);
         if (two) {
-            out0[oc + 1] = ec_gemm_s16_out(s10, q, oc + 1);
+            out0[oc + 1] = ec_gemm_s16_out(s10, q, oc + 1, fast);
         }
         if (ncols == 2) {
-            out1[oc] = ec_gemm_s16_out(s01, q, oc);
+            out1[oc] = ec_gemm_s16_out(s01, q, oc, fast);
             if (two) {
-                out1[oc + 1] = ec_gemm_s16_out(s11, q, oc + 1);
+                out1[oc + 1] = ec_gemm_s16_out(s11, q, oc + 1, fast);
             }
         }
     }
@@ -210,12 +215,13 @@ static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_
 
 /* ec_gemm_s16_core specialized for 2 columns and for 1 (the number of columns is a constant in each). */
 static void ec_gemm_s16(const int8_t *w, int32_t depth, int32_t out_c, const int16_t *x0, const int16_t *x1,
-                        int32_t ncols, const int64_t *bias, const ec_quant_s16 *q, int16_t *out0, int16_t *out1)
+                        int32_t ncols, const int64_t *bias, const ec_quant_s16 *q, int32_t fast, int16_t *out0,
+                        int16_t *out1)
 {
     if (ncols == 2) {
-        ec_gemm_s16_core(w, depth, out_c, x0, x1, 2, bias, q, out0, out1);
+        ec_gemm_s16_core(w, depth, out_c, x0, x1, 2, bias, q, fast, out0, out1);
     } else {
-        ec_gemm_s16_core(w, depth, out_c, x0, x1, 1, bias, q, out0, out1);
+        ec_gemm_s16_core(w, depth, out_c, x0, x1, 1, bias, q, fast, out0, out1);
     }
 }
 

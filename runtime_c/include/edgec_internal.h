@@ -52,6 +52,35 @@ static inline int16_t ec_requantize_s64_clamp(int64_t x, int32_t mult, int32_t s
     return (int16_t)(y < lo ? lo : (y > hi ? hi : y));
 }
 
+/* clamp(ec_requantize_s64(x, mult, shift), lo, hi) for |x| < 2^31, 0 <= mult <= 2^15, 17 <= s = 14 - shift <= 32
+ * and -32768 <= lo <= hi <= 32767 (see ec_requantize_s64_clamp): v = floor(x * mult / 2^s) is the high word of
+ * x * (mult << (32 - s)) (one SMULL; mult << (32 - s) < 2^31, |v| < 2^30), and the result floor((v + 1) / 2). */
+static inline int16_t ec_requantize_s32_clamp(int32_t x, int32_t mult, int32_t shift, int32_t lo, int32_t hi)
+{
+    const int32_t v = (int32_t)(((int64_t)x * (mult << (shift + 18))) >> 32);
+    const int32_t y = (v + 1) >> 1;
+    return (int16_t)(y < lo ? lo : (y > hi ? hi : y));
+}
+
+/* 1 when ec_requantize_s32_clamp applies to every channel of a 16x8 layer: 17 <= 14 - shift <= 32, and every
+ * accumulator bias[i] + (a sum of k products of an int16 and an int8, each at most 2^22 in magnitude) is below
+ * 2^31 in magnitude. */
+static inline int32_t ec_s16_fast_ok(const int64_t *bias, const ec_quant_s16 *q, int32_t n, int32_t k)
+{
+    const int64_t limit = (INT64_C(1) << 31) - (int64_t)k * (INT64_C(1) << 22);
+    int32_t i;
+    if (limit <= 0) {
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        const int32_t s = 14 - q->shift[i];
+        if ((bias != NULL && (bias[i] >= limit || bias[i] <= -limit)) || s < 17 || s > 32) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Linear interpolation between 513 knots at int16 x (ec_lut_s16): u = x + 32768, knot u >> 7, fraction u & 127. */
 static inline int32_t ec_interp_s16(const int16_t *table, int32_t x)
 {

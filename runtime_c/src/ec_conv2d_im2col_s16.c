@@ -83,6 +83,7 @@ void ec_conv2d_im2col_s16(const ec_conv_params *p, const ec_quant_s16 *q, const 
     const int32_t depth = p->k_h * p->k_w * p->in_c, stride = col_stride(p);
     const int32_t out_c = p->out_c, out_w = p->out_w, hw = p->out_h * p->out_w;
     const int32_t npix = p->batch * hw;
+    const int32_t fast = ec_s16_fast_ok(bias, q, out_c, depth);
     int16_t *col = (int16_t *)scratch;
     int32_t pix, c;
 
@@ -94,7 +95,7 @@ void ec_conv2d_im2col_s16(const ec_conv_params *p, const ec_quant_s16 *q, const 
             const int32_t b = (pix + c) / hw, r = (pix + c) % hw;
             im2col(p, input, b, r / out_w, r % out_w, col + c * stride);
         }
-        ec_gemm_s16(weights, stride, out_c, col, col + stride, ncols, bias, q, output + pix * out_c,
+        ec_gemm_s16(weights, stride, out_c, col, col + stride, ncols, bias, q, fast, output + pix * out_c,
                     output + (pix + 1) * out_c);
     }
 }

@@ -12,17 +12,20 @@
 /* The most taps (k_h * k_w) the kernel takes (its tap offsets live on the stack). */
 #define EC_DW16_MAX_TAPS 64
 
-/* Output stage of channel c. */
-static inline int16_t dw_out(int64_t acc, const ec_quant_s16 *q, int32_t c)
+/* Output stage of channel c; fast: ec_s16_fast_ok(bias, q, in_c, taps). */
+static inline int16_t dw_out(int64_t acc, const ec_quant_s16 *q, int32_t c, int32_t fast)
 {
+    if (fast) {
+        return ec_requantize_s32_clamp((int32_t)acc, q->mult[c], q->shift[c], q->act_min, q->act_max);
+    }
     return ec_requantize_s64_clamp(acc, q->mult[c], q->shift[c], q->act_min, q->act_max);
 }
 
 /* Channels c0 .. c1 - 1 of one output position in plain C: the window taps ky in [ky0, ky1), kx in [kx0, kx1)
  * (inside the input); tap (0, 0) of channel 0 is x[base] (base may lie outside the input). */
 static void dw_channels(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *x, int32_t base,
-                        const int16_t *w, const int64_t *bias, int32_t c0, int32_t c1, int32_t ky0, int32_t ky1,
-                        int32_t kx0, int32_t kx1, int16_t *out)
+                        const int16_t *w, const int64_t *bias, int32_t fast, int32_t c0, int32_t c1, int32_t ky0,
+                        int32_t ky1, int32_t kx0, int32_t kx1, int16_t *out)
 {
     const int32_t in_c = p->in_c, k_w = p->k_w, npairs = (p->k_h * k_w + 1) >> 1;
     const int32_t row = p->in_w * in_c * p->dil_h, col = in_c * p->dil_w;
@@ -36,7 +39,7 @@ static void dw_channels(const ec_conv_params *p, const ec_quant_s16 *q, const in
                 acc += x[base + ky * row + kx * col + c] * wc[(t >> 1) * 8 + (t & 1)];
             }
         }
-        out[c] = dw_out(acc, q, c);
+        out[c] = dw_out(acc, q, c, fast);
     }
 }
 
@@ -50,8 +53,8 @@ static inline int32_t load2(const int16_t *p)
 
 /* Channels c .. c + 3 of one output position whose window is partly outside the input: one tap at a time. */
 static void dw_group_border(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *x, int32_t base,
-                            const int16_t *wg, const int64_t *bias, int32_t c, int32_t ky0, int32_t ky1,
-                            int32_t kx0, int32_t kx1, int16_t *out)
+                            const int16_t *wg, const int64_t *bias, int32_t fast, int32_t c, int32_t ky0,
+                            int32_t ky1, int32_t kx0, int32_t kx1, int16_t *out)
 {
     const int32_t k_w = p->k_w;
     const int32_t row = p->in_w * p->in_c * p->dil_h, col = p->in_c * p->dil_w;
@@ -76,10 +79,10 @@ static void dw_group_border(const ec_conv_params *p, const ec_quant_s16 *q, cons
             }
         }
     }
-    out[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c);
-    out[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1);
-    out[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2);
-    out[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3);
+    out[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c, fast);
+    out[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1, fast);
+    out[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2, fast);
+    out[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3, fast);
 }
 #endif
 
@@ -87,6 +90,7 @@ void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 
                                     const int16_t *weights, const int64_t *bias, int16_t *output)
 {
     const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
+    const int32_t fast = ec_s16_fast_ok(bias, q, in_c, k_h * k_w);
     int32_t b, oy, ox;
 #if defined(__ARM_FEATURE_DSP)
     const int32_t taps = k_h * k_w;
@@ -145,17 +149,17 @@ void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 
                                 a2 = __smlabb(u23, wq[2], a2);
                                 a3 = __smlatb(u23, wq[3], a3);
                             }
-                            output[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c);
-                            output[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1);
-                            output[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2);
-                            output[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3);
+                            output[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c, fast);
+                            output[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1, fast);
+                            output[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2, fast);
+                            output[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3, fast);
                         } else {
-                            dw_group_border(p, q, in_b, base, wg, bias, c, ky0, ky1, kx0, kx1, output);
+                            dw_group_border(p, q, in_b, base, wg, bias, fast, c, ky0, ky1, kx0, kx1, output);
                         }
                     }
                 }
 #endif
-                dw_channels(p, q, in_b, base, weights, bias, full_c, in_c, ky0, ky1, kx0, kx1, output);
+                dw_channels(p, q, in_b, base, weights, bias, fast, full_c, in_c, ky0, ky1, kx0, kx1, output);
                 output += in_c;
             }
         }
