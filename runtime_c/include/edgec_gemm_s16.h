@@ -3,12 +3,13 @@
  * kernels (ec_conv2d_im2col_s16, ec_fully_connected_packed_s16). Not part of the public API.
  *
  * Layouts:
- *  - Packed weights: a [N][K] int8 matrix in the layout of edgec_gemm.h (see edgec.h) (K padded with zeros to K4, N to an even
- *    count, rows in pairs interleaved per group of 4 columns), except that the 4 bytes of each group hold columns
- *    (4g, 4g + 2, 4g + 1, 4g + 3): byte (n / 2) * 2 * K4 + (k / 4) * 8 + (n % 2) * 4 + ec_s16_byte(k % 4) holds
- *    W[n][k]. SXTB16 of a group's word then gives the int16 pair (W[n][4g], W[n][4g + 1]) and SXTB16 of the word
- *    rotated by 8 bits (W[n][4g + 2], W[n][4g + 3]): the order of the int16 activations in memory, so a word of two
- *    activations meets its weights in one dual multiply-accumulate (SMLAD) without reordering the activations.
+ *  - Packed weights: a [N][K] int8 matrix in the packed layout of the int8 kernels (edgec_gemm.h, edgec.h: K padded
+ *    with zeros to K4, N to an even count, rows in pairs interleaved per group of 4 columns), except that the 4 bytes
+ *    of each group hold columns (4g, 4g + 2, 4g + 1, 4g + 3): byte (n / 2) * 2 * K4 + (k / 4) * 8 + (n % 2) * 4 +
+ *    ec_s16_byte(k % 4) holds W[n][k]. SXTB16 of a group's word then gives the int16 pair (W[n][4g], W[n][4g + 1])
+ *    and SXTB16 of the word rotated by 8 bits (W[n][4g + 2], W[n][4g + 3]): the order of the int16 activations in
+ *    memory, so a word of two activations meets its weights in one dual multiply-accumulate (SMLAD) without
+ *    reordering the activations.
  *  - Columns: plain int16 vectors of K elements (the rows of a fully connected layer's input as they are, or an
  *    im2col buffer), 2-byte aligned.
  *

@@ -1,10 +1,11 @@
 /*
  * ec_conv2d_im2col_s16: 16x8 2-D convolution (groups == 1, any kernel, stride, padding, dilation), NHWC, int16
  * activations, int8 weights, zero points 0, as a matrix product. For every pair of output positions the two input
- * windows are copied into the column buffer (scratch: two int16 columns of K = k_h * k_w * in_c in [kh][kw][ic]
- * order, zero where the window is in the padding, each padded with zeros to a multiple of 4), then the packed weights [out_c][K] (layout in edgec_gemm_s16.h)
- * are multiplied with it, two output channels at a time. DSP extension: SXTB16 and SMLAD in int32 blocks added to
- * the int64 accumulator; plain C elsewhere. Same results as ec_conv2d_s16 bit for bit.
+ * windows are copied into the column buffer (scratch: two int16 columns of K = k_h * k_w * in_c in [kh][kw][ic] order,
+ * zero where the window is in the padding, each padded with zeros to a multiple of 4), then the packed weights
+ * [out_c][K] (layout in edgec_gemm_s16.h) are multiplied with it, two output channels at a time. DSP extension: SXTB16
+ * and SMLAD in int32 blocks added to the int64 accumulator; plain C elsewhere. Same results as ec_conv2d_s16 bit for
+ * bit.
  */
 #include "edgec_gemm_s16.h"
 

@@ -1,11 +1,11 @@
 /*
- * ec_depthwise_conv2d_packed_s16: 16x8 depthwise 2-D convolution with channel multiplier 1 (any kernel of at most
- * 64 taps, stride, padding, dilation), NHWC, int16 activations, zero points 0, packed int16 weights (the layout of
+ * ec_depthwise_conv2d_packed_s16: 16x8 depthwise 2-D convolution with channel multiplier 1 (any kernel of at most 64
+ * taps, stride, padding, dilation), NHWC, int16 activations, zero points 0, packed int16 weights (the layout of
  * ec_depthwise_conv2d_packed_s8, edgec_depthwise.h). DSP extension: 4 channels at a time; where the whole window is
  * inside the input, two taps per SMLAD (the int16 inputs of two taps paired with PKHBT/PKHTB; the taps' offsets
- * computed once per call), elsewhere one tap at a time (SMLAxy). At most 64 products of magnitude <= 2^22 sum
- * exactly in int32, which is then added to the int64 bias. Channels beyond a multiple of 4 and other cores run plain C (int64). Same results as
- * ec_depthwise_conv2d_s16 bit for bit.
+ * computed once per call), elsewhere one tap at a time (SMLAxy). At most 64 products of magnitude <= 2^22 sum exactly
+ * in int32, which is then added to the int64 bias. Channels beyond a multiple of 4 and other cores run plain C (int64).
+ * Same results as ec_depthwise_conv2d_s16 bit for bit.
  */
 #include "edgec_dsp.h"
 
