@@ -37,6 +37,7 @@ def test_int16_bitexact_with_reference(case, tmp_path):
 
 
 M7_INT16_CASES = ["conv2d_stride2_asym_pads", "conv2d_groups", "depthwise_c7_dilation2", "conv1d", "gemm",
+                  "conv2d_valid_nobias", "depthwise_5x5_c12",
                   "flatten_gemm_nhwc", "residual_add_relu", "mul_const_nhwc_relu", "sigmoid", "avgpool_include_pad",
                   "maxpool_pads_ceil", "concat_channels", "pad_constant", "softmax_channels_nhwc"]
 

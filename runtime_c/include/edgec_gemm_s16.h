@@ -169,6 +169,37 @@ static inline void ec_gemm_s16_core(const int8_t *w, int32_t depth, int32_t out_
         int32_t left = groups - n;
         int32_t a[4];
         ec_s16_sums(&wd, &xp, &yp, n, ncols, a); /* the bias is loaded after the loop: fewer live registers */
+        if (fast && (depth & 3) == 0) { /* every sum with its bias fits int32 */
+            const int32_t lo = q->act_min, hi = q->act_max;
+            int32_t f00 = a[0], f10 = a[1], f01 = a[2], f11 = a[3];
+            while (left > 0) {
+                n = left < EC_S16_BLOCK ? left : EC_S16_BLOCK;
+                left -= n;
+                ec_s16_sums(&wd, &xp, &yp, n, ncols, a);
+                f00 += a[0];
+                f10 += a[1];
+                f01 += a[2];
+                f11 += a[3];
+            }
+            if (bias != NULL) {
+                const int32_t b0 = (int32_t)bias[oc], b1 = two ? (int32_t)bias[oc + 1] : 0;
+                f00 += b0;
+                f01 += b0;
+                f10 += b1;
+                f11 += b1;
+            }
+            out0[oc] = ec_requantize_s32_clamp(f00, q->mult[oc], q->shift[oc], lo, hi);
+            if (ncols == 2) {
+                out1[oc] = ec_requantize_s32_clamp(f01, q->mult[oc], q->shift[oc], lo, hi);
+            }
+            if (two) {
+                out0[oc + 1] = ec_requantize_s32_clamp(f10, q->mult[oc + 1], q->shift[oc + 1], lo, hi);
+                if (ncols == 2) {
+                    out1[oc + 1] = ec_requantize_s32_clamp(f11, q->mult[oc + 1], q->shift[oc + 1], lo, hi);
+                }
+            }
+            continue;
+        }
         s00 = bias != NULL ? bias[oc] : 0;
         s10 = bias != NULL && two ? bias[oc + 1] : 0;
         s01 = s00 + a[2];

@@ -44,6 +44,30 @@ static void dw_channels(const ec_conv_params *p, const ec_quant_s16 *q, const in
 }
 
 #if defined(__ARM_FEATURE_DSP)
+/* Output stage of channels c .. c + 3 from their int32 sums a0 .. a3 (without the bias). */
+static inline void dw_out4(const int64_t *bias, const ec_quant_s16 *q, int32_t c, int32_t fast, int32_t a0,
+                           int32_t a1, int32_t a2, int32_t a3, int16_t *out)
+{
+    if (fast) { /* every sum with its bias fits int32 */
+        const int32_t lo = q->act_min, hi = q->act_max;
+        if (bias != NULL) {
+            a0 += (int32_t)bias[c];
+            a1 += (int32_t)bias[c + 1];
+            a2 += (int32_t)bias[c + 2];
+            a3 += (int32_t)bias[c + 3];
+        }
+        out[c] = ec_requantize_s32_clamp(a0, q->mult[c], q->shift[c], lo, hi);
+        out[c + 1] = ec_requantize_s32_clamp(a1, q->mult[c + 1], q->shift[c + 1], lo, hi);
+        out[c + 2] = ec_requantize_s32_clamp(a2, q->mult[c + 2], q->shift[c + 2], lo, hi);
+        out[c + 3] = ec_requantize_s32_clamp(a3, q->mult[c + 3], q->shift[c + 3], lo, hi);
+    } else {
+        out[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c, 0);
+        out[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1, 0);
+        out[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2, 0);
+        out[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3, 0);
+    }
+}
+
 static inline int32_t load2(const int16_t *p)
 {
     int32_t v;
@@ -79,10 +103,7 @@ static void dw_group_border(const ec_conv_params *p, const ec_quant_s16 *q, cons
             }
         }
     }
-    out[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c, fast);
-    out[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1, fast);
-    out[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2, fast);
-    out[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3, fast);
+    dw_out4(bias, q, c, fast, a0, a1, a2, a3, out);
 }
 #endif
 
@@ -149,10 +170,7 @@ void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 
                                 a2 = __smlabb(u23, wq[2], a2);
                                 a3 = __smlatb(u23, wq[3], a3);
                             }
-                            output[c] = dw_out((bias != NULL ? bias[c] : 0) + a0, q, c, fast);
-                            output[c + 1] = dw_out((bias != NULL ? bias[c + 1] : 0) + a1, q, c + 1, fast);
-                            output[c + 2] = dw_out((bias != NULL ? bias[c + 2] : 0) + a2, q, c + 2, fast);
-                            output[c + 3] = dw_out((bias != NULL ? bias[c + 3] : 0) + a3, q, c + 3, fast);
+                            dw_out4(bias, q, c, fast, a0, a1, a2, a3, output);
                         } else {
                             dw_group_border(p, q, in_b, base, wg, bias, fast, c, ky0, ky1, kx0, kx1, output);
                         }
