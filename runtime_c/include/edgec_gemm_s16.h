@@ -17,7 +17,8 @@
  * them (EC_S16_BLOCK groups of 4) sum below 2^30: the DSP path sums blocks of at most that many products in int32
  * (SMLAD) and adds each block's sum to the int64 accumulator, which is then the reference's int64 sum exactly.
  * The output stage is ec_requantize_s64 and the clamp, as in ec_conv2d_s16 / ec_fully_connected_s16, computed in
- * 32-bit pieces (ec_requantize_s64_clamp), or with one SMULL where ec_s16_fast_ok holds (ec_requantize_s32_clamp).
+ * 32-bit pieces (ec_requantize_s64_clamp). Where ec_s16_fast_ok holds (every sum with its bias fits int32), the DSP
+ * path keeps the sums in int32 and the output stage is one SMULL (ec_requantize_s32_clamp).
  */
 #ifndef EDGEC_GEMM_S16_H
 #define EDGEC_GEMM_S16_H
