@@ -84,18 +84,20 @@ def test_int16_dsp_plain_c(tmp_path, monkeypatch):
     assert DSP_S16 <= layer_kernels(tmp_path / "build")
 
 
-def extreme_conv_model():
-    """A 3x3 convolution over 64 channels whose weights are all -1 (int8 -127): with an input of -max everywhere,
-    each inner sum is 576 * 32767 * 127 > 2^31, beyond one int32 accumulator."""
-    inits = {"W": np.full((3, 64, 3, 3), -1.0, np.float32), "B": np.zeros(3, np.float32)}
+def extreme_conv_model(c: int):
+    """A 3x3 convolution over c channels whose weights are all -1 (int8 -127): with an input of -max everywhere, each
+    inner sum is 9 * c * 32767 * 127, beyond one int32 block of 256 products (and for c = 64 beyond int32)."""
+    inits = {"W": np.full((3, c, 3, 3), -1.0, np.float32), "B": np.zeros(3, np.float32)}
     nodes = [helper.make_node("Conv", ["input", "W", "B"], ["output"], pads=[1, 1, 1, 1])]
-    return make_model(nodes, {"input": [1, 64, 4, 5]}, {"output": None}, inits)
+    return make_model(nodes, {"input": [1, c, 4, 5]}, {"output": None}, inits)
 
 
+@pytest.mark.parametrize("c", [48, 64])
 @pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=needs_target("cortex-m7"))])
-def test_int16_dsp_sums_beyond_int32(target, tmp_path):
-    """Sums of 576 int16 x int8 products at the extremes (above 2^31) are exact: the DSP kernel's int32 blocks are
-    added to the int64 accumulator (on the host: the portable kernel, the same reference)."""
+def test_int16_dsp_sums_beyond_int32(target, c, tmp_path):
+    """Sums of 432 and 576 int16 x int8 products at the extremes are exact: the DSP kernel adds its int32 blocks in
+    int32 where every sum fits (432 * 32767 * 127 < 2^31) and into the int64 accumulator where not (576: > 2^31). On
+    the host: the portable kernel, the same reference."""
     import onnx
 
     from edgec.build import BuildOptions, build
@@ -103,13 +105,14 @@ def test_int16_dsp_sums_beyond_int32(target, tmp_path):
     from edgec.runner import run_build
 
     path, calib = tmp_path / "m.onnx", tmp_path / "calib.npz"
-    onnx.save(extreme_conv_model(), path)
+    onnx.save(extreme_conv_model(c), path)
     r = np.random.default_rng(0)
-    cal = np.concatenate([r.uniform(-1, 1, (6, 1, 64, 4, 5)), -np.ones((1, 1, 64, 4, 5)), np.ones((1, 1, 64, 4, 5))])
+    shape = (1, c, 4, 5)
+    cal = np.concatenate([r.uniform(-1, 1, (6, *shape)), -np.ones((1, *shape)), np.ones((1, *shape))])
     np.savez(calib, input=cal.astype(np.float32))
     out, _, g = build(BuildOptions(path, target=target, quantize="int16", calib=calib, out=tmp_path / "b"))
-    samples = [{"input": np.full((1, 64, 4, 5), v, np.float32)} for v in (-1.0, 1.0)]
-    samples.append({"input": np.where(r.random((1, 64, 4, 5)) < 0.9, -1.0, 1.0).astype(np.float32)})
+    samples = [{"input": np.full(shape, v, np.float32)} for v in (-1.0, 1.0)]
+    samples.append({"input": np.where(r.random(shape) < 0.9, -1.0, 1.0).astype(np.float32)})
     res = run_build(out, samples)
     for s, raw in zip(samples, res.raw):
         want = run_graph(g, quantize_feeds(g, s), int8=True)["output"]
