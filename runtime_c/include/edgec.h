@@ -342,9 +342,11 @@ int32_t ec_conv2d_im2col_s16_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_im2col_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input,
                           const int8_t *weights, const int64_t *bias, int16_t *output, void *scratch);
 /* Depthwise convolution with channel multiplier 1 and at most 64 taps (k_h * k_w), any stride, padding and
- * dilation; packed int16 weights in the layout of ec_depthwise_conv2d_packed_s8. No scratch. */
+ * dilation; packed int16 weights in the layout of ec_depthwise_conv2d_packed_s8. Scratch: a row of in_c zeros that
+ * taps in the padding read. */
+int32_t ec_depthwise_conv2d_packed_s16_get_buffer_size(const ec_conv_params *p);
 void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input,
-                                    const int16_t *weights, const int64_t *bias, int16_t *output);
+                                    const int16_t *weights, const int64_t *bias, int16_t *output, void *scratch);
 /* Fully connected (also a 1x1 convolution with stride 1 and no padding: rows = its pixels). No scratch. */
 void ec_fully_connected_packed_s16(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s16 *q,
                                    const int16_t *input, const int8_t *weights, const int64_t *bias,

@@ -1,15 +1,15 @@
 /*
  * ec_depthwise_conv2d_packed_s16: 16x8 depthwise 2-D convolution with channel multiplier 1 (any kernel of at most 64
  * taps, stride, padding, dilation), NHWC, int16 activations, zero points 0, packed int16 weights (the layout of
- * ec_depthwise_conv2d_packed_s8, edgec_depthwise.h). DSP extension: 4 channels at a time; where the whole window is
- * inside the input, two taps per SMLAD (the int16 inputs of two taps paired with PKHBT/PKHTB; the taps' offsets
- * computed once per call), elsewhere one tap at a time (SMLAxy). At most 64 products of magnitude <= 2^22 sum exactly
- * in int32, which is then added to the int64 bias. Channels beyond a multiple of 4 and other cores run plain C (int64).
- * Same results as ec_depthwise_conv2d_s16 bit for bit.
+ * ec_depthwise_conv2d_packed_s8, edgec_depthwise.h). DSP extension: 4 channels at a time, two taps per SMLAD (the
+ * int16 inputs of two taps paired with PKHBT/PKHTB); for every output position a table points each tap at its input
+ * pixel, or at a row of zeros (scratch) where the tap is in the padding, so border positions take the same path. At
+ * most 64 products of magnitude <= 2^22 sum exactly in int32, which is then added to the int64 bias. Channels beyond
+ * a multiple of 4 and other cores run plain C (int64). Same results as ec_depthwise_conv2d_s16 bit for bit.
  */
 #include "edgec_dsp.h"
 
-/* The most taps (k_h * k_w) the kernel takes (its tap offsets live on the stack). */
+/* The most taps (k_h * k_w) the DSP path takes (its tap table lives on the stack). */
 #define EC_DW16_MAX_TAPS 64
 
 /* Output stage of channel c; fast: ec_s16_fast_ok(bias, q, in_c, taps). */
@@ -75,40 +75,15 @@ static inline int32_t load2(const int16_t *p)
     return v;
 }
 
-/* Channels c .. c + 3 of one output position whose window is partly outside the input: one tap at a time. */
-static void dw_group_border(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *x, int32_t base,
-                            const int16_t *wg, const int64_t *bias, int32_t fast, int32_t c, int32_t ky0,
-                            int32_t ky1, int32_t kx0, int32_t kx1, int16_t *out)
-{
-    const int32_t k_w = p->k_w;
-    const int32_t row = p->in_w * p->in_c * p->dil_h, col = p->in_c * p->dil_w;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    int32_t ky, kx;
-    for (ky = ky0; ky < ky1; ++ky) {
-        for (kx = kx0; kx < kx1; ++kx) {
-            const int32_t t = ky * k_w + kx;
-            const int16_t *xp = x + base + ky * row + kx * col + c;
-            const int32_t v01 = load2(xp), v23 = load2(xp + 2);
-            const ec_word *wp = (const ec_word *)(const void *)(wg + (t >> 1) * 8);
-            if (t & 1) {
-                a0 = __smlabt(v01, wp[0], a0);
-                a1 = __smlatt(v01, wp[1], a1);
-                a2 = __smlabt(v23, wp[2], a2);
-                a3 = __smlatt(v23, wp[3], a3);
-            } else {
-                a0 = __smlabb(v01, wp[0], a0);
-                a1 = __smlatb(v01, wp[1], a1);
-                a2 = __smlabb(v23, wp[2], a2);
-                a3 = __smlatb(v23, wp[3], a3);
-            }
-        }
-    }
-    dw_out4(bias, q, c, fast, a0, a1, a2, a3, out);
-}
 #endif
 
+int32_t ec_depthwise_conv2d_packed_s16_get_buffer_size(const ec_conv_params *p)
+{
+    return (2 * p->in_c + 3) & ~3;
+}
+
 void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input,
-                                    const int16_t *weights, const int64_t *bias, int16_t *output)
+                                    const int16_t *weights, const int64_t *bias, int16_t *output, void *scratch)
 {
     const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
     const int32_t fast = ec_s16_fast_ok(bias, q, in_c, k_h * k_w);
@@ -116,15 +91,17 @@ void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 
 #if defined(__ARM_FEATURE_DSP)
     const int32_t taps = k_h * k_w;
     const int32_t row = in_w * in_c * p->dil_h, col = in_c * p->dil_w;
-    /* more taps than the offsets table holds: plain C for every channel */
+    /* more taps than the table holds: plain C for every channel */
     const int32_t full_c = taps <= EC_DW16_MAX_TAPS ? in_c & ~3 : 0, npairs = (taps + 1) >> 1;
-    int32_t offs[EC_DW16_MAX_TAPS]; /* element offset of each tap from tap (0, 0) */
-    int32_t t;
-    for (t = 0; t < taps && t < EC_DW16_MAX_TAPS; ++t) {
-        offs[t] = (t / k_w) * row + (t % k_w) * col;
+    const int16_t *tap[EC_DW16_MAX_TAPS]; /* channel 0 of each tap of the window, or the zero row (padding) */
+    int16_t *zero = (int16_t *)scratch;   /* in_c zeros */
+    int32_t i;
+    for (i = 0; i < in_c; ++i) {
+        zero[i] = 0;
     }
 #else
     const int32_t full_c = 0;
+    (void)scratch;
 #endif
 
     for (b = 0; b < p->batch; ++b) {
@@ -139,41 +116,41 @@ void ec_depthwise_conv2d_packed_s16(const ec_conv_params *p, const ec_quant_s16 
                 int32_t kx0, kx1;
                 ec_window_range(ix0, p->dil_w, k_w, in_w, &kx0, &kx1);
 #if defined(__ARM_FEATURE_DSP)
-                {
-                    const int32_t full = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
-                    int32_t c;
-                    for (c = 0; c < full_c; c += 4) {
-                        const int16_t *wg = weights + (c >> 2) * npairs * 8;
-                        if (full) {
-                            const int16_t *x = in_b + base + c;
-                            const ec_word *wq = (const ec_word *)(const void *)wg;
-                            const int32_t *op = offs;
-                            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                            int32_t n;
-                            for (n = taps >> 1; n > 0; --n) {
-                                const int16_t *x0 = x + op[0];
-                                const int16_t *x1 = x + op[1];
-                                const int32_t u01 = load2(x0), v01 = load2(x1);
-                                const int32_t u23 = load2(x0 + 2), v23 = load2(x1 + 2);
-                                a0 = __smlad(ec_pkhbt16(u01, v01), wq[0], a0);
-                                a1 = __smlad(ec_pkhtb16(u01, v01), wq[1], a1);
-                                a2 = __smlad(ec_pkhbt16(u23, v23), wq[2], a2);
-                                a3 = __smlad(ec_pkhtb16(u23, v23), wq[3], a3);
-                                op += 2;
-                                wq += 4;
-                            }
-                            if (taps & 1) {
-                                const int16_t *x0 = x + op[0];
-                                const int32_t u01 = load2(x0), u23 = load2(x0 + 2);
-                                a0 = __smlabb(u01, wq[0], a0);
-                                a1 = __smlatb(u01, wq[1], a1);
-                                a2 = __smlabb(u23, wq[2], a2);
-                                a3 = __smlatb(u23, wq[3], a3);
-                            }
-                            dw_out4(bias, q, c, fast, a0, a1, a2, a3, output);
-                        } else {
-                            dw_group_border(p, q, in_b, base, wg, bias, fast, c, ky0, ky1, kx0, kx1, output);
+                if (full_c > 0) {
+                    int32_t c, ky, kx, t = 0;
+                    for (ky = 0; ky < k_h; ++ky) {
+                        for (kx = 0; kx < k_w; ++kx, ++t) {
+                            const int32_t inside = ky >= ky0 && ky < ky1 && kx >= kx0 && kx < kx1;
+                            /* the address is formed only for taps inside the input */
+                            tap[t] = inside ? in_b + base + ky * row + kx * col : zero;
                         }
+                    }
+                    for (c = 0; c < full_c; c += 4) {
+                        const ec_word *wq = (const ec_word *)(const void *)(weights + (c >> 2) * npairs * 8);
+                        const int16_t *const *tp = tap;
+                        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                        int32_t n;
+                        for (n = taps >> 1; n > 0; --n) {
+                            const int16_t *x0 = tp[0] + c;
+                            const int16_t *x1 = tp[1] + c;
+                            const int32_t u01 = load2(x0), v01 = load2(x1);
+                            const int32_t u23 = load2(x0 + 2), v23 = load2(x1 + 2);
+                            a0 = __smlad(ec_pkhbt16(u01, v01), wq[0], a0);
+                            a1 = __smlad(ec_pkhtb16(u01, v01), wq[1], a1);
+                            a2 = __smlad(ec_pkhbt16(u23, v23), wq[2], a2);
+                            a3 = __smlad(ec_pkhtb16(u23, v23), wq[3], a3);
+                            tp += 2;
+                            wq += 4;
+                        }
+                        if (taps & 1) {
+                            const int16_t *x0 = tp[0] + c;
+                            const int32_t u01 = load2(x0), u23 = load2(x0 + 2);
+                            a0 = __smlabb(u01, wq[0], a0);
+                            a1 = __smlatb(u01, wq[1], a1);
+                            a2 = __smlabb(u23, wq[2], a2);
+                            a3 = __smlatb(u23, wq[3], a3);
+                        }
+                        dw_out4(bias, q, c, fast, a0, a1, a2, a3, output);
                     }
                 }
 #endif

@@ -86,6 +86,7 @@ void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, c
                                 const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
 int32_t ec_conv2d_im2col_s16_get_buffer_size(const ec_conv_params *p);
+int32_t ec_depthwise_conv2d_packed_s16_get_buffer_size(const ec_conv_params *p);
 void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
                                   void *scratch);
@@ -485,6 +486,7 @@ def test_scratch_size_twins(ck):
         conv_im2col_s16_scratch_bytes,
         conv_im2col_scratch_bytes,
         depthwise_3x3_scratch_bytes,
+        depthwise_s16_scratch_bytes,
     )
     from edgec.ops.gemm import fc_packed_scratch_bytes
 
@@ -498,6 +500,7 @@ def test_scratch_size_twins(ck):
         assert lib.ec_conv2d_im2col_s8_get_buffer_size(p) == conv_im2col_scratch_bytes(fields)
         assert lib.ec_conv2d_1x1_s8_get_buffer_size(p) == conv_1x1_scratch_bytes(fields)
         assert lib.ec_conv2d_im2col_s16_get_buffer_size(p) == conv_im2col_s16_scratch_bytes(fields)
+        assert lib.ec_depthwise_conv2d_packed_s16_get_buffer_size(p) == depthwise_s16_scratch_bytes(fields)
         assert lib.ec_depthwise_conv2d_3x3_s8_get_buffer_size(p) == depthwise_3x3_scratch_bytes(fields)
         rows = int(rng.integers(1, 4))
         assert lib.ec_fully_connected_packed_s8_get_buffer_size(rows, in_c) == fc_packed_scratch_bytes(rows, in_c)

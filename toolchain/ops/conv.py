@@ -241,6 +241,11 @@ def conv_im2col_s16_scratch_bytes(p: dict) -> int:
     return 2 * 2 * ceil4(p["k_h"] * p["k_w"] * p["in_c"])
 
 
+def depthwise_s16_scratch_bytes(p: dict) -> int:
+    """Twin of ec_depthwise_conv2d_packed_s16_get_buffer_size: a row of in_c int16 zeros, rounded up to 4 bytes."""
+    return (2 * p["in_c"] + 3) // 4 * 4
+
+
 def conv_im2col_scratch_bytes(p: dict) -> int:
     """Twin of ec_conv2d_im2col_s8_get_buffer_size: two int16 columns of k_h rows of k_w * in_c rounded up to 4."""
     return 2 * 2 * p["k_h"] * ceil4(p["k_w"] * p["in_c"])
@@ -501,7 +506,8 @@ class Conv(Op):
                                  [params, quant_struct_s16(name, q), Buf(node.inputs[0], "int16_t"),
                                   Array(f"w_{name}", pack_depthwise_s8(w), "int16_t"),
                                   Array(f"b_{name}", q["bias"], "int64_t"),
-                                  Buf(node.outputs[0], "int16_t", const=False)],
+                                  Buf(node.outputs[0], "int16_t", const=False),
+                                  Scratch(depthwise_s16_scratch_bytes(p))],
                                  node=name, macs=self.macs(node, g))])
         if p["groups"] != 1:
             return None
