@@ -104,8 +104,10 @@ static inline void ec_gemm_core(const int8_t *w, int32_t k4, int32_t out_c, cons
 #endif
     int32_t oc = 0;
 #if defined(__ARM_FEATURE_DSP)
-    if (ncols == 1 && fast) {
-        /* 1 column x 4 channels (two row pairs): each column load serves 4 channels; the fast output stage */
+    if (ncols == 1 && gs == 4 && fast) {
+        /* A buffer of one column (a one-row fully connected layer; gs is a constant where the core is inlined, so
+         * the other kernels do not carry this code): 1 column x 4 channels (two row pairs), each column load
+         * serving 4 channels; the fast output stage */
         const ec_dword *cd0 = (const ec_dword *)(const void *)col;
         const int32_t cstep = gs >> 2; /* dwords per group */
         for (; oc + 4 <= out_c; oc += 4) {

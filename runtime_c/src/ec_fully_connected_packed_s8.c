@@ -32,7 +32,7 @@ void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, co
         if (ncols_max == 1) { /* one row: the group stride is a constant 4 in this copy */
             ec_gemm_core(weights, k4, out_c, col, 4, 1, bias, q, fast, output, NULL);
         } else {
-            ec_gemm_s8s16(weights, k4, out_c, col, gs, ncols, bias, q, fast, output + r * out_c,
+            ec_gemm_s8s16(weights, k4, out_c, col, 8, ncols, bias, q, fast, output + r * out_c,
                           output + (r + 1) * out_c);
         }
     }
