@@ -8,6 +8,17 @@
 
 #include "edgec.h"
 
+/* acc / d for d > 0, rounded to nearest, ties to even (the average pools). */
+static inline int32_t ec_div_round_even(int32_t acc, int32_t d)
+{
+    int32_t q = acc / d, r = acc % d; /* C truncates toward zero */
+    if (r < 0) {
+        q -= 1;
+        r += d;
+    }
+    return q + ((2 * r > d || (2 * r == d && (q & 1))) ? 1 : 0);
+}
+
 /* clamp(r + zp, lo, hi) as int8, clamping before adding zp so that r + zp cannot overflow int32. */
 static inline int8_t ec_output_s8(int32_t r, int32_t zp, int32_t lo, int32_t hi)
 {

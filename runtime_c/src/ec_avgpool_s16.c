@@ -7,17 +7,6 @@
  */
 #include "edgec_internal.h"
 
-/* acc / d for d > 0, rounded to nearest, ties to even. */
-static inline int32_t ec_div_round_even(int32_t acc, int32_t d)
-{
-    int32_t q = acc / d, r = acc % d; /* C truncates toward zero */
-    if (r < 0) {
-        q -= 1;
-        r += d;
-    }
-    return q + ((2 * r > d || (2 * r == d && (q & 1))) ? 1 : 0);
-}
-
 void ec_avgpool_s16(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
                     int32_t act_max, const int16_t *input, int16_t *output)
 {
