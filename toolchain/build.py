@@ -193,7 +193,7 @@ def _io(g: Graph) -> dict:
     def desc(name: str, kind: str, k: int) -> dict:
         t = g.tensors[name]
         return {"name": name, "kind": kind, "macro": f"{kind.upper()}{k}", "shape": list(t.shape), "size": t.size,
-                "bytes": t.nbytes, "ctype": t.ctype, "scale": t.scale, "zero_point": t.zero_point}
+                "bytes": t.nbytes, "ctype": t.ctype, "dtype": t.dtype, "scale": t.scale, "zero_point": t.zero_point}
 
     return {"inputs": [desc(n, "input", k) for k, n in enumerate(g.inputs)],
             "outputs": [desc(n, "output", k) for k, n in enumerate(g.outputs)]}

@@ -141,15 +141,17 @@ def _fmt_bytes(n: int | None) -> str:
 
 
 def _summary(meta: dict) -> list[tuple[str, str]]:
+    from .reference import represented_range
+
     rows = [("target", meta["target"]), ("quantize", meta["quantize"])]
     if meta.get("calibration"):
         rows.append(("calibration", _calibration_text(meta["calibration"])))
     for io in meta["inputs"]:
-        bounds = {"int8_t": (-128, 127), "int16_t": (-32768, 32767)}.get(io["ctype"])
-        if bounds and io["scale"] is not None:
+        if io["dtype"] != "float32":
             s, zp = io["scale"], io["zero_point"]
+            lo, hi = represented_range(s, zp, io["dtype"])
             rows.append((f"input '{io['name']}'", f"{io['ctype']}, scale {s:.6g}, zero point {zp}: represents "
-                         f"[{(bounds[0] - zp) * s:.6g}, {(bounds[1] - zp) * s:.6g}]"))
+                         f"[{lo:.6g}, {hi:.6g}]"))
     rows += [("MACs", f"{meta['macs']:,}"),
             ("parameters", f"{meta['params']:,}"), ("weights (flash)", _fmt_bytes(meta["weight_bytes"])),
             ("arena (RAM)", _fmt_bytes(meta["arena_bytes"])),
@@ -240,7 +242,8 @@ def cmd_validate(a: argparse.Namespace) -> int:
     )
 
     with tempfile.TemporaryDirectory(prefix="edgec-validate-") as tmp:
-        out, meta, g = build(_options(a, a.out or Path(tmp) / "build"))
+        opts = _options(a, a.out or Path(tmp) / "build")
+        out, meta, g = build(opts)
         if a.inputs:
             samples = load_samples(a.inputs, g, "input")
         else:
@@ -257,7 +260,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
             sizes = {n: g.tensors[n].size for n in clipping}
             report["input_clipped_share"] = sum(c["share"] * sizes[n] for n, c in clipping.items()) / sum(
                 sizes.values())
-        _warn_clipping(clipping, g, a)
+        _warn_clipping(clipping, g, a.inputs, set(opts.quant.input_ranges))
     elf = meta.get("elf") or {}
     report.update({
         "flash_bytes": elf.get("flash", meta["weight_bytes"]),
@@ -316,13 +319,10 @@ def cmd_validate(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _warn_clipping(clipping: dict[str, dict], g, a: argparse.Namespace) -> None:
+def _warn_clipping(clipping: dict[str, dict], g, inputs: Path | None, given: set[str]) -> None:
     """Say which inputs the samples overflow: their quantization clips those values before inference, so the
-    comparison with float includes that clipping."""
-    from .quantize import parse_input_ranges
-
-    source = a.inputs or "the random samples"
-    given = parse_input_ranges(a.input_range)
+    comparison with float includes that clipping. given: the inputs whose range --input-range set."""
+    source = inputs or "the random samples"
     for name, c in clipping.items():
         if c["share"] > 0:
             how = "set by --input-range" if name in given else "calibrated"

@@ -34,6 +34,12 @@ def quantize_input(x: np.ndarray, scale: float, zp: int, dtype: str = "int8") ->
     return np.clip(np.round(x.astype(np.float64) / scale) + zp, lo, hi).astype(NUMPY_TYPES[dtype])
 
 
+def represented_range(scale: float, zp: int, dtype: str = "int8") -> tuple[float, float]:
+    """The float range an integer tensor of this scale and zero point represents (its type's bounds dequantized)."""
+    lo, hi = QRANGE[dtype]
+    return (lo - zp) * scale, (hi - zp) * scale
+
+
 def quantize_feeds(g: Graph, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A sample's model inputs in their element types (float32 inputs as they are)."""
     out = {}

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .ir import Graph
-from .reference import QRANGE, quantize_feeds, run_graph
+from .reference import QRANGE, quantize_feeds, represented_range, run_graph
 from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
@@ -69,6 +69,6 @@ def input_clipping(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
         lo, hi = QRANGE[t.dtype]
         q = np.round(x / t.scale) + t.zero_point
         out[name] = {"share": float(np.mean((q < lo) | (q > hi))),
-                     "represents": ((lo - t.zero_point) * t.scale, (hi - t.zero_point) * t.scale),
+                     "represents": represented_range(t.scale, t.zero_point, t.dtype),
                      "seen": (float(x.min()), float(x.max()))}
     return out
