@@ -99,6 +99,9 @@ class Graph:
     outputs: list[str]
     quantized: bool = False  # some tensors are integers (a per-tensor element type says which)
     info: dict[str, Any] = field(default_factory=dict)  # what passes report (e.g. pruning), for the build report
+    # The integer arithmetic every quantized op computes: "edgec" (edgec's own, one rounding per requantization)
+    # or "tflm" (TensorFlow Lite Micro's reference kernels bit for bit: set by the TFLite front end).
+    arithmetic: str = "edgec"
 
     def const(self, name: str) -> np.ndarray | None:
         t = self.tensors.get(name)
