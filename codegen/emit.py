@@ -1,9 +1,11 @@
-"""Render lowered kernel calls into a self-contained C project: <name>.h, <name>.c and the runtime kernels used."""
+"""Render lowered kernel calls into a self-contained C project: <name>.h, <name>.c, the runtime kernels and headers
+used, and the files that put it into a user's firmware (CMakeLists.txt, edgec.mk, example_main.c, README.md)."""
 
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,13 +151,47 @@ def _with_dumps(em: Emitter, g: Graph, calls: list[tuple[int, Call]], name: str)
     return rendered
 
 
+# Runtime headers that <name>.c includes only when the model calls a kernel (or uses a type) they declare.
+OPTIONAL_HEADERS = ("edgec_lowbit.h", "edgec_sparse.h")
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', re.MULTILINE)
+# A declared function "ec_x(" or a typedef'd struct or enum "} ec_x;".
+_DECLARED = re.compile(r"\b(ec_\w+)\s*\(|}\s*(ec_\w+)\s*;")
+# Integer element types: the bounds the quantize helpers in <name>.h clamp to.
+_INT_RANGES = {"int8_t": (-128, 127), "int16_t": (-32768, 32767)}
+
+
+def optional_headers(used: set[str]) -> list[str]:
+    """The OPTIONAL_HEADERS that declare one of the used kernels or types."""
+    found = []
+    for header in OPTIONAL_HEADERS:
+        declared = {a or b for a, b in _DECLARED.findall((RUNTIME_DIR / "include" / header).read_text())}
+        if declared & used:
+            found.append(header)
+    return found
+
+
+def runtime_headers(c_files: Iterable[Path]) -> list[str]:
+    """The runtime headers (runtime_c/include) that the C files include, directly or through each other."""
+    seen: set[str] = set()
+    texts = [Path(f).read_text() for f in c_files]
+    while texts:
+        for header in _INCLUDE.findall(texts.pop()):
+            path = RUNTIME_DIR / "include" / header
+            if header not in seen and path.is_file():
+                seen.add(header)
+                texts.append(path.read_text())
+    return sorted(seen)
+
+
 def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str, source: str, out_dir: Path,
-                  io: dict, instrument: str | None = None) -> list[Path]:
+                  io: dict, instrument: str | None = None, compiler: dict | None = None) -> list[Path]:
     """Write <name>.h, <name>.c and runtime/ into out_dir; returns the C sources to compile.
 
     calls: (step index, call) in execution order; the step (node index) selects the call's scratch buffer.
     instrument "dump": a tensor dump build (see _with_dumps); any other value leaves the C as it is (a
-    profiling build differs only in how the firmware is linked, see toolchain/firmware.py)."""
+    profiling build differs only in how the firmware is linked, see toolchain/firmware.py).
+    compiler: {"target", "cc", "cflags", "target_flags"} (toolchain/build.py compiler_flags), stated in the
+    header; with it the integration files are written too (write_integration)."""
     em = Emitter(g, plan, name)
     if instrument == "dump":
         rendered = _with_dumps(em, g, calls, name)
@@ -164,22 +200,37 @@ def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str
     types = sorted({g.tensors[t].dtype for t in g.activations()}, key=["int8", "int16", "float32"].index)
     mode = "float32" if not g.quantized else \
         f"quantized, weights int8, activations {' and '.join(types)} (see SCALE/ZERO_POINT)"
+    kernels = sorted({c.kernel for _, c in calls})
+    used = set(kernels) | {s["ctype"] for s in em.out.structs} | {a["ctype"] for a in em.out.arrays}
     ctx = dict(name=name, NAME=name.upper(), version=__version__, source=source, mode_comment=mode,
                arena_bytes=plan.arena_bytes, lower_bound=plan.lower_bound_bytes, inputs=io["inputs"],
                outputs=io["outputs"], input_bytes=[x["bytes"] for x in io["inputs"]],
                output_bytes=[x["bytes"] for x in io["outputs"]], arrays=em.out.arrays, structs=em.out.structs,
                locals=em.out.locals, calls=rendered, inputs_used=em.inputs_used,
-               dump=instrument == "dump")
+               dump=instrument == "dump", optional_headers=optional_headers(used), compiler=compiler,
+               int_ranges=_INT_RANGES)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.h").write_text(render_template("model.h.j2", **ctx))
     (out_dir / f"{name}.c").write_text(render_template("model.c.j2", **ctx))
     rt = out_dir / "runtime"
     (rt / "include").mkdir(parents=True, exist_ok=True)
-    for h in (RUNTIME_DIR / "include").glob("*.h"):
-        shutil.copy(h, rt / "include" / h.name)
     sources = [out_dir / f"{name}.c"]
-    for kernel in sorted({c.kernel for _, c in calls}):
+    for kernel in kernels:
         dst = rt / f"{kernel}.c"
         shutil.copy(RUNTIME_DIR / "src" / f"{kernel}.c", dst)
         sources.append(dst)
+    for h in runtime_headers(sources):  # only the headers the model and its kernels include
+        shutil.copy(RUNTIME_DIR / "include" / h, rt / "include" / h)
+    if compiler is not None:
+        write_integration(out_dir, ctx, sources)
     return sources
+
+
+def write_integration(out_dir: Path, ctx: dict, sources: list[Path]) -> None:
+    """The files that put the model into a user's project: CMakeLists.txt (a static library named after the
+    model), edgec.mk (a Makefile fragment), example_main.c (fills the inputs, runs, prints the outputs) and
+    README.md (how to call and link it)."""
+    ctx = dict(ctx, sources=[s.relative_to(out_dir).as_posix() for s in sources])
+    for template, filename in (("CMakeLists.txt.j2", "CMakeLists.txt"), ("edgec.mk.j2", "edgec.mk"),
+                               ("example_main.c.j2", "example_main.c"), ("README.md.j2", "README.md")):
+        (out_dir / filename).write_text(render_template(template, **ctx))

@@ -43,6 +43,7 @@ from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
 META_FILE = "edgec.json"
+HARNESS_DIR = "harness"  # edgec's own test program in a build: firmware (QEMU) or host library (cffi)
 
 
 @dataclass
@@ -254,11 +255,13 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     if opts.quantize in ("qformat", "q15"):
         meta["formats"] = {n: qformat_name(t.scale, t.zero_point, 16 if t.dtype == "int16" else 8)
                            for n, t in ((n, g.tensors[n]) for n in g.activations())}
+    meta["compiler"] = compiler_flags(target)
     fits = _check_fit(target, meta, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g), opts.instrument)
+        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g), opts.instrument,
+                                meta["compiler"])
         meta["sources"] = [str(s.relative_to(tmp)) for s in sources]
         if target.kind == "host" or fits:
             compile_build(tmp, meta, target)
@@ -274,20 +277,34 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     return out, meta, g
 
 
+def compiler_flags(target: Target) -> dict:
+    """How edgec compiles a model's C for the target: the compiler and flags (stated in the header and
+    edgec.json), and the target's own flags (CPU, FPU, optimization) that CMakeLists.txt and edgec.mk offer."""
+    if target.kind == "host":
+        cflags = [f for f in host.HOST_CFLAGS if f != "-shared"]
+    else:
+        from .firmware import CFLAGS
+
+        cflags = [*target.cflags, target.opt, *CFLAGS]
+    return {"target": target.name, "cc": target.cc, "cflags": cflags, "target_flags": [*target.cflags, target.opt]}
+
+
 def compile_build(out: Path, meta: dict, target: Target | None = None) -> None:
-    """Compile the C project in out (meta["sources"]): the host's shared library, or the firmware (and its sizes
-    in meta["elf"]). Also recompiles a build directory whose C was edited, e.g. by a test."""
+    """Compile the C project in out (meta["sources"]) into out/harness: the host's shared library, or the firmware
+    (and its sizes in meta["elf"]). Also recompiles a build directory whose C was edited, e.g. by a test."""
     target = target or load_target(meta["target"])
     sources = [out / s for s in meta["sources"]]
     includes = [out, out / "runtime" / "include"]
+    harness = out / HARNESS_DIR
+    harness.mkdir(exist_ok=True)
     if target.kind == "host":
-        host.build_shared(sources, includes, out / f"lib{meta['name']}.so")
+        host.build_shared(sources, includes, harness / f"lib{meta['name']}.so")
         return
     from .firmware import build_firmware, elf_sizes
 
     kernels = [k for layer in meta["layers"] for k in layer["kernels"]] if meta.get("instrument") == "profile" \
         else []
-    elf = build_firmware(target, meta["name"], sources, includes, out, profile_kernels=sorted(set(kernels)),
+    elf = build_firmware(target, meta["name"], sources, includes, harness, profile_kernels=sorted(set(kernels)),
                          profile_calls=len(kernels), dump=meta.get("instrument") == "dump")
     meta["elf"] = elf_sizes(elf, target, [s.name for s in sources])
 
