@@ -156,6 +156,9 @@ OPTIONAL_HEADERS = ("edgec_lowbit.h", "edgec_sparse.h")
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', re.MULTILINE)
 # A declared function "ec_x(" or a typedef'd struct or enum "} ec_x;".
 _DECLARED = re.compile(r"\b(ec_\w+)\s*\(|}\s*(ec_\w+)\s*;")
+# Target names CMake reserves (policy CMP0037): a model with one of these names gets the library <name>_model.
+_CMAKE_RESERVED = {"all", "clean", "help", "install", "test", "package", "package_source", "edit_cache",
+                   "rebuild_cache", "depend", "preinstall", "list_install_components"}
 # Integer element types: the bounds the quantize helpers in <name>.h clamp to.
 _INT_RANGES = {"int8_t": (-128, 127), "int16_t": (-32768, 32767)}
 
@@ -230,7 +233,9 @@ def write_integration(out_dir: Path, ctx: dict, sources: list[Path]) -> None:
     """The files that put the model into a user's project: CMakeLists.txt (a static library named after the
     model), edgec.mk (a Makefile fragment), example_main.c (fills the inputs, runs, prints the outputs) and
     README.md (how to call and link it)."""
-    ctx = dict(ctx, sources=[s.relative_to(out_dir).as_posix() for s in sources])
+    name = ctx["name"]
+    ctx = dict(ctx, sources=[s.relative_to(out_dir).as_posix() for s in sources],
+               lib=f"{name}_model" if name in _CMAKE_RESERVED else name)
     for template, filename in (("CMakeLists.txt.j2", "CMakeLists.txt"), ("edgec.mk.j2", "edgec.mk"),
                                ("example_main.c.j2", "example_main.c"), ("README.md.j2", "README.md")):
         (out_dir / filename).write_text(render_template(template, **ctx))

@@ -168,3 +168,17 @@ def test_user_project_links_the_library_and_places_weights_and_arena(tmp_path):
                 if re.match(r"\s+\d+ \.my_", line)}
     assert sections[".my_arena"] == meta["arena_bytes"]
     assert sections[".my_weights"] >= meta["weight_bytes"] * 9 // 10  # the weight arrays (the structs stay)
+
+
+@needs_cmake
+def test_model_named_like_a_reserved_cmake_target(tmp_path):
+    """CMake reserves target names such as "all": such a model's library is <name>_model."""
+    path = tmp_path / "all.onnx"
+    onnx.save(simple_model(), path)
+    assert main(["build", str(path), "-o", str(tmp_path / "b")]) == 0
+    subprocess.run(["cmake", "-S", str(tmp_path / "b"), "-B", str(tmp_path / "c")], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(tmp_path / "c")], check=True, capture_output=True)
+    assert (tmp_path / "c" / "liball_model.a").is_file()
+    printed = subprocess.run([str(tmp_path / "c" / "all_example")], check=True, capture_output=True, text=True)
+    assert printed.stdout.startswith("output0[0] = ")
+    assert "target_link_libraries(your_app PRIVATE all_model)" in (tmp_path / "b" / "README.md").read_text()

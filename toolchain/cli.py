@@ -200,84 +200,28 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from .data import load_samples
-    from .runner import read_meta, run_build
+    from .api import Build, io_graph, samples
+    from .runner import run_build
 
-    meta = read_meta(a.build_dir)
-    g = _io_graph(meta)
-    samples = load_samples(a.inputs, g, "input")
-    res = run_build(a.build_dir, samples)
-    out = {}
-    for io in meta["outputs"]:
-        out[io["name"]] = np.stack([s[io["name"]] for s in res.outputs])
-    np.savez(a.output, **out)
-    msg = f"ran {len(samples)} samples on {meta['target']}; wrote {a.output}"
+    b = Build.load(a.build_dir)
+    data = samples(a.inputs, io_graph(b.report))
+    res = run_build(a.build_dir, data)
+    np.savez(a.output, **{io["name"]: np.stack([s[io["name"]] for s in res.outputs]) for io in b.report["outputs"]})
+    msg = f"ran {len(data)} samples on {b.report['target']}; wrote {a.output}"
     if res.instructions:
         msg += f"; instructions per inference: {res.instructions[0]:,}"
     print(msg)
     return 0
 
 
-def _io_graph(meta: dict):
-    """A graph with just the input names and shapes, for reading sample files."""
-    from .ir import Graph, Tensor
-
-    tensors = {io["name"]: Tensor(io["name"], tuple(io["shape"])) for io in meta["inputs"]}
-    return Graph(meta["name"], tensors, [], list(tensors), [])
-
-
 def cmd_validate(a: argparse.Namespace) -> int:
-    import tempfile
+    from .api import run_validation
 
-    from .build import build
-    from .data import load_samples, random_samples
-    from .runner import run_build
-    from .validate import (
-        FLOAT_REL_TOLERANCE,
-        bitexact_share,
-        input_clipping,
-        metrics,
-        onnxruntime_outputs,
-        reference_outputs,
-    )
-
-    with tempfile.TemporaryDirectory(prefix="edgec-validate-") as tmp:
-        opts = _options(a, a.out or Path(tmp) / "build")
-        out, meta, g = build(opts)
-        if a.inputs:
-            samples = load_samples(a.inputs, g, "input")
-        else:
-            print("warning: no --inputs; validating on 8 random normal samples", file=sys.stderr)
-            samples = random_samples(g, 8, seed=1)
-        res = run_build(out, samples)
-    want = onnxruntime_outputs(str(a.model), samples)
-    report = metrics(res.outputs, want, g.outputs)
-    report.pop("output_range")
+    opts = _options(a, a.out)
+    v = run_validation(opts, a.inputs)
+    report, ok, g, meta, samples = v.report, v.passed, v.graph, v.meta, v.samples
     if g.quantized:
-        report["bitexact_vs_reference"] = bitexact_share(res, reference_outputs(g, samples))
-        clipping = input_clipping(g, samples)
-        if clipping:
-            sizes = {n: g.tensors[n].size for n in clipping}
-            report["input_clipped_share"] = sum(c["share"] * sizes[n] for n, c in clipping.items()) / sum(
-                sizes.values())
-        _warn_clipping(clipping, g, a.inputs, set(opts.quant.input_ranges))
-    elf = meta.get("elf") or {}
-    report.update({
-        "flash_bytes": elf.get("flash", meta["weight_bytes"]),
-        "ram_bytes": (elf["ram_static"] + (res.stack_bytes or 0)) if elf else meta["arena_bytes"],
-        "arena_bytes": meta["arena_bytes"], "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"],
-        "instructions": res.instructions[0] if res.instructions else None,
-        "macs": meta["macs"], "params": meta["params"],
-    })
-    if elf:
-        report["model_flash_bytes"] = elf.get("model_flash")
-        report["stack_bytes"] = res.stack_bytes
-    rng = metrics(res.outputs, want, g.outputs)["output_range"]
-    ok = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
-        report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12)
-    report["samples"] = len(samples)
-    report["target"] = meta["target"]
-    report["quantize"] = meta["quantize"]
+        _warn_clipping(v.clipping, g, a.inputs, set(opts.quant.input_ranges))
     layers = prof = div = None
     if a.per_layer:
         from .profile import dump_divergence, profile
@@ -467,7 +411,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     if a.labels and not a.eval:
         from .errors import EdgecError
 
-        raise EdgecError("--labels names an array of the --eval file; give --eval too")
+        raise EdgecError("--labels names an array of the --inputs file; give --inputs too")
     rows = compare(a.model, a.target, a.calib, a.eval, a.labels, a.out, grid, a.jobs,
                    parse_input_shapes(a.input_shape))
     return 0 if any("error" not in r for r in rows) else 1
@@ -486,21 +430,25 @@ def cmd_targets(a: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="edgec", description="Compile ONNX models to C for microcontrollers.")
+    p.add_argument("--version", action="version", version=f"edgec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write a C project (and firmware for emulated targets)")
     _build_args(b)
-    b.add_argument("--out", type=Path, help="output directory (default build/<name>-<target>)")
+    b.add_argument("-o", "--out", type=Path, help="output directory (default build/<name>-<target>)")
     b.set_defaults(func=cmd_build)
     r = sub.add_parser("run", help="run a build on its target")
-    r.add_argument("build_dir", type=Path)
+    r.add_argument("build_dir", type=Path, help="a folder written by edgec build")
     r.add_argument("--inputs", type=Path, required=True, help=".npz with one array per input")
-    r.add_argument("--output", type=Path, required=True, help=".npz to write")
+    r.add_argument("-o", "--out", "--output", dest="output", type=Path, required=True,
+                   help=".npz to write: one array per output, a leading sample axis")
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("validate", help="build, run on the target and compare with onnxruntime")
     _build_args(v)
     v.add_argument("--inputs", type=Path, help=".npz test samples (default: 8 random samples)")
-    v.add_argument("--out", type=Path, help="keep the build in this directory")
+    v.add_argument("-o", "--out", type=Path, help="keep the build in this directory")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.add_argument("--per-layer", action="store_true",
                    help="add per-layer instructions (profiling build) and, for quantized builds, the per-tensor "
@@ -510,18 +458,20 @@ def parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("profile", help="instructions, MACs, scratch and weight bytes of every layer on the target")
     _build_args(pf)
     pf.add_argument("--inputs", type=Path, help=".npz samples: profile the first (default: one random sample)")
-    pf.add_argument("--out", type=Path, help="keep the profiling build in this directory")
+    pf.add_argument("-o", "--out", type=Path, help="keep the profiling build in this directory")
     pf.add_argument("--json", action="store_true", help="print one JSON object")
     pf.set_defaults(func=cmd_profile)
     q = sub.add_parser("quantize", help="quantize and write a QDQ ONNX model that onnxruntime runs")
     _build_args(q)
-    q.add_argument("-o", "--output", type=Path, required=True, help="QDQ .onnx file to write")
+    q.add_argument("-o", "--out", "--output", dest="output", type=Path, required=True,
+                   help="QDQ .onnx file to write")
     q.add_argument("--report", action="store_true", help="print the per-tensor quantization error analysis")
     q.add_argument("--inputs", type=Path, help=".npz samples for --report (default: the calibration data)")
     q.set_defaults(func=cmd_quantize)
     pr = sub.add_parser("prune", help="prune a model and write it as ONNX; --analyze for per-layer sensitivity")
     pr.add_argument("model", type=Path, help="ONNX model file")
-    pr.add_argument("--method", default="magnitude", choices=list(PRUNE_METHODS))
+    pr.add_argument("--method", default="magnitude", choices=list(PRUNE_METHODS),
+                    help=f"what to remove: {', '.join(PRUNE_METHODS)} (default magnitude)")
     _prune_args(pr)
     pr.add_argument("--criterion", default="magnitude", choices=["magnitude", "sensitivity"],
                     help="sensitivity: choose per-layer sparsities from measured sensitivity to reach --sparsity")
@@ -529,15 +479,16 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     pr.add_argument("--analyze", action="store_true", help="print the per-layer sensitivity table")
     pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
-    pr.add_argument("-o", "--output", type=Path, help="pruned ONNX model to write")
+    pr.add_argument("-o", "--out", "--output", dest="output", type=Path, help="pruned ONNX model to write")
     pr.set_defaults(func=cmd_prune)
     cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
     cp.add_argument("model", type=Path, help="ONNX model file")
     cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
     cp.add_argument("--calib", type=Path, help=".npz calibration samples")
-    cp.add_argument("--eval", type=Path, help=".npz evaluation samples (default: 16 random samples)")
-    cp.add_argument("--labels", help="array of --eval holding class labels: report accuracy")
-    cp.add_argument("--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
+    cp.add_argument("--inputs", "--eval", dest="eval", type=Path,
+                    help=".npz evaluation samples (default: 16 random samples)")
+    cp.add_argument("--labels", help="array of --inputs holding class labels: report accuracy")
+    cp.add_argument("-o", "--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
     cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
     cp.add_argument("--quick", action="store_true", help="a handful of configurations")
     cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
