@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -61,12 +62,19 @@ def test_api_matches_the_command_line(tmp_path, capsys):
         b.run({"input": np.zeros((2, 3, 28, 28), np.float32)})
 
 
-def test_api_compare_writes_the_rows(tmp_path):
+def test_api_compare_rows_and_their_reproduce_commands(tmp_path, capsys):
     model = convnet()
-    onnx.save(model, tmp_path / "m.onnx")
+    onnx.save(model, tmp_path / "my model.onnx")  # a space: the command is quoted for the shell
     np.savez(tmp_path / "calib.npz", **sample_inputs(model, 8, seed=1))
+    np.savez(tmp_path / "x.npz", **sample_inputs(model, 4, seed=2))
     grid = [edgec.compare.Config("float32"), edgec.compare.Config("int8 per-channel", "int8")]
-    rows = edgec.compare(tmp_path / "m.onnx", calib=tmp_path / "calib.npz", grid=grid, out=tmp_path / "c", jobs=1)
+    rows = edgec.compare(tmp_path / "my model.onnx", calib=tmp_path / "calib.npz", inputs=tmp_path / "x.npz",
+                         grid=grid, out=tmp_path / "c", jobs=1)
     assert [r["config"] for r in rows] == ["float32", "int8 per-channel"] and all("error" not in r for r in rows)
     assert json.loads((tmp_path / "c" / "results.json").read_text())[1]["config"] == "int8 per-channel"
     assert rows[1]["bitexact"] == 1.0
+    capsys.readouterr()
+    argv = shlex.split(rows[1]["command"])
+    assert argv[:2] == ["edgec", "validate"] and "--calib" in argv and "--inputs" in argv
+    assert main(argv[1:] + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sqnr_db"] == rows[1]["sqnr_db"]

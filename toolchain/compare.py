@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import shlex
 import sys
 import time
 import tomllib
@@ -107,6 +108,16 @@ class Job:
     work: Path
     input_shapes: dict = field(default_factory=dict)
 
+    def command(self) -> str:
+        """The edgec validate command that measures this configuration as the row does, quoted for the shell. On
+        random samples (no evaluation file) it validates on other random samples than the row's."""
+        cmd = ["edgec", "validate", str(self.model), "--target", self.target, *self.config.flags()]
+        cmd += ["--calib", str(self.calib)] if self.calib else []
+        cmd += ["--inputs", str(self.eval)] if self.eval else []
+        for name, shape in self.input_shapes.items():
+            cmd += ["--input-shape", f"{name}={','.join(map(str, shape))}"]
+        return shlex.join(cmd)
+
     def key(self) -> str:
         """Content hash of everything that determines the row: files, configuration, edgec's own sources."""
         h = hashlib.sha256(json.dumps([dataclasses.asdict(self.config), self.target, self.labels,
@@ -147,8 +158,7 @@ def run_job(job: Job) -> dict:
     from .validate import bitexact_share, metrics, onnxruntime_outputs, reference_outputs
 
     c = job.config
-    row: dict = {"config": c.name, "command": " ".join(["edgec", "validate", str(job.model), "--target", job.target]
-                                                       + c.flags())}
+    row: dict = {"config": c.name, "command": job.command()}
     start = time.perf_counter()
     try:
         job.work.mkdir(parents=True, exist_ok=True)
