@@ -201,8 +201,10 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from .data import load_samples
+    from .outdir import check_file, write_file
     from .runner import read_meta, run_build
 
+    check_file(a.output, "--output", (a.inputs,))
     meta = read_meta(a.build_dir)
     g = _io_graph(meta)
     samples = load_samples(a.inputs, g, "input")
@@ -210,7 +212,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     out = {}
     for io in meta["outputs"]:
         out[io["name"]] = np.stack([s[io["name"]] for s in res.outputs])
-    np.savez(a.output, **out)
+    write_file(a.output, lambda tmp: np.savez(tmp, **out), "--output", (a.inputs,))
     msg = f"ran {len(samples)} samples on {meta['target']}; wrote {a.output}"
     if res.instructions:
         msg += f"; instructions per inference: {res.instructions[0]:,}"
@@ -355,7 +357,9 @@ def cmd_profile(a: argparse.Namespace) -> int:
 def cmd_quantize(a: argparse.Namespace) -> int:
     from .build import prepare_graph, quantize_with
     from .export import export_qdq
+    from .outdir import check_file
 
+    check_file(a.output, "--output", (a.model, a.calib))
     opts = _options(a, None)
     if opts.quantize == "auto":
         raise EdgecError("edgec quantize does not write --quantize auto models; choose the layers' schemes with "
@@ -397,8 +401,12 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from .data import load_samples, random_samples
     from .export import export_float
     from .load import parse_input_shapes
+    from .outdir import check_file
     from .prune import allocate, sensitivity, weighted_layers
 
+    for path, what in ((a.output, "--output"), (a.plot, "--plot")):
+        if path is not None:
+            check_file(path, what, (a.model, a.calib))
     shapes = parse_input_shapes(a.input_shape)
     opts = _prune_options(a, a.method)
     if a.analyze or a.criterion == "sensitivity":
@@ -455,7 +463,9 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from .outdir import write_file
+
+    write_file(path, lambda tmp: fig.savefig(tmp, dpi=120), "--plot")
     plt.close(fig)
 
 
