@@ -26,6 +26,7 @@ from .memory import Plan, scratch_name
 MAX_IDENTIFIER = 63  # C99's guaranteed significant characters of an internal identifier
 MAX_MODEL_NAME = 40  # <name>_output_bytes and the other external symbols stay well under 63
 MAX_TEXT = 200
+_CTYPE_BYTES = {"float": 4, "int32_t": 4, "uint32_t": 4, "int64_t": 8, "int16_t": 2}
 C_SIZE_LIMIT = 2**31  # element and byte counts are int32_t/uint32_t in the runtime; a Cortex-M has 32-bit addresses
 _TEXT_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:;/+=()\[\]{}<>#@!&|^~'$-]")
 _C_KEYWORDS = frozenset("""
@@ -123,7 +124,9 @@ class Emitter:
     def __init__(self, g: Graph, plan: Plan, name: str, source: str = "the model") -> None:
         self.g, self.plan, self.name, self.source = g, plan, name, source
         self.out = _Out([], [], [])
-        self.symbols: set[str] = set()
+        # the names the templates define themselves: a constant named like one of them gets a suffix
+        self.symbols: set[str] = {"inputs", "outputs", *(f"{name}_{s}" for s in ("arena", "run", "input_bytes",
+                                                                                     "output_bytes", "dump_hook"))}
         self.inputs_used = False
         self.step = 0
 
@@ -160,8 +163,10 @@ class Emitter:
             self.out.locals.append(CCode(f"{a.ctype} const {sym}[{data.size}] = {{ {items} }};"))
             return sym
         flat = data.ravel()
-        if flat.size >= C_SIZE_LIMIT:
-            raise self.refuse(f"constant {sym} has {flat.size} elements, more than C can index ({C_SIZE_LIMIT - 1})")
+        nbytes = flat.size * _CTYPE_BYTES.get(a.ctype, 1)
+        if nbytes >= C_SIZE_LIMIT:
+            raise self.refuse(f"constant {sym} has {flat.size} elements ({nbytes} bytes), beyond the "
+                              f"{C_SIZE_LIMIT - 1} bytes edgec's C can address")
         if a.ctype == "float" and not np.isfinite(flat.astype(np.float64)).all():
             bad = int(np.count_nonzero(~np.isfinite(flat.astype(np.float64))))
             raise self.refuse(f"constant {sym} holds {bad} non-finite value(s) (NaN or infinity)")

@@ -363,3 +363,24 @@ def test_quantize_and_prune_outputs(tmp_path, capsys, model_path):
     assert run_cli(capsys, "quantize", model_path, "--calib", calib, "-o", tmp_path / "q.onnx")[0] == 0
     onnx.checker.check_model(onnx.load(tmp_path / "q.onnx"))
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".q.onnx")]
+
+
+def test_constant_named_like_a_symbol_of_the_template(tmp_path):
+    """Model 'w' has an arena w_arena and a run function w_run; Conv nodes 'arena' and 'run' have weights w_arena
+    and w_run: the constants get other names and the C compiles and computes the model."""
+    samples, res, g, want = build_and_run(convnet({"conv1": "arena", "conv2": "run", "relu": "inputs"}), tmp_path,
+                                          name="w")
+    for got, ref in zip(res.outputs, want):
+        assert np.abs(got["output"] - ref["output"]).max() < 1e-5
+    c = (tmp_path / "build" / "w.c").read_text()
+    assert "static uint8_t w_arena[" in c and "static const float w_arena_1[" in c
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "../../evil", "ü/模型", "a\nb", "int"])
+def test_odd_name_option(tmp_path, capsys, model_path, name):
+    """--name is reduced to a C name too: no path outside --out, no file name the file system refuses."""
+    code, err = run_cli(capsys, "build", model_path, "--name", name, "--out", tmp_path / "b")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "b" / "edgec.json").read_text())
+    assert meta["name"].isidentifier() and meta["name"].isascii() and len(meta["name"]) <= 40
+    assert (tmp_path / "b" / f"{meta['name']}.h").is_file() and not (tmp_path.parent / "evil.h").exists()
