@@ -228,6 +228,11 @@ def check_sizes(g: Graph, plan: Plan, source: str) -> None:
             raise EdgecError(f"{source}: tensor '{t.name}' {list(t.shape)} has {t.size} elements ({t.nbytes} bytes); "
                              f"edgec's C handles tensors below {C_SIZE_LIMIT} elements and bytes. Check the model's "
                              "shapes or --input-shape")
+    for name in (*g.inputs, *g.outputs):
+        scale = g.tensors[name].scale
+        if scale is not None and not np.isfinite(np.asarray(scale, np.float64)).all():
+            raise EdgecError(f"{source}: the quantization scale of '{name}' is not finite ({scale}); check the "
+                             "calibration data")
     if plan.arena_bytes >= C_SIZE_LIMIT:
         raise EdgecError(f"{source}: the arena needs {plan.arena_bytes} bytes, beyond a 32-bit address space "
                          f"({C_SIZE_LIMIT} bytes at most). Check the model's shapes or --input-shape")

@@ -344,7 +344,10 @@ def test_run_output_paths(tmp_path, capsys, built):
     code, err = run_cli(capsys, "run", out, "--inputs", inputs, "--output", target)
     assert code == 0, err
     assert np.load(target)["output"].shape == (2, 1, 3)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".target")]
+    plain = tmp_path / "plain"  # exactly the file named, no .npz added
+    assert run_cli(capsys, "run", out, "--inputs", inputs, "--output", plain)[0] == 0
+    assert np.load(plain)["output"].shape == (2, 1, 3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".target", ".plain", "plain."))]
 
 
 def test_quantize_and_prune_outputs(tmp_path, capsys, model_path):
@@ -384,3 +387,13 @@ def test_odd_name_option(tmp_path, capsys, model_path, name):
     meta = json.loads((tmp_path / "b" / "edgec.json").read_text())
     assert meta["name"].isidentifier() and meta["name"].isascii() and len(meta["name"]) <= 40
     assert (tmp_path / "b" / f"{meta['name']}.h").is_file() and not (tmp_path.parent / "evil.h").exists()
+
+
+def test_prune_plot_paths(tmp_path, capsys, model_path):
+    code, err = run_cli(capsys, "prune", model_path, "--analyze", "--plot", tmp_path)
+    assert_user_error(code, err, "--plot", "a folder")
+    code, err = run_cli(capsys, "prune", model_path, "--analyze", "--plot", tmp_path / "s.xyz")
+    assert_user_error(code, err, "--plot", ".xyz")
+    assert run_cli(capsys, "prune", model_path, "--analyze", "--plot", tmp_path / "curves")[0] == 0
+    assert (tmp_path / "curves").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves", "simple.onnx"]

@@ -212,12 +212,18 @@ def cmd_run(a: argparse.Namespace) -> int:
     out = {}
     for io in meta["outputs"]:
         out[io["name"]] = np.stack([s[io["name"]] for s in res.outputs])
-    write_file(a.output, lambda tmp: np.savez(tmp, **out), "--output", (a.inputs,))
+    write_file(a.output, lambda tmp: _savez(tmp, out), "--output", (a.inputs,))
     msg = f"ran {len(samples)} samples on {meta['target']}; wrote {a.output}"
     if res.instructions:
         msg += f"; instructions per inference: {res.instructions[0]:,}"
     print(msg)
     return 0
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    """An .npz at exactly path (np.savez would add .npz to a name without it)."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _io_graph(meta: dict):
@@ -407,6 +413,11 @@ def cmd_prune(a: argparse.Namespace) -> int:
     for path, what in ((a.output, "--output"), (a.plot, "--plot")):
         if path is not None:
             check_file(path, what, (a.model, a.calib))
+    if a.plot is not None:
+        try:
+            _plot_format(a.plot)
+        except ImportError:
+            raise EdgecError("--plot needs matplotlib: pip install matplotlib") from None
     shapes = parse_input_shapes(a.input_shape)
     opts = _prune_options(a, a.method)
     if a.analyze or a.criterion == "sensitivity":
@@ -443,6 +454,16 @@ def cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_format(path: Path) -> str:
+    """The image format of a --plot file, from its suffix (png without one)."""
+    from matplotlib.figure import Figure
+
+    fmt, known = path.suffix[1:].lower() or "png", Figure().canvas.get_supported_filetypes()
+    if fmt not in known:
+        raise EdgecError(f"--plot {path}: matplotlib writes {', '.join(sorted(known))} files, not .{fmt}")
+    return fmt
+
+
 def _plot_sensitivity(table: dict, path: Path) -> None:
     try:
         import matplotlib
@@ -450,8 +471,6 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        from .errors import EdgecError
-
         raise EdgecError("--plot needs matplotlib: pip install matplotlib") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in table.items():
@@ -465,7 +484,7 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
     fig.tight_layout()
     from .outdir import write_file
 
-    write_file(path, lambda tmp: fig.savefig(tmp, dpi=120), "--plot")
+    write_file(path, lambda tmp: fig.savefig(tmp, dpi=120, format=_plot_format(path)), "--plot")
     plt.close(fig)
 
 
