@@ -6,16 +6,15 @@ import dataclasses
 import json
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgec.codegen.emit import c_identifier, write_project
+from edgec.codegen.emit import model_name, write_project
 from edgec.codegen.memory import Step, plan_memory
 
-from . import ApiModule, host, sparse
+from . import ApiModule, host, outdir, sparse
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
@@ -224,6 +223,9 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         raise EdgecError("--flash-budget and --max-sqnr-drop go with --quantize auto")
     if opts.quant.input_ranges and opts.quantize == "none" and opts.qconfig is None:
         raise EdgecError("--input-range sets how a quantized build's input is quantized: give --quantize too")
+    name = model_name(opts.name, f"--name {opts.name}") if opts.name else model_name(opts.model.stem, str(opts.model))
+    out = Path(opts.out or f"build/{name}-{target.name}")
+    outdir.check_dir(out)  # before the work: refuse a folder edgec must not write
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
         opts.quantize = prequantized_scheme(g)
@@ -240,8 +242,6 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         sparse.MODE = mode
     nbytes = {name: t.nbytes for name, t in g.tensors.items()}
     plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))
-    name = c_identifier(opts.name or opts.model.stem).lower()
-    out = Path(opts.out or f"build/{name}-{target.name}")
     weights = _const_bytes(calls)
     params = sum(t.size for t in g.tensors.values() if t.is_const)
     meta = {"name": name, "model": str(Path(opts.model).resolve()), "target": target.name,
@@ -257,8 +257,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
                            for n, t in ((n, g.tensors[n]) for n in g.activations())}
     meta["compiler"] = compiler_flags(target)
     fits = _check_fit(target, meta, opts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = outdir.temp_dir(out)
     try:
         sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g), opts.instrument,
                                 meta["compiler"])
@@ -268,9 +267,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         if "elf" in meta:
             _check_fit_linked(target, meta, opts)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        outdir.publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -201,17 +201,26 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from .api import Build, io_graph, samples
+    from .outdir import check_file, write_file
     from .runner import run_build
 
+    check_file(a.output, "--output", (a.inputs,))
     b = Build.load(a.build_dir)
     data = samples(a.inputs, io_graph(b.report))
     res = run_build(a.build_dir, data)
-    np.savez(a.output, **{io["name"]: np.stack([s[io["name"]] for s in res.outputs]) for io in b.report["outputs"]})
+    out = {io["name"]: np.stack([s[io["name"]] for s in res.outputs]) for io in b.report["outputs"]}
+    write_file(a.output, lambda tmp: _savez(tmp, out), "--output", (a.inputs,))
     msg = f"ran {len(data)} samples on {b.report['target']}; wrote {a.output}"
     if res.instructions:
         msg += f"; instructions per inference: {res.instructions[0]:,}"
     print(msg)
     return 0
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    """An .npz at exactly path (np.savez would add .npz to a name without it)."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
@@ -299,7 +308,9 @@ def cmd_profile(a: argparse.Namespace) -> int:
 def cmd_quantize(a: argparse.Namespace) -> int:
     from .build import prepare_graph, quantize_with
     from .export import export_qdq
+    from .outdir import check_file
 
+    check_file(a.output, "--output", (a.model, a.calib))
     opts = _options(a, None)
     if opts.quantize == "auto":
         raise EdgecError("edgec quantize does not write --quantize auto models; choose the layers' schemes with "
@@ -341,8 +352,17 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from .data import load_samples, random_samples
     from .export import export_float
     from .load import parse_input_shapes
+    from .outdir import check_file
     from .prune import allocate, sensitivity, weighted_layers
 
+    for path, what in ((a.output, "--output"), (a.plot, "--plot")):
+        if path is not None:
+            check_file(path, what, (a.model, a.calib))
+    if a.plot is not None:
+        try:
+            _plot_format(a.plot)
+        except ImportError:
+            raise EdgecError("--plot needs matplotlib: pip install matplotlib") from None
     shapes = parse_input_shapes(a.input_shape)
     opts = _prune_options(a, a.method)
     if a.analyze or a.criterion == "sensitivity":
@@ -379,6 +399,16 @@ def cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_format(path: Path) -> str:
+    """The image format of a --plot file, from its suffix (png without one)."""
+    from matplotlib.figure import Figure
+
+    fmt, known = path.suffix[1:].lower() or "png", Figure().canvas.get_supported_filetypes()
+    if fmt not in known:
+        raise EdgecError(f"--plot {path}: matplotlib writes {', '.join(sorted(known))} files, not .{fmt}")
+    return fmt
+
+
 def _plot_sensitivity(table: dict, path: Path) -> None:
     try:
         import matplotlib
@@ -386,8 +416,6 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        from .errors import EdgecError
-
         raise EdgecError("--plot needs matplotlib: pip install matplotlib") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in table.items():
@@ -399,7 +427,9 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from .outdir import write_file
+
+    write_file(path, lambda tmp: fig.savefig(tmp, dpi=120, format=_plot_format(path)), "--plot")
     plt.close(fig)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import ApiModule, __version__
 from .errors import EdgecError
+from .outdir import claim_dir, write_file
 from .paths import RUNTIME_DIR, TARGETS_DIR, TEMPLATES_DIR
 
 
@@ -416,7 +417,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = out / f"{ylabel.split()[0].lower()}_vs_{cost.split('_')[0]}.png"
-        fig.savefig(path, dpi=110)
+        write_file(path, lambda p, fig=fig: fig.savefig(p, dpi=110), "--out")
         plt.close(fig)
         paths.append(path)
     return paths
@@ -484,21 +485,22 @@ def html_report(rows: list[dict], images: list[Path], title: str, path: Path, ta
         layers=[r for r in pareto(rows, "flash_bytes") if r.get("layers")][:3],
         reproducible=all("--inputs" in r["command"] for r in rows), version=__version__,
         reference_line=any(r.get("float_reference") and fidelity(r) is not None for r in rows))
-    path.write_text(page)
+    write_file(path, lambda p: p.write_text(page), "--out")
 
 
 def compare(model: Path, target: str, calib: Path | None, eval_npz: Path | None, labels: str | None, out: Path,
             grid: list[Config], parallel: int, input_shapes: dict | None = None) -> list[dict]:
     """Run the grid and write results.csv, results.json, the plots and report.html into out."""
-    out.mkdir(parents=True, exist_ok=True)
+    plots_ = [f"{y}_vs_{c}.png" for y in ("accuracy", "sqnr") for c in ("flash", "instructions", "ram")]
+    claim_dir(out, ["results.json", "results.csv", "report.html", *plots_], ["cache", "work"])
     jobs = [Job(Path(model).resolve(), target, calib and Path(calib).resolve(), eval_npz and Path(eval_npz).resolve(),
                 labels, c, out / "work" / f"{k:02d}", input_shapes or {}) for k, c in enumerate(grid)]
     from .calibrate import progress_bar
 
     start = time.perf_counter()
     rows = run_grid(jobs, out / "cache", parallel, progress_bar("configurations"))
-    (out / "results.json").write_text(json.dumps(rows, indent=1, default=_plain))
-    write_csv(rows, out / "results.csv")
+    write_file(out / "results.json", lambda p: p.write_text(json.dumps(rows, indent=1, default=_plain)), "--out")
+    write_file(out / "results.csv", lambda p: write_csv(rows, p), "--out")
     images = plots(rows, out)
     html_report(rows, images, f"edgec compare: {Path(model).name} on {target}", out / "report.html", target)
     print(table(rows, sys.stdout.isatty()))
