@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from helpers import assert_bitexact, assert_float_close, build_and_run, make_model
 from onnx import TensorProto, helper, numpy_helper
-from realworld_models import ARCHITECTURES, resnet50, squeezenet
+from realworld_models import ARCHITECTURES, alexnet, resnet50, squeezenet
 
 from edgec.build import BuildOptions, build
 from edgec.cli import main
@@ -109,14 +109,21 @@ def test_old_opset_ops_onnxruntime_cannot_run(tmp_path, capsys):
     assert report["max_abs_err"] <= REL * output_range(want), report
 
 
-@pytest.mark.parametrize("builder", [resnet50, squeezenet], ids=["resnet50", "squeezenet"])
+@pytest.mark.parametrize("builder", [resnet50, squeezenet, alexnet], ids=["resnet50", "squeezenet", "alexnet"])
 def test_architecture_int8_bitexact(builder, tmp_path):
+    """int8 builds, bit-exact with the integer reference; AlexNet's LRN layers (float only) stay float."""
     model = builder()
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
     calib = tmp_path / "calib.npz"
     save_samples(calib, model, count=8, seed=5)
-    out, _, g = build(BuildOptions(path, quantize="int8", calib=calib, out=tmp_path / "build"))
+    lrn = [node.name for node in model.graph.node if node.op_type == "LRN"]
+    qconfig = None
+    if lrn:
+        qconfig = tmp_path / "q.toml"
+        qconfig.write_text("[layers]\n" + "".join(f'{name} = "float"\n' for name in lrn))
+    out, _, g = build(BuildOptions(path, quantize="int8", calib=calib, qconfig=qconfig, out=tmp_path / "build"))
+    assert {node.dtype for node in g.nodes if node.op == "LRN"} <= {"float32"}
     arrays = save_samples(tmp_path / "x.npz", model, count=3, seed=6)
     samples = [{k: v[i] for k, v in arrays.items()} for i in range(3)]
     res = run_build(out, samples)
@@ -179,7 +186,7 @@ CASES = {
                                                n("Relu", ["d"], ["output"])], {"input": [1, 9]}, {"output": None},
                                               {"r": np.array(0.3, np.float32)}),
 }
-INT8_CASES = ["pad_reflect_nhwc", "pad_edge_nhwc", "sum3_broadcast", "gemm_transposed_weight_no_bias",
+INT8_CASES = ["pad_reflect_nhwc", "pad_edge_nhwc", "sum3_broadcast", "mean3_nhwc", "gemm_transposed_weight_no_bias",
               "constant_of_shape_bias", "dropout_mask_unused"]
 
 
@@ -311,3 +318,11 @@ def test_reflect_pad_too_wide_is_refused(tmp_path, capsys):
     code = main(["build", str(_saved(tmp_path, model)), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "Pad (node 'pad')" in err and "reflect pads" in err, err
+
+
+def test_cast_to_integer_is_refused(tmp_path, capsys):
+    model = make_model([n("Cast", ["input"], ["i"], to=TensorProto.INT32, name="to_int"),
+                        n("Cast", ["i"], ["output"], to=TensorProto.FLOAT)], {"input": [1, 4]}, {"output": [1, 4]})
+    code = main(["build", str(_saved(tmp_path, model)), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Cast (node 'to_int')" in err and "only a Cast to float" in err, err

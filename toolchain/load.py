@@ -442,6 +442,9 @@ def _to_ir(model: onnx.ModelProto, path: Path) -> Graph:
 def require_static_shapes(graph: Graph, path: Path) -> None:
     for n in graph.nodes:
         for name in n.outputs:
+            if name and name not in graph.tensors and n.op == "Cast":
+                raise EdgecError(f"{path}: Cast (node '{n.name}') casts to a type other than float; edgec compiles "
+                                 "float computations (only a Cast to float is supported)")
             if name and name not in graph.tensors:
                 raise EdgecError(f"{path}: the shape of '{name}' (output of node '{n.name}', {n.op}) could not be "
                                  "inferred statically; give fixed input shapes with --input-shape")

@@ -96,9 +96,8 @@ def _variadic(g: Graph, node: Node) -> None:
     by 1/n; one input: the identity."""
     ins = [i for i in node.inputs if i]
     if len(ins) == 1:
-        if node.op == "Mean" or node.op == "Sum" or g.const(ins[0]) is None:
-            node.inputs = ins
-            _bypass(g, node)
+        node.inputs = ins
+        _bypass(g, node)
         return
     binary = {"Sum": "Add", "Mean": "Add", "Max": "Max", "Min": "Min"}[node.op]
     out, at = node.outputs[0], g.nodes.index(node)
