@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import assert_bitexact, assert_float_close, build_and_run, make_model
+from helpers import assert_bitexact, assert_float_close, assert_int8_sane, build_and_run, make_model, needs_target
 from onnx import TensorProto, helper, numpy_helper
 from realworld_models import ARCHITECTURES, alexnet, resnet50, squeezenet
 
@@ -186,8 +186,9 @@ CASES = {
                                                n("Relu", ["d"], ["output"])], {"input": [1, 9]}, {"output": None},
                                               {"r": np.array(0.3, np.float32)}),
 }
-INT8_CASES = ["pad_reflect_nhwc", "pad_edge_nhwc", "sum3_broadcast", "mean3_nhwc", "gemm_transposed_weight_no_bias",
-              "constant_of_shape_bias", "dropout_mask_unused"]
+INT8_CASES = ["pad_reflect_nhwc", "pad_edge_nhwc", "sum3_broadcast", "mean3_nhwc", "reduce_mean_channels_keepdims",
+              "reduce_mean_chw_no_keepdims", "reduce_mean_opset18_input", "reduce_mean_last_axis_3d",
+              "gemm_transposed_weight_no_bias", "constant_of_shape_bias", "dropout_mask_unused"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -228,11 +229,30 @@ def test_lrn_even_size_matches_spec(tmp_path):
 
 @pytest.mark.parametrize("case", INT8_CASES)
 def test_int8_bitexact(case, tmp_path):
-    samples, res, g, _ = build_and_run(CASES[case](), tmp_path, quantize="int8")
+    samples, res, g, want = build_and_run(CASES[case](), tmp_path, quantize="int8")
     assert_bitexact(g, samples, res)
+    if not case.startswith("reduce_mean"):
+        assert_int8_sane(res, want)
+        return
+    # a mean keeps its input's scale: within 2 steps of it (input rounding, the mean's rounding, the int8 Conv
+    # before it), however small the mean itself is
+    step = g.tensors[g.outputs[0]].scale
+    for got, ref in zip(res.outputs, want):
+        assert float(np.abs(got["output"] - ref["output"]).max()) <= 2 * step
 
 
-@pytest.mark.parametrize("case", ["lrn_nhwc", "reduce_mean_channels_keepdims", "max3_const"])
+@needs_target("cortex-m7")
+def test_new_kernels_on_cortex_m7(tmp_path):
+    """The new kernels compiled for Cortex-M7 and run under QEMU: float close to onnxruntime, int8 bit-exact."""
+    for case in ("lrn_nhwc", "reduce_mean_channels_keepdims", "pad_reflect_nhwc", "max3_const"):
+        _, res, _, want = build_and_run(CASES[case](), tmp_path / case, target="cortex-m7")
+        assert_float_close(res, want)
+    for case in ("pad_edge_nhwc", "reduce_mean_chw_no_keepdims"):
+        samples, res, g, _ = build_and_run(CASES[case](), tmp_path / f"{case}_q", target="cortex-m7", quantize="int8")
+        assert_bitexact(g, samples, res)
+
+
+@pytest.mark.parametrize("case", ["lrn_nhwc", "min2_broadcast", "max3_const"])
 def test_float_only_ops_refuse_int8_clearly(case, tmp_path, capsys):
     path = tmp_path / "m.onnx"
     onnx.save(CASES[case](), path)

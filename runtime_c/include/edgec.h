@@ -407,6 +407,10 @@ void ec_pad_mirror(const int32_t *in_shape, const int32_t *pads_begin, const int
  * stride of input dimension d, 0 for a reduced one; output = sum * scale. */
 void ec_reduce_mean_f32(const int32_t *in_shape, const int32_t *out_strides, int32_t out_size, float scale,
                         const float *input, float *output);
+/* int8, the output keeping the input's scale and zero point: output = round_half_even(sum(x - zp) / count) + zp;
+ * scratch holds out_size int32 sums. */
+void ec_reduce_mean_s8(const int32_t *in_shape, const int32_t *out_strides, int32_t out_size, int32_t count,
+                       int32_t zp, const int8_t *input, int8_t *output, void *scratch);
 
 /* Local response normalization across channels: data viewed as [batch][channels][positions], strides in elements
  * ({batch, channel, position}) for input and output. */
