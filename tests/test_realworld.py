@@ -95,13 +95,14 @@ def test_converted_oracle_equals_original(arch, tmp_path):
 
 
 def test_old_opset_ops_onnxruntime_cannot_run(tmp_path, capsys):
-    """BatchNormalization-6, Gemm-6, PRelu-6 and AveragePool-1 (opset 6, IR 3): onnxruntime has no kernels for
-    them, edgec converts the model and validate compares with onnxruntime on the converted model."""
+    """BatchNormalization-6, Gemm-6, PRelu-6 and AveragePool-1 (padded: the padding is not counted) at opset 6, IR 3:
+    onnxruntime has no kernels for them, edgec converts the model and validate compares with onnxruntime on the
+    converted model."""
     inits = {"g": w(4) + 1, "b": w(4), "m": w(4), "v": np.abs(w(4)) + 0.5, "s": w(4, 1, 1), "W": w(5, 16),
              "B": w(5)}
     nodes = [n("BatchNormalization", ["input", "g", "b", "m", "v"], ["bn"], is_test=1),
              n("PRelu", ["bn", "s"], ["pr"]),
-             n("AveragePool", ["pr"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+             n("AveragePool", ["pr"], ["ap"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
              n("Flatten", ["ap"], ["f"]), n("Gemm", ["f", "W", "B"], ["output"], transB=1, broadcast=1)]
     graph = helper.make_graph(
         nodes, "old", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 4, 4])] +

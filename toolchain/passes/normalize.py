@@ -15,7 +15,7 @@ NORMALIZED = {
     "MatMul": "the right operand must be a constant 2-D matrix (weights)",
     "Div": "only division by a constant is supported",
     "BatchNormalization": "scale, bias, mean and variance must be constants",
-    "Cast": "only a Cast to float of a float tensor is supported (a cast input's Cast, see toolchain/load.py)",
+    "Cast": "only a Cast to float of a float tensor is supported",
     "Sum": "", "Mean": "",
 }
 FLOAT = 1  # onnx.TensorProto.FLOAT
