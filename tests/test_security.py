@@ -103,7 +103,8 @@ def test_hostile_names_everywhere(tmp_path, name):
     for got, ref in zip(res.outputs, want):
         assert np.abs(got[names["output"]] - ref[names["output"]]).max() < 1e-5
     text = generated_text(tmp_path / "build")
-    assert max(len(line) for comment in re.findall(r"/\*.*?\*/", text, flags=re.S) for line in comment.splitlines()) <= 300
+    comments = re.findall(r"/\*.*?\*/", text, flags=re.S)
+    assert max(len(line) for comment in comments for line in comment.splitlines()) <= 300
     assert "??" not in text and "\\" not in text.replace("\\n", "")
 
 

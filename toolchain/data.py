@@ -59,5 +59,8 @@ def samples_from_arrays(arrays: Mapping[str, np.ndarray], g: Graph, what: str,
 
 
 def random_samples(g: Graph, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Standard normal samples; rounded to integers for an integer input (given as float32, see load.py)."""
     rng = np.random.default_rng(seed)
-    return [{n: rng.standard_normal(g.shape(n)).astype(np.float32) for n in g.inputs} for _ in range(count)]
+    ints = {n for n, t in g.info.get("input_types", {}).items() if np.issubdtype(np.dtype(t), np.integer)}
+    return [{n: (np.round if n in ints else np.asarray)(rng.standard_normal(g.shape(n))).astype(np.float32)
+             for n in g.inputs} for _ in range(count)]

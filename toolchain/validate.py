@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from . import ApiModule
 from .ir import Graph
+from .load import read_model, upgrade_opset
 from .reference import QRANGE, quantize_feeds, represented_range, run_graph
 from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
+# onnxruntime's input type names -> the numpy type a sample is cast to (toolchain/load.py float32_boundary)
+ORT_TYPES = {f"tensor({k})": v for k, v in (("float", np.float32), ("double", np.float64), ("int8", np.int8),
+                                             ("uint8", np.uint8), ("int16", np.int16), ("uint16", np.uint16),
+                                             ("int32", np.int32), ("uint32", np.uint32), ("int64", np.int64),
+                                             ("uint64", np.uint64))}
+
+
+def oracle_model(path: str) -> bytes:
+    """The model onnxruntime runs as the reference: the file converted to edgec's minimum opset (onnxruntime has no
+    kernels for some ops of old opsets, e.g. BatchNormalization-6, Gemm-6, AveragePool-1); same semantics."""
+    return upgrade_opset(read_model(Path(path)), Path(path)).SerializeToString()
 
 
 def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> list[dict]:
+    """onnxruntime's outputs for the samples, each input fed in the model's own element type (edgec's float32
+    values cast at the boundary: float64, or integers for an integer input)."""
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(oracle_model(model), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return [dict(zip(names, sess.run(None, s))) for s in samples]
+    types = {i.name: ORT_TYPES.get(i.type, np.float32) for i in sess.get_inputs()}
+    return [dict(zip(names, sess.run(None, {k: np.asarray(v).astype(types.get(k, np.float32))
+                                             for k, v in s.items()}))) for s in samples]
 
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
