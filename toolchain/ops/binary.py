@@ -12,6 +12,9 @@ from .base import (
     act_range,
     apply_act,
     c_float,
+    check_act,
+    check_broadcast,
+    check_io,
     frac_bits,
     is_int,
     nctype,
@@ -53,9 +56,12 @@ class Binary(Op):
     fuses_activation = True
 
     def check(self, node: Node, g: Graph) -> str | None:
+        reason = check_io(node, g, (2, 2))
+        if reason:
+            return reason
         if all(g.const(i) is not None for i in node.inputs):
             return "both operands are constant (should have been folded)"
-        return None
+        return check_broadcast(node, g) or check_act(node)
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         a, b = (x.astype(np.float64) for x in xs)
