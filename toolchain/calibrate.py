@@ -63,6 +63,10 @@ def calibrate(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "min
         for name, v in values.items():
             lows.setdefault(name, []).append(float(v.min()))
             highs.setdefault(name, []).append(float(v.max()))
+    bad = next((n for n in lows if not np.isfinite(lows[n] + highs[n]).all()), None)
+    if bad is not None:
+        raise EdgecError(f"calibration: tensor '{bad}' takes non-finite values (NaN or infinity) on the calibration "
+                         "samples; check the samples for NaN/infinity, or the float model for an overflow")
     if method == "moving-average":
         return {n: (float(np.mean(lows[n])), float(np.mean(highs[n]))) for n in lows}
     ranges = {n: (min(lows[n]), max(highs[n])) for n in lows}

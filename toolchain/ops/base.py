@@ -17,6 +17,10 @@ from ..target import Target
 INT32_MIN = -(2**31)
 MAX_DIMS = 6  # EC_MAX_DIMS: the rank the runtime's broadcast and copy kernels take
 INT32_MAX = 2**31 - 1
+# The smallest scale of a quantized tensor or weight: the smallest normal float32. A range so narrow that its step
+# would be smaller (denormal weights, an almost-zero activation) gets this step, so its values quantize to 0 or a few
+# steps; a step of 0 (float32 underflow) would divide by zero, and 1 / scale stays finite in float32.
+MIN_SCALE = float(np.finfo(np.float32).tiny)
 
 
 class Op:

@@ -8,6 +8,7 @@ from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
 from ..target import Target
 from .base import (
+    MIN_SCALE,
     Op,
     act_range,
     apply_act,
@@ -43,10 +44,10 @@ def const_quant(data: np.ndarray, dtype: str = "int8", pow2: bool = False) -> tu
         return np.clip(np.round(data / scale), lo, hi).astype(np.int16 if wide else np.int8), scale, 0
     if dtype == "int16":
         bound = float(np.abs(data).max())
-        scale = c_float(bound / 32767.0) if bound > 0 else 1.0
+        scale = max(c_float(bound / 32767.0), MIN_SCALE) if bound > 0 else 1.0
         return np.clip(np.round(data / scale), -32768, 32767).astype(np.int16), scale, 0
     lo, hi = min(0.0, float(data.min())), max(0.0, float(data.max()))
-    scale = c_float((hi - lo) / 255.0) if hi > lo else 1.0
+    scale = max(c_float((hi - lo) / 255.0), MIN_SCALE) if hi > lo else 1.0
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return np.clip(np.round(data / scale) + zp, -128, 127).astype(np.int8), scale, zp
 

@@ -13,6 +13,7 @@ from ..sparse import lower_sparse_conv, lower_sparse_fc
 from ..target import Target
 from . import neon
 from .base import (
+    MIN_SCALE,
     Q7_SHIFT_RANGE,
     Op,
     act_range,
@@ -43,7 +44,8 @@ BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator s
 def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
     """Symmetric per-output-channel scales for weights in [-qmax, qmax] (int8: 127, int4: 7)."""
     wmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
-    return np.where(wmax > 0, wmax / qmax, 1.0).astype(np.float32).astype(np.float64)  # as ONNX stores them
+    scales = np.where(wmax > 0, np.maximum(wmax / qmax, MIN_SCALE), 1.0)  # (denormal weights: MIN_SCALE)
+    return scales.astype(np.float32).astype(np.float64)  # as ONNX stores them
 
 
 def pow2_weight_scales(w: np.ndarray) -> np.ndarray:
