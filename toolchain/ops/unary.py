@@ -85,7 +85,7 @@ class Unary(Op):
             if len(node.inputs) > k and node.inputs[k] and v is None:
                 return f"{name} must be a constant"
             if v is not None and (np.size(v) != 1 or np.isnan(v).any()):
-                return f"{name}={np.asarray(v).tolist()} must be one number"
+                return f"{name} must be one number (it holds {np.size(v)} values)"
             bounds.append(None if v is None else float(np.asarray(v).reshape(())))
         if None not in bounds and bounds[0] > bounds[1]:
             return f"min {bounds[0]} is above max {bounds[1]}"
