@@ -441,3 +441,36 @@ def test_op_checks_cover_every_op():
 
     missing = sorted(t for t, op in REGISTRY.items() if type(op).check is Op.check and t != "Convert")
     assert not missing, missing
+
+
+def test_pass_output_satisfies_checks(tmp_path):
+    """What normalize, BatchNormalization folding, activation fusion and the layout pass make (canonical Gemm,
+    depthwise Conv from a standalone BatchNormalization, Mul from Div, GlobalAveragePool from ReduceMean, fused
+    Relu/Clip, LayoutCast) passes every op's check again."""
+    from edgec.build import prepare_graph
+
+    c = 4
+    bn = {f"{k}{j}": (np.abs(f32(c)) + 0.5) if k == "v" else f32(c) for j in (1, 2) for k in "sbmv"}
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "s1", "b1", "m1", "v1"], ["bn"], name="bn1"),
+        helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+        helper.make_node("BatchNormalization", ["r", "s2", "b2", "m2", "v2"], ["bn2"], name="bn2"),
+        helper.make_node("Div", ["bn2", "d"], ["dv"], name="div"),
+        helper.make_node("Clip", ["dv", "lo", "hi"], ["cl"], name="clip"),
+        helper.make_node("ReduceMean", ["cl"], ["rm"], name="mean", axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["rm", "mw"], ["mm"], name="matmul"),
+        helper.make_node("Gemm", ["mm", "gw", "gb"], ["fc"], name="fc", alpha=0.5, beta=2.0),
+        helper.make_node("Relu", ["fc"], ["y"], name="relu2"),
+    ]
+    inits = {"w": f32(c, 3, 3, 3), "b": f32(c), **bn, "d": np.array(2.0, np.float32),
+             "lo": np.array(-1.0, np.float32), "hi": np.array(1.0, np.float32), "mw": f32(c, 6), "gw": f32(6, 5),
+             "gb": f32(5)}
+    path = tmp_path / "m.onnx"
+    onnx.save(make_model(nodes, {"x": [1, 3, 8, 8]}, {"y": None}, inits, opset=17), path)
+    g = prepare_graph(path)
+    ops = {n.op for n in g.nodes}
+    assert {"Conv", "Gemm", "GlobalAveragePool", "Mul"} <= ops and "BatchNormalization" not in ops, ops
+    assert any(n.op == "Conv" and n.attrs.get("group", 1) == c for n in g.nodes)  # bn2 became a depthwise Conv
+    assert all(REGISTRY[n.op].check(n, g) is None for n in g.nodes), [
+        (n.name, REGISTRY[n.op].check(n, g)) for n in g.nodes]
