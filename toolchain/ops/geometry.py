@@ -55,7 +55,7 @@ def check_window(node: Node, g: Graph, kernel: tuple[int, ...], pool: bool = Fal
     auto_pad = a.get("auto_pad", "NOTSET")
     if auto_pad not in AUTO_PADS:
         return f"auto_pad={auto_pad!r}: ONNX allows {', '.join(AUTO_PADS)}"
-    if auto_pad != "NOTSET" and "pads" in a:
+    if auto_pad != "NOTSET" and any(a.get("pads", [])):
         return f"pads and auto_pad={auto_pad} given together (ONNX allows one)"
     for name, n, least in (("strides", d, 1), ("dilations", d, 1), ("pads", 2 * d, 0)):
         if name in a:

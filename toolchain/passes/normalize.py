@@ -40,7 +40,7 @@ def _check_normalized(node: Node, g: Graph) -> str | None:
     from ..ops import REGISTRY
 
     op, a = node.op, node.attrs
-    outs = (1, 2) if op == "Dropout" else (1, 1)
+    outs = {"Dropout": (1, 2), "BatchNormalization": (1, 5)}.get(op, (1, 1))
     ins = {"Identity": (1, 1), "Dropout": (1, 3), "Flatten": (1, 1), "BatchNormalization": (5, 5),
            "ReduceMean": (1, 2)}.get(op, (1, 2) if op in ("Squeeze", "Unsqueeze") else (2, 2))
     reason = check_io(node, g, ins, outs)
@@ -80,8 +80,9 @@ def _check_normalized(node: Node, g: Graph) -> str | None:
         return None if a.get("keepdims", 1) in (0, 1) else f"keepdims={a['keepdims']!r} must be 0 or 1"
     if op == "BatchNormalization":
         x = g.shape(node.inputs[0])
-        if a.get("training_mode", 0):
-            return "training_mode is not supported"
+        extra = [o for o in node.outputs[1:] if o and (o in g.outputs or g.consumers(o))]
+        if a.get("training_mode", 0) or extra:
+            return "training mode (running statistics as outputs) is not supported"
         reason = check_finite_attrs(node, "epsilon", "momentum")
         if reason or len(x) < 2:
             return reason or f"input of rank {len(x)} has no channel axis"
