@@ -63,21 +63,32 @@ def calibrate(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "min
         for name, v in values.items():
             lows.setdefault(name, []).append(float(v.min()))
             highs.setdefault(name, []).append(float(v.max()))
+    bad = next((n for n in lows if not np.isfinite(lows[n] + highs[n]).all()), None)
+    if bad is not None:
+        raise EdgecError(f"calibration: tensor '{bad}' takes non-finite values (NaN or infinity) on the calibration "
+                         "samples; check the samples for NaN/infinity, or the float model for an overflow")
     if method == "moving-average":
         return {n: (float(np.mean(lows[n])), float(np.mean(highs[n]))) for n in lows}
     ranges = {n: (min(lows[n]), max(highs[n])) for n in lows}
     if method == "minmax":
         return ranges
     hists = {n: np.zeros(BINS, np.int64) for n in ranges}
+    binnable = {n for n, r in ranges.items() if _binnable(*r)}  # the others (a constant, a denormal range) keep min/max
     for values in _activations(g, samples, "histograms"):
         for name, v in values.items():
             lo, hi = ranges[name]
-            if hi > lo:  # exact zeros (a ReLU's output) are exact at any scale: they carry no information here
+            if name in binnable:  # exact zeros (a ReLU's output) are exact at any scale: they carry no information here
                 hists[name] += np.histogram(v[v != 0], bins=BINS, range=(lo, hi))[0]
     choose = {"percentile": lambda h, lo, hi: _percentile(h, lo, hi, percentile),
               "entropy": _entropy, "mse": _mse}[method]
     # A histogram of too few values says little about the tails: such tensors keep their min/max.
     return {n: choose(hists[n], *ranges[n]) if hists[n].sum() >= MIN_HISTOGRAM_VALUES else ranges[n] for n in ranges}
+
+
+def _binnable(lo: float, hi: float) -> bool:
+    """Whether [lo, hi] splits into BINS distinct float32 bins (np.histogram of float32 values needs it)."""
+    edges = np.linspace(np.float32(lo), np.float32(hi), BINS + 1, dtype=np.float32)
+    return hi > lo and bool(np.all(np.diff(edges) > 0))
 
 
 def _edges(lo: float, hi: float) -> np.ndarray:

@@ -293,6 +293,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     """The load stage: file -> checked, upgraded, folded and shape-inferred IR graph."""
     path = Path(path)
     model = read_model(path)
+    check_finite({i.name: numpy_helper.to_array(i) for i in model.graph.initializer}, path, "initializer")
     model = upgrade_opset(model, path)
     qoperator_to_qdq(model, path)
     drop_dropout_masks(model, path)
@@ -300,11 +301,17 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     input_types = float32_boundary(model, path)
     _forget_dynamic_shapes(model)
     model = _infer(model, path)
+    check_sizes(_static_shapes(model), path)
     weight_scales, int_values, asymmetric = _fold_constants(model)
     imported, converts = _strip_qdq(model, path)
+    check_scales({**{k: np.array([v[0]]) for k, v in imported.items()},
+                  **{k: np.array([c[0] for c in v]) for k, v in converts.items()},
+                  **{k: v[0] for k, v in weight_scales.items()}}, path)
     schemes = _layer_schemes(model, path)
     model = _infer(model, path)
     g = _to_ir(model, path)
+    check_finite({n: t.data for n, t in g.tensors.items() if t.is_const}, path, "constant")
+    check_sizes({n: t.shape for n, t in g.tensors.items()}, path)
     for name, (scale, zp, dtype) in imported.items():
         if name in g.tensors:
             g.tensors[name].fixed_quant, g.tensors[name].fixed_dtype = (scale, zp), dtype
@@ -448,3 +455,48 @@ def require_static_shapes(graph: Graph, path: Path) -> None:
             if name and name not in graph.tensors:
                 raise EdgecError(f"{path}: the shape of '{name}' (output of node '{n.name}', {n.op}) could not be "
                                  "inferred statically; give fixed input shapes with --input-shape")
+
+
+# The largest tensor edgec compiles: the C kernels index elements and bytes with 32-bit integers, and every tensor is
+# also held as float32 (the float reference, calibration): 2^31 - 1 bytes of float32.
+MAX_TENSOR_ELEMENTS = (2**31 - 1) // 4
+
+
+def check_finite(arrays: dict[str, np.ndarray], path: Path, kind: str) -> None:
+    """Refuse NaN and infinity in the model's float constants (weights are compiled into C as numbers)."""
+    for name, a in arrays.items():
+        if a.dtype.kind not in "fc" or a.size == 0:
+            continue
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = np.unravel_index(int(np.argmax(bad)), a.shape) if a.ndim else ()
+            raise EdgecError(f"{path}: {kind} '{name}' holds {int(bad.sum())} non-finite value(s) (first: "
+                             f"{a[first]} at index {list(map(int, first))}); edgec compiles finite numbers only: "
+                             "fix or re-export the model")
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[vi.name] = tuple(d.dim_value for d in dims)
+    return shapes
+
+
+def check_sizes(shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """Refuse tensors too large for the C kernels' 32-bit indexing before anything is computed or generated."""
+    for name, shape in shapes.items():
+        n = int(np.prod(shape, dtype=object)) if shape else 1
+        if n > MAX_TENSOR_ELEMENTS:
+            raise EdgecError(f"{path}: tensor '{name}' of shape {list(shape)} has {n} elements; edgec compiles "
+                             f"tensors of at most {MAX_TENSOR_ELEMENTS} elements (2 GiB of float32, indexed with "
+                             "32-bit integers in C): give smaller input shapes (--input-shape)")
+
+
+def check_scales(scales: dict[str, np.ndarray], path: Path) -> None:
+    """The scales of a quantized model's Q/DQ pairs are positive finite numbers (they are divided by)."""
+    for name, v in scales.items():
+        if not np.all(np.isfinite(v) & (v > 0)):
+            raise EdgecError(f"{path}: tensor '{name}' is quantized with scale {np.asarray(v).tolist()[:8]}; "
+                             "quantization scales must be positive finite numbers")

@@ -27,7 +27,7 @@ from .calibrate import calibrate
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
-from .ops.base import c_float, frac_bits
+from .ops.base import MIN_SCALE, c_float, frac_bits
 from .ops.conv import BIAS64_LIMIT, INT4_MAX
 from .ops.geometry import windows
 from .reference import dequantize, quantize_feeds, quantize_input, run_graph
@@ -99,16 +99,16 @@ def load_qconfig(path, g: Graph) -> tuple[str | None, dict[str, str]]:
 def int16_params(lo: float, hi: float) -> tuple[float, int]:
     """Symmetric int16 scale covering [lo, hi] (zero point 0)."""
     bound = max(abs(lo), abs(hi))
-    return c_float(bound / 32767.0 if bound > 0 else 1.0 / 32767.0), 0
+    return max(c_float(bound / 32767.0 if bound > 0 else 1.0 / 32767.0), MIN_SCALE), 0
 
 
 def affine_params(lo: float, hi: float, symmetric: bool = False) -> tuple[float, int]:
     """int8 scale and zero point covering [lo, hi] and 0 exactly (zero point 0 when symmetric)."""
     if symmetric:
         bound = max(abs(lo), abs(hi))
-        return c_float(bound / 127.0 if bound > 0 else 1.0 / 127.0), 0
+        return max(c_float(bound / 127.0 if bound > 0 else 1.0 / 127.0), MIN_SCALE), 0
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = c_float((hi - lo) / 255.0 if hi > lo else 1.0 / 255.0)
+    scale = max(c_float((hi - lo) / 255.0 if hi > lo else 1.0 / 255.0), MIN_SCALE)
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return float(scale), zp
 
@@ -287,6 +287,22 @@ def _imported_convert(t: Tensor, family: str, want: str, dtype: str) -> tuple[fl
         next(iter(options), None)
 
 
+def _require_finite(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
+    """Quantization maps finite numbers only: the calibrated ranges and the constants the ops read (load refuses
+    non-finite weights; a range turns non-finite when the float model overflows on the calibration data)."""
+    for name, (lo, hi) in ranges.items():
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise EdgecError(f"cannot quantize: tensor '{name}' has the range [{lo}, {hi}] on the calibration data; "
+                             "its float values are not finite (NaN or infinity in the samples, or an overflow in "
+                             "the float model): check the calibration samples")
+    for node in g.nodes:
+        for name in node.inputs:
+            data = g.const(name) if name else None
+            if data is not None and data.dtype.kind == "f" and not np.isfinite(data).all():
+                raise EdgecError(f"cannot quantize: {node.op} (node '{node.name}') reads the constant '{name}', "
+                                 "which holds NaN or infinity")
+
+
 def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
     """Give every node and activation its element type, insert Converts between types, set every integer
     activation's scale and zero point, then let each integer op derive its parameters.
@@ -295,6 +311,7 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
     (pooling, reshapes), the model's own (imported QDQ, int8), the calibrated range."""
     opts = opts or QuantOptions()
     ranges = {**ranges, **opts.input_ranges}
+    _require_finite(g, ranges)
     remove_converts(g)  # quantizing again (calibration auto tries several ranges)
     family = assign_schemes(g, opts)
     insert_converts(g, ranges, family)

@@ -15,7 +15,12 @@ from ..ir import CTYPES, NUMPY_TYPES, Graph, Node
 from ..target import Target
 
 INT32_MIN = -(2**31)
+MAX_DIMS = 6  # EC_MAX_DIMS: the rank the runtime's broadcast and copy kernels take
 INT32_MAX = 2**31 - 1
+# The smallest scale of a quantized tensor or weight: the smallest normal float32. A range so narrow that its step
+# would be smaller (denormal weights, an almost-zero activation) gets this step, so its values quantize to 0 or a few
+# steps; a step of 0 (float32 underflow) would divide by zero, and 1 / scale stays finite in float32.
+MIN_SCALE = float(np.finfo(np.float32).tiny)
 
 
 class Op:
@@ -62,6 +67,90 @@ class Op:
 
     def macs(self, node: Node, g: Graph) -> int:
         return 0
+
+
+# ---- shape and attribute checks shared by the ops' check methods (ONNX semantics, before lowering) -------------
+
+
+def present(names: list[str]) -> list[str]:
+    """The inputs or outputs a node gives: trailing optional ones left empty are dropped."""
+    names = list(names)
+    while names and not names[-1]:
+        names.pop()
+    return names
+
+
+def check_io(node: Node, g: Graph, inputs: tuple[int, int], outputs: tuple[int, int] = (1, 1)) -> str | None:
+    """The number of inputs and outputs is within the (least, most) bounds, and every input has a known shape."""
+    ins, outs = present(node.inputs), present(node.outputs)
+    if not inputs[0] <= len(ins) <= inputs[1]:
+        want = str(inputs[0]) if inputs[0] == inputs[1] else f"{inputs[0]} to {inputs[1]}"
+        return f"{len(ins)} inputs; the op takes {want}"
+    if not outputs[0] <= len(outs) <= outputs[1]:
+        return f"{len(outs)} outputs; edgec computes {outputs[1] if outputs[0] == outputs[1] else outputs}"
+    missing = [i for i in ins if i and i not in g.tensors]
+    if missing:
+        return f"input '{missing[0]}' has no known float32 shape (an integer or dynamic tensor edgec cannot compute)"
+    if any(not o for o in outs[:1]):
+        return "its first output is not used"
+    return None
+
+
+def check_finite_attrs(node: Node, *names: str) -> str | None:
+    """Float attributes that must be finite numbers."""
+    for k in names:
+        v = node.attrs.get(k)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
+            return f"attribute {k}={v!r} is not a finite number"
+    return None
+
+
+def check_act(node: Node) -> str | None:
+    """A fused activation range (Relu/Clip folded into the node) that is not empty."""
+    lo, hi = act_range(node)
+    if math.isnan(lo) or math.isnan(hi) or lo > hi:
+        return f"the fused activation range [{lo}, {hi}] is empty (a Clip with min > max?)"
+    return None
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """ONNX multidirectional broadcasting of the shapes, or None if they do not broadcast."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for d in range(rank):
+        dims = {s[d - rank + len(s)] for s in shapes if d - rank + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            return None
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def check_broadcast(node: Node, g: Graph, unidirectional: bool = False) -> str | None:
+    """The inputs broadcast (ONNX multidirectional rules; unidirectional: onto the first input) to the output shape,
+    of a rank the kernels take (EC_MAX_DIMS)."""
+    shapes = [g.shape(i) for i in node.inputs]
+    want = broadcast_shapes(*shapes)
+    if want is None or (unidirectional and want != shapes[0]):
+        return f"input shapes {' and '.join(str(list(s)) for s in shapes)} do not broadcast"
+    if tuple(g.shape(node.outputs[0])) != want:
+        return f"output shape {list(g.shape(node.outputs[0]))} differs from the broadcast shape {list(want)}"
+    if len(want) > MAX_DIMS:
+        return f"rank {len(want)} is above {MAX_DIMS}"
+    return None
+
+
+def check_axis(axis: object, rank: int, name: str = "axis", end: bool = False) -> str | None:
+    """An axis in [-rank, rank - 1] ([-rank - 1, rank] with end=True, e.g. Flatten's, Unsqueeze's)."""
+    top = rank + 1 if end else rank
+    if not isinstance(axis, (int, np.integer)) or not -top <= int(axis) < top:
+        return f"{name}={axis!r} is out of range for a rank-{rank} input"
+    return None
+
+
+def check_same_shape(node: Node, g: Graph) -> str | None:
+    """The output has the shape of the first input (elementwise ops)."""
+    a, y = g.shape(node.inputs[0]), g.shape(node.outputs[0])
+    return None if a == y else f"output shape {list(y)} differs from the input's {list(a)}"
 
 
 REGISTRY: dict[str, Op] = {}

@@ -8,10 +8,14 @@ from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
 from ..target import Target
 from .base import (
+    MIN_SCALE,
     Op,
     act_range,
     apply_act,
     c_float,
+    check_act,
+    check_broadcast,
+    check_io,
     frac_bits,
     is_int,
     nctype,
@@ -40,10 +44,10 @@ def const_quant(data: np.ndarray, dtype: str = "int8", pow2: bool = False) -> tu
         return np.clip(np.round(data / scale), lo, hi).astype(np.int16 if wide else np.int8), scale, 0
     if dtype == "int16":
         bound = float(np.abs(data).max())
-        scale = c_float(bound / 32767.0) if bound > 0 else 1.0
+        scale = max(c_float(bound / 32767.0), MIN_SCALE) if bound > 0 else 1.0
         return np.clip(np.round(data / scale), -32768, 32767).astype(np.int16), scale, 0
     lo, hi = min(0.0, float(data.min())), max(0.0, float(data.max()))
-    scale = c_float((hi - lo) / 255.0) if hi > lo else 1.0
+    scale = max(c_float((hi - lo) / 255.0), MIN_SCALE) if hi > lo else 1.0
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return np.clip(np.round(data / scale) + zp, -128, 127).astype(np.int8), scale, zp
 
@@ -53,9 +57,12 @@ class Binary(Op):
     fuses_activation = True
 
     def check(self, node: Node, g: Graph) -> str | None:
+        reason = check_io(node, g, (2, 2))
+        if reason:
+            return reason
         if all(g.const(i) is not None for i in node.inputs):
             return "both operands are constant (should have been folded)"
-        return None
+        return check_broadcast(node, g) or check_act(node)
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         a, b = (x.astype(np.float64) for x in xs)

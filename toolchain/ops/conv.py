@@ -13,11 +13,14 @@ from ..sparse import lower_sparse_conv, lower_sparse_fc
 from ..target import Target
 from . import neon
 from .base import (
+    MIN_SCALE,
     Q7_SHIFT_RANGE,
     Op,
     act_range,
     apply_act,
     c_float,
+    check_act,
+    check_io,
     frac_bits,
     is_int,
     nctype,
@@ -31,7 +34,7 @@ from .base import (
     requantize64,
     shift_round,
 )
-from .geometry import conv_nd, conv_params, spatial_attrs, windows
+from .geometry import check_window, conv_nd, conv_params, spatial_attrs, windows
 
 INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
 INT32_MAX = 2**31 - 1
@@ -41,7 +44,8 @@ BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator s
 def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
     """Symmetric per-output-channel scales for weights in [-qmax, qmax] (int8: 127, int4: 7)."""
     wmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
-    return np.where(wmax > 0, wmax / qmax, 1.0).astype(np.float32).astype(np.float64)  # as ONNX stores them
+    scales = np.where(wmax > 0, np.maximum(wmax / qmax, MIN_SCALE), 1.0)  # (denormal weights: MIN_SCALE)
+    return scales.astype(np.float32).astype(np.float64)  # as ONNX stores them
 
 
 def pow2_weight_scales(w: np.ndarray) -> np.ndarray:
@@ -391,13 +395,36 @@ class Conv(Op):
         return w, kernel, strides, pads, dil, node.attrs.get("group", 1)
 
     def check(self, node: Node, g: Graph) -> str | None:
-        if g.const(node.inputs[1]) is None:
+        reason = check_io(node, g, (2, 3))
+        if reason:
+            return reason
+        w = g.const(node.inputs[1])
+        if w is None:
             return "weights must be a constant"
         if len(node.inputs) > 2 and node.inputs[2] and g.const(node.inputs[2]) is None:
             return "bias must be a constant"
-        if len(g.shape(node.inputs[0])) not in (3, 4):
+        x = g.shape(node.inputs[0])
+        if len(x) not in (3, 4):
             return "only 1-D and 2-D convolutions are supported"
-        return None
+        if w.ndim != len(x):
+            return f"weights of shape {list(w.shape)} for a rank-{len(x)} input (want [M, C/group, *kernel])"
+        group = node.attrs.get("group", 1)
+        if not isinstance(group, int) or group < 1:
+            return f"group={group!r} must be a positive integer"
+        if x[1] % group or w.shape[0] % group:
+            return f"group={group} does not divide the {x[1]} input channels and {w.shape[0]} output channels"
+        if w.shape[1] * group != x[1]:
+            return (f"weights of shape {list(w.shape)} are for {w.shape[1] * group} input channels (group {group}), "
+                    f"the input {list(x)} has {x[1]}")
+        if "kernel_shape" in node.attrs and tuple(node.attrs["kernel_shape"]) != tuple(w.shape[2:]):
+            return f"kernel_shape={list(node.attrs['kernel_shape'])} differs from the weights' {list(w.shape[2:])}"
+        b = self._bias(node, g)
+        if b is not None and b.shape != (w.shape[0],):
+            return f"bias of shape {list(b.shape)} for {w.shape[0]} output channels (want [{w.shape[0]}])"
+        y = g.shape(node.outputs[0])
+        if y[:2] != (x[0], w.shape[0]):
+            return f"output shape {list(y)} does not match batch {x[0]} and {w.shape[0]} output channels"
+        return check_window(node, g, tuple(w.shape[2:])) or check_act(node)
 
     def _bias(self, node: Node, g: Graph) -> np.ndarray | None:
         return g.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None

@@ -9,7 +9,7 @@ from ..ir import Graph, Node
 from ..sparse import lower_sparse_fc
 from ..target import Target
 from . import neon
-from .base import Op, act_range, apply_act, is_int, nctype, register
+from .base import Op, act_range, apply_act, check_act, check_finite_attrs, check_io, is_int, nctype, register
 from .conv import (
     act_struct,
     ceil4,
@@ -37,14 +37,37 @@ class Gemm(Op):
     fuses_activation = True
 
     def check(self, node: Node, g: Graph) -> str | None:
+        """ONNX Gemm (A [M][K], B [K][N] or [N][K] with transB) and the Gemm a MatMul with a constant 2-D right
+        operand becomes (normalize: A of any rank, its last axis K)."""
         a = node.attrs
-        if g.const(node.inputs[1]) is None:
+        reason = check_io(node, g, (2, 3)) or check_finite_attrs(node, "alpha", "beta")
+        if reason:
+            return reason
+        w = g.const(node.inputs[1])
+        if w is None:
             return "the right operand must be a constant (weights)"
+        for k in ("transA", "transB"):
+            if a.get(k, 0) not in (0, 1):
+                return f"{k}={a[k]!r} must be 0 or 1"
         if a.get("transA", 0):
             return "transA=1 is not supported"
         if len(node.inputs) > 2 and node.inputs[2] and g.const(node.inputs[2]) is None:
             return "the bias must be a constant"
-        return None
+        x = g.shape(node.inputs[0])
+        if w.ndim != 2 or not x:
+            return f"operands of shapes {list(x)} and {list(w.shape)} (want a matrix of weights)"
+        n, k = w.shape if a.get("transB", 0) else w.shape[::-1]
+        if x[-1] != k:
+            return (f"the input {list(x)} has {x[-1]} columns, the weights {list(w.shape)} (transB="
+                    f"{a.get('transB', 0)}) take {k}")
+        if len(node.inputs) > 2 and node.inputs[2]:
+            b = g.const(node.inputs[2])
+            if b.ndim > 2 or b.shape[-1:] not in ((), (1,), (n,)) or (b.ndim == 2 and b.shape[0] != 1):
+                return f"bias of shape {list(b.shape)} for {n} outputs (want [{n}], [1, {n}] or one value)"
+        y = g.shape(node.outputs[0])
+        if tuple(y) != tuple(x[:-1]) + (n,):
+            return f"output shape {list(y)} differs from {list(x[:-1]) + [n]} (input {list(x)}, {n} outputs)"
+        return check_act(node)
 
     def weights(self, node: Node, g: Graph) -> tuple[np.ndarray, np.ndarray | None]:
         """W [N][K] and bias [N] with alpha, beta and transB applied."""

@@ -8,9 +8,7 @@ import numpy as np
 
 from ..calls import Struct
 from ..ir import Graph, Node, Tensor
-from .base import INT32_MAX
-
-MAX_DIMS = 6  # EC_MAX_DIMS
+from .base import INT32_MAX, MAX_DIMS
 
 
 def spatial_attrs(node: Node, g: Graph, kernel: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
@@ -34,6 +32,56 @@ def spatial_attrs(node: Node, g: Graph, kernel: tuple[int, ...]) -> tuple[list[i
     else:
         pads = list(node.attrs.get("pads", [0] * (2 * d)))
     return strides, pads, dil
+
+
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def _ints(v: object, n: int, name: str, least: int) -> str | None:
+    if not isinstance(v, (list, tuple)) or len(v) != n or not all(isinstance(x, (int, np.integer)) for x in v):
+        return f"{name}={v!r} must be {n} integers"
+    if min(v, default=least) < least:
+        return f"{name}={list(v)} must all be {least} or more"
+    return None
+
+
+def check_window(node: Node, g: Graph, kernel: tuple[int, ...], pool: bool = False) -> str | None:
+    """Conv and pooling geometry against ONNX: strides and dilations >= 1, pads >= 0 (pooling: below the kernel, so
+    that every window holds an input element, as onnxruntime requires), auto_pad values, and the output shape that
+    follows from them equal to the one in the graph."""
+    d, a = len(kernel), node.attrs
+    if min(kernel, default=1) < 1:
+        return f"kernel {list(kernel)} has an empty dimension"
+    auto_pad = a.get("auto_pad", "NOTSET")
+    if auto_pad not in AUTO_PADS:
+        return f"auto_pad={auto_pad!r}: ONNX allows {', '.join(AUTO_PADS)}"
+    if auto_pad != "NOTSET" and any(a.get("pads", [])):
+        return f"pads and auto_pad={auto_pad} given together (ONNX allows one)"
+    for name, n, least in (("strides", d, 1), ("dilations", d, 1), ("pads", 2 * d, 0)):
+        if name in a:
+            reason = _ints(a[name], n, name, least)
+            if reason:
+                return reason
+    if a.get("ceil_mode", 0) not in (0, 1) or (a.get("ceil_mode", 0) and not pool):
+        return f"ceil_mode={a['ceil_mode']!r} is not supported"
+    strides, pads, dil = spatial_attrs(node, g, kernel)
+    in_sp, out = g.shape(node.inputs[0])[2:], g.shape(node.outputs[0])
+    want = []
+    for i in range(d):
+        span = (kernel[i] - 1) * dil[i] + 1
+        if pool and max(pads[i], pads[d + i]) >= kernel[i]:
+            return f"pads {list(pads)} reach a whole kernel {list(kernel)} (every window must hold an input element)"
+        room = in_sp[i] + pads[i] + pads[d + i] - span
+        if room < 0:
+            return (f"the kernel {list(kernel)} (dilations {list(dil)}) spans more than the padded input "
+                    f"{list(in_sp)} (pads {list(pads)})")
+        n = (-(-room // strides[i]) if a.get("ceil_mode", 0) else room // strides[i]) + 1
+        if a.get("ceil_mode", 0) and (n - 1) * strides[i] >= in_sp[i] + pads[i]:
+            n -= 1  # a last window that would start in the end padding is dropped
+        want.append(n)
+    if tuple(out[2:]) != tuple(want):
+        return f"output shape {list(out)} does not match the computed spatial size {want} of input {list(in_sp)}"
+    return None
 
 
 def windows(x: np.ndarray, kernel, strides, pads, dil, out_sp, fill):

@@ -16,6 +16,8 @@ from .base import (
     Op,
     act_range,
     apply_act,
+    check_act,
+    check_io,
     is_int,
     nctype,
     out_dtype,
@@ -26,7 +28,7 @@ from .base import (
     requantize,
 )
 from .conv import act_struct
-from .geometry import conv_params, spatial_attrs, windows
+from .geometry import check_window, conv_params, spatial_attrs, windows
 
 
 def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -44,11 +46,24 @@ class Pool(Op):
     def check(self, node: Node, g: Graph) -> str | None:
         if len(node.outputs) > 1 and node.outputs[1]:
             return "the Indices output of MaxPool is not supported"
-        if len(g.shape(node.inputs[0])) not in (3, 4):
+        reason = check_io(node, g, (1, 1))
+        if reason:
+            return reason
+        x, y = g.shape(node.inputs[0]), g.shape(node.outputs[0])
+        if len(x) not in (3, 4):
             return "only 1-D and 2-D pooling is supported"
         if node.attrs.get("storage_order", 0):
             return "storage_order=1 is not supported"
-        return None
+        if node.attrs.get("count_include_pad", 0) not in (0, 1):
+            return f"count_include_pad={node.attrs['count_include_pad']!r} must be 0 or 1"
+        if y[:2] != x[:2]:
+            return f"output shape {list(y)} does not keep the batch and channels of the input {list(x)}"
+        if node.op == "GlobalAveragePool":
+            return None if tuple(y[2:]) == (1,) * (len(x) - 2) else f"output shape {list(y)} is not [N, C, 1, ...]"
+        kernel = node.attrs.get("kernel_shape")
+        if not isinstance(kernel, (list, tuple)) or len(kernel) != len(x) - 2:
+            return f"kernel_shape={kernel!r} must give {len(x) - 2} sizes"
+        return check_window(node, g, tuple(kernel), pool=True) or check_act(node)
 
     def geometry(self, node: Node, g: Graph):
         if node.op == "GlobalAveragePool":

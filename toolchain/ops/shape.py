@@ -8,7 +8,19 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import ELEM_BYTES, Graph, Node, Tensor
 from ..target import Target
-from .base import QRANGE, Op, is_int, nctype, out_dtype, qparams, quantize_multiplier, register, requantize
+from .base import (
+    QRANGE,
+    Op,
+    check_axis,
+    check_io,
+    is_int,
+    nctype,
+    out_dtype,
+    qparams,
+    quantize_multiplier,
+    register,
+    requantize,
+)
 from .geometry import MAX_DIMS, axis_split
 from .unary import lut
 
@@ -40,6 +52,16 @@ class Reshape(Op):
     types = ("Reshape",)
     keeps_quant = True
 
+    def check(self, node: Node, g: Graph) -> str | None:
+        """Also Flatten, Squeeze and Unsqueeze (normalize checks their axes): the element count is kept."""
+        reason = check_io(node, g, (1, 2))
+        if reason:
+            return reason
+        src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        if src.size != dst.size:
+            return f"output shape {list(dst.shape)} holds {dst.size} elements, the input {list(src.shape)} {src.size}"
+        return None
+
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0].reshape(g.shape(node.outputs[0]))
 
@@ -67,7 +89,18 @@ class Transpose(Op):
         return list(node.attrs.get("perm", range(rank - 1, -1, -1)))
 
     def check(self, node: Node, g: Graph) -> str | None:
-        return None if len(g.shape(node.inputs[0])) <= MAX_DIMS else f"rank above {MAX_DIMS}"
+        reason = check_io(node, g, (1, 1))
+        if reason:
+            return reason
+        x, y = g.shape(node.inputs[0]), g.shape(node.outputs[0])
+        if len(x) > MAX_DIMS:
+            return f"rank above {MAX_DIMS}"
+        perm = self.perm(node, g)
+        if sorted(int(p) if isinstance(p, (int, np.integer)) else -1 for p in perm) != list(range(len(x))):
+            return f"perm={list(perm)} is not a permutation of the {len(x)} axes"
+        if tuple(y) != tuple(x[p] for p in perm):
+            return f"output shape {list(y)} is not the input {list(x)} permuted by {list(perm)}"
+        return None
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0].transpose(self.perm(node, g))
@@ -90,6 +123,23 @@ class Concat(Op):
 
     def axis(self, node: Node, g: Graph) -> int:
         return node.attrs["axis"] % len(g.shape(node.outputs[0]))
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        reason = check_io(node, g, (1, 1 << 16))
+        if reason:
+            return reason
+        y = g.shape(node.outputs[0])
+        reason = check_axis(node.attrs.get("axis"), len(y))
+        if reason:
+            return reason
+        ax = self.axis(node, g)
+        shapes = [g.shape(i) for i in node.inputs]
+        for name, x in zip(node.inputs, shapes):
+            if len(x) != len(y) or any(a != b for k, (a, b) in enumerate(zip(x, y)) if k != ax):
+                return f"input '{name}' of shape {list(x)} does not fit the output {list(y)} along axis {ax}"
+        if sum(x[ax] for x in shapes) != y[ax]:
+            return f"the inputs' sizes along axis {ax} do not add up to the output's {y[ax]}"
+        return None
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(xs, axis=self.axis(node, g))
@@ -165,19 +215,40 @@ class Pad(Op):
     keeps_quant = True
 
     def check(self, node: Node, g: Graph) -> str | None:
-        mode = node.attrs.get("mode", "constant")
+        reason = check_io(node, g, (1, 4))
+        if reason:
+            return reason
+        mode = self.mode(node)
         if mode not in ("constant", "reflect", "edge"):
             return f"mode '{mode}' is not supported (constant, reflect and edge are)"
-        if len(node.inputs) > 1 and g.const(node.inputs[1]) is None:
-            return "pads must be constant"
+        if any(g.const(i) is None for i in node.inputs[1:] if i):
+            return "pads, constant_value and axes must be constants"
+        if len(node.inputs) < 2 and "pads" not in node.attrs:
+            return "no pads given"
+        x = g.shape(node.inputs[0])
+        if len(x) > MAX_DIMS:
+            return f"rank above {MAX_DIMS}"
+        raw = g.const(node.inputs[1]) if len(node.inputs) > 1 else np.asarray(node.attrs["pads"])
+        axes = g.const(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] else np.arange(len(x))
+        if axes.ndim != 1 or any(check_axis(int(a), len(x), "axes") for a in axes) or \
+                len({int(a) % len(x) for a in axes}) != axes.size:
+            return f"axes={axes.tolist()} are not distinct axes of a rank-{len(x)} input"
+        if raw.ndim != 1 or raw.size != 2 * axes.size:
+            return f"pads={raw.tolist()} must hold 2 values for each of the {axes.size} axes"
+        if len(node.inputs) > 2 and node.inputs[2]:
+            value = g.const(node.inputs[2])
+            if value.size != 1 or not np.isfinite(value).all():
+                return f"constant_value {value.tolist()} must be one finite number"
         begin, end, _ = self.pads(node, g)
         if min(begin + end) < 0:
             return "negative pads (cropping) are not supported"
-        shape = g.shape(node.inputs[0])
-        if mode == "reflect" and any(max(b, e) >= n and b + e > 0 for b, e, n in zip(begin, end, shape)):
+        if mode == "reflect" and any(max(b, e) >= n and b + e > 0 for b, e, n in zip(begin, end, x)):
             return "reflect pads must be smaller than the padded dimension"
-        if mode == "edge" and any(n == 0 and b + e > 0 for b, e, n in zip(begin, end, shape)):
+        if mode == "edge" and any(n == 0 and b + e > 0 for b, e, n in zip(begin, end, x)):
             return "edge padding of an empty dimension"
+        want = [n + b + e for n, b, e in zip(x, begin, end)]
+        if list(g.shape(node.outputs[0])) != want:
+            return f"output shape {list(g.shape(node.outputs[0]))} differs from the padded input's {want}"
         return None
 
     def mode(self, node: Node) -> str:

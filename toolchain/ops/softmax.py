@@ -11,7 +11,7 @@ from ..calls import Array, Buf, Call, Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
-from .base import INTERP_BITS, Op, qparams, register
+from .base import INTERP_BITS, Op, check_axis, check_io, check_same_shape, qparams, register
 from .geometry import axis_split
 
 EXP_FRACTION_BITS = 16
@@ -23,6 +23,10 @@ class Softmax(Op):
     def axis(self, node: Node, g: Graph) -> int:
         rank = len(g.shape(node.inputs[0]))
         return node.attrs.get("axis", -1) % rank
+
+    def check(self, node: Node, g: Graph) -> str | None:
+        return (check_io(node, g, (1, 1)) or check_axis(node.attrs.get("axis", -1), len(g.shape(node.inputs[0])))
+                or check_same_shape(node, g))
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0].astype(np.float64)

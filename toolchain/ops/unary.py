@@ -13,6 +13,10 @@ from ..target import Target
 from .base import (
     Op,
     c_float,
+    check_broadcast,
+    check_finite_attrs,
+    check_io,
+    check_same_shape,
     frac_bits,
     interp_lookup,
     interp_table,
@@ -69,6 +73,24 @@ def lut(f, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
 class Unary(Op):
     types = tuple(_C_OP)
 
+    def check(self, node: Node, g: Graph) -> str | None:
+        """Clip's min and max (attributes, or constant inputs that normalize turns into attributes) are numbers
+        with min <= max."""
+        reason = check_io(node, g, (1, 3 if node.op == "Clip" else 1))
+        if reason:
+            return reason
+        bounds = []
+        for k, name in ((1, "min"), (2, "max")):
+            v = g.const(node.inputs[k]) if len(node.inputs) > k and node.inputs[k] else node.attrs.get(name)
+            if len(node.inputs) > k and node.inputs[k] and v is None:
+                return f"{name} must be a constant"
+            if v is not None and (np.size(v) != 1 or np.isnan(v).any()):
+                return f"{name} must be one number (it holds {np.size(v)} values)"
+            bounds.append(None if v is None else float(np.asarray(v).reshape(())))
+        if None not in bounds and bounds[0] > bounds[1]:
+            return f"min {bounds[0]} is above max {bounds[1]}"
+        return check_finite_attrs(node, "alpha", "beta") or check_same_shape(node, g)
+
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return unary_float(node, xs[0].astype(np.float64)).astype(np.float32)
 
@@ -102,7 +124,12 @@ class PRelu(Op):
     types = ("PRelu",)
 
     def check(self, node: Node, g: Graph) -> str | None:
-        return None if g.const(node.inputs[1]) is not None else "the slope must be a constant"
+        reason = check_io(node, g, (2, 2))
+        if reason:
+            return reason
+        if g.const(node.inputs[1]) is None:
+            return "the slope must be a constant"
+        return check_broadcast(node, g, unidirectional=True)
 
     def unsupported(self, node: Node, g: Graph, scheme: str) -> str | None:
         return "PRelu has no int16 kernel" if scheme in ("int16", "q15") else None

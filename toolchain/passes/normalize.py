@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
+from ..errors import EdgecError
 from ..ir import Graph, Node
+from ..ops.base import check_axis, check_broadcast, check_finite_attrs, check_io, check_same_shape
 from ..ops.reduce import reduce_axes
 
 # ONNX ops rewritten into others here, with the reason given when a node keeps a form that cannot be rewritten.
@@ -19,6 +21,81 @@ NORMALIZED = {
     "Sum": "", "Mean": "",
 }
 FLOAT = 1  # onnx.TensorProto.FLOAT
+
+
+def check_nodes(g: Graph) -> None:
+    """Every node's inputs, shapes and attributes against the ONNX specification (the ops' check methods, and
+    _check_normalized for the ops rewritten here), before any pass reads them: an inconsistent model must not reach
+    numpy or C. Raises EdgecError naming every bad node."""
+    from ..ops import REGISTRY
+
+    problems = []
+    for n in g.nodes:
+        variadic = n.op in ("Max", "Min") and len(n.inputs) != 2  # becomes a chain of two-operand nodes here
+        reason = _check_normalized(n, g) if n.op in NORMALIZED or variadic else REGISTRY[n.op].check(n, g)
+        if reason:
+            problems.append(f"{n.op} (node '{n.name}'): {reason}")
+    if problems:
+        raise EdgecError(f"the model cannot be compiled: {'; '.join(problems)}")
+
+
+def _check_normalized(node: Node, g: Graph) -> str | None:
+    """The checks of the ops normalize rewrites; forms it leaves alone are reported later (NORMALIZED)."""
+    from ..ops import REGISTRY
+
+    op, a = node.op, node.attrs
+    outs = {"Dropout": (1, 2), "BatchNormalization": (1, 5)}.get(op, (1, 1))
+    ins = {"Identity": (1, 1), "Dropout": (1, 3), "Flatten": (1, 1), "BatchNormalization": (5, 5), "Cast": (1, 1),
+           **dict.fromkeys(("Sum", "Mean", "Max", "Min"), (1, 2**31))}.get(
+        op, (1, 2) if op in ("Squeeze", "Unsqueeze") else (2, 2))
+    reason = check_io(node, g, ins, outs)
+    if reason:
+        return reason
+    consts = [g.const(i) for i in node.inputs[1:] if i]
+    if op in ("Identity", "Dropout"):
+        training = _const_input(g, node, 2) if op == "Dropout" else None
+        if training is not None and bool(np.asarray(training).any()):
+            return "training_mode is not supported"
+        return check_same_shape(node, g)
+    if op in ("Flatten", "Squeeze", "Unsqueeze"):
+        if any(c is None for c in consts):
+            return "axes must be constant"
+        if op == "Flatten":
+            reason = check_axis(a.get("axis", 1), len(g.shape(node.inputs[0])), end=True)
+        return reason or REGISTRY["Reshape"].check(node, g)
+    if op == "MatMul":
+        x, w = g.shape(node.inputs[0]), g.shape(node.inputs[1])
+        if g.const(node.inputs[1]) is None or len(w) != 2:
+            return None  # reported as unsupported
+        if not x or x[-1] != w[0]:
+            return f"operands of shapes {list(x)} and {list(w)} do not multiply"
+        want = tuple(x[:-1]) + (w[1],)
+        y = g.shape(node.outputs[0])
+        return None if tuple(y) == want else f"output shape {list(y)} differs from {list(want)}"
+    if op == "Div":
+        d = g.const(node.inputs[1])
+        if d is not None and not np.all(d):
+            return "divides by a constant that holds 0"
+        return check_broadcast(node, g)
+    if op in ("Sum", "Mean", "Max", "Min"):
+        return check_broadcast(node, g)
+    if op == "BatchNormalization":
+        x = g.shape(node.inputs[0])
+        extra = [o for o in node.outputs[1:] if o and (o in g.outputs or g.consumers(o))]
+        if a.get("training_mode", 0) or extra:
+            return "training mode (running statistics as outputs) is not supported"
+        reason = check_finite_attrs(node, "epsilon", "momentum")
+        if reason or len(x) < 2:
+            return reason or f"input of rank {len(x)} has no channel axis"
+        if any(c is None for c in consts):
+            return None  # reported as unsupported
+        if any(c.shape != (x[1],) for c in consts):
+            return (f"scale, bias, mean and variance of shapes {[list(c.shape) for c in consts]} for {x[1]} "
+                    "channels (want one value per channel)")
+        if np.any(consts[3].astype(np.float64) + a.get("epsilon", 1e-5) <= 0):
+            return "variance + epsilon is not positive for every channel"
+        return check_same_shape(node, g)
+    return None
 
 
 def _bypass(g: Graph, node: Node) -> None:
@@ -43,6 +120,7 @@ def _const_input(g: Graph, node: Node, k: int) -> np.ndarray | None:
 
 
 def normalize(g: Graph) -> None:
+    check_nodes(g)
     for node in list(g.nodes):
         op, a = node.op, node.attrs
         if op in ("Identity", "Dropout"):
