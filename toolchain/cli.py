@@ -208,8 +208,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     samples = load_samples(a.inputs, g, "input")
     res = run_build(a.build_dir, samples)
     out = {}
+    native = set(meta.get("integer_outputs", []))  # a .tflite model's integer outputs: written as its integers
     for io in meta["outputs"]:
-        out[io["name"]] = np.stack([s[io["name"]] for s in res.outputs])
+        out[io["name"]] = np.stack([(r if io["name"] in native else s)[io["name"]] for s, r in zip(res.outputs,
+                                                                                                  res.raw)])
     np.savez(a.output, **out)
     msg = f"ran {len(samples)} samples on {meta['target']}; wrote {a.output}"
     if res.instructions:
@@ -222,7 +224,8 @@ def _io_graph(meta: dict):
     """A graph with just the input names and shapes, for reading sample files."""
     from .ir import Graph, Tensor
 
-    tensors = {io["name"]: Tensor(io["name"], tuple(io["shape"])) for io in meta["inputs"]}
+    tensors = {io["name"]: Tensor(io["name"], tuple(io["shape"]), dtype=io["dtype"], scale=io["scale"],
+                                  zero_point=io["zero_point"]) for io in meta["inputs"]}
     return Graph(meta["name"], tensors, [], list(tensors), [])
 
 

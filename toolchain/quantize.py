@@ -180,6 +180,8 @@ def prequantized_scheme(g: Graph) -> str:
     if mixed:
         return max(SCHEMES, key=mixed.count)
     fixed = [g.tensors[n] for n in list(g.inputs) + g.activations() if g.tensors[n].fixed_quant]
+    if g.arithmetic == "tflm":  # a quantized .tflite: int8, or 16x8 where its activations are int16
+        return "int16" if any(t.fixed_dtype == "int16" for t in fixed) else "int8"
     acts = [t.fixed_quant for t in fixed]
     layers = [g.tensors[n.inputs[1]] for n in g.nodes if n.op in ("Conv", "Gemm")]
     weights = [t for t in layers if t.weight_scales is not None]
