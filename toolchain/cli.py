@@ -240,7 +240,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
         bitexact_share,
         input_clipping,
         metrics,
-        onnxruntime_outputs,
+        model_outputs,
         reference_outputs,
     )
 
@@ -253,7 +253,8 @@ def cmd_validate(a: argparse.Namespace) -> int:
             print("warning: no --inputs; validating on 8 random normal samples", file=sys.stderr)
             samples = random_samples(g, 8, seed=1)
         res = run_build(out, samples)
-    want = onnxruntime_outputs(str(a.model), samples)
+    tflite = _tflite_agreement(str(a.model), g, samples, res)
+    want = tflite.pop("want") if tflite else model_outputs(str(a.model), g, samples)
     report = metrics(res.outputs, want, g.outputs)
     report.pop("output_range")
     if g.quantized:
@@ -264,6 +265,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
             report["input_clipped_share"] = sum(c["share"] * sizes[n] for n, c in clipping.items()) / sum(
                 sizes.values())
         _warn_clipping(clipping, g, a.inputs, set(opts.quant.input_ranges))
+    report.update(tflite)
     elf = meta.get("elf") or {}
     report.update({
         "flash_bytes": elf.get("flash", meta["weight_bytes"]),
@@ -278,6 +280,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
     rng = metrics(res.outputs, want, g.outputs)["output_range"]
     ok = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
         report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12)
+    ok = ok and report.get("bitexact_vs_tflm", 1.0) in (1.0, None)  # a .tflite with its own scales: TFLM's integers
     report["samples"] = len(samples)
     report["target"] = meta["target"]
     report["quantize"] = meta["quantize"]
@@ -317,9 +320,31 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
             print("per-layer divergence (tensor dump build):")
             print(format_divergence(div, meta["target"]))
-        print("PASS" if ok else "FAIL: " + ("outputs or layers differ from the integer reference" if g.quantized
-                                            else "float error above 1e-3 of the output range"))
+        print("PASS" if ok else "FAIL: " + ("outputs or layers differ from the integer reference or from TFLM"
+                                            if g.quantized else "float error above 1e-3 of the output range"))
     return 0 if ok else 1
+
+
+def _tflite_agreement(model: str, g, samples: list, res) -> dict:
+    """For a .tflite model: its outputs in TFLM and in LiteRT's reference kernels ("want": the float outputs to
+    compare with) and, for a build with the file's own integer arithmetic (scales), the share of output elements
+    equal to each (bitexact_vs_tflm, bitexact_vs_litert; None where the runtime is not installed). {} for ONNX."""
+    from .validate import as_float, litert_outputs, raw_share, tflm_outputs
+
+    if g.info.get("source_format") != "tflite":
+        return {}
+    tflm, litert = tflm_outputs(model, g, samples), litert_outputs(model, g, samples)
+    if tflm is None and litert is None:
+        raise EdgecError(f"{model}: validating a .tflite model runs it in TFLM and LiteRT: pip install "
+                         "'edgec[tflite]' (the tflite-micro and ai-edge-litert packages)")
+    for name, outs in (("tflite-micro (TFLM)", tflm), ("ai-edge-litert (LiteRT)", litert)):
+        if outs is None:
+            print(f"warning: {name} is not installed; pip install 'edgec[tflite]'", file=sys.stderr)
+    report: dict = {"want": as_float(tflm if g.arithmetic == "tflm" and tflm is not None else litert or tflm, g)}
+    if g.arithmetic == "tflm":
+        report["bitexact_vs_tflm"] = None if tflm is None else raw_share(res, tflm)
+        report["bitexact_vs_litert"] = None if litert is None else raw_share(res, litert)
+    return report
 
 
 def _warn_clipping(clipping: dict[str, dict], g, inputs: Path | None, given: set[str]) -> None:

@@ -301,6 +301,7 @@ class _Importer:
                 g_outputs.append(self.ir[i])
         g = Graph(self.path.stem, self.tensors, self.nodes, g_inputs, g_outputs)
         g.info["source_format"] = "tflite"
+        g.info["tflite_tensors"] = {name: i for i, name in self.ir.items()}  # for comparing intermediates with TFLM
         # outputs the file holds as integers: edgec run writes them as the integers (the model's own dtype)
         g.info["integer_outputs"] = [n for n, i in zip(g_outputs, outs) if self.type_name(i) in ("INT8", "INT16")]
         if self.quantized:
