@@ -21,9 +21,9 @@ from edgec.build import BuildOptions, build
 from edgec.cli import main
 from edgec.errors import EdgecError
 from edgec.frontends import load_model
-from edgec.reference import quantize_feeds, run_graph
+from edgec.reference import QRANGE, quantize_feeds, run_graph
 from edgec.runner import run_build
-from edgec.validate import litert_outputs, tflm_outputs
+from edgec.validate import litert_outputs, tflm_divergence, tflm_outputs
 
 pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
 
@@ -125,6 +125,22 @@ def test_validate_reports_agreement_with_tflm_and_litert(tmp_path, capsys):
     assert rc == (0 if report["bitexact_vs_tflm"] == 1.0 else 1)  # PASS means TFLM's integers
 
 
+@needs_models
+def test_every_layer_against_tflm_intermediates(tmp_path):
+    """tflm_divergence lines up every TFLite operator with TFLM's own tensor: fed TFLM's inputs, each is within
+    1 LSB (as measured on all five models), and the first layer reads the same input, so it is the same alone."""
+    path, inputs, _ = _official("str_ww_ref_model")
+    _, _, g = build(BuildOptions(path, out=tmp_path / "b"))
+    (name,) = inputs
+    x = inputs[name][0]
+    t = g.tensors[name]
+    rows = tflm_divergence(str(path), g, {name: ((x.astype(np.float64) - t.zero_point) * t.scale)})
+    ops = [r["node"].split(" (")[0] for r in rows if "operator" in r["node"]]
+    assert ops == ["DEPTHWISE_CONV_2D", "CONV_2D"] * 4 + ["RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    assert all(r["max_diff_alone"] <= 1 for r in rows)
+    assert rows[1]["equal"] == rows[1]["equal_alone"] and rows[-1]["op"] == "Softmax"
+
+
 # ---- one operator each, generated files --------------------------------------------------------------------------
 
 def _op_cases() -> list:
@@ -142,6 +158,9 @@ def _op_cases() -> list:
          False),
         ("depthwise_multiplier2", tb.conv_model(rng, (1, 6, 6, 3), 6, (3, 3), (1, 1), valid, depthwise=True,
                                                 multiplier=2), False),
+        ("conv_16x8_same_relu", tb.conv_model(rng, (1, 9, 7, 5), 6, (3, 3), (2, 2), same, "RELU", int16=True), True),
+        ("depthwise_16x8_relu6", tb.conv_model(rng, (1, 7, 9, 4), 4, (3, 3), (2, 1), same, "RELU6", depthwise=True,
+                                               int16=True), True),
         ("fully_connected_relu", tb.fc_model(rng, (1, 97), 48, "RELU"), True),
         ("fully_connected_4d_input", tb.fc_model(rng, (1, 4, 3, 8), 40), True),
         ("average_pool_same", tb.pool_model("AVERAGE_POOL_2D", (1, 7, 6, 3), (3, 3), (2, 2), same), False),
@@ -176,7 +195,7 @@ OP_CASES = _op_cases()
 
 
 def _run_generated(tmp_path: Path, data: bytes, count: int = 16):
-    """Build the model, run `count` samples of random integers (the first: every int8 value in order, repeated);
+    """Build the model, run `count` samples of random integers (the first: every value from the smallest in order);
     returns (raw outputs of the C, TFLM's outputs, graph, samples)."""
     path = tmp_path / "model.tflite"
     path.write_bytes(data)
@@ -187,7 +206,8 @@ def _run_generated(tmp_path: Path, data: bytes, count: int = 16):
         s = {}
         for name in g.inputs:
             t = g.tensors[name]
-            q = np.resize(np.arange(-128, 128), t.shape) if k == 0 else rng.integers(-128, 128, size=t.shape)
+            lo, hi = QRANGE[t.dtype]
+            q = np.resize(np.arange(lo, hi + 1), t.shape) if k == 0 else rng.integers(lo, hi + 1, size=t.shape)
             s[name] = ((q - t.zero_point) * t.scale).astype(np.float32)
         samples.append(s)
     res = run_build(out, samples)

@@ -161,27 +161,32 @@ ACT = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.ActivationFunc
 
 
 def conv_model(rng: np.random.Generator, x_shape, out_c: int, k, stride, padding, act: str = "NONE",
-               depthwise: bool = False, per_channel: bool = True, dilation=(1, 1), multiplier: int = 1) -> bytes:
-    """One int8 CONV_2D or DEPTHWISE_CONV_2D with int32 bias and the given geometry."""
+               depthwise: bool = False, per_channel: bool = True, dilation=(1, 1), multiplier: int = 1,
+               int16: bool = False) -> bytes:
+    """One int8 CONV_2D or DEPTHWISE_CONV_2D with int32 bias and the given geometry (int16: 16x8, int16
+    activations with zero point 0 and an int64 bias)."""
     m = TFLiteBuilder()
     n, h, w, c = x_shape
     s_in, zp_in = 0.05, int(rng.integers(-20, 20))
+    adt, bdt, gain = "int8", "int32", 1
+    if int16:
+        s_in, zp_in, adt, bdt, gain = 0.05 / 256, 0, "int16", "int64", 256
     cols = c * multiplier if depthwise else out_c
     wshape = (1, k[0], k[1], cols) if depthwise else (out_c, k[0], k[1], c)
     wq = rng.integers(-127, 128, size=wshape)
     ws = (rng.uniform(0.002, 0.01, cols) if per_channel else np.array([0.005])).astype(np.float32)
     taps = k[0] * k[1] * (1 if depthwise else c)
     s_out = float(np.sqrt(taps) * 74 * 73 * s_in * float(ws.mean()) / 30)
-    bias = rng.integers(-2000, 2000, size=cols)
-    x = m.tensor("x", x_shape, scale=s_in, zero_point=zp_in)
+    bias = rng.integers(-2000, 2000, size=cols) * gain
+    x = m.tensor("x", x_shape, adt, scale=s_in, zero_point=zp_in)
     wt = m.tensor("w", wshape, data=wq, scale=ws, axis=3 if depthwise else 0)
-    bt = m.tensor("b", (cols,), "int32", data=bias, scale=(s_in * ws.astype(np.float64)).astype(np.float32))
+    bt = m.tensor("b", (cols,), bdt, data=bias, scale=(s_in * ws.astype(np.float64)).astype(np.float32))
     if padding == SAME:
         oh, ow = -(-h // stride[0]), -(-w // stride[1])
     else:
         oh = -(-(h - (k[0] - 1) * dilation[0]) // stride[0])
         ow = -(-(w - (k[1] - 1) * dilation[1]) // stride[1])
-    y = m.tensor("y", (n, oh, ow, cols), scale=s_out, zero_point=int(rng.integers(-10, 10)))
+    y = m.tensor("y", (n, oh, ow, cols), adt, scale=s_out, zero_point=0 if int16 else int(rng.integers(-10, 10)))
     fields = dict(Padding=padding, StrideH=stride[0], StrideW=stride[1], FusedActivationFunction=ACT[act],
                   DilationHFactor=dilation[0], DilationWFactor=dilation[1])
     if depthwise:

@@ -437,8 +437,7 @@ class _Importer:
             scales = np.broadcast_to(q[0], (channels,)).astype(np.float64)
             value = (ints.astype(np.float32) * scales.astype(np.float32)).astype(np.float32)
             t = Tensor(name, (channels,), value)
-            if kind == "INT32":
-                t.int_values = (ints.astype(np.int32), scales)
+            t.int_values = (ints.astype(np.int32) if kind == "INT32" else ints, scales)  # (16x8 layers: int64)
             self.tensors[name] = t
         else:
             raise self.op_fail(where, f"the bias is {kind}; edgec imports int32 and float32 biases")
