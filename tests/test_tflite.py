@@ -293,6 +293,32 @@ def test_every_truncation_is_a_clear_error(tmp_path):
             load_model(path)
 
 
+@pytest.mark.parametrize("model", ["conv", "mean"])
+def test_corrupted_bytes_give_edgec_errors_only(tmp_path, model):
+    """Random byte changes anywhere in a small model: loading, the passes, quantizing and lowering either work or
+    raise EdgecError (exit 2), never another exception."""
+    from edgec.build import lower_graph, prepare_graph, quantize_with
+    from edgec.target import load_target
+
+    rng = np.random.default_rng(11)
+    data = tb.conv_model(rng, (1, 6, 6, 3), 4, (3, 3), (1, 1), tb.SAME, "RELU") if model == "conv" else \
+        tb.mean_model((1, 5, 6, 7), False)
+    path = tmp_path / "fuzz.tflite"
+    errors = 0
+    for _ in range(300):
+        d = bytearray(data)
+        for i in rng.integers(8, len(d), size=rng.integers(1, 4)):
+            d[i] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(d))
+        try:
+            g = prepare_graph(path)
+            quantize_with(g, BuildOptions(path, quantize="int8"))
+            lower_graph(g, load_target("host"))
+        except EdgecError:
+            errors += 1
+    assert errors > 0  # (the changes do reach the structure)
+
+
 def _model_with(change) -> bytes:
     m = tb.TFLiteBuilder()
     x = m.tensor("x", (1, 4), scale=0.1)

@@ -346,7 +346,10 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
             out.scale, out.zero_point = params(out)
     g.quantized = any(g.tensors[n].dtype != "float32" for n in g.activations())
     for node in g.nodes:
-        node.q = REGISTRY[node.op].quantize(node, g) if node.scheme != "float" or node.op == "Convert" else None
+        try:
+            node.q = REGISTRY[node.op].quantize(node, g) if node.scheme != "float" or node.op == "Convert" else None
+        except ValueError as exc:  # a scale ratio no fixed-point multiplier holds (a model's absurd scales)
+            raise EdgecError(f"{node.op} (node '{node.name}'): {exc}; check the model's scales") from None
 
 
 def _scales(g: Graph, node: Node) -> np.ndarray:

@@ -20,7 +20,7 @@ from ..errors import EdgecError
 from ..ir import Graph, Node, Tensor, unique_name
 
 TFLITE_ID = b"TFL3"  # the flatbuffer file identifier at bytes 4..8
-MAX_ELEMENTS = 1 << 31  # no tensor of a microcontroller model is larger
+MAX_ELEMENTS = 1 << 24  # elements of one tensor: 16 M, far beyond any model edgec targets (a guard on corrupt sizes)
 NCHW_OF_NHWC = (0, 3, 1, 2)  # x_nchw = x_nhwc.transpose(NCHW_OF_NHWC)
 NHWC_OF_NCHW = (0, 2, 3, 1)
 NHWC_AXIS = (0, 2, 3, 1)  # NHWC axis a is NCHW axis NHWC_AXIS[a]
@@ -110,7 +110,7 @@ class _Importer:
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         if any(d <= 0 for d in shape) or math.prod(shape) > MAX_ELEMENTS:
             raise self.fail(f"tensor {i} ('{self.raw_name(i)}') has shape {list(shape)}; edgec needs fixed, "
-                            "positive sizes")
+                            f"positive sizes and at most {MAX_ELEMENTS:,} elements")
         return shape
 
     def raw_name(self, i: int) -> str:
@@ -125,7 +125,8 @@ class _Importer:
         q = self.tensor(i).Quantization()
         if q is None or q.ScaleLength() == 0:
             return None
-        scales = q.ScaleAsNumpy().astype(np.float64)
+        with np.errstate(all="ignore"):
+            scales = q.ScaleAsNumpy().astype(np.float64)
         zps = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(scales.size, np.int64)
         if zps.size not in (1, scales.size) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
             raise self.fail(f"tensor '{self.raw_name(i)}' has invalid quantization parameters")
