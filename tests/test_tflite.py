@@ -258,6 +258,22 @@ def test_float_model_matches_litert_and_quantizes(tmp_path):
         assert np.abs(got["probs"] - want["probs"]).max() <= 0.05
 
 
+def test_quantize_and_dequantize_at_the_model_boundary(tmp_path):
+    """float -> QUANTIZE -> int8 layer -> DEQUANTIZE -> float: the build takes and gives the integers (run and
+    validate quantize and dequantize with the file's scales) and stays within one output step of TFLM."""
+    path = tmp_path / "qdq.tflite"
+    path.write_bytes(tb.quantize_dequantize_model(np.random.default_rng(0)))
+    out, meta, g = build(BuildOptions(path, out=tmp_path / "b"))
+    assert g.tensors["x"].dtype == "int8" and g.tensors["x"].scale == pytest.approx(0.02)
+    assert meta["integer_outputs"] == []  # the file's output is float: edgec run writes floats
+    rng = np.random.default_rng(1)
+    samples = [{"x": rng.standard_normal((1, 16)).astype(np.float32)} for _ in range(8)]
+    res = run_build(out, samples)
+    for s, raw, got, want in zip(samples, res.raw, res.outputs, tflm_outputs(str(path), g, samples)):
+        np.testing.assert_array_equal(raw["y"], run_graph(g, quantize_feeds(g, s), int8=True)["y"])
+        assert want["y"].dtype == np.float32 and np.abs(got["y"] - want["y"]).max() <= 0.05 * 1.001
+
+
 def test_recognised_by_content(tmp_path):
     data = tb.softmax_model((1, 10))
     (tmp_path / "model.bin").write_bytes(data)

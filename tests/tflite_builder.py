@@ -319,3 +319,18 @@ def float_model(rng: np.random.Generator) -> bytes:
     y = m.tensor("probs", (1, 5), "float32")
     m.op("SOFTMAX", [h4], [y], "SoftmaxOptions", Beta=1.0)
     return m.finish([x], [y])
+
+
+def quantize_dequantize_model(rng: np.random.Generator) -> bytes:
+    """float input -> QUANTIZE -> int8 FULLY_CONNECTED -> DEQUANTIZE -> float output."""
+    m = TFLiteBuilder()
+    x = m.tensor("x", (1, 16), "float32")
+    xq = m.tensor("xq", (1, 16), scale=0.02, zero_point=-7)
+    m.op("QUANTIZE", [x], [xq])
+    wt = m.tensor("w", (8, 16), data=rng.integers(-127, 128, size=(8, 16)), scale=0.01)
+    bt = m.tensor("b", (8,), "int32", data=rng.integers(-500, 500, size=8), scale=0.02 * 0.01)
+    yq = m.tensor("yq", (1, 8), scale=0.05, zero_point=3)
+    m.op("FULLY_CONNECTED", [xq, wt, bt], [yq], "FullyConnectedOptions", FusedActivationFunction=ACT["NONE"])
+    y = m.tensor("y", (1, 8), "float32")
+    m.op("DEQUANTIZE", [yq], [y])
+    return m.finish([x], [y])

@@ -101,18 +101,23 @@ def tflm_interpreter(model: str, preserve: bool = False):
     return runtime.Interpreter.from_file(str(model), intrepreter_config=config)
 
 
+def _set_inputs(it, g: Graph, sample: dict[str, np.ndarray]) -> None:
+    """Feed a TFLM interpreter a sample in each input's own type."""
+    for k, name in enumerate(g.inputs):
+        d = it.get_input_details(k)
+        q = d["quantization_parameters"]
+        scale, zp = (float(q["scales"][0]), int(q["zero_points"][0])) if len(q["scales"]) else (1.0, 0)
+        it.set_input(_file_input(sample[name], d["dtype"], d["shape"], scale, zp), k)
+
+
 def tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
     """TFLM's outputs for each sample in the file's own dtype, keyed like g.outputs (None without tflite-micro)."""
     it = tflm_interpreter(model)
     if it is None:
         return None
-    ins = [it.get_input_details(k) for k in range(len(g.inputs))]
     out = []
     for s in samples:
-        for k, (name, d) in enumerate(zip(g.inputs, ins)):
-            q = d["quantization_parameters"]
-            scale, zp = (float(q["scales"][0]), int(q["zero_points"][0])) if len(q["scales"]) else (1.0, 0)
-            it.set_input(_file_input(s[name], d["dtype"], d["shape"], scale, zp), k)
+        _set_inputs(it, g, s)
         it.invoke()
         out.append({name: np.array(it.get_output(k)) for k, name in enumerate(g.outputs)})
     return out
@@ -149,10 +154,11 @@ def as_float(outputs: list[dict], g: Graph) -> list[dict]:
 def raw_share(result: RunResult, want: list[dict]) -> float:
     """Share of output elements the build computes exactly as the other runtime (integers, or float32 values)."""
     total = same = 0
-    for raw, ref in zip(result.raw, want):
+    for raw, real, ref in zip(result.raw, result.outputs, want):
         for name, r in ref.items():
+            got = raw[name] if np.issubdtype(r.dtype, np.integer) else real[name]  # (a DEQUANTIZE output: floats)
             total += r.size
-            same += int(np.sum(raw[name].reshape(r.shape) == r))
+            same += int(np.sum(got.reshape(r.shape) == r))
     return same / total if total else 1.0
 
 
@@ -164,11 +170,7 @@ def tflm_divergence(model: str, g: Graph, sample: dict[str, np.ndarray]) -> list
     index = g.info.get("tflite_tensors", {})
     if it is None or not g.quantized:
         return None
-    for k, name in enumerate(g.inputs):
-        d = it.get_input_details(k)
-        q = d["quantization_parameters"]
-        it.set_input(_file_input(sample[name], d["dtype"], d["shape"], float(q["scales"][0]),
-                                 int(q["zero_points"][0])), k)
+    _set_inputs(it, g, sample)
     it.invoke()
     values = run_graph(g, quantize_feeds(g, sample), int8=True)
 
@@ -185,8 +187,8 @@ def tflm_divergence(model: str, g: Graph, sample: dict[str, np.ndarray]) -> list
               for i in node.inputs if i]
         alone[node.outputs[0]] = np.asarray(REGISTRY[node.op].ref_s8(node, g, xs)).reshape(g.shape(node.outputs[0]))
         name = node.outputs[0]
-        if name not in index:
-            continue
+        if name not in index or np.asarray(it.GetTensor(index[name], 0)["tensor_data"]).dtype.kind == "f":
+            continue  # (a DEQUANTIZE's float output: the build keeps the integers)
         want = tflm(name).astype(np.int64)
         chained = np.abs(values[name].astype(np.int64) - want)
         single = np.abs(alone[name].astype(np.int64) - want)
