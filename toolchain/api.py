@@ -48,7 +48,8 @@ def build_options(model: str | Path, target: str = "host", quantize: str = "none
 
 def io_graph(meta: dict) -> Graph:
     """A graph with just a build's input names and shapes (from edgec.json), for reading its samples."""
-    tensors = {io["name"]: Tensor(io["name"], tuple(io["shape"])) for io in meta["inputs"]}
+    tensors = {io["name"]: Tensor(io["name"], tuple(io["shape"]), dtype=io["dtype"], scale=io["scale"],
+                                  zero_point=io["zero_point"]) for io in meta["inputs"]}
     return Graph(meta["name"], tensors, [], list(tensors), [])
 
 
@@ -137,8 +138,9 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
         bitexact_share,
         input_clipping,
         metrics,
-        onnxruntime_outputs,
+        model_outputs,
         reference_outputs,
+        tflite_agreement,
     )
 
     with tempfile.TemporaryDirectory(prefix="edgec-validate-") as tmp:
@@ -149,7 +151,8 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
             print("warning: no --inputs; validating on 8 random normal samples", file=sys.stderr)
             data = random_samples(g, 8, seed=1)
         res = run_build(out, data)
-    want = onnxruntime_outputs(str(opts.model), data)
+    tflite = tflite_agreement(str(opts.model), g, data, res)
+    want = tflite.pop("want") if tflite else model_outputs(str(opts.model), g, data)
     report = metrics(res.outputs, want, g.outputs)
     output_range = report.pop("output_range")
     clipping = {}
@@ -160,6 +163,7 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
             sizes = {n: g.tensors[n].size for n in clipping}
             report["input_clipped_share"] = sum(c["share"] * sizes[n] for n, c in clipping.items()) / sum(
                 sizes.values())
+    report.update(tflite)
     elf = meta.get("elf") or {}
     report.update({
         "flash_bytes": elf.get("flash", meta["weight_bytes"]),
@@ -173,6 +177,7 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
         report["stack_bytes"] = res.stack_bytes
     passed = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
         report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(output_range, 1e-12)
+    passed = passed and report.get("bitexact_vs_tflm", 1.0) in (1.0, None)  # a .tflite's own scales: TFLM's integers
     report["samples"] = len(data)
     report["target"] = meta["target"]
     report["quantize"] = meta["quantize"]

@@ -18,8 +18,9 @@ from . import ApiModule, host, outdir, sparse
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
+from .frontends import load_model
 from .ir import Graph
-from .load import load_onnx, require_static_shapes
+from .load import require_static_shapes
 from .ops import REGISTRY
 from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
@@ -75,7 +76,7 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
                   prune: PruneOptions | None = None, calib: Path | None = None, layout: bool = True) -> Graph:
     """Load and run the graph passes (pruning too, when asked); every unsupported op is reported in one message.
     layout=False stops before the channels-last layout (for writing the graph back as ONNX)."""
-    g = load_onnx(model, input_shapes)
+    g = load_model(model, input_shapes)
     supported = set(REGISTRY) | set(NORMALIZED)
     problems = [f"{n.op} (node '{n.name}')" for n in g.nodes if n.op not in supported]
     if problems:
@@ -229,7 +230,8 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
         opts.quantize = prequantized_scheme(g)
-        print(f"note: {opts.model} is a quantized (QDQ) model: building {opts.quantize} with its scales",
+        kind = "TFLite" if g.arithmetic == "tflm" else "QDQ"
+        print(f"note: {opts.model} is a quantized ({kind}) model: building {opts.quantize} with its scales",
               file=sys.stderr)
     if opts.quantize != "none" or opts.qconfig is not None:
         quantize_with(g, opts, target)
@@ -251,7 +253,8 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
             "calibration": g.info.get("calibration"), "auto": g.info.get("auto"),
             "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes},
-            "instrument": opts.instrument}
+            "instrument": opts.instrument, "source_format": g.info.get("source_format", "onnx"),
+            "integer_outputs": [n for n in g.info.get("integer_outputs", []) if g.tensors[n].dtype != "float32"]}
     if opts.quantize in ("qformat", "q15"):
         meta["formats"] = {n: qformat_name(t.scale, t.zero_point, 16 if t.dtype == "int16" else 8)
                            for n, t in ((n, g.tensors[n]) for n in g.activations())}

@@ -208,7 +208,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     b = Build.load(a.build_dir)
     data = samples(a.inputs, io_graph(b.report))
     res = run_build(a.build_dir, data)
-    out = {io["name"]: np.stack([s[io["name"]] for s in res.outputs]) for io in b.report["outputs"]}
+    native = set(b.report.get("integer_outputs", []))  # a .tflite model's integer outputs: written as its integers
+    out = {io["name"]: np.stack([(r if io["name"] in native else s)[io["name"]] for s, r in zip(res.outputs, res.raw)])
+           for io in b.report["outputs"]}
     write_file(a.output, lambda tmp: _savez(tmp, out), "--output", (a.inputs,))
     msg = f"ran {len(data)} samples on {b.report['target']}; wrote {a.output}"
     if res.instructions:
@@ -245,13 +247,19 @@ def cmd_validate(a: argparse.Namespace) -> int:
         div = dump_divergence(_options(a, None), samples[:DUMP_SAMPLES])
         report["divergence"] = div
         ok = ok and div["first"] is None
+    tflm_layers = None
+    if a.per_layer and g.arithmetic == "tflm":
+        from .validate import tflm_divergence
+
+        tflm_layers = tflm_divergence(str(a.model), g, samples[0])
+        report["tflm_layers"] = tflm_layers
     if a.json:
         print(json.dumps(_finite(report)))
     else:
         rows = [(k, f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else f"{v:,}" if isinstance(v, int)
                                                               else str(v))) for k, v in report.items()]
         print(f"validation of {a.model} on {meta['target']} ({len(samples)} samples, {meta['quantize']})")
-        print(_table([r for r in rows if r[0] not in ("per_layer", "profile", "divergence")]))
+        print(_table([r for r in rows if r[0] not in ("per_layer", "profile", "divergence", "tflm_layers")]))
         if layers is not None:
             from .analysis import format_report
 
@@ -267,8 +275,12 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
             print("per-layer divergence (tensor dump build):")
             print(format_divergence(div, meta["target"]))
-        print("PASS" if ok else "FAIL: " + ("outputs or layers differ from the integer reference" if g.quantized
-                                            else "float error above 1e-3 of the output range"))
+        if tflm_layers:
+            print("each TFLite operator's output against TFLM's (sample 0; alone: fed TFLM's own inputs):")
+            print(_table([(r["node"], f"{r['op']:<18} equal {r['equal']:.4f} (max {r['max_diff']} LSB), alone "
+                           f"{r['equal_alone']:.4f} (max {r['max_diff_alone']} LSB)") for r in tflm_layers]))
+        print("PASS" if ok else "FAIL: " + ("outputs or layers differ from the integer reference or from TFLM"
+                                            if g.quantized else "float error above 1e-3 of the output range"))
     return 0 if ok else 1
 
 

@@ -156,7 +156,7 @@ def run_job(job: Job) -> dict:
     from .prune import PruneOptions, parse_pattern
     from .quantize import QuantOptions
     from .runner import run_build
-    from .validate import bitexact_share, metrics, onnxruntime_outputs, reference_outputs
+    from .validate import bitexact_share, metrics, model_outputs, reference_outputs
 
     c = job.config
     row: dict = {"config": c.name, "command": job.command(), "float_reference": c.quantize == "none" and not c.prune}
@@ -175,7 +175,7 @@ def run_job(job: Job) -> dict:
         row["build_s"] = time.perf_counter() - start
         samples, labels = _eval_samples(job, g)
         res = run_build(out, samples)
-        want = onnxruntime_outputs(str(job.model), samples)
+        want = model_outputs(str(job.model), g, samples)
         row.update(metrics(res.outputs, want, g.outputs))
         if labels is not None:
             pred = [int(np.argmax(o[g.outputs[0]])) for o in res.outputs]

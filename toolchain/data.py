@@ -40,8 +40,7 @@ def samples_from_arrays(arrays: Mapping[str, np.ndarray], g: Graph, what: str,
         a = arrays[name]
         shape = g.shape(name)
         if not np.issubdtype(a.dtype, np.floating):
-            raise EdgecError(f"{path}: {what} array '{name}' has dtype {a.dtype}; the model input is float32 "
-                             "(save float arrays)")
+            a = _dequantized(path, what, name, a, g)
         if a.shape[1:] == shape:
             pass
         elif shape[0] == 1 and a.shape[1:] == shape[1:]:
@@ -56,6 +55,20 @@ def samples_from_arrays(arrays: Mapping[str, np.ndarray], g: Graph, what: str,
     if not count:
         raise EdgecError(f"{path}: {what} data holds no samples")
     return [{n: per_input[n][i] for n in g.inputs} for i in range(count)]
+
+
+def _dequantized(path: Path, what: str, name: str, a: np.ndarray, g: Graph) -> np.ndarray:
+    """Integer samples of an integer model input (a .tflite model's own int8 inputs) as the real values they
+    stand for; quantizing them again with the same scale gives back the same integers."""
+    t = g.tensors[name]
+    quant = (t.scale, t.zero_point) if t.scale is not None else t.fixed_quant
+    dtype = t.dtype if t.dtype != "float32" else t.fixed_dtype
+    if quant is None or a.dtype != np.dtype(dtype):
+        want = f"{dtype} (the model's own integers) or float" if quant is not None else "float32"
+        raise EdgecError(f"{path}: {what} array '{name}' has dtype {a.dtype}; the model input takes {want} "
+                         "(save such arrays)")
+    scale, zp = quant
+    return ((a.astype(np.float64) - zp) * scale).astype(np.float32)
 
 
 def random_samples(g: Graph, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:

@@ -180,6 +180,8 @@ def prequantized_scheme(g: Graph) -> str:
     if mixed:
         return max(SCHEMES, key=mixed.count)
     fixed = [g.tensors[n] for n in list(g.inputs) + g.activations() if g.tensors[n].fixed_quant]
+    if g.arithmetic == "tflm":  # a quantized .tflite: int8, or 16x8 where its activations are int16
+        return "int16" if any(t.fixed_dtype == "int16" for t in fixed) else "int8"
     acts = [t.fixed_quant for t in fixed]
     layers = [g.tensors[n.inputs[1]] for n in g.nodes if n.op in ("Conv", "Gemm")]
     weights = [t for t in layers if t.weight_scales is not None]
@@ -361,7 +363,10 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
             out.scale, out.zero_point = params(out)
     g.quantized = any(g.tensors[n].dtype != "float32" for n in g.activations())
     for node in g.nodes:
-        node.q = REGISTRY[node.op].quantize(node, g) if node.scheme != "float" or node.op == "Convert" else None
+        try:
+            node.q = REGISTRY[node.op].quantize(node, g) if node.scheme != "float" or node.op == "Convert" else None
+        except ValueError as exc:  # a scale ratio no fixed-point multiplier holds (a model's absurd scales)
+            raise EdgecError(f"{node.op} (node '{node.name}'): {exc}; check the model's scales") from None
 
 
 def _scales(g: Graph, node: Node) -> np.ndarray:

@@ -9,9 +9,11 @@ import numpy as np
 import onnxruntime as ort
 
 from . import ApiModule
+from .errors import EdgecError
 from .ir import Graph
 from .load import read_model, upgrade_opset
-from .reference import QRANGE, quantize_feeds, represented_range, run_graph
+from .ops import REGISTRY
+from .reference import QRANGE, dequantize, quantize_feeds, represented_range, run_graph
 from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
@@ -92,6 +94,161 @@ def input_clipping(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
                      "represents": represented_range(t.scale, t.zero_point, t.dtype),
                      "seen": (float(x.min()), float(x.max()))}
     return out
+
+
+# ---- a .tflite model's own runtimes: TFLM (the tflite-micro package) and LiteRT's reference kernels -------------
+
+_TFLITE_EXTRA = "pip install 'edgec[tflite]' (the tflite-micro and ai-edge-litert packages)"
+
+
+def _file_input(x: np.ndarray, dtype, shape, scale: float, zp: int) -> np.ndarray:
+    """A float sample in a .tflite input's own type: quantized with its scale and zero point where it is integer."""
+    x = np.asarray(x, np.float64).reshape(tuple(int(d) for d in shape))
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def tflm_interpreter(model: str, preserve: bool = False):
+    """TFLM's Python interpreter (reference kernels) on the file; preserve keeps every tensor for GetTensor."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        return None
+    config = runtime.InterpreterConfig
+    config = config.kPreserveAllTensors if preserve else config.kAllocationRecording
+    return runtime.Interpreter.from_file(str(model), intrepreter_config=config)
+
+
+def _set_inputs(it, g: Graph, sample: dict[str, np.ndarray]) -> None:
+    """Feed a TFLM interpreter a sample in each input's own type."""
+    for k, name in enumerate(g.inputs):
+        d = it.get_input_details(k)
+        q = d["quantization_parameters"]
+        scale, zp = (float(q["scales"][0]), int(q["zero_points"][0])) if len(q["scales"]) else (1.0, 0)
+        it.set_input(_file_input(sample[name], d["dtype"], d["shape"], scale, zp), k)
+
+
+def tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
+    """TFLM's outputs for each sample in the file's own dtype, keyed like g.outputs (None without tflite-micro)."""
+    it = tflm_interpreter(model)
+    if it is None:
+        return None
+    out = []
+    for s in samples:
+        _set_inputs(it, g, s)
+        it.invoke()
+        out.append({name: np.array(it.get_output(k)) for k, name in enumerate(g.outputs)})
+    return out
+
+
+def litert_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
+    """LiteRT's outputs with its reference kernels (BUILTIN_REF), in the file's dtype (None without LiteRT)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        return None
+    it = Interpreter(model_path=str(model), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    ins, outs = it.get_input_details(), it.get_output_details()
+    result = []
+    for s in samples:
+        for name, d in zip(g.inputs, ins):
+            scale, zp = d["quantization"]
+            it.set_tensor(d["index"], _file_input(s[name], d["dtype"], d["shape"], scale, zp))
+        it.invoke()
+        result.append({name: it.get_tensor(d["index"]).copy() for name, d in zip(g.outputs, outs)})
+    return result
+
+
+def as_float(outputs: list[dict], g: Graph) -> list[dict]:
+    """Integer outputs of the file dequantized with the build's output scales (the file's own)."""
+    res = []
+    for s in outputs:
+        res.append({n: dequantize(v, g.tensors[n].scale, g.tensors[n].zero_point)
+                    if np.issubdtype(v.dtype, np.integer) else v.astype(np.float32) for n, v in s.items()})
+    return res
+
+
+def raw_share(result: RunResult, want: list[dict]) -> float:
+    """Share of output elements the build computes exactly as the other runtime (integers, or float32 values)."""
+    total = same = 0
+    for raw, real, ref in zip(result.raw, result.outputs, want):
+        for name, r in ref.items():
+            got = raw[name] if np.issubdtype(r.dtype, np.integer) else real[name]  # (a DEQUANTIZE output: floats)
+            total += r.size
+            same += int(np.sum(got.reshape(r.shape) == r))
+    return same / total if total else 1.0
+
+
+def tflm_divergence(model: str, g: Graph, sample: dict[str, np.ndarray]) -> list[dict] | None:
+    """Per TFLite tensor, in execution order: the share of elements the integer reference computes as TFLM does
+    (TFLM's intermediate tensors, kept with kPreserveAllTensors), and the largest difference. None without
+    tflite-micro or for a build that is not quantized."""
+    it = tflm_interpreter(model, preserve=True)
+    index = g.info.get("tflite_tensors", {})
+    if it is None or not g.quantized:
+        return None
+    _set_inputs(it, g, sample)
+    it.invoke()
+    values = run_graph(g, quantize_feeds(g, sample), int8=True)
+
+    def tflm(name: str) -> np.ndarray:  # TFLM's tensor in the IR's logical shape
+        v = np.asarray(it.GetTensor(index[name], 0)["tensor_data"])
+        shape = g.shape(name)
+        return v.reshape(shape[0], shape[2], shape[3], shape[1]).transpose(0, 3, 1, 2) if len(shape) == 4 \
+            else v.reshape(shape)
+
+    alone = dict(values)  # each op fed TFLM's own inputs where TFLM has them
+    rows = []
+    for node in g.nodes:
+        xs = [tflm(i) if i in index and i not in g.inputs else alone[i] if i in alone else g.const(i)
+              for i in node.inputs if i]
+        alone[node.outputs[0]] = np.asarray(REGISTRY[node.op].ref_s8(node, g, xs)).reshape(g.shape(node.outputs[0]))
+        name = node.outputs[0]
+        if name not in index or np.asarray(it.GetTensor(index[name], 0)["tensor_data"]).dtype.kind == "f":
+            continue  # (a DEQUANTIZE's float output: the build keeps the integers)
+        want = tflm(name).astype(np.int64)
+        chained = np.abs(values[name].astype(np.int64) - want)
+        single = np.abs(alone[name].astype(np.int64) - want)
+        rows.append({"node": node.name, "op": node.op, "tensor": name, "equal": float(np.mean(chained == 0)),
+                     "max_diff": int(chained.max()), "equal_alone": float(np.mean(single == 0)),
+                     "max_diff_alone": int(single.max())})
+    return rows
+
+
+def model_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
+    """The model file's own float outputs: onnxruntime for ONNX; for a .tflite, LiteRT's reference kernels (TFLM
+    where LiteRT is missing), integer outputs dequantized with their scales."""
+    if g.info.get("source_format") != "tflite":
+        return onnxruntime_outputs(model, samples)
+    outs = litert_outputs(model, g, samples)
+    if outs is None:
+        outs = tflm_outputs(model, g, samples)
+    if outs is None:
+        raise EdgecError(f"{model}: comparing a .tflite model with its own runtime needs LiteRT or TFLM: "
+                         f"{_TFLITE_EXTRA}")
+    return as_float(outs, g)
+
+
+def tflite_agreement(model: str, g: Graph, samples: list, res: RunResult) -> dict:
+    """For a .tflite model: its outputs in TFLM and in LiteRT's reference kernels ("want": the float outputs to
+    compare with) and, for a build with the file's own integer arithmetic (scales), the share of output elements
+    equal to each (bitexact_vs_tflm, bitexact_vs_litert; None where the runtime is not installed). {} for ONNX."""
+    if g.info.get("source_format") != "tflite":
+        return {}
+    tflm, litert = tflm_outputs(model, g, samples), litert_outputs(model, g, samples)
+    if tflm is None and litert is None:
+        raise EdgecError(f"{model}: validating a .tflite model runs it in TFLM and LiteRT: {_TFLITE_EXTRA}")
+    for name, outs in (("tflite-micro (TFLM)", tflm), ("ai-edge-litert (LiteRT)", litert)):
+        if outs is None:
+            print(f"warning: {name} is not installed; {_TFLITE_EXTRA}", file=sys.stderr)
+    report: dict = {"want": as_float(tflm if g.arithmetic == "tflm" and tflm is not None else litert or tflm, g)}
+    if g.arithmetic == "tflm":
+        report["bitexact_vs_tflm"] = None if tflm is None else raw_share(res, tflm)
+        report["bitexact_vs_litert"] = None if litert is None else raw_share(res, litert)
+    return report
 
 
 sys.modules[__name__].__class__ = ApiModule  # calling this module calls edgec.api.validate (see edgec/__init__.py)

@@ -115,7 +115,21 @@ class Transpose(Op):
             assert dst.perm is None
             dst = Tensor(dst.name, src.view)
             src = Tensor(src.name, src.view, perm=src.perm)
-        return Lowered([copy_call(node.name, src, dst, self.perm(node, g), g)])
+        call = copy_call(node.name, src, dst, self.perm(node, g), g)
+        if node.outputs[0] not in g.outputs and _in_order(call):
+            return Lowered(alias=src.name)  # the storage orders agree: the output is the input's bytes
+        return Lowered([call])
+
+
+def _in_order(call: Call) -> bool:
+    """Whether an ec_transpose call copies its source in order (the bytes stay the same)."""
+    bp = call.args[0].fields
+    acc = 1
+    for size, stride in reversed(list(zip(bp["out_shape"], bp["a_strides"]))):
+        if size != 1 and stride != acc:
+            return False
+        acc *= size
+    return True
 
 
 class Concat(Op):

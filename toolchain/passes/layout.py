@@ -88,6 +88,11 @@ class _Layout:
             out.view, out.perm = view, perm
         elif node.op == "Reshape":
             self.reshape(node)
+        elif node.op == "Transpose" and len(out.shape) == 4 and _is_plain(g.tensors[acts[0]]) and \
+                list(node.attrs.get("perm", [])) == [0, 3, 1, 2]:
+            # NHWC -> NCHW (a channels-last model input, e.g. a .tflite's): stored channels-last, its bytes are the
+            # input's, so the transpose is no copy
+            out.perm = channels_last(4)
         elif node.op == "Gemm":
             x = g.tensors[node.inputs[0]]
             if x.view is None and x.perm is not None:
