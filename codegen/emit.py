@@ -123,6 +123,9 @@ class Emitter:
         return {"comment": f"{c.node}: {c.kernel}", "text": f"{c.kernel}({', '.join(self.arg(a) for a in c.args)})"}
 
 
+# A kernel source built from another one (runtime_c/src/<kernel>_tflm.c): the file it includes.
+INCLUDED_SOURCE = re.compile(r'^#include "(ec_\w+\.c)"$', re.MULTILINE)
+
 # Activation element types: C type, bytes, numpy type.
 ELEMENT_TYPES = {"float32": ("float", 4, np.float32), "int8": ("int8_t", 1, np.int8),
                  "int16": ("int16_t", 2, np.int16)}
@@ -182,4 +185,6 @@ def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str
         dst = rt / f"{kernel}.c"
         shutil.copy(RUNTIME_DIR / "src" / f"{kernel}.c", dst)
         sources.append(dst)
+        for base in INCLUDED_SOURCE.findall(dst.read_text()):  # <kernel>_tflm.c builds <kernel>.c (not a source)
+            shutil.copy(RUNTIME_DIR / "src" / base, rt / base)
     return sources

@@ -1,0 +1,224 @@
+"""TFLM's integer arithmetic (toolchain/ops/tflm.py) against TensorFlow Lite Micro itself.
+
+Every operator of the official MLPerf Tiny .tflite models in ../shared/models runs in TFLM's Python interpreter
+(the tflite-micro package, reference kernels) with all tensors kept; each one's output is recomputed from its
+inputs with the numpy twins and must equal TFLM's bit for bit. The twins' fixed-point primitives are also checked
+against a plain transcription of gemmlowp's definitions on extreme values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgec.ops import tflm
+
+MODELS = Path(__file__).resolve().parents[1] / ".." / "shared" / "models"
+OFFICIAL = ["ad01_int8", "kws_ref_model", "pretrainedResnet_quant", "str_ww_ref_model", "vww_96_int8"]
+ACT = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}  # TFLite's fused activations
+
+I32_MIN, I32_MAX = -(2**31), 2**31 - 1
+
+
+# ---- the primitives against their definitions (Python integers, C division) ------------------------------------------
+
+
+def c_div(a: int, b: int) -> int:
+    """C integer division (truncating toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def srdhm_def(a: int, b: int) -> int:
+    if a == b == I32_MIN:
+        return I32_MAX
+    ab = a * b
+    return c_div(ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30)), 1 << 31)
+
+
+def rdbpot_def(x: int, e: int) -> int:
+    mask = (1 << e) - 1
+    return (x >> e) + (1 if (x & mask) > (mask >> 1) + (1 if x < 0 else 0) else 0)
+
+
+def requantize_def(x: int, m: int, shift: int) -> int:
+    left, right = max(shift, 0), max(-shift, 0)
+    xs = ((x << left) + 2**31) % 2**32 - 2**31  # int32 wrap of x * (1 << left)
+    return rdbpot_def(srdhm_def(xs, m), right)
+
+
+def extreme_cases(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r = np.random.default_rng(seed)
+    edge = np.array([I32_MIN, I32_MIN + 1, -(2**30), -65536, -3, -2, -1, 0, 1, 2, 3, 2**30, I32_MAX - 1, I32_MAX])
+    x = np.concatenate([np.repeat(edge, 12), r.integers(I32_MIN, I32_MAX, n, endpoint=True),
+                        r.integers(-5000, 5000, n)])
+    m = np.concatenate([np.tile([I32_MIN, 1 << 30, I32_MAX, (1 << 30) + 1, 0, 1],
+                                len(edge) * 2), r.integers(1 << 30, I32_MAX, 2 * n, endpoint=True)])
+    s = np.concatenate([np.tile(np.arange(-31, 31, 5), len(edge))[:len(edge) * 12],
+                        r.integers(-31, 8, 2 * n)])
+    return x, m, s
+
+
+def test_primitives_equal_their_definitions():
+    x, m, s = extreme_cases(4000)
+    np.testing.assert_array_equal(tflm.srdhm(x, m), [srdhm_def(int(a), int(b)) for a, b in zip(x, m)])
+    e = np.abs(s) % 32
+    np.testing.assert_array_equal(tflm.rdbpot(x, e), [rdbpot_def(int(a), int(b)) for a, b in zip(x, e)])
+    ok = m >= 0  # TFLM's multipliers are never negative
+    got = tflm.requantize(x[ok], m[ok], s[ok])
+    np.testing.assert_array_equal(got, [requantize_def(int(a), int(b), int(c)) for a, b, c in
+                                        zip(x[ok], m[ok], s[ok])])
+    # exact ties: x * m / 2^31 = k + 1/2, then a division by 2^e exactly halfway, both signs
+    for k in (-7, -6, -1, 0, 5, 6):
+        assert int(tflm.srdhm((2 * k + 1), 1 << 30)) == srdhm_def(2 * k + 1, 1 << 30)
+        for e in (1, 2, 5):
+            v = (2 * k + 1) << (e - 1)
+            assert int(tflm.rdbpot(v, e)) == rdbpot_def(v, e) == (k + (1 if k >= 0 else 0))
+
+
+def test_quantize_multiplier():
+    for real in (1.0, 0.5, 0.75, 1e-3, 3.9e-10, 2.0**-31, 2.0**-32, 0.9999999999, 123.456, 2.0**29):
+        mult, shift = tflm.quantize_multiplier(real)
+        if real < 2.0**-32:
+            assert (mult, shift) == (0, 0)
+            continue
+        assert (1 << 30) <= mult < (1 << 31)
+        assert abs(mult * 2.0**shift / 2**31 - real) <= real * 2.0**-30
+    assert tflm.quantize_multiplier(0.0) == (0, 0)
+    # the fraction rounds half away from zero: 0.5 + 2^-32 is exactly halfway between two multipliers
+    assert tflm.quantize_multiplier(0.5 + 2.0**-32) == ((1 << 30) + 1, 0)  # Python round() gives 2^30
+
+
+def test_avgpool_divide_rounds_half_away_from_zero():
+    acc = np.array([5, -5, 3, -3, 7, -7, 0, 1, -1])
+    np.testing.assert_array_equal(tflm.avgpool_divide(acc, 2), [3, -3, 2, -2, 4, -4, 0, 1, -1])
+    np.testing.assert_array_equal(tflm.avgpool_divide(acc, 4), [1, -1, 1, -1, 2, -2, 0, 0, 0])
+
+
+# ---- every operator of the official models against TFLM --------------------------------------------------------------
+
+
+def _options(op, cls):
+    table = op.BuiltinOptions()
+    opt = cls()
+    opt.Init(table.Bytes, table.Pos)
+    return opt
+
+
+def _quant(sg, index: int) -> tuple[np.ndarray, np.ndarray]:
+    q = sg.Tensors(index).Quantization()
+    return q.ScaleAsNumpy().astype(np.float64), q.ZeroPointAsNumpy().astype(np.int64)
+
+
+def _same_pads(size: int, k: int, stride: int, dil: int, out: int) -> int:
+    return max((out - 1) * stride + (k - 1) * dil + 1 - size, 0) // 2
+
+
+def _conv(x, w, b, opt, depthwise: bool, out_shape):
+    """int64 accumulators of a TFLite (depthwise) convolution, NHWC; x already has the input offset applied."""
+    import tflite
+
+    _, h, wd, c = x.shape
+    _, oh, ow, oc = out_shape
+    kh, kw = w.shape[1:3]
+    sh, sw, dh, dw = opt.StrideH(), opt.StrideW(), opt.DilationHFactor(), opt.DilationWFactor()
+    same = opt.Padding() == tflite.Padding.SAME
+    pt = _same_pads(h, kh, sh, dh, oh) if same else 0
+    pl = _same_pads(wd, kw, sw, dw, ow) if same else 0
+    xp = np.pad(x, [(0, 0), (pt, kh * dh + oh * sh), (pl, kw * dw + ow * sw), (0, 0)])  # zeros: padding adds nothing
+    acc = np.zeros((x.shape[0], oh, ow, oc), np.int64) + (0 if b is None else b)
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = xp[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :]
+            if depthwise:
+                acc += np.repeat(tap, oc // c, axis=3) * w[0, ky, kx, :]
+            else:
+                acc += tap @ w[:, ky, kx, :].T
+    return acc
+
+
+def _recompute(model, sg, op, ins: list, out_index: int):
+    import tflite
+
+    code = model.OperatorCodes(op.OpcodeIndex())
+    kind = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    inputs = list(op.InputsAsNumpy())
+    s_out, zp_out = (v[0] for v in _quant(sg, out_index))
+    B = tflite.BuiltinOperator
+    if kind in (B.CONV_2D, B.DEPTHWISE_CONV_2D, B.FULLY_CONNECTED):
+        s_in, zp_in = (v[0] for v in _quant(sg, inputs[0]))
+        s_w, _ = _quant(sg, inputs[1])
+        x = ins[0].astype(np.int64) - zp_in
+        w = ins[1].astype(np.int64)
+        b = ins[2].astype(np.int64) if len(inputs) > 2 and inputs[2] >= 0 else None
+        if kind == B.FULLY_CONNECTED:
+            opt = _options(op, tflite.FullyConnectedOptions)
+            acc = x.reshape(-1, w.shape[1]) @ w.T + (0 if b is None else b)
+            scale = tflm.fc_scale if s_w.size == 1 else tflm.conv_scale
+        else:
+            depthwise = kind == B.DEPTHWISE_CONV_2D
+            opt = _options(op, tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)
+            acc = _conv(x, w, b, opt, depthwise, sg.Tensors(out_index).ShapeAsNumpy())
+            scale = tflm.conv_scale
+        ms = [tflm.quantize_multiplier(scale(s_in, float(s), s_out)) for s in np.broadcast_to(s_w, acc.shape[-1:])]
+        y = tflm.requantize(acc, np.array([m for m, _ in ms]), np.array([s for _, s in ms])) + zp_out
+        lo, hi = tflm.quant_bounds(*ACT[opt.FusedActivationFunction()], s_out, zp_out)
+        return np.clip(y, lo, hi)
+    if kind == B.ADD:
+        (sa, za), (sb, zb) = ((v[0] for v in _quant(sg, i)) for i in inputs)
+        p = tflm.add_params(sa, sb, s_out, sub=False)
+        ra = tflm.requantize((ins[0].astype(np.int64) - za) << p["left_shift"], p["a_mult"], p["a_shift"])
+        rb = tflm.requantize((ins[1].astype(np.int64) - zb) << p["left_shift"], p["b_mult"], p["b_shift"])
+        y = tflm.requantize(ra + rb, p["out_mult"], p["out_shift"]) + zp_out
+        lo, hi = tflm.quant_bounds(*ACT[_options(op, tflite.AddOptions).FusedActivationFunction()], s_out, zp_out)
+        return np.clip(y, lo, hi)
+    if kind == B.AVERAGE_POOL_2D:
+        opt = _options(op, tflite.Pool2DOptions)
+        x = ins[0].astype(np.int64)
+        ones = np.ones_like(x)
+        fake = type("O", (), {"StrideH": opt.StrideH, "StrideW": opt.StrideW, "DilationHFactor": lambda: 1,
+                              "DilationWFactor": lambda: 1, "Padding": opt.Padding})
+        w = np.zeros((x.shape[3], opt.FilterHeight(), opt.FilterWidth(), x.shape[3]), np.int64)
+        for c in range(x.shape[3]):
+            w[c, :, :, c] = 1
+        shape = sg.Tensors(out_index).ShapeAsNumpy()
+        acc, count = _conv(x, w, None, fake, False, shape), _conv(ones, w, None, fake, False, shape)
+        lo, hi = tflm.quant_bounds(*ACT[opt.FusedActivationFunction()], s_out, zp_out)
+        return np.clip(tflm.avgpool_divide(acc, count), lo, hi)
+    if kind == B.SOFTMAX:
+        s_in, _ = (v[0] for v in _quant(sg, inputs[0]))
+        mult, shift, diff_min = tflm.softmax_params(_options(op, tflite.SoftmaxOptions).Beta(), s_in)
+        return tflm.softmax_s8(ins[0], -1, mult, shift, diff_min)
+    if kind == B.RESHAPE:
+        return ins[0]
+    raise AssertionError(f"operator {kind} has no recomputation here")
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_every_operator_equals_tflm(name):
+    tflite = pytest.importorskip("tflite")
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    path = MODELS / f"{name}.tflite"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    buf = path.read_bytes()
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    sg = model.Subgraphs(0)
+    interp = runtime.Interpreter.from_bytes(buf, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    sample = np.load(MODELS / f"{name}.inputs.npz")
+    x = sample[sample.files[0]][:1]
+    interp.set_input(x.reshape(interp.get_input_details(0)["shape"]).astype(np.int8), 0)
+    interp.invoke()
+    checked = set()
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        ins = [interp.GetTensor(int(t), 0)["tensor_data"] if t >= 0 else None for t in op.InputsAsNumpy()]
+        out = int(op.OutputsAsNumpy()[0])
+        want = interp.GetTensor(out, 0)["tensor_data"]
+        got = _recompute(model, sg, op, ins, out)
+        np.testing.assert_array_equal(np.asarray(got).reshape(want.shape), want,
+                                      err_msg=f"{name}: operator {i} differs from TFLM")
+        code = model.OperatorCodes(op.OpcodeIndex())
+        checked.add(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
+    assert checked  # every operator was recomputed
