@@ -222,3 +222,179 @@ def test_every_operator_equals_tflm(name):
         code = model.OperatorCodes(op.OpcodeIndex())
         checked.add(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
     assert checked  # every operator was recomputed
+
+
+# ---- single operators on generated .tflite files against TFLM --------------------------------------------------------
+
+
+def tiny_model(op: str, inputs: list[tuple], output: tuple, options: dict | None = None) -> bytes:
+    """A .tflite file of one operator whose inputs are the model's inputs: each tensor (shape, type, scale, zp)
+    with type "int8" or "float32" (scale None: no quantization). options: the builtin options' fields."""
+    import flatbuffers
+    import tflite
+
+    b = flatbuffers.Builder(1024)
+
+    def vector(start, values, prepend):
+        start(b, len(values))
+        for v in reversed(values):
+            prepend(v)
+        return b.EndVector()
+
+    tensors = []
+    for i, (shape, kind, scale, zp) in enumerate([*inputs, output]):
+        name = b.CreateString(f"t{i}")
+        shp = vector(tflite.TensorStartShapeVector, list(shape), b.PrependInt32)
+        quant = None
+        if scale is not None:
+            sc = vector(tflite.QuantizationParametersStartScaleVector, [scale], b.PrependFloat32)
+            zpv = vector(tflite.QuantizationParametersStartZeroPointVector, [zp], b.PrependInt64)
+            tflite.QuantizationParametersStart(b)
+            tflite.QuantizationParametersAddScale(b, sc)
+            tflite.QuantizationParametersAddZeroPoint(b, zpv)
+            quant = tflite.QuantizationParametersEnd(b)
+        tflite.TensorStart(b)
+        tflite.TensorAddShape(b, shp)
+        tflite.TensorAddType(b, tflite.TensorType.INT8 if kind == "int8" else tflite.TensorType.FLOAT32)
+        tflite.TensorAddBuffer(b, 0)
+        tflite.TensorAddName(b, name)
+        if quant is not None:
+            tflite.TensorAddQuantization(b, quant)
+        tensors.append(tflite.TensorEnd(b))
+    opt_name = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions", "SOFTMAX": "SoftmaxOptions",
+                "LEAKY_RELU": "LeakyReluOptions", "AVERAGE_POOL_2D": "Pool2DOptions"}.get(op)
+    opt = None
+    if opt_name:
+        getattr(tflite, f"{opt_name}Start")(b)
+        for field, value in (options or {}).items():
+            getattr(tflite, f"{opt_name}Add{field}")(b, value)
+        opt = getattr(tflite, f"{opt_name}End")(b)
+    n_in = len(inputs)
+    ins = vector(tflite.OperatorStartInputsVector, list(range(n_in)), b.PrependInt32)
+    outs = vector(tflite.OperatorStartOutputsVector, [n_in], b.PrependInt32)
+    tflite.OperatorStart(b)
+    tflite.OperatorAddOpcodeIndex(b, 0)
+    tflite.OperatorAddInputs(b, ins)
+    tflite.OperatorAddOutputs(b, outs)
+    if opt is not None:
+        tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, opt_name))
+        tflite.OperatorAddBuiltinOptions(b, opt)
+    operator = tflite.OperatorEnd(b)
+    tvec = vector(tflite.SubGraphStartTensorsVector, tensors, b.PrependUOffsetTRelative)
+    sg_in = vector(tflite.SubGraphStartInputsVector, list(range(n_in)), b.PrependInt32)
+    sg_out = vector(tflite.SubGraphStartOutputsVector, [n_in], b.PrependInt32)
+    ops = vector(tflite.SubGraphStartOperatorsVector, [operator], b.PrependUOffsetTRelative)
+    tflite.SubGraphStart(b)
+    tflite.SubGraphAddTensors(b, tvec)
+    tflite.SubGraphAddInputs(b, sg_in)
+    tflite.SubGraphAddOutputs(b, sg_out)
+    tflite.SubGraphAddOperators(b, ops)
+    sg = tflite.SubGraphEnd(b)
+    code = getattr(tflite.BuiltinOperator, op)
+    tflite.OperatorCodeStart(b)
+    tflite.OperatorCodeAddBuiltinCode(b, code)
+    tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+    tflite.OperatorCodeAddVersion(b, 1)
+    opcode = tflite.OperatorCodeEnd(b)
+    tflite.BufferStart(b)
+    buf = tflite.BufferEnd(b)
+    codes = vector(tflite.ModelStartOperatorCodesVector, [opcode], b.PrependUOffsetTRelative)
+    sgs = vector(tflite.ModelStartSubgraphsVector, [sg], b.PrependUOffsetTRelative)
+    bufs = vector(tflite.ModelStartBuffersVector, [buf], b.PrependUOffsetTRelative)
+    tflite.ModelStart(b)
+    tflite.ModelAddVersion(b, 3)
+    tflite.ModelAddOperatorCodes(b, codes)
+    tflite.ModelAddSubgraphs(b, sgs)
+    tflite.ModelAddBuffers(b, bufs)
+    b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def run_tflm(model: bytes, *xs: np.ndarray) -> np.ndarray:
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    interp = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    for i, x in enumerate(xs):
+        interp.set_input(x, i)
+    interp.invoke()
+    return interp.get_output(0)
+
+
+ALL_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+
+
+def random_quant(r: np.random.Generator, lo: float = -3.0, hi: float = 0.5) -> tuple[float, int]:
+    return float(np.float32(10.0 ** r.uniform(lo, hi))), int(r.integers(-128, 128))
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("op", ["Relu", "Relu6", "Sigmoid", "Tanh", "LeakyRelu"])
+def test_activation_tables_equal_tflm(op, seed):
+    """The int8 tables of RELU, RELU6, LOGISTIC, TANH and LEAKY_RELU over every input, for random scales."""
+    pytest.importorskip("tflite")
+    r = np.random.default_rng(seed)
+    s_in, zp_in = random_quant(r, -2.5, -0.5)
+    s_out, zp_out = {"Sigmoid": (1.0 / 256, -128), "Tanh": (1.0 / 128, 0), "Relu6": (s_in, zp_in)}.get(
+        op, random_quant(r, -2.5, -0.5))
+    name = {"Relu": "RELU", "Relu6": "RELU6", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "LeakyRelu": "LEAKY_RELU"}[op]
+    alpha = float(np.float32(r.choice([0.01, 0.2, 0.3, -0.5])))
+    options = {"Alpha": alpha} if op == "LeakyRelu" else None
+    model = tiny_model(name, [((1, 256), "int8", s_in, zp_in)], ((1, 256), "int8", s_out, zp_out), options)
+    attrs = {"min": 0.0, "max": 6.0} if op == "Relu6" else {"alpha": alpha}
+    table = tflm.unary_table("Clip" if op == "Relu6" else op, attrs, s_in, zp_in, s_out, zp_out)
+    np.testing.assert_array_equal(table[ALL_INT8.astype(np.int64) + 128], run_tflm(model, ALL_INT8))
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+def test_binary_equal_tflm(op, seed):
+    """ADD, SUB and MUL of every pair of a random int8 sample, random scales and fused activations."""
+    pytest.importorskip("tflite")
+    r = np.random.default_rng(seed)
+    (sa, za), (sb, zb), (so, zo) = random_quant(r), random_quant(r), random_quant(r, -2.0, 1.0)
+    act = int(r.choice([0, 1, 3]))
+    a = r.integers(-128, 128, (1, 512)).astype(np.int8)
+    b = r.integers(-128, 128, (1, 512)).astype(np.int8)
+    model = tiny_model(op, [((1, 512), "int8", sa, za), ((1, 512), "int8", sb, zb)], ((1, 512), "int8", so, zo),
+                       {"FusedActivationFunction": act})
+    x, y = a.astype(np.int64) - za, b.astype(np.int64) - zb
+    if op == "MUL":
+        mult, shift = tflm.quantize_multiplier(tflm.mul_scale(sa, sb, so))
+        out = tflm.requantize(x * y, mult, shift)
+    else:
+        p = tflm.add_params(sa, sb, so, sub=op == "SUB")
+        ra = tflm.requantize(x << p["left_shift"], p["a_mult"], p["a_shift"])
+        rb = tflm.requantize(y << p["left_shift"], p["b_mult"], p["b_shift"])
+        out = tflm.requantize(ra + rb if op == "ADD" else ra - rb, p["out_mult"], p["out_shift"])
+    lo, hi = tflm.quant_bounds(*ACT[act], so, zo)
+    np.testing.assert_array_equal(np.clip(out + zo, lo, hi), run_tflm(model, a, b))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quantize_equals_tflm(seed):
+    """QUANTIZE float -> int8 (ties included) and int8 -> int8."""
+    pytest.importorskip("tflite")
+    r = np.random.default_rng(seed)
+    s, zp = random_quant(r)
+    x = np.concatenate([r.normal(0, 200 * s, 500), (np.arange(-40, 40) + 0.5) * s]).astype(np.float32)[None]
+    model = tiny_model("QUANTIZE", [((1, x.size), "float32", None, 0)], ((1, x.size), "int8", s, zp))
+    np.testing.assert_array_equal(tflm.quantize_float(x, s, zp), run_tflm(model, x))
+    s2, zp2 = random_quant(r)
+    model = tiny_model("QUANTIZE", [((1, 256), "int8", s, zp)], ((1, 256), "int8", s2, zp2))
+    mult, shift = tflm.quantize_multiplier(tflm.ratio_scale(s, s2))
+    want = np.clip(tflm.requantize(ALL_INT8.astype(np.int64) - zp, mult, shift) + zp2, -128, 127)
+    np.testing.assert_array_equal(want, run_tflm(model, ALL_INT8))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_softmax_equals_tflm(seed):
+    """SOFTMAX over rows of random length, random input scales and betas."""
+    pytest.importorskip("tflite")
+    r = np.random.default_rng(seed)
+    rows, n = int(r.integers(1, 6)), int(r.integers(2, 300))
+    s_in, zp = random_quant(r, -3.0, 0.0)
+    beta = float(np.float32(r.choice([1.0, 0.5, 2.5])))
+    x = r.integers(-128, 128, (rows, n)).astype(np.int8)
+    model = tiny_model("SOFTMAX", [((rows, n), "int8", s_in, zp)], ((rows, n), "int8", 1.0 / 256, -128),
+                       {"Beta": beta})
+    mult, shift, diff_min = tflm.softmax_params(beta, s_in)
+    np.testing.assert_array_equal(tflm.softmax_s8(x, -1, mult, shift, diff_min), run_tflm(model, x))

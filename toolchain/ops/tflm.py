@@ -211,15 +211,19 @@ def _exp_quarter(a: np.ndarray) -> np.ndarray:
 EXP_FACTORS = (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)  # exp(-2^k), k = -2..4, Q0.31
 
 
-def exp_negative(a: np.ndarray) -> np.ndarray:
-    """gemmlowp's exp_on_negative_values: a <= 0 in Q5.26, result Q0.31."""
+def exp_negative(a: np.ndarray, integer_bits: int = 5) -> np.ndarray:
+    """gemmlowp's exp_on_negative_values: a <= 0 with integer_bits (at most 5) integer bits, result Q0.31. The
+    remainder modulo 1/4 goes through the polynomial, every whole quarter bit below 2^integer_bits multiplies by
+    exp(-2^k)."""
     a = np.asarray(a, dtype=np.int64)
-    quarter = 1 << 24
+    frac_bits = 31 - integer_bits
+    quarter = 1 << (frac_bits - 2)
     rem = (a & (quarter - 1)) - quarter
     whole = rem - a
-    r = _exp_quarter(sat_shl(rem, 5))
+    r = _exp_quarter(sat_shl(rem, integer_bits))
     for k, factor in enumerate(EXP_FACTORS):
-        r = np.where(whole & (1 << (24 + k)), srdhm(r, factor), r)
+        if k - 2 < integer_bits:
+            r = np.where(whole & (1 << (frac_bits - 2 + k)), srdhm(r, factor), r)
     return np.where(a == 0, INT32_MAX, r)
 
 
@@ -263,8 +267,8 @@ TFLM_KERNELS = frozenset({
     "ec_fully_connected_neon_s8", "ec_fully_connected_sparse_s8", "ec_fully_connected_nm_s8",
     "ec_add_s8", "ec_mul_s8", "ec_convert", "ec_avgpool_s8",
 })
-# Kernels whose results do not depend on the arithmetic (data movement, max, TFLM's own softmax).
-NEUTRAL_KERNELS = frozenset({"ec_transpose", "ec_pad", "ec_maxpool_s8", "ec_softmax_tflm_s8"})
+# Kernels that move data only: an integer node may use them without parameters computed for TFLM.
+DATA_KERNELS = frozenset({"ec_transpose", "ec_pad"})
 
 
 def tflm_kernel(kernel: str) -> str:
@@ -272,15 +276,17 @@ def tflm_kernel(kernel: str) -> str:
 
 
 def retarget(node: Node, low: Lowered) -> Lowered:
-    """In a graph with TFLM's arithmetic: the calls of a node whose parameters were computed for it, each kernel
-    replaced by its TFLM build. Raises EdgecError for an integer node that would compute edgec's own arithmetic."""
+    """In a graph with TFLM's arithmetic: the calls of a node whose parameters were computed for it (uses_tflm),
+    each kernel that has a TFLM build replaced by it (the others, e.g. ec_maxpool_s8, ec_lut_s8 with TFLM's table and
+    ec_softmax_tflm_s8, compute TFLM's results as they are). Raises EdgecError for an integer node that would
+    compute edgec's own arithmetic."""
     if node.dtype == "float32":
         return low
     tagged = uses_tflm(node.q)
     for call in low.calls:
-        if tagged and (call.kernel in TFLM_KERNELS or call.kernel in NEUTRAL_KERNELS):
+        if tagged:
             call.kernel = tflm_kernel(call.kernel)
-        elif call.kernel not in NEUTRAL_KERNELS and not (call.kernel == "ec_concat" and _plain_concat(node)):
+        elif call.kernel not in DATA_KERNELS and not (call.kernel == "ec_concat" and _plain_concat(node)):
             raise EdgecError(f"{node.op} (node '{node.name}', {node.dtype}): edgec cannot compute it with TFLM's "
                              f"arithmetic yet (kernel {call.kernel}); this .tflite model cannot be built bit-exact")
     return low
@@ -290,3 +296,78 @@ def _plain_concat(node: Node) -> bool:
     """An int8 Concat that only copies (every input has the output's scale and zero point, as TFLM requires)."""
     q = node.q or {}
     return node.dtype == "int8" and all(t is None for t in q.get("tables", [None]))
+
+
+# ---- elementwise int8 activations: tables of TFLM's integer functions over the 256 inputs ---------------------------
+
+Q_ALL = np.arange(-128, 128, dtype=np.int64)
+
+
+def _frexp_multiplier(real: float) -> tuple[int, int]:
+    """LOGISTIC's and TANH's own QuantizeMultiplier: frexp and a rounded fraction, without folding 2^31."""
+    frac, shift = math.frexp(real)
+    return int(wrap32(int(round_away(frac * (1 << 31))))), shift
+
+
+def _logistic_q4(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's logistic of Q4.27 values, Q0.31."""
+    pos = np.where(a > 0, a, -a)
+    r_pos = reciprocal(exp_negative(-pos, 4))
+    r = np.where(a > 0, r_pos, wrap32(INT32_MAX - r_pos))
+    return np.where(a == 0, 1 << 30, r)
+
+
+def _one_minus_x_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's one_minus_x_over_one_plus_x_for_x_in_0_1: reciprocal's iteration, then (x - one) in Q0.31."""
+    v = np.asarray(a, dtype=np.int64) + INT32_MAX
+    v = v + np.where(v >= 0, 1, -1)
+    half = np.sign(v) * (np.abs(v) // 2)
+    r = wrap32(1515870810 + srdhm(half, -1010580540))
+    for _ in range(3):
+        err = wrap32((1 << 29) - srdhm(half, r))
+        r = wrap32(r + sat_shl(srdhm(r, err), 2))
+    return sat_shl(wrap32(r - (1 << 29)), 2)
+
+
+def _tanh_q4(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's tanh of Q4.27 values, Q0.31."""
+    neg = np.where(a < 0, a, -a)
+    t = _one_minus_x_over_one_plus_x(exp_negative(neg, 5))  # ExactMulByPot<1>: the raw read as Q5.26
+    return np.where(a == 0, 0, np.where(a < 0, -t, t))
+
+
+def _radius_q4(shift: int) -> int:
+    return math.floor(15.0 * float(1 << 27) / float(2.0**shift))
+
+
+def unary_table(op: str, attrs: dict, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """The int8 output TFLM computes for every int8 input (table[q + 128]) of RELU (Relu), RELU6 (Clip to [0, 6]),
+    LOGISTIC (Sigmoid), TANH and LEAKY_RELU. Raises ValueError for what TFLM does not compute this way."""
+    x = Q_ALL - zp_in
+    if op == "Relu":
+        mult, shift = quantize_multiplier(float(f32(s_in) / f32(s_out)))
+        y = requantize(x, mult, shift) + zp_out
+        return np.clip(y, max(-128, zp_out), 127).astype(np.int8)
+    if op == "Clip" and (attrs.get("min"), attrs.get("max")) == (0.0, 6.0):
+        six = int(np.clip(round_away(float(f32(6.0) / f32(s_in))) + zp_in, -128, 127))
+        return np.clip(Q_ALL, zp_in, six).astype(np.int8)  # RELU6 keeps the input's quantization
+    if op in ("Sigmoid", "Tanh"):
+        want = (1.0 / 256.0, -128) if op == "Sigmoid" else (1.0 / 128.0, 0)
+        if (float(f32(s_out)), zp_out) != want:
+            raise ValueError(f"TFLM's int8 {op} needs the output scale {want[0]} and zero point {want[1]}, the model "
+                             f"has {s_out:.6g} and {zp_out}")
+        mult, shift = _frexp_multiplier(float(f32(s_in)) * float(1 << 27))
+        radius = _radius_q4(shift)
+        v = requantize(np.clip(x, -radius, radius), mult, shift)
+        if op == "Sigmoid":
+            y = np.clip(rdbpot(_logistic_q4(v), 23) - 128, -128, 127)
+        else:
+            y = np.clip(rdbpot(_tanh_q4(v), 24), -128, 127)
+        return np.where(x <= -radius, -128, np.where(x >= radius, 127, y)).astype(np.int8)
+    if op == "LeakyRelu":
+        am, ash = quantize_multiplier(float(f32(s_in) * f32(attrs.get("alpha", 0.01)) / f32(s_out)))
+        im, ish = quantize_multiplier(float(f32(s_in) / f32(s_out)))
+        neg = requantize(x, abs(am), ash) * (-1 if am < 0 else 1)
+        y = zp_out + np.where(x >= 0, requantize(x, im, ish), neg)
+        return np.clip(y, -128, 127).astype(np.int8)
+    raise ValueError(f"{op} has no TFLM int8 table here")
