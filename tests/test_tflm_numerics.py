@@ -227,9 +227,11 @@ def test_every_operator_equals_tflm(name):
 # ---- single operators on generated .tflite files against TFLM --------------------------------------------------------
 
 
-def tiny_model(op: str, inputs: list[tuple], output: tuple, options: dict | None = None) -> bytes:
+def tiny_model(op: str, inputs: list[tuple], output: tuple, options: dict | None = None,
+               const: np.ndarray | None = None) -> bytes:
     """A .tflite file of one operator whose inputs are the model's inputs: each tensor (shape, type, scale, zp)
-    with type "int8" or "float32" (scale None: no quantization). options: the builtin options' fields."""
+    with type "int8" or "float32" (scale None: no quantization), then the int32 constant `const` if given (MEAN's
+    axes). options: the builtin options' fields."""
     import flatbuffers
     import tflite
 
@@ -242,6 +244,22 @@ def tiny_model(op: str, inputs: list[tuple], output: tuple, options: dict | None
         return b.EndVector()
 
     tensors = []
+    if const is not None:
+        tflite.BufferStartDataVector(b, const.nbytes)
+        for byte in reversed(const.astype("<i4").tobytes()):
+            b.PrependByte(byte)
+        data = b.EndVector()
+        tflite.BufferStart(b)
+        tflite.BufferAddData(b, data)
+        const_buf = tflite.BufferEnd(b)
+        cshape = vector(tflite.TensorStartShapeVector, [const.size], b.PrependInt32)
+        cname = b.CreateString("axes")
+        tflite.TensorStart(b)
+        tflite.TensorAddShape(b, cshape)
+        tflite.TensorAddType(b, tflite.TensorType.INT32)
+        tflite.TensorAddBuffer(b, 1)
+        tflite.TensorAddName(b, cname)
+        const_tensor = tflite.TensorEnd(b)
     for i, (shape, kind, scale, zp) in enumerate([*inputs, output]):
         name = b.CreateString(f"t{i}")
         shp = vector(tflite.TensorStartShapeVector, list(shape), b.PrependInt32)
@@ -262,7 +280,7 @@ def tiny_model(op: str, inputs: list[tuple], output: tuple, options: dict | None
             tflite.TensorAddQuantization(b, quant)
         tensors.append(tflite.TensorEnd(b))
     opt_name = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions", "SOFTMAX": "SoftmaxOptions",
-                "LEAKY_RELU": "LeakyReluOptions", "AVERAGE_POOL_2D": "Pool2DOptions"}.get(op)
+                "LEAKY_RELU": "LeakyReluOptions", "AVERAGE_POOL_2D": "Pool2DOptions", "MEAN": "ReducerOptions"}.get(op)
     opt = None
     if opt_name:
         getattr(tflite, f"{opt_name}Start")(b)
@@ -270,7 +288,10 @@ def tiny_model(op: str, inputs: list[tuple], output: tuple, options: dict | None
             getattr(tflite, f"{opt_name}Add{field}")(b, value)
         opt = getattr(tflite, f"{opt_name}End")(b)
     n_in = len(inputs)
-    ins = vector(tflite.OperatorStartInputsVector, list(range(n_in)), b.PrependInt32)
+    op_ins = list(range(n_in)) + ([n_in + 1] if const is not None else [])
+    if const is not None:
+        tensors.append(const_tensor)
+    ins = vector(tflite.OperatorStartInputsVector, op_ins, b.PrependInt32)
     outs = vector(tflite.OperatorStartOutputsVector, [n_in], b.PrependInt32)
     tflite.OperatorStart(b)
     tflite.OperatorAddOpcodeIndex(b, 0)
@@ -300,7 +321,8 @@ def tiny_model(op: str, inputs: list[tuple], output: tuple, options: dict | None
     buf = tflite.BufferEnd(b)
     codes = vector(tflite.ModelStartOperatorCodesVector, [opcode], b.PrependUOffsetTRelative)
     sgs = vector(tflite.ModelStartSubgraphsVector, [sg], b.PrependUOffsetTRelative)
-    bufs = vector(tflite.ModelStartBuffersVector, [buf], b.PrependUOffsetTRelative)
+    bufs = vector(tflite.ModelStartBuffersVector, [buf] + ([const_buf] if const is not None else []),
+                  b.PrependUOffsetTRelative)
     tflite.ModelStart(b)
     tflite.ModelAddVersion(b, 3)
     tflite.ModelAddOperatorCodes(b, codes)
@@ -398,3 +420,47 @@ def test_softmax_equals_tflm(seed):
                        {"Beta": beta})
     mult, shift, diff_min = tflm.softmax_params(beta, s_in)
     np.testing.assert_array_equal(tflm.softmax_s8(x, -1, mult, shift, diff_min), run_tflm(model, x))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mean_equals_tflm(seed):
+    """MEAN over H and W (keep_dims), int8, random sizes and scales: the sum requantized with 1 / count folded."""
+    pytest.importorskip("tflite")
+    r = np.random.default_rng(seed)
+    h, w, c = (int(v) for v in r.integers(1, 12, 3))
+    (s_in, zp_in), (s_out, zp_out) = random_quant(r), random_quant(r)
+    x = r.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    model = tiny_model("MEAN", [((1, h, w, c), "int8", s_in, zp_in)], ((1, 1, 1, c), "int8", s_out, zp_out),
+                       {"KeepDims": True}, const=np.array([1, 2], np.int32))
+    mult, shift = tflm.mean_params(s_in, s_out, h * w)
+    acc = (x.astype(np.int64) - zp_in).sum(axis=(1, 2), keepdims=True)
+    want = np.clip(tflm.requantize(acc, mult, shift) + zp_out, -128, 127)
+    np.testing.assert_array_equal(want, run_tflm(model, x))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_average_pool_equals_tflm(seed):
+    """AVERAGE_POOL_2D with SAME padding (fewer taps at the borders), strides and a fused activation."""
+    import tflite
+
+    r = np.random.default_rng(seed)
+    h, w, c = (int(v) for v in r.integers(2, 12, 3))
+    k, stride = int(r.integers(2, 5)), int(r.integers(1, 3))
+    s, zp = random_quant(r)
+    oh, ow = -(-h // stride), -(-w // stride)
+    x = r.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    act = int(r.choice([0, 1, 3]))
+    model = tiny_model("AVERAGE_POOL_2D", [((1, h, w, c), "int8", s, zp)], ((1, oh, ow, c), "int8", s, zp),
+                       {"Padding": tflite.Padding.SAME, "StrideW": stride, "StrideH": stride, "FilterWidth": k,
+                        "FilterHeight": k, "FusedActivationFunction": act})
+    pt, pl = _same_pads(h, k, stride, 1, oh), _same_pads(w, k, stride, 1, ow)
+    acc = np.zeros((1, oh, ow, c), np.int64)
+    count = np.zeros((1, oh, ow, 1), np.int64)
+    for y in range(oh):
+        for xx in range(ow):
+            y0, x0 = y * stride - pt, xx * stride - pl
+            win = x[:, max(y0, 0):max(y0 + k, 0), max(x0, 0):max(x0 + k, 0)]
+            acc[:, y, xx] = win.astype(np.int64).sum(axis=(1, 2))
+            count[:, y, xx] = win.shape[1] * win.shape[2]
+    lo, hi = tflm.quant_bounds(*ACT[act], s, zp)
+    np.testing.assert_array_equal(np.clip(tflm.avgpool_divide(acc, count), lo, hi), run_tflm(model, x))

@@ -40,6 +40,20 @@ def op_chain():
     return make_model(nodes, {"input": [1, 3, 9, 10]}, {"output": None}, inits)
 
 
+def head():
+    """Conv, Tanh, GlobalAveragePool (TFLM's MEAN), Gemm, LeakyRelu, Gemm, Sigmoid."""
+    nodes = [n("Conv", ["input", "W0", "B0"], ["c0"], strides=[2, 2]), n("Tanh", ["c0"], ["t"]),
+             n("GlobalAveragePool", ["t"], ["p"]), n("Flatten", ["p"], ["f"]),
+             n("Gemm", ["f", "WG", "BG"], ["g"], transB=1), n("LeakyRelu", ["g"], ["l"], alpha=0.2),
+             n("Gemm", ["l", "WH"], ["h"], transB=1), n("Sigmoid", ["h"], ["output"])]
+    inits = {"W0": w(8, 3, 3, 3, scale=0.4), "B0": w(8, scale=0.1), "WG": w(5, 8), "BG": w(5, scale=0.1),
+             "WH": w(4, 5)}
+    return make_model(nodes, {"input": [1, 3, 11, 9]}, {"output": None}, inits)
+
+
+HEAD_QUANT = {"t": (1.0 / 128.0, 0), "output": (1.0 / 256.0, -128)}  # TFLM's TANH and LOGISTIC outputs
+
+
 @pytest.fixture
 def tflm_arithmetic(monkeypatch):
     """Builds load their graph with arithmetic "tflm"; fixed output quantizations can be given per tensor."""
@@ -84,6 +98,13 @@ def test_op_chain_host(tflm_arithmetic, tmp_path):
             "ec_maxpool_s8"} <= kernels(tmp_path)
 
 
+def test_head_host(tflm_arithmetic, tmp_path):
+    tflm_arithmetic.update(HEAD_QUANT)
+    samples, res, g, _ = build_and_run(head(), tmp_path, quantize="int8", n_samples=6)
+    assert_bitexact(g, samples, res)
+    assert {"ec_lut_s8", "ec_avgpool_s8_tflm", "ec_fully_connected_s8_tflm"} <= kernels(tmp_path)
+
+
 def test_extreme_requantization_host(tflm_arithmetic, tmp_path):
     """Output scales far below input * weight (requantization shifts > 0: left shifts that wrap, saturation) and
     far above it (shifts near -31)."""
@@ -113,6 +134,9 @@ def test_cortex_m7(tflm_arithmetic, tmp_path):
     assert {"ec_conv2d_im2col_s8_tflm", "ec_depthwise_conv2d_3x3_s8_tflm"} <= kernels(tmp_path / "c")
     samples, res, g, _ = build_and_run(op_chain(), tmp_path / "o", quantize="int8", target="cortex-m7")
     assert_bitexact(g, samples, res)
+    tflm_arithmetic.update(HEAD_QUANT)
+    samples, res, g, _ = build_and_run(head(), tmp_path / "h", quantize="int8", target="cortex-m7")
+    assert_bitexact(g, samples, res)
 
 
 @pytest.mark.parametrize("target", [pytest.param(t, marks=needs_target(t)) for t in ("cortex-m55", "cortex-a53")])
@@ -124,4 +148,7 @@ def test_vector_targets(tflm_arithmetic, target, tmp_path):
     assert any(("_mve_" in k or "_neon_" in k) and k.endswith("_tflm") for k in kernels(tmp_path / "c"))
     tflm_arithmetic.update({"c0": (1e-5, 3), "c1": (40.0, -100)})
     samples, res, g, _ = build_and_run(op_chain(), tmp_path / "o", quantize="int8", target=target)
+    assert_bitexact(g, samples, res)
+    tflm_arithmetic.update(HEAD_QUANT)
+    samples, res, g, _ = build_and_run(head(), tmp_path / "h", quantize="int8", target=target)
     assert_bitexact(g, samples, res)

@@ -16,6 +16,14 @@ its default double rounding (TFLITE_SINGLE_ROUNDING unset):
   double(s_out); per-tensor FULLY_CONNECTED: double(float32(s_in * s_w)) / double(s_out); ADD: in double; SUB: in
   float32 then widened; MUL: double(s_a) * double(s_b) / double(s_out); QUANTIZE: double(s_in) / double(s_out).
 - fused activation bounds: zp + round_half_away(float32(f) / s_out) in float32, clamped to the type's range.
+
+How TFLite operators map onto edgec's ops here: CONV_2D and DEPTHWISE_CONV_2D -> Conv, FULLY_CONNECTED -> Gemm
+(per-tensor weights when the weight tensor has one scale), ADD/SUB/MUL -> Add/Sub/Mul, AVERAGE_POOL_2D -> AveragePool
+(the rounded average of the stored values, the output keeping the input's quantization), MEAN over H and W ->
+GlobalAveragePool (the sum requantized with 1 / count folded into the multiplier), MAX_POOL_2D -> MaxPool, SOFTMAX
+-> Softmax (attribute "beta", output 1/256 and -128), QUANTIZE -> Convert, RELU/RELU6/LOGISTIC/TANH/LEAKY_RELU ->
+Relu/Clip(0, 6)/Sigmoid/Tanh/LeakyRelu (tables of TFLM's integer function). Any other integer op stops the build
+(retarget).
 """
 
 from __future__ import annotations
@@ -116,6 +124,14 @@ def mul_scale(s_a: float, s_b: float, s_out: float) -> float:
 def ratio_scale(s_in: float, s_out: float) -> float:
     """QUANTIZE (int -> int) and MEAN: double(s_in) / double(s_out)."""
     return float(np.float64(f32(s_in)) / np.float64(f32(s_out)))
+
+
+def mean_params(s_in: float, s_out: float, count: int) -> tuple[int, int]:
+    """MEAN (int8, QuantizedMeanOrSum): the multiplier of s_in / s_out with 1 / count folded in: shifted left by
+    k = min(floor(log2(count)), 32, 31 + shift), divided by count (truncating), shift - k."""
+    mult, shift = quantize_multiplier(ratio_scale(s_in, s_out))
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    return (mult << k) // count, shift - k
 
 
 def quant_bounds(lo: float, hi: float, scale: float, zp: int, qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
