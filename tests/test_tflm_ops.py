@@ -99,6 +99,7 @@ def test_op_chain_host(tflm_arithmetic, tmp_path):
 
 
 def test_head_host(tflm_arithmetic, tmp_path):
+    tflm_arithmetic.clear()
     tflm_arithmetic.update(HEAD_QUANT)
     samples, res, g, _ = build_and_run(head(), tmp_path, quantize="int8", n_samples=6)
     assert_bitexact(g, samples, res)
@@ -134,6 +135,7 @@ def test_cortex_m7(tflm_arithmetic, tmp_path):
     assert {"ec_conv2d_im2col_s8_tflm", "ec_depthwise_conv2d_3x3_s8_tflm"} <= kernels(tmp_path / "c")
     samples, res, g, _ = build_and_run(op_chain(), tmp_path / "o", quantize="int8", target="cortex-m7")
     assert_bitexact(g, samples, res)
+    tflm_arithmetic.clear()
     tflm_arithmetic.update(HEAD_QUANT)
     samples, res, g, _ = build_and_run(head(), tmp_path / "h", quantize="int8", target="cortex-m7")
     assert_bitexact(g, samples, res)
@@ -149,6 +151,7 @@ def test_vector_targets(tflm_arithmetic, target, tmp_path):
     tflm_arithmetic.update({"c0": (1e-5, 3), "c1": (40.0, -100)})
     samples, res, g, _ = build_and_run(op_chain(), tmp_path / "o", quantize="int8", target=target)
     assert_bitexact(g, samples, res)
+    tflm_arithmetic.clear()
     tflm_arithmetic.update(HEAD_QUANT)
     samples, res, g, _ = build_and_run(head(), tmp_path / "h", quantize="int8", target=target)
     assert_bitexact(g, samples, res)

@@ -26,6 +26,15 @@ void rq(int32_t n, int32_t fast, const int32_t *x, const int32_t *mult, const in
 }
 """
 CDEF = """
+typedef enum { EC_F32 = 0, EC_S8 = 1, EC_S16 = 2 } ec_elem_type;
+typedef struct {
+    ec_elem_type in_type, out_type;
+    int32_t in_zp, out_zp;
+    int32_t mult, shift;
+    float scale;
+    int32_t qmin, qmax;
+} ec_convert_params;
+void ec_convert_tflm(int32_t size, const ec_convert_params *p, const void *input, void *output);
 void rq(int32_t n, int32_t fast, const int32_t *x, const int32_t *mult, const int32_t *shift, int32_t *out);
 void ec_softmax_tflm_s8(int32_t outer, int32_t n, int32_t inner, int32_t mult, int32_t left_shift, int32_t diff_min,
                         const int8_t *input, int8_t *output);
@@ -39,7 +48,8 @@ def lib(tmp_path_factory):
     so = d / "libtflm.so"
     subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fsanitize=undefined",
                     "-fno-sanitize-recover=undefined", "-I", str(RUNTIME / "include"), str(d / "rq.c"),
-                    str(RUNTIME / "src" / "ec_softmax_tflm_s8.c"), "-o", str(so), "-lm"], check=True)
+                    str(RUNTIME / "src" / "ec_softmax_tflm_s8.c"), str(RUNTIME / "src" / "ec_convert_tflm.c"), "-o",
+                    str(so), "-lm"], check=True)
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
     return ffi, ffi.dlopen(str(so))
@@ -107,3 +117,26 @@ def test_softmax(lib, seed):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     real = e / e.sum(axis=1, keepdims=True)
     assert np.abs((want.astype(np.float64) + 128) / 256 - real).max() <= 2 / 256
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_convert(lib, seed):
+    """ec_convert_tflm: QUANTIZE float -> int8 (x / scale rounded half away from zero, ties and out-of-range values
+    included) and int8 -> int8 (TFLM's requantization) equal the numpy twins."""
+    ffi, c = lib
+    r = np.random.default_rng(seed)
+    s = float(np.float32(10.0 ** r.uniform(-3, 0.5)))
+    zp, zp2 = (int(v) for v in r.integers(-128, 128, 2))
+    x = np.concatenate([r.normal(0, 300 * s, 2000), (np.arange(-300, 300) + 0.5) * s]).astype(np.float32)
+    out = np.empty(x.size, np.int8)
+    p = ffi.new("ec_convert_params *", {"in_type": 0, "out_type": 1, "out_zp": zp, "scale": s, "qmin": -128,
+                                        "qmax": 127})
+    c.ec_convert_tflm(x.size, p, ffi.from_buffer(x), ffi.from_buffer(out))
+    np.testing.assert_array_equal(out, tflm.quantize_float(x, s, zp))
+    q = np.arange(-128, 128, dtype=np.int8)
+    mult, shift = tflm.quantize_multiplier(float(10.0 ** r.uniform(-2, 1.5)))
+    p = ffi.new("ec_convert_params *", {"in_type": 1, "out_type": 1, "in_zp": zp, "out_zp": zp2, "mult": mult,
+                                        "shift": shift, "qmin": -128, "qmax": 127})
+    out = np.empty(256, np.int8)
+    c.ec_convert_tflm(256, p, ffi.from_buffer(q), ffi.from_buffer(out))
+    np.testing.assert_array_equal(out, np.clip(tflm.requantize(q.astype(np.int64) - zp, mult, shift) + zp2, -128, 127))

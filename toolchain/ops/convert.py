@@ -30,9 +30,11 @@ class Convert(Op):
              "qmin": 0, "qmax": 0}
         if dst.dtype != "float32":
             q["qmin"], q["qmax"] = QRANGE[dst.dtype]
-        if tflm.is_tflm(g) and dst.dtype == "int8":  # TFLM's QUANTIZE (ops/tflm.py); DEQUANTIZE is the same
+        if tflm.is_tflm(g) and "int16" not in (src.dtype, dst.dtype):  # TFLM's QUANTIZE, DEQUANTIZE (ops/tflm.py)
             if src.dtype == "float32":
                 q["scale"] = c_float(dst.scale)  # divided by, as AffineQuantize does
+            elif dst.dtype == "float32":  # float(double(scale) * (q - zp)): the exact product rounded once, as here
+                q["scale"] = c_float(src.scale)
             else:
                 q["mult"], q["shift"] = tflm.quantize_multiplier(tflm.ratio_scale(src.scale, dst.scale))
             return tflm.tag(q)
@@ -49,7 +51,7 @@ class Convert(Op):
         q = node.q
         if tflm.uses_tflm(q) and src.dtype == "float32":
             return tflm.quantize_float(xs[0], q["scale"], q["out_zp"], q["qmin"], q["qmax"]).astype(np.int8)
-        if tflm.uses_tflm(q):
+        if tflm.uses_tflm(q) and dst.dtype != "float32":
             y = tflm.requantize(np.asarray(xs[0]).astype(np.int64) - q["in_zp"], q["mult"], q["shift"])
             return np.clip(y + q["out_zp"], q["qmin"], q["qmax"]).astype(np.int8)
         if src.dtype == "float32":
