@@ -200,10 +200,12 @@ def test_host_equals_tflm(name, tmp_path, monkeypatch):
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
 
+ANCHORED = ["pretrainedResnet_quant", "kws_ref_model", "vww_96_int8", "ad01_int8"]
+
+
 @pytest.mark.parametrize("target,name", [pytest.param(t, n, marks=needs_target(t)) for t, n in
-                                         (("cortex-m7", "pretrainedResnet_quant"), ("cortex-m7", "kws_ref_model"),
-                                          ("cortex-m55", "pretrainedResnet_quant"), ("cortex-m55", "kws_ref_model"),
-                                          ("cortex-a53", "kws_ref_model"))])
+                                         [(t, n) for t in ("cortex-m7", "cortex-m55") for n in ANCHORED]
+                                         + [("cortex-a53", "kws_ref_model"), ("cortex-m7", "str_ww_ref_model")]])
 def test_targets_equal_tflm(target, name, tmp_path, monkeypatch):
     if not (MODELS / f"{name}.tflite").exists():
         pytest.skip("needs ../shared/models")

@@ -349,15 +349,17 @@ def random_quant(r: np.random.Generator, lo: float = -3.0, hi: float = 0.5) -> t
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("op", ["Relu", "Relu6", "Sigmoid", "Tanh", "LeakyRelu"])
+@pytest.mark.parametrize("op", ["Relu", "Relu6", "Sigmoid", "Tanh", "LeakyRelu", "HardSwish"])
 def test_activation_tables_equal_tflm(op, seed):
-    """The int8 tables of RELU, RELU6, LOGISTIC, TANH and LEAKY_RELU over every input, for random scales."""
+    """The int8 tables of RELU, RELU6, LOGISTIC, TANH, LEAKY_RELU and HARD_SWISH over every input, for random
+    scales."""
     pytest.importorskip("tflite")
     r = np.random.default_rng(seed)
     s_in, zp_in = random_quant(r, -2.5, -0.5)
     s_out, zp_out = {"Sigmoid": (1.0 / 256, -128), "Tanh": (1.0 / 128, 0), "Relu6": (s_in, zp_in)}.get(
         op, random_quant(r, -2.5, -0.5))
-    name = {"Relu": "RELU", "Relu6": "RELU6", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "LeakyRelu": "LEAKY_RELU"}[op]
+    name = {"Relu": "RELU", "Relu6": "RELU6", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "LeakyRelu": "LEAKY_RELU",
+            "HardSwish": "HARD_SWISH"}[op]
     alpha = float(np.float32(r.choice([0.01, 0.2, 0.3, -0.5])))
     options = {"Alpha": alpha} if op == "LeakyRelu" else None
     model = tiny_model(name, [((1, 256), "int8", s_in, zp_in)], ((1, 256), "int8", s_out, zp_out), options)

@@ -116,9 +116,9 @@ def test_extreme_requantization_host(tflm_arithmetic, tmp_path):
     assert max(shifts) > 0 and min(shifts) < -10
 
 
-@pytest.mark.parametrize("op", ["PRelu", "HardSwish", "Sigmoid"])
+@pytest.mark.parametrize("op", ["PRelu", "HardSigmoid", "Sigmoid"])
 def test_refuses_what_it_cannot_compute(tflm_arithmetic, op, tmp_path):
-    """An integer op without TFLM's arithmetic here (PRelu's kernel, a HardSwish table, a Sigmoid whose output
+    """An integer op without TFLM's arithmetic here (PRelu's kernel, a HardSigmoid table, a Sigmoid whose output
     scale is not TFLM's 1/256) stops the build with a message instead of computing edgec's arithmetic."""
     extra = {"slope": w(2, 1, 1)} if op == "PRelu" else {}
     model = make_model([n("Conv", ["input", "W"], ["c"]), n(op, ["c", *extra], ["output"])], {"input": [1, 2, 3, 3]},

@@ -39,10 +39,25 @@ static inline int32_t ec_tflm_shl(int32_t x, int32_t n)
     return (int32_t)((uint32_t)x << n);
 }
 
-/* TFLM's MultiplyByQuantizedMultiplier: rdbpot(srdhm(x * 2^max(shift, 0), mult), max(-shift, 0)). */
+/* rdbpot(h, e) for e >= 1 and h > INT32_MIN, in shifts only: ties away from zero are ties up of h - 1 for negative
+ * h, and floor((h' + 2^(e - 1)) / 2^e) = floor((floor(h' / 2^(e - 1)) + 1) / 2) = (v >> 1) + (v & 1) with
+ * v = h' >> (e - 1) (no overflow). */
+static inline int32_t ec_tflm_rdbpot_pos(int32_t h, int32_t e)
+{
+    const int32_t v = (h + (h >> 31)) >> (e - 1);
+    return (v >> 1) + (v & 1);
+}
+
+/* TFLM's MultiplyByQuantizedMultiplier: rdbpot(srdhm(x * 2^max(shift, 0), mult), max(-shift, 0)), for mult >= 0
+ * (srdhm then never saturates and its result is above INT32_MIN). */
 static inline int32_t ec_tflm_requantize(int32_t x, int32_t mult, int32_t shift)
 {
-    return shift > 0 ? ec_tflm_srdhm(ec_tflm_shl(x, shift), mult) : ec_tflm_rdbpot(ec_tflm_srdhm(x, mult), -shift);
+    if (shift > 0) {
+        return ec_tflm_srdhm(ec_tflm_shl(x, shift), mult);
+    } else {
+        const int32_t h = (int32_t)(((int64_t)x * mult + (INT64_C(1) << 30)) >> 31);
+        return shift == 0 ? h : ec_tflm_rdbpot_pos(h, -shift);
+    }
 }
 
 #endif /* EDGEC_TFLM_H */

@@ -21,9 +21,9 @@ How TFLite operators map onto edgec's ops here: CONV_2D and DEPTHWISE_CONV_2D ->
 (per-tensor weights when the weight tensor has one scale), ADD/SUB/MUL -> Add/Sub/Mul, AVERAGE_POOL_2D -> AveragePool
 (the rounded average of the stored values, the output keeping the input's quantization), MEAN over H and W ->
 GlobalAveragePool (the sum requantized with 1 / count folded into the multiplier), MAX_POOL_2D -> MaxPool, SOFTMAX
--> Softmax (attribute "beta", output 1/256 and -128), QUANTIZE -> Convert, RELU/RELU6/LOGISTIC/TANH/LEAKY_RELU ->
-Relu/Clip(0, 6)/Sigmoid/Tanh/LeakyRelu (tables of TFLM's integer function). Any other integer op stops the build
-(retarget).
+-> Softmax (attribute "beta", output 1/256 and -128), QUANTIZE/DEQUANTIZE -> Convert,
+RELU/RELU6/LOGISTIC/TANH/LEAKY_RELU/HARD_SWISH -> Relu/Clip(0, 6)/Sigmoid/Tanh/LeakyRelu/HardSwish (tables of TFLM's
+integer function). Any other integer op stops the build (retarget).
 """
 
 from __future__ import annotations
@@ -356,9 +356,52 @@ def _radius_q4(shift: int) -> int:
     return math.floor(15.0 * float(1 << 27) / float(2.0**shift))
 
 
+def _srdhm16(a: np.ndarray, b: int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingDoublingHighMul on int16: round(a * b / 2^15), ties up; -2^15 * -2^15
+    saturates."""
+    a = np.asarray(a, dtype=np.int64)
+    return np.where((a == -32768) & (b == -32768), 32767, (a * b + (1 << 14)) >> 15)
+
+
+def _sdhm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """HARD_SWISH's SaturatingDoublingHighMul on int16: a * b / 2^15 truncated toward zero (C division)."""
+    ab = np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64)
+    r = np.sign(ab) * (np.abs(ab) >> 15)
+    return np.where((np.asarray(a) == -32768) & (np.asarray(b) == -32768), 32767, r)
+
+
+def _int16_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier: the top 16 bits rounded (32767 at the top)."""
+    mult, shift = quantize_multiplier(real)
+    return (32767 if mult >= INT32_MAX - (1 << 15) else (mult + (1 << 15)) >> 16), shift
+
+
+def _hard_swish(x: np.ndarray, s_in: float, s_out: float, zp_out: int) -> np.ndarray:
+    """TFLM's int8 HARD_SWISH (reference_ops::HardSwish): int16 fixed point, x = input - input zero point."""
+    hires = f32(1.0 / 128.0) * f32(s_in)
+    out_m, out_e = _int16_multiplier(float(hires / f32(s_out)))
+    rel_m, rel_e = _int16_multiplier(float(hires / (f32(3.0) / f32(32768.0))))
+    if out_e > 0 or -out_e > 15 or rel_e < -15:
+        raise ValueError(f"the scales give HARD_SWISH shifts ({out_e}, {rel_e}) TFLM does not take")
+    hi = x * 128
+    pre_out = _srdhm16(hi, out_m)
+    rel = hi
+    if rel_e > 0:
+        rel = np.clip(rel << (rel_e - 1), -32768, 32767)
+    rel = _srdhm16(rel, rel_m)
+    if rel_e > 0:
+        rel = np.clip(rel << 1, -32768, 32767)
+    if rel_e < 0:
+        rel = rdbpot(rel, -rel_e)
+    rel = (rel + (1 << 15)) >> 1
+    y = rdbpot(_sdhm16(rel, pre_out), -out_e) + zp_out
+    return np.clip(y, -128, 127)
+
+
 def unary_table(op: str, attrs: dict, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
     """The int8 output TFLM computes for every int8 input (table[q + 128]) of RELU (Relu), RELU6 (Clip to [0, 6]),
-    LOGISTIC (Sigmoid), TANH and LEAKY_RELU. Raises ValueError for what TFLM does not compute this way."""
+    LOGISTIC (Sigmoid), TANH, LEAKY_RELU and HARD_SWISH. Raises ValueError for what TFLM does not compute this
+    way."""
     x = Q_ALL - zp_in
     if op == "Relu":
         mult, shift = quantize_multiplier(float(f32(s_in) / f32(s_out)))
@@ -386,4 +429,6 @@ def unary_table(op: str, attrs: dict, s_in: float, zp_in: int, s_out: float, zp_
         neg = requantize(x, abs(am), ash) * (-1 if am < 0 else 1)
         y = zp_out + np.where(x >= 0, requantize(x, im, ish), neg)
         return np.clip(y, -128, 127).astype(np.int8)
+    if op == "HardSwish":
+        return _hard_swish(x, s_in, s_out, zp_out).astype(np.int8)
     raise ValueError(f"{op} has no TFLM int8 table here")
