@@ -3,7 +3,8 @@ compiled with it (runtime_c/src/<kernel>_tflm.c, ec_softmax_tflm_s8).
 
 A graph imported from a quantized .tflite file has ``Graph.arithmetic == "tflm"``: its ops then compute what
 TFLM's reference kernels compute, bit for bit. The integer parameters such an op computes at build time carry
-``ARITHMETIC_KEY: "tflm"`` (see ``for_graph``), and the reference and the kernel choice follow that record.
+``ARITHMETIC_KEY: "tflm"`` (``tag``), and the reference and the kernel choice follow that record (``uses_tflm``,
+``retarget``).
 
 The facts below come from TFLM's sources (tensorflow/lite/kernels/internal/common.h, quantization_util.cc,
 kernel_util.cc, micro/kernels/*_common.cc, reference/softmax.h, reference/integer_ops/pooling.h), TFLM built with
@@ -14,7 +15,8 @@ its default double rounding (TFLITE_SINGLE_ROUNDING unset):
   SaturatingRoundingDoublingHighMul with m, then RoundingDivideByPOT by max(-shift, 0) (two roundings).
 - effective scales: CONV_2D / DEPTHWISE_CONV_2D and per-channel FULLY_CONNECTED: double(s_in) * double(s_w[c]) /
   double(s_out); per-tensor FULLY_CONNECTED: double(float32(s_in * s_w)) / double(s_out); ADD: in double; SUB: in
-  float32 then widened; MUL: double(s_a) * double(s_b) / double(s_out); QUANTIZE: double(s_in) / double(s_out).
+  float32 then widened; MUL: double(s_a) * double(s_b) / double(s_out); QUANTIZE and MEAN: double(s_in) /
+  double(s_out); RELU and LEAKY_RELU: float32 quotients, widened.
 - fused activation bounds: zp + round_half_away(float32(f) / s_out) in float32, clamped to the type's range.
 
 How TFLite operators map onto edgec's ops here: CONV_2D and DEPTHWISE_CONV_2D -> Conv, FULLY_CONNECTED -> Gemm
