@@ -210,6 +210,9 @@ class Emitter:
                 "text": CCode(f"{c.kernel}({', '.join(self.arg(a) for a in c.args)})")}
 
 
+# A kernel source built from another one (runtime_c/src/<kernel>_tflm.c): the file it includes.
+INCLUDED_SOURCE = re.compile(r'^#include "(ec_\w+\.c)"$', re.MULTILINE)
+
 # Activation element types: C type, bytes, numpy type.
 ELEMENT_TYPES = {"float32": ("float", 4, np.float32), "int8": ("int8_t", 1, np.int8),
                  "int16": ("int16_t", 2, np.int16)}
@@ -255,7 +258,7 @@ def _with_dumps(em: Emitter, g: Graph, calls: list[tuple[int, Call]], name: str)
 
 
 # Runtime headers that <name>.c includes only when the model calls a kernel (or uses a type) they declare.
-OPTIONAL_HEADERS = ("edgec_lowbit.h", "edgec_sparse.h")
+OPTIONAL_HEADERS = ("edgec_lowbit.h", "edgec_sparse.h", "edgec_tflm_kernels.h")
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', re.MULTILINE)
 # A declared function "ec_x(" or a typedef'd struct or enum "} ec_x;".
 _DECLARED = re.compile(r"\b(ec_\w+)\s*\(|}\s*(ec_\w+)\s*;")
@@ -323,12 +326,15 @@ def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str
     (out_dir / f"{name}.c").write_text(render_template("model.c.j2", **ctx))
     rt = out_dir / "runtime"
     (rt / "include").mkdir(parents=True, exist_ok=True)
-    sources = [out_dir / f"{name}.c"]
+    sources, included = [out_dir / f"{name}.c"], []
     for kernel in kernels:
         dst = rt / f"{kernel}.c"
         shutil.copy(RUNTIME_DIR / "src" / f"{kernel}.c", dst)
         sources.append(dst)
-    for h in runtime_headers(sources):  # only the headers the model and its kernels include
+        for base in INCLUDED_SOURCE.findall(dst.read_text()):  # <kernel>_tflm.c builds <kernel>.c (not a source)
+            shutil.copy(RUNTIME_DIR / "src" / base, rt / base)
+            included.append(rt / base)
+    for h in runtime_headers(sources + included):  # only the headers the model and its kernels include
         shutil.copy(RUNTIME_DIR / "include" / h, rt / "include" / h)
     if compiler is not None:
         write_integration(out_dir, ctx, sources)

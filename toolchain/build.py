@@ -21,7 +21,7 @@ from .errors import EdgecError
 from .frontends import load_model
 from .ir import Graph
 from .load import require_static_shapes
-from .ops import REGISTRY
+from .ops import REGISTRY, tflm
 from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
@@ -166,6 +166,8 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
     calls, steps, layers = [], [], []
     for i, node in enumerate(g.nodes):
         low = REGISTRY[node.op].lower(node, g, target)
+        if tflm.is_tflm(g):  # a TFLite model: every integer kernel computes TFLM's arithmetic
+            low = tflm.retarget(node, low)
         ins = [i for i in node.inputs if i and g.const(i) is None]
         scratch = max((c.scratch_bytes for c in low.calls), default=0)
         steps.append(Step(ins, node.outputs[:1], low.alias, scratch))

@@ -75,8 +75,14 @@ typedef struct {
  * gemmlowp's two) gives the integer nearest to the exact product, as a float requantization (onnxruntime's) does
  * except at exact ties. For shift = -e < 0 it is floor((r + 1) / 2) with r = floor(floor(x * mult / 2^31) / 2^(e - 1)),
  * all in 32 bits after the product. */
+#if defined(EC_TFLM)
+#include "edgec_tflm.h"
+#endif
 static inline int32_t ec_requantize(int32_t x, int32_t mult, int32_t shift)
 {
+#if defined(EC_TFLM) /* a kernel compiled for TFLM's arithmetic (edgec_tflm.h) */
+    return ec_tflm_requantize(x, mult, shift);
+#else
     const int64_t p = (int64_t)x * mult;
     if (shift < 0) {
         const int32_t r = (int32_t)(p >> 31) >> (-shift - 1);
@@ -85,6 +91,7 @@ static inline int32_t ec_requantize(int32_t x, int32_t mult, int32_t shift)
         const int64_t r = (p + (INT64_C(1) << (30 - shift))) >> (31 - shift);
         return r > INT32_MAX ? INT32_MAX : (r < INT32_MIN ? INT32_MIN : (int32_t)r);
     }
+#endif
 }
 
 /* A 64-bit accumulator (|x| < 2^47) times a 15-bit multiplier: (x * mult + 2^(t - 1)) >> t, t = 15 - shift,
@@ -322,6 +329,12 @@ void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec
 void ec_softmax_s8(int32_t outer, int32_t n, int32_t inner, const uint32_t *exp_table, int32_t out_n, int32_t out_zp,
                    const int8_t *input, int8_t *output);
 void ec_softmax_f32(int32_t outer, int32_t n, int32_t inner, const float *input, float *output);
+
+/* TensorFlow Lite Micro's int8 softmax (output scale 1/256, zero point -128) along n of [outer][n][inner]; mult,
+ * left_shift and diff_min as TFLM computes them from beta and the input scale (toolchain/ops/tflm.py). The other
+ * kernels with TFLM's arithmetic are <kernel>_tflm (runtime_c/include/edgec_tflm.h). */
+void ec_softmax_tflm_s8(int32_t outer, int32_t n, int32_t inner, int32_t mult, int32_t left_shift, int32_t diff_min,
+                        const int8_t *input, int8_t *output);
 
 /* ---- int16 activations with int8 weights (16x8), zero points 0 ----------------------------------------------
  * Same geometry and data layout as the s8 kernels. Conv and fully connected accumulate in int64 with an int64 bias

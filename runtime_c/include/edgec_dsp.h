@@ -98,7 +98,18 @@ static inline int32_t ec_fast_ok(const int32_t *bias, const ec_quant_s8 *q, int3
  * one SMMUL; adding 2 zp + 1 before the last halving rounds and folds in the zero point. */
 static inline int32_t ec_requant_fast(int32_t acc, int32_t mult, int32_t shift, int32_t zp21)
 {
+#if defined(EC_TFLM)
+    /* TFLM's arithmetic (edgec_tflm.h) plus zp: srdhm(acc, mult) = (2 acc * mult + 2^31) >> 32 is one SMMULR (2 acc
+     * fits: |acc| < 2^30), then rdbpot by e = -shift >= 1 as in ec_tflm_rdbpot_pos, the zero point folded into its
+     * last halving as above. */
 #if defined(__ARM_FEATURE_DSP)
+    int32_t t;
+    __asm__("smmulr %0, %1, %2" : "=r"(t) : "r"(acc * 2), "r"(mult));
+#else
+    const int32_t t = ec_tflm_srdhm(acc, mult);
+#endif
+    return (((t + (t >> 31)) >> (-shift - 1)) + zp21) >> 1;
+#elif defined(__ARM_FEATURE_DSP)
     const int32_t t = ec_smmul(acc * 2, mult);
 #else
     const int32_t t = (int32_t)(((int64_t)acc * mult) >> 31);

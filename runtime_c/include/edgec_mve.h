@@ -29,6 +29,19 @@
 static inline int32x4_t ec_mve_requantize(int32x4_t acc, int32x4_t mult, int32x4_t shift, int32_t right)
 {
     const int32x4_t zero = vdupq_n_s32(0);
+#if defined(EC_TFLM)
+    /* TFLM's arithmetic (edgec_tflm.h), exact in every lane: VSHL wraps as TFLM's x * 2^shift does, VQRDMULH is
+     * srdhm, and rdbpot is a rounding shift (VRSHL, ties up) of x - 1 for negative x (ties away from zero; the
+     * AND with the negative shift count is negative only where both are, and x = INT32_MIN needs no rounding). */
+    if (right == 2) {
+        return vqrdmulhq_s32(acc, mult);
+    }
+    {
+        const int32x4_t down = vminq_s32(shift, zero);
+        const int32x4_t h = vqrdmulhq_s32(right == 1 ? acc : vshlq_s32(acc, vmaxq_s32(shift, zero)), mult);
+        return vrshlq_s32(vqaddq_s32(h, vshrq_n_s32(vandq_s32(h, down), 31)), down);
+    }
+#else
     if (right == 1) {
         return vrshlq_s32(vqdmulhq_s32(acc, mult), shift);
     }
@@ -40,6 +53,7 @@ static inline int32x4_t ec_mve_requantize(int32x4_t acc, int32x4_t mult, int32x4
         const int32x4_t up = vqrdmulhq_s32(vqshlq_s32(acc, vmaxq_s32(shift, zero)), mult);
         return vpselq_s32(down, up, vcmpltq_n_s32(shift, 0));
     }
+#endif
 }
 
 /* clamp(requantize(acc) + zp, lo, hi) in each lane. */

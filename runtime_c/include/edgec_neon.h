@@ -176,6 +176,16 @@ static inline int32x4_t ec_neon_load4(const int32_t *v, int32_t i, int32_t n, in
  * one VRSHL by shift - 1; the result lies below 2^30 in magnitude, so it needs no saturation. */
 static inline int32x4_t ec_neon_requant(int32x4_t x, int32x4_t mult, int32x4_t shift, int32_t fast)
 {
+#if defined(EC_TFLM)
+    /* TFLM's arithmetic (edgec_tflm.h), exact in every lane (as TFLite's own NEON kernels do it): VSHL wraps as
+     * x * 2^shift does, VQRDMULH is srdhm, and rdbpot is VRSHL (ties up) of x - 1 for negative x when the shift is
+     * negative (ties away from zero). */
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t down = vminq_s32(shift, zero);
+    const int32x4_t h = vqrdmulhq_s32(vshlq_s32(x, vmaxq_s32(shift, zero)), mult);
+    (void)fast;
+    return vrshlq_s32(vqaddq_s32(h, vshrq_n_s32(vandq_s32(h, down), 31)), down);
+#else
     if (fast) {
         return vrshlq_s32(vqdmulhq_s32(vaddq_s32(x, x), mult), vsubq_s32(shift, vdupq_n_s32(1)));
     } else {
@@ -186,6 +196,7 @@ static inline int32x4_t ec_neon_requant(int32x4_t x, int32x4_t mult, int32x4_t s
                                         vmovl_s32(vget_high_s32(count)));
         return vcombine_s32(vqmovn_s64(lo), vqmovn_s64(hi));
     }
+#endif
 }
 
 /* clamp(r + zp, lo, hi) for 8 lanes (r0 then r1). Saturating narrowings keep every value outside the int8 range

@@ -77,4 +77,6 @@ void ec_conv2d_nm_f32(const ec_conv_params *p, int32_t n, const ec_act_f32 *act,
 }
 #endif
 
+#include "edgec_tflm_kernels.h" /* the TFLM builds of these and of the dense kernels */
+
 #endif /* EDGEC_SPARSE_H */

@@ -5,6 +5,9 @@
  * rdiv rounding to nearest with ties to even (as ONNX QuantizeLinear rounds the float average). A window with
  * divisor 0 yields clamp(zp). With x->mult != 0 the output has its own scale and zero point:
  * out = clamp(ec_requantize(acc, mult, shift) + out_zp, act_min, act_max) (1 / divisor folded into mult).
+ * Compiled with EC_TFLM (ec_avgpool_s8_tflm.c), TFLM's AVERAGE_POOL_2D: called with zp = 0 and mult = 0 (the sum of
+ * the stored int8 values over the taps inside the input, the output keeping the input's scale), rdiv rounds ties
+ * away from zero: (acc + d / 2) / d for acc > 0, else (acc - d / 2) / d, truncating.
  */
 #include "edgec_internal.h"
 
@@ -49,7 +52,11 @@ void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t z
                     if (mult != 0) {
                         acc = ec_requantize(acc, mult, shift);
                     } else if (d > 0) {
+#if defined(EC_TFLM) /* TFLM: zp == 0 (the sum of the stored values), ties away from zero */
+                        acc = acc > 0 ? (acc + d / 2) / d : (acc - d / 2) / d;
+#else
                         acc = ec_div_round_even(acc, d);
+#endif
                     }
                     *output++ = ec_output_s8(acc, out_zp, act_min, act_max);
                 }

@@ -2,6 +2,8 @@
  * ec_convert: element type conversion between the layers of a mixed-precision graph (float32, int8, int16).
  * float -> int: clamp(round_half_even(x * scale) + out_zp, qmin, qmax), in float32 (scale = 1 / output scale);
  * int -> float: (float)(x - in_zp) * scale; int -> int: clamp(ec_requantize(x - in_zp, mult, shift) + out_zp).
+ * Compiled with EC_TFLM (ec_convert_tflm.c), TFLM's QUANTIZE: float -> int rounds x / scale (scale = the output
+ * scale) to nearest with ties away from zero, and int -> int requantizes with TFLM's arithmetic.
  */
 #include "edgec_internal.h"
 
@@ -19,6 +21,17 @@ static void store_int(ec_elem_type t, void *output, int32_t i, int32_t v)
     }
 }
 
+#if defined(EC_TFLM)
+/* TFLM's AffineQuantize: x / scale (scale = the output scale) rounded to nearest, ties away from zero. */
+static int32_t quantize_tflm(float x, float scale, float lo, float hi)
+{
+    const float v = ec_clamp_f32(x / scale, lo, hi);
+    int32_t r = (int32_t)v; /* toward zero */
+    const float f = v - (float)r; /* exact */
+    return r + (f >= 0.5f ? 1 : (f <= -0.5f ? -1 : 0));
+}
+#else
+
 /* Round to the nearest integer, ties to even (numpy's rint), for |v| < 2^23. */
 static int32_t round_half_even(float v)
 {
@@ -31,6 +44,7 @@ static int32_t round_half_even(float v)
     }
     return r;
 }
+#endif
 
 void ec_convert(int32_t size, const ec_convert_params *p, const void *input, void *output)
 {
@@ -43,7 +57,11 @@ void ec_convert(int32_t size, const ec_convert_params *p, const void *input, voi
         const float *x = (const float *)input;
         const float lo = (float)(qmin - out_zp), hi = (float)(qmax - out_zp);
         for (i = 0; i < size; ++i) {
+#if defined(EC_TFLM)
+            store_int(out_type, output, i, quantize_tflm(x[i], scale, lo, hi) + out_zp);
+#else
             store_int(out_type, output, i, round_half_even(ec_clamp_f32(x[i] * scale, lo, hi)) + out_zp);
+#endif
         }
     } else if (out_type == EC_F32) {
         float *y = (float *)output;

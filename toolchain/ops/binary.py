@@ -7,6 +7,7 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
 from ..target import Target
+from . import tflm
 from .base import (
     MIN_SCALE,
     Op,
@@ -83,6 +84,13 @@ class Binary(Op):
         so, zo = qparams(g, node.outputs[0])
         act_min, act_max = quant_bounds(*act_range(node), so, zo, node.dtype)
         q = {"consts": [ca, cb], "a_zp": za, "b_zp": zb, "out_zp": zo, "act_min": act_min, "act_max": act_max}
+        if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model: TFLM's multipliers and bounds (ops/tflm.py)
+            q["act_min"], q["act_max"] = tflm.quant_bounds(*act_range(node), so, zo)
+            if node.op == "Mul":
+                q["out_mult"], q["out_shift"] = tflm.quantize_multiplier(tflm.mul_scale(sa, sb, so))
+            else:
+                q.update(tflm.add_params(sa, sb, so, sub=node.op == "Sub"))
+            return tflm.tag(q)
         shift = ADD_LEFT_SHIFT_S16 if node.dtype == "int16" else ADD_LEFT_SHIFT
         if node.op == "Mul":
             q["out_mult"], q["out_shift"] = quantize_multiplier(sa * sb / so)
@@ -97,13 +105,14 @@ class Binary(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
         a, b = (np.asarray(c if c is not None else x, dtype=np.int64) for c, x in zip(q["consts"], xs))
+        rq = tflm.requantize if tflm.uses_tflm(q) else requantize
         if node.op == "Mul":
             r = (a - q["a_zp"]) * (b - q["b_zp"])
         else:
-            ra = requantize((a - q["a_zp"]) << q["left_shift"], q["a_mult"], q["a_shift"])
-            rb = requantize((b - q["b_zp"]) << q["left_shift"], q["b_mult"], q["b_shift"])
+            ra = rq((a - q["a_zp"]) << q["left_shift"], q["a_mult"], q["a_shift"])
+            rb = rq((b - q["b_zp"]) << q["left_shift"], q["b_mult"], q["b_shift"])
             r = ra + rb if node.op == "Add" else ra - rb
-        y = requantize(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
+        y = rq(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
     def lower(self, node: Node, g: Graph, target: Target) -> Lowered:

@@ -11,7 +11,7 @@ from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..sparse import lower_sparse_conv, lower_sparse_fc
 from ..target import Target
-from . import neon
+from . import neon, tflm
 from .base import (
     MIN_SCALE,
     Q7_SHIFT_RANGE,
@@ -184,6 +184,13 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
         act_min, act_max = quant_bounds(*act_range(node), s_out, 0)
         return {"bias": bq, "shift": shift.astype(np.int8), "in_zp": 0, "out_zp": 0, "act_min": act_min,
                 "act_max": act_max, "w_scale": ws}
+    if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model: TFLM's multipliers and bounds (ops/tflm.py)
+        scale = tflm.fc_scale if node.op != "Conv" and tflm.per_tensor_weights(g, node) else tflm.conv_scale
+        ms = [tflm.quantize_multiplier(scale(s_in, float(s), s_out)) for s in ws]
+        act_min, act_max = tflm.quant_bounds(*act_range(node), s_out, zp_out)
+        return tflm.tag({"bias": bq, "mult": np.array([m for m, _ in ms], np.int32),
+                         "shift": np.array([s for _, s in ms], np.int32), "in_zp": zp_in, "out_zp": zp_out,
+                         "act_min": act_min, "act_max": act_max, "w_scale": ws, "dtype": node.dtype})
     ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
     if node.dtype == "int16":
         if model_bq is None:
@@ -212,7 +219,8 @@ def finish_s8(acc: np.ndarray, q: dict, channel_axis: int) -> np.ndarray:
     if q.get("dtype") == "int16":
         y = requantize64(acc, q["mult"].reshape(shape), q["shift"].reshape(shape))
         return np.clip(y, q["act_min"], q["act_max"]).astype(np.int16)
-    y = requantize(acc, q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
+    rq = tflm.requantize if tflm.uses_tflm(q) else requantize
+    y = rq(acc, q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
     return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
 
 

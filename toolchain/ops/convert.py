@@ -12,6 +12,7 @@ import numpy as np
 from ..calls import Buf, Call, Lowered, Raw, Struct
 from ..ir import NUMPY_TYPES, Graph, Node
 from ..target import Target
+from . import tflm
 from .base import QRANGE, Op, c_float, quantize_multiplier, register, requantize
 
 _C_TYPE = {"float32": "EC_F32", "int8": "EC_S8", "int16": "EC_S16"}
@@ -29,6 +30,14 @@ class Convert(Op):
              "qmin": 0, "qmax": 0}
         if dst.dtype != "float32":
             q["qmin"], q["qmax"] = QRANGE[dst.dtype]
+        if tflm.is_tflm(g) and "int16" not in (src.dtype, dst.dtype):  # TFLM's QUANTIZE, DEQUANTIZE (ops/tflm.py)
+            if src.dtype == "float32":
+                q["scale"] = c_float(dst.scale)  # divided by, as AffineQuantize does
+            elif dst.dtype == "float32":  # float(double(scale) * (q - zp)): the exact product rounded once, as here
+                q["scale"] = c_float(src.scale)
+            else:
+                q["mult"], q["shift"] = tflm.quantize_multiplier(tflm.ratio_scale(src.scale, dst.scale))
+            return tflm.tag(q)
         if src.dtype == "float32":
             q["scale"] = c_float(1.0 / dst.scale)
         elif dst.dtype == "float32":
@@ -40,6 +49,11 @@ class Convert(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         q = node.q
+        if tflm.uses_tflm(q) and src.dtype == "float32":
+            return tflm.quantize_float(xs[0], q["scale"], q["out_zp"], q["qmin"], q["qmax"]).astype(np.int8)
+        if tflm.uses_tflm(q) and dst.dtype != "float32":
+            y = tflm.requantize(np.asarray(xs[0]).astype(np.int64) - q["in_zp"], q["mult"], q["shift"])
+            return np.clip(y + q["out_zp"], q["qmin"], q["qmax"]).astype(np.int8)
         if src.dtype == "float32":
             v = np.rint(np.asarray(xs[0], np.float32) * np.float32(q["scale"])).astype(np.float64)
             return np.clip(v + q["out_zp"], q["qmin"], q["qmax"]).astype(NUMPY_TYPES[dst.dtype])

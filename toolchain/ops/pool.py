@@ -11,6 +11,7 @@ from ..calls import Buf, Call, Lowered, Struct
 from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
+from . import tflm
 from .base import (
     QRANGE,
     Op,
@@ -101,6 +102,14 @@ class Pool(Op):
     def quantize(self, node: Node, g: Graph) -> dict:
         s, zp = qparams(g, node.inputs[0])
         s_out, zp_out = qparams(g, node.outputs[0])
+        if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model (ops/tflm.py)
+            lo, hi = tflm.quant_bounds(*act_range(node), s_out, zp_out)
+            if node.op == "GlobalAveragePool":  # MEAN over H, W: the sum requantized, 1 / count folded in
+                mult, shift = tflm.mean_params(s, s_out, int(self._divisor(node, g).flat[0]))
+                return tflm.tag({"zp": zp, "act_min": lo, "act_max": hi, "mult": mult, "shift": shift,
+                                 "out_zp": zp_out})
+            # AVERAGE_POOL_2D: the average of the stored values, the output keeping the input's quantization
+            return tflm.tag({"zp": 0, "act_min": lo, "act_max": hi, "mult": 0, "shift": 0, "out_zp": 0})
         lo, hi = quant_bounds(*act_range(node), s_out, zp_out, node.dtype)
         q = {"zp": zp, "act_min": lo, "act_max": hi, "mult": 0, "shift": 0, "out_zp": zp_out}
         if zp_out != zp or abs(s_out - s) > 1e-6 * s:  # an imported model's own output scale: requantize the sum
@@ -121,7 +130,11 @@ class Pool(Op):
         else:
             x = xs[0].astype(np.int64) - q["zp"]
             acc = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0))
-            if q.get("mult"):
+            if tflm.uses_tflm(q) and q["mult"]:
+                y = tflm.requantize(acc, q["mult"], q["shift"]) + q["out_zp"]
+            elif tflm.uses_tflm(q):
+                y = tflm.avgpool_divide(acc, self._divisor(node, g))
+            elif q.get("mult"):
                 y = requantize(acc, q["mult"], q["shift"]) + q["out_zp"]
             else:
                 y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]

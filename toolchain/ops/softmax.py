@@ -11,6 +11,7 @@ from ..calls import Array, Buf, Call, Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
+from . import tflm
 from .base import INTERP_BITS, Op, check_axis, check_io, check_same_shape, qparams, register
 from .geometry import axis_split
 
@@ -44,6 +45,12 @@ class Softmax(Op):
             d = np.arange(513, dtype=np.float64) * (1 << INTERP_BITS)
             return {"exp": np.round(np.exp(-d * s_in) * (1 << EXP_FRACTION_BITS)).astype(np.uint32)}
         s_out, zp_out = qparams(g, node.outputs[0])
+        if tflm.is_tflm(g):  # a TFLite model: TFLM's fixed-point softmax (ops/tflm.py)
+            if (np.float32(s_out), zp_out) != (np.float32(1.0 / 256.0), -128):
+                raise EdgecError(f"Softmax (node '{node.name}'): TFLM's int8 softmax needs the output scale 1/256 and "
+                                 f"zero point -128, the model has {s_out:.6g} and {zp_out}")
+            mult, shift, diff_min = tflm.softmax_params(node.attrs.get("beta", 1.0), s_in)
+            return tflm.tag({"mult": mult, "left_shift": shift, "diff_min": diff_min})
         out_n = int(round(1.0 / s_out))
         if not 1 <= out_n <= 256 or abs(out_n * s_out - 1.0) > 1e-4:
             raise EdgecError(f"Softmax (node '{node.name}'): the model's int8 output scale {s_out:.6g} is not 1/N "
@@ -62,6 +69,8 @@ class Softmax(Op):
             e = t[i] + (((t[i + 1] - t[i]) * frac + (1 << (INTERP_BITS - 1))) >> INTERP_BITS)
             s = e.sum(axis=ax, keepdims=True)
             return np.minimum((e * 32768 + s // 2) // s, 32767).astype(np.int16)
+        if tflm.uses_tflm(node.q):
+            return tflm.softmax_s8(x, ax, node.q["mult"], node.q["left_shift"], node.q["diff_min"])
         e = node.q["exp"].astype(np.int64)[x.max(axis=ax, keepdims=True) - x]
         s = e.sum(axis=ax, keepdims=True)
         return np.minimum(node.q["out_zp"] + (e * node.q["out_n"] + s // 2) // s, 127).astype(np.int8)
@@ -72,6 +81,11 @@ class Softmax(Op):
             args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), Buf(node.inputs[0], "int16_t"),
                     Buf(node.outputs[0], "int16_t", const=False)]
             return Lowered([Call("ec_softmax_s16", [outer, n, inner, *args], node=node.name)])
+        if node.dtype == "int8" and tflm.uses_tflm(node.q):
+            q = node.q
+            args = [q["mult"], q["left_shift"], q["diff_min"], Buf(node.inputs[0], "int8_t"),
+                    Buf(node.outputs[0], "int8_t", const=False)]
+            return Lowered([Call("ec_softmax_tflm_s8", [outer, n, inner, *args], node=node.name)])
         if node.dtype == "int8":
             args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), node.q["out_n"], node.q["out_zp"],
                     Buf(node.inputs[0], "int8_t"), Buf(node.outputs[0], "int8_t", const=False)]

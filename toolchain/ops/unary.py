@@ -8,8 +8,10 @@ import math
 import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
+from ..errors import EdgecError
 from ..ir import Graph, Node
 from ..target import Target
+from . import tflm
 from .base import (
     Op,
     c_float,
@@ -95,6 +97,12 @@ class Unary(Op):
         return unary_float(node, xs[0].astype(np.float64)).astype(np.float32)
 
     def quantize(self, node: Node, g: Graph) -> dict:
+        if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model: the table of TFLM's integer function
+            try:
+                return tflm.tag({"table": tflm.unary_table(node.op, node.attrs, *qparams(g, node.inputs[0]),
+                                                            *qparams(g, node.outputs[0]))})
+            except ValueError as e:
+                raise EdgecError(f"{node.op} (node '{node.name}'): {e}; it cannot be built bit-exact with TFLM") from e
         make = interp_table if node.dtype == "int16" else lut
         return {"table": make(lambda r: unary_float(node, r), *qparams(g, node.inputs[0]),
                               *qparams(g, node.outputs[0]))}
