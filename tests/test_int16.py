@@ -127,7 +127,7 @@ def test_prelu_int16_refused(tmp_path, capsys):
     import onnx
 
     onnx.save(case_model("prelu"), path)
-    code = main(["build", str(path), "--quantize", "int16", "--out", str(tmp_path / "b")])
+    code = main(["build", str(path), "--quantize", "int16", "--calib", "random", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert code == 2 and "PRelu" in err and "--qconfig" in err and "Traceback" not in err
     assert not (tmp_path / "b").exists()
@@ -249,7 +249,8 @@ def test_qbits16_cli(tmp_path, capsys):
 
     path = tmp_path / "m.onnx"
     onnx.save(mixed_model(), path)
-    assert main(["build", str(path), "--quantize", "qformat", "--qbits", "16", "--out", str(tmp_path / "b")]) == 0
+    assert main(["build", str(path), "--quantize", "qformat", "--qbits", "16", "--calib", "random", "--out",
+                 str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "out Q" in out and ".1" in out  # every layer's Qm.n, e.g. Q3.12
     meta = json.loads((tmp_path / "b" / "edgec.json").read_text())

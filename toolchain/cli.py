@@ -37,7 +37,10 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qconfig", type=Path, metavar="TOML",
                    help="per-layer schemes: [layers] name = \"int8\" | \"int16\" | \"qformat\" | \"q15\" | "
                    "\"int4\" | \"float\" (see README)")
-    p.add_argument("--calib", type=Path, help=".npz calibration samples (one array per input, leading sample axis)")
+    p.add_argument("--calib", type=_calib, metavar="NPZ|random",
+                   help=".npz calibration samples (one array per input, leading sample axis); integer schemes need "
+                   "it, or 'random' to calibrate on random normal data (a build whose accuracy means nothing; a "
+                   "file named random is ./random)")
     p.add_argument("--calibration", default="auto", choices=["auto", *METHODS],
                    help="how activation ranges are chosen from the calibration data; auto (default) tries minmax "
                    "and percentile, each with and without bias correction, and keeps the one closest to float on "
@@ -85,13 +88,25 @@ def _prune_options(a: argparse.Namespace, method: str | None):
         import tomllib
 
         try:
-            per_layer = {str(k): float(v) for k, v in tomllib.loads(a.prune_config.read_text())
-                         .get("sparsity", {}).items()}
+            table = tomllib.loads(a.prune_config.read_text()).get("sparsity", {})
         except (OSError, ValueError) as exc:
             raise EdgecError(f"{a.prune_config}: not a readable TOML sparsity config ({exc})") from None
+        if not isinstance(table, dict):
+            raise EdgecError(f"{a.prune_config}: 'sparsity' must be a table: [sparsity] layer_name = 0.8")
+        for k, v in table.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise EdgecError(f"{a.prune_config}: [sparsity] {k} = {v!r}: give a number from 0 up to (not "
+                                 "including) 1, the share of the layer's weights to remove")
+            per_layer[str(k)] = float(v)
     exclude = None if a.exclude is None else ([] if a.exclude == "none" else a.exclude.split(","))
     return PruneOptions(method=method, sparsity=a.sparsity, pattern=parse_pattern(a.pattern), scope=a.scope,
                         exclude=exclude, per_layer=per_layer, refit=a.refit)
+
+
+def _calib(text: str) -> Path | str:
+    from .build import RANDOM_CALIB
+
+    return RANDOM_CALIB if text == RANDOM_CALIB else Path(text)
 
 
 def _size(text: str) -> int:
@@ -210,12 +225,25 @@ def cmd_run(a: argparse.Namespace) -> int:
     out = {}
     for io in meta["outputs"]:
         out[io["name"]] = np.stack([s[io["name"]] for s in res.outputs])
-    np.savez(a.output, **out)
+    _write_npz(a.output, out)
     msg = f"ran {len(samples)} samples on {meta['target']}; wrote {a.output}"
     if res.instructions:
         msg += f"; instructions per inference: {res.instructions[0]:,}"
     print(msg)
     return 0
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    if path.suffix != ".npz":
+        raise EdgecError(f"--output {path}: give a file name ending in .npz")
+    if not path.parent.is_dir():
+        raise EdgecError(f"--output {path}: the folder {path.parent} does not exist; create it first")
+    if path.is_dir():
+        raise EdgecError(f"--output {path}: is a directory; give a file name ending in .npz")
+    try:
+        np.savez(path, **arrays)
+    except OSError as exc:
+        raise EdgecError(f"--output {path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _io_graph(meta: dict):
@@ -234,6 +262,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
     from .runner import run_build
     from .validate import (
         FLOAT_REL_TOLERANCE,
+        SQNR_FLOOR_DB,
         bitexact_share,
         input_clipping,
         metrics,
@@ -273,8 +302,15 @@ def cmd_validate(a: argparse.Namespace) -> int:
         report["model_flash_bytes"] = elf.get("model_flash")
         report["stack_bytes"] = res.stack_bytes
     rng = metrics(res.outputs, want, g.outputs)["output_range"]
-    ok = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
-        report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12)
+    failures = []
+    if g.quantized:
+        if report["bitexact_vs_reference"] != 1.0:
+            failures.append("outputs differ from the integer reference")
+        if not report["sqnr_db"] >= SQNR_FLOOR_DB:
+            failures.append(f"output SQNR against float {report['sqnr_db']:.3g} dB is below the {SQNR_FLOOR_DB:g} dB "
+                            "floor (the quantized model does not track float: check --calib and --input-range)")
+    elif not report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12):
+        failures.append("float error above 1e-3 of the output range")
     report["samples"] = len(samples)
     report["target"] = meta["target"]
     report["quantize"] = meta["quantize"]
@@ -291,9 +327,11 @@ def cmd_validate(a: argparse.Namespace) -> int:
         report["per_layer"] = layers
         div = dump_divergence(_options(a, None), samples[:DUMP_SAMPLES])
         report["divergence"] = div
-        ok = ok and div["first"] is None
+        if div["first"] is not None:
+            failures.append("layers differ from the integer reference")
+    ok = not failures
     if a.json:
-        print(json.dumps(_finite(report)))
+        print(json.dumps(_finite({**report, "failures": failures})))
     else:
         rows = [(k, f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else f"{v:,}" if isinstance(v, int)
                                                               else str(v))) for k, v in report.items()]
@@ -314,8 +352,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
             print("per-layer divergence (tensor dump build):")
             print(format_divergence(div, meta["target"]))
-        print("PASS" if ok else "FAIL: " + ("outputs or layers differ from the integer reference" if g.quantized
-                                            else "float error above 1e-3 of the output range"))
+        print("PASS" if ok else "FAIL: " + "; ".join(failures))
     return 0 if ok else 1
 
 
@@ -353,7 +390,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
 
 def cmd_quantize(a: argparse.Namespace) -> int:
-    from .build import prepare_graph, quantize_with
+    from .build import RANDOM_CALIB, prepare_graph, quantize_with
     from .export import export_qdq
 
     opts = _options(a, None)
@@ -376,7 +413,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
         from .analysis import format_report, quant_report
         from .data import load_samples, random_samples
 
-        source = a.inputs or opts.calib
+        source = a.inputs or (opts.calib if opts.calib != RANDOM_CALIB else None)
         samples = load_samples(source, g, "input") if source else random_samples(g, 8, seed=1)
         print(f"\nquantization error per tensor on {source or '8 random samples'}, worst first:")
         print(format_report(quant_report(g, samples)))
@@ -384,12 +421,12 @@ def cmd_quantize(a: argparse.Namespace) -> int:
 
 
 def _finite(x):
-    """JSON has no infinity: an infinite float (an exact SQNR) becomes null."""
+    """JSON has no infinity or NaN: such a float (an exact SQNR is infinite) becomes null."""
     if isinstance(x, dict):
         return {k: _finite(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_finite(v) for v in x]
-    return None if isinstance(x, float) and math.isinf(x) else x
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
@@ -468,6 +505,11 @@ def cmd_compare(a: argparse.Namespace) -> int:
         from .errors import EdgecError
 
         raise EdgecError("--labels names an array of the --eval file; give --eval too")
+    for option, path in (("model", a.model), ("--calib", a.calib), ("--eval", a.eval)):
+        if path is not None and not path.is_file():
+            raise EdgecError(f"{option} {path}: no such file")
+    if a.jobs < 1:
+        raise EdgecError(f"--jobs {a.jobs}: give 1 or more worker processes")
     rows = compare(a.model, a.target, a.calib, a.eval, a.labels, a.out, grid, a.jobs,
                    parse_input_shapes(a.input_shape))
     return 0 if any("error" not in r for r in rows) else 1
