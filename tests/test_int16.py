@@ -33,7 +33,7 @@ def test_int16_bitexact_with_reference(case, tmp_path):
     samples, res, g, want = build_and_run(case_model(case), tmp_path, quantize="int16")
     assert {g.tensors[t].dtype for t in g.activations()} == {"int16"}
     assert_bitexact(g, samples, res)
-    assert_int8_sane(res, want)
+    assert_int8_sane(res, want, "int16")
 
 
 M7_INT16_CASES = ["conv2d_stride2_asym_pads", "conv2d_groups", "depthwise_c7_dilation2", "conv1d", "gemm",
@@ -172,7 +172,7 @@ def test_mixed_int8_int16_float(target, tmp_path):
     converts = [(g.tensors[n.inputs[0]].dtype, g.tensors[n.outputs[0]].dtype) for n in g.nodes if n.op == "Convert"]
     assert sorted(converts) == [("float32", "int8"), ("int16", "float32"), ("int8", "int16")]
     assert_bitexact(g, samples, res)
-    assert_int8_sane(res, want, 0.05)
+    assert_int8_sane(res, want)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -235,7 +235,7 @@ def test_q15_bitexact(target, case, tmp_path):
     int8 weights, so every Conv/Gemm multiplier is 2^14 (a rounding shift)."""
     samples, res, g, want = build_and_run(case_model(case), tmp_path, quantize="q15", target=target)
     assert_bitexact(g, samples, res)
-    assert_int8_sane(res, want)
+    assert_int8_sane(res, want, "q15")
     for name in g.activations():
         t = g.tensors[name]
         assert t.dtype == "int16" and t.zero_point == 0 and np.exp2(np.round(np.log2(t.scale))) == t.scale
