@@ -306,9 +306,10 @@ def cmd_validate(a: argparse.Namespace) -> int:
     if g.quantized:
         if report["bitexact_vs_reference"] != 1.0:
             failures.append("outputs differ from the integer reference")
-        if not report["sqnr_db"] >= SQNR_FLOOR_DB:
-            failures.append(f"output SQNR against float {report['sqnr_db']:.3g} dB is below the {SQNR_FLOOR_DB:g} dB "
-                            "floor (the quantized model does not track float: check --calib and --input-range)")
+        if not report["sqnr_db"] > SQNR_FLOOR_DB:
+            failures.append(f"output SQNR against float {report['sqnr_db']:.3g} dB is not above the "
+                            f"{SQNR_FLOOR_DB:g} dB floor (the quantized model does not track float: check --calib and "
+                            "--input-range)")
     elif not report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12):
         failures.append("float error above 1e-3 of the output range")
     report["samples"] = len(samples)
