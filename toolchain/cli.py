@@ -503,8 +503,6 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
     grid = load_grid(a.grid) if a.grid else (QUICK_GRID if a.quick else DEFAULT_GRID)
     if a.labels and not a.eval:
-        from .errors import EdgecError
-
         raise EdgecError("--labels names an array of the --eval file; give --eval too")
     for option, path in (("model", a.model), ("--calib", a.calib), ("--eval", a.eval)):
         if path is not None and not path.is_file():
