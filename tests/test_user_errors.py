@@ -124,7 +124,7 @@ def test_damaged_build_folder(work, capsys):
 
 
 @pytest.mark.parametrize("text,needle", [('[sparsity]\nfc1 = "abc"\n', "fc1 = 'abc'"), ("sparsity = 3\n", "table"),
-                                         ("[sparsity]\nfc1 = 1.5\n", "fc1 = 1.5"), ("[sparsity]\nfc1 = true\n", "True"),
+                                         ("[sparsity]\nfc1 = 1.5\n", "in [0, 1)"), ("[sparsity]\nfc1 = true\n", "True"),
                                          ("[sparsity\n", "not a readable TOML")])
 def test_prune_config_types(text, needle, work, capsys):
     cfg = work / "p.toml"

@@ -95,8 +95,8 @@ def _prune_options(a: argparse.Namespace, method: str | None):
             raise EdgecError(f"{a.prune_config}: 'sparsity' must be a table: [sparsity] layer_name = 0.8")
         for k, v in table.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-                raise EdgecError(f"{a.prune_config}: [sparsity] {k} = {v!r}: give a number from 0 up to (not "
-                                 "including) 1, the share of the layer's weights to remove")
+                raise EdgecError(f"{a.prune_config}: [sparsity] {k} = {v!r}: give a number in [0, 1), the share of "
+                                 "the layer's weights to remove")
             per_layer[str(k)] = float(v)
     exclude = None if a.exclude is None else ([] if a.exclude == "none" else a.exclude.split(","))
     return PruneOptions(method=method, sparsity=a.sparsity, pattern=parse_pattern(a.pattern), scope=a.scope,
