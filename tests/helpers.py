@@ -92,9 +92,17 @@ def assert_bitexact(g, samples, res) -> None:
             np.testing.assert_array_equal(raw[name], values[name], err_msg=f"{name} differs from the reference")
 
 
-def assert_int8_sane(res, want, max_rel: float = 0.1) -> None:
-    """int8 outputs track float: mean error within a fraction of the output range."""
-    for got, ref in zip(res.outputs, want):
-        for name, r in ref.items():
-            span = max(float(np.ptp(r)), float(np.abs(r).max()), 1e-3)
-            assert float(np.abs(got[name] - r).mean()) <= max_rel * span, name
+# Mean absolute error against onnxruntime's float output, over all samples, as a share of the output's span: about
+# 2.5x the worst case measured over the test models of each scheme (host, December 2026; emulated targets are
+# bit-exact with the same reference): int8 0.0221 (gemm, one of its test samples beyond the calibrated range),
+# int16 0.0160, qformat 0.0049, int4 0.0601, q15 0.0020. The medians are 4-10x smaller.
+SANE_REL_ERROR = {"int8": 0.05, "int16": 0.04, "qformat": 0.015, "int4": 0.15, "q15": 0.006}
+
+
+def assert_int8_sane(res, want, scheme: str = "int8") -> None:
+    """Quantized outputs track float: the mean error over the samples within SANE_REL_ERROR[scheme] of the output
+    span (an independent oracle: a quantizer that agrees with its own reference but is wrong fails here)."""
+    for name in want[0]:
+        err = np.mean([np.abs(got[name] - ref[name]).mean() for got, ref in zip(res.outputs, want)])
+        span = np.mean([max(float(np.ptp(ref[name])), float(np.abs(ref[name]).max()), 1e-3) for ref in want])
+        assert err <= SANE_REL_ERROR[scheme] * span, (name, scheme, err / span)

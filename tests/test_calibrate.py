@@ -109,21 +109,43 @@ def test_bias_correction_removes_the_mean_error(tmp_path):
 
 
 def test_auto_keeps_the_candidate_closest_to_float(tmp_path):
-    """--calibration auto scores every candidate on the calibration data and the graph ends up quantized with the
-    best-scoring one (its output SQNR, measured again, is the winning score)."""
+    """--calibration auto keeps the candidate whose integer model is closest to float on the calibration data.
+    Checked against an independent oracle: each candidate quantized on its own (a fresh graph, the named method),
+    its integer outputs compared with onnxruntime's float outputs of the ONNX file by a plain SQNR."""
+    import copy
+
     import onnx
+    import onnxruntime as ort
     from helpers import random_feeds
 
-    from edgec.quantize import AUTO_CANDIDATES, output_sqnr, quantize_calibrated
+    from edgec.quantize import AUTO_CANDIDATES, QuantOptions, quantize_calibrated
+    from edgec.reference import dequantize, quantize_feeds, run_graph
 
     path = tmp_path / "m.onnx"
     onnx.save(CASES["conv_batchnorm_relu"](), path)
     g = prepare_graph(path)
     rng = np.random.default_rng(1)
     samples = [random_feeds(onnx.load(path), rng) for _ in range(12)]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = [sess.run(None, s)[0].astype(np.float64) for s in samples]
+
+    def sqnr(q) -> float:
+        t = q.tensors[q.outputs[0]]
+        got = [dequantize(run_graph(q, quantize_feeds(q, s), int8=True)[q.outputs[0]], t.scale, t.zero_point)
+               for s in samples]
+        noise = sum(float(((a - b.reshape(a.shape)) ** 2).sum()) for a, b in zip(want, got))
+        return 10 * np.log10(sum(float((a**2).sum()) for a in want) / noise)
+
+    oracle = {}
+    for method, bc in AUTO_CANDIDATES:
+        q = copy.deepcopy(g)
+        quantize_calibrated(q, samples, method, opts=QuantOptions(bias_correction=bc))
+        oracle[method + (" + bias correction" if bc else "")] = sqnr(q)
     chosen, _ = quantize_calibrated(g, samples, "auto")
-    scores = chosen["auto_sqnr_db"]
-    assert len(scores) == len(AUTO_CANDIDATES)
     name = chosen["calibration"] + (" + bias correction" if chosen["bias_correction"] else "")
-    assert scores[name] == max(scores.values())
-    assert round(output_sqnr(g, samples), 2) == scores[name]
+    # Here the candidates differ by bias correction: 0.0144 dB (on this small model percentile 99.99 is minmax).
+    assert max(oracle.values()) - min(oracle.values()) > 0.01
+    assert oracle[name] == max(oracle.values()), (name, oracle)
+    assert abs(sqnr(g) - oracle[name]) < 1e-9  # the graph is left quantized with the chosen candidate
+    for k, v in chosen["auto_sqnr_db"].items():  # the reported scores (numpy float, rounded to 0.01 dB)
+        assert abs(v - oracle[k]) <= 0.006, (k, v, oracle[k])

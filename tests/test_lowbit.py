@@ -94,7 +94,7 @@ def test_qformat_channel_of_tiny_weights(tmp_path):
                        {"W": wt, "B": np.array([0.1, 0.5, -0.2, 0.0], np.float32)})
     samples, res, g, want = build_and_run(model, tmp_path, quantize="qformat")
     assert_bitexact(g, samples, res)
-    assert_int8_sane(res, want)
+    assert_int8_sane(res, want, "qformat")
     q = next(n.q for n in g.nodes if n.op == "Conv")
     assert q["shift"].max() <= 24 and np.abs(q["bias"]).max() < 2**30
 
@@ -119,7 +119,7 @@ def _check_int4(g) -> None:
 def test_lowbit_bitexact_host(scheme, case, tmp_path):
     samples, res, g, want = build_and_run(CASES[case](), tmp_path, quantize=scheme)
     assert_bitexact(g, samples, res)
-    assert_int8_sane(res, want, max_rel=0.2 if scheme == "int4" else 0.1)
+    assert_int8_sane(res, want, scheme)
     (_check_qformat if scheme == "qformat" else _check_int4)(g)
 
 

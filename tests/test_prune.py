@@ -98,7 +98,22 @@ def test_filter_pruning_through_depthwise_and_flatten(tmp_path):
     from edgec.reference import run_graph
 
     np.testing.assert_allclose(got, run_graph(g, {"input": x})["output"], rtol=1e-4, atol=1e-5)
-    assert output_sqnr(dense, g, [{"input": x}]) > -10  # a smaller model, not a broken one
+    # Independent oracle: l2-filter keeps each layer's filters of largest L2 norm (computed here from the dense
+    # weights) in their order, and the layers after it keep exactly those input channels. (Output SQNR against
+    # the dense model is no bound: over 30 weight draws it measured -2.0 to 18.8 dB.)
+    w = {n.name: dense.const(n.inputs[1]) for n in weighted_layers(dense)}
+    pruned = {n.name: g.const(n.inputs[1]) for n in weighted_layers(g)}
+
+    def top(weights: np.ndarray, k: int) -> np.ndarray:
+        norms = np.sqrt((weights.reshape(len(weights), -1).astype(np.float64) ** 2).sum(axis=1))
+        return np.sort(np.argsort(-norms, kind="stable")[:k])
+
+    keep0 = top(w["Conv_0"], 4)
+    keep4 = top(w["Conv_4"][:, keep0], 6)  # the norms of what remains after its input channels went
+    np.testing.assert_array_equal(pruned["Conv_0"], w["Conv_0"][keep0])
+    np.testing.assert_array_equal(pruned["Conv_2"], w["Conv_2"][keep0])
+    np.testing.assert_array_equal(pruned["Conv_4"], w["Conv_4"][keep4][:, keep0])
+    np.testing.assert_array_equal(pruned["Gemm_8"], w["Gemm_8"][:, keep4])
 
 
 def test_filter_pruning_flatten_to_gemm(tmp_path):

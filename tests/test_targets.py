@@ -55,7 +55,8 @@ def test_targets_are_listed_with_features(capsys):
 @needs_target(MICROBIT)
 def test_fits_or_refuses_on_microbit(capsys, tmp_path):
     small = save(simple_model(), tmp_path / "small.onnx")
-    code, out, err = cli(capsys, "validate", small, "--target", MICROBIT, "--quantize", "int8", "--json")
+    code, out, err = cli(capsys, "validate", small, "--target", MICROBIT, "--quantize", "int8", "--calib", "random",
+                        "--json")
     report = json.loads(out)
     assert code == 0 and report["bitexact_vs_reference"] == 1.0 and report["instructions"] > 0
 
@@ -69,7 +70,7 @@ def test_fits_or_refuses_on_microbit(capsys, tmp_path):
     assert not (tmp_path / "refused").exists()
 
     # In int8 the arena passes the check, but the board has no room for the test harness beside it.
-    code, _, err = cli(capsys, "build", big, "--target", MICROBIT, "--quantize", "int8", "--out",
+    code, _, err = cli(capsys, "build", big, "--target", MICROBIT, "--quantize", "int8", "--calib", "random", "--out",
                        tmp_path / "refused")
     assert code == 2 and "RAM overflow" in err and "(the model with the test harness)" in err
     assert not (tmp_path / "refused").exists()

@@ -120,11 +120,16 @@ def build(model: str | Path, target: str = "host", quantize: str = "none", calib
 @dataclass
 class Validation:
     report: dict  # the metrics and sizes edgec validate prints
-    passed: bool  # quantized: bit-exact with the integer reference; float: error within FLOAT_REL_TOLERANCE
+    failures: list[str]  # why it fails (empty: it passes): quantized, not bit-exact with the integer reference (or
+    # TFLM's integers for a .tflite), or output SQNR not above SQNR_FLOOR_DB; float, error above FLOAT_REL_TOLERANCE
     graph: Graph
     meta: dict
     samples: list[dict[str, np.ndarray]]
     clipping: dict  # quantized: validate.input_clipping of the samples
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
 
 
 def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
@@ -135,6 +140,7 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
     from .runner import run_build
     from .validate import (
         FLOAT_REL_TOLERANCE,
+        SQNR_FLOOR_DB,
         bitexact_share,
         input_clipping,
         metrics,
@@ -175,27 +181,37 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
     if elf:
         report["model_flash_bytes"] = elf.get("model_flash")
         report["stack_bytes"] = res.stack_bytes
-    passed = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
-        report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(output_range, 1e-12)
-    passed = passed and report.get("bitexact_vs_tflm", 1.0) in (1.0, None)  # a .tflite's own scales: TFLM's integers
+    failures = []
+    if g.quantized:
+        if report["bitexact_vs_reference"] != 1.0:
+            failures.append("outputs differ from the integer reference")
+        if not report["sqnr_db"] > SQNR_FLOOR_DB:
+            failures.append(f"output SQNR against float {report['sqnr_db']:.3g} dB is not above the "
+                            f"{SQNR_FLOOR_DB:g} dB floor (the quantized model does not track float: check --calib and "
+                            "--input-range)")
+    elif not report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(output_range, 1e-12):
+        failures.append("float error above 1e-3 of the output range")
+    if report.get("bitexact_vs_tflm", 1.0) not in (1.0, None):  # a .tflite with its own scales: TFLM's integers
+        failures.append("outputs differ from TFLM's")
     report["samples"] = len(data)
     report["target"] = meta["target"]
     report["quantize"] = meta["quantize"]
-    return Validation(report, passed, g, meta, data, clipping)
+    return Validation(report, failures, g, meta, data, clipping)
 
 
 def validate(model: str | Path, target: str = "host", quantize: str = "none", calib: str | Path | None = None,
              inputs: Inputs | None = None, out: str | Path | None = None, **options) -> dict:
     """Build, run the samples (`inputs`: .npz or arrays; default 8 random samples) on the target and compare
-    with onnxruntime, as `edgec validate --json` does; returns its report with "passed" added (quantized:
-    bit-exact with the integer reference; float: max error within 1e-3 of the output range).
+    with onnxruntime, as `edgec validate --json` does; returns its report with "passed" and "failures" added
+    (quantized: bit-exact with the integer reference, and with TFLM for a .tflite, and output SQNR against float
+    above 0 dB; float: max error within 1e-3 of the output range).
 
     >>> r = edgec.validate("model.onnx", target="cortex-m4", quantize="int8", calib="calib.npz",
     ...                    inputs="test.npz")
     >>> r["sqnr_db"], r["bitexact_vs_reference"], r["instructions"], r["passed"]
     """
     v = run_validation(build_options(model, target, quantize, calib, out, **options), inputs)
-    return {**v.report, "passed": v.passed}
+    return {**v.report, "passed": v.passed, "failures": v.failures}
 
 
 def compare(model: str | Path, target: str = "host", calib: str | Path | None = None,

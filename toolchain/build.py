@@ -42,6 +42,7 @@ from .quantize import (
 from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
+RANDOM_CALIB = "random"  # BuildOptions.calib (--calib random): calibrate on random normal data, on request only
 META_FILE = "edgec.json"
 HARNESS_DIR = "harness"  # edgec's own test program in a build: firmware (QEMU) or host library (cffi)
 
@@ -54,7 +55,7 @@ class BuildOptions:
     qconfig: Path | None = None  # TOML: per-layer schemes (toolchain/quantize.py load_qconfig)
     flash_budget: int | None = None  # --quantize auto: the weight bytes allowed (toolchain/autoquant.py)
     max_sqnr_drop: float | None = None  # --quantize auto: dB of output SQNR below all-int8 allowed
-    calib: Path | None = None
+    calib: Path | str | None = None  # .npz samples, or RANDOM_CALIB; None: an error for schemes that calibrate
     calibration: str = "auto"
     percentile: float = 99.99
     quant: QuantOptions = field(default_factory=QuantOptions)
@@ -94,7 +95,7 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
     if problems:
         raise EdgecError(f"{model}: unsupported: {'; '.join(problems)}")
     if prune is not None:
-        samples = load_samples(calib, g, "calibration") if calib else None
+        samples = load_samples(calib, g, "calibration") if calib and calib != RANDOM_CALIB else None
         g.info["prune"] = prune_graph(g, prune, samples)
     if layout:
         assign_layout(g)
@@ -103,8 +104,8 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
 
 
 def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) -> None:
-    """Calibrate (on --calib, or random data with a warning) and quantize g with opts.quantize and --qconfig (auto:
-    per-layer schemes for the target, toolchain/autoquant.py)."""
+    """Calibrate (on --calib, or random data with a warning for --calib random) and quantize g with opts.quantize
+    and --qconfig (auto: per-layer schemes for the target, toolchain/autoquant.py)."""
     unknown = sorted(set(opts.quant.input_ranges) - set(g.inputs))
     if unknown:
         raise EdgecError(f"--input-range {', '.join(unknown)}: {opts.model} has no such input; its inputs are "
@@ -135,7 +136,11 @@ def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) ->
         quantize_graph(g, {}, quant)
         return
     if calib is None:
-        print("warning: no --calib data; calibrating int8 ranges on random normal data, so the accuracy of this "
+        raise EdgecError(f"--quantize {quant.scheme} calibrates activation ranges on sample inputs: pass --calib "
+                         "samples.npz with real inputs (or --calib random to calibrate on random normal data, for a "
+                         "build whose accuracy means nothing)")
+    if calib == RANDOM_CALIB:
+        print("warning: --calib random: calibrating ranges on random normal data, so the accuracy of this "
               "build is not meaningful. Pass --calib samples.npz with real inputs.", file=sys.stderr)
         samples = random_samples(g, RANDOM_CALIB_SAMPLES)
         # choosing a calibration method by fidelity on random data would mean nothing
@@ -153,7 +158,7 @@ def _quantize_auto(g: Graph, opts: BuildOptions, target: Target) -> None:
         raise EdgecError("--quantize auto chooses every layer's scheme itself; leave out --qconfig")
     if is_prequantized(g):
         raise EdgecError(f"{opts.model} is already quantized (QDQ): --quantize auto needs a float model")
-    if opts.calib is None:
+    if opts.calib is None or opts.calib == RANDOM_CALIB:
         raise EdgecError("--quantize auto measures each layer's sensitivity on real inputs: give --calib samples.npz")
     samples = load_samples(opts.calib, g, "calibration")
     g.info["auto"] = choose_schemes(g, samples, opts.quant, opts.calibration, opts.percentile,

@@ -84,11 +84,14 @@ def load_grid(path: Path) -> list[Config]:
     """A TOML grid: one [[config]] table per row with the fields of Config."""
     try:
         data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         raise EdgecError(f"{path}: not a readable TOML grid ({exc})") from None
     known = {f.name for f in dataclasses.fields(Config)}
     grid = []
-    for k, row in enumerate(data.get("config", [])):
+    rows = data.get("config", [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise EdgecError(f"{path}: 'config' must be [[config]] tables")
+    for k, row in enumerate(rows):
         unknown = sorted(set(row) - known)
         if unknown or "name" not in row:
             raise EdgecError(f"{path}: config {k + 1}: " + (f"unknown keys {unknown}" if unknown else "needs a name"))

@@ -36,8 +36,13 @@ def run_shared(lib: Path, name: str, samples: list[list[bytes]], output_bytes: l
     # dlopen caches by path: load a private copy so a rebuilt library at the same path is really reloaded.
     with tempfile.TemporaryDirectory() as tmp:
         private = Path(tmp) / lib.name
-        shutil.copy(lib, private)
-        dll = ffi.dlopen(str(private))
+        try:
+            shutil.copy(lib, private)
+            dll = ffi.dlopen(str(private))
+        except OSError as exc:
+            raise EdgecError(f"{lib}: cannot load the host library ({exc}); rebuild with edgec build") from None
+    if not hasattr(dll, f"{name}_run"):
+        raise EdgecError(f"{lib}: has no function {name}_run; rebuild with edgec build")
     run = getattr(dll, f"{name}_run")
     if dumps is not None:
         @ffi.callback("void(uint32_t, const void *, uint32_t)")

@@ -43,10 +43,50 @@ _INT_TYPES = {"int8_t": "int8", "int16_t": "int16"}
 
 
 def read_meta(build_dir: Path) -> dict:
+    """The build's edgec.json, checked for what running it needs (the file may have been edited or damaged)."""
     path = Path(build_dir) / META_FILE
     if not path.is_file():
         raise EdgecError(f"{build_dir}: not an edgec build directory (no {META_FILE}); create one with edgec build")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise EdgecError(f"{path}: cannot read the build description ({exc}); rebuild with edgec build") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise EdgecError(f"{path}: damaged build description ({problem}); rebuild with edgec build")
+    return meta
+
+
+def _meta_problem(meta) -> str | None:
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    if not isinstance(meta.get("name"), str) or not meta["name"].isidentifier() or not meta["name"].isascii():
+        return "'name' is not a C identifier"
+    if not isinstance(meta.get("target"), str):
+        return "'target' is not a name"
+    for key in ("inputs", "outputs"):
+        ios = meta.get(key)
+        if not isinstance(ios, list) or not ios:
+            return f"'{key}' is not a list of tensors"
+        for io in ios:
+            if not isinstance(io, dict) or not isinstance(io.get("name"), str):
+                return f"an entry of '{key}' has no name"
+            shape = io.get("shape")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                      for d in shape):
+                return f"{key[:-1]} '{io['name']}' has no valid shape"
+            if io.get("ctype") not in ("float", "int8_t", "int16_t"):
+                return f"{key[:-1]} '{io['name']}' has an unknown C type {io.get('ctype')!r}"
+            if io["ctype"] != "float" and not (_number(io.get("scale")) and _number(io.get("zero_point"))):
+                return f"{key[:-1]} '{io['name']}' has no scale and zero point"
+            size = {"float": 4, "int8_t": 1, "int16_t": 2}[io["ctype"]] * int(np.prod(shape, dtype=object))
+            if key == "outputs" and io.get("bytes") != size:
+                return f"output '{io['name']}' declares {io.get('bytes')} bytes, its shape and type make {size}"
+    return None
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
 
 
 def encode(meta: dict, sample: dict[str, np.ndarray]) -> list[bytes]:
@@ -82,6 +122,9 @@ def run_build(build_dir: Path, samples: list[dict[str, np.ndarray]], timeout_s: 
     if target.kind == "host":
         dumps: list[list[tuple[int, bytes]]] | None = [] if dump else None
         lib = build_dir / HARNESS_DIR / f"lib{meta['name']}.so"
+        if not lib.is_file():
+            raise EdgecError(f"{build_dir}: no {HARNESS_DIR}/{lib.name} (the host library of this build); rebuild "
+                             "with edgec build")
         blobs = host.run_shared(lib, meta["name"], encoded, out_bytes, dumps)
         result.tensors = dumps or []
     else:
