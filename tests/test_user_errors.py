@@ -113,7 +113,7 @@ def test_damaged_build_folder(work, capsys):
         code, err = run_cli(capsys, "run", broken, *run)
         assert_user_error(code, err, "edgec.json", needle)
     meta = json.loads((work / "b" / "edgec.json").read_text())
-    (work / "b" / f"lib{meta['name']}.so").unlink()
+    (work / "b" / "harness" / f"lib{meta['name']}.so").unlink()
     code, err = run_cli(capsys, "run", work / "b", *run)
     assert_user_error(code, err, f"lib{meta['name']}.so", "rebuild")
     meta["target"] = "cortex-m7"
