@@ -239,7 +239,9 @@ def test_lrn_even_size_matches_spec(tmp_path):
 
 @pytest.mark.parametrize("case", INT8_CASES)
 def test_int8_bitexact(case, tmp_path):
-    samples, res, g, want = build_and_run(make_case(case), tmp_path, quantize="int8")
+    # 64 calibration samples: with 16, a test sample of the 12-input Gemm lies outside the calibrated input range and
+    # its clipping alone costs 5.7% of the output span (0.6% with 64)
+    samples, res, g, want = build_and_run(make_case(case), tmp_path, quantize="int8", n_calib=64)
     assert_bitexact(g, samples, res)
     if not case.startswith("reduce_mean"):
         assert_int8_sane(res, want)
@@ -271,7 +273,7 @@ def test_new_kernels_on_cortex_m7(tmp_path):
 def test_float_only_ops_refuse_int8_clearly(case, tmp_path, capsys):
     path = tmp_path / "m.onnx"
     onnx.save(make_case(case), path)
-    code = main(["build", str(path), "--quantize", "int8", "--out", str(tmp_path / "out")])
+    code = main(["build", str(path), "--quantize", "int8", "--calib", "random", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "only a float kernel" in err and "--qconfig" in err, err
 

@@ -75,8 +75,8 @@ typedef struct {
  * gemmlowp's two) gives the integer nearest to the exact product, as a float requantization (onnxruntime's) does
  * except at exact ties. For shift = -e < 0 it is floor((r + 1) / 2) with r = floor(floor(x * mult / 2^31) / 2^(e - 1)),
  * all in 32 bits after the product. */
-#if defined(EC_TFLM)
-#include "edgec_tflm.h"
+#if defined(EC_TFLM) && !defined(EDGEC_TFLM_H)
+#error "a kernel built with TFLM's arithmetic (EC_TFLM) includes edgec_tflm.h first: see runtime_c/src/<kernel>_tflm.c"
 #endif
 static inline int32_t ec_requantize(int32_t x, int32_t mult, int32_t shift)
 {
