@@ -35,6 +35,13 @@ class Plan:
     sizes: dict[str, int]  # root -> bytes
     arena_bytes: int
     lower_bound_bytes: int  # largest sum of simultaneously live buffers
+    external_bytes: int = 0  # the buffers outside the arena (the model's inputs and outputs in the caller's memory)
+
+    @property
+    def tensor_ram_bytes(self) -> int:
+        """Every byte tensors and kernels occupy during one inference: the arena (scratch included) and the
+        buffers outside it (what TFLM's arena_used_bytes counts, its arena holding the inputs and outputs)."""
+        return self.arena_bytes + self.external_bytes
 
 
 def _align(n: int) -> int:
@@ -68,7 +75,7 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str]) -
     bound = 0
     for i in range(len(steps)):
         bound = max(bound, sum(sizes[r] for r in buffers if first[r] <= i <= last[r]))
-    return Plan(offsets, root, sizes, _arena(offsets, sizes), bound)
+    return Plan(offsets, root, sizes, _arena(offsets, sizes), bound, sum(nbytes.get(x, 0) for x in external))
 
 
 def _place(order: list[str], sizes: dict[str, int], first: dict[str, int], last: dict[str, int]) -> dict[str, int]:

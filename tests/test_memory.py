@@ -12,9 +12,10 @@ def test_chain_reuses_dead_buffers():
     # in -> a -> b -> c -> out: at most two buffers live at once
     steps = [Step(["in"], ["a"]), Step(["a"], ["b"]), Step(["b"], ["c"]), Step(["c"], ["out"])]
     sizes = {"a": 100, "b": 200, "c": 100}
-    plan = plan_memory(steps, sizes, {"in", "out"})
+    plan = plan_memory(steps, {**sizes, "in": 30, "out": 5}, {"in", "out"})
     assert plan.lower_bound_bytes == 300
     assert plan.arena_bytes == 320  # 200 + 100 rounded up to 16-byte alignment
+    assert plan.tensor_ram_bytes == 320 + 30 + 5  # the caller's input and output buffers too
     assert not overlaps(plan, "a", "b") and not overlaps(plan, "b", "c")
     assert all(off % 16 == 0 for off in plan.offsets.values())
 

@@ -245,7 +245,8 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     weights = _const_bytes(calls)
     params = sum(t.size for t in g.tensors.values() if t.is_const)
     meta = {"name": name, "model": str(Path(opts.model).resolve()), "target": target.name,
-            "quantize": opts.quantize, **_io(g), "arena_bytes": plan.arena_bytes,
+            "quantize": opts.quantize, **_io(g), "tensor_ram_bytes": plan.tensor_ram_bytes,
+            "arena_bytes": plan.arena_bytes,
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
