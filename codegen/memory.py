@@ -5,7 +5,9 @@ the same time. The order matters and no single one is best, so several are tried
 largest first (TFLM's greedy planner; resnet8's arena is at its lower bound only this way) and first use first
 (mobilenet_vww96: 55,328 bytes, its lower bound, against 64,512 largest first).
 
-Model inputs and outputs live in the caller's buffers; a Reshape shares its input's buffer."""
+The model's inputs and outputs are arena buffers too (the caller writes the inputs there before the first step and
+reads the outputs after the last), unless they are named external (the caller's own buffers). A Reshape shares
+its input's buffer."""
 
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ class Plan:
     lower_bound_bytes: int  # largest sum of simultaneously live buffers
     external_bytes: int = 0  # the buffers outside the arena (the model's inputs and outputs in the caller's memory)
 
+    def offset(self, tensor: str) -> int:
+        """A tensor's byte offset in the arena."""
+        return self.offsets[self.root.get(tensor, tensor)]
+
     @property
     def tensor_ram_bytes(self) -> int:
         """Every byte tensors and kernels occupy during one inference: the arena (scratch included) and the
@@ -48,11 +54,14 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str]) -> Plan:
-    """Place every buffer of the steps (in execution order) in one arena; scratch lives for its step only."""
-    root: dict[str, str] = {}
-    first: dict[str, int] = {}
-    last: dict[str, int] = {}
+def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str] = frozenset(),
+                inputs: list[str] = (), outputs: list[str] = ()) -> Plan:
+    """Place every buffer of the steps (in execution order) in one arena; scratch lives for its step only.
+    inputs / outputs: the model's, alive from before the first step / until after the last (in the arena unless
+    external)."""
+    root: dict[str, str] = {name: name for name in inputs}
+    first: dict[str, int] = {name: 0 for name in inputs}
+    last: dict[str, int] = {name: 0 for name in inputs}
     nbytes = dict(nbytes)
     for i, step in enumerate(steps):
         for name in step.inputs:
@@ -66,6 +75,10 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str]) -
         if step.scratch:
             name = scratch_name(i)
             root[name], first[name], last[name], nbytes[name] = name, i, i, step.scratch
+    for name in outputs:
+        r = root.setdefault(name, name)
+        first.setdefault(r, 0)
+        last[r] = max(len(steps) - 1, 0)
     buffers = [r for r in first if r == root[r] and r not in external]
     sizes = {r: nbytes[r] for r in buffers}
     orders = [sorted(buffers, key=lambda b: (-sizes[b], first[b])),  # largest first

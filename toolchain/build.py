@@ -239,7 +239,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     finally:
         sparse.MODE = mode
     nbytes = {name: t.nbytes for name, t in g.tensors.items()}
-    plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))
+    plan = plan_memory(steps, nbytes, inputs=g.inputs, outputs=g.outputs)
     name = c_identifier(opts.name or opts.model.stem).lower()
     out = Path(opts.out or f"build/{name}-{target.name}")
     weights = _const_bytes(calls)
