@@ -15,7 +15,7 @@ import numpy as np
 from edgec.codegen.emit import c_identifier, write_project
 from edgec.codegen.memory import Step, plan_memory
 
-from . import ApiModule, host, sparse
+from . import ApiModule, host, inplace, sparse
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
@@ -168,7 +168,7 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
         low = REGISTRY[node.op].lower(node, g, target)
         ins = [i for i in node.inputs if i and g.const(i) is None]
         scratch = max((c.scratch_bytes for c in low.calls), default=0)
-        steps.append(Step(ins, node.outputs[:1], low.alias, scratch))
+        steps.append(Step(ins, node.outputs[:1], low.alias, scratch, inplace.candidates(node, g, low.calls)))
         calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "dtype": node.dtype,
                        "kernels": [c.kernel for c in low.calls],
@@ -240,6 +240,9 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         sparse.MODE = mode
     nbytes = {name: t.nbytes for name, t in g.tensors.items()}
     plan = plan_memory(steps, nbytes, inputs=g.inputs, outputs=g.outputs)
+    for layer in layers:
+        if layer["output"] in plan.inplace:
+            layer["inplace"] = plan.inplace[layer["output"]]  # the input it overwrites
     name = c_identifier(opts.name or opts.model.stem).lower()
     out = Path(opts.out or f"build/{name}-{target.name}")
     weights = _const_bytes(calls)
