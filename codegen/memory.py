@@ -139,7 +139,7 @@ def _merge_inplace(steps: list[Step], root: dict[str, str], first: dict[str, int
             r = root[name]
             if r in external or r == out or last[r] != i or any(root[o] == r for o in outputs):
                 continue
-            at = rel.get(name, 0) - shift
+            at = rel.get(name, 0) - _align(shift)  # further before is safe too; every tensor stays aligned
             members = [t for t in root if root[t] == out]
             for t in members:
                 root[t], rel[t] = r, rel.get(t, 0) + at
