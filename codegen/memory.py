@@ -84,18 +84,23 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str] = 
         r = root.setdefault(name, name)
         first.setdefault(r, 0)
         last[r] = max(len(steps) - 1, 0)
-    # In place step by step, each kept when the arena does not grow (a small output written over a large input
-    # would keep the input's bytes for the output's whole life).
+    # In place: everywhere or nowhere, whichever arena is smaller, then step by step each step switched where that
+    # does not grow the arena (a small output written over a large input keeps the input's bytes for the output's
+    # whole life; a single step in place may pay only once the others are).
     args = (steps, nbytes, root, first, last, external, list(outputs))
+    candidates = {i for i, step in enumerate(steps) if step.inplace}
     allowed: set[int] = set()
     best = _plan(*args, allowed)
-    for _ in range(2):  # a second pass: a step refused at first may pay once later steps are in place
-        for i, step in enumerate(steps):
-            if step.inplace and i not in allowed:
-                trial = _plan(*args, allowed | {i})
-                if trial.inplace != best.inplace and trial.arena_bytes <= best.arena_bytes:
-                    allowed.add(i)
-                    best = trial
+    every = _plan(*args, candidates)
+    if every.arena_bytes <= best.arena_bytes:
+        allowed, best = set(candidates), every
+    for _ in range(2):
+        for i in sorted(candidates):
+            trial_allowed = allowed ^ {i}
+            trial = _plan(*args, trial_allowed)
+            if trial.inplace != best.inplace and (trial.arena_bytes < best.arena_bytes or (
+                    trial.arena_bytes == best.arena_bytes and i in trial_allowed)):
+                allowed, best = trial_allowed, trial
     best.external_bytes = sum(nbytes.get(x, 0) for x in external)
     return best
 

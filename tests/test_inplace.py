@@ -134,10 +134,14 @@ def test_planner_keeps_separate_buffers_when_in_place_would_cost_more():
 
 # ---- random graphs through the whole build ----
 
-def _random_graph(seed: int):
-    """Blocks of 3x3 convolutions, residual Adds, depthwise stacks, 1x1 convolutions and a concat, NCHW."""
+def _random_graph(seed: int, blocks: list[str] | None = None, channels: int | None = None,
+                  size: tuple[int, int] | None = None):
+    """Blocks of 3x3 convolutions, residual Adds, depthwise stacks, 1x1 convolutions and a concat, NCHW (a residual
+    block and 3 random ones unless given)."""
     rng = np.random.default_rng(seed)
-    c, h, w = int(rng.choice([4, 8])), int(rng.integers(6, 11)), int(rng.integers(6, 11))
+    c, h, w = int(rng.choice([4, 6, 8])), int(rng.integers(6, 11)), int(rng.integers(6, 11))
+    c = channels or c
+    h, w = size or (h, w)
     nodes, inits, k = [], {}, [0]
 
     def name(base: str) -> str:
@@ -158,7 +162,7 @@ def _random_graph(seed: int):
         return r
 
     x = conv("x", c, c)
-    for block in ["res", *rng.choice(["res", "dw", "pw", "concat", "conv"], size=3)]:
+    for block in blocks or ["res", *rng.choice(["res", "dw", "pw", "concat", "conv"], size=3)]:
         if block == "res":
             y = conv(conv(x, c, c), c, c, relu=False)
             s = name("add")
@@ -194,3 +198,15 @@ def test_random_graphs_in_place_are_bitexact(tmp_path, target, seed):
     assert_bitexact(g, samples, res)
     layers = json.loads((tmp_path / "build" / "edgec.json").read_text())["layers"]
     assert any("inplace" in layer for layer in layers)  # some output was written over its input
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=needs_target("cortex-m7"))])
+@pytest.mark.parametrize("channels", [6, 8])  # 6: the DSP depthwise kernel's channels beyond its groups of 4
+def test_depthwise_stack_in_place_is_bitexact(tmp_path, target, channels):
+    # tall images: a whole chain in place drifts by each layer's shift (a few rows' worth), far less than a tensor
+    model = _random_graph(7, ["dw", "dw", "pw", "dw"], channels, (32, 6))
+    samples, res, g, _ = build_and_run(model, tmp_path, quantize="int8", target=target, n_samples=2, n_calib=8)
+    assert_bitexact(g, samples, res)
+    layers = json.loads((tmp_path / "build" / "edgec.json").read_text())["layers"]
+    if target == "cortex-m7" and channels == 6:  # planned in place there (checked); 8 channels: bit-exactness only
+        assert any("inplace" in layer and "depthwise" in layer["kernels"][0] for layer in layers)

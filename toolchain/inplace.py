@@ -5,24 +5,29 @@ Only kernels whose loops were checked are listed; every other call gets its own 
 
 - Elementwise, the output at the input's own place (shift 0): element i is written only after the i-th element
   of every operand was read, and later elements are read after it. ec_add_s8 (portable, NEON, Helium: blocks of 1,
-  8 or 4 elements, loaded before they are stored) over an operand of the output's shape.
+  8 or 4 elements, loaded before they are stored), ec_mul_s8 and ec_lut_s8 (activations; portable), over an
+  operand of the output's shape.
 - Windowed (convolution), the output shifted before the input: the kernel goes through output pixels in raster
   order and, before it reads the window of pixel q, has written at most the pixels before q + G (G: the pixels it
   finishes together). Pixel q's window starts at input pixel (stride_h * y - pad_top, stride_w * x - pad_left),
   so with the output `shift` bytes before the input, every write lands on input bytes already consumed when
         (q + G) * out_pixel - shift <= ((stride_h * y - pad_top) * in_w + stride_w * x - pad_left) * in_pixel
   for every output pixel q = (y, x). Both sides are linear in y and in x, so the four corners give the least
-  shift. ec_conv2d_s8 (portable: one pixel at a time, G = 1) and ec_conv2d_im2col_s8 (portable and DSP: the
-  windows of two pixels are copied to scratch before either is written, G = 2; bytes it reads past a window
-  meet zero weights)."""
+  shift (the planner rounds it up to the arena's alignment). ec_conv2d_s8 and ec_depthwise_conv2d_s8 (portable:
+  one pixel at a time, channel by channel, G = 1); ec_conv2d_im2col_s8 and ec_conv2d_1x1_s8 (portable and DSP: the
+  inputs of two pixels are copied to scratch before either is written, G = 2; bytes read past a window meet zero
+  weights); ec_depthwise_conv2d_3x3_s8 (DSP: each output row's three input rows copied to scratch first, the
+  channels beyond the last group of 4 read pixel by pixel, G = 1)."""
 
 from __future__ import annotations
 
 from .calls import Buf, Call, Struct
 from .ir import Graph, Node
 
-ELEMENTWISE = {"ec_add_s8": (3, 4)}  # kernel -> argument positions of the operands
-WINDOWED = {"ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2}  # kernel -> G; arguments (params, quant, input, ...)
+ELEMENTWISE = {"ec_add_s8": (3, 4), "ec_mul_s8": (2, 3), "ec_lut_s8": (2,)}  # kernel -> operand positions
+WINDOWED = {  # kernel -> G; arguments (params, quant, input, ...)
+    "ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2, "ec_conv2d_1x1_s8": 2, "ec_depthwise_conv2d_s8": 1,
+    "ec_depthwise_conv2d_3x3_s8": 1}
 
 
 def window_shift(p: dict, group: int, elem: int = 1) -> int:
