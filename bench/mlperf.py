@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/mlperf.py [--target cortex-m7] [--models ../shared/models]
 
-Prints instructions per inference (exact, QEMU -icount), flash, arena and its lower bound, and fidelity to the
-float model. The TFLM columns are the figures in ../shared/anchors.md: TFLM + CMSIS-NN on the same core and
-board where anchors.md has them (Cortex-M4, M7, M55; M7 otherwise) with the ratio edgec / TFLM (below 1: edgec
-needs fewer instructions), TFLM's reference kernels and its tensor arena on Cortex-M7 (QEMU mps2-an500)."""
+Prints instructions per inference (exact, QEMU -icount), flash, tensor RAM (every byte tensors and kernels occupy
+during an inference, the model's input and output included, as TFLM's arena counts them), the arena and its lower
+bound, and fidelity to the float model. The TFLM columns are the figures in ../shared/anchors.md: TFLM + CMSIS-NN
+on the same core and board where anchors.md has them (Cortex-M4, M7, M55; M7 otherwise) with the ratio
+edgec / TFLM (below 1: edgec needs fewer instructions), TFLM's reference kernels and its tensor arena on Cortex-M7
+(QEMU mps2-an500)."""
 
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def main() -> None:
     p.add_argument("--models", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "models")
     a = p.parse_args()
     head = ("model", "MACs", "instructions", "instr/MAC", "TFLM+CMSIS-NN", "edgec/TFLM", "TFLM ref", "model flash",
-            "arena", "lower bound", "TFLM arena", "SQNR dB", "top-1", "bit-exact")
+            "tensor RAM", "/TFLM", "arena", "lower bound", "TFLM arena", "SQNR dB", "top-1", "bit-exact")
     anchor_core = a.target if a.target in TFLM_CMSIS else "cortex-m7"
     rows = []
     for name in MODELS:
@@ -53,7 +55,7 @@ def main() -> None:
         cmsis = TFLM_CMSIS.get(a.target, {}).get(name, cmsis)
         rows.append((name, f"{r['macs']:,}", f"{r['instructions']:,}", f"{r['instructions'] / r['macs']:.2f}",
                      f"{cmsis:,}", f"{r['instructions'] / cmsis:.2f}", f"{ref:,}", f"{r['model_flash_bytes']:,}",
-                     f"{r['arena_bytes']:,}",
+                     f"{r['tensor_ram_bytes']:,}", f"{r['tensor_ram_bytes'] / arena:.2f}", f"{r['arena_bytes']:,}",
                      f"{r['arena_lower_bound_bytes']:,}", f"{arena:,}", f"{r['sqnr_db']:.1f}",
                      f"{r['top1_agreement']:.2f}", f"{r['bitexact_vs_reference']:.2f}"))
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]

@@ -127,9 +127,8 @@ class Emitter:
         self.g, self.plan, self.name, self.source = g, plan, name, source
         self.out = _Out([], [], [])
         # the names the templates define themselves: a constant named like one of them gets a suffix
-        self.symbols: set[str] = {"inputs", "outputs", *(f"{name}_{s}" for s in ("arena", "run", "input_bytes",
-                                                                                     "output_bytes", "dump_hook"))}
-        self.inputs_used = False
+        self.symbols: set[str] = {"inputs", "outputs", *(f"{name}_{s}" for s in (
+            "arena", "run", "invoke", "input", "output", "input_bytes", "output_bytes", "dump_hook"))}
         self.step = 0
 
     def unique(self, base: str) -> str:
@@ -141,15 +140,9 @@ class Emitter:
         return sym
 
     def buf(self, b: Buf) -> str:
-        g, plan = self.g, self.plan
-        root = plan.root.get(b.tensor, b.tensor)
+        """Every activation, the model's inputs and outputs included, lives in the arena."""
         const = "const " if b.const else ""
-        if root in g.inputs:
-            self.inputs_used = True
-            return f"({const}{b.ctype} *)inputs[{g.inputs.index(root)}]"
-        if root in g.outputs:
-            return f"({const}{b.ctype} *)outputs[{g.outputs.index(root)}]"
-        return f"({const}{b.ctype} *)({self.name}_arena + {plan.offsets[root]})"
+        return f"({const}{b.ctype} *)({self.name}_arena + {self.plan.offset(b.tensor)})"
 
     def refuse(self, what: str) -> EdgecError:
         """The error for a constant the C cannot hold, naming the node being emitted."""
@@ -318,7 +311,8 @@ def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str
                arena_bytes=plan.arena_bytes, lower_bound=plan.lower_bound_bytes, inputs=io["inputs"],
                outputs=io["outputs"], input_bytes=[x["bytes"] for x in io["inputs"]],
                output_bytes=[x["bytes"] for x in io["outputs"]], arrays=em.out.arrays, structs=em.out.structs,
-               locals=em.out.locals, calls=rendered, inputs_used=em.inputs_used,
+               locals=em.out.locals, calls=rendered, input_offsets=[plan.offset(t) for t in g.inputs],
+               output_offsets=[plan.offset(t) for t in g.outputs],
                dump=instrument == "dump", optional_headers=optional_headers(used), compiler=compiler,
                int_ranges=_INT_RANGES)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,13 @@ the same time. The order matters and no single one is best, so several are tried
 largest first (TFLM's greedy planner; resnet8's arena is at its lower bound only this way) and first use first
 (mobilenet_vww96: 55,328 bytes, its lower bound, against 64,512 largest first).
 
-Model inputs and outputs live in the caller's buffers; a Reshape shares its input's buffer."""
+The model's inputs and outputs are arena buffers too (the caller writes the inputs there before the first step and
+reads the outputs after the last), unless they are named external (the caller's own buffers). A Reshape shares
+its input's buffer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ALIGN = 16
 
@@ -22,6 +24,9 @@ class Step:
     outputs: list[str]
     alias: str | None = None
     scratch: int = 0
+    # In-place candidates, best first: (input, shift): the output may start `shift` bytes before that input's
+    # first byte when the input dies at this step (the kernel is safe for it; toolchain/inplace.py).
+    inplace: list[tuple[str, int]] = field(default_factory=list)
 
 
 def scratch_name(step: int) -> str:
@@ -35,17 +40,33 @@ class Plan:
     sizes: dict[str, int]  # root -> bytes
     arena_bytes: int
     lower_bound_bytes: int  # largest sum of simultaneously live buffers
+    external_bytes: int = 0  # the buffers outside the arena (the model's inputs and outputs in the caller's memory)
+    rel: dict[str, int] = field(default_factory=dict)  # tensor -> its byte offset inside its root's buffer
+    inplace: dict[str, str] = field(default_factory=dict)  # output written over this input (toolchain/inplace.py)
+
+    def offset(self, tensor: str) -> int:
+        """A tensor's byte offset in the arena."""
+        return self.offsets[self.root.get(tensor, tensor)] + self.rel.get(tensor, 0)
+
+    @property
+    def tensor_ram_bytes(self) -> int:
+        """Every byte tensors and kernels occupy during one inference: the arena (scratch included) and the
+        buffers outside it (what TFLM's arena_used_bytes counts, its arena holding the inputs and outputs)."""
+        return self.arena_bytes + self.external_bytes
 
 
 def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str]) -> Plan:
-    """Place every buffer of the steps (in execution order) in one arena; scratch lives for its step only."""
-    root: dict[str, str] = {}
-    first: dict[str, int] = {}
-    last: dict[str, int] = {}
+def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str] = frozenset(),
+                inputs: list[str] = (), outputs: list[str] = ()) -> Plan:
+    """Place every buffer of the steps (in execution order) in one arena; scratch lives for its step only.
+    inputs / outputs: the model's, alive from before the first step / until after the last (in the arena unless
+    external)."""
+    root: dict[str, str] = {name: name for name in inputs}
+    first: dict[str, int] = {name: 0 for name in inputs}
+    last: dict[str, int] = {name: 0 for name in inputs}
     nbytes = dict(nbytes)
     for i, step in enumerate(steps):
         for name in step.inputs:
@@ -59,8 +80,37 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str]) -
         if step.scratch:
             name = scratch_name(i)
             root[name], first[name], last[name], nbytes[name] = name, i, i, step.scratch
+    for name in outputs:
+        r = root.setdefault(name, name)
+        first.setdefault(r, 0)
+        last[r] = max(len(steps) - 1, 0)
+    # In place: everywhere or nowhere, whichever arena is smaller, then step by step each step switched where that
+    # does not grow the arena (a small output written over a large input keeps the input's bytes for the output's
+    # whole life; a single step in place may pay only once the others are).
+    args = (steps, nbytes, root, first, last, external, list(outputs))
+    candidates = {i for i, step in enumerate(steps) if step.inplace}
+    allowed: set[int] = set()
+    best = _plan(*args, allowed)
+    every = _plan(*args, candidates)
+    if every.arena_bytes <= best.arena_bytes:
+        allowed, best = set(candidates), every
+    for _ in range(2):
+        for i in sorted(candidates):
+            trial_allowed = allowed ^ {i}
+            trial = _plan(*args, trial_allowed)
+            if trial.inplace != best.inplace and (trial.arena_bytes < best.arena_bytes or (
+                    trial.arena_bytes == best.arena_bytes and i in trial_allowed)):
+                allowed, best = trial_allowed, trial
+    best.external_bytes = sum(nbytes.get(x, 0) for x in external)
+    return best
+
+
+def _plan(steps: list[Step], nbytes: dict[str, int], root: dict[str, str], first: dict[str, int],
+          last: dict[str, int], external: set[str], outputs: list[str], allowed: set[int]) -> Plan:
+    root, first, last = dict(root), dict(first), dict(last)
+    rel, inplace = _merge_inplace(steps, root, first, last, external, outputs, allowed)
     buffers = [r for r in first if r == root[r] and r not in external]
-    sizes = {r: nbytes[r] for r in buffers}
+    sizes = {r: _extent(r, root, rel, nbytes) for r in buffers}
     orders = [sorted(buffers, key=lambda b: (-sizes[b], first[b])),  # largest first
               sorted(buffers, key=lambda b: (first[b], -sizes[b]))]  # first use first
     placed = [_place(order, sizes, first, last) for order in orders]
@@ -68,7 +118,45 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str]) -
     bound = 0
     for i in range(len(steps)):
         bound = max(bound, sum(sizes[r] for r in buffers if first[r] <= i <= last[r]))
-    return Plan(offsets, root, sizes, _arena(offsets, sizes), bound)
+    return Plan(offsets, root, sizes, _arena(offsets, sizes), bound, 0, rel, inplace)
+
+
+def _extent(r: str, root: dict[str, str], rel: dict[str, int], nbytes: dict[str, int]) -> int:
+    """The bytes of buffer r: up to the end of the furthest tensor in it."""
+    return max(rel.get(t, 0) + nbytes[t] for t in root if root[t] == r)
+
+
+def _merge_inplace(steps: list[Step], root: dict[str, str], first: dict[str, int], last: dict[str, int],
+                   external: set[str], outputs: list[str], allowed: set[int]) -> tuple[dict[str, int], dict[str, str]]:
+    """Let the output of each allowed step share the buffer of an input that dies there (its first in-place
+    candidate whose buffer is no model output nor external), `shift` bytes before it. The two become one buffer
+    (root, offsets inside it in rel) alive for both lifetimes. Updates root, first and last; returns rel and, per
+    output written in place, its input."""
+    rel: dict[str, int] = {}
+    inplace: dict[str, str] = {}
+    for i, step in enumerate(steps):
+        if i not in allowed or step.alias is not None or len(step.outputs) != 1:
+            continue
+        out = step.outputs[0]
+        if root[out] != out:
+            continue
+        for name, shift in step.inplace:
+            r = root[name]
+            if r in external or r == out or last[r] != i or any(root[o] == r for o in outputs):
+                continue
+            at = rel.get(name, 0) - _align(shift)  # further before is safe too; every tensor stays aligned
+            members = [t for t in root if root[t] == out]
+            for t in members:
+                root[t], rel[t] = r, rel.get(t, 0) + at
+            if at < 0:  # the output starts before the buffer: move every tensor in it up
+                for t in root:
+                    if root[t] == r:
+                        rel[t] = rel.get(t, 0) - at
+            last[r] = max(last[r], last.pop(out))
+            first.pop(out)
+            inplace[out] = name
+            break
+    return rel, inplace
 
 
 def _place(order: list[str], sizes: dict[str, int], first: dict[str, int], last: dict[str, int]) -> dict[str, int]:

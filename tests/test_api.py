@@ -26,7 +26,7 @@ def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(block.group(1), "README.md api-example", "exec"), {})
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == "build/convnet/convnet.h 9408 bytes of arena"
+    assert printed[0] == "build/convnet/convnet.h 6448 bytes of arena"
     assert re.fullmatch(r"\[( *\d)+\]", printed[1])
     assert re.fullmatch(r"SQNR \d+\.\d dB, bit-exact 100%, passed True", printed[2]), printed[2]
     assert (tmp_path / "build" / "convnet" / "harness" / "libconvnet.so").is_file()

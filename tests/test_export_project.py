@@ -131,7 +131,8 @@ def test_output_folder_holds_the_model_and_only_the_headers_it_includes(tmp_path
     for name in ("CMakeLists.txt", "edgec.mk", "example_main.c", "README.md"):
         assert (out / name).is_file(), name
     readme = (out / "README.md").read_text()
-    for text in ('#include "convnet.h"', "convnet_run(inputs, outputs)", "CONVNET_ARENA_BYTES", "9408",
+    for text in ('#include "convnet.h"', "convnet_input(k)", "convnet_invoke()", "convnet_output(k)",
+                 "convnet_run(inputs, outputs)", "CONVNET_ARENA_BYTES", str(meta["arena_bytes"]),
                  "target_link_libraries", "edgec.mk"):
         assert text in readme, text
     out4, meta4 = _build(tmp_path, convnet(), quantize="int4")

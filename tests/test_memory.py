@@ -12,9 +12,10 @@ def test_chain_reuses_dead_buffers():
     # in -> a -> b -> c -> out: at most two buffers live at once
     steps = [Step(["in"], ["a"]), Step(["a"], ["b"]), Step(["b"], ["c"]), Step(["c"], ["out"])]
     sizes = {"a": 100, "b": 200, "c": 100}
-    plan = plan_memory(steps, sizes, {"in", "out"})
+    plan = plan_memory(steps, {**sizes, "in": 30, "out": 5}, {"in", "out"})
     assert plan.lower_bound_bytes == 300
     assert plan.arena_bytes == 320  # 200 + 100 rounded up to 16-byte alignment
+    assert plan.tensor_ram_bytes == 320 + 30 + 5  # the caller's input and output buffers too
     assert not overlaps(plan, "a", "b") and not overlaps(plan, "b", "c")
     assert all(off % 16 == 0 for off in plan.offsets.values())
 
@@ -51,3 +52,17 @@ def test_several_placement_orders_reach_the_bound():
     assert plan.lower_bound_bytes == 80 and plan.arena_bytes == 80
     for a, b in (("t0", "t1"), ("t1", "t2"), ("t2", "t3")):
         assert not overlaps(plan, a, b)
+
+
+def test_model_inputs_and_outputs_in_the_arena():
+    # The input lives from before the first step until its last reader, then its space is reused; the output lives
+    # until after the last step; an input no step reads still gets its place.
+    steps = [Step(["in"], ["a"]), Step(["a"], ["b"]), Step(["b"], ["out"])]
+    sizes = {"in": 64, "unused": 16, "a": 32, "b": 64, "out": 32}
+    plan = plan_memory(steps, sizes, inputs=["in", "unused"], outputs=["out"])
+    assert set(plan.offsets) == {"in", "unused", "a", "b", "out"}
+    assert plan.lower_bound_bytes == 16 + 64 + 32  # the unused input with in and a (or with b and out)
+    assert plan.arena_bytes == 112 and plan.tensor_ram_bytes == plan.arena_bytes
+    assert overlaps(plan, "in", "b")  # the input's space is reused once it is dead
+    assert not overlaps(plan, "unused", "b") and not overlaps(plan, "unused", "out")
+    assert not overlaps(plan, "in", "a") and not overlaps(plan, "b", "out")

@@ -92,8 +92,8 @@ def test_profile_total_is_the_whole_inference_count(files, target, tmp_path):
 def _run_function_code(target: str, build_dir, tmp_path) -> bytes:
     out = tmp_path / f"{build_dir.name}.bin"
     objcopy = load_target(target).cc.replace("gcc", "objcopy")
-    subprocess.run([objcopy, "-O", "binary", "-j", ".text.m_run", str(build_dir / "harness" / "obj" / "m.o"), str(out)],
-                   check=True)
+    obj = build_dir / "harness" / "obj" / "m.o"
+    subprocess.run([objcopy, "-O", "binary", "-j", ".text.m_invoke", str(obj), str(out)], check=True)
     return out.read_bytes()
 
 

@@ -35,6 +35,17 @@ def big_gemm() -> onnx.ModelProto:
     return make_model(nodes, {"input": [1, 300]}, {"output": [1, 300]}, {"W": w})
 
 
+def wide_conv() -> onnx.ModelProto:
+    """1x28x28 -> Conv(1, 16, 3, p1) -> Relu -> Linear(16 * 28 * 28, 10): 12,544 int8 activation bytes."""
+    rng = np.random.default_rng(0)
+    w = {"W1": (rng.standard_normal((16, 1, 3, 3)) * 0.3).astype(np.float32),
+         "W2": (rng.standard_normal((10, 16 * 28 * 28)) * 0.01).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["input", "W1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]), helper.make_node("Flatten", ["r1"], ["f"]),
+             helper.make_node("Gemm", ["f", "W2"], ["output"], transB=1)]
+    return make_model(nodes, {"input": [1, 1, 28, 28]}, {"output": [1, 10]}, w)
+
+
 def host_meta(capsys, model: str, tmp_path) -> dict:
     out = tmp_path / f"host-{Path(model).stem}"
     assert cli(capsys, "build", model, "--out", out)[0] == 0
@@ -69,8 +80,15 @@ def test_fits_or_refuses_on_microbit(capsys, tmp_path):
            f"({arena - 16384} too many)" in err
     assert not (tmp_path / "refused").exists()
 
-    # In int8 the arena passes the check, but the board has no room for the test harness beside it.
-    code, _, err = cli(capsys, "build", big, "--target", MICROBIT, "--quantize", "int8", "--calib", "random", "--out",
+    # In int8 (its input and output in the arena, its second convolution written over the first's output) it fits.
+    code, out, err = cli(capsys, "validate", big, "--target", MICROBIT, "--quantize", "int8", "--calib", "random",
+                         "--json")
+    assert code == 0 and json.loads(out)["tensor_ram_bytes"] < 8192
+
+    # 16 channels: in int8 the arena passes the check, but the board has no room for the test harness beside it.
+    wide = save(wide_conv(), tmp_path / "wide.onnx")
+    code, _, err = cli(capsys, "build", wide, "--target", MICROBIT, "--quantize", "int8", "--calib", "random",
+                       "--out",
                        tmp_path / "refused")
     assert code == 2 and "RAM overflow" in err and "(the model with the test harness)" in err
     assert not (tmp_path / "refused").exists()

@@ -14,7 +14,7 @@ import numpy as np
 from edgec.codegen.emit import model_name, write_project
 from edgec.codegen.memory import Step, plan_memory
 
-from . import ApiModule, host, outdir, sparse
+from . import ApiModule, host, inplace, outdir, sparse
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
@@ -175,7 +175,7 @@ def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[
             low = tflm.retarget(node, low)
         ins = [i for i in node.inputs if i and g.const(i) is None]
         scratch = max((c.scratch_bytes for c in low.calls), default=0)
-        steps.append(Step(ins, node.outputs[:1], low.alias, scratch))
+        steps.append(Step(ins, node.outputs[:1], low.alias, scratch, inplace.candidates(node, g, low.calls)))
         calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "dtype": node.dtype,
                        "kernels": [c.kernel for c in low.calls],
@@ -250,11 +250,15 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     finally:
         sparse.MODE = mode
     nbytes = {name: t.nbytes for name, t in g.tensors.items()}
-    plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))
+    plan = plan_memory(steps, nbytes, inputs=g.inputs, outputs=g.outputs)
+    for layer in layers:
+        if layer["output"] in plan.inplace:
+            layer["inplace"] = plan.inplace[layer["output"]]  # the input it overwrites
     weights = _const_bytes(calls)
     params = sum(t.size for t in g.tensors.values() if t.is_const)
     meta = {"name": name, "model": str(Path(opts.model).resolve()), "target": target.name,
-            "quantize": opts.quantize, **_io(g), "arena_bytes": plan.arena_bytes,
+            "quantize": opts.quantize, **_io(g), "tensor_ram_bytes": plan.tensor_ram_bytes,
+            "arena_bytes": plan.arena_bytes,
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),

@@ -169,6 +169,7 @@ def _summary(meta: dict) -> list[tuple[str, str]]:
                          f"[{lo:.6g}, {hi:.6g}]"))
     rows += [("MACs", f"{meta['macs']:,}"),
             ("parameters", f"{meta['params']:,}"), ("weights (flash)", _fmt_bytes(meta["weight_bytes"])),
+            ("tensor RAM", _fmt_bytes(meta["tensor_ram_bytes"])),
             ("arena (RAM)", _fmt_bytes(meta["arena_bytes"])),
             ("arena lower bound", _fmt_bytes(meta["arena_lower_bound_bytes"]))]
     elf = meta.get("elf")

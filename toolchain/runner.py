@@ -135,7 +135,7 @@ def run_build(build_dir: Path, samples: list[dict[str, np.ndarray]], timeout_s: 
             raise EdgecError(f"{build_dir}: no {HARNESS_DIR}/firmware.elf (the build was made with --force for a model "
                              "that does not fit the target)")
         fw = run_firmware(target, elf, [b"".join(e) for e in encoded], sum(out_bytes), timeout_s=timeout_s,
-                          profile_function=f"{meta['name']}_run" if meta.get("instrument") == "profile" else None)
+                          profile_function=f"{meta['name']}_invoke" if meta.get("instrument") == "profile" else None)
         blobs = []
         for blob in fw.outputs:
             parts, at = [], 0

@@ -1,0 +1,68 @@
+"""Which kernel calls may write their output over their input (codegen/memory.py places them so when the input dies
+at that step), and how far before the input the output must start.
+
+Only kernels whose loops were checked are listed; every other call gets its own output buffer.
+
+- Elementwise, the output at the input's own place (shift 0): element i is written only after the i-th element
+  of every operand was read, and later elements are read after it. ec_add_s8 (portable, NEON, Helium: blocks of 1,
+  8 or 4 elements, loaded before they are stored), ec_mul_s8 and ec_lut_s8 (activations; portable), over an
+  operand of the output's shape.
+- Windowed (convolution), the output shifted before the input: the kernel goes through output pixels in raster
+  order and, before it reads the window of pixel q, has written at most the pixels before q + G (G: the pixels it
+  finishes together). Pixel q's window starts at input pixel (stride_h * y - pad_top, stride_w * x - pad_left),
+  so with the output `shift` bytes before the input, every write lands on input bytes already consumed when
+        (q + G) * out_pixel - shift <= ((stride_h * y - pad_top) * in_w + stride_w * x - pad_left) * in_pixel
+  for every output pixel q = (y, x). Both sides are linear in y and in x, so the four corners give the least
+  shift (the planner rounds it up to the arena's alignment). ec_conv2d_s8 and ec_depthwise_conv2d_s8 (portable:
+  one pixel at a time, channel by channel, G = 1); ec_conv2d_im2col_s8 and ec_conv2d_1x1_s8 (portable and DSP: the
+  inputs of two pixels are copied to scratch before either is written, G = 2; bytes read past a window meet zero
+  weights); ec_depthwise_conv2d_3x3_s8 (DSP: each output row's three input rows copied to scratch first, the
+  channels beyond the last group of 4 read pixel by pixel, G = 1)."""
+
+from __future__ import annotations
+
+from .calls import Buf, Call, Struct
+from .ir import Graph, Node
+
+ELEMENTWISE = {"ec_add_s8": (3, 4), "ec_mul_s8": (2, 3), "ec_lut_s8": (2,)}  # kernel -> operand positions
+WINDOWED = {  # kernel -> G; arguments (params, quant, input, ...)
+    "ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2, "ec_conv2d_1x1_s8": 2, "ec_depthwise_conv2d_s8": 1,
+    "ec_depthwise_conv2d_3x3_s8": 1}
+
+
+def window_shift(p: dict, group: int, elem: int = 1) -> int:
+    """The least shift (bytes) for a windowed kernel with geometry p (ec_conv_params fields)."""
+    out_px, in_px = p["out_c"] * elem, p["in_c"] * elem
+    need = 0
+    for y in (0, p["out_h"] - 1):
+        for x in (0, p["out_w"] - 1):
+            written = (y * p["out_w"] + x + group) * out_px
+            window = ((p["stride_h"] * y - p["pad_top"]) * p["in_w"] + p["stride_w"] * x - p["pad_left"]) * in_px
+            need = max(need, written - window)
+    return need
+
+
+def candidates(node: Node, g: Graph, calls: list[Call]) -> list[tuple[str, int]]:
+    """(input, shift) pairs the node's single call allows, best first."""
+    if len(calls) != 1 or len(node.outputs) != 1:
+        return []
+    call, out = calls[0], g.tensors[node.outputs[0]]
+    kernel = call.kernel.removesuffix("_tflm")  # a TFLM build of a kernel: the same loops (runtime_c/src/*_tflm.c)
+    if kernel in ELEMENTWISE:
+        found = []
+        for k in ELEMENTWISE[kernel]:
+            a = call.args[k]
+            if isinstance(a, Buf) and g.tensors[a.tensor].shape == out.shape and \
+                    g.tensors[a.tensor].nbytes == out.nbytes and a.tensor not in [t for t, _ in found]:
+                found.append((a.tensor, 0))
+        return found
+    if kernel in WINDOWED:
+        params, x = call.args[0], call.args[2]
+        if not isinstance(params, Struct) or params.ctype != "ec_conv_params" or not isinstance(x, Buf):
+            return []
+        p = {k: int(v) for k, v in params.fields.items()}
+        if p["batch"] != 1:
+            return []
+        shift = window_shift(p, WINDOWED[kernel])
+        return [(x.tensor, shift)] if shift < out.nbytes else []  # else the two would not overlap
+    return []
