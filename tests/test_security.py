@@ -89,8 +89,11 @@ def test_comment_closing_name_skips_no_layer(tmp_path, quantize):
     for got, ref in zip(res.outputs, want):
         err = np.abs(got[out_name] - ref["output"]).max()
         assert err < (1e-5 if quantize == "none" else 0.1 * np.abs(ref["output"]).max()), err
-    run_function = (tmp_path / "build" / "model.c").read_text(encoding="ascii")
-    assert len(re.findall(r"\breturn\b", code_only(run_function))) == 1
+    hostile = code_only((tmp_path / "build" / "model.c").read_text(encoding="ascii"))
+    build_and_run(convnet({}), tmp_path / "benign", quantize=quantize)
+    benign = code_only((tmp_path / "benign" / "build" / "model.c").read_text(encoding="ascii"))
+    assert len(re.findall(r"\breturn\b", hostile)) == len(re.findall(r"\breturn\b", benign))
+    assert len(re.findall(r"\bec_\w+\(", hostile)) == len(re.findall(r"\bec_\w+\(", benign))
 
 
 @pytest.mark.parametrize("name", HOSTILE[2:], ids=lambda s: repr(s[:20]))
@@ -183,7 +186,7 @@ def test_emitter_refuses_non_finite_constants(tmp_path, bad):
     g.tensors[weight].data = g.const(weight).copy()
     g.tensors[weight].data.flat[0] = bad
     calls, steps, _ = lower_graph(g, load_target("host"))
-    plan = plan_memory(steps, {n: t.nbytes for n, t in g.tensors.items()}, set(g.inputs) | set(g.outputs))
+    plan = plan_memory(steps, {n: t.nbytes for n, t in g.tensors.items()}, inputs=g.inputs, outputs=g.outputs)
     out = tmp_path / "c"
     with pytest.raises(EdgecError, match=f"node '{node.name}'.*non-finite"):
         write_project(g, calls, plan, "m", "m.onnx", out, {"inputs": [], "outputs": []})
