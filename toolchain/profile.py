@@ -16,6 +16,7 @@ import numpy as np
 from edgec.codegen.emit import element_type
 
 from .build import BuildOptions, build
+from .console import table
 from .errors import EdgecError
 from .ir import Graph
 from .reference import quantize_feeds, run_graph
@@ -75,15 +76,12 @@ def format_profile(p: dict) -> str:
         return (r["node"], r["op"], r["kernel"], f"{r['macs']:,}", "-" if n is None else f"{n:,}",
                 "-" if per is None else f"{per:.2f}", f"{r['scratch_bytes']:,}", f"{r['weight_bytes']:,}")
 
-    table = [head, *(cells(r) for r in p["rows"]), cells(p["total"])]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in table]
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    lines = [table([*(cells(r) for r in p["rows"]), cells(p["total"])], header=head, right=range(3, len(head)),
+                   rule_before_last=True)]
     if not p["measured"]:
-        lines.append("instructions: not measured on the host (no exact counter); profile an emulated target "
+        lines.append("  instructions: not measured on the host (no exact counter); profile an emulated target "
                      "such as cortex-m7 or cortex-a53")
-    return "\n".join("  " + line for line in lines)
+    return "\n".join(lines)
 
 
 def reference_tensors(g: Graph, sample: dict[str, np.ndarray]) -> list[np.ndarray]:
