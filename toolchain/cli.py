@@ -482,12 +482,13 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_targets(a: argparse.Namespace) -> int:
     from .target import list_targets
 
-    width = max(len(t.name) for t in list_targets())
+    rows = []
     for t in list_targets():
         mem = f"flash {t.flash_bytes // 1024} KiB, RAM {t.ram_bytes // 1024} KiB" if t.flash_bytes else "no limits"
         feats = ", ".join(t.features) or "-"
         where = {"qemu-system": f"QEMU {t.machine}", "qemu-user": f"{t.qemu} -cpu {t.machine}"}.get(t.kind, "cffi")
-        print(f"{t.name:<{width}}  {t.description}\n{'':<{width}}  {where}; {mem}; features: {feats}")
+        rows += [(t.name, t.description), ("", f"{where}; {mem}; features: {feats}")]
+    print(console.table(rows, indent=0))
     return 0
 
 

@@ -130,7 +130,6 @@ def format_divergence(d: dict, target: str) -> str:
         head = (f"first layer that differs from the integer reference on {target}: {first['node']} ({first['op']}): "
                 f"{first['differing']:,} of {first['values']:,} values differ, max |diff| "
                 f"{first['max_abs_diff_lsb']} LSB ({d['samples']} samples)")
-    rows = [x for x in d["layers"] if x["differing"]]
-    lines = [head] + [f"    {x['node']:<28} {x['differing']:>8,} of {x['values']:>9,} differ, max "
-                      f"{x['max_abs_diff_lsb']} LSB" for x in rows]
-    return "\n".join("  " + line for line in lines)
+    rows = [(x["node"], f"{x['differing']:,}", f"of {x['values']:,} differ,", f"max {x['max_abs_diff_lsb']} LSB")
+            for x in d["layers"] if x["differing"]]
+    return "\n".join(["  " + head] + ([table(rows, right=(1, 2), indent=6)] if rows else []))
