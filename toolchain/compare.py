@@ -2,7 +2,8 @@
 with the float model; a table, CSV, JSON, plots and one self-contained HTML report.
 
 Each configuration is an edgec build (the same code path as `edgec validate`), cached by a content hash of
-everything that determines its result, so a rerun only redoes what changed."""
+everything that determines its result, so a rerun only redoes what changed. The configurations run in a local
+process pool, or as tasks on a Dask cluster (run_grid's scheduler), with the same rows."""
 
 from __future__ import annotations
 
