@@ -3,8 +3,8 @@
 #   apt: gcc, the Arm bare-metal toolchain with newlib and QEMU for Arm boards (Cortex-M), the AArch64 and
 #   ARMv7 hard-float Linux cross compilers and QEMU user mode (Cortex-A), cmake and make (the CMakeLists.txt and
 #   edgec.mk that every build writes);  pip: edgec and its Python packages
-#   (with the test, torch and tflite extras; torch==2.13.0 is the CPU build; tflite: TFLM and LiteRT, the
-#   oracles validate runs a .tflite model in)
+#   (with the test, torch, tflite and distributed extras; torch==2.13.0 is the CPU build; tflite: TFLM and
+#   LiteRT, the oracles validate runs a .tflite model in; distributed: Dask, for edgec compare --scheduler)
 #   in the virtual environment .venv (created here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,6 @@ stamp=.venv/.edgec-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test,torch,tflite]"
+    .venv/bin/python -m pip install -q -e ".[test,torch,tflite,distributed]"
     echo "$want" > "$stamp"
 fi

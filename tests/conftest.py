@@ -21,3 +21,12 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI (CI={os.environ['CI']}), where every dependency must be present: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _no_progress(monkeypatch):
+    """No progress lines on stderr (edgec.console): whether a stage prints depends on how long it took, and many
+    tests check what stderr holds. tests/test_console.py turns them on."""
+    from edgec import console
+
+    monkeypatch.setattr(console, "QUIET", True)

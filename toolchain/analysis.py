@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .console import table
 from .ir import Graph
 from .ops.base import QRANGE
 from .quantize import qformat_name
@@ -69,7 +70,4 @@ def format_report(rows: list[dict]) -> str:
              f"{r['noise_var']:.3g}", f"{r['noise_var_model']:.3g}", f"{r['sqnr_alone_db']:.1f}",
              f"{r['sqnr_accumulated_db']:.1f}")
             for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(x.ljust(w) if k < 2 or k == 3 else x.rjust(w) for k, (x, w) in enumerate(zip(row, widths)))
-             for row in (head, *body)]
-    return "\n".join(lines)
+    return table(body, header=head, right=(2, 4, 5, 6, 7, 8), indent=0)

@@ -218,14 +218,17 @@ def validate(model: str | Path, target: str = "host", quantize: str = "none", ca
 def compare(model: str | Path, target: str = "host", calib: str | Path | None = None,
             inputs: str | Path | None = None, labels: str | None = None, out: str | Path = "compare-out",
             grid: str | Path | list | None = None, jobs: int = 2,
-            input_shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict]:
+            input_shapes: dict[str, tuple[int, ...]] | None = None, scheduler: str | None = None) -> list[dict]:
     """Build, run and measure a grid of quantization and pruning configurations (`edgec compare`); writes
     results.json, results.csv, plots and report.html into `out` and returns the rows. grid: "quick", "default"
     (None), a TOML grid file or a list of edgec.compare.Config; inputs: .npz evaluation samples (default 16
-    random samples), with `labels` naming its array of class labels for accuracy.
+    random samples), with `labels` naming its array of class labels for accuracy. The configurations run in `jobs`
+    local processes or, with scheduler ("tcp://HOST:PORT", needs the `distributed` extra), as tasks on that Dask
+    cluster, with the same rows.
 
     >>> rows = edgec.compare("model.onnx", calib="calib.npz", inputs="test.npz", grid="quick")
     >>> [(r["config"], r["sqnr_db"]) for r in rows]
+    >>> rows = edgec.compare("model.onnx", calib="calib.npz", grid="quick", scheduler="tcp://10.0.0.5:8786")
     """
     from .compare import DEFAULT_GRID, QUICK_GRID, load_grid
     from .compare import compare as run_compare
@@ -241,4 +244,4 @@ def compare(model: str | Path, target: str = "host", calib: str | Path | None = 
     else:
         configs = load_grid(Path(grid))
     return run_compare(Path(model), target, calib and Path(calib), inputs and Path(inputs), labels, Path(out),
-                       configs, jobs, input_shapes or {})
+                       configs, jobs, input_shapes or {}, scheduler)

@@ -6,11 +6,11 @@ from the float histogram) and mse (the clipping range with the least expected sq
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import numpy as np
 
+from .console import track
 from .errors import EdgecError
 from .ir import Graph
 from .reference import run_graph
@@ -21,31 +21,8 @@ LEVELS = 256  # int8
 MIN_HISTOGRAM_VALUES = 16 * LEVELS
 
 
-def progress(items: list, label: str) -> Iterator:
-    """Yield the items, drawing a progress bar on stderr when it is a terminal."""
-    draw = progress_bar(label)
-    for k, item in enumerate(items):
-        draw(k, len(items))
-        yield item
-    draw(len(items), len(items))
-
-
-def progress_bar(label: str):
-    """A callback(done, total) drawing a progress bar on stderr when it is a terminal."""
-
-    def draw(done: int, total: int) -> None:
-        if sys.stderr.isatty() and total:
-            filled = (done * 30) // total
-            sys.stderr.write(f"\r{label} [{'=' * filled}{' ' * (30 - filled)}] {done}/{total}")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    return draw
-
-
 def _activations(g: Graph, samples: list[dict[str, np.ndarray]], label: str) -> Iterator[dict[str, np.ndarray]]:
-    for feeds in progress(samples, label):
+    for feeds in track(samples, label, "samples"):
         values = run_graph(g, feeds)
         yield {k: v for k, v in values.items() if g.const(k) is None}
 
@@ -74,7 +51,7 @@ def calibrate(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "min
         return ranges
     hists = {n: np.zeros(BINS, np.int64) for n in ranges}
     binnable = {n for n, r in ranges.items() if _binnable(*r)}  # the others (a constant, a denormal range) keep min/max
-    for values in _activations(g, samples, "histograms"):
+    for values in _activations(g, samples, "calibration histograms"):
         for name, v in values.items():
             lo, hi = ranges[name]
             if name in binnable:  # exact zeros (a ReLU's output) are exact at any scale: they carry no information here

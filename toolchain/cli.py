@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import console
 from .calibrate import METHODS
+from .console import quiet
 from .errors import EdgecError
 from .prune import METHODS as PRUNE_METHODS
 from .quantize import SCHEMES
@@ -183,17 +185,12 @@ def _summary(meta: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
-
-
 def cmd_build(a: argparse.Namespace) -> int:
     from .build import build
 
     out, meta, _ = build(_options(a, a.out))
     print(f"wrote {out}/")
-    print(_table(_summary(meta)))
+    print(console.table(_summary(meta)))
     auto = meta.get("auto")
     if auto:
         print(f"  auto: output SQNR {auto['sqnr_db']} dB (all int8: {auto['int8_sqnr_db']}), weights "
@@ -203,15 +200,18 @@ def cmd_build(a: argparse.Namespace) -> int:
     if formats:
         for io in meta["inputs"]:
             print(f"    input {io['name']:<22} {formats[io['name']]}")
+    rows, notes = [], []
     for layer in meta["layers"]:
         if layer["kernels"]:
             fmt = ""
             if "format" in layer:
-                fmt = f"  out {layer['format']}" + (f", weights {layer['weight_format']}" if "weight_format" in layer
-                                                      else "")
-            print(f"    {layer['node']:<28} {', '.join(layer['kernels']):<32} {layer['macs']:>12,} MACs{fmt}")
+                fmt = f"out {layer['format']}" + (f", weights {layer['weight_format']}" if "weight_format" in layer
+                                                  else "")
+            rows.append((layer["node"], ", ".join(layer["kernels"]), f"{layer['macs']:,} MACs", fmt))
             if layer.get("note"):
-                print(f"        {layer['note']}")
+                notes.append(f"    {layer['node']}: {layer['note']}")
+    if rows:
+        print("\n".join([console.table(rows, right=[2], indent=4), *notes]))
     return 0
 
 
@@ -277,7 +277,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
         rows = [(k, f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else f"{v:,}" if isinstance(v, int)
                                                               else str(v))) for k, v in report.items()]
         print(f"validation of {a.model} on {meta['target']} ({len(samples)} samples, {meta['quantize']})")
-        print(_table([r for r in rows if r[0] not in ("per_layer", "profile", "divergence", "tflm_layers")]))
+        print(console.table([r for r in rows if r[0] not in ("per_layer", "profile", "divergence", "tflm_layers")]))
         if layers is not None:
             from .analysis import format_report
 
@@ -295,8 +295,9 @@ def cmd_validate(a: argparse.Namespace) -> int:
             print(format_divergence(div, meta["target"]))
         if tflm_layers:
             print("each TFLite operator's output against TFLM's (sample 0; alone: fed TFLM's own inputs):")
-            print(_table([(r["node"], f"{r['op']:<18} equal {r['equal']:.4f} (max {r['max_diff']} LSB), alone "
-                           f"{r['equal_alone']:.4f} (max {r['max_diff_alone']} LSB)") for r in tflm_layers]))
+            print(console.table([(r["node"], r["op"], f"equal {r['equal']:.4f} (max {r['max_diff']} LSB)",
+                                  f"alone {r['equal_alone']:.4f} (max {r['max_diff_alone']} LSB)")
+                                 for r in tflm_layers]))
         print("PASS" if ok else "FAIL: " + "; ".join(failures))
     return 0 if ok else 1
 
@@ -405,8 +406,8 @@ def cmd_prune(a: argparse.Namespace) -> int:
         table = sensitivity(dense, layers, samples)
         levels = sorted(next(iter(table.values()))) if table else []
         print("output SQNR (dB) with one layer magnitude-pruned alone:")
-        print(_table([("layer", "  ".join(f"{lv:>6.0%}" for lv in levels))] +
-                     [(k, "  ".join(f"{min(v[lv], 999):6.1f}" for lv in levels)) for k, v in table.items()]))
+        print(console.table([(k, *(f"{min(v[lv], 999):.1f}" for lv in levels)) for k, v in table.items()],
+                            header=["layer", *(f"{lv:.0%}" for lv in levels)], right=range(1, len(levels) + 1)))
         if a.plot:
             _plot_sensitivity(table, a.plot)
             print(f"wrote {a.plot}")
@@ -422,7 +423,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
         fit = report.get("refit", {}).get(name)
         rows.append((name, f"{layer['nonzero']:,}/{layer['weights']:,} ({layer['sparsity']:.0%} zero)"
                      + (f", re-fit error {fit[0]:.3g} -> {fit[1]:.3g}" if fit else "")))
-    print(_table(rows))
+    print(console.table(rows))
     export_float(g, a.output)
     print(f"wrote {a.output}")
     return 0
@@ -475,19 +476,20 @@ def cmd_compare(a: argparse.Namespace) -> int:
     if a.jobs < 1:
         raise EdgecError(f"--jobs {a.jobs}: give 1 or more worker processes")
     rows = compare(a.model, a.target, a.calib, a.eval, a.labels, a.out, grid, a.jobs,
-                   parse_input_shapes(a.input_shape))
+                   parse_input_shapes(a.input_shape), a.scheduler)
     return 0 if any("error" not in r for r in rows) else 1
 
 
 def cmd_targets(a: argparse.Namespace) -> int:
     from .target import list_targets
 
-    width = max(len(t.name) for t in list_targets())
+    rows = []
     for t in list_targets():
         mem = f"flash {t.flash_bytes // 1024} KiB, RAM {t.ram_bytes // 1024} KiB" if t.flash_bytes else "no limits"
         feats = ", ".join(t.features) or "-"
         where = {"qemu-system": f"QEMU {t.machine}", "qemu-user": f"{t.qemu} -cpu {t.machine}"}.get(t.kind, "cffi")
-        print(f"{t.name:<{width}}  {t.description}\n{'':<{width}}  {where}; {mem}; features: {feats}")
+        rows += [(t.name, t.description), ("", f"{where}; {mem}; features: {feats}")]
+    print(console.table(rows, indent=0))
     return 0
 
 
@@ -496,6 +498,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="edgec", description="Compile ONNX models to C for microcontrollers.")
     p.add_argument("--version", action="version", version=f"edgec {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress lines on stderr "
+                   "(warnings and errors are still printed)")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write a C project (and firmware for emulated targets)")
     _build_args(b)
@@ -553,18 +557,25 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("-o", "--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
     cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
     cp.add_argument("--quick", action="store_true", help="a handful of configurations")
-    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
+    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2; not with --scheduler)")
+    cp.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="run each configuration as a task on this Dask cluster (pip install 'edgec[distributed]'; "
+                    "see README) instead of local processes")
     cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     cp.set_defaults(func=cmd_compare)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
+    for command in sub.choices.values():  # --quiet also after the command's name
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress on stderr (the same as edgec --quiet)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        with quiet(args.quiet):
+            return args.func(args)
     except EdgecError as exc:
         print(f"edgec: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -2,7 +2,8 @@
 with the float model; a table, CSV, JSON, plots and one self-contained HTML report.
 
 Each configuration is an edgec build (the same code path as `edgec validate`), cached by a content hash of
-everything that determines its result, so a rerun only redoes what changed."""
+everything that determines its result, so a rerun only redoes what changed. The configurations run in a local
+process pool, or as tasks on a Dask cluster (run_grid's scheduler), with the same rows."""
 
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ import json
 import math
 import shlex
 import sys
+import tempfile
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import ApiModule, __version__
+from . import ApiModule, __version__, console
+from .console import quiet, stage
 from .errors import EdgecError
 from .outdir import claim_dir, write_file
 from .paths import RUNTIME_DIR, TARGETS_DIR, TEMPLATES_DIR
@@ -154,7 +159,13 @@ def _eval_samples(job: Job, g) -> tuple[list[dict], np.ndarray | None]:
 
 
 def run_job(job: Job) -> dict:
-    """Build, run and measure one configuration; errors become the row's 'error'."""
+    """Build, run and measure one configuration; errors become the row's 'error'. It prints no progress (the
+    grid's is the parent's)."""
+    with quiet():
+        return _run_job(job)
+
+
+def _run_job(job: Job) -> dict:
     from .build import BuildOptions, build
     from .prune import PruneOptions, parse_pattern
     from .quantize import QuantOptions
@@ -232,8 +243,9 @@ def _cached(job: Job, cache: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_grid(jobs: list[Job], cache: Path, parallel: int, progress=None) -> list[dict]:
-    """Rows in grid order; cached rows are reused, failures isolated; Ctrl-C keeps the finished rows."""
+def run_grid(jobs: list[Job], cache: Path, parallel: int, scheduler: str | None = None) -> list[dict]:
+    """Rows in grid order; cached rows are reused, failures isolated; Ctrl-C keeps the finished rows. The jobs run
+    in a local pool of `parallel` processes or, with scheduler (tcp://HOST:PORT), as tasks on that Dask cluster."""
     cache.mkdir(parents=True, exist_ok=True)
     rows: list[dict | None] = [None] * len(jobs)
     todo = []
@@ -244,21 +256,18 @@ def run_grid(jobs: list[Job], cache: Path, parallel: int, progress=None) -> list
             rows[k] = hit
         else:
             todo.append(k)
-    done = len(jobs) - len(todo)
-    if progress:
-        progress(done, len(jobs))
     try:
-        with ProcessPoolExecutor(max_workers=max(1, parallel)) as pool:
-            futures = {pool.submit(run_job, jobs[k]): k for k in todo}
+        with stage("compare grid", len(jobs), "configurations") as progress, _executor(parallel, scheduler) as (
+                pool, task):
+            progress.update(len(jobs) - len(todo))
+            futures = {pool.submit(task, jobs[k]): k for k in todo}
             try:
                 for fut in as_completed(futures):
                     k = futures[fut]
                     rows[k] = fut.result()
                     if "error" not in rows[k]:
                         (cache / f"{jobs[k].key()}.json").write_text(json.dumps(rows[k], default=_plain))
-                    done += 1
-                    if progress:
-                        progress(done, len(jobs))
+                    progress.update()
             except KeyboardInterrupt:
                 for fut in futures:
                     fut.cancel()
@@ -266,6 +275,35 @@ def run_grid(jobs: list[Job], cache: Path, parallel: int, progress=None) -> list
     except KeyboardInterrupt:
         print("\ninterrupted: writing the finished rows", file=sys.stderr)
     return [r for r in rows if r is not None]
+
+
+@contextmanager
+def _executor(parallel: int, scheduler: str | None) -> Iterator[tuple[Executor, Callable[[Job], dict]]]:
+    """(executor, the function each job runs in): a local process pool, or a Dask cluster's workers, where each
+    task builds in a temporary folder of its worker and returns the row (the client writes the cache)."""
+    if scheduler is None:
+        with ProcessPoolExecutor(max_workers=max(1, parallel)) as pool:
+            yield pool, run_job
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise EdgecError("--scheduler runs the grid on a Dask cluster, which needs Dask's distributed package: pip "
+                         "install 'edgec[distributed]'") from None
+    try:
+        client = Client(scheduler, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise EdgecError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc}); start one "
+                         "with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+    with client, client.get_executor(pure=False) as pool:
+        yield pool, run_job_in_temp
+
+
+def run_job_in_temp(job: Job) -> dict:
+    """run_job in a temporary folder (a Dask task: its worker may be on another machine than the compare's
+    output folder); the row is the same as run_job's in job.work."""
+    with tempfile.TemporaryDirectory(prefix="edgec-compare-") as tmp:
+        return run_job(dataclasses.replace(job, work=Path(tmp)))
 
 
 def _plain(x):
@@ -334,9 +372,10 @@ def _best(rows: list[dict], cols: list[tuple]) -> dict:
 
 
 def table(rows: list[dict], highlight: bool) -> str:
+    """The printed table: the best value per column starred (bold with highlight), failed rows below it."""
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
     best = _best(rows, cols)
-    cells = [[h for _, h, _ in cols]]
+    body = []
     failed = []
     for r in rows:
         if "error" in r:
@@ -348,19 +387,9 @@ def table(rows: list[dict], highlight: bool) -> str:
             if key in best and r.get(key) == best[key]:
                 text = f"\033[1m{text}*\033[0m" if highlight else f"{text}*"
             line.append(text)
-        cells.append(line)
-    width = [max(len(_strip(c[i])) for c in cells) for i in range(len(cols))]
-    lines = ["  ".join(_pad(c, w, i) for i, (c, w) in enumerate(zip(line, width))) for line in cells]
-    return "\n".join(lines + failed)
-
-
-def _strip(s: str) -> str:
-    return s.replace("\033[1m", "").replace("\033[0m", "")
-
-
-def _pad(s: str, w: int, i: int) -> str:
-    extra = len(s) - len(_strip(s))
-    return s.ljust(w + extra) if i == 0 else s.rjust(w + extra)
+        body.append(line)
+    return "\n".join([console.table(body, header=[h for _, h, _ in cols], right=range(1, len(cols)), indent=0),
+                      *failed])
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -492,16 +521,16 @@ def html_report(rows: list[dict], images: list[Path], title: str, path: Path, ta
 
 
 def compare(model: Path, target: str, calib: Path | None, eval_npz: Path | None, labels: str | None, out: Path,
-            grid: list[Config], parallel: int, input_shapes: dict | None = None) -> list[dict]:
-    """Run the grid and write results.csv, results.json, the plots and report.html into out."""
+            grid: list[Config], parallel: int, input_shapes: dict | None = None, scheduler: str | None = None
+            ) -> list[dict]:
+    """Run the grid (in `parallel` local processes, or on the Dask cluster at scheduler, tcp://HOST:PORT) and
+    write results.csv, results.json, the plots and report.html into out."""
     plots_ = [f"{y}_vs_{c}.png" for y in ("accuracy", "sqnr") for c in ("flash", "instructions", "ram")]
     claim_dir(out, ["results.json", "results.csv", "report.html", *plots_], ["cache", "work"])
     jobs = [Job(Path(model).resolve(), target, calib and Path(calib).resolve(), eval_npz and Path(eval_npz).resolve(),
                 labels, c, out / "work" / f"{k:02d}", input_shapes or {}) for k, c in enumerate(grid)]
-    from .calibrate import progress_bar
-
     start = time.perf_counter()
-    rows = run_grid(jobs, out / "cache", parallel, progress_bar("configurations"))
+    rows = run_grid(jobs, out / "cache", parallel, scheduler)
     write_file(out / "results.json", lambda p: p.write_text(json.dumps(rows, indent=1, default=_plain)), "--out")
     write_file(out / "results.csv", lambda p: write_csv(rows, p), "--out")
     images = plots(rows, out)

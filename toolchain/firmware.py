@@ -20,13 +20,15 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
+from .console import Stage, stage
 from .errors import EdgecError
 from .paths import TARGETS_DIR, TEMPLATES_DIR
 from .target import Target
@@ -140,22 +142,27 @@ def build_firmware(
         _run_tool([*base, *compile_flags, "-c", str(src), "-o", str(obj)], target, f"compiling {src}")
         return obj
 
-    with ThreadPoolExecutor() as pool:
-        objects = list(pool.map(compile_one, all_sources))
-    if bare_metal and profile_calls:
-        renames = [f"--redefine-sym={k}=edgec_prof_{k}" for k in profile_kernels]
-        _run_tool([_binutil(target, "objcopy"), *renames, str(objects[0])], target,
-                  f"redirecting the kernel calls of {objects[0]} for profiling")
+    with stage(f"compiling the firmware for {target.name}", len(all_sources) + 1, "steps") as progress:
+        with ThreadPoolExecutor() as pool:
+            futures = [pool.submit(compile_one, src) for src in all_sources]
+            for _ in as_completed(futures):
+                progress.update()
+            objects = [f.result() for f in futures]
+        if bare_metal and profile_calls:
+            renames = [f"--redefine-sym={k}=edgec_prof_{k}" for k in profile_kernels]
+            _run_tool([_binutil(target, "objcopy"), *renames, str(objects[0])], target,
+                      f"redirecting the kernel calls of {objects[0]} for profiling")
 
-    elf = out_dir / "firmware.elf"
-    if bare_metal:
-        link = [*base, *(str(o) for o in objects), "-T", str(linker_script), *LDFLAGS, *target.ldflags]
-        what = f"linking {elf} (board flash {target.board_flash} bytes, RAM {target.board_ram} bytes)"
-    else:
-        link = [*base, *(str(o) for o in objects), *LINUX_LDFLAGS, *target.ldflags]
-        what = f"linking {elf}"
-    link += [f"-Wl,-Map={out_dir / 'firmware.map'}", "-lm", "-o", str(elf)]
-    _run_tool(link, target, what)
+        elf = out_dir / "firmware.elf"
+        if bare_metal:
+            link = [*base, *(str(o) for o in objects), "-T", str(linker_script), *LDFLAGS, *target.ldflags]
+            what = f"linking {elf} (board flash {target.board_flash} bytes, RAM {target.board_ram} bytes)"
+        else:
+            link = [*base, *(str(o) for o in objects), *LINUX_LDFLAGS, *target.ldflags]
+            what = f"linking {elf}"
+        link += [f"-Wl,-Map={out_dir / 'firmware.map'}", "-lm", "-o", str(elf)]
+        _run_tool(link, target, what)
+        progress.update()
     return elf
 
 
@@ -354,6 +361,40 @@ def _plugin_counts(work: Path, samples: int, calls: int) -> tuple[list[int], lis
     return totals, parts
 
 
+def _run_qemu(cmd: list[str], work: Path, timeout_s: float, progress: Stage) -> tuple[subprocess.CompletedProcess,
+                                                                                      bool]:
+    """Run QEMU, counting the "EDGEC sample=" lines it prints as they come (progress); also whether it was
+    killed for not ending within timeout_s."""
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout_s, expire)
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    printed: list[str] = []
+    try:
+        timer.start()
+        reader.start()
+        for line in proc.stdout:
+            printed.append(line)
+            if line.startswith("EDGEC sample="):
+                progress.update()
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:  # interrupted
+            proc.kill()
+            proc.wait()
+        reader.join()
+        proc.stdout.close()
+        proc.stderr.close()
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(printed), "".join(errors)), expired.is_set()
+
+
 def run_firmware(
     target: Target, elf: Path, samples: list[bytes], output_bytes: int, timeout_s: float = 120,
     profile_function: str | None = None,
@@ -380,14 +421,13 @@ def run_firmware(
         work = Path(tmp)
         cmd = _qemu_command(target, elf, work, watch)
         (work / "input.bin").write_bytes(b"".join(samples))
-        try:
-            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired as e:
-            printed = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        with stage(f"running {len(samples)} samples in QEMU {target.machine}", len(samples), "samples") as progress:
+            proc, timed_out = _run_qemu(cmd, work, timeout_s, progress)
+        if timed_out:
             raise EdgecError(
                 f"firmware did not finish within {timeout_s:g} s in QEMU {target.machine}; "
-                f"the model hangs or needs more time (timeout_s). It printed:\n{printed.strip()}"
-            ) from None
+                f"the model hangs or needs more time (timeout_s). It printed:\n{proc.stdout.strip()}"
+            )
         printed = (proc.stdout + proc.stderr).strip()
         if proc.returncode != 0:
             raise EdgecError(f"firmware failed in QEMU {target.machine} (exit code {proc.returncode}):\n{printed}")

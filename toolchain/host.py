@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cffi
 
+from .console import stage, track
 from .errors import EdgecError
 
 HOST_CFLAGS = ["-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
@@ -18,7 +19,8 @@ def build_shared(sources: list[Path], include_dirs: list[Path], out: Path, cc: s
     if shutil.which(cc) is None:
         raise EdgecError(f"the host C compiler '{cc}' is not installed; install it with: apt-get install -y gcc")
     cmd = [cc, *HOST_CFLAGS, *(f"-I{d}" for d in include_dirs), *map(str, sources), "-lm", "-o", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    with stage("compiling C for the host"):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise EdgecError(f"compiling the generated C for the host failed:\n{proc.stderr.strip()}")
     return out
@@ -51,7 +53,7 @@ def run_shared(lib: Path, name: str, samples: list[list[bytes]], output_bytes: l
 
         setattr(dll, f"{name}_dump_hook", hook)
     results = []
-    for sample in samples:
+    for sample in track(samples, "running on the host", "samples"):
         if dumps is not None:
             dumps.append([])
         ins = [ffi.from_buffer(b) for b in sample]

@@ -16,6 +16,7 @@ import numpy as np
 from edgec.codegen.emit import element_type
 
 from .build import BuildOptions, build
+from .console import table
 from .errors import EdgecError
 from .ir import Graph
 from .reference import quantize_feeds, run_graph
@@ -75,15 +76,12 @@ def format_profile(p: dict) -> str:
         return (r["node"], r["op"], r["kernel"], f"{r['macs']:,}", "-" if n is None else f"{n:,}",
                 "-" if per is None else f"{per:.2f}", f"{r['scratch_bytes']:,}", f"{r['weight_bytes']:,}")
 
-    table = [head, *(cells(r) for r in p["rows"]), cells(p["total"])]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in table]
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    lines = [table([*(cells(r) for r in p["rows"]), cells(p["total"])], header=head, right=range(3, len(head)),
+                   rule_before_last=True)]
     if not p["measured"]:
-        lines.append("instructions: not measured on the host (no exact counter); profile an emulated target "
+        lines.append("  instructions: not measured on the host (no exact counter); profile an emulated target "
                      "such as cortex-m7 or cortex-a53")
-    return "\n".join("  " + line for line in lines)
+    return "\n".join(lines)
 
 
 def reference_tensors(g: Graph, sample: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -132,7 +130,6 @@ def format_divergence(d: dict, target: str) -> str:
         head = (f"first layer that differs from the integer reference on {target}: {first['node']} ({first['op']}): "
                 f"{first['differing']:,} of {first['values']:,} values differ, max |diff| "
                 f"{first['max_abs_diff_lsb']} LSB ({d['samples']} samples)")
-    rows = [x for x in d["layers"] if x["differing"]]
-    lines = [head] + [f"    {x['node']:<28} {x['differing']:>8,} of {x['values']:>9,} differ, max "
-                      f"{x['max_abs_diff_lsb']} LSB" for x in rows]
-    return "\n".join("  " + line for line in lines)
+    rows = [(x["node"], f"{x['differing']:,}", f"of {x['values']:,} differ,", f"max {x['max_abs_diff_lsb']} LSB")
+            for x in d["layers"] if x["differing"]]
+    return "\n".join(["  " + head] + ([table(rows, right=(1, 2), indent=6)] if rows else []))

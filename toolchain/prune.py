@@ -329,14 +329,18 @@ def sensitivity(g: Graph, layers: list[Node], samples: list[dict[str, np.ndarray
     """Output SQNR (dB, against the dense model) with one layer magnitude-pruned alone at each level."""
     import copy
 
+    from .console import stage
+
     table: dict[str, dict[float, float]] = {}
-    for node in layers:
-        table[node.name] = {}
-        for s in levels:
-            trial = copy.deepcopy(g)
-            target = next(n for n in trial.nodes if n.name == node.name)
-            apply_masks(trial, [target], magnitude_masks(trial, [target], {node.name: s}, "layer"))
-            table[node.name][s] = output_sqnr(g, trial, samples)
+    with stage("pruning sensitivity sweep", len(layers) * len(levels), "trials") as progress:
+        for node in layers:
+            table[node.name] = {}
+            for s in levels:
+                trial = copy.deepcopy(g)
+                target = next(n for n in trial.nodes if n.name == node.name)
+                apply_masks(trial, [target], magnitude_masks(trial, [target], {node.name: s}, "layer"))
+                table[node.name][s] = output_sqnr(g, trial, samples)
+                progress.update()
     return table
 
 

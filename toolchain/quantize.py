@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .calibrate import calibrate
+from .console import track
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
@@ -484,7 +485,7 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     candidates = [(m, bc) for m, bc in AUTO_CANDIDATES if bc or not opts.bias_correction]
     by_method = {m: calibrate(g, samples, m, percentile) for m in dict.fromkeys(m for m, _ in candidates)}
     scores = {}
-    for m, bc in candidates:
+    for m, bc in track(candidates, "choosing the calibration", "candidates"):
         finish(by_method[m], bc)
         scores[(m, bc)] = output_sqnr(g, subset, want)
     m, bc = max(candidates, key=lambda c: scores[c])  # ties: the first (simplest) candidate
