@@ -14,9 +14,9 @@ its default double rounding (TFLITE_SINGLE_ROUNDING unset):
 - MultiplyByQuantizedMultiplier(x, m, shift): x * 2^max(shift, 0) (wrapping int32), then gemmlowp's
   SaturatingRoundingDoublingHighMul with m, then RoundingDivideByPOT by max(-shift, 0) (two roundings).
 - effective scales: CONV_2D / DEPTHWISE_CONV_2D and per-channel FULLY_CONNECTED: double(s_in) * double(s_w[c]) /
-  double(s_out); per-tensor FULLY_CONNECTED: double(float32(s_in * s_w)) / double(s_out); ADD: in double; SUB: in
-  float32 then widened; MUL: double(s_a) * double(s_b) / double(s_out); QUANTIZE and MEAN: double(s_in) /
-  double(s_out); RELU and LEAKY_RELU: float32 quotients, widened.
+  double(s_out); per-tensor FULLY_CONNECTED: double(float32(s_in * s_w)) / double(s_out); ADD and SUB: in double
+  (sub_common.cc keeps 2 * max(s_a, s_b) in float32, which is exact, and divides in double); MUL: double(s_a) *
+  double(s_b) / double(s_out); QUANTIZE and MEAN: double(s_in) / double(s_out); RELU and LEAKY_RELU: float32 quotients, widened.
 - fused activation bounds: zp + round_half_away(float32(f) / s_out) in float32, clamped to the type's range.
 
 How TFLite operators map onto edgec's ops here: CONV_2D and DEPTHWISE_CONV_2D -> Conv, FULLY_CONNECTED -> Gemm
@@ -104,16 +104,12 @@ def fc_scale(s_in: float, s_w: float, s_out: float) -> float:
     return float(np.float64(f32(s_in) * f32(s_w)) / np.float64(f32(s_out)))
 
 
-def add_params(s_a: float, s_b: float, s_out: float, sub: bool) -> dict:
-    """ADD (in double) and SUB (in float32, then widened): left shift 20, the inputs' and the output's
-    multipliers."""
-    a, b, o = f32(s_a), f32(s_b), f32(s_out)
-    if sub:
-        twice = f32(2) * max(a, b)
-        reals = (float(a / twice), float(b / twice), float(twice / (f32(1 << ADD_LEFT_SHIFT) * o)))
-    else:
-        twice = 2.0 * float(max(a, b))
-        reals = (float(a) / twice, float(b) / twice, twice / ((1 << ADD_LEFT_SHIFT) * float(o)))
+def add_params(s_a: float, s_b: float, s_out: float) -> dict:
+    """ADD and SUB (add_common.cc, sub_common.cc): left shift 20, the inputs' and the output's multipliers, each
+    quotient in double from the float32 scales."""
+    a, b, o = (float(f32(s)) for s in (s_a, s_b, s_out))
+    twice = 2.0 * max(a, b)
+    reals = (a / twice, b / twice, twice / ((1 << ADD_LEFT_SHIFT) * o))
     (am, ash), (bm, bsh), (om, osh) = (quantize_multiplier(r) for r in reals)
     return {"left_shift": ADD_LEFT_SHIFT, "a_mult": am, "a_shift": ash, "b_mult": bm, "b_shift": bsh,
             "out_mult": om, "out_shift": osh}
