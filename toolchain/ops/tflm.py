@@ -115,6 +115,37 @@ def add_params(s_a: float, s_b: float, s_out: float) -> dict:
             "out_mult": om, "out_shift": osh}
 
 
+def reduce_multiplier(mult: int) -> int:
+    """The 15-bit multiplier of MultiplyByQuantizedMultiplier(int64_t, ...) (common.cc): (mult + 2^15) >> 16, 0x7FFF
+    from 0x7FFF0000 up."""
+    return (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+
+
+def s16_output_stage(g: Graph, node: Node, bias: np.ndarray | None, ms: list[tuple[int, int]],
+                     wq: np.ndarray | None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A 16x8 CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED with an int64 bias: TFLM accumulates in int64 and
+    returns int32(acc * m16 + 2^(t - 1)) >> t, t = 15 - shift, with m16 = reduce_multiplier(mult): edgec's
+    ec_requantize_s64 (requantize64) with that multiplier, as long as the result fits int32 (TFLM truncates it to
+    int32, edgec does not), which is checked here from the weights. Returns the int64 bias and (m16, shift)."""
+    where = f"{node.op} (node '{node.name}', 16x8)"
+    t = g.tensors.get(node.inputs[2]) if len(node.inputs) > 2 else None
+    if bias is None or t is None or t.int_values is None or t.int_values[0].dtype != np.int64:
+        raise EdgecError(f"{where}: TFLM accumulates a 16x8 layer without an int64 bias in int32; edgec computes "
+                         "16x8 layers with TFLM's arithmetic only when the .tflite file gives them an int64 bias")
+    if any(shift >= 8 for _, shift in ms):
+        raise EdgecError(f"{where}: its requantization scale is 2^7 or more, which TFLM's 16x8 kernels refuse")
+    reduced = [(reduce_multiplier(m), shift) for m, shift in ms]
+    if wq is not None:
+        n = len(reduced)
+        acc = np.abs(wq.reshape(n, -1).astype(np.int64)).sum(axis=1) * 32768 + np.abs(bias.astype(np.int64))
+        for a, (m16, shift) in zip(acc.tolist(), reduced):
+            t = 15 - shift
+            if (a * m16 + (1 << (t - 1))) >> t > INT32_MAX:
+                raise EdgecError(f"{where}: its requantized sums can exceed int32, which TFLM truncates; edgec "
+                                 "cannot reproduce that")
+    return bias.astype(np.int64), reduced
+
+
 def mul_scale(s_a: float, s_b: float, s_out: float) -> float:
     return float(np.float64(f32(s_a)) * np.float64(f32(s_b)) / np.float64(f32(s_out)))
 
