@@ -372,3 +372,18 @@ def test_bad_file_exit_2(tmp_path, capsys, change, message):
     err = capsys.readouterr().err
     assert message in err and "bad.tflite" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["ADD", "LOGISTIC"])
+def test_int16_elementwise_refused(tmp_path, kind):
+    """edgec has no TFLM arithmetic for int16 elementwise operators: exit 2 naming the operator, nothing written."""
+    m = tb.TFLiteBuilder()
+    ins = [m.tensor(f"x{k}", (1, 4, 4, 3), "int16", scale=0.001) for k in range(2 if kind == "ADD" else 1)]
+    y = m.tensor("y", (1, 4, 4, 3), "int16", scale=1 / 32768 if kind == "LOGISTIC" else 0.002)
+    m.op(kind, ins, [y], "AddOptions" if kind == "ADD" else None)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(m.finish(ins, [y]))
+    assert main(["build", str(path), "-o", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(EdgecError, match=f"{kind} .*TFLM's arithmetic"):
+        build(BuildOptions(path, out=tmp_path / "out"))

@@ -14,8 +14,8 @@ from ..target import Target
 from . import neon, tflm
 from .base import (
     MIN_SCALE,
-    QRANGE,
     Q7_SHIFT_RANGE,
+    QRANGE,
     Op,
     act_range,
     apply_act,

@@ -16,7 +16,9 @@ its default double rounding (TFLITE_SINGLE_ROUNDING unset):
 - effective scales: CONV_2D / DEPTHWISE_CONV_2D and per-channel FULLY_CONNECTED: double(s_in) * double(s_w[c]) /
   double(s_out); per-tensor FULLY_CONNECTED: double(float32(s_in * s_w)) / double(s_out); ADD and SUB: in double
   (sub_common.cc keeps 2 * max(s_a, s_b) in float32, which is exact, and divides in double); MUL: double(s_a) *
-  double(s_b) / double(s_out); QUANTIZE and MEAN: double(s_in) / double(s_out); RELU and LEAKY_RELU: float32 quotients, widened.
+  double(s_b) / double(s_out); QUANTIZE and MEAN: double(s_in) / double(s_out); RELU and LEAKY_RELU: float32
+  quotients, widened; 16x8 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED as int8, then the 15-bit multiplier of
+  MultiplyByQuantizedMultiplier(int64_t, ...) (reduce_multiplier).
 - fused activation bounds: zp + round_half_away(float32(f) / s_out) in float32, clamped to the type's range.
 
 How TFLite operators map onto edgec's ops here: CONV_2D and DEPTHWISE_CONV_2D -> Conv, FULLY_CONNECTED -> Gemm
