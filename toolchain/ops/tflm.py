@@ -130,9 +130,10 @@ def s16_output_stage(g: Graph, node: Node, bias: np.ndarray | None, ms: list[tup
     ec_requantize_s64 (requantize64) with that multiplier, as long as the result fits int32 (TFLM truncates it to
     int32, edgec does not), which is checked here from the weights. Returns the int64 bias and (m16, shift)."""
     where = f"{node.op} (node '{node.name}', 16x8)"
-    t = g.tensors.get(node.inputs[2]) if len(node.inputs) > 2 else None
-    if bias is None or t is None or t.int_values is None or t.int_values[0].dtype != np.int64:
-        raise EdgecError(f"{where}: TFLM accumulates a 16x8 layer without an int64 bias in int32; edgec computes "
+    b = g.tensors.get(node.inputs[2]) if len(node.inputs) > 2 else None
+    if bias is None or b is None or b.int_values is None or b.int_values[0].dtype != np.int64:
+        raise EdgecError(f"{where}: TFLM accumulates a 16x8 layer without an int64 bias in int32 (conv.cc: "
+                         "ConvPerChannel<int32_t> for an int32 or no bias); edgec computes "
                          "16x8 layers with TFLM's arithmetic only when the .tflite file gives them an int64 bias")
     if any(shift >= 8 for _, shift in ms):
         raise EdgecError(f"{where}: its requantization scale is 2^7 or more, which TFLM's 16x8 kernels refuse")
