@@ -328,7 +328,10 @@ def write_project(g: Graph, calls: list[tuple[int, Call]], plan: Plan, name: str
         for base in INCLUDED_SOURCE.findall(dst.read_text()):  # <kernel>_tflm.c builds <kernel>.c (not a source)
             shutil.copy(RUNTIME_DIR / "src" / base, rt / base)
             included.append(rt / base)
-    for h in runtime_headers(sources + included):  # only the headers the model and its kernels include
+    headers = runtime_headers(sources + included)  # only the headers the model and its kernels include
+    if not any("tflm" in k for k in kernels):  # the runtime includes edgec_tflm.h only where EC_TFLM is defined
+        headers = [h for h in headers if h != "edgec_tflm.h"]
+    for h in headers:
         shutil.copy(RUNTIME_DIR / "include" / h, rt / "include" / h)
     if compiler is not None:
         write_integration(out_dir, ctx, sources)

@@ -34,7 +34,7 @@ def _official(name: str) -> tuple[Path, dict[str, np.ndarray], dict[str, np.ndar
     return path, inputs, outputs
 
 
-def _cli_run(tmp_path: Path, name: str, target: str = "host", count: int | None = None):
+def cli_run(tmp_path: Path, name: str, target: str = "host", count: int | None = None):
     """Build, then edgec run on the model's own int8 NHWC inputs; (the output array edgec run wrote, the graph)."""
     path, inputs, outputs = _official(name)
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -52,39 +52,23 @@ def _cli_run(tmp_path: Path, name: str, target: str = "host", count: int | None 
 
 @needs_models
 @pytest.mark.parametrize("name", OFFICIAL)
-def test_official_model_keeps_its_io_and_equals_reference(tmp_path, name):
-    """Import and build keep the file's I/O (name, NHWC shape, int8 and its scale); on host the C equals the
-    integer reference."""
+def test_official_model_on_host(tmp_path, name):
+    """Import and build keep the file's I/O (name, NHWC shape, int8 and its scale); `edgec run` reproduces TFLM's
+    reference outputs (outputs.npz, all samples) exactly, and the C equals the integer reference. (The emulated
+    targets: tests/test_tflm_models.py.)"""
     path, inputs, outputs = _official(name)
     g = load_model(path)
     (in_name,) = inputs
     assert g.inputs == [in_name] and g.shape(in_name) == inputs[in_name].shape[1:]
     assert g.arithmetic == "tflm"
-    got, g = _cli_run(tmp_path, name)
+    got, g = cli_run(tmp_path, name)
     assert got.dtype == np.int8 == outputs[g.outputs[0]].dtype
+    np.testing.assert_array_equal(got, next(iter(outputs.values())).reshape(got.shape))
     # The C equals the numpy integer reference (fed the same int8 NHWC inputs).
     assert g.tensors[in_name].dtype == "int8"
     for k in range(3):
         ref = run_graph(g, {in_name: inputs[in_name][k]}, int8=True)[g.outputs[0]]
         np.testing.assert_array_equal(ref.reshape(got[k].shape), got[k])
-
-
-@needs_models
-@pytest.mark.parametrize("name", OFFICIAL)
-def test_official_model_bitexact_with_tflm(tmp_path, name):
-    """edgec run reproduces TFLM's reference outputs (outputs.npz) exactly."""
-    _, _, outputs = _official(name)
-    got, _ = _cli_run(tmp_path, name)
-    np.testing.assert_array_equal(got, next(iter(outputs.values())).reshape(got.shape))
-
-
-@needs_models
-@pytest.mark.qemu
-@needs_target("cortex-m7")
-def test_official_model_on_cortex_m7_bitexact_with_tflm(tmp_path):
-    _, _, outputs = _official("str_ww_ref_model")
-    got, _ = _cli_run(tmp_path, "str_ww_ref_model", target="cortex-m7")
-    np.testing.assert_array_equal(got, next(iter(outputs.values())).reshape(got.shape))
 
 
 @needs_models
@@ -118,6 +102,11 @@ def test_every_layer_against_tflm_intermediates(tmp_path):
 
 # ---- one operator each, generated files --------------------------------------------------------------------------
 
+# A 16x8 output scale whose multiplier (s_in * s_w / s_out = 0.999995 * 2^-9) is above 0x7FFF8000: TFLM's 15-bit
+# multiplier is then 0x7FFF, not (mult + 2^15) >> 16 = 0x8000.
+S_OUT_NEAR_ONE = float(np.float32(0.05 / 256) * np.float32(0.005) / (0.999995 * 2.0**-9))
+
+
 def _op_cases() -> list:
     rng = np.random.default_rng(0)
     same, valid = tb.SAME, tb.VALID
@@ -136,6 +125,9 @@ def _op_cases() -> list:
         ("conv_16x8_same_relu", tb.conv_model(rng, (1, 9, 7, 5), 6, (3, 3), (2, 2), same, "RELU", int16=True), True),
         ("depthwise_16x8_relu6", tb.conv_model(rng, (1, 7, 9, 4), 4, (3, 3), (2, 1), same, "RELU6", depthwise=True,
                                                int16=True), True),
+        ("conv_16x8_multiplier_near_one", tb.conv_model(rng, (1, 6, 5, 5), 4, (3, 3), (1, 1), valid,
+                                                        per_channel=False, int16=True, s_out=S_OUT_NEAR_ONE), True),
+        ("fully_connected_16x8_relu", tb.fc_model(rng, (1, 37), 20, "RELU", int16=True), True),
         ("fully_connected_relu", tb.fc_model(rng, (1, 97), 48, "RELU"), True),
         ("fully_connected_4d_input", tb.fc_model(rng, (1, 4, 3, 8), 40), True),
         ("average_pool_same", tb.pool_model("AVERAGE_POOL_2D", (1, 7, 6, 3), (3, 3), (2, 2), same), False),
@@ -169,12 +161,13 @@ def _op_cases() -> list:
 OP_CASES = _op_cases()
 
 
-def _run_generated(tmp_path: Path, data: bytes, count: int = 16):
+def _run_generated(tmp_path: Path, data: bytes, count: int = 16, target: str = "host"):
     """Build the model, run `count` samples of random integers (the first: every value from the smallest in order);
     returns (raw outputs of the C, TFLM's outputs, graph, samples)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "model.tflite"
     path.write_bytes(data)
-    out, _, g = build(BuildOptions(path, out=tmp_path / "b"))
+    out, _, g = build(BuildOptions(path, target=target, out=tmp_path / "b"))
     rng = np.random.default_rng(1)
     samples = []
     for k in range(count):
@@ -189,16 +182,52 @@ def _run_generated(tmp_path: Path, data: bytes, count: int = 16):
     return res, tflm_outputs(str(path), g, samples), g, samples
 
 
-@pytest.mark.parametrize("case", OP_CASES, ids=[c[0] for c in OP_CASES])
-def test_operator_bitexact_with_tflm(tmp_path, case):
-    """The C equals the integer reference and TFLM's outputs, bit for bit."""
-    _, data, _ = case
-    res, want, g, samples = _run_generated(tmp_path, data)
+def _check_generated(tmp_path: Path, data: bytes, count: int = 16, target: str = "host"):
+    res, want, g, samples = _run_generated(tmp_path, data, count, target)
     for s, raw, w in zip(samples, res.raw, want):
         ref = run_graph(g, quantize_feeds(g, s), int8=True)
         for name in g.outputs:
             np.testing.assert_array_equal(raw[name], ref[name])
             np.testing.assert_array_equal(raw[name], w[name].reshape(raw[name].shape))
+    return g
+
+
+@pytest.mark.parametrize("case", OP_CASES, ids=[c[0] for c in OP_CASES])
+def test_operator_bitexact_with_tflm(tmp_path, case):
+    """The C equals the integer reference and TFLM's outputs, bit for bit."""
+    _check_generated(tmp_path, case[1])
+
+
+S16_CASES = [c for c in OP_CASES if "16x8" in c[0]]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", [pytest.param(t, marks=needs_target(t)) for t in ("cortex-m7", "cortex-m55")])
+def test_16x8_on_targets(tmp_path, target):
+    """The 16x8 layers' kernels on the DSP (SMLAD, the 32-bit output stage where sums fit int32) and Helium
+    targets equal TFLM: TFLM's int64 requantization is ec_requantize_s64 with TFLM's 15-bit multiplier."""
+    for name, data, _ in S16_CASES:
+        g = _check_generated(tmp_path / name, data, count=4, target=target)
+        assert any(n.dtype == "int16" for n in g.nodes)
+
+
+def test_16x8_mult16_is_tflms():
+    """The reduced multiplier is (mult + 2^15) >> 16, and 0x7FFF from 0x7FFF0000 up (never 2^15)."""
+    from edgec.ops import tflm
+
+    assert [tflm.reduce_multiplier(m) for m in (1 << 30, 0x7FFEFFFF, 0x7FFF0000, 0x7FFF8000, 2**31 - 1)] == \
+        [1 << 14, 0x7FFF, 0x7FFF, 0x7FFF, 0x7FFF]
+
+
+def test_16x8_int32_bias_refused(tmp_path):
+    """TFLM accumulates a 16x8 layer with an int32 bias in int32: refused with a message, nothing written."""
+    data = tb.conv_model(np.random.default_rng(0), (1, 6, 6, 3), 4, (3, 3), (1, 1), tb.SAME, int16=True,
+                         bias16="int32")
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    with pytest.raises(EdgecError, match="int64 bias"):
+        build(BuildOptions(path, out=tmp_path / "b"))
+    assert not (tmp_path / "b").exists()
 
 
 def test_float_model_matches_litert_and_quantizes(tmp_path):
@@ -343,3 +372,18 @@ def test_bad_file_exit_2(tmp_path, capsys, change, message):
     err = capsys.readouterr().err
     assert message in err and "bad.tflite" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["ADD", "LOGISTIC"])
+def test_int16_elementwise_refused(tmp_path, kind):
+    """edgec has no TFLM arithmetic for int16 elementwise operators: exit 2 naming the operator, nothing written."""
+    m = tb.TFLiteBuilder()
+    ins = [m.tensor(f"x{k}", (1, 4, 4, 3), "int16", scale=0.001) for k in range(2 if kind == "ADD" else 1)]
+    y = m.tensor("y", (1, 4, 4, 3), "int16", scale=1 / 32768 if kind == "LOGISTIC" else 0.002)
+    m.op(kind, ins, [y], "AddOptions" if kind == "ADD" else None)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(m.finish(ins, [y]))
+    assert main(["build", str(path), "-o", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(EdgecError, match=f"{kind} .*TFLM's arithmetic"):
+        build(BuildOptions(path, out=tmp_path / "out"))

@@ -167,7 +167,7 @@ def _recompute(model, sg, op, ins: list, out_index: int):
         return np.clip(y, lo, hi)
     if kind == B.ADD:
         (sa, za), (sb, zb) = ((v[0] for v in _quant(sg, i)) for i in inputs)
-        p = tflm.add_params(sa, sb, s_out, sub=False)
+        p = tflm.add_params(sa, sb, s_out)
         ra = tflm.requantize((ins[0].astype(np.int64) - za) << p["left_shift"], p["a_mult"], p["a_shift"])
         rb = tflm.requantize((ins[1].astype(np.int64) - zb) << p["left_shift"], p["b_mult"], p["b_shift"])
         y = tflm.requantize(ra + rb, p["out_mult"], p["out_shift"]) + zp_out
@@ -385,7 +385,7 @@ def test_binary_equal_tflm(op, seed):
         mult, shift = tflm.quantize_multiplier(tflm.mul_scale(sa, sb, so))
         out = tflm.requantize(x * y, mult, shift)
     else:
-        p = tflm.add_params(sa, sb, so, sub=op == "SUB")
+        p = tflm.add_params(sa, sb, so)
         ra = tflm.requantize(x << p["left_shift"], p["a_mult"], p["a_shift"])
         rb = tflm.requantize(y << p["left_shift"], p["b_mult"], p["b_shift"])
         out = tflm.requantize(ra + rb if op == "ADD" else ra - rb, p["out_mult"], p["out_shift"])

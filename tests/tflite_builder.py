@@ -162,21 +162,21 @@ ACT = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.ActivationFunc
 
 def conv_model(rng: np.random.Generator, x_shape, out_c: int, k, stride, padding, act: str = "NONE",
                depthwise: bool = False, per_channel: bool = True, dilation=(1, 1), multiplier: int = 1,
-               int16: bool = False) -> bytes:
+               int16: bool = False, s_out: float | None = None, bias16: str = "int64") -> bytes:
     """One int8 CONV_2D or DEPTHWISE_CONV_2D with int32 bias and the given geometry (int16: 16x8, int16
-    activations with zero point 0 and an int64 bias)."""
+    activations with zero point 0 and a bias16 bias); s_out: the output scale (else one that spreads the outputs)."""
     m = TFLiteBuilder()
     n, h, w, c = x_shape
     s_in, zp_in = 0.05, int(rng.integers(-20, 20))
     adt, bdt, gain = "int8", "int32", 1
     if int16:
-        s_in, zp_in, adt, bdt, gain = 0.05 / 256, 0, "int16", "int64", 256
+        s_in, zp_in, adt, bdt, gain = 0.05 / 256, 0, "int16", bias16, 256
     cols = c * multiplier if depthwise else out_c
     wshape = (1, k[0], k[1], cols) if depthwise else (out_c, k[0], k[1], c)
     wq = rng.integers(-127, 128, size=wshape)
     ws = (rng.uniform(0.002, 0.01, cols) if per_channel else np.array([0.005])).astype(np.float32)
     taps = k[0] * k[1] * (1 if depthwise else c)
-    s_out = float(np.sqrt(taps) * 74 * 73 * s_in * float(ws.mean()) / 30)
+    s_out = s_out or float(np.sqrt(taps) * 74 * 73 * s_in * float(ws.mean()) / 30)
     bias = rng.integers(-2000, 2000, size=cols) * gain
     x = m.tensor("x", x_shape, adt, scale=s_in, zero_point=zp_in)
     wt = m.tensor("w", wshape, data=wq, scale=ws, axis=3 if depthwise else 0)
@@ -196,14 +196,19 @@ def conv_model(rng: np.random.Generator, x_shape, out_c: int, k, stride, padding
     return m.finish([x], [y])
 
 
-def fc_model(rng: np.random.Generator, x_shape, units: int, act: str = "NONE") -> bytes:
+def fc_model(rng: np.random.Generator, x_shape, units: int, act: str = "NONE", int16: bool = False) -> bytes:
+    """One FULLY_CONNECTED, per-tensor weights (int16: 16x8, int16 activations with zero point 0, int64 bias)."""
     m = TFLiteBuilder()
     k = int(np.prod(x_shape[1:]))
     s_in, ws = 0.04, 0.004
-    x = m.tensor("x", x_shape, scale=s_in, zero_point=int(rng.integers(-20, 20)))
+    adt, bdt, zp_in, zp_out, gain = "int8", "int32", int(rng.integers(-20, 20)), 3, 1
+    if int16:
+        s_in, adt, bdt, zp_in, zp_out, gain = s_in / 256, "int16", "int64", 0, 0, 256
+    x = m.tensor("x", x_shape, adt, scale=s_in, zero_point=zp_in)
     wt = m.tensor("w", (units, k), data=rng.integers(-127, 128, size=(units, k)), scale=ws)
-    bt = m.tensor("b", (units,), "int32", data=rng.integers(-3000, 3000, size=units), scale=s_in * ws)
-    y = m.tensor("y", (x_shape[0], units), scale=float(np.sqrt(k) * 74 * 73 * s_in * ws / 30), zero_point=3)
+    bt = m.tensor("b", (units,), bdt, data=rng.integers(-3000, 3000, size=units) * gain, scale=s_in * ws)
+    y = m.tensor("y", (x_shape[0], units), adt, scale=float(np.sqrt(k) * 74 * 73 * s_in * ws / 30),
+                 zero_point=zp_out)
     m.op("FULLY_CONNECTED", [x, wt, bt], [y], "FullyConnectedOptions", FusedActivationFunction=ACT[act])
     return m.finish([x], [y])
 
@@ -333,4 +338,92 @@ def quantize_dequantize_model(rng: np.random.Generator) -> bytes:
     m.op("FULLY_CONNECTED", [xq, wt, bt], [yq], "FullyConnectedOptions", FusedActivationFunction=ACT["NONE"])
     y = m.tensor("y", (1, 8), "float32")
     m.op("DEQUANTIZE", [yq], [y])
+    return m.finish([x], [y])
+
+
+def _layer(m: TFLiteBuilder, rng: np.random.Generator, x: int, x_shape, out_c: int, k, stride, padding, act: str,
+           depthwise: bool = False, s_out: float | None = None, name: str = "c") -> tuple[int, tuple]:
+    """A CONV_2D or DEPTHWISE_CONV_2D (per-channel weights, int32 bias) reading tensor x; returns (y, its shape)."""
+    n, h, w, c = x_shape
+    s_in = float(m.tensors[x].scales[0])
+    cols = c if depthwise else out_c
+    wshape = (1, k[0], k[1], cols) if depthwise else (out_c, k[0], k[1], c)
+    ws = rng.uniform(0.002, 0.01, cols).astype(np.float32)
+    taps = k[0] * k[1] * (1 if depthwise else c)
+    s_out = s_out or float(np.sqrt(taps) * 74 * 73 * s_in * float(ws.mean()) / 30)
+    wt = m.tensor(f"{name}_w", wshape, data=rng.integers(-127, 128, size=wshape), scale=ws, axis=3 if depthwise else 0)
+    bt = m.tensor(f"{name}_b", (cols,), "int32", data=rng.integers(-2000, 2000, size=cols),
+                  scale=(s_in * ws.astype(np.float64)).astype(np.float32))
+    if padding == SAME:
+        oh, ow = -(-h // stride[0]), -(-w // stride[1])
+    else:
+        oh, ow = -(-(h - k[0] + 1) // stride[0]), -(-(w - k[1] + 1) // stride[1])
+    y = m.tensor(name, (n, oh, ow, cols), scale=s_out, zero_point=int(rng.integers(-10, 10)))
+    fields = dict(Padding=padding, StrideH=stride[0], StrideW=stride[1], FusedActivationFunction=ACT[act])
+    if depthwise:
+        m.op("DEPTHWISE_CONV_2D", [x, wt, bt], [y], "DepthwiseConv2DOptions", DepthMultiplier=1, **fields)
+    else:
+        m.op("CONV_2D", [x, wt, bt], [y], "Conv2DOptions", **fields)
+    return y, (n, oh, ow, cols)
+
+
+def _fc(m: TFLiteBuilder, rng: np.random.Generator, x: int, k: int, units: int, name: str, act: str = "NONE",
+        s_out: float | None = None) -> int:
+    s_in = float(m.tensors[x].scales[0])
+    ws = 0.01
+    wt = m.tensor(f"{name}_w", (units, k), data=rng.integers(-127, 128, size=(units, k)), scale=ws)
+    bt = m.tensor(f"{name}_b", (units,), "int32", data=rng.integers(-3000, 3000, size=units), scale=s_in * ws)
+    y = m.tensor(name, (1, units), scale=s_out or float(np.sqrt(k) * 74 * 73 * s_in * ws / 30), zero_point=3)
+    m.op("FULLY_CONNECTED", [x, wt, bt], [y], "FullyConnectedOptions", FusedActivationFunction=ACT[act])
+    return y
+
+
+def chain_model(rng: np.random.Generator, extreme: bool = False) -> bytes:
+    """CONV_2D (RELU), DEPTHWISE_CONV_2D (RELU6), a 1x1 CONV_2D, a residual ADD, SUB, MUL, AVERAGE_POOL_2D with
+    padding at the borders, MAX_POOL_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX. extreme: output scales far below
+    input x weight (left shifts, saturation) and far above it (shifts near -20)."""
+    m = TFLiteBuilder()
+    x = m.tensor("x", (1, 9, 10, 3), scale=0.05, zero_point=-3)
+    c0, shape = _layer(m, rng, x, (1, 9, 10, 3), 6, (3, 3), (1, 1), SAME, "RELU", s_out=1e-5 if extreme else None,
+                       name="c0")
+    d1, _ = _layer(m, rng, c0, shape, 6, (3, 3), (1, 1), SAME, "RELU6", depthwise=True, name="d1")
+    c2, _ = _layer(m, rng, d1, shape, 6, (1, 1), (1, 1), VALID, "NONE", s_out=40.0 if extreme else None, name="c2")
+    scale = float(m.tensors[c2].scales[0])
+    a = m.tensor("add", shape, scale=scale * 1.5, zero_point=-4)
+    m.op("ADD", [c0, c2], [a], "AddOptions", FusedActivationFunction=ACT["NONE"])
+    s = m.tensor("sub", shape, scale=scale * 1.7, zero_point=6)
+    m.op("SUB", [a, d1], [s], "SubOptions", FusedActivationFunction=ACT["NONE"])
+    mu = m.tensor("mul", shape, scale=scale * float(m.tensors[c2].scales[0]) * 20, zero_point=1)
+    m.op("MUL", [s, c2], [mu], "MulOptions", FusedActivationFunction=ACT["RELU"])
+    p = m.tensor("avg", (1, 5, 5, 6), scale=float(m.tensors[mu].scales[0]), zero_point=1)
+    m.op("AVERAGE_POOL_2D", [mu], [p], "Pool2DOptions", Padding=SAME, StrideH=2, StrideW=2, FilterHeight=3,
+         FilterWidth=3, FusedActivationFunction=ACT["NONE"])
+    q = m.tensor("max", (1, 2, 2, 6), scale=float(m.tensors[mu].scales[0]), zero_point=1)
+    m.op("MAX_POOL_2D", [p], [q], "Pool2DOptions", Padding=VALID, StrideH=2, StrideW=2, FilterHeight=2,
+         FilterWidth=2, FusedActivationFunction=ACT["NONE"])
+    new_shape = m.tensor("shape", (2,), "int32", data=np.array([1, 24]))
+    r = m.tensor("flat", (1, 24), scale=float(m.tensors[mu].scales[0]), zero_point=1)
+    m.op("RESHAPE", [q, new_shape], [r], "ReshapeOptions", NewShape=[1, 24])
+    f = _fc(m, rng, r, 24, 10, "fc", s_out=0.08)
+    y = m.tensor("y", (1, 10), scale=1 / 256, zero_point=-128)
+    m.op("SOFTMAX", [f], [y], "SoftmaxOptions", Beta=1.0)
+    return m.finish([x], [y])
+
+
+def head_model(rng: np.random.Generator) -> bytes:
+    """CONV_2D (stride 2), TANH, MEAN over H and W, FULLY_CONNECTED, LEAKY_RELU, FULLY_CONNECTED, LOGISTIC."""
+    m = TFLiteBuilder()
+    x = m.tensor("x", (1, 11, 9, 3), scale=0.05, zero_point=2)
+    c0, shape = _layer(m, rng, x, (1, 11, 9, 3), 8, (3, 3), (2, 2), VALID, "NONE", name="c0")
+    t = m.tensor("tanh", shape, scale=1 / 128, zero_point=0)
+    m.op("TANH", [c0], [t])
+    axes = m.tensor("axes", (2,), "int32", data=np.array([1, 2]))
+    mean = m.tensor("mean", (1, 8), scale=1 / 256, zero_point=-5)
+    m.op("MEAN", [t, axes], [mean], "ReducerOptions", KeepDims=False)
+    f = _fc(m, rng, mean, 8, 5, "fc0")
+    lr = m.tensor("leaky", (1, 5), scale=float(m.tensors[f].scales[0]), zero_point=3)
+    m.op("LEAKY_RELU", [f], [lr], "LeakyReluOptions", Alpha=0.2)
+    f1 = _fc(m, rng, lr, 5, 4, "fc1")
+    y = m.tensor("y", (1, 4), scale=1 / 256, zero_point=-128)
+    m.op("LOGISTIC", [f1], [y])
     return m.finish([x], [y])

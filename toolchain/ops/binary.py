@@ -89,7 +89,7 @@ class Binary(Op):
             if node.op == "Mul":
                 q["out_mult"], q["out_shift"] = tflm.quantize_multiplier(tflm.mul_scale(sa, sb, so))
             else:
-                q.update(tflm.add_params(sa, sb, so, sub=node.op == "Sub"))
+                q.update(tflm.add_params(sa, sb, so))
             return tflm.tag(q)
         shift = ADD_LEFT_SHIFT_S16 if node.dtype == "int16" else ADD_LEFT_SHIFT
         if node.op == "Mul":

@@ -15,6 +15,7 @@ from . import neon, tflm
 from .base import (
     MIN_SCALE,
     Q7_SHIFT_RANGE,
+    QRANGE,
     Op,
     act_range,
     apply_act,
@@ -164,12 +165,13 @@ def layer_weights(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray | None) 
     return quantize_weights(w, scales, weight_scheme(node))
 
 
-def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
+def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int,
+                 wq: np.ndarray | None = None) -> dict:
     """Integer bias (the model's own int32 when it has one), per-channel multipliers (Q-format: shifts) and clamp
     bounds shared by Conv and Gemm.
 
     int8, int4: int32 bias and 32-bit multipliers. int16 (16x8): int64 bias and 15-bit multipliers for the 64-bit
-    accumulator (reduce_multiplier)."""
+    accumulator (reduce_multiplier). wq: the integer weights (TFLM's 16x8 layers check their result range)."""
     s_in, zp_in = qparams(g, node.inputs[0])
     s_out, zp_out = qparams(g, node.outputs[0])
     b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
@@ -184,10 +186,12 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
         act_min, act_max = quant_bounds(*act_range(node), s_out, 0)
         return {"bias": bq, "shift": shift.astype(np.int8), "in_zp": 0, "out_zp": 0, "act_min": act_min,
                 "act_max": act_max, "w_scale": ws}
-    if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model: TFLM's multipliers and bounds (ops/tflm.py)
+    if tflm.is_tflm(g) and node.dtype in ("int8", "int16"):  # a TFLite model: TFLM's multipliers and bounds
         scale = tflm.fc_scale if node.op != "Conv" and tflm.per_tensor_weights(g, node) else tflm.conv_scale
         ms = [tflm.quantize_multiplier(scale(s_in, float(s), s_out)) for s in ws]
-        act_min, act_max = tflm.quant_bounds(*act_range(node), s_out, zp_out)
+        if node.dtype == "int16":  # 16x8: TFLM's int64 requantization is ec_requantize_s64 with its 15-bit multiplier
+            bq, ms = tflm.s16_output_stage(g, node, model_bq, ms, wq)
+        act_min, act_max = tflm.quant_bounds(*act_range(node), s_out, zp_out, *QRANGE[node.dtype])
         return tflm.tag({"bias": bq, "mult": np.array([m for m, _ in ms], np.int32),
                          "shift": np.array([s for _, s in ms], np.int32), "in_zp": zp_in, "out_zp": zp_out,
                          "act_min": act_min, "act_max": act_max, "w_scale": ws, "dtype": node.dtype})
@@ -470,7 +474,7 @@ class Conv(Op):
     def quantize(self, node: Node, g: Graph) -> dict:
         w, *_ = self._geometry(node, g)
         wq, ws = layer_weights(node, g, w, self._bias(node, g))
-        return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0])}
+        return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0], wq)}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q

@@ -111,7 +111,7 @@ class Gemm(Op):
     def quantize(self, node: Node, g: Graph) -> dict:
         w, b = self.weights(node, g)
         wq, ws = layer_weights(node, g, w, b)
-        return {"w": wq, **output_stage(node, g, ws, b, w.shape[0])}
+        return {"w": wq, **output_stage(node, g, ws, b, w.shape[0], wq)}
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q

@@ -14,9 +14,11 @@ its default double rounding (TFLITE_SINGLE_ROUNDING unset):
 - MultiplyByQuantizedMultiplier(x, m, shift): x * 2^max(shift, 0) (wrapping int32), then gemmlowp's
   SaturatingRoundingDoublingHighMul with m, then RoundingDivideByPOT by max(-shift, 0) (two roundings).
 - effective scales: CONV_2D / DEPTHWISE_CONV_2D and per-channel FULLY_CONNECTED: double(s_in) * double(s_w[c]) /
-  double(s_out); per-tensor FULLY_CONNECTED: double(float32(s_in * s_w)) / double(s_out); ADD: in double; SUB: in
-  float32 then widened; MUL: double(s_a) * double(s_b) / double(s_out); QUANTIZE and MEAN: double(s_in) /
-  double(s_out); RELU and LEAKY_RELU: float32 quotients, widened.
+  double(s_out); per-tensor FULLY_CONNECTED: double(float32(s_in * s_w)) / double(s_out); ADD and SUB: in double
+  (sub_common.cc keeps 2 * max(s_a, s_b) in float32, which is exact, and divides in double); MUL: double(s_a) *
+  double(s_b) / double(s_out); QUANTIZE and MEAN: double(s_in) / double(s_out); RELU and LEAKY_RELU: float32
+  quotients, widened; 16x8 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED as int8, then the 15-bit multiplier of
+  MultiplyByQuantizedMultiplier(int64_t, ...) (reduce_multiplier).
 - fused activation bounds: zp + round_half_away(float32(f) / s_out) in float32, clamped to the type's range.
 
 How TFLite operators map onto edgec's ops here: CONV_2D and DEPTHWISE_CONV_2D -> Conv, FULLY_CONNECTED -> Gemm
@@ -104,19 +106,47 @@ def fc_scale(s_in: float, s_w: float, s_out: float) -> float:
     return float(np.float64(f32(s_in) * f32(s_w)) / np.float64(f32(s_out)))
 
 
-def add_params(s_a: float, s_b: float, s_out: float, sub: bool) -> dict:
-    """ADD (in double) and SUB (in float32, then widened): left shift 20, the inputs' and the output's
-    multipliers."""
-    a, b, o = f32(s_a), f32(s_b), f32(s_out)
-    if sub:
-        twice = f32(2) * max(a, b)
-        reals = (float(a / twice), float(b / twice), float(twice / (f32(1 << ADD_LEFT_SHIFT) * o)))
-    else:
-        twice = 2.0 * float(max(a, b))
-        reals = (float(a) / twice, float(b) / twice, twice / ((1 << ADD_LEFT_SHIFT) * float(o)))
+def add_params(s_a: float, s_b: float, s_out: float) -> dict:
+    """ADD and SUB (add_common.cc, sub_common.cc): left shift 20, the inputs' and the output's multipliers, each
+    quotient in double from the float32 scales."""
+    a, b, o = (float(f32(s)) for s in (s_a, s_b, s_out))
+    twice = 2.0 * max(a, b)
+    reals = (a / twice, b / twice, twice / ((1 << ADD_LEFT_SHIFT) * o))
     (am, ash), (bm, bsh), (om, osh) = (quantize_multiplier(r) for r in reals)
     return {"left_shift": ADD_LEFT_SHIFT, "a_mult": am, "a_shift": ash, "b_mult": bm, "b_shift": bsh,
             "out_mult": om, "out_shift": osh}
+
+
+def reduce_multiplier(mult: int) -> int:
+    """The 15-bit multiplier of MultiplyByQuantizedMultiplier(int64_t, ...) (common.cc): (mult + 2^15) >> 16, 0x7FFF
+    from 0x7FFF0000 up."""
+    return (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+
+
+def s16_output_stage(g: Graph, node: Node, bias: np.ndarray | None, ms: list[tuple[int, int]],
+                     wq: np.ndarray | None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A 16x8 CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED with an int64 bias: TFLM accumulates in int64 and
+    returns int32(acc * m16 + 2^(t - 1)) >> t, t = 15 - shift, with m16 = reduce_multiplier(mult): edgec's
+    ec_requantize_s64 (requantize64) with that multiplier, as long as the result fits int32 (TFLM truncates it to
+    int32, edgec does not), which is checked here from the weights. Returns the int64 bias and (m16, shift)."""
+    where = f"{node.op} (node '{node.name}', 16x8)"
+    b = g.tensors.get(node.inputs[2]) if len(node.inputs) > 2 else None
+    if bias is None or b is None or b.int_values is None or b.int_values[0].dtype != np.int64:
+        raise EdgecError(f"{where}: TFLM accumulates a 16x8 layer without an int64 bias in int32 (conv.cc: "
+                         "ConvPerChannel<int32_t> for an int32 or no bias); edgec computes "
+                         "16x8 layers with TFLM's arithmetic only when the .tflite file gives them an int64 bias")
+    if any(shift >= 8 for _, shift in ms):
+        raise EdgecError(f"{where}: its requantization scale is 2^7 or more, which TFLM's 16x8 kernels refuse")
+    reduced = [(reduce_multiplier(m), shift) for m, shift in ms]
+    if wq is not None:
+        n = len(reduced)
+        acc = np.abs(wq.reshape(n, -1).astype(np.int64)).sum(axis=1) * 32768 + np.abs(bias.astype(np.int64))
+        for a, (m16, shift) in zip(acc.tolist(), reduced):
+            t = 15 - shift
+            if (a * m16 + (1 << (t - 1))) >> t > INT32_MAX:
+                raise EdgecError(f"{where}: its requantized sums can exceed int32, which TFLM truncates; edgec "
+                                 "cannot reproduce that")
+    return bias.astype(np.int64), reduced
 
 
 def mul_scale(s_a: float, s_b: float, s_out: float) -> float:
