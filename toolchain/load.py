@@ -293,7 +293,7 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     """The load stage: file -> checked, upgraded, folded and shape-inferred IR graph."""
     path = Path(path)
     model = read_model(path)
-    check_finite({i.name: numpy_helper.to_array(i) for i in model.graph.initializer}, path, "initializer")
+    check_finite(constant_arrays(model, path), path, "initializer")
     model = upgrade_opset(model, path)
     qoperator_to_qdq(model, path)
     drop_dropout_masks(model, path)
@@ -460,6 +460,22 @@ def require_static_shapes(graph: Graph, path: Path) -> None:
 # The largest tensor edgec compiles: the C kernels index elements and bytes with 32-bit integers, and every tensor is
 # also held as float32 (the float reference, calibration): 2^31 - 1 bytes of float32.
 MAX_TENSOR_ELEMENTS = (2**31 - 1) // 4
+
+
+def constant_arrays(model: onnx.ModelProto, path: Path) -> dict[str, np.ndarray]:
+    """Every initializer and Constant node value as an array; one whose stored data does not fit its declared
+    type and shape (a damaged or hostile file) is refused naming it, before any pass reads it."""
+    tensors = [(i.name, i) for i in model.graph.initializer]
+    tensors += [(f"{n.name or n.output[0] if n.output else n.op_type} (Constant)", a.t) for n in model.graph.node
+                for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    arrays = {}
+    for name, t in tensors:
+        try:
+            arrays[name] = numpy_helper.to_array(t)
+        except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError, KeyError... for bad data
+            raise EdgecError(f"{path}: tensor '{name}' holds data that does not match its type {t.data_type} and "
+                             f"shape {list(t.dims)} ({type(exc).__name__}); the model file is damaged") from None
+    return arrays
 
 
 def check_finite(arrays: dict[str, np.ndarray], path: Path, kind: str) -> None:
