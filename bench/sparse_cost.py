@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgec import build as build_mod
 from edgec import sparse
 from edgec.build import BuildOptions, build
-from edgec.ops.conv import quantize_weights
+from edgec.ops.output_stage import quantize_weights
 from edgec.runner import run_build
 from edgec.target import load_target
 

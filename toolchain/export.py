@@ -29,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .ir import Graph, Node, Tensor, unique_name
 from .load import LAYER_SCHEMES_KEY
 from .ops.binary import const_quant
-from .ops.conv import INT32_MAX, bias_shifts
+from .ops.output_stage import INT32_MAX, bias_shifts
 
 OPSET = 13
 OPSET_HARDSWISH = 14  # the first with HardSwish

@@ -28,8 +28,8 @@ from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
 from .ops.base import c_float, frac_bits
-from .ops.conv import BIAS64_LIMIT, INT4_MAX
 from .ops.geometry import windows
+from .ops.output_stage import BIAS64_LIMIT, INT4_MAX
 from .reference import dequantize, quantize_feeds, quantize_input, run_graph
 
 SCHEMES = ("int8", "qformat", "int4", "int16", "q15")  # the --quantize values that quantize (besides none)

@@ -22,8 +22,8 @@ from .base import (
     register,
     requantize,
 )
-from .conv import act_struct
 from .geometry import broadcast_struct
+from .output_stage import act_struct
 
 ADD_LEFT_SHIFT = 20
 ADD_LEFT_SHIFT_S16 = 15  # int16 operands: (x << 15) still fits int32

@@ -10,26 +10,16 @@ from ..sparse import lower_sparse_fc
 from ..target import Target
 from . import neon
 from .base import Op, act_range, apply_act, is_int, nctype, register
-from .conv import (
+from .output_stage import (
     act_struct,
-    ceil4,
     finish_s8,
-    fold_input_zp,
     layer_weights,
     mve_matrix_stage,
     output_stage,
-    pack_matrix_s8,
-    pack_matrix_s16,
-    pack_s4,
     quant_struct,
     quant_struct_s16,
 )
-
-
-def fc_packed_scratch_bytes(rows: int, depth: int) -> int:
-    """Twin of ec_fully_connected_packed_s8_get_buffer_size: one int16 column (two when rows >= 2) of depth
-    rounded up to 4."""
-    return (2 if rows >= 2 else 1) * 2 * ceil4(depth)
+from .packing import fc_packed_scratch_bytes, fold_input_zp, pack_matrix_s8, pack_matrix_s16, pack_s4
 
 
 class Gemm(Op):

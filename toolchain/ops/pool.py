@@ -25,8 +25,8 @@ from .base import (
     register,
     requantize,
 )
-from .conv import act_struct
 from .geometry import conv_params, spatial_attrs, windows
+from .output_stage import act_struct
 
 
 def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:

@@ -1,0 +1,207 @@
+"""The output stage of the integer Conv and Gemm layers: weight quantization, the integer bias, the requantization
+(per-channel multiplier and shift, 64-bit for int16 layers, a rounding shift for Q-format ones) and the activation
+clamp; its numpy twin (finish_s8) and the C structs the kernels take (ec_quant_s8, ec_quant_q7, ec_quant_s16,
+ec_act_f32).
+
+API for an op: quantize with layer_weights + output_stage, compute the reference with finish_s8, and lower with
+quant_struct / quant_struct_s16 (or act_struct for float layers)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calls import Array, Struct
+from ..errors import EdgecError
+from ..ir import Graph, Node
+from .base import (
+    Q7_SHIFT_RANGE,
+    act_range,
+    c_float,
+    frac_bits,
+    pow2_bits,
+    qparams,
+    quant_bounds,
+    quantize_multiplier,
+    reduce_multiplier,
+    requantize,
+    requantize64,
+    shift_round,
+)
+from .packing import pair_layout
+
+INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
+
+INT32_MAX = 2**31 - 1
+
+BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator stays below 2^47 (ec_requantize_s64)
+
+def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
+    """Symmetric per-output-channel scales for weights in [-qmax, qmax] (int8: 127, int4: 7)."""
+    wmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
+    return np.where(wmax > 0, wmax / qmax, 1.0).astype(np.float32).astype(np.float64)  # as ONNX stores them
+
+
+def pow2_weight_scales(w: np.ndarray) -> np.ndarray:
+    """Q-format q7 weight scales per output channel: 2^-n with n = frac_bits(max |w|)."""
+    return np.ldexp(1.0, -frac_bits(np.abs(w.reshape(w.shape[0], -1)).max(axis=1)))
+
+
+def quantize_weights(w: np.ndarray, scales: np.ndarray | None = None,
+                     scheme: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+    """Integer weights per output channel (axis 0) and their scales, with the given scales (an imported model's,
+    or one per tensor) or our own: int8 in [-127, 127]; int4 in [-7, 7] (held in int8); qformat: power-of-two
+    scales, [-128, 127]."""
+    if scales is not None:
+        ws = np.broadcast_to(scales, (w.shape[0],)).astype(np.float64)
+    elif scheme == "qformat":
+        ws = pow2_weight_scales(w)
+    else:
+        ws = weight_scales(w, INT4_MAX if scheme == "int4" else 127)
+    lo, hi = {"int4": (-INT4_MAX, INT4_MAX), "qformat": (-128, 127)}.get(scheme, (-127, 127))
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    return np.clip(np.round(w / ws.reshape(shape)), lo, hi).astype(np.int8), ws
+
+
+def weight_scheme(node: Node) -> str:
+    """How a layer's weights are quantized: q15 layers have qformat's power-of-two int8 weights."""
+    return "qformat" if node.scheme == "q15" else node.scheme
+
+
+def imported_scales(g: Graph, name: str, channel_axis: int) -> np.ndarray | None:
+    """Per-output-channel weight scales that came with the model, if they are per tensor or along channel_axis."""
+    t = g.tensors[name]
+    if t.weight_scales is None:
+        return None
+    scales, axis = t.weight_scales
+    return scales if scales.size == 1 or axis % t.data.ndim == channel_axis else None
+
+
+def model_bias_ints(g: Graph, name: str | None, bias: np.ndarray | None, step: np.ndarray,
+                    wide: bool = False) -> np.ndarray | None:
+    """The int32 bias written in the model (a QDQ model's DequantizeLinear of int32), when its scale is the
+    accumulator's step (input scale x weight scale, to float32 precision) and the float bias is still its value.
+    wide (an int16 layer's int64 bias): the scale may also be the step times 2^k, k > 0 (bias_shifts), and the
+    bias is the integers times 2^k."""
+    t = g.tensors.get(name) if name else None
+    if t is None or t.int_values is None or bias is None:
+        return None
+    ints, scales = t.int_values
+    if ints.shape != bias.shape:
+        return None
+    k = np.round(np.log2(scales / step)).astype(np.int64) if wide else np.zeros(1, np.int64)
+    if np.any(k < 0) or not np.allclose(scales, step * np.ldexp(1.0, k), rtol=1e-6, atol=0):
+        return None
+    if not np.array_equal((ints.astype(np.float32) * scales.astype(np.float32)).astype(np.float32),
+                          bias.astype(np.float32)):
+        return None
+    return ints.astype(np.int64) << k if wide else ints.astype(np.int32)
+
+
+def bias_shifts(bias: np.ndarray) -> np.ndarray:
+    """Per channel, the k for which an int16 layer's int64 bias is a multiple of 2^k whose quotient fits int32
+    (0 where the bias fits int32): a QDQ model holds it as int32 at 2^k times the accumulator's step."""
+    mag = np.abs(bias.astype(np.float64))
+    return np.where(mag > INT32_MAX, np.ceil(np.log2(np.maximum(mag, 1.0) / INT32_MAX)), 0).astype(np.int64)
+
+
+Q7_MAX_SHIFT = 24  # Q-format: n_in + n_w - n_out at most
+
+def layer_weights(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A Conv/Gemm's integer weights and scales (quantize_weights with the model's or our scales). Q-format caps each
+    channel's fractional bits n_w so that the output shift stays at most Q7_MAX_SHIFT (the weights of a channel far
+    below one output step lose bits they could not show) and the int32 bias at 2^-(n_in + n_w) stays below 2^30."""
+    scales = imported_scales(g, node.inputs[1], 0)
+    if node.scheme == "qformat":
+        amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        n_w = np.broadcast_to(pow2_bits(scales) if scales is not None else frac_bits(amax), (w.shape[0],))
+        n_in, n_out = pow2_bits(qparams(g, node.inputs[0])[0]), pow2_bits(qparams(g, node.outputs[0])[0])
+        cap = np.full(w.shape[0], n_out - n_in + Q7_MAX_SHIFT)
+        if bias is not None:
+            b = np.abs(np.broadcast_to(bias, (w.shape[0],)).astype(np.float64))
+            with np.errstate(divide="ignore"):
+                cap = np.where(b > 0, np.minimum(cap, np.floor(30 - np.log2(np.where(b > 0, b, 1.0))) - n_in), cap)
+        scales = np.ldexp(1.0, -np.minimum(n_w, cap).astype(np.int64))
+    return quantize_weights(w, scales, weight_scheme(node))
+
+
+def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
+    """Integer bias (the model's own int32 when it has one), per-channel multipliers (Q-format: shifts) and clamp
+    bounds shared by Conv and Gemm.
+
+    int8, int4: int32 bias and 32-bit multipliers. int16 (16x8): int64 bias and 15-bit multipliers for the 64-bit
+    accumulator (reduce_multiplier)."""
+    s_in, zp_in = qparams(g, node.inputs[0])
+    s_out, zp_out = qparams(g, node.outputs[0])
+    b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
+    model_bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws,
+                               wide=node.dtype == "int16")
+    bq = model_bq if model_bq is not None else np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
+    if node.scheme == "qformat":
+        if zp_in or zp_out:
+            raise EdgecError(f"node '{node.name}': Q-format needs zero points 0 around it (input {zp_in}, output "
+                             f"{zp_out}); use --quantize int8 for this model")
+        shift = np.clip(pow2_bits(s_in) + pow2_bits(ws) - pow2_bits(s_out), *Q7_SHIFT_RANGE)
+        act_min, act_max = quant_bounds(*act_range(node), s_out, 0)
+        return {"bias": bq, "shift": shift.astype(np.int8), "in_zp": 0, "out_zp": 0, "act_min": act_min,
+                "act_max": act_max, "w_scale": ws}
+    ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
+    if node.dtype == "int16":
+        if model_bq is None:
+            bq = np.clip(np.round(b / (s_in * ws)), -BIAS64_LIMIT, BIAS64_LIMIT)
+            k = np.ldexp(1.0, bias_shifts(bq))  # beyond int32: a multiple of 2^k (a step of 2^-31 of the bias)
+            model_bq = (np.round(bq / k) * k).astype(np.int64)
+        bq = model_bq.astype(np.int64)
+        if max(s for _, s in ms) > 14:
+            raise EdgecError(f"{node.op} (node '{node.name}'): its int16 requantization scale is above 2^14 (an "
+                             "almost constant output?); keep this layer int8 with --qconfig")
+        ms = [reduce_multiplier(m, s) for m, s in ms]
+    act_min, act_max = quant_bounds(*act_range(node), s_out, zp_out, node.dtype)
+    return {"bias": bq, "mult": np.array([m for m, _ in ms], np.int32), "shift": np.array([s for _, s in ms], np.int32),
+            "in_zp": zp_in, "out_zp": zp_out, "act_min": act_min, "act_max": act_max, "w_scale": ws,
+            "dtype": node.dtype}
+
+
+def finish_s8(acc: np.ndarray, q: dict, channel_axis: int) -> np.ndarray:
+    """The output stage: requantization with multipliers (int16: 64-bit, ec_requantize_s64), or (Q-format, no
+    "mult") a rounding shift."""
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
+    acc = acc + q["bias"].reshape(shape)
+    if "mult" not in q:
+        return np.clip(shift_round(acc, q["shift"].reshape(shape)), q["act_min"], q["act_max"]).astype(np.int8)
+    if q.get("dtype") == "int16":
+        y = requantize64(acc, q["mult"].reshape(shape), q["shift"].reshape(shape))
+        return np.clip(y, q["act_min"], q["act_max"]).astype(np.int16)
+    y = requantize(acc, q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
+    return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
+
+
+def quant_struct(name: str, q: dict) -> Struct:
+    if "mult" not in q:  # Q-format: shifts only
+        return Struct(f"q_{name}", "ec_quant_q7", {
+            "act_min": q["act_min"], "act_max": q["act_max"], "shift": Array(f"shift_{name}", q["shift"], "int8_t"),
+            "per_channel": 1})
+    return Struct(f"q_{name}", "ec_quant_s8", {
+        "in_zp": q["in_zp"], "out_zp": q["out_zp"], "act_min": q["act_min"], "act_max": q["act_max"],
+        "mult": Array(f"mult_{name}", q["mult"], "int32_t"), "shift": Array(f"shift_{name}", q["shift"], "int32_t"),
+        "per_channel": 1,
+    })
+
+
+def quant_struct_s16(name: str, q: dict) -> Struct:
+    return Struct(f"q_{name}", "ec_quant_s16", {
+        "act_min": q["act_min"], "act_max": q["act_max"],
+        "mult": Array(f"mult_{name}", q["mult"], "int32_t"), "shift": Array(f"shift_{name}", q["shift"], "int32_t"),
+    })
+
+
+def mve_matrix_stage(name: str, q: dict, bias: np.ndarray) -> tuple[Struct, Array]:
+    """The output stage struct and bias array of a Helium matrix kernel, in the pair layout."""
+    # a padded channel's shift is -1, so that "every shift is negative" (the fast output stage) still holds
+    return (quant_struct(name, {**q, "mult": pair_layout(q["mult"]), "shift": pair_layout(q["shift"], -1)}),
+            Array(f"b_{name}", pair_layout(bias), "int32_t"))
+
+
+def act_struct(name: str, node: Node) -> Struct:
+    lo, hi = act_range(node)
+    return Struct(f"act_{name}", "ec_act_f32", {"act_min": c_float(lo), "act_max": c_float(hi)})
