@@ -19,8 +19,8 @@ from . import host, sparse
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
+from .frontends import load_model, require_static_shapes
 from .ir import Graph
-from .load import load_onnx, require_static_shapes
 from .ops import REGISTRY
 from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
@@ -75,7 +75,7 @@ def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None =
                   prune: PruneOptions | None = None, calib: Path | None = None, layout: bool = True) -> Graph:
     """Load and run the graph passes (pruning too, when asked); every unsupported op is reported in one message.
     layout=False stops before the channels-last layout (for writing the graph back as ONNX)."""
-    g = load_onnx(model, input_shapes)
+    g = load_model(model, input_shapes)
     supported = set(REGISTRY) | set(NORMALIZED)
     problems = [f"{n.op} (node '{n.name}')" for n in g.nodes if n.op not in supported]
     if problems:

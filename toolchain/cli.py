@@ -107,7 +107,7 @@ def _size(text: str) -> int:
 
 def _options(a: argparse.Namespace, out: Path | None):
     from .build import BuildOptions
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
     from .quantize import QuantOptions, parse_input_ranges
 
     quantize = a.quantize
@@ -396,7 +396,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from .build import prepare_graph
     from .data import load_samples, random_samples
     from .export import export_float
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
     from .prune import allocate, sensitivity, weighted_layers
 
     shapes = parse_input_shapes(a.input_shape)
@@ -461,7 +461,7 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
 
 def cmd_compare(a: argparse.Namespace) -> int:
     from .compare import DEFAULT_GRID, QUICK_GRID, compare, load_grid
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
 
     grid = load_grid(a.grid) if a.grid else (QUICK_GRID if a.quick else DEFAULT_GRID)
     if a.labels and not a.eval:

@@ -13,7 +13,7 @@ quantizes it to int32 at the accumulator's scale, wrapping around beyond int32.)
 
 In a mixed model (--qconfig) each tensor has the Q/DQ pair of its own type; a float layer has float weights and reads
 DequantizeLinear outputs, and a Convert between two integer types is a DQ -> Q pair (DequantizeLinear of the one,
-QuantizeLinear to the other). The model's metadata names each layer's scheme (load.LAYER_SCHEMES_KEY)."""
+QuantizeLinear to the other). The model's metadata names each layer's scheme (frontends.onnx.LAYER_SCHEMES_KEY)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .frontends.onnx import LAYER_SCHEMES_KEY
 from .ir import Graph, Node, Tensor, unique_name
-from .load import LAYER_SCHEMES_KEY
 from .ops.binary import const_quant
 from .ops.output_stage import INT32_MAX, bias_shifts
 

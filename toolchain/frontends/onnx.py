@@ -10,8 +10,8 @@ import onnx
 from onnx import numpy_helper, shape_inference, version_converter
 from onnx.reference import ReferenceEvaluator
 
-from .errors import EdgecError
-from .ir import Graph, Node, Tensor
+from ..errors import EdgecError
+from ..ir import Graph, Node, Tensor
 from .qoperator import qoperator_to_qdq
 
 MIN_OPSET = 13  # older models are converted up to this opset with onnx's version converter
