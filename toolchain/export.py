@@ -27,14 +27,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .frontends.onnx import LAYER_SCHEMES_KEY
-from .ir import Graph, Node, Tensor, unique_name
+from .ir import NUMPY_TYPES, Graph, Node, Tensor, unique_name
 from .ops.binary import const_quant
 from .ops.output_stage import INT32_MAX, bias_shifts
 
 OPSET = 13
 OPSET_HARDSWISH = 14  # the first with HardSwish
 OPSET_WIDE = 21  # DequantizeLinear of INT4 tensors, QuantizeLinear to INT16
-_ZP_TYPES = {"int8": np.int8, "int16": np.int16}
 _ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"),
                "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
                "AveragePool": ("kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"),
@@ -90,7 +89,7 @@ class _Writer:
             self.dq[name] = value
             return
         scale = self.init(f"{name}_scale", np.float32(t.scale))
-        zp = self.init(f"{name}_zp", _ZP_TYPES[t.dtype](t.zero_point))
+        zp = self.init(f"{name}_zp", NUMPY_TYPES[t.dtype](t.zero_point))
         q, dq = self.fresh(f"{name}_q"), self.finals.get(name) or self.fresh(f"{name}_dq")
         self.nodes += [helper.make_node("QuantizeLinear", [value, scale, zp], [q]),
                        helper.make_node("DequantizeLinear", [q, scale, zp], [dq])]

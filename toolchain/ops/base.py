@@ -196,10 +196,6 @@ def qparams(g: Graph, name: str) -> tuple[float, int]:
     return t.scale, t.zero_point
 
 
-def ctype(g: Graph) -> str:
-    return "int8_t" if g.quantized else "float"
-
-
 def nctype(node: Node) -> str:
     """The C element type of a node's activations."""
     return CTYPES[node.dtype]
