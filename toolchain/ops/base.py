@@ -7,6 +7,9 @@ specification the C kernels must equal bit for bit) and the kernel calls it lowe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +21,27 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
 
+@dataclass
+class LowerContext:
+    """What lowering reads besides the node and the graph: the target (its features choose the kernel variant), the
+    build's --sparse-kernels choice ("auto": the cost model of toolchain/sparse.py, "dense", "rows", "nm"), and
+    the note of the node being lowered (the build report's; the sparse variant's cost-model note)."""
+
+    target: Target
+    sparse_kernels: str = "auto"
+    note: str = ""
+
+
+# A kernel variant of an op: (op, node, graph, context, the op's per-node facts) -> its calls, or None when it does
+# not apply (then the next variant of the op's table is tried).
+Variant = Callable[[Any, Node, Graph, LowerContext, Any], "Lowered | None"]
+
+
 class Op:
     types: tuple[str, ...] = ()
+    # The kernel variants in order of preference (sparse, Helium, DSP, NEON, ..., portable last): lower() returns
+    # the first that applies. Ops with one kernel override lower() instead.
+    variants: tuple[Variant, ...] = ()
     # The output has exactly the input's scale and zero point (pooling, reshapes, ...).
     keeps_quant: bool = False
     # A fused Relu/Clip may be folded into this op's output stage.
@@ -56,9 +78,20 @@ class Op:
         """A fixed output scale/zero point (softmax), or None to use the calibrated range."""
         return None
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        """Kernel calls for this node on the target (the target's features choose the kernel variant)."""
-        raise NotImplementedError
+    def facts(self, node: Node, g: Graph, ctx: LowerContext) -> Any:
+        """What every variant of this node needs (geometry, integer weights, ...), computed once."""
+        return None
+
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
+        """Kernel calls for this node: the first variant that applies; the node's note is set here."""
+        ctx.note = ""
+        facts = self.facts(node, g, ctx)
+        for variant in self.variants:
+            low = variant(self, node, g, ctx, facts)
+            if low is not None:
+                low.note = ctx.note
+                return low
+        raise NotImplementedError(f"{node.op}: no kernel variant lowers node '{node.name}'")
 
     def macs(self, node: Node, g: Graph) -> int:
         return 0

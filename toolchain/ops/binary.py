@@ -6,8 +6,8 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
-from ..target import Target
 from .base import (
+    LowerContext,
     Op,
     act_range,
     apply_act,
@@ -99,7 +99,7 @@ class Binary(Op):
         y = requantize(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         ins = [g.tensors[i] for i in node.inputs]
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], ins)

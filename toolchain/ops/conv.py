@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from ..ir import Graph, Node
 from ..sparse import lower_sparse_conv, lower_sparse_fc
 from ..target import Target
 from . import neon
-from .base import Op, act_range, apply_act, is_int, nctype, register
+from .base import LowerContext, Op, act_range, apply_act, is_int, nctype, register
 from .geometry import conv_nd, conv_params, spatial_attrs, windows
 from .output_stage import (
     act_struct,
@@ -39,6 +40,19 @@ from .packing import (
     pack_s4,
     scratch_arg,
 )
+
+
+@dataclass
+class ConvFacts:
+    """A convolution's geometry, shared by its kernel variants."""
+
+    w: np.ndarray  # the float weights, ONNX [O][I/g][k...]
+    kernel: tuple[int, ...]
+    strides: list[int]
+    pads: list[int]
+    group: int
+    params: Struct  # ec_conv_params
+    depthwise: bool
 
 
 class Conv(Op):
@@ -130,9 +144,13 @@ class Conv(Op):
         channels = g.shape(node.inputs[0])[1] // node.attrs.get("group", 1)
         return not pointwise and channels < 4
 
-    def lower_dsp(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
-        """An SXTB16/SMLAD kernel (DSP extension) for the layer's shape, or None for the portable kernel."""
-        q, name, p = node.q, node.name, params.fields
+    def lower_dsp(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
+        """An int8 SXTB16/SMLAD kernel (DSP extension, or its plain C where blocked() says it wins) for the layer's
+        shape, or None."""
+        if node.dtype != "int8" or not self.blocked(node, g, ctx.target, f.kernel, f.pads):
+            return None
+        q, name, params, pads = node.q, node.name, f.params, f.pads
+        p = params.fields
         args = [params, quant_struct(name, q), Buf(node.inputs[0], "int8_t")]
         tail = [Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False)]
         if self.is_depthwise(node, g) and p["out_c"] == p["in_c"]:
@@ -156,11 +174,14 @@ class Conv(Op):
             kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)
         return Lowered([Call(kernel, args + [packed] + tail + [Scratch(scratch)], node=name, macs=self.macs(node, g))])
 
-    def lower_dsp_s16(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
+    def lower_dsp_s16(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         """A 16x8 SMLAD kernel (DSP extension) for a convolution with one group or a depthwise one with channel
-        multiplier 1 and at most 64 taps, or None for the portable kernel. A 1x1 convolution with stride 1 and no
-        padding is a fully connected layer over the NHWC pixels."""
-        q, name, p = node.q, node.name, params.fields
+        multiplier 1 and at most 64 taps, or None. A 1x1 convolution with stride 1 and no padding is a fully
+        connected layer over the NHWC pixels."""
+        if node.dtype != "int16" or "dsp" not in ctx.target.features:
+            return None
+        q, name, params, pads = node.q, node.name, f.params, f.pads
+        p = params.fields
         if self.is_depthwise(node, g) and p["out_c"] == p["in_c"] and p["k_h"] * p["k_w"] <= 64:
             w = q["w"][:, 0].reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)
             return Lowered([Call("ec_depthwise_conv2d_packed_s16",
@@ -184,9 +205,12 @@ class Conv(Op):
         return Lowered([Call("ec_conv2d_im2col_s16", [params, stage] + tail
                              + [Scratch(conv_im2col_s16_scratch_bytes(p))], node=name, macs=macs)])
 
-    def lower_mve(self, node: Node, g: Graph, params: Struct, pads: list[int]) -> Lowered | None:
-        """A Helium (MVE) kernel for the layer's shape, or None (then the DSP or portable kernel)."""
-        q, name, p = node.q, node.name, params.fields
+    def lower_mve(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
+        """An int8 Helium (MVE) kernel for the layer's shape, or None."""
+        if node.dtype != "int8" or "mve" not in ctx.target.features:
+            return None
+        q, name, params, pads = node.q, node.name, f.params, f.pads
+        p = params.fields
         zp = q["in_zp"]
         head, out = [params], Buf(node.outputs[0], "int8_t", const=False)
         macs = self.macs(node, g)
@@ -215,14 +239,14 @@ class Conv(Op):
         return Lowered([Call("ec_conv2d_im2col_mve_s8", args + [Scratch(conv_im2col_mve_scratch_bytes(p))],
                              node=name, macs=macs)])
 
-    def lower_sparse(self, node: Node, g: Graph, target: Target, params: Struct, kernel: tuple,
-                     strides: list[int], pads: list[int], group: int) -> tuple[Lowered | None, str]:
-        """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py), and its note. A 1x1
-        convolution with stride 1, no padding and one group is a fully connected layer over the NHWC pixels; other
-        convolutions with one group use the sparse convolution kernels. Grouped, depthwise and int16 ones stay
-        dense."""
-        if group != 1 or node.dtype == "int16":
-            return None, ""
+    def lower_sparse(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
+        """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py; its note goes to
+        ctx.note). A 1x1 convolution with stride 1, no padding and one group is a fully connected layer over the
+        NHWC pixels; other convolutions with one group use the sparse convolution kernels. Grouped, depthwise and
+        int16 ones stay dense."""
+        params, kernel, strides, pads = f.params, f.kernel, f.strides, f.pads
+        if f.group != 1 or node.dtype == "int16":
+            return None
         name, t = node.name, nctype(node)
         if is_int(node):
             w, bias, stage, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "int32_t"
@@ -231,57 +255,35 @@ class Conv(Op):
             bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
             stage, bias_t = act_struct(name, node), "float"
         args = (stage, Array(f"b_{name}", bias, bias_t), Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False),
-                target, self.macs(node, g))
+                ctx.target, self.macs(node, g), ctx.sparse_kernels)
         if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads):
             w = w.reshape(w.shape[0], -1)
-            return lower_sparse_fc(name, int(np.prod(g.shape(node.outputs[0]))) // w.shape[0], w, *args)
+            low, ctx.note = lower_sparse_fc(name, int(np.prod(g.shape(node.outputs[0]))) // w.shape[0], w, *args)
+            return low
         if len(kernel) == 1:
             w = w[:, :, None, :]
-        return lower_sparse_conv(name, params, w.transpose(0, 2, 3, 1), *args)
+        low, ctx.note = lower_sparse_conv(name, params, w.transpose(0, 2, 3, 1), *args)
+        return low
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        w, kernel, strides, pads, dil, group = self._geometry(node, g)
-        name = node.name
-        params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)
-        depthwise = self.is_depthwise(node, g)
-        t = nctype(node)
-        if is_int(node) and node.scheme in ("qformat", "int4"):
-            return self.lower_lowbit(node, g, params, depthwise, len(kernel))
-        sparse, note = self.lower_sparse(node, g, target, params, kernel, strides, pads, group)
-        if sparse is not None:
-            sparse.note = note
-            return sparse
-        if node.dtype == "int8" and "mve" in target.features:
-            low = self.lower_mve(node, g, params, pads)
-            if low is not None:
-                low.note = note
-                return low
-        if node.dtype == "int8" and self.blocked(node, g, target, kernel, pads):
-            low = self.lower_dsp(node, g, params, pads)
-            if low is not None:
-                low.note = note
-                return low
-        if node.dtype == "int16" and "dsp" in target.features:
-            low = self.lower_dsp_s16(node, g, params, pads)
-            if low is not None:
-                low.note = note
-                return low
-        if node.dtype == "int8" and "neon" in target.features:
-            low = neon.lower_conv(name, node.q, params, quant_struct(name, node.q), Buf(node.inputs[0], t),
-                                  Buf(node.outputs[0], t, const=False), depthwise, any(pads), self.macs(node, g))
-            if low is not None:
-                low.note = note
-                return low
-        if node.dtype == "float32" and "neon" in target.features:
-            b = self._bias(node, g)
-            low = neon.lower_conv_f32(name, w.astype(np.float32),
-                                      np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32),
-                                      params, act_struct(name, node), Buf(node.inputs[0], t),
-                                      Buf(node.outputs[0], t, const=False), any(pads), depthwise,
-                                      self.macs(node, g))
-            if low is not None:
-                low.note = note
-                return low
+    def lower_neon(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
+        if node.dtype != "int8" or "neon" not in ctx.target.features:
+            return None
+        name, t = node.name, nctype(node)
+        return neon.lower_conv(name, node.q, f.params, quant_struct(name, node.q), Buf(node.inputs[0], t),
+                               Buf(node.outputs[0], t, const=False), f.depthwise, any(f.pads), self.macs(node, g))
+
+    def lower_neon_f32(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
+        if node.dtype != "float32" or "neon" not in ctx.target.features:
+            return None
+        name, t, b = node.name, nctype(node), self._bias(node, g)
+        return neon.lower_conv_f32(name, f.w.astype(np.float32),
+                                   np.zeros(f.w.shape[0], np.float32) if b is None else b.astype(np.float32),
+                                   f.params, act_struct(name, node), Buf(node.inputs[0], t),
+                                   Buf(node.outputs[0], t, const=False), any(f.pads), f.depthwise, self.macs(node, g))
+
+    def lower_portable(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered:
+        """The portable C kernel of the element type (every target)."""
+        name, t = node.name, nctype(node)
         wt = t
         if node.dtype == "int16":  # 16x8: int16 activations, int8 weights, int64 bias
             wdata, bias = node.q["w"], node.q["bias"]
@@ -292,26 +294,33 @@ class Conv(Op):
             stage = quant_struct(name, node.q)
             suffix, bias_t = "s8", "int32_t"
         else:
-            wdata = w.astype(np.float32)
+            wdata = f.w.astype(np.float32)
             b = self._bias(node, g)
-            bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
+            bias = np.zeros(f.w.shape[0], np.float32) if b is None else b.astype(np.float32)
             stage = act_struct(name, node)
             suffix, bias_t = "f32", "float"
-        if len(kernel) == 1:
+        if len(f.kernel) == 1:
             wdata = wdata[:, :, None, :]
         # ONNX [O][I/g][kh][kw] -> depthwise [kh][kw][O] or general [O][kh][kw][I/g]
-        wdata = wdata[:, 0].transpose(1, 2, 0) if depthwise else wdata.transpose(0, 2, 3, 1)
-        kernel_fn = f"ec_{'depthwise_' if depthwise else ''}conv2d_{suffix}"
-        call = Call(kernel_fn, [params, stage, Buf(node.inputs[0], t), Array(f"w_{name}", wdata, wt),
+        wdata = wdata[:, 0].transpose(1, 2, 0) if f.depthwise else wdata.transpose(0, 2, 3, 1)
+        kernel_fn = f"ec_{'depthwise_' if f.depthwise else ''}conv2d_{suffix}"
+        call = Call(kernel_fn, [f.params, stage, Buf(node.inputs[0], t), Array(f"w_{name}", wdata, wt),
                                 Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
                     node=name, macs=self.macs(node, g))
-        return Lowered([call], note=note)
+        return Lowered([call])
 
-    def lower_lowbit(self, node: Node, g: Graph, params: Struct, depthwise: bool, dims: int) -> Lowered:
+    def facts(self, node: Node, g: Graph, ctx: LowerContext) -> ConvFacts:
+        w, kernel, strides, pads, dil, group = self._geometry(node, g)
+        params = conv_params(node.name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil, group)
+        return ConvFacts(w, kernel, strides, pads, group, params, self.is_depthwise(node, g))
+
+    def lower_lowbit(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         """Q-format (ec_*conv2d_q7, shift-only output stage) or int4 weights (ec_*conv2d_s4, packed), portable C on
         every target."""
-        q, name = node.q, node.name
-        w = q["w"][:, :, None, :] if dims == 1 else q["w"]
+        if not is_int(node) or node.scheme not in ("qformat", "int4"):
+            return None
+        q, name, params, depthwise = node.q, node.name, f.params, f.depthwise
+        w = q["w"][:, :, None, :] if len(f.kernel) == 1 else q["w"]
         w = w[:, 0].transpose(1, 2, 0) if depthwise else w.transpose(0, 2, 3, 1)
         if node.scheme == "int4":
             # rows on bytes: depthwise [kh][kw] rows of out_c, otherwise [out_c][kh][kw] rows of in_c / groups
@@ -328,6 +337,9 @@ class Conv(Op):
     def macs(self, node: Node, g: Graph) -> int:
         w = g.const(node.inputs[1])
         return int(np.prod(g.shape(node.outputs[0]))) * int(math.prod(w.shape[1:]))
+
+    variants = (lower_lowbit, lower_sparse, lower_mve, lower_dsp, lower_dsp_s16, lower_neon, lower_neon_f32,
+                lower_portable)
 
 
 register(Conv())

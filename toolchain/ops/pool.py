@@ -10,9 +10,9 @@ import numpy as np
 from ..calls import Buf, Call, Lowered, Struct
 from ..errors import EdgecError
 from ..ir import Graph, Node
-from ..target import Target
 from .base import (
     QRANGE,
+    LowerContext,
     Op,
     act_range,
     apply_act,
@@ -112,7 +112,7 @@ class Pool(Op):
                 y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         kernel, strides, pads, dil = self.geometry(node, g)
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil)

@@ -7,8 +7,18 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import ELEM_BYTES, Graph, Node, Tensor
-from ..target import Target
-from .base import QRANGE, Op, is_int, nctype, out_dtype, qparams, quantize_multiplier, register, requantize
+from .base import (
+    QRANGE,
+    LowerContext,
+    Op,
+    is_int,
+    nctype,
+    out_dtype,
+    qparams,
+    quantize_multiplier,
+    register,
+    requantize,
+)
 from .geometry import MAX_DIMS, axis_split
 from .unary import lut
 
@@ -46,7 +56,7 @@ class Reshape(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         if node.outputs[0] not in g.outputs:
             return Lowered(alias=src.name)
@@ -75,7 +85,7 @@ class Transpose(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         if node.op == "LayoutCast" and src.view is not None:
             # A flattened channels-last tensor back to plain order: copy in the source's view.
@@ -129,7 +139,7 @@ class Concat(Op):
             parts.append(c if c is not None else (x if table is None else table[x.astype(np.int64) + 128]))
         return np.concatenate(parts, axis=self.axis(node, g))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         out = g.tensors[node.outputs[0]]
         ax = self.axis(node, g)
@@ -201,7 +211,7 @@ class Pad(Op):
         begin, end, _ = self.pads(node, g)
         return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(out_dtype(node))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         src = g.tensors[node.inputs[0]]
         begin, end, value = self.pads(node, g)

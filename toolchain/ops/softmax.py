@@ -10,8 +10,7 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
-from ..target import Target
-from .base import INTERP_BITS, Op, qparams, register
+from .base import INTERP_BITS, LowerContext, Op, qparams, register
 from .geometry import axis_split
 
 EXP_FRACTION_BITS = 16
@@ -62,7 +61,7 @@ class Softmax(Op):
         s = e.sum(axis=ax, keepdims=True)
         return np.minimum(node.q["out_zp"] + (e * node.q["out_n"] + s // 2) // s, 127).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         outer, n, inner = axis_split(g.tensors[node.inputs[0]], self.axis(node, g))
         if node.dtype == "int16":
             args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), Buf(node.inputs[0], "int16_t"),

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
-from ..target import Target
 from .base import (
+    LowerContext,
     Op,
     c_float,
     frac_bits,
@@ -82,7 +82,7 @@ class Unary(Op):
             return interp_lookup(node.q["table"], xs[0]).astype(np.int16)
         return node.q["table"][xs[0].astype(np.int64) + 128]
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         size = g.tensors[node.inputs[0]].size
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
@@ -132,7 +132,7 @@ class PRelu(Op):
         neg = requantize(v * (q["slope"].astype(np.int64) - q["slope_zp"]), q["neg_mult"], q["neg_shift"])
         return np.clip(np.where(v >= 0, pos, neg) + q["out_zp"], -128, 127).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[i] for i in node.inputs])
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
