@@ -28,6 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .frontends.onnx import LAYER_SCHEMES_KEY
 from .ir import NUMPY_TYPES, Graph, Node, Tensor, unique_name
+from .ops.base import is_weighted
 from .ops.binary import const_quant
 from .ops.output_stage import INT32_MAX, bias_shifts
 
@@ -139,7 +140,7 @@ class _Writer:
             else:
                 ins.append(self.const_input(node, k, name))
         attrs = {a: v for a, v in node.attrs.items() if a in _ONNX_ATTRS.get(node.op, ())}
-        if node.op in ("Conv", "Gemm") and len(ins) == 2 and node.q is not None and np.any(node.q["bias"]):
+        if is_weighted(node) and len(ins) == 2 and node.q is not None and np.any(node.q["bias"]):
             ins.append(self.bias(node, f"{node.name}_bias"))  # bias correction gave a layer without bias one
         if node.op == "Reshape":
             ins.append(self.init(f"{out}_shape", np.array(g.shape(out), np.int64)))
@@ -187,7 +188,7 @@ class _Writer:
         data = g.const(name)
         if not self.quantized or node.dtype == "float32":
             return self.init(name, data)
-        if node.op in ("Conv", "Gemm") and k in (1, 2):
+        if is_weighted(node) and k in (1, 2):
             ws = q["w_scale"].astype(np.float32)
             if k == 1:
                 return self.dequantized_const(name, q["w"], ws, np.zeros(len(ws), np.int8), axis=0,

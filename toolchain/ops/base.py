@@ -46,6 +46,18 @@ class Op:
     keeps_quant: bool = False
     # A fused Relu/Clip may be folded into this op's output stage.
     fuses_activation: bool = False
+    # Traits the passes read instead of op names.
+    # The byte order it works in (passes/layout.py): "channels_last" (runs NHWC: convolution, pooling),
+    # "follows_input" (works in its first input's order: elementwise ops, Softmax, Concat, Pad), "flatten" (Reshape:
+    # keeps a channels-last tensor flattened for "rows" consumers), "rows" (Gemm: reads a flattened channels-last
+    # tensor by reordering its weight columns), "plain" (reads and writes the logical order).
+    layout: str = "plain"
+    # Channel-wise for pruning (prune.py): output channel c depends on input channel c only "always", or only when
+    # its constant operands are scalars or per channel ("consts"); None: not channel-wise.
+    channelwise: str | None = None
+    # A layer with constant weights, output channels first (Conv, Gemm): pruned, quantized per output channel,
+    # bias-corrected, chosen per layer by --quantize auto, exported with its integer bias.
+    weighted: bool = False
 
     def check(self, node: Node, g: Graph) -> str | None:
         """Why this node cannot be compiled, or None."""
@@ -98,6 +110,17 @@ class Op:
 
 
 REGISTRY: dict[str, Op] = {}
+
+
+def op_of(node: Node) -> Op | None:
+    """The op class instance of a node (None for an op edgec does not compile, before the checks)."""
+    return REGISTRY.get(node.op)
+
+
+def is_weighted(node: Node) -> bool:
+    """Whether the node is a layer with constant weights (Op.weighted)."""
+    op = REGISTRY.get(node.op)
+    return op is not None and op.weighted
 
 
 def register(op: Op) -> Op:

@@ -50,6 +50,8 @@ def const_quant(data: np.ndarray, dtype: str = "int8", pow2: bool = False) -> tu
 
 class Binary(Op):
     types = ("Add", "Sub", "Mul")
+    layout = "follows_input"
+    channelwise = "consts"
     fuses_activation = True
 
     def check(self, node: Node, g: Graph) -> str | None:

@@ -58,6 +58,8 @@ class ConvFacts:
 class Conv(Op):
     types = ("Conv",)
     fuses_activation = True
+    layout = "channels_last"
+    weighted = True
 
     def _geometry(self, node: Node, g: Graph):
         w = g.const(node.inputs[1])

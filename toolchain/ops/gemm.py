@@ -40,6 +40,8 @@ class GemmFacts:
 class Gemm(Op):
     types = ("Gemm",)
     fuses_activation = True
+    layout = "rows"
+    weighted = True
 
     def check(self, node: Node, g: Graph) -> str | None:
         a = node.attrs

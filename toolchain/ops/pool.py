@@ -38,6 +38,8 @@ def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 class Pool(Op):
     types = ("MaxPool", "AveragePool", "GlobalAveragePool")
+    layout = "channels_last"
+    channelwise = "always"
     keeps_quant = True
     fuses_activation = True
 

@@ -48,6 +48,7 @@ def copy_call(name: str, src: Tensor, dst: Tensor, src_of_dst_dim: list[int], g:
 
 class Reshape(Op):
     types = ("Reshape",)
+    layout = "flatten"
     keeps_quant = True
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -97,6 +98,7 @@ class Transpose(Op):
 
 class Concat(Op):
     types = ("Concat",)
+    layout = "follows_input"
 
     def axis(self, node: Node, g: Graph) -> int:
         return node.attrs["axis"] % len(g.shape(node.outputs[0]))
@@ -172,6 +174,7 @@ class Concat(Op):
 
 class Pad(Op):
     types = ("Pad",)
+    layout = "follows_input"
     keeps_quant = True
 
     def check(self, node: Node, g: Graph) -> str | None:

@@ -18,6 +18,7 @@ EXP_FRACTION_BITS = 16
 
 class Softmax(Op):
     types = ("Softmax",)
+    layout = "follows_input"
 
     def axis(self, node: Node, g: Graph) -> int:
         rank = len(g.shape(node.inputs[0]))

@@ -68,6 +68,8 @@ def lut(f, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
 
 class Unary(Op):
     types = tuple(_C_OP)
+    layout = "follows_input"
+    channelwise = "always"
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return unary_float(node, xs[0].astype(np.float64)).astype(np.float32)
@@ -100,6 +102,8 @@ class Unary(Op):
 
 class PRelu(Op):
     types = ("PRelu",)
+    layout = "follows_input"
+    channelwise = "consts"
 
     def check(self, node: Node, g: Graph) -> str | None:
         return None if g.const(node.inputs[1]) is not None else "the slope must be a constant"
