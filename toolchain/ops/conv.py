@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from . import neon
 from .base import LowerContext, Op, act_range, apply_act, is_int, nctype, register
 from .geometry import conv_nd, conv_params, spatial_attrs, windows
 from .output_stage import (
+    Stage,
     act_struct,
     finish_s8,
     layer_weights,
@@ -109,10 +110,10 @@ class Conv(Op):
         lo, hi = act_range(node)
         return np.clip(acc.reshape((n, o) + out_sp), np.float32(lo), np.float32(hi))
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> Stage:
         w, *_ = self._geometry(node, g)
         wq, ws = layer_weights(node, g, w, self._bias(node, g))
-        return {"w": wq, **output_stage(node, g, ws, self._bias(node, g), w.shape[0])}
+        return output_stage(node, g, wq, ws, self._bias(node, g), w.shape[0])
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
@@ -223,7 +224,7 @@ class Conv(Op):
             bias = fold_input_zp(q["bias"], w.reshape(-1, p["out_c"]).T, zp)
             mult_ch = p["out_c"] // p["in_c"]
             wp, b, m, s, offsets = pack_depthwise_mve(w, bias, q["mult"], q["shift"], mult_ch)
-            stage = quant_struct(name, {**q, "mult": m, "shift": s})
+            stage = replace(q, mult=m, shift=s).struct(name)
             offs = Array(f"off_{name}", offsets, "uint8_t") if mult_ch > 1 else Raw("NULL")
             zp_row = Array(f"zp_{name}", np.full(len(b), zp, np.int8), "int8_t")
             return Lowered([Call("ec_depthwise_conv2d_mve_s8",

@@ -12,6 +12,7 @@ from ..sparse import lower_sparse_fc
 from . import neon
 from .base import LowerContext, Op, act_range, apply_act, is_int, nctype, register
 from .output_stage import (
+    Stage,
     act_struct,
     finish_s8,
     layer_weights,
@@ -92,10 +93,10 @@ class Gemm(Op):
         lo, hi = act_range(node)
         return np.clip(acc, np.float32(lo), np.float32(hi)).reshape(g.shape(node.outputs[0]))
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> Stage:
         w, b = self.weights(node, g)
         wq, ws = layer_weights(node, g, w, b)
-        return {"w": wq, **output_stage(node, g, ws, b, w.shape[0])}
+        return output_stage(node, g, wq, ws, b, w.shape[0])
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q

@@ -3,10 +3,17 @@
 clamp; its numpy twin (finish_s8) and the C structs the kernels take (ec_quant_s8, ec_quant_q7, ec_quant_s16,
 ec_act_f32).
 
-API for an op: quantize with layer_weights + output_stage, compute the reference with finish_s8, and lower with
-quant_struct / quant_struct_s16 (or act_struct for float layers)."""
+The parameters are typed (Stage: AffineStage for int8/int4, Affine16Stage for int16, ShiftStage for Q-format), so a
+second arithmetic (TFLite Micro's double-rounding requantization, Graph.arithmetic "tflm") is one more Stage subclass.
+
+API for an op: quantize with layer_weights + output_stage (-> the node's Stage, Node.q), compute the reference with
+Stage.finish (finish_s8), and lower with Stage.struct (quant_struct / quant_struct_s16; act_struct for float
+layers)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +41,125 @@ INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
 INT32_MAX = 2**31 - 1
 
 BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator stays below 2^47 (ec_requantize_s64)
+
+@dataclass(kw_only=True)
+class Stage:
+    """A Conv/Gemm layer's integer parameters: its integer weights and the output stage that turns the int32 (int16
+    layers: int64) accumulator of sum((x - in_zp) * w) into the output: add the bias, requantize, clamp to
+    [act_min, act_max]. One subclass per requantization arithmetic; finish() is its numpy twin (the specification
+    of the C kernels) and struct() the C struct the kernels take. A new arithmetic (TFLite Micro's double rounding)
+    is one more subclass with its own finish() and struct().
+
+    Item access (q["bias"], "mult" in q) reads and writes the fields by name, as the untyped parameters did."""
+
+    w: np.ndarray | None = None  # integer weights, ONNX layout (Conv [O][I/g][k...], Gemm [N][K])
+    w_scale: np.ndarray | None = None  # the weights' scale per output channel
+    bias: np.ndarray  # per output channel: int32 (int16 layers: int64)
+    in_zp: int = 0
+    out_zp: int = 0
+    act_min: int
+    act_max: int
+
+    def finish(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def struct(self, name: str) -> Struct:
+        raise NotImplementedError
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self:
+            raise KeyError(key)
+        setattr(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self else default
+
+    def _biased(self, acc: np.ndarray, channel_axis: int) -> tuple[np.ndarray, list[int]]:
+        shape = [1] * acc.ndim
+        shape[channel_axis] = -1
+        return acc + self.bias.reshape(shape), shape
+
+
+@dataclass(kw_only=True)
+class AffineStage(Stage):
+    """int8 and int4 layers (ec_quant_s8): ec_requantize, a 32-bit multiplier and a shift per channel rounded once,
+    plus the output zero point."""
+
+    mult: np.ndarray  # int32 per channel
+    shift: np.ndarray  # int32 per channel
+    dtype: str = "int8"  # the output's element type
+
+    def finish(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
+        acc, shape = self._biased(acc, channel_axis)
+        y = requantize(acc, self.mult.reshape(shape), self.shift.reshape(shape)) + self.out_zp
+        return np.clip(y, self.act_min, self.act_max).astype(np.int8)
+
+    def struct(self, name: str) -> Struct:
+        return Struct(f"q_{name}", "ec_quant_s8", {
+            "in_zp": self.in_zp, "out_zp": self.out_zp, "act_min": self.act_min, "act_max": self.act_max,
+            "mult": Array(f"mult_{name}", self.mult, "int32_t"),
+            "shift": Array(f"shift_{name}", self.shift, "int32_t"), "per_channel": 1,
+        })
+
+
+@dataclass(kw_only=True)
+class Affine16Stage(AffineStage):
+    """int16 (16x8) layers (ec_quant_s16): int64 bias and accumulator, 15-bit multipliers (ec_requantize_s64), zero
+    points 0."""
+
+    dtype: str = "int16"
+
+    def finish(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
+        acc, shape = self._biased(acc, channel_axis)
+        y = requantize64(acc, self.mult.reshape(shape), self.shift.reshape(shape))
+        return np.clip(y, self.act_min, self.act_max).astype(np.int16)
+
+    def struct(self, name: str) -> Struct:
+        return Struct(f"q_{name}", "ec_quant_s16", {
+            "act_min": self.act_min, "act_max": self.act_max, "mult": Array(f"mult_{name}", self.mult, "int32_t"),
+            "shift": Array(f"shift_{name}", self.shift, "int32_t"),
+        })
+
+
+@dataclass(kw_only=True)
+class ShiftStage(Stage):
+    """Q-format layers (ec_quant_q7): power-of-two scales, so the requantization is one rounding shift per channel
+    (ec_shift_round); zero points 0."""
+
+    shift: np.ndarray  # int8 per channel, in Q7_SHIFT_RANGE
+
+    def finish(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
+        acc, shape = self._biased(acc, channel_axis)
+        return np.clip(shift_round(acc, self.shift.reshape(shape)), self.act_min, self.act_max).astype(np.int8)
+
+    def struct(self, name: str) -> Struct:
+        return Struct(f"q_{name}", "ec_quant_q7", {
+            "act_min": self.act_min, "act_max": self.act_max,
+            "shift": Array(f"shift_{name}", self.shift, "int8_t"), "per_channel": 1})
+
+
+def as_stage(q: Stage | dict) -> Stage:
+    """A Stage from its fields by name (a dict such as edgec.torch's); a Stage as it is. Without "mult": Q-format."""
+    if isinstance(q, Stage):
+        return q
+    if "mult" not in q:
+        cls: type[Stage] = ShiftStage
+    else:
+        cls = Affine16Stage if q.get("dtype") == "int16" else AffineStage
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in q.items() if k in names})
+
 
 def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
     """Symmetric per-output-channel scales for weights in [-qmax, qmax] (int8: 127, int4: 7)."""
@@ -124,9 +250,9 @@ def layer_weights(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray | None) 
     return quantize_weights(w, scales, weight_scheme(node))
 
 
-def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> dict:
-    """Integer bias (the model's own int32 when it has one), per-channel multipliers (Q-format: shifts) and clamp
-    bounds shared by Conv and Gemm.
+def output_stage(node: Node, g: Graph, wq: np.ndarray, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> Stage:
+    """The integer parameters of a Conv or Gemm with integer weights wq of scales ws: the integer bias (the model's
+    own int32 when it has one), per-channel multipliers (Q-format: shifts) and clamp bounds.
 
     int8, int4: int32 bias and 32-bit multipliers. int16 (16x8): int64 bias and 15-bit multipliers for the 64-bit
     accumulator (reduce_multiplier)."""
@@ -142,8 +268,7 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
                              f"{zp_out}); use --quantize int8 for this model")
         shift = np.clip(pow2_bits(s_in) + pow2_bits(ws) - pow2_bits(s_out), *Q7_SHIFT_RANGE)
         act_min, act_max = quant_bounds(*act_range(node), s_out, 0)
-        return {"bias": bq, "shift": shift.astype(np.int8), "in_zp": 0, "out_zp": 0, "act_min": act_min,
-                "act_max": act_max, "w_scale": ws}
+        return ShiftStage(w=wq, w_scale=ws, bias=bq, act_min=act_min, act_max=act_max, shift=shift.astype(np.int8))
     ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]
     if node.dtype == "int16":
         if model_bq is None:
@@ -156,49 +281,30 @@ def output_stage(node: Node, g: Graph, ws: np.ndarray, bias: np.ndarray | None, 
                              "almost constant output?); keep this layer int8 with --qconfig")
         ms = [reduce_multiplier(m, s) for m, s in ms]
     act_min, act_max = quant_bounds(*act_range(node), s_out, zp_out, node.dtype)
-    return {"bias": bq, "mult": np.array([m for m, _ in ms], np.int32), "shift": np.array([s for _, s in ms], np.int32),
-            "in_zp": zp_in, "out_zp": zp_out, "act_min": act_min, "act_max": act_max, "w_scale": ws,
-            "dtype": node.dtype}
+    cls = Affine16Stage if node.dtype == "int16" else AffineStage
+    return cls(w=wq, w_scale=ws, bias=bq, in_zp=zp_in, out_zp=zp_out, act_min=act_min, act_max=act_max,
+               mult=np.array([m for m, _ in ms], np.int32), shift=np.array([s for _, s in ms], np.int32))
 
 
-def finish_s8(acc: np.ndarray, q: dict, channel_axis: int) -> np.ndarray:
-    """The output stage: requantization with multipliers (int16: 64-bit, ec_requantize_s64), or (Q-format, no
-    "mult") a rounding shift."""
-    shape = [1] * acc.ndim
-    shape[channel_axis] = -1
-    acc = acc + q["bias"].reshape(shape)
-    if "mult" not in q:
-        return np.clip(shift_round(acc, q["shift"].reshape(shape)), q["act_min"], q["act_max"]).astype(np.int8)
-    if q.get("dtype") == "int16":
-        y = requantize64(acc, q["mult"].reshape(shape), q["shift"].reshape(shape))
-        return np.clip(y, q["act_min"], q["act_max"]).astype(np.int16)
-    y = requantize(acc, q["mult"].reshape(shape), q["shift"].reshape(shape)) + q["out_zp"]
-    return np.clip(y, q["act_min"], q["act_max"]).astype(np.int8)
+def finish_s8(acc: np.ndarray, q: Stage | dict, channel_axis: int) -> np.ndarray:
+    """The output stage of q (a Stage, or its fields by name) on the accumulators acc: Stage.finish."""
+    return as_stage(q).finish(acc, channel_axis)
 
 
-def quant_struct(name: str, q: dict) -> Struct:
-    if "mult" not in q:  # Q-format: shifts only
-        return Struct(f"q_{name}", "ec_quant_q7", {
-            "act_min": q["act_min"], "act_max": q["act_max"], "shift": Array(f"shift_{name}", q["shift"], "int8_t"),
-            "per_channel": 1})
-    return Struct(f"q_{name}", "ec_quant_s8", {
-        "in_zp": q["in_zp"], "out_zp": q["out_zp"], "act_min": q["act_min"], "act_max": q["act_max"],
-        "mult": Array(f"mult_{name}", q["mult"], "int32_t"), "shift": Array(f"shift_{name}", q["shift"], "int32_t"),
-        "per_channel": 1,
-    })
+def quant_struct(name: str, q: Stage) -> Struct:
+    """The C struct of an int8 or Q-format output stage (ec_quant_s8, ec_quant_q7)."""
+    return q.struct(name)
 
 
-def quant_struct_s16(name: str, q: dict) -> Struct:
-    return Struct(f"q_{name}", "ec_quant_s16", {
-        "act_min": q["act_min"], "act_max": q["act_max"],
-        "mult": Array(f"mult_{name}", q["mult"], "int32_t"), "shift": Array(f"shift_{name}", q["shift"], "int32_t"),
-    })
+def quant_struct_s16(name: str, q: Stage) -> Struct:
+    """The C struct of an int16 output stage (ec_quant_s16)."""
+    return q.struct(name)
 
 
 def mve_matrix_stage(name: str, q: dict, bias: np.ndarray) -> tuple[Struct, Array]:
     """The output stage struct and bias array of a Helium matrix kernel, in the pair layout."""
     # a padded channel's shift is -1, so that "every shift is negative" (the fast output stage) still holds
-    return (quant_struct(name, {**q, "mult": pair_layout(q["mult"]), "shift": pair_layout(q["shift"], -1)}),
+    return (replace(q, mult=pair_layout(q.mult), shift=pair_layout(q.shift, -1)).struct(name),
             Array(f"b_{name}", pair_layout(bias), "int32_t"))
 
 
