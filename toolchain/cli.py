@@ -16,7 +16,6 @@ from .prune import METHODS as PRUNE_METHODS
 from .quantize import SCHEMES
 
 EXIT_USER_ERROR = 2
-DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is compared on the target
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
@@ -227,71 +226,12 @@ def _io_graph(meta: dict):
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    import tempfile
+    from .validate import validate_model
 
-    from .build import build
-    from .data import load_samples, random_samples
-    from .runner import run_build
-    from .validate import (
-        FLOAT_REL_TOLERANCE,
-        bitexact_share,
-        input_clipping,
-        metrics,
-        onnxruntime_outputs,
-        reference_outputs,
-    )
-
-    with tempfile.TemporaryDirectory(prefix="edgec-validate-") as tmp:
-        opts = _options(a, a.out or Path(tmp) / "build")
-        out, meta, g = build(opts)
-        if a.inputs:
-            samples = load_samples(a.inputs, g, "input")
-        else:
-            print("warning: no --inputs; validating on 8 random normal samples", file=sys.stderr)
-            samples = random_samples(g, 8, seed=1)
-        res = run_build(out, samples)
-    want = onnxruntime_outputs(str(a.model), samples)
-    report = metrics(res.outputs, want, g.outputs)
-    report.pop("output_range")
-    if g.quantized:
-        report["bitexact_vs_reference"] = bitexact_share(res, reference_outputs(g, samples))
-        clipping = input_clipping(g, samples)
-        if clipping:
-            sizes = {n: g.tensors[n].size for n in clipping}
-            report["input_clipped_share"] = sum(c["share"] * sizes[n] for n, c in clipping.items()) / sum(
-                sizes.values())
-        _warn_clipping(clipping, g, a.inputs, set(opts.quant.input_ranges))
-    elf = meta.get("elf") or {}
-    report.update({
-        "flash_bytes": elf.get("flash", meta["weight_bytes"]),
-        "ram_bytes": (elf["ram_static"] + (res.stack_bytes or 0)) if elf else meta["arena_bytes"],
-        "arena_bytes": meta["arena_bytes"], "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"],
-        "instructions": res.instructions[0] if res.instructions else None,
-        "macs": meta["macs"], "params": meta["params"],
-    })
-    if elf:
-        report["model_flash_bytes"] = elf.get("model_flash")
-        report["stack_bytes"] = res.stack_bytes
-    rng = metrics(res.outputs, want, g.outputs)["output_range"]
-    ok = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
-        report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12)
-    report["samples"] = len(samples)
-    report["target"] = meta["target"]
-    report["quantize"] = meta["quantize"]
-    layers = prof = div = None
-    if a.per_layer:
-        from .profile import dump_divergence, profile
-
-        prof = profile(_options(a, None), samples[:1])
-        report["profile"] = prof
-    if a.per_layer and g.quantized:
-        from .analysis import quant_report
-
-        layers = quant_report(g, samples)
-        report["per_layer"] = layers
-        div = dump_divergence(_options(a, None), samples[:DUMP_SAMPLES])
-        report["divergence"] = div
-        ok = ok and div["first"] is None
+    r = validate_model(lambda out: _options(a, out), a.out, a.inputs, a.per_layer)
+    if r.clipping:
+        _warn_clipping(r.clipping, r.g, a.inputs, r.given_ranges)
+    report, meta, g, ok, layers, prof, div, samples = r.report, r.meta, r.g, r.ok, r.layers, r.prof, r.div, r.samples
     if a.json:
         print(json.dumps(_finite(report)))
     else:
