@@ -425,6 +425,21 @@ def cmd_targets(a: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_parser(sub) -> None:
+    cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
+    cp.add_argument("model", type=Path, help="ONNX model file")
+    cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
+    cp.add_argument("--calib", type=Path, help=".npz calibration samples")
+    cp.add_argument("--eval", type=Path, help=".npz evaluation samples (default: 16 random samples)")
+    cp.add_argument("--labels", help="array of --eval holding class labels: report accuracy")
+    cp.add_argument("--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
+    cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
+    cp.add_argument("--quick", action="store_true", help="a handful of configurations")
+    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
+    cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    cp.set_defaults(func=cmd_compare)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgec", description="Compile ONNX models to C for microcontrollers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -471,18 +486,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
     pr.add_argument("-o", "--output", type=Path, help="pruned ONNX model to write")
     pr.set_defaults(func=cmd_prune)
-    cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
-    cp.add_argument("model", type=Path, help="ONNX model file")
-    cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
-    cp.add_argument("--calib", type=Path, help=".npz calibration samples")
-    cp.add_argument("--eval", type=Path, help=".npz evaluation samples (default: 16 random samples)")
-    cp.add_argument("--labels", help="array of --eval holding class labels: report accuracy")
-    cp.add_argument("--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
-    cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
-    cp.add_argument("--quick", action="store_true", help="a handful of configurations")
-    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
-    cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
-    cp.set_defaults(func=cmd_compare)
+    _compare_parser(sub)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
     return p

@@ -113,6 +113,16 @@ def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         raise EdgecError(f"{path}: shape inference failed: {str(exc).strip().splitlines()[-1]}") from None
 
 
+def _static_shapes(graph: onnx.GraphProto) -> dict[str, list[int]]:
+    """The shapes of the inputs, value_info and outputs whose every dimension is known."""
+    static_shapes = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            static_shapes[vi.name] = [d.dim_value for d in dims]
+    return static_shapes
+
+
 def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray, int]],
                                                      dict[str, tuple[np.ndarray, np.ndarray]], set[str]]:
     """Evaluate every node whose inputs are all known (Constant, ConstantOfShape, Shape of a static tensor, ...).
@@ -123,11 +133,7 @@ def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray,
     point or from uint8 (asymmetric weights)."""
     graph = model.graph
     known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    static_shapes = {}
-    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            static_shapes[vi.name] = [d.dim_value for d in dims]
+    static_shapes = _static_shapes(graph)
     keep = []
     weight_scales: dict[str, tuple[np.ndarray, int]] = {}
     int_values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
