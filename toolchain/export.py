@@ -28,8 +28,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .frontends.onnx import LAYER_SCHEMES_KEY
 from .ir import NUMPY_TYPES, Graph, Node, Tensor, unique_name
+from .ops import REGISTRY
 from .ops.base import is_weighted
-from .ops.binary import const_quant
 from .ops.output_stage import INT32_MAX, bias_shifts
 
 OPSET = 13
@@ -194,14 +194,9 @@ class _Writer:
                 return self.dequantized_const(name, q["w"], ws, np.zeros(len(ws), np.int8), axis=0,
                                               int4=node.scheme == "int4")
             return self.bias(node, name)
-        if node.op in ("Add", "Sub", "Mul"):
-            qc, s, zp = const_quant(data.astype(np.float64), node.dtype, node.scheme in ("qformat", "q15"))
-            return self.dequantized_const(name, qc, np.float32(s), zp)
-        if node.op == "PRelu":
-            return self.dequantized_const(name, q["slope"], np.float32(q["slope_scale"]), np.int8(0))
-        if node.op == "Concat":
-            t = g.tensors[node.outputs[0]]
-            return self.dequantized_const(name, q["consts"][k], np.float32(t.scale), t.zero_point)
+        ints = REGISTRY[node.op].export_const(node, g, k)  # Op.export_const
+        if ints is not None:
+            return self.dequantized_const(name, *ints)
         return self.init(name, data)  # pads and other non-numeric constants stay as they are
 
 

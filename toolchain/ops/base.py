@@ -90,6 +90,11 @@ class Op:
         """A fixed output scale/zero point (softmax), or None to use the calibrated range."""
         return None
 
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, Any, Any] | None:
+        """QDQ export (toolchain/export.py) of an integer node's constant input k: (integers, scale, zero point)
+        behind a DequantizeLinear, or None to write it as it is (Conv/Gemm weights and bias: export.py)."""
+        return None
+
     def facts(self, node: Node, g: Graph, ctx: LowerContext) -> Any:
         """What every variant of this node needs (geometry, integer weights, ...), computed once."""
         return None

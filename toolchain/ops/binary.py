@@ -101,6 +101,11 @@ class Binary(Op):
         y = requantize(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, int] | None:
+        qc, s, zp = const_quant(g.const(node.inputs[k]).astype(np.float64), node.dtype,
+                                node.scheme in ("qformat", "q15"))
+        return qc, np.float32(s), zp
+
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         ins = [g.tensors[i] for i in node.inputs]

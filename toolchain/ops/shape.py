@@ -141,6 +141,10 @@ class Concat(Op):
             parts.append(c if c is not None else (x if table is None else table[x.astype(np.int64) + 128]))
         return np.concatenate(parts, axis=self.axis(node, g))
 
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, int] | None:
+        t = g.tensors[node.outputs[0]]
+        return node.q["consts"][k], np.float32(t.scale), t.zero_point
+
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         out = g.tensors[node.outputs[0]]

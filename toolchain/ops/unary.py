@@ -136,6 +136,9 @@ class PRelu(Op):
         neg = requantize(v * (q["slope"].astype(np.int64) - q["slope_zp"]), q["neg_mult"], q["neg_shift"])
         return np.clip(np.where(v >= 0, pos, neg) + q["out_zp"], -128, 127).astype(np.int8)
 
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, np.int8] | None:
+        return node.q["slope"], np.float32(node.q["slope_scale"]), np.int8(0)
+
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[i] for i in node.inputs])
