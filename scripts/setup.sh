@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything edgec needs on Debian/Ubuntu and is cheap to run again:
 #   apt: gcc, the Arm bare-metal toolchain with newlib and QEMU for Arm boards (Cortex-M), the AArch64 and
-#   ARMv7 hard-float Linux cross compilers and QEMU user mode (Cortex-A);  pip: edgec and its Python packages
+#   ARMv7 hard-float Linux cross compilers and QEMU user mode (Cortex-A), cmake and make (the CMakeLists.txt and
+#   edgec.mk that every build writes);  pip: edgec and its Python packages
 #   (with the test and torch extras; torch==2.13.0 is the CPU build)
 #   in the virtual environment .venv (created here).
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
               gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
-              python3 python3-venv python3-pip)
+              cmake make python3 python3-venv python3-pip)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

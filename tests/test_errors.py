@@ -157,7 +157,7 @@ def test_model_too_big_for_target(tmp_path, capsys):
     assert not out.exists()
     code, err = run_cli(capsys, "build", path, "--target", "cortex-m7", "--out", out, "--force")
     assert code == 0, err
-    assert (out / "big.c").is_file() and not (out / "firmware.elf").exists()
+    assert (out / "big.c").is_file() and not (out / "harness" / "firmware.elf").exists()
 
 
 def test_missing_cross_compiler(tmp_path, capsys, simple, monkeypatch):

@@ -84,15 +84,15 @@ def test_profile_total_is_the_whole_inference_count(files, target, tmp_path):
         r["weight_bytes"] for r in p["rows"])
     if target.startswith("cortex-m"):
         nm = load_target(target).cc.replace("gcc", "nm")
-        symbols = subprocess.run([nm, str(tmp_path / "profile" / "obj" / "m.o")], capture_output=True, text=True,
-                                 check=True).stdout
+        symbols = subprocess.run([nm, str(tmp_path / "profile" / "harness" / "obj" / "m.o")], capture_output=True,
+                                 text=True, check=True).stdout
         assert "U edgec_prof_ec_fully_connected" in symbols and " ec_fully_connected" not in symbols
 
 
 def _run_function_code(target: str, build_dir, tmp_path) -> bytes:
     out = tmp_path / f"{build_dir.name}.bin"
     objcopy = load_target(target).cc.replace("gcc", "objcopy")
-    subprocess.run([objcopy, "-O", "binary", "-j", ".text.m_run", str(build_dir / "obj" / "m.o"), str(out)],
+    subprocess.run([objcopy, "-O", "binary", "-j", ".text.m_run", str(build_dir / "harness" / "obj" / "m.o"), str(out)],
                    check=True)
     return out.read_bytes()
 

@@ -6,16 +6,15 @@ import dataclasses
 import json
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgec.codegen.emit import c_identifier, write_project
+from edgec.codegen.emit import model_name, write_project
 from edgec.codegen.memory import Step, plan_memory
 
-from . import host
+from . import ApiModule, host, outdir
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
@@ -44,6 +43,7 @@ from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
 META_FILE = "edgec.json"
+HARNESS_DIR = "harness"  # edgec's own test program in a build: firmware (QEMU) or host library (cffi)
 
 
 @dataclass
@@ -227,6 +227,9 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
         raise EdgecError("--flash-budget and --max-sqnr-drop go with --quantize auto")
     if opts.quant.input_ranges and opts.quantize == "none" and opts.qconfig is None:
         raise EdgecError("--input-range sets how a quantized build's input is quantized: give --quantize too")
+    name = model_name(opts.name, f"--name {opts.name}") if opts.name else model_name(opts.model.stem, str(opts.model))
+    out = Path(opts.out or f"build/{name}-{target.name}")
+    outdir.check_dir(out)  # before the work: refuse a folder edgec must not write
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib)
     if opts.quantize == "none" and is_prequantized(g):
         opts.quantize = prequantized_scheme(g)
@@ -237,8 +240,6 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     calls, steps, layers = lower_graph(g, target, opts.sparse_kernels)
     nbytes = {name: t.nbytes for name, t in g.tensors.items()}
     plan = plan_memory(steps, nbytes, set(g.inputs) | set(g.outputs))
-    name = c_identifier(opts.name or opts.model.stem).lower()
-    out = Path(opts.out or f"build/{name}-{target.name}")
     weights = _const_bytes(calls)
     params = sum(t.size for t in g.tensors.values() if t.is_const)
     meta = {"name": name, "model": str(Path(opts.model).resolve()), "target": target.name,
@@ -252,40 +253,53 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     if opts.quantize in ("qformat", "q15"):
         meta["formats"] = {n: qformat_name(t.scale, t.zero_point, 16 if t.dtype == "int16" else 8)
                            for n, t in ((n, g.tensors[n]) for n in g.activations())}
+    meta["compiler"] = compiler_flags(target)
     fits = _check_fit(target, meta, opts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = outdir.temp_dir(out)
     try:
-        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g), opts.instrument)
+        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g), opts.instrument,
+                                meta["compiler"])
         meta["sources"] = [str(s.relative_to(tmp)) for s in sources]
         if target.kind == "host" or fits:
             compile_build(tmp, meta, target)
         if "elf" in meta:
             _check_fit_linked(target, meta, opts)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        outdir.publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out, meta, g
 
 
+def compiler_flags(target: Target) -> dict:
+    """How edgec compiles a model's C for the target: the compiler and flags (stated in the header and
+    edgec.json), and the target's own flags (CPU, FPU, optimization) that CMakeLists.txt and edgec.mk offer."""
+    if target.kind == "host":
+        cflags = [f for f in host.HOST_CFLAGS if f != "-shared"]
+    else:
+        from .firmware import CFLAGS
+
+        cflags = [*target.cflags, target.opt, *CFLAGS]
+    return {"target": target.name, "cc": target.cc, "cflags": cflags, "target_flags": [*target.cflags, target.opt]}
+
+
 def compile_build(out: Path, meta: dict, target: Target | None = None) -> None:
-    """Compile the C project in out (meta["sources"]): the host's shared library, or the firmware (and its sizes
-    in meta["elf"]). Also recompiles a build directory whose C was edited, e.g. by a test."""
+    """Compile the C project in out (meta["sources"]) into out/harness: the host's shared library, or the firmware
+    (and its sizes in meta["elf"]). Also recompiles a build directory whose C was edited, e.g. by a test."""
     target = target or load_target(meta["target"])
     sources = [out / s for s in meta["sources"]]
     includes = [out, out / "runtime" / "include"]
+    harness = out / HARNESS_DIR
+    harness.mkdir(exist_ok=True)
     if target.kind == "host":
-        host.build_shared(sources, includes, out / f"lib{meta['name']}.so")
+        host.build_shared(sources, includes, harness / f"lib{meta['name']}.so")
         return
     from .firmware import build_firmware, elf_sizes
 
     kernels = [k for layer in meta["layers"] for k in layer["kernels"]] if meta.get("instrument") == "profile" \
         else []
-    elf = build_firmware(target, meta["name"], sources, includes, out, profile_kernels=sorted(set(kernels)),
+    elf = build_firmware(target, meta["name"], sources, includes, harness, profile_kernels=sorted(set(kernels)),
                          profile_calls=len(kernels), dump=meta.get("instrument") == "dump")
     meta["elf"] = elf_sizes(elf, target, [s.name for s in sources])
 
@@ -343,3 +357,6 @@ def _check_fit_linked(target: Target, meta: dict, opts: BuildOptions) -> None:
     _refuse(target, problems, opts)
     if problems:
         print(f"warning: {'; '.join(problems)}; --force: built anyway", file=sys.stderr)
+
+
+sys.modules[__name__].__class__ = ApiModule  # calling this module calls edgec.api.build (see edgec/__init__.py)

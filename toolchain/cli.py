@@ -16,6 +16,7 @@ from .prune import METHODS as PRUNE_METHODS
 from .quantize import SCHEMES
 
 EXIT_USER_ERROR = 2
+DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is compared on the target
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
@@ -199,39 +200,51 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from .data import load_samples
-    from .runner import read_meta, run_build
+    from .api import Build, io_graph, samples
+    from .outdir import check_file, write_file
+    from .runner import run_build
 
-    meta = read_meta(a.build_dir)
-    g = _io_graph(meta)
-    samples = load_samples(a.inputs, g, "input")
-    res = run_build(a.build_dir, samples)
-    out = {}
-    for io in meta["outputs"]:
-        out[io["name"]] = np.stack([s[io["name"]] for s in res.outputs])
-    np.savez(a.output, **out)
-    msg = f"ran {len(samples)} samples on {meta['target']}; wrote {a.output}"
+    check_file(a.output, "--output", (a.inputs,))
+    b = Build.load(a.build_dir)
+    data = samples(a.inputs, io_graph(b.report))
+    res = run_build(a.build_dir, data)
+    out = {io["name"]: np.stack([s[io["name"]] for s in res.outputs]) for io in b.report["outputs"]}
+    write_file(a.output, lambda tmp: _savez(tmp, out), "--output", (a.inputs,))
+    msg = f"ran {len(data)} samples on {b.report['target']}; wrote {a.output}"
     if res.instructions:
         msg += f"; instructions per inference: {res.instructions[0]:,}"
     print(msg)
     return 0
 
 
-def _io_graph(meta: dict):
-    """A graph with just the input names and shapes, for reading sample files."""
-    from .ir import Graph, Tensor
-
-    tensors = {io["name"]: Tensor(io["name"], tuple(io["shape"])) for io in meta["inputs"]}
-    return Graph(meta["name"], tensors, [], list(tensors), [])
+def _savez(path: Path, arrays: dict) -> None:
+    """An .npz at exactly path (np.savez would add .npz to a name without it)."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from .validate import validate_model
+    from .api import run_validation
 
-    r = validate_model(lambda out: _options(a, out), a.out, a.inputs, a.per_layer)
-    if r.clipping:
-        _warn_clipping(r.clipping, r.g, a.inputs, r.given_ranges)
-    report, meta, g, ok, layers, prof, div, samples = r.report, r.meta, r.g, r.ok, r.layers, r.prof, r.div, r.samples
+    opts = _options(a, a.out)
+    v = run_validation(opts, a.inputs)
+    report, ok, g, meta, samples = v.report, v.passed, v.graph, v.meta, v.samples
+    if g.quantized:
+        _warn_clipping(v.clipping, g, a.inputs, set(opts.quant.input_ranges))
+    layers = prof = div = None
+    if a.per_layer:
+        from .profile import dump_divergence, profile
+
+        prof = profile(_options(a, None), samples[:1])
+        report["profile"] = prof
+    if a.per_layer and g.quantized:
+        from .analysis import quant_report
+
+        layers = quant_report(g, samples)
+        report["per_layer"] = layers
+        div = dump_divergence(_options(a, None), samples[:DUMP_SAMPLES])
+        report["divergence"] = div
+        ok = ok and div["first"] is None
     if a.json:
         print(json.dumps(_finite(report)))
     else:
@@ -295,7 +308,9 @@ def cmd_profile(a: argparse.Namespace) -> int:
 def cmd_quantize(a: argparse.Namespace) -> int:
     from .build import prepare_graph, quantize_with
     from .export import export_qdq
+    from .outdir import check_file
 
+    check_file(a.output, "--output", (a.model, a.calib))
     opts = _options(a, None)
     if opts.quantize == "auto":
         raise EdgecError("edgec quantize does not write --quantize auto models; choose the layers' schemes with "
@@ -337,8 +352,17 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from .data import load_samples, random_samples
     from .export import export_float
     from .frontends import parse_input_shapes
+    from .outdir import check_file
     from .prune import allocate, sensitivity, weighted_layers
 
+    for path, what in ((a.output, "--output"), (a.plot, "--plot")):
+        if path is not None:
+            check_file(path, what, (a.model, a.calib))
+    if a.plot is not None:
+        try:
+            _plot_format(a.plot)
+        except ImportError:
+            raise EdgecError("--plot needs matplotlib: pip install matplotlib") from None
     shapes = parse_input_shapes(a.input_shape)
     opts = _prune_options(a, a.method)
     if a.analyze or a.criterion == "sensitivity":
@@ -375,6 +399,16 @@ def cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_format(path: Path) -> str:
+    """The image format of a --plot file, from its suffix (png without one)."""
+    from matplotlib.figure import Figure
+
+    fmt, known = path.suffix[1:].lower() or "png", Figure().canvas.get_supported_filetypes()
+    if fmt not in known:
+        raise EdgecError(f"--plot {path}: matplotlib writes {', '.join(sorted(known))} files, not .{fmt}")
+    return fmt
+
+
 def _plot_sensitivity(table: dict, path: Path) -> None:
     try:
         import matplotlib
@@ -382,8 +416,6 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        from .errors import EdgecError
-
         raise EdgecError("--plot needs matplotlib: pip install matplotlib") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in table.items():
@@ -395,7 +427,9 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from .outdir import write_file
+
+    write_file(path, lambda tmp: fig.savefig(tmp, dpi=120, format=_plot_format(path)), "--plot")
     plt.close(fig)
 
 
@@ -407,7 +441,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     if a.labels and not a.eval:
         from .errors import EdgecError
 
-        raise EdgecError("--labels names an array of the --eval file; give --eval too")
+        raise EdgecError("--labels names an array of the --inputs file; give --inputs too")
     rows = compare(a.model, a.target, a.calib, a.eval, a.labels, a.out, grid, a.jobs,
                    parse_input_shapes(a.input_shape))
     return 0 if any("error" not in r for r in rows) else 1
@@ -430,9 +464,10 @@ def _compare_parser(sub) -> None:
     cp.add_argument("model", type=Path, help="ONNX model file")
     cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
     cp.add_argument("--calib", type=Path, help=".npz calibration samples")
-    cp.add_argument("--eval", type=Path, help=".npz evaluation samples (default: 16 random samples)")
-    cp.add_argument("--labels", help="array of --eval holding class labels: report accuracy")
-    cp.add_argument("--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
+    cp.add_argument("--inputs", "--eval", dest="eval", type=Path,
+                    help=".npz evaluation samples (default: 16 random samples)")
+    cp.add_argument("--labels", help="array of --inputs holding class labels: report accuracy")
+    cp.add_argument("-o", "--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
     cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
     cp.add_argument("--quick", action="store_true", help="a handful of configurations")
     cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
@@ -441,21 +476,25 @@ def _compare_parser(sub) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="edgec", description="Compile ONNX models to C for microcontrollers.")
+    p.add_argument("--version", action="version", version=f"edgec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write a C project (and firmware for emulated targets)")
     _build_args(b)
-    b.add_argument("--out", type=Path, help="output directory (default build/<name>-<target>)")
+    b.add_argument("-o", "--out", type=Path, help="output directory (default build/<name>-<target>)")
     b.set_defaults(func=cmd_build)
     r = sub.add_parser("run", help="run a build on its target")
-    r.add_argument("build_dir", type=Path)
+    r.add_argument("build_dir", type=Path, help="a folder written by edgec build")
     r.add_argument("--inputs", type=Path, required=True, help=".npz with one array per input")
-    r.add_argument("--output", type=Path, required=True, help=".npz to write")
+    r.add_argument("-o", "--out", "--output", dest="output", type=Path, required=True,
+                   help=".npz to write: one array per output, a leading sample axis")
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("validate", help="build, run on the target and compare with onnxruntime")
     _build_args(v)
     v.add_argument("--inputs", type=Path, help=".npz test samples (default: 8 random samples)")
-    v.add_argument("--out", type=Path, help="keep the build in this directory")
+    v.add_argument("-o", "--out", type=Path, help="keep the build in this directory")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.add_argument("--per-layer", action="store_true",
                    help="add per-layer instructions (profiling build) and, for quantized builds, the per-tensor "
@@ -465,18 +504,20 @@ def parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("profile", help="instructions, MACs, scratch and weight bytes of every layer on the target")
     _build_args(pf)
     pf.add_argument("--inputs", type=Path, help=".npz samples: profile the first (default: one random sample)")
-    pf.add_argument("--out", type=Path, help="keep the profiling build in this directory")
+    pf.add_argument("-o", "--out", type=Path, help="keep the profiling build in this directory")
     pf.add_argument("--json", action="store_true", help="print one JSON object")
     pf.set_defaults(func=cmd_profile)
     q = sub.add_parser("quantize", help="quantize and write a QDQ ONNX model that onnxruntime runs")
     _build_args(q)
-    q.add_argument("-o", "--output", type=Path, required=True, help="QDQ .onnx file to write")
+    q.add_argument("-o", "--out", "--output", dest="output", type=Path, required=True,
+                   help="QDQ .onnx file to write")
     q.add_argument("--report", action="store_true", help="print the per-tensor quantization error analysis")
     q.add_argument("--inputs", type=Path, help=".npz samples for --report (default: the calibration data)")
     q.set_defaults(func=cmd_quantize)
     pr = sub.add_parser("prune", help="prune a model and write it as ONNX; --analyze for per-layer sensitivity")
     pr.add_argument("model", type=Path, help="ONNX model file")
-    pr.add_argument("--method", default="magnitude", choices=list(PRUNE_METHODS))
+    pr.add_argument("--method", default="magnitude", choices=list(PRUNE_METHODS),
+                    help=f"what to remove: {', '.join(PRUNE_METHODS)} (default magnitude)")
     _prune_args(pr)
     pr.add_argument("--criterion", default="magnitude", choices=["magnitude", "sensitivity"],
                     help="sensitivity: choose per-layer sparsities from measured sensitivity to reach --sparsity")
@@ -484,7 +525,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     pr.add_argument("--analyze", action="store_true", help="print the per-layer sensitivity table")
     pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
-    pr.add_argument("-o", "--output", type=Path, help="pruned ONNX model to write")
+    pr.add_argument("-o", "--out", "--output", dest="output", type=Path, help="pruned ONNX model to write")
     pr.set_defaults(func=cmd_prune)
     _compare_parser(sub)
     t = sub.add_parser("targets", help="list targets")

@@ -12,17 +12,19 @@ import dataclasses
 import hashlib
 import json
 import math
+import shlex
 import sys
 import time
+import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
-from . import __version__
+from . import ApiModule, __version__
 from .errors import EdgecError
+from .outdir import claim_dir, write_file
 from .paths import RUNTIME_DIR, TARGETS_DIR, TEMPLATES_DIR
 
 
@@ -107,6 +109,16 @@ class Job:
     work: Path
     input_shapes: dict = field(default_factory=dict)
 
+    def command(self) -> str:
+        """The edgec validate command that measures this configuration as the row does, quoted for the shell. On
+        random samples (no evaluation file) it validates on other random samples than the row's."""
+        cmd = ["edgec", "validate", str(self.model), "--target", self.target, *self.config.flags()]
+        cmd += ["--calib", str(self.calib)] if self.calib else []
+        cmd += ["--inputs", str(self.eval)] if self.eval else []
+        for name, shape in self.input_shapes.items():
+            cmd += ["--input-shape", f"{name}={','.join(map(str, shape))}"]
+        return shlex.join(cmd)
+
     def key(self) -> str:
         """Content hash of everything that determines the row: files, configuration, edgec's own sources."""
         h = hashlib.sha256(json.dumps([dataclasses.asdict(self.config), self.target, self.labels,
@@ -161,8 +173,7 @@ def run_job(job: Job) -> dict:
     from .validate import bitexact_share, metrics, onnxruntime_outputs, reference_outputs
 
     c = job.config
-    row: dict = {"config": c.name, "command": " ".join(["edgec", "validate", str(job.model), "--target", job.target]
-                                                       + c.flags())}
+    row: dict = {"config": c.name, "command": job.command(), "float_reference": c.quantize == "none" and not c.prune}
     start = time.perf_counter()
     try:
         job.work.mkdir(parents=True, exist_ok=True)
@@ -298,13 +309,36 @@ def _cell(v) -> str:
     return str(v)
 
 
-def table(rows: list[dict], highlight: bool) -> str:
-    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+# Columns shown in KiB and in millions in report.html and the plots.
+_KIB = {"flash_bytes", "ram_bytes", "arena_bytes"}
+_MILLIONS = {"instructions", "macs_executed", "macs"}
+
+
+def _unit_cell(key: str, v) -> str:
+    """A cell of report.html: bytes in KiB, instructions and MACs in millions."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if key in _KIB:
+            return f"{v / 1024:,.1f} KiB"
+        if key in _MILLIONS:
+            return f"{v / 1e6:,.3g} M"
+    return _cell(v)
+
+
+def _best(rows: list[dict], cols: list[tuple]) -> dict:
+    """The best value of each column that has a direction (max or min), over the finished rows but float32 (the
+    reference the others are measured against)."""
     best = {}
     for key, _, how in cols:
-        vals = [r[key] for r in rows if "error" not in r and isinstance(r.get(key), (int, float))]
+        vals = [r[key] for r in rows if "error" not in r and not r.get("float_reference")
+                and isinstance(r.get(key), (int, float))]
         if how and vals:
             best[key] = max(vals) if how == "max" else min(vals)
+    return best
+
+
+def table(rows: list[dict], highlight: bool) -> str:
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    best = _best(rows, cols)
     cells = [[h for _, h, _ in cols]]
     failed = []
     for r in rows:
@@ -342,7 +376,20 @@ def write_csv(rows: list[dict], path: Path) -> None:
             w.writerow(r)
 
 
+def _point_labels(rows: list[dict], cost: str, scale: float) -> list[tuple[str, float, float]]:
+    """(text, x, y) per plotted position: the configurations' numbers (1-based, as in report.html's table), those
+    of configurations at the same position joined ("2,5"), so that no two labels are drawn over each other."""
+    at: dict[tuple[float, float], list[str]] = {}
+    for k, r in enumerate(rows, 1):
+        if not r.get("float_reference") and "error" not in r and r.get(cost) is not None and \
+                fidelity(r) is not None:
+            at.setdefault((r[cost] / scale, fidelity(r)), []).append(str(k))
+    return [(",".join(ks), x, y) for (x, y), ks in at.items()]
+
+
 def plots(rows: list[dict], out: Path) -> list[Path]:
+    """Fidelity against flash, instructions and RAM: the configurations as numbered points, the Pareto front,
+    and float32 as a dashed reference line (a point at its large cost would squash the axis)."""
     try:
         import matplotlib
 
@@ -353,27 +400,61 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
         return []
     paths = []
     ylabel = "accuracy" if any("accuracy" in r for r in rows) else "SQNR vs float (dB)"
-    for cost, label in (("flash_bytes", "flash (bytes)"), ("instructions", "instructions per inference"),
-                        ("ram_bytes", "RAM (bytes)")):
-        pts = [r for r in rows if "error" not in r and r.get(cost) is not None and fidelity(r) is not None]
+    references = [r for r in rows if r.get("float_reference") and "error" not in r and fidelity(r) is not None]
+    for cost, label, scale in (("flash_bytes", "flash (KiB)", 1024), ("instructions", "instructions per "
+                               "inference (millions)", 1e6), ("ram_bytes", "RAM (KiB)", 1024)):
+        pts = [r for r in rows if "error" not in r and r.get(cost) is not None and fidelity(r) is not None
+               and not r.get("float_reference")]
         if not pts:
             continue
         front = sorted(pareto(pts, cost), key=lambda r: r[cost])
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        ax.scatter([r[cost] for r in pts], [fidelity(r) for r in pts], color="tab:blue")
-        for r in pts:
-            ax.annotate(r["config"], (r[cost], fidelity(r)), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.plot([r[cost] for r in front], [fidelity(r) for r in front], color="tab:red", label="Pareto front")
+        ax.scatter([r[cost] / scale for r in pts], [fidelity(r) for r in pts], color="tab:blue")
+        for text, x, y in _point_labels(rows, cost, scale):
+            ax.annotate(text, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        ax.plot([r[cost] / scale for r in front], [fidelity(r) for r in front], color="tab:red",
+                label="Pareto front")
+        for r in references:
+            cost_text = f", {_unit_cell(cost, r[cost])}" if r.get(cost) is not None else ""
+            ax.axhline(fidelity(r), color="gray", linestyle="--", label=f"{r['config']}{cost_text}")
         ax.set_xlabel(label)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
         fig.tight_layout()
         path = out / f"{ylabel.split()[0].lower()}_vs_{cost.split('_')[0]}.png"
-        fig.savefig(path, dpi=110)
+        write_file(path, lambda p, fig=fig: fig.savefig(p, dpi=110), "--out")
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def recommend(rows: list[dict], target: str) -> str:
+    """One line: within the target's flash and RAM limits, the configuration within 1 dB (accuracy: 1 point) of
+    the best fidelity that fits, with the fewest instructions, then the least flash."""
+    from .target import load_target
+
+    t = load_target(target)
+    budget = f"{target} ({t.flash_bytes // 1024:,} KiB flash, {t.ram_bytes // 1024:,} KiB RAM)" if t.flash_bytes \
+        else target
+    fits = [r for r in rows if "error" not in r and fidelity(r) is not None and r.get("flash_bytes") is not None
+            and (not t.flash_bytes or r["flash_bytes"] <= t.flash_bytes)
+            and (not t.ram_bytes or r.get("ram_bytes", 0) <= t.ram_bytes)]
+    if not fits:
+        return f"Recommendation for {budget}: no measured configuration fits."
+    accuracy = any("accuracy" in r for r in rows)
+    slack = 0.01 if accuracy else 1.0
+    top = max(fidelity(r) for r in fits)
+    near = [r for r in fits if fidelity(r) >= top - slack]
+    pick = min(near, key=lambda r: (r.get("instructions") or 0, r["flash_bytes"]))
+    if accuracy:
+        what, within = f"accuracy {pick['accuracy']:.1%}", f"within 1 point of the best accuracy that fits ({top:.1%})"
+    else:
+        what, within = f"SQNR {pick['sqnr_db']:.1f} dB", f"within 1 dB of the best SQNR that fits ({top:.1f} dB)"
+    speed = f", {_unit_cell('instructions', pick['instructions'])} instructions" if pick.get("instructions") else ""
+    rule = "the fewest instructions, then the least flash" if pick.get("instructions") else "the least flash"
+    return (f"Recommendation for {budget}: {pick['config']}: {what}, {_unit_cell('flash_bytes', pick['flash_bytes'])}"
+            f" flash, {_unit_cell('ram_bytes', pick['ram_bytes'])} RAM{speed}; {within}, {rule}.")
 
 
 def verdict(rows: list[dict]) -> str:
@@ -388,55 +469,52 @@ def verdict(rows: list[dict]) -> str:
     return " ".join(parts) or "No configuration finished."
 
 
-def html_report(rows: list[dict], images: list[Path], title: str, path: Path) -> None:
-    import html
+def html_report(rows: list[dict], images: list[Path], title: str, path: Path, target: str = "host") -> None:
+    """report.html, self-contained (the plots inlined), from codegen/templates/compare_report.html.j2."""
+    import jinja2
 
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in cols)
-    body = []
-    for r in rows:
-        if "error" in r:
-            body.append(f"<tr><td>{html.escape(r['config'])}</td><td colspan={len(cols) - 1} class=err>"
-                        f"{html.escape(r['error'])}</td></tr>")
-        else:
-            body.append("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(k)))}</td>" for k, _, _ in cols) + "</tr>")
-    imgs = "".join(f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-                   for p in images)
-    best = [r for r in pareto(rows, "flash_bytes")][:3]
-    layers = []
-    for r in best:
-        rows_l = "".join(f"<tr><td>{html.escape(x['node'])}</td><td>{html.escape(', '.join(x['kernels']))}</td>"
-                         f"<td>{x['macs']:,}</td></tr>" for x in r.get("layers", []) if x["kernels"])
-        layers.append(f"<h3>{html.escape(r['config'])}</h3><table><tr><th>layer</th><th>kernel</th><th>MACs</th>"
-                      f"</tr>{rows_l}</table>")
-    cmds = "".join(f"<li><code>{html.escape(r['command'])}</code></li>" for r in rows)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
-body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
-.err{{color:#b00;text-align:left}}img{{max-width:560px;margin:4px}}</style></head><body>
-<h1>{html.escape(title)}</h1><p>{html.escape(verdict(rows))}</p>
-<table><tr>{head}</tr>{''.join(body)}</table>{imgs}
-<h2>Per-layer breakdown of the best configurations (flash Pareto front)</h2>{''.join(layers)}
-<h2>Reproduce</h2><ul>{cmds}</ul><p>edgec {__version__}</p></body></html>"""
-    path.write_text(page)
+    best = _best(rows, cols)
+    front = {r["config"] for r in pareto(rows, "flash_bytes")}
+    shown = []
+    for k, r in enumerate(rows, 1):
+        cells = [{"text": _unit_cell(key, r.get(key)), "best": key in best and r.get(key) == best[key]}
+                 for key, _, _ in cols]
+        shown.append({"number": k, "config": r["config"], "error": r.get("error"), "front": r["config"] in front,
+                      "cells": cells, "command": r["command"]})
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    page = env.get_template("compare_report.html.j2").render(
+        title=title, recommendation=recommend(rows, target), verdict=verdict(rows),
+        columns=[{"header": h} for _, h, _ in cols], rows=shown,
+        images=[{"alt": p.stem, "data": base64.b64encode(p.read_bytes()).decode()} for p in images],
+        layers=[r for r in pareto(rows, "flash_bytes") if r.get("layers")][:3],
+        reproducible=all("--inputs" in r["command"] for r in rows), version=__version__,
+        reference_line=any(r.get("float_reference") and fidelity(r) is not None for r in rows))
+    write_file(path, lambda p: p.write_text(page), "--out")
 
 
 def compare(model: Path, target: str, calib: Path | None, eval_npz: Path | None, labels: str | None, out: Path,
             grid: list[Config], parallel: int, input_shapes: dict | None = None) -> list[dict]:
     """Run the grid and write results.csv, results.json, the plots and report.html into out."""
-    out.mkdir(parents=True, exist_ok=True)
+    plots_ = [f"{y}_vs_{c}.png" for y in ("accuracy", "sqnr") for c in ("flash", "instructions", "ram")]
+    claim_dir(out, ["results.json", "results.csv", "report.html", *plots_], ["cache", "work"])
     jobs = [Job(Path(model).resolve(), target, calib and Path(calib).resolve(), eval_npz and Path(eval_npz).resolve(),
                 labels, c, out / "work" / f"{k:02d}", input_shapes or {}) for k, c in enumerate(grid)]
     from .calibrate import progress_bar
 
     start = time.perf_counter()
     rows = run_grid(jobs, out / "cache", parallel, progress_bar("configurations"))
-    (out / "results.json").write_text(json.dumps(rows, indent=1, default=_plain))
-    write_csv(rows, out / "results.csv")
+    write_file(out / "results.json", lambda p: p.write_text(json.dumps(rows, indent=1, default=_plain)), "--out")
+    write_file(out / "results.csv", lambda p: write_csv(rows, p), "--out")
     images = plots(rows, out)
-    html_report(rows, images, f"edgec compare: {Path(model).name} on {target}", out / "report.html")
+    html_report(rows, images, f"edgec compare: {Path(model).name} on {target}", out / "report.html", target)
     print(table(rows, sys.stdout.isatty()))
     print(verdict(rows))
+    print(recommend(rows, target))
     print(f"{len(rows)} configurations in {time.perf_counter() - start:.0f} s; wrote {out}/report.html, "
           f"results.csv, results.json" + (f" and {len(images)} plots" if images else ""))
     return rows
+
+
+sys.modules[__name__].__class__ = ApiModule  # calling this module calls edgec.api.compare (see edgec/__init__.py)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,14 @@ def load_samples(path: Path, g: Graph, what: str) -> list[dict[str, np.ndarray]]
         arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise EdgecError(f"{path}: cannot read {what} data as .npz ({exc})") from None
+    return samples_from_arrays(arrays, g, what, str(path))
+
+
+def samples_from_arrays(arrays: Mapping[str, np.ndarray], g: Graph, what: str,
+                        path: str = "the arrays") -> list[dict[str, np.ndarray]]:
+    """load_samples for arrays in memory ({input name: array with a leading sample axis}); path names them in
+    errors."""
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
     if len(arrays) == 1 and len(g.inputs) == 1:
         arrays = {g.inputs[0]: next(iter(arrays.values()))}
     missing = [n for n in g.inputs if n not in arrays]
@@ -50,5 +59,8 @@ def load_samples(path: Path, g: Graph, what: str) -> list[dict[str, np.ndarray]]
 
 
 def random_samples(g: Graph, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Standard normal samples; rounded to integers for an integer input (given as float32, see frontends/onnx.py)."""
     rng = np.random.default_rng(seed)
-    return [{n: rng.standard_normal(g.shape(n)).astype(np.float32) for n in g.inputs} for _ in range(count)]
+    ints = {n for n, t in g.info.get("input_types", {}).items() if np.issubdtype(np.dtype(t), np.integer)}
+    return [{n: (np.round if n in ints else np.asarray)(rng.standard_normal(g.shape(n))).astype(np.float32)
+             for n in g.inputs} for _ in range(count)]

@@ -31,6 +31,7 @@ from .ir import NUMPY_TYPES, Graph, Node, Tensor, unique_name
 from .ops import REGISTRY
 from .ops.base import is_weighted
 from .ops.output_stage import INT32_MAX, bias_shifts
+from .outdir import write_file
 
 OPSET = 13
 OPSET_HARDSWISH = 14  # the first with HardSwish
@@ -239,10 +240,5 @@ def _export(g: Graph, path: Path, quantized: bool) -> None:
     if quantized and len(set(schemes.values())) > 1:  # a mixed model: which scheme each layer computes in
         helper.set_model_props(model, {LAYER_SCHEMES_KEY: json.dumps(schemes)})
     onnx.checker.check_model(model)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")  # never leave a half-written model behind
-    try:
-        onnx.save(model, str(tmp))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # never a half-written model, never a file edgec must not write (toolchain/outdir.py)
+    write_file(Path(path), lambda tmp: onnx.save(model, str(tmp)), "--output")

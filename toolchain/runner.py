@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import host
-from .build import META_FILE
+from .build import HARNESS_DIR, META_FILE
 from .errors import EdgecError
 from .reference import dequantize, quantize_input
 from .target import load_target
@@ -81,15 +81,16 @@ def run_build(build_dir: Path, samples: list[dict[str, np.ndarray]], timeout_s: 
     dump = meta.get("instrument") == "dump"
     if target.kind == "host":
         dumps: list[list[tuple[int, bytes]]] | None = [] if dump else None
-        blobs = host.run_shared(build_dir / f"lib{meta['name']}.so", meta["name"], encoded, out_bytes, dumps)
+        lib = build_dir / HARNESS_DIR / f"lib{meta['name']}.so"
+        blobs = host.run_shared(lib, meta["name"], encoded, out_bytes, dumps)
         result.tensors = dumps or []
     else:
         from .firmware import run_firmware
 
-        elf = build_dir / "firmware.elf"
+        elf = build_dir / HARNESS_DIR / "firmware.elf"
         if not elf.is_file():
-            raise EdgecError(f"{build_dir}: no firmware.elf (the build was made with --force for a model that does "
-                             "not fit the target)")
+            raise EdgecError(f"{build_dir}: no {HARNESS_DIR}/firmware.elf (the build was made with --force for a model "
+                             "that does not fit the target)")
         fw = run_firmware(target, elf, [b"".join(e) for e in encoded], sum(out_bytes), timeout_s=timeout_s,
                           profile_function=f"{meta['name']}_run" if meta.get("instrument") == "profile" else None)
         blobs = []

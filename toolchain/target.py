@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
@@ -9,11 +10,6 @@ from typing import Any
 
 from .errors import EdgecError
 from .paths import TARGETS_DIR
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
 
 
 @dataclass(frozen=True)

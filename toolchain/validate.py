@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 
+from . import ApiModule
+from .frontends.onnx import read_model, upgrade_opset
 from .ir import Graph
 from .reference import QRANGE, quantize_feeds, represented_range, run_graph
-from .runner import RunResult, run_build
-
-if TYPE_CHECKING:
-    from .build import BuildOptions
+from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
-DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is compared on the target
+# onnxruntime's input type names -> the numpy type a sample is cast to (toolchain/frontends/onnx.py float32_boundary)
+ORT_TYPES = {f"tensor({k})": v for k, v in (("float", np.float32), ("double", np.float64), ("int8", np.int8),
+                                             ("uint8", np.uint8), ("int16", np.int16), ("uint16", np.uint16),
+                                             ("int32", np.int32), ("uint32", np.uint32), ("int64", np.int64),
+                                             ("uint64", np.uint64))}
+
+
+def oracle_model(path: str) -> bytes:
+    """The model onnxruntime runs as the reference: the file converted to edgec's minimum opset (onnxruntime has no
+    kernels for some ops of old opsets, e.g. BatchNormalization-6, Gemm-6, AveragePool-1); same semantics."""
+    return upgrade_opset(read_model(Path(path)), Path(path)).SerializeToString()
 
 
 def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> list[dict]:
+    """onnxruntime's outputs for the samples, each input fed in the model's own element type (edgec's float32
+    values cast at the boundary: float64, or integers for an integer input)."""
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(oracle_model(model), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return [dict(zip(names, sess.run(None, s))) for s in samples]
+    types = {i.name: ORT_TYPES.get(i.type, np.float32) for i in sess.get_inputs()}
+    return [dict(zip(names, sess.run(None, {k: np.asarray(v).astype(types.get(k, np.float32))
+                                             for k, v in s.items()}))) for s in samples]
 
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
@@ -85,80 +94,4 @@ def input_clipping(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
     return out
 
 
-@dataclass
-class Validation:
-    """What validate_model measured: the report (metrics, sizes, instructions, per-layer tables), whether it
-    passes, and what the CLI shows besides."""
-
-    report: dict
-    ok: bool
-    meta: dict  # the build's
-    g: Graph
-    samples: list[dict[str, np.ndarray]]
-    clipping: dict[str, dict]  # input_clipping of a quantized build
-    given_ranges: set[str]  # the inputs --input-range set
-    layers: list | None = None  # per-tensor quantization error (analysis.quant_report), --per-layer
-    prof: dict | None = None  # per-layer instructions (profile.profile), --per-layer
-    div: dict | None = None  # per-layer divergence (profile.dump_divergence), --per-layer quantized
-
-
-def validate_model(options: Callable[[Path | None], BuildOptions], out: Path | None, inputs: Path | None,
-                   per_layer: bool) -> Validation:
-    """Build with options(build directory) (out, or a temporary one), run the samples of inputs (or 8 random
-    ones) on the target and compare with onnxruntime and, quantized, with the integer reference. per_layer adds
-    instruction profiles and, quantized, per-layer error and divergence (builds of their own)."""
-    from .build import build
-    from .data import load_samples, random_samples
-
-    with tempfile.TemporaryDirectory(prefix="edgec-validate-") as tmp:
-        opts = options(out or Path(tmp) / "build")
-        out, meta, g = build(opts)
-        if inputs:
-            samples = load_samples(inputs, g, "input")
-        else:
-            print("warning: no --inputs; validating on 8 random normal samples", file=sys.stderr)
-            samples = random_samples(g, 8, seed=1)
-        res = run_build(out, samples)
-    want = onnxruntime_outputs(str(opts.model), samples)
-    report = metrics(res.outputs, want, g.outputs)
-    report.pop("output_range")
-    clipping: dict[str, dict] = {}
-    if g.quantized:
-        report["bitexact_vs_reference"] = bitexact_share(res, reference_outputs(g, samples))
-        clipping = input_clipping(g, samples)
-        if clipping:
-            sizes = {n: g.tensors[n].size for n in clipping}
-            report["input_clipped_share"] = sum(c["share"] * sizes[n] for n, c in clipping.items()) / sum(
-                sizes.values())
-    elf = meta.get("elf") or {}
-    report.update({
-        "flash_bytes": elf.get("flash", meta["weight_bytes"]),
-        "ram_bytes": (elf["ram_static"] + (res.stack_bytes or 0)) if elf else meta["arena_bytes"],
-        "arena_bytes": meta["arena_bytes"], "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"],
-        "instructions": res.instructions[0] if res.instructions else None,
-        "macs": meta["macs"], "params": meta["params"],
-    })
-    if elf:
-        report["model_flash_bytes"] = elf.get("model_flash")
-        report["stack_bytes"] = res.stack_bytes
-    rng = metrics(res.outputs, want, g.outputs)["output_range"]
-    ok = (report["bitexact_vs_reference"] == 1.0) if g.quantized else \
-        report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(rng, 1e-12)
-    report["samples"] = len(samples)
-    report["target"] = meta["target"]
-    report["quantize"] = meta["quantize"]
-    layers = prof = div = None
-    if per_layer:
-        from .profile import dump_divergence, profile
-
-        prof = profile(options(None), samples[:1])
-        report["profile"] = prof
-    if per_layer and g.quantized:
-        from .analysis import quant_report
-
-        layers = quant_report(g, samples)
-        report["per_layer"] = layers
-        div = dump_divergence(options(None), samples[:DUMP_SAMPLES])
-        report["divergence"] = div
-        ok = ok and div["first"] is None
-    return Validation(report, ok, meta, g, samples, clipping, set(opts.quant.input_ranges), layers, prof, div)
+sys.modules[__name__].__class__ = ApiModule  # calling this module calls edgec.api.validate (see edgec/__init__.py)

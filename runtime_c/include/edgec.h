@@ -399,6 +399,30 @@ void ec_concat(int32_t num_inputs, int32_t outer, int32_t inner, const int32_t *
 void ec_pad(const int32_t *in_shape, const int32_t *pads_begin, const int32_t *pads_end, int32_t elem_size,
             const void *pad_value, const void *input, void *output);
 
+/* Reflect (edge == 0) or edge padding, shapes and pads as ec_pad (pads >= 0; reflect: pads <= size - 1). */
+void ec_pad_mirror(const int32_t *in_shape, const int32_t *pads_begin, const int32_t *pads_end, int32_t elem_size,
+                   int32_t edge, const void *input, void *output);
+
+/* Mean over dimensions: input dense over in_shape (EC_MAX_DIMS, left-padded with 1); out_strides[d] is the output
+ * stride of input dimension d, 0 for a reduced one; output = sum * scale. */
+void ec_reduce_mean_f32(const int32_t *in_shape, const int32_t *out_strides, int32_t out_size, float scale,
+                        const float *input, float *output);
+/* int8, the output keeping the input's scale and zero point: output = round_half_even(sum(x - zp) / count) + zp;
+ * scratch holds out_size int32 sums. */
+void ec_reduce_mean_s8(const int32_t *in_shape, const int32_t *out_strides, int32_t out_size, int32_t count,
+                       int32_t zp, const int8_t *input, int8_t *output, void *scratch);
+
+/* Local response normalization across channels: data viewed as [batch][channels][positions], strides in elements
+ * ({batch, channel, position}) for input and output. */
+typedef struct {
+    int32_t batch, channels, positions;
+    int32_t in_strides[3];
+    int32_t out_strides[3];
+    int32_t size;
+    float alpha, beta, bias;
+} ec_lrn_params;
+void ec_lrn_f32(const ec_lrn_params *p, const float *input, float *output);
+
 #ifdef __cplusplus
 }
 #endif

@@ -59,14 +59,114 @@ def _opset(model: onnx.ModelProto) -> int:
     return MIN_OPSET
 
 
-def _upgrade_opset(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+def upgrade_opset(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    """The model at opset MIN_OPSET or newer (onnx's version converter), semantics unchanged. Old exports (opset
+    6-9) often need what the converter assumes: every initializer listed as a graph input, shapes on intermediate
+    tensors (some adapters, e.g. Gemm-6's, read them), and for those shapes, constant shape computations (Shape ->
+    Gather -> Concat -> Reshape) folded (a second attempt). The graph inputs stay the model's own.
+    Also used by validate to run onnxruntime, which has no kernels for some old ops."""
     if _opset(model) >= MIN_OPSET:
         return model
+    work = _listed_and_inferred(model)
     try:
-        return version_converter.convert_version(model, MIN_OPSET)
-    except Exception as exc:
-        raise EdgecError(f"{path}: cannot convert opset {_opset(model)} to {MIN_OPSET} ({exc}); "
-                         f"re-export the model with opset {MIN_OPSET} or newer") from None
+        out = version_converter.convert_version(work, MIN_OPSET)
+    except Exception:  # noqa: BLE001 - retried once with constant shape computations folded
+        _fold_constants(work)
+        try:
+            out = version_converter.convert_version(_listed_and_inferred(work), MIN_OPSET)
+        except Exception as exc:
+            raise EdgecError(f"{path}: cannot convert opset {_opset(model)} to {MIN_OPSET} ({exc}); "
+                             f"re-export the model with opset {MIN_OPSET} or newer") from None
+    own = {i.name for i in model.graph.input}
+    inits = {i.name for i in out.graph.initializer}
+    was_init = {i.name for i in model.graph.initializer}
+    kept = [i for i in out.graph.input if i.name in own and (i.name in inits or i.name not in was_init)]
+    del out.graph.input[:]
+    out.graph.input.extend(kept)
+    return out
+
+
+def _listed_and_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the model with every initializer listed as a graph input and shapes inferred where onnx can."""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    listed = {i.name for i in work.graph.input}
+    work.graph.input.extend(onnx.helper.make_tensor_value_info(i.name, i.data_type, i.dims)
+                            for i in work.graph.initializer if i.name not in listed)
+    try:
+        return shape_inference.infer_shapes(work, data_prop=True)
+    except Exception:  # noqa: BLE001 - the converter reports what it cannot do without shapes
+        return work
+
+
+def drop_dropout_masks(model: onnx.ModelProto, path: Path) -> None:
+    """Dropout is the identity at inference; its optional mask output (all ones then) is removed when nothing reads
+    it. A mask that is read, or a Dropout switched to training mode by a constant, is refused."""
+    graph = model.graph
+    read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    inits = {i.name: i for i in graph.initializer}
+    for n in graph.node:
+        if n.op_type != "Dropout" or n.domain not in ("", "ai.onnx"):
+            continue
+        if len(n.input) > 2 and n.input[2] in inits and bool(numpy_helper.to_array(inits[n.input[2]]).any()):
+            raise EdgecError(f"{path}: Dropout (node '{n.name}') runs in training mode (training_mode is true); "
+                             "edgec compiles inference: export the model in eval mode")
+        if len(n.output) > 1 and n.output[1]:
+            if n.output[1] in read:
+                raise EdgecError(f"{path}: Dropout (node '{n.name}'): its mask output '{n.output[1]}' is used; "
+                                 "edgec compiles Dropout as the identity (inference) and does not compute the mask: "
+                                 "export the model without using the mask")
+            del n.output[1:]
+
+
+# Element types of graph inputs that edgec casts at the boundary: the compiled model takes float32 values.
+INTEGER_INPUTS = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16, onnx.TensorProto.UINT16,
+                  onnx.TensorProto.INT32, onnx.TensorProto.UINT32, onnx.TensorProto.INT64, onnx.TensorProto.UINT64)
+
+
+def _cast_to(node: onnx.NodeProto) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
+def float32_boundary(model: onnx.ModelProto, path: Path) -> dict[str, str]:
+    """Make the model compute in float32 with float32 inputs and outputs; returns {input: its own element type}
+    for the inputs whose type changed.
+
+    float64 is computed in float32: float64 initializers, Constant/ConstantOfShape values, Cast(to=DOUBLE) and
+    float64 inputs, outputs and value_info become float32. An integer input is given as float32 values (exact up to
+    2^24) and must be cast to float by the model before any other use; that Cast is then the identity."""
+    graph = model.graph
+    double, flt = onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT
+    for k, init in enumerate(graph.initializer):
+        if init.data_type == double:
+            graph.initializer[k].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32),
+                                                                  init.name))
+    for n in graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == double:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float32), a.t.name))
+            if n.op_type == "Cast" and a.name == "to" and a.i == double:
+                a.i = flt
+    inits = {i.name for i in graph.initializer}
+    changed = {}
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        tt = vi.type.tensor_type
+        if vi.name in inits or tt.elem_type == flt:
+            continue
+        if tt.elem_type == double:
+            if any(vi is i for i in graph.input):
+                changed[vi.name] = "float64"
+            tt.elem_type = flt
+        elif tt.elem_type in INTEGER_INPUTS and any(vi is i for i in graph.input):
+            users = [n for n in graph.node if vi.name in n.input]
+            other = next((n for n in users if n.op_type != "Cast" or _cast_to(n) != flt), None)
+            if other is not None:
+                raise EdgecError(f"{path}: input '{vi.name}' is {onnx.TensorProto.DataType.Name(tt.elem_type)} and "
+                                 f"{other.op_type} (node '{other.name}') uses it as such; edgec compiles float "
+                                 "models: an integer input must go through a Cast to float before any other use")
+            changed[vi.name] = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name
+            tt.elem_type = flt
+    return changed
 
 
 def _fix_inputs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
@@ -199,9 +299,11 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     """The load stage: file -> checked, upgraded, folded and shape-inferred IR graph."""
     path = Path(path)
     model = read_model(path)
-    model = _upgrade_opset(model, path)
+    model = upgrade_opset(model, path)
     qoperator_to_qdq(model, path)
+    drop_dropout_masks(model, path)
     _fix_inputs(model, input_shapes or {}, path)
+    input_types = float32_boundary(model, path)
     _forget_dynamic_shapes(model)
     model = _infer(model, path)
     weight_scales, int_values, asymmetric = _fold_constants(model)
@@ -217,6 +319,8 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
             g.tensors[name].fixed_converts = params
     if schemes:
         g.info["layer_schemes"] = schemes
+    if input_types:
+        g.info["input_types"] = input_types  # the model's own element type of inputs given as float32
     widths = {dtype for _, _, dtype in imported.values()}
     if len(widths) > 1 and not schemes:
         raise EdgecError(f"{path}: the model quantizes some activations to 8 bits and others to int16; edgec imports "
@@ -344,6 +448,9 @@ def _to_ir(model: onnx.ModelProto, path: Path) -> Graph:
 def require_static_shapes(graph: Graph, path: Path) -> None:
     for n in graph.nodes:
         for name in n.outputs:
+            if name and name not in graph.tensors and n.op == "Cast":
+                raise EdgecError(f"{path}: Cast (node '{n.name}') casts to a type other than float; edgec compiles "
+                                 "float computations (only a Cast to float is supported)")
             if name and name not in graph.tensors:
                 raise EdgecError(f"{path}: the shape of '{name}' (output of node '{n.name}', {n.op}) could not be "
                                  "inferred statically; give fixed input shapes with --input-shape")

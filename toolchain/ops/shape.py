@@ -1,5 +1,5 @@
 """Data movement: Reshape (Flatten, Squeeze and Unsqueeze are normalized into it), Transpose, LayoutCast (our own
-layout change, logically the identity), Concat and Pad (constant mode)."""
+layout change, logically the identity), Concat and Pad (constant, reflect and edge modes)."""
 
 from __future__ import annotations
 
@@ -182,14 +182,23 @@ class Pad(Op):
     keeps_quant = True
 
     def check(self, node: Node, g: Graph) -> str | None:
-        if node.attrs.get("mode", "constant") != "constant":
-            return f"mode '{node.attrs['mode']}' is not supported (only constant)"
+        mode = node.attrs.get("mode", "constant")
+        if mode not in ("constant", "reflect", "edge"):
+            return f"mode '{mode}' is not supported (constant, reflect and edge are)"
         if len(node.inputs) > 1 and g.const(node.inputs[1]) is None:
             return "pads must be constant"
         begin, end, _ = self.pads(node, g)
         if min(begin + end) < 0:
             return "negative pads (cropping) are not supported"
+        shape = g.shape(node.inputs[0])
+        if mode == "reflect" and any(max(b, e) >= n and b + e > 0 for b, e, n in zip(begin, end, shape)):
+            return "reflect pads must be smaller than the padded dimension"
+        if mode == "edge" and any(n == 0 and b + e > 0 for b, e, n in zip(begin, end, shape)):
+            return "edge padding of an empty dimension"
         return None
+
+    def mode(self, node: Node) -> str:
+        return node.attrs.get("mode", "constant")
 
     def pads(self, node: Node, g: Graph) -> tuple[list[int], list[int], float]:
         rank = len(g.shape(node.inputs[0]))
@@ -207,6 +216,8 @@ class Pad(Op):
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         begin, end, value = self.pads(node, g)
+        if self.mode(node) != "constant":  # numpy's reflect and edge modes are ONNX's
+            return np.pad(xs[0], list(zip(begin, end)), mode=self.mode(node))
         return np.pad(xs[0], list(zip(begin, end)), constant_values=value)
 
     def quantize(self, node: Node, g: Graph) -> dict:
@@ -216,6 +227,8 @@ class Pad(Op):
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         begin, end, _ = self.pads(node, g)
+        if self.mode(node) != "constant":  # moves values only: exact in every element type
+            return np.pad(xs[0], list(zip(begin, end)), mode=self.mode(node)).astype(out_dtype(node))
         return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(out_dtype(node))
 
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
@@ -227,6 +240,10 @@ class Pad(Op):
         shape = Array(f"shape_{name}", np.array([1] * pad + [src.shape[p] for p in perm], np.int32), "int32_t")
         b = Array(f"pb_{name}", np.array([0] * pad + [begin[p] for p in perm], np.int32), "int32_t")
         e = Array(f"pe_{name}", np.array([0] * pad + [end[p] for p in perm], np.int32), "int32_t")
+        if self.mode(node) != "constant":
+            return Lowered([Call("ec_pad_mirror", [shape, b, e, ELEM_BYTES[node.dtype], int(self.mode(node) == "edge"),
+                                                   Buf(src.name, "void"), Buf(node.outputs[0], "void", const=False)],
+                                 node=name)])
         v = Array(f"pv_{name}", np.array([node.q["value"] if is_int(node) else value], out_dtype(node)), t)
         return Lowered([Call("ec_pad", [shape, b, e, ELEM_BYTES[node.dtype], v, Buf(src.name, "void"),
                                         Buf(node.outputs[0], "void", const=False)], node=name)])

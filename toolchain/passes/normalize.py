@@ -7,15 +7,18 @@ import math
 import numpy as np
 
 from ..ir import Graph, Node
+from ..ops.reduce import reduce_axes
 
 # ONNX ops rewritten into others here, with the reason given when a node keeps a form that cannot be rewritten.
 NORMALIZED = {
     "Identity": "", "Dropout": "", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
     "MatMul": "the right operand must be a constant 2-D matrix (weights)",
     "Div": "only division by a constant is supported",
-    "ReduceMean": "only a mean over all spatial axes of a 3-D or 4-D tensor is supported",
     "BatchNormalization": "scale, bias, mean and variance must be constants",
+    "Cast": "only a Cast to float of a float tensor is supported",
+    "Sum": "", "Mean": "",
 }
+FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
 def _bypass(g: Graph, node: Node) -> None:
@@ -60,18 +63,24 @@ def normalize(g: Graph) -> None:
             node.op, node.inputs = "Mul", [node.inputs[0], g.add_const(f"{node.name}_recip", recip)]
         elif op == "ReduceMean":
             _reduce_mean(g, node)
+        elif op == "Cast" and a.get("to") == FLOAT and node.inputs[0] in g.tensors:
+            _bypass(g, node)
+        elif op in ("Sum", "Mean", "Max", "Min"):
+            _variadic(g, node)
         if node.op == "Gemm":
             _canonical_gemm(g, node)
 
 
 def _reduce_mean(g: Graph, node: Node) -> None:
-    """ReduceMean over all spatial axes of an N-C-spatial tensor is GlobalAveragePool (plus a Reshape)."""
+    """ReduceMean over all spatial axes of an N-C-spatial tensor is GlobalAveragePool (plus a Reshape); over no
+    axis, the identity; other axes stay ReduceMean (toolchain/ops/reduce.py)."""
     rank = len(g.shape(node.inputs[0]))
-    axes = node.attrs.get("axes")
-    if axes is None and len(node.inputs) > 1 and node.inputs[1]:
-        axes = g.const(node.inputs[1])
-    if axes is None or rank not in (3, 4) or sorted(int(x) % rank for x in axes) != list(range(2, rank)):
-        return  # stays ReduceMean: reported as unsupported
+    axes = reduce_axes(g, node)
+    if axes == []:
+        _bypass(g, node)
+        return
+    if axes is None or rank not in (3, 4) or axes != list(range(2, rank)):
+        return
     keep = node.attrs.get("keepdims", 1)
     out = node.outputs[0]
     node.op, node.inputs, node.attrs = "GlobalAveragePool", node.inputs[:1], {}
@@ -80,6 +89,31 @@ def _reduce_mean(g: Graph, node: Node) -> None:
         g.tensors[mid] = type(g.tensors[out])(mid, g.shape(node.inputs[0])[:2] + (1,) * (rank - 2))
         node.outputs = [mid]
         g.nodes.insert(g.nodes.index(node) + 1, Node("Reshape", f"{node.name}_squeeze", [mid], [out]))
+
+
+def _variadic(g: Graph, node: Node) -> None:
+    """Sum, Mean, Max, Min of n inputs (broadcasting): a chain of n - 1 Add, Max or Min nodes, Mean then scaled
+    by 1/n; one input: the identity."""
+    ins = [i for i in node.inputs if i]
+    if len(ins) == 1:
+        node.inputs = ins
+        _bypass(g, node)
+        return
+    binary = {"Sum": "Add", "Mean": "Add", "Max": "Max", "Min": "Min"}[node.op]
+    out, at = node.outputs[0], g.nodes.index(node)
+    chain, acc = [], ins[0]
+    for k, name in enumerate(ins[1:], start=1):
+        last = k == len(ins) - 1 and node.op != "Mean"
+        dst = out if last else g.fresh_name(f"{out}_{binary.lower()}{k}")
+        if not last:
+            shape = tuple(np.broadcast_shapes(g.shape(acc), g.shape(name)))
+            g.tensors[dst] = type(g.tensors[out])(dst, shape)
+        chain.append(Node(binary, f"{node.name}_{k}" if k > 1 else node.name, [acc, name], [dst]))
+        acc = dst
+    if node.op == "Mean":
+        scale = g.add_const(f"{node.name}_1_over_n", np.array(1.0 / len(ins), np.float32))
+        chain.append(Node("Mul", f"{node.name}_mean", [acc, scale], [out]))
+    g.nodes[at:at + 1] = chain
 
 
 def _canonical_gemm(g: Graph, node: Node) -> None:
