@@ -122,7 +122,7 @@ def _size(text: str) -> int:
 
 def _options(a: argparse.Namespace, out: Path | None):
     from .build import BuildOptions
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
     from .quantize import QuantOptions, parse_input_ranges
 
     quantize = a.quantize
@@ -379,7 +379,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from .build import prepare_graph
     from .data import load_samples, random_samples
     from .export import export_float
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
     from .outdir import check_file
     from .prune import allocate, sensitivity, weighted_layers
 
@@ -463,7 +463,7 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
 
 def cmd_compare(a: argparse.Namespace) -> int:
     from .compare import DEFAULT_GRID, QUICK_GRID, compare, load_grid
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
 
     grid = load_grid(a.grid) if a.grid else (QUICK_GRID if a.quick else DEFAULT_GRID)
     if a.labels and not a.eval:
@@ -488,6 +488,22 @@ def cmd_targets(a: argparse.Namespace) -> int:
         where = {"qemu-system": f"QEMU {t.machine}", "qemu-user": f"{t.qemu} -cpu {t.machine}"}.get(t.kind, "cffi")
         print(f"{t.name:<{width}}  {t.description}\n{'':<{width}}  {where}; {mem}; features: {feats}")
     return 0
+
+
+def _compare_parser(sub) -> None:
+    cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
+    cp.add_argument("model", type=Path, help="ONNX model file")
+    cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
+    cp.add_argument("--calib", type=Path, help=".npz calibration samples")
+    cp.add_argument("--inputs", "--eval", dest="eval", type=Path,
+                    help=".npz evaluation samples (default: 16 random samples)")
+    cp.add_argument("--labels", help="array of --inputs holding class labels: report accuracy")
+    cp.add_argument("-o", "--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
+    cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
+    cp.add_argument("--quick", action="store_true", help="a handful of configurations")
+    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
+    cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    cp.set_defaults(func=cmd_compare)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -542,19 +558,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
     pr.add_argument("-o", "--out", "--output", dest="output", type=Path, help="pruned ONNX model to write")
     pr.set_defaults(func=cmd_prune)
-    cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
-    cp.add_argument("model", type=Path, help="ONNX model file")
-    cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
-    cp.add_argument("--calib", type=Path, help=".npz calibration samples")
-    cp.add_argument("--inputs", "--eval", dest="eval", type=Path,
-                    help=".npz evaluation samples (default: 16 random samples)")
-    cp.add_argument("--labels", help="array of --inputs holding class labels: report accuracy")
-    cp.add_argument("-o", "--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
-    cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
-    cp.add_argument("--quick", action="store_true", help="a handful of configurations")
-    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2)")
-    cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
-    cp.set_defaults(func=cmd_compare)
+    _compare_parser(sub)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
     return p

@@ -27,9 +27,9 @@ from .calibrate import calibrate
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
-from .ops.base import MIN_SCALE, c_float, frac_bits
-from .ops.conv import BIAS64_LIMIT, INT4_MAX
+from .ops.base import MIN_SCALE, c_float, frac_bits, is_weighted
 from .ops.geometry import windows
+from .ops.output_stage import BIAS64_LIMIT, INT4_MAX
 from .reference import dequantize, quantize_feeds, quantize_input, run_graph
 
 SCHEMES = ("int8", "qformat", "int4", "int16", "q15")  # the --quantize values that quantize (besides none)
@@ -183,7 +183,7 @@ def prequantized_scheme(g: Graph) -> str:
     if g.arithmetic == "tflm":  # a quantized .tflite: int8, or 16x8 where its activations are int16
         return "int16" if any(t.fixed_dtype == "int16" for t in fixed) else "int8"
     acts = [t.fixed_quant for t in fixed]
-    layers = [g.tensors[n.inputs[1]] for n in g.nodes if n.op in ("Conv", "Gemm")]
+    layers = [g.tensors[n.inputs[1]] for n in g.nodes if is_weighted(n)]
     weights = [t for t in layers if t.weight_scales is not None]
     pow2 = all(zp == 0 and _pow2(np.array([s])) for s, zp in acts) and all(_pow2(t.weight_scales[0]) for t in weights)
     if any(t.fixed_dtype == "int16" for t in fixed):  # (load_onnx refuses models that mix int8 and int16)
@@ -319,7 +319,7 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
     insert_converts(g, ranges, family)
     if not opts.per_channel:
         for node in g.nodes:
-            if node.op in ("Conv", "Gemm") and g.tensors[node.inputs[1]].weight_scales is None:
+            if is_weighted(node) and g.tensors[node.inputs[1]].weight_scales is None:
                 wmax = float(np.abs(g.const(node.inputs[1])).max())
                 scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if node.scheme in ("qformat", "q15") else
                          c_float(max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12)))
@@ -401,7 +401,7 @@ def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
     """Empirical bias correction: for every Conv/Gemm, the mean difference per output channel between the int8
     layer's output before requantization and activation and the float layer's, on the same float input, is
     removed from the integer bias. Returns the mean absolute correction per layer in output units."""
-    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.q is not None]
+    layers = [n for n in g.nodes if is_weighted(n) and n.q is not None]
     diffs: dict[str, np.ndarray] = {}
     for s in samples:
         fv = run_graph(g, s)
@@ -541,7 +541,7 @@ def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
     """int4: re-round every Conv/Gemm's weights (same scales) with gptq_round on the layer's float inputs from the
     first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches the gptq_factor of X^T X
     per layer and group (filled for the layers it lacks)."""
-    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.scheme == "int4"]
+    layers = [n for n in g.nodes if is_weighted(n) and n.scheme == "int4"]
     hs = {} if hs is None else hs
     missing = [n for n in layers if n.name not in hs]
     if missing:
