@@ -15,6 +15,7 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime_c"
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 WRAPPER = """
 #define EC_TFLM 1
+#include "edgec_tflm.h"
 #include "edgec_dsp.h"
 void rq(int32_t n, int32_t fast, const int32_t *x, const int32_t *mult, const int32_t *shift, int32_t *out);
 void rq(int32_t n, int32_t fast, const int32_t *x, const int32_t *mult, const int32_t *shift, int32_t *out)
