@@ -305,6 +305,16 @@ def _require_finite(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
                                  "which holds NaN or infinity")
 
 
+def _per_tensor_weight_scales(g: Graph) -> None:
+    """One scale per weight tensor (--no-per-channel) for the layers whose model gave none."""
+    for node in g.nodes:
+        if is_weighted(node) and g.tensors[node.inputs[1]].weight_scales is None:
+            wmax = float(np.abs(g.const(node.inputs[1])).max())
+            scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if node.scheme in ("qformat", "q15") else
+                     c_float(max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12)))
+            g.tensors[node.inputs[1]].weight_scales = (np.array([scale]), 0)
+
+
 def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
     """Give every node and activation its element type, insert Converts between types, set every integer
     activation's scale and zero point, then let each integer op derive its parameters.
@@ -318,12 +328,7 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
     family = assign_schemes(g, opts)
     insert_converts(g, ranges, family)
     if not opts.per_channel:
-        for node in g.nodes:
-            if is_weighted(node) and g.tensors[node.inputs[1]].weight_scales is None:
-                wmax = float(np.abs(g.const(node.inputs[1])).max())
-                scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if node.scheme in ("qformat", "q15") else
-                         c_float(max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12)))
-                g.tensors[node.inputs[1]].weight_scales = (np.array([scale]), 0)
+        _per_tensor_weight_scales(g)
 
     def params(t: Tensor) -> tuple[float, int]:
         kind = family[t.name]
