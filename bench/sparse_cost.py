@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgec import build as build_mod
 from edgec import sparse
 from edgec.build import BuildOptions, build
-from edgec.ops.conv import quantize_weights
+from edgec.ops.output_stage import quantize_weights
 from edgec.runner import run_build
 from edgec.target import load_target
 
@@ -81,9 +81,8 @@ def random_weights(rng: np.random.Generator, shape: tuple, density: float | None
 
 def instructions(model: onnx.ModelProto, target: str, quantize: str, mode: str, dsp: bool = True,
                  layer: int = 0) -> tuple[int, str]:
-    """Instructions of one inference and the kernel of the given layer, with sparse.MODE = mode; dsp=False drops
-    the target's 'dsp' feature (the portable int8 kernels)."""
-    sparse.MODE = mode
+    """Instructions of one inference and the kernel of the given layer, with --sparse-kernels mode ("sparse":
+    rows); dsp=False drops the target's 'dsp' feature (the portable int8 kernels)."""
     t = load_target(target)
     if not dsp:
         t = dataclasses.replace(t, features=tuple(f for f in t.features if f != "dsp"))
@@ -98,10 +97,9 @@ def instructions(model: onnx.ModelProto, target: str, quantize: str, mode: str, 
         build_mod.load_target = lambda name: t
         try:
             out, meta, _ = build(BuildOptions(path, target=target, quantize=quantize, calib=calib,
-                                              out=Path(tmp) / "b"))
+                                              out=Path(tmp) / "b", sparse_kernels={"sparse": "rows"}.get(mode, mode)))
         finally:
             build_mod.load_target = load
-            sparse.MODE = "auto"
         res = run_build(out, [{"input": rng.standard_normal(shape).astype(np.float32)}])
     return res.instructions[0], meta["layers"][layer]["kernels"][0]
 

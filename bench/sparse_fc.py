@@ -43,15 +43,11 @@ def prefix(model: onnx.ModelProto, output: str) -> onnx.ModelProto:
 
 def run(model: onnx.ModelProto, mode: str, target: str, models: Path, tmp: Path) -> tuple[int, np.ndarray, object, str]:
     """(instructions of one inference, raw int8 outputs of the first sample, graph, kernel of the last Gemm) with
-    sparse.MODE = mode."""
+    --sparse-kernels mode ("sparse": rows)."""
     path = tmp / "m.onnx"
     onnx.save(model, path)
-    sparse.MODE = mode
-    try:
-        out, meta, g = build(BuildOptions(path, target=target, quantize="int8", calib=models / "ad01.calib.npz",
-                                          out=tmp / f"b_{mode}"))
-    finally:
-        sparse.MODE = "auto"
+    out, meta, g = build(BuildOptions(path, target=target, quantize="int8", calib=models / "ad01.calib.npz",
+                                      out=tmp / f"b_{mode}", sparse_kernels={"sparse": "rows"}.get(mode, mode)))
     x = np.load(models / "ad01.inputs.npz")["input"][:1]
     res = run_build(out, [{"input": x[0]}])
     kernel = [layer["kernels"][0] for layer in meta["layers"] if layer["op"] == "Gemm"][-1]

@@ -16,7 +16,7 @@ import numpy as np
 from edgec import __version__
 from edgec.calls import Arg, Array, Buf, Call, Raw, Scratch, Struct
 from edgec.errors import EdgecError
-from edgec.ir import Graph
+from edgec.ir import CTYPES, ELEM_BYTES, NUMPY_TYPES, Graph
 from edgec.paths import RUNTIME_DIR, TEMPLATES_DIR
 
 from .memory import Plan, scratch_name
@@ -206,16 +206,11 @@ class Emitter:
 # A kernel source built from another one (runtime_c/src/<kernel>_tflm.c): the file it includes.
 INCLUDED_SOURCE = re.compile(r'^#include "(ec_\w+\.c)"$', re.MULTILINE)
 
-# Activation element types: C type, bytes, numpy type.
-ELEMENT_TYPES = {"float32": ("float", 4, np.float32), "int8": ("int8_t", 1, np.int8),
-                 "int16": ("int16_t", 2, np.int16)}
-
 
 def element_type(g: Graph, tensor: str) -> tuple[str, int, type]:
-    """A tensor's element type: its own (an IR with per-tensor element types) or the graph's (int8 when
-    quantized, else float32)."""
-    dtype = getattr(g.tensors[tensor], "dtype", None) or ("int8" if g.quantized else "float32")
-    return ELEMENT_TYPES[dtype]
+    """A tensor's element type (toolchain/ir.py's tables): C type, bytes, numpy type."""
+    dtype = g.tensors[tensor].dtype
+    return CTYPES[dtype], ELEM_BYTES[dtype], NUMPY_TYPES[dtype]
 
 
 def check_sizes(g: Graph, plan: Plan, source: str) -> None:

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Compile every runtime kernel warning-free for the host (gcc), Cortex-M7 and Cortex-M4 (DSP extension, hard float),
-# Cortex-M55 (Helium/MVE), Cortex-M0+ (no DSP, soft float), and Cortex-A53 (AArch64) and Cortex-A7 (ARMv7-A) with
-# NEON.
+# Compile every runtime kernel warning-free for every target in targets/*.toml (host gcc, Cortex-M with and without
+# the DSP extension, Helium, soft float, AArch64 and ARMv7-A with NEON), with each target's compiler and flags as the
+# build uses them (cc and cflags, read with python3's tomllib).
 # Usage: runtime_c/check_build.sh   (exit status 0 when every configuration builds)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,11 +29,13 @@ check() {
     fi
 }
 
-check host gcc
-check cortex-m7 arm-none-eabi-gcc -mcpu=cortex-m7 -mthumb -mfpu=fpv5-d16 -mfloat-abi=hard
-check cortex-m4 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard
-check cortex-m55 arm-none-eabi-gcc -mcpu=cortex-m55 -mthumb -mfloat-abi=hard
-check cortex-m0plus arm-none-eabi-gcc -mcpu=cortex-m0plus -mthumb -mfloat-abi=soft
-check cortex-a53 aarch64-linux-gnu-gcc -mcpu=cortex-a53
-check cortex-a7 arm-linux-gnueabihf-gcc -mcpu=cortex-a7 -mfpu=neon-vfpv4 -mfloat-abi=hard
+# "cc cflags..." of the target file $1
+compiler() {
+    python3 -c 'import sys, tomllib; t = tomllib.load(open(sys.argv[1], "rb")); print(" ".join([t["cc"], *t["cflags"]]))' "$1"
+}
+
+for toml in "$here"/../targets/*.toml; do
+    # shellcheck disable=SC2046  # the flags are words
+    check "$(basename "$toml" .toml)" $(compiler "$toml")
+done
 exit $status

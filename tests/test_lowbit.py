@@ -16,7 +16,7 @@ from test_ops import CASES, random_convs
 from edgec.cli import main
 from edgec.export import export_qdq
 from edgec.ops.base import frac_bits, shift_round
-from edgec.ops.conv import pack_s4, unpack_s4
+from edgec.ops.packing import pack_s4, unpack_s4
 from edgec.quantize import gptq_round, pow2_params, qformat_name
 
 needs_arm = pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")

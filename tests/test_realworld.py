@@ -17,7 +17,7 @@ from realworld_models import ARCHITECTURES, alexnet, resnet50, squeezenet
 
 from edgec.build import BuildOptions, build
 from edgec.cli import main
-from edgec.load import load_onnx
+from edgec.frontends.onnx import load_onnx
 from edgec.ops.reduce import reduce_axes
 from edgec.reference import quantize_feeds, run_graph
 from edgec.runner import run_build

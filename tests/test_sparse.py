@@ -97,7 +97,7 @@ def conv1x1_model(sparsity: float):
                       {"w": w, "b": rng.standard_normal(24).astype(np.float32) * 0.1})
 
 
-def kernels(model, tmp_path, target: str, quantize: str) -> list[str]:
+def kernels(model, tmp_path, target: str, quantize: str, sparse_kernels: str = "auto") -> list[str]:
     """The kernel of every Gemm and Conv as lowered for the target (nothing is compiled)."""
     path, calib = tmp_path / "m.onnx", tmp_path / "calib.npz"
     onnx.save(model, path)
@@ -106,7 +106,8 @@ def kernels(model, tmp_path, target: str, quantize: str) -> list[str]:
     g = prepare_graph(path)
     if quantize == "int8":
         quantize_with(g, BuildOptions(path, quantize="int8", calib=calib))
-    return [layer["kernels"][0] for layer in lower_graph(g, load_target(target))[2] if layer["op"] in ("Gemm", "Conv")]
+    return [layer["kernels"][0] for layer in lower_graph(g, load_target(target), sparse_kernels)[2]
+            if layer["op"] in ("Gemm", "Conv")]
 
 
 @pytest.mark.parametrize("target", ["cortex-m7", "host"])
@@ -121,11 +122,9 @@ def test_cost_model_picks_sparse_for_sparse_layers(tmp_path, target, quantize):
     assert "sparse" not in kernels(conv1x1_model(0.0), tmp_path, target, quantize)[0]
 
 
-def test_mode_overrides_the_cost_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(sparse, "MODE", "dense")
-    assert kernels(fc_model(64, 200, 0.9), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_packed_s8"
-    monkeypatch.setattr(sparse, "MODE", "sparse")
-    assert kernels(fc_model(64, 200, 0.0), tmp_path, "host", "none")[0] == "ec_fully_connected_sparse_f32"
+def test_mode_overrides_the_cost_model(tmp_path):
+    assert kernels(fc_model(64, 200, 0.9), tmp_path, "cortex-m7", "int8", "dense")[0] == "ec_fully_connected_packed_s8"
+    assert kernels(fc_model(64, 200, 0.0), tmp_path, "host", "none", "rows")[0] == "ec_fully_connected_sparse_f32"
 
 
 def fc_positive_shifts():
@@ -195,25 +194,24 @@ CASES = {
 }
 
 
-# case -> (model, MODE, the kernels that must be used)
+# case -> (model, --sparse-kernels, the kernels that must be used)
 NM_CASES = {
     "nm_fc_2of4_tail": (lambda: nm_fc_model(37, 2, 6), "nm", ["ec_fully_connected_nm"]),
     "nm_fc_1of4": (lambda: nm_fc_model(300, 1, 7), "nm", ["ec_fully_connected_nm"]),
     "nm_conv1d_1of4": (conv1d_nm, "nm", ["ec_conv2d_nm"]),
-    **{f"convs_{seed}_rows": (lambda seed=seed: sparse_convs(seed, None), "sparse",
+    **{f"convs_{seed}_rows": (lambda seed=seed: sparse_convs(seed, None), "rows",
                               ["ec_conv2d_sparse"]) for seed in (0, 1)},
     **{f"convs_{seed}_nm{n}": (lambda seed=seed, n=n: sparse_convs(seed, n), "nm", ["ec_conv2d_nm"])
        for seed, n in ((2, 2), (3, 1))},
 }
-ALL_CASES = {**{k: (v, "sparse", ["ec_fully_connected_sparse"]) for k, v in CASES.items()}, **NM_CASES}
+ALL_CASES = {**{k: (v, "rows", ["ec_fully_connected_sparse"]) for k, v in CASES.items()}, **NM_CASES}
 
 
-def check_case(case: str, tmp_path, monkeypatch, target: str) -> None:
+def check_case(case: str, tmp_path, target: str) -> None:
     model, mode, kernels_used = ALL_CASES[case]
-    monkeypatch.setattr(sparse, "MODE", mode)
-    _, res, _, want = build_and_run(model(), tmp_path / "f", target=target)
+    _, res, _, want = build_and_run(model(), tmp_path / "f", target=target, sparse_kernels=mode)
     assert_float_close(res, want)
-    samples, res, g, _ = build_and_run(model(), tmp_path / "q", quantize="int8", target=target)
+    samples, res, g, _ = build_and_run(model(), tmp_path / "q", quantize="int8", target=target, sparse_kernels=mode)
     assert_bitexact(g, samples, res)
     for sub, suffix in (("f", "f32"), ("q", "s8")):
         used = {p.stem for p in (tmp_path / sub / "build" / "runtime").glob("ec_*.c")}
@@ -221,11 +219,11 @@ def check_case(case: str, tmp_path, monkeypatch, target: str) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
-def test_sparse_host(case, tmp_path, monkeypatch):
-    check_case(case, tmp_path, monkeypatch, "host")
+def test_sparse_host(case, tmp_path):
+    check_case(case, tmp_path, "host")
 
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
-def test_sparse_cortex_m7(case, tmp_path, monkeypatch):
-    check_case(case, tmp_path, monkeypatch, "cortex-m7")
+def test_sparse_cortex_m7(case, tmp_path):
+    check_case(case, tmp_path, "cortex-m7")

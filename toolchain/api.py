@@ -132,6 +132,25 @@ class Validation:
         return not self.failures
 
 
+def _failures(report: dict, quantized: bool, output_range: float) -> list[str]:
+    """Why a validation report fails (empty: it passes)."""
+    from .validate import FLOAT_REL_TOLERANCE, SQNR_FLOOR_DB
+
+    failures = []
+    if quantized:
+        if report["bitexact_vs_reference"] != 1.0:
+            failures.append("outputs differ from the integer reference")
+        if not report["sqnr_db"] > SQNR_FLOOR_DB:
+            failures.append(f"output SQNR against float {report['sqnr_db']:.3g} dB is not above the "
+                            f"{SQNR_FLOOR_DB:g} dB floor (the quantized model does not track float: check --calib and "
+                            "--input-range)")
+    elif not report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(output_range, 1e-12):
+        failures.append("float error above 1e-3 of the output range")
+    if report.get("bitexact_vs_tflm", 1.0) not in (1.0, None):  # a .tflite with its own scales: TFLM's integers
+        failures.append("outputs differ from TFLM's")
+    return failures
+
+
 def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
     """Build (into opts.out, or a temporary folder), run the samples on the target and in onnxruntime, and
     measure (edgec validate without --per-layer)."""
@@ -139,8 +158,6 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
     from .data import random_samples
     from .runner import run_build
     from .validate import (
-        FLOAT_REL_TOLERANCE,
-        SQNR_FLOOR_DB,
         bitexact_share,
         input_clipping,
         metrics,
@@ -182,18 +199,7 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
     if elf:
         report["model_flash_bytes"] = elf.get("model_flash")
         report["stack_bytes"] = res.stack_bytes
-    failures = []
-    if g.quantized:
-        if report["bitexact_vs_reference"] != 1.0:
-            failures.append("outputs differ from the integer reference")
-        if not report["sqnr_db"] > SQNR_FLOOR_DB:
-            failures.append(f"output SQNR against float {report['sqnr_db']:.3g} dB is not above the "
-                            f"{SQNR_FLOOR_DB:g} dB floor (the quantized model does not track float: check --calib and "
-                            "--input-range)")
-    elif not report["max_abs_err"] <= FLOAT_REL_TOLERANCE * max(output_range, 1e-12):
-        failures.append("float error above 1e-3 of the output range")
-    if report.get("bitexact_vs_tflm", 1.0) not in (1.0, None):  # a .tflite with its own scales: TFLM's integers
-        failures.append("outputs differ from TFLM's")
+    failures = _failures(report, g.quantized, output_range)
     report["samples"] = len(data)
     report["target"] = meta["target"]
     report["quantize"] = meta["quantize"]

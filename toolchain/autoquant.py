@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import EdgecError
 from .ir import Graph
+from .ops.base import is_weighted
 from .quantize import (
     QuantOptions,
     correct_biases,
@@ -45,7 +46,7 @@ def choose_schemes(g: Graph, samples: list[dict[str, np.ndarray]], opts: QuantOp
     chosen, ranges = quantize_calibrated(g, samples, calibration, percentile, base)
     subset = samples[::max(1, len(samples) // AUTO_SAMPLES)][:AUTO_SAMPLES]
     want = float_outputs(g, subset)
-    layers = [n.name for n in g.nodes if n.op in ("Conv", "Gemm")]
+    layers = [n.name for n in g.nodes if is_weighted(n)]
     hessians: dict[str, list[tuple]] = {}  # int4 weight rounding (GPTQ), per layer, computed once
 
     def measure(config: dict[str, str]) -> tuple[float, int]:

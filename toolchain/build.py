@@ -14,14 +14,14 @@ import numpy as np
 from edgec.codegen.emit import model_name, write_project
 from edgec.codegen.memory import Step, plan_memory
 
-from . import ApiModule, host, inplace, outdir, sparse
+from . import ApiModule, host, inplace, outdir
 from .calls import Array, Call
 from .data import load_samples, random_samples
 from .errors import EdgecError
-from .frontends import load_model
+from .frontends import load_model, require_static_shapes
 from .ir import Graph
-from .load import require_static_shapes
 from .ops import REGISTRY, tflm
+from .ops.base import LowerContext
 from .passes.fold import fold_batchnorm
 from .passes.fuse import fuse_activations
 from .passes.layout import assign_layout
@@ -166,11 +166,14 @@ def _quantize_auto(g: Graph, opts: BuildOptions, target: Target) -> None:
                                     opts.max_sqnr_drop)
 
 
-def lower_graph(g: Graph, target: Target) -> tuple[list[tuple[int, Call]], list[Step], list[dict]]:
-    """Kernel calls tagged with their step (node index), the steps for memory planning, and a per-layer report."""
+def lower_graph(g: Graph, target: Target, sparse_kernels: str = "auto") -> tuple[list[tuple[int, Call]], list[Step],
+                                                                               list[dict]]:
+    """Kernel calls tagged with their step (node index), the steps for memory planning, and a per-layer report.
+    sparse_kernels: BuildOptions.sparse_kernels."""
     calls, steps, layers = [], [], []
+    ctx = LowerContext(target, sparse_kernels)
     for i, node in enumerate(g.nodes):
-        low = REGISTRY[node.op].lower(node, g, target)
+        low = REGISTRY[node.op].lower(node, g, ctx)
         if tflm.is_tflm(g):  # a TFLite model: every integer kernel computes TFLM's arithmetic
             low = tflm.retarget(node, low)
         ins = [i for i in node.inputs if i and g.const(i) is None]
@@ -242,13 +245,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
               file=sys.stderr)
     if opts.quantize != "none" or opts.qconfig is not None:
         quantize_with(g, opts, target)
-    mode = sparse.MODE
-    if opts.sparse_kernels != "auto":
-        sparse.MODE = {"rows": "sparse"}.get(opts.sparse_kernels, opts.sparse_kernels)
-    try:
-        calls, steps, layers = lower_graph(g, target)
-    finally:
-        sparse.MODE = mode
+    calls, steps, layers = lower_graph(g, target, opts.sparse_kernels)
     nbytes = {name: t.nbytes for name, t in g.tensors.items()}
     plan = plan_memory(steps, nbytes, inputs=g.inputs, outputs=g.outputs)
     for layer in layers:

@@ -124,7 +124,7 @@ def _size(text: str) -> int:
 
 def _options(a: argparse.Namespace, out: Path | None):
     from .build import BuildOptions
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
     from .quantize import QuantOptions, parse_input_ranges
 
     quantize = a.quantize
@@ -381,7 +381,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from .build import prepare_graph
     from .data import load_samples, random_samples
     from .export import export_float
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
     from .outdir import check_file
     from .prune import allocate, sensitivity, weighted_layers
 
@@ -465,7 +465,7 @@ def _plot_sensitivity(table: dict, path: Path) -> None:
 
 def cmd_compare(a: argparse.Namespace) -> int:
     from .compare import DEFAULT_GRID, QUICK_GRID, compare, load_grid
-    from .load import parse_input_shapes
+    from .frontends import parse_input_shapes
 
     grid = load_grid(a.grid) if a.grid else (QUICK_GRID if a.quick else DEFAULT_GRID)
     if a.labels and not a.eval:
@@ -491,6 +491,25 @@ def cmd_targets(a: argparse.Namespace) -> int:
         rows += [(t.name, t.description), ("", f"{where}; {mem}; features: {feats}")]
     print(console.table(rows, indent=0))
     return 0
+
+
+def _compare_parser(sub) -> None:
+    cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
+    cp.add_argument("model", type=Path, help="ONNX model file")
+    cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
+    cp.add_argument("--calib", type=Path, help=".npz calibration samples")
+    cp.add_argument("--inputs", "--eval", dest="eval", type=Path,
+                    help=".npz evaluation samples (default: 16 random samples)")
+    cp.add_argument("--labels", help="array of --inputs holding class labels: report accuracy")
+    cp.add_argument("-o", "--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
+    cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
+    cp.add_argument("--quick", action="store_true", help="a handful of configurations")
+    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2; not with --scheduler)")
+    cp.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="run each configuration as a task on this Dask cluster (pip install 'edgec[distributed]'; "
+                    "see README) instead of local processes")
+    cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    cp.set_defaults(func=cmd_compare)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -547,22 +566,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
     pr.add_argument("-o", "--out", "--output", dest="output", type=Path, help="pruned ONNX model to write")
     pr.set_defaults(func=cmd_prune)
-    cp = sub.add_parser("compare", help="quantization and pruning configurations measured on the target")
-    cp.add_argument("model", type=Path, help="ONNX model file")
-    cp.add_argument("--target", default="host", help="target name (see 'edgec targets')")
-    cp.add_argument("--calib", type=Path, help=".npz calibration samples")
-    cp.add_argument("--inputs", "--eval", dest="eval", type=Path,
-                    help=".npz evaluation samples (default: 16 random samples)")
-    cp.add_argument("--labels", help="array of --inputs holding class labels: report accuracy")
-    cp.add_argument("-o", "--out", type=Path, default=Path("compare-out"), help="output folder (default compare-out)")
-    cp.add_argument("--grid", type=Path, help="TOML grid: [[config]] tables (see edgec.compare.Config)")
-    cp.add_argument("--quick", action="store_true", help="a handful of configurations")
-    cp.add_argument("--jobs", type=int, default=2, help="parallel worker processes (default 2; not with --scheduler)")
-    cp.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                    help="run each configuration as a task on this Dask cluster (pip install 'edgec[distributed]'; "
-                    "see README) instead of local processes")
-    cp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
-    cp.set_defaults(func=cmd_compare)
+    _compare_parser(sub)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)
     for command in sub.choices.values():  # --quiet also after the command's name

@@ -158,6 +158,22 @@ def _eval_samples(job: Job, g) -> tuple[list[dict], np.ndarray | None]:
     return load_samples(job.eval, g, "evaluation"), None
 
 
+def _build_options(job: Job):
+    """The build options of a job's configuration."""
+    from .build import BuildOptions
+    from .prune import PruneOptions, parse_pattern
+    from .quantize import QuantOptions
+
+    c = job.config
+    prune = None
+    if c.prune:
+        prune = PruneOptions(method=c.prune, sparsity=c.sparsity, pattern=parse_pattern(c.pattern), refit=c.refit)
+    return BuildOptions(job.model, target=job.target, quantize=c.quantize, calib=job.calib,
+                        calibration=c.calibration, input_shapes=job.input_shapes, out=job.work / "build",
+                        quant=QuantOptions(per_channel=c.per_channel, bias_correction=c.bias_correction),
+                        prune=prune)
+
+
 def run_job(job: Job) -> dict:
     """Build, run and measure one configuration; errors become the row's 'error'. It prints no progress (the
     grid's is the parent's)."""
@@ -166,9 +182,7 @@ def run_job(job: Job) -> dict:
 
 
 def _run_job(job: Job) -> dict:
-    from .build import BuildOptions, build
-    from .prune import PruneOptions, parse_pattern
-    from .quantize import QuantOptions
+    from .build import build
     from .runner import run_build
     from .validate import bitexact_share, metrics, model_outputs, reference_outputs
 
@@ -177,15 +191,7 @@ def _run_job(job: Job) -> dict:
     start = time.perf_counter()
     try:
         job.work.mkdir(parents=True, exist_ok=True)
-        prune = None
-        if c.prune:
-            prune = PruneOptions(method=c.prune, sparsity=c.sparsity, pattern=parse_pattern(c.pattern),
-                                 refit=c.refit)
-        opts = BuildOptions(job.model, target=job.target, quantize=c.quantize, calib=job.calib,
-                            calibration=c.calibration, input_shapes=job.input_shapes, out=job.work / "build",
-                            quant=QuantOptions(per_channel=c.per_channel, bias_correction=c.bias_correction),
-                            prune=prune)
-        out, meta, g = build(opts)
+        out, meta, g = build(_build_options(job))
         row["build_s"] = time.perf_counter() - start
         samples, labels = _eval_samples(job, g)
         res = run_build(out, samples)

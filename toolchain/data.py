@@ -127,7 +127,7 @@ def _load_array(path: Path, key: str, what: str) -> np.ndarray:
 
 
 def random_samples(g: Graph, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Standard normal samples; rounded to integers for an integer input (given as float32, see load.py)."""
+    """Standard normal samples; rounded to integers for an integer input (given as float32, see frontends/onnx.py)."""
     rng = np.random.default_rng(seed)
     ints = {n for n, t in g.info.get("input_types", {}).items() if np.issubdtype(np.dtype(t), np.integer)}
     return [{n: (np.round if n in ints else np.asarray)(rng.standard_normal(g.shape(n))).astype(np.float32)

@@ -13,7 +13,7 @@ quantizes it to int32 at the accumulator's scale, wrapping around beyond int32.)
 
 In a mixed model (--qconfig) each tensor has the Q/DQ pair of its own type; a float layer has float weights and reads
 DequantizeLinear outputs, and a Convert between two integer types is a DQ -> Q pair (DequantizeLinear of the one,
-QuantizeLinear to the other). The model's metadata names each layer's scheme (load.LAYER_SCHEMES_KEY)."""
+QuantizeLinear to the other). The model's metadata names each layer's scheme (frontends.onnx.LAYER_SCHEMES_KEY)."""
 
 from __future__ import annotations
 
@@ -26,16 +26,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .ir import Graph, Node, Tensor, unique_name
-from .load import LAYER_SCHEMES_KEY
-from .ops.binary import const_quant
-from .ops.conv import INT32_MAX, bias_shifts
+from .frontends.onnx import LAYER_SCHEMES_KEY
+from .ir import NUMPY_TYPES, Graph, Node, Tensor, unique_name
+from .ops import REGISTRY
+from .ops.base import is_weighted
+from .ops.output_stage import INT32_MAX, bias_shifts
 from .outdir import write_file
 
 OPSET = 13
 OPSET_HARDSWISH = 14  # the first with HardSwish
 OPSET_WIDE = 21  # DequantizeLinear of INT4 tensors, QuantizeLinear to INT16
-_ZP_TYPES = {"int8": np.int8, "int16": np.int16}
 _ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"),
                "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
                "AveragePool": ("kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"),
@@ -91,7 +91,7 @@ class _Writer:
             self.dq[name] = value
             return
         scale = self.init(f"{name}_scale", np.float32(t.scale))
-        zp = self.init(f"{name}_zp", _ZP_TYPES[t.dtype](t.zero_point))
+        zp = self.init(f"{name}_zp", NUMPY_TYPES[t.dtype](t.zero_point))
         q, dq = self.fresh(f"{name}_q"), self.finals.get(name) or self.fresh(f"{name}_dq")
         self.nodes += [helper.make_node("QuantizeLinear", [value, scale, zp], [q]),
                        helper.make_node("DequantizeLinear", [q, scale, zp], [dq])]
@@ -141,7 +141,7 @@ class _Writer:
             else:
                 ins.append(self.const_input(node, k, name))
         attrs = {a: v for a, v in node.attrs.items() if a in _ONNX_ATTRS.get(node.op, ())}
-        if node.op in ("Conv", "Gemm") and len(ins) == 2 and node.q is not None and np.any(node.q["bias"]):
+        if is_weighted(node) and len(ins) == 2 and node.q is not None and np.any(node.q["bias"]):
             ins.append(self.bias(node, f"{node.name}_bias"))  # bias correction gave a layer without bias one
         if node.op == "Reshape":
             ins.append(self.init(f"{out}_shape", np.array(g.shape(out), np.int64)))
@@ -189,20 +189,15 @@ class _Writer:
         data = g.const(name)
         if not self.quantized or node.dtype == "float32":
             return self.init(name, data)
-        if node.op in ("Conv", "Gemm") and k in (1, 2):
+        if is_weighted(node) and k in (1, 2):
             ws = q["w_scale"].astype(np.float32)
             if k == 1:
                 return self.dequantized_const(name, q["w"], ws, np.zeros(len(ws), np.int8), axis=0,
                                               int4=node.scheme == "int4")
             return self.bias(node, name)
-        if node.op in ("Add", "Sub", "Mul"):
-            qc, s, zp = const_quant(data.astype(np.float64), node.dtype, node.scheme in ("qformat", "q15"))
-            return self.dequantized_const(name, qc, np.float32(s), zp)
-        if node.op == "PRelu":
-            return self.dequantized_const(name, q["slope"], np.float32(q["slope_scale"]), np.int8(0))
-        if node.op == "Concat":
-            t = g.tensors[node.outputs[0]]
-            return self.dequantized_const(name, q["consts"][k], np.float32(t.scale), t.zero_point)
+        ints = REGISTRY[node.op].export_const(node, g, k)  # Op.export_const
+        if ints is not None:
+            return self.dequantized_const(name, *ints)
         return self.init(name, data)  # pads and other non-numeric constants stay as they are
 
 

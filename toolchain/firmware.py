@@ -82,6 +82,38 @@ def _binutil(target: Target, tool: str) -> str:
     return target.cc[: -len("gcc")] + tool if target.cc.endswith("gcc") else tool
 
 
+def _check_buildable(target: Target, name: str) -> None:
+    """Refuse a target edgec cannot build firmware for here, or a model name that is not a C identifier."""
+    if target.kind not in ("qemu-system", "qemu-user"):
+        raise EdgecError(f"target {target.name} is not a QEMU target (kind {target.kind})")
+    if not name.isidentifier() or not name.isascii():
+        raise EdgecError(f"model name {name!r} is not a C identifier")
+    if shutil.which(target.cc) is None:
+        raise EdgecError(
+            f"C compiler '{target.cc}' not found, needed for target {target.name}; "
+            f"install it with: {target.apt_install}"
+        )
+
+
+def _with_harness(target: Target, name: str, sources: list[Path], out_dir: Path, profile_kernels: Sequence[str],
+                  profile_calls: int, dump: bool) -> list[Path]:
+    """The model sources with the harness: a bare-metal target's main, startup code and linker script (written to
+    out_dir/linker.ld), a Linux target's main; refused when two sources share a name."""
+    if target.kind == "qemu-system":
+        _render(STARTUP_DIR / "linker.ld.j2", out_dir / "linker.ld", target=target)
+        main_c = _render(TEMPLATES_DIR / "firmware_main.c.j2", out_dir / "firmware_main.c", name=name,
+                         profile_kernels=list(profile_kernels), profile_calls=profile_calls, dump=dump)
+        all_sources = [Path(s) for s in sources] + [STARTUP_DIR / "startup.c", main_c]
+    else:
+        main_c = _render(TEMPLATES_DIR / "linux_main.c.j2", out_dir / "linux_main.c", name=name, dump=dump)
+        all_sources = [Path(s) for s in sources] + [main_c]
+    stems = [s.stem for s in all_sources]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise EdgecError(f"two source files share the name {duplicates[0]}.c; object files are named after sources")
+    return all_sources
+
+
 def build_firmware(
     target: Target,
     name: str,
@@ -103,32 +135,12 @@ def build_firmware(
     Also writes out_dir/firmware.map. For a bare-metal target the link fails when the program does not fit the
     board's memory. A "qemu-user" target gets a static Linux program with the same protocol.
     """
-    if target.kind not in ("qemu-system", "qemu-user"):
-        raise EdgecError(f"target {target.name} is not a QEMU target (kind {target.kind})")
-    if not name.isidentifier() or not name.isascii():
-        raise EdgecError(f"model name {name!r} is not a C identifier")
-    if shutil.which(target.cc) is None:
-        raise EdgecError(
-            f"C compiler '{target.cc}' not found, needed for target {target.name}; "
-            f"install it with: {target.apt_install}"
-        )
+    _check_buildable(target, name)
     out_dir = Path(out_dir)
     obj_dir = out_dir / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
-
     bare_metal = target.kind == "qemu-system"
-    if bare_metal:
-        linker_script = _render(STARTUP_DIR / "linker.ld.j2", out_dir / "linker.ld", target=target)
-        main_c = _render(TEMPLATES_DIR / "firmware_main.c.j2", out_dir / "firmware_main.c", name=name,
-                         profile_kernels=list(profile_kernels), profile_calls=profile_calls, dump=dump)
-        all_sources = [Path(s) for s in sources] + [STARTUP_DIR / "startup.c", main_c]
-    else:
-        main_c = _render(TEMPLATES_DIR / "linux_main.c.j2", out_dir / "linux_main.c", name=name, dump=dump)
-        all_sources = [Path(s) for s in sources] + [main_c]
-    stems = [s.stem for s in all_sources]
-    duplicates = sorted({s for s in stems if stems.count(s) > 1})
-    if duplicates:
-        raise EdgecError(f"two source files share the name {duplicates[0]}.c; object files are named after sources")
+    all_sources = _with_harness(target, name, sources, out_dir, profile_kernels, profile_calls, dump)
 
     base = [target.cc, *target.cflags, target.opt]
     compile_flags = [*CFLAGS, *(f"-I{d}" for d in include_dirs), *extra_cflags]
@@ -155,7 +167,7 @@ def build_firmware(
 
         elf = out_dir / "firmware.elf"
         if bare_metal:
-            link = [*base, *(str(o) for o in objects), "-T", str(linker_script), *LDFLAGS, *target.ldflags]
+            link = [*base, *(str(o) for o in objects), "-T", str(out_dir / "linker.ld"), *LDFLAGS, *target.ldflags]
             what = f"linking {elf} (board flash {target.board_flash} bytes, RAM {target.board_ram} bytes)"
         else:
             link = [*base, *(str(o) for o in objects), *LINUX_LDFLAGS, *target.ldflags]
@@ -395,6 +407,26 @@ def _run_qemu(cmd: list[str], work: Path, timeout_s: float, progress: Stage) -> 
     return subprocess.CompletedProcess(cmd, proc.returncode, "".join(printed), "".join(errors)), expired.is_set()
 
 
+def _parse_report(stdout: str, counted: list[int], profile: list[dict]) -> tuple[dict[int, int], int | None]:
+    """The harness's EDGEC lines: instructions per sample (or the plugin's counts, `counted`), per-call counts
+    (appended to profile), the stack high-water mark."""
+    instructions: dict[int, int] = {}
+    stack_bytes = None
+    for line in stdout.splitlines():
+        if m := re.fullmatch(r"EDGEC sample=(\d+)(?: instructions=(-?\d+))?", line.strip()):
+            i = int(m.group(1))
+            instructions[i] = int(m.group(2)) if m.group(2) else counted[i]
+        elif m := re.fullmatch(r"EDGEC call=(\d+) glue=(-?\d+) kernel=(-?\d+)", line.strip()):
+            if m.group(1) == "0":
+                profile.append({"calls": [], "return": None})
+            profile[-1]["calls"].append((int(m.group(2)), int(m.group(3))))
+        elif m := re.fullmatch(r"EDGEC return=(-?\d+)", line.strip()):
+            profile[-1]["return"] = int(m.group(1))
+        elif m := re.fullmatch(r"EDGEC stack_bytes=(\d+)", line.strip()):
+            stack_bytes = int(m.group(1))
+    return instructions, stack_bytes
+
+
 def run_firmware(
     target: Target, elf: Path, samples: list[bytes], output_bytes: int, timeout_s: float = 120,
     profile_function: str | None = None,
@@ -438,20 +470,7 @@ def run_firmware(
         dump_path = work / "tensors.bin"
         tensors = dump_path.read_bytes() if dump_path.exists() else b""
 
-    instructions: dict[int, int] = {}
-    stack_bytes = None
-    for line in proc.stdout.splitlines():
-        if m := re.fullmatch(r"EDGEC sample=(\d+)(?: instructions=(-?\d+))?", line.strip()):
-            i = int(m.group(1))
-            instructions[i] = int(m.group(2)) if m.group(2) else counted[i]
-        elif m := re.fullmatch(r"EDGEC call=(\d+) glue=(-?\d+) kernel=(-?\d+)", line.strip()):
-            if m.group(1) == "0":
-                profile.append({"calls": [], "return": None})
-            profile[-1]["calls"].append((int(m.group(2)), int(m.group(3))))
-        elif m := re.fullmatch(r"EDGEC return=(-?\d+)", line.strip()):
-            profile[-1]["return"] = int(m.group(1))
-        elif m := re.fullmatch(r"EDGEC stack_bytes=(\d+)", line.strip()):
-            stack_bytes = int(m.group(1))
+    instructions, stack_bytes = _parse_report(proc.stdout, counted, profile)
     if stack_bytes is None or sorted(instructions) != list(range(len(samples))):
         raise EdgecError(
             f"firmware in QEMU {target.machine} reported {len(instructions)} of {len(samples)} samples:\n{printed}"

@@ -83,7 +83,9 @@ class Node:
     inputs: list[str]
     outputs: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
-    q: dict[str, Any] | None = None  # integer parameters, set by the quantizer
+    # Integer parameters, set by the quantizer: Conv/Gemm a Stage (toolchain/ops/output_stage.py: weights and the
+    # typed output stage), other ops a dict of their own.
+    q: Any = None
     scheme: str = "int8"  # the quantization scheme of this node (QuantOptions.scheme), set by the quantizer
     # The element type this node computes in ("float32", "int8", "int16"), set by the quantizer. Its activation
     # inputs and output have this type; a Convert node (toolchain/ops/convert.py) joins tensors of two types.

@@ -14,12 +14,11 @@ import numpy as np
 from .errors import EdgecError
 from .ir import Graph, Node
 from .ops import REGISTRY
+from .ops.base import is_weighted
 from .ops.geometry import spatial_attrs, windows
 from .reference import run_graph
 
 METHODS = ("magnitude", "l1-filter", "l2-filter", "n:m")
-CHANNELWISE = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "MaxPool", "AveragePool",
-               "GlobalAveragePool")
 
 
 @dataclass
@@ -40,7 +39,7 @@ def schedule(t: float, total: float, s_initial: float, s_final: float, t0: float
 
 
 def weighted_layers(g: Graph) -> list[Node]:
-    return [n for n in g.nodes if n.op in ("Conv", "Gemm") and g.const(n.inputs[1]) is not None]
+    return [n for n in g.nodes if is_weighted(n) and g.const(n.inputs[1]) is not None]
 
 
 def parse_pattern(text: str) -> tuple[int, int]:
@@ -163,7 +162,8 @@ def _flow(g: Graph, tensor: str, channels: int, edit: _Edit) -> bool:
         return False
     for u in g.consumers(tensor):
         out = u.outputs[0]
-        if u.op in CHANNELWISE or (u.op in ("Add", "Sub", "Mul", "PRelu") and all(
+        channelwise = REGISTRY[u.op].channelwise if u.op in REGISTRY else None  # Op.channelwise
+        if channelwise == "always" or (channelwise == "consts" and all(
                 i == tensor or _per_channel_const(g, i, channels) for i in u.inputs)):
             edit.shapes.append(out)
             edit.consts += [(u, k) for k, i in enumerate(u.inputs) if i != tensor and g.const(i) is not None

@@ -28,9 +28,9 @@ from .console import track
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
-from .ops.base import MIN_SCALE, c_float, frac_bits
-from .ops.conv import BIAS64_LIMIT, INT4_MAX
+from .ops.base import MIN_SCALE, c_float, frac_bits, is_weighted
 from .ops.geometry import windows
+from .ops.output_stage import BIAS64_LIMIT, INT4_MAX
 from .reference import dequantize, quantize_feeds, quantize_input, run_graph
 
 SCHEMES = ("int8", "qformat", "int4", "int16", "q15")  # the --quantize values that quantize (besides none)
@@ -184,7 +184,7 @@ def prequantized_scheme(g: Graph) -> str:
     if g.arithmetic == "tflm":  # a quantized .tflite: int8, or 16x8 where its activations are int16
         return "int16" if any(t.fixed_dtype == "int16" for t in fixed) else "int8"
     acts = [t.fixed_quant for t in fixed]
-    layers = [g.tensors[n.inputs[1]] for n in g.nodes if n.op in ("Conv", "Gemm")]
+    layers = [g.tensors[n.inputs[1]] for n in g.nodes if is_weighted(n)]
     weights = [t for t in layers if t.weight_scales is not None]
     pow2 = all(zp == 0 and _pow2(np.array([s])) for s, zp in acts) and all(_pow2(t.weight_scales[0]) for t in weights)
     if any(t.fixed_dtype == "int16" for t in fixed):  # (load_onnx refuses models that mix int8 and int16)
@@ -306,6 +306,16 @@ def _require_finite(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
                                  "which holds NaN or infinity")
 
 
+def _per_tensor_weight_scales(g: Graph) -> None:
+    """One scale per weight tensor (--no-per-channel) for the layers whose model gave none."""
+    for node in g.nodes:
+        if is_weighted(node) and g.tensors[node.inputs[1]].weight_scales is None:
+            wmax = float(np.abs(g.const(node.inputs[1])).max())
+            scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if node.scheme in ("qformat", "q15") else
+                     c_float(max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12)))
+            g.tensors[node.inputs[1]].weight_scales = (np.array([scale]), 0)
+
+
 def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: QuantOptions | None = None) -> None:
     """Give every node and activation its element type, insert Converts between types, set every integer
     activation's scale and zero point, then let each integer op derive its parameters.
@@ -319,12 +329,7 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
     family = assign_schemes(g, opts)
     insert_converts(g, ranges, family)
     if not opts.per_channel:
-        for node in g.nodes:
-            if node.op in ("Conv", "Gemm") and g.tensors[node.inputs[1]].weight_scales is None:
-                wmax = float(np.abs(g.const(node.inputs[1])).max())
-                scale = (float(np.ldexp(1.0, -int(frac_bits(wmax)))) if node.scheme in ("qformat", "q15") else
-                         c_float(max(wmax / (INT4_MAX if node.scheme == "int4" else 127.0), 1e-12)))
-                g.tensors[node.inputs[1]].weight_scales = (np.array([scale]), 0)
+        _per_tensor_weight_scales(g)
 
     def params(t: Tensor) -> tuple[float, int]:
         kind = family[t.name]
@@ -402,7 +407,7 @@ def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
     """Empirical bias correction: for every Conv/Gemm, the mean difference per output channel between the int8
     layer's output before requantization and activation and the float layer's, on the same float input, is
     removed from the integer bias. Returns the mean absolute correction per layer in output units."""
-    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.q is not None]
+    layers = [n for n in g.nodes if is_weighted(n) and n.q is not None]
     diffs: dict[str, np.ndarray] = {}
     for s in samples:
         fv = run_graph(g, s)
@@ -542,7 +547,7 @@ def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
     """int4: re-round every Conv/Gemm's weights (same scales) with gptq_round on the layer's float inputs from the
     first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches the gptq_factor of X^T X
     per layer and group (filled for the layers it lacks)."""
-    layers = [n for n in g.nodes if n.op in ("Conv", "Gemm") and n.scheme == "int4"]
+    layers = [n for n in g.nodes if is_weighted(n) and n.scheme == "int4"]
     hs = {} if hs is None else hs
     missing = [n for n in layers if n.name not in hs]
     if missing:

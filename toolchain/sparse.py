@@ -4,8 +4,9 @@ sizes and scratch twins, and the cost model that picks a dense, row-sparse or N:
 Fully connected layers (Gemm) and 1x1 convolutions with stride 1, no padding and one group (a fully connected
 layer over the pixels) use the fully connected kernels; other convolutions with one group (any kernel size, stride,
 padding, dilation) the convolution kernels, which apply the weights to the im2col column of each output pixel.
-Depthwise and grouped convolutions stay dense. `MODE` overrides the choice for every layer: "auto" (the cost
-model), "dense", "sparse" (always row-sparse) or "nm" (N:4 when the weights fit it, else dense)."""
+Depthwise and grouped convolutions stay dense. The build's --sparse-kernels (`mode` below, from the lowering
+context) overrides the choice for every layer: "auto" (the cost model), "dense", "rows" (always row-sparse) or "nm"
+(N:4 when the weights fit it, else dense)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from .calls import Arg, Array, Buf, Call, Lowered, Scratch, Struct
 from .target import Target
 
 SEGMENT = 256  # columns per segment: an index is one byte
-MODE = "auto"
 
 
 @dataclass
@@ -240,9 +240,10 @@ class Choice:
 SPARSE_MARGIN = 0.85
 
 
-def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int | None = None) -> Choice:
-    """MODE, or in "auto" the format with the fewest predicted instructions among dense and, when predicted at least
-    1 - SPARSE_MARGIN cheaper than dense, row-sparse (only when it
+def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int | None = None,
+           mode: str = "auto") -> Choice:
+    """The format `mode` (--sparse-kernels) forces, or in "auto" the format with the fewest predicted instructions
+    among dense and, when predicted at least 1 - SPARSE_MARGIN cheaper than dense, row-sparse (only when it
     needs no more flash than dense: without that condition targets without 'dsp' would store nearly dense int8 layers
     sparse, since their portable dense kernel needs more instructions per MAC than the sparse one per entry) and N:4
     (when every aligned group of 4 columns has at most 2 nonzeros). rows: input rows (fully connected) or output
@@ -266,18 +267,18 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
         if nm is not None:
             cost["nm"] = nm_instructions(nm, k, rows, quantized)
     size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0}
-    if MODE == "auto" and quantized and ("mve" in target.features or "neon" in target.features):
+    if mode == "auto" and quantized and ("mve" in target.features or "neon" in target.features):
         # Helium's and NEON's dense int8 kernels: the cost model has no measurements of the sparse kernels on these
         # cores, and the dense ones need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected
         # layers), below the sparse kernels' cost per nonzero weight on Cortex-M7 unless nearly all are zero
         kind = "dense"
-    elif MODE == "auto":
+    elif mode == "auto":
         allowed = [kd for kd in cost if kd == "dense" or
                    (cost[kd] < SPARSE_MARGIN * cost["dense"] and (kd != "rows" or sp.nbytes <= dense_bytes))]
         kind = min(allowed, key=lambda kd: cost[kd])
-    elif MODE == "sparse":
+    elif mode == "rows":
         kind = "rows"
-    elif MODE == "nm":
+    elif mode == "nm":
         kind = "nm" if nm is not None else "dense"
     else:
         kind = "dense"
@@ -286,19 +287,19 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
     note = (f"density {density:.0%}; predicted instructions " +
             ", ".join(f"{label[kd]} {cost[kd]:,.0f}" for kd in cost) +
             f"; weight bytes {size[kind]:,} ({size[kind] / dense_bytes:.0%} of dense)")
-    return Choice(kind, f"{label[kind]}: {note}" if MODE == "auto" else f"{label[kind]} (forced): {note}", sp, nm)
+    return Choice(kind, f"{label[kind]}: {note}" if mode == "auto" else f"{label[kind]} (forced): {note}", sp, nm)
 
 
 def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
-                    target: Target, macs: int) -> tuple[Lowered | None, str]:
+                    target: Target, macs: int, mode: str = "auto") -> tuple[Lowered | None, str]:
     """The sparse kernel call for a fully connected layer y = x @ w.T + bias over `rows` input rows (w int8 with
     an ec_quant_s8 stage, or float32 with an ec_act_f32 stage), or None when the dense kernel is cheaper; and the
     cost model's note."""
     quantized = w.dtype == np.int8
     n, k = w.shape
-    if MODE == "dense" or (MODE == "auto" and np.all(w != 0)):
+    if mode == "dense" or (mode == "auto" and np.all(w != 0)):
         return None, ""
-    c = choose(w, rows, quantized, target)
+    c = choose(w, rows, quantized, target, mode=mode)
     suffix = "s8" if quantized else "f32"
     if c.kind == "rows":
         sp = c.rows
@@ -321,7 +322,7 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
 
 
 def lower_sparse_conv(name: str, params: Struct, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
-                      target: Target, macs: int) -> tuple[Lowered | None, str]:
+                      target: Target, macs: int, mode: str = "auto") -> tuple[Lowered | None, str]:
     """The sparse kernel call for a convolution with one group, weights [out_c][k_h][k_w][in_c] (int8 or float32),
     or None when the dense kernel is cheaper; and the cost model's note."""
     quantized = w.dtype == np.int8
@@ -329,9 +330,9 @@ def lower_sparse_conv(name: str, params: Struct, w: np.ndarray, stage: Struct, b
     pixels = p["batch"] * p["out_h"] * p["out_w"]
     w2 = w.reshape(w.shape[0], -1)
     n, k = w2.shape
-    if MODE == "dense" or (MODE == "auto" and np.all(w2 != 0)):
+    if mode == "dense" or (mode == "auto" and np.all(w2 != 0)):
         return None, ""
-    c = choose(w2, pixels, quantized, target, k_dsp=w.shape[1] * ((w.shape[2] * w.shape[3] + 3) // 4 * 4))
+    c = choose(w2, pixels, quantized, target, k_dsp=w.shape[1] * ((w.shape[2] * w.shape[3] + 3) // 4 * 4), mode=mode)
     suffix = "s8" if quantized else "f32"
     if c.kind == "rows":
         sp = c.rows

@@ -10,14 +10,14 @@ import onnxruntime as ort
 
 from . import ApiModule
 from .errors import EdgecError
+from .frontends.onnx import read_model, upgrade_opset
 from .ir import Graph
-from .load import read_model, upgrade_opset
 from .ops import REGISTRY
 from .reference import QRANGE, dequantize, quantize_feeds, represented_range, run_graph
 from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
-# onnxruntime's input type names -> the numpy type a sample is cast to (toolchain/load.py float32_boundary)
+# onnxruntime's input type names -> the numpy type a sample is cast to (toolchain/frontends/onnx.py float32_boundary)
 ORT_TYPES = {f"tensor({k})": v for k, v in (("float", np.float32), ("double", np.float64), ("int8", np.int8),
                                              ("uint8", np.uint8), ("int16", np.int16), ("uint16", np.uint16),
                                              ("int32", np.int32), ("uint32", np.uint32), ("int64", np.int64),

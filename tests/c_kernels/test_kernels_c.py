@@ -455,7 +455,7 @@ def scratch(nbytes):
 
 
 def test_pack_matrix_twin():
-    from edgec.ops.conv import pack_matrix_s8
+    from edgec.ops.packing import pack_matrix_s8
 
     rng = np.random.default_rng(0)
     for n, k in ((1, 1), (2, 4), (3, 5), (8, 27), (7, 64)):
@@ -466,7 +466,7 @@ def test_pack_matrix_twin():
 def test_pack_matrix_s16_twin():
     """16x8 packed weights (edgec.h): the int8 packed layout with the bytes of every group of 4 in the order
     (0, 2, 1, 3)."""
-    from edgec.ops.conv import pack_matrix_s16
+    from edgec.ops.packing import pack_matrix_s16
 
     rng = np.random.default_rng(0)
     for n, k in ((1, 1), (2, 4), (3, 5), (8, 27), (7, 64)):
@@ -481,14 +481,14 @@ def test_pack_matrix_s16_twin():
 
 def test_scratch_size_twins(ck):
     """The Python twins used at build time equal the C _get_buffer_size companions."""
-    from edgec.ops.conv import (
+    from edgec.ops.packing import (
         conv_1x1_scratch_bytes,
         conv_im2col_s16_scratch_bytes,
         conv_im2col_scratch_bytes,
         depthwise_3x3_scratch_bytes,
         depthwise_s16_scratch_bytes,
+        fc_packed_scratch_bytes,
     )
-    from edgec.ops.gemm import fc_packed_scratch_bytes
 
     ffi, lib = ck
     rng = np.random.default_rng(1)
@@ -574,7 +574,7 @@ def pack_depthwise_3x3(w):
 
 
 def test_pack_depthwise_twins():
-    from edgec.ops.conv import pack_depthwise_3x3_s8, pack_depthwise_s8
+    from edgec.ops.packing import pack_depthwise_3x3_s8, pack_depthwise_s8
 
     rng = np.random.default_rng(0)
     for shape in ((3, 3, 8), (3, 3, 5), (1, 1, 1), (2, 3, 7), (1, 5, 4), (3, 3, 1)):

@@ -4,7 +4,7 @@ and their plain C path on the host (gcc with UBSan), against the numpy models of
 Random cases (odd channel counts and widths, strides, padding on every border, dilation, per-tensor and per-channel
 quantization with left and right shifts, biases near the int32 limits, contiguous and broadcast adds) are written
 into one C program per target as constant arrays, with the weights packed and the biases folded by the build-time
-twins in edgec.ops.neon. The program checks nothing itself: it writes each kernel's _get_buffer_size and output to
+twins in edgec.ops.packing. The program checks nothing itself: it writes each kernel's _get_buffer_size and output to
 stdout, and the test compares them with the twins and the models bit for bit."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from test_kernels_c import (
     requantize,
 )
 
-from edgec.ops import neon
+from edgec.ops import packing
 from edgec.target import load_target
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime_c"
@@ -121,8 +121,8 @@ def conv_case(rng, kernel):
             break
     wm = w.reshape(out_c, -1)
     p = dict(g, in_c=in_c, out_c=out_c)
-    scratch = (neon.conv_1x1_scratch_bytes if "1x1" in kernel else neon.conv_im2col_scratch_bytes)(p)
-    arrays = {"x": x, "w": neon.pack_matrix_neon(wm), "b": neon.fold_bias(bias, wm, q["in_zp"]), "mult": mult,
+    scratch = (packing.neon_conv_1x1_scratch_bytes if "1x1" in kernel else packing.neon_conv_im2col_scratch_bytes)(p)
+    arrays = {"x": x, "w": packing.pack_matrix_neon(wm), "b": packing.fold_input_zp(bias, wm, q["in_zp"]), "mult": mult,
               "shift": shift}
     return Case(kernel, "&p, &q, {x}x, {x}w, {x}b, {x}out, SCRATCH", params_decl(g, in_c, out_c, 1) + quant_decl(q, 0),
                 arrays, want, scratch)
@@ -150,10 +150,10 @@ def depthwise_case(rng, kernel):
         if want is not None:
             break
     wd = w.reshape(-1, c)
-    arrays = {"x": x, "w": np.ascontiguousarray(wd), "b": neon.fold_bias(bias, wd.T, q["in_zp"]), "mult": mult,
+    arrays = {"x": x, "w": np.ascontiguousarray(wd), "b": packing.fold_input_zp(bias, wd.T, q["in_zp"]), "mult": mult,
               "shift": shift}
     return Case(kernel, "&p, &q, {x}x, {x}w, {x}b, {x}out, SCRATCH", params_decl(g, c, c, c) + quant_decl(q, 0),
-                arrays, want, neon.depthwise_scratch_bytes(dict(g, in_c=c)))
+                arrays, want, packing.neon_depthwise_scratch_bytes(dict(g, in_c=c)))
 
 
 def fc_case(rng, kernel):
@@ -166,10 +166,10 @@ def fc_case(rng, kernel):
         want = finish((x.astype(np.int64) - q["in_zp"]) @ w.astype(np.int64).T, bias, q, mult, shift, out_c)
         if want is not None:
             break
-    arrays = {"x": x, "w": neon.pack_matrix_neon(w), "b": neon.fold_bias(bias, w, q["in_zp"]), "mult": mult,
+    arrays = {"x": x, "w": packing.pack_matrix_neon(w), "b": packing.fold_input_zp(bias, w, q["in_zp"]), "mult": mult,
               "shift": shift}
     return Case(kernel, f"{rows}, {depth}, {out_c}, &q, {{x}}x, {{x}}w, {{x}}b, {{x}}out, SCRATCH", quant_decl(q, 0),
-                arrays, want, neon.fc_scratch_bytes(rows, depth), size_args=f"{rows}, {depth}")
+                arrays, want, packing.neon_fc_scratch_bytes(rows, depth), size_args=f"{rows}, {depth}")
 
 
 def add_case(rng, kernel):
@@ -306,7 +306,7 @@ def test_pack_and_fold_twins():
     rng = np.random.default_rng(0)
     for n, k in ((1, 1), (3, 8), (5, 13), (8, 64), (7, 27)):
         w = rand_weights(rng, (n, k))
-        p = neon.pack_matrix_neon(w)
+        p = packing.pack_matrix_neon(w)
         k8 = (k + 7) // 8 * 8
         assert p.size == (n + 3) // 4 * 4 * k8
         for i in range(n):
@@ -315,7 +315,7 @@ def test_pack_and_fold_twins():
         assert not p[n * k8:].any()
         bias = rng.integers(-(2**31), 2**31 - 1, n, endpoint=True).astype(np.int32)
         zp = rand_zp(rng)
-        folded = neon.fold_bias(bias, w, zp).astype(np.int64)
+        folded = packing.fold_input_zp(bias, w, zp).astype(np.int64)
         exact = bias.astype(np.int64) - zp * w.astype(np.int64).sum(axis=1)
         assert ((folded - exact) % 2**32 == 0).all() and folded.dtype == np.int64
 
@@ -336,13 +336,13 @@ def test_f32_scratch_and_pack_twins(tmp_path):
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(RUNTIME / "include"), str(src),
                     str(RUNTIME / "src" / "ec_conv2d_im2col_neon_f32.c"), "-o", str(tmp_path / "sizes")], check=True)
     got = [int(s) for s in subprocess.run([str(tmp_path / "sizes")], capture_output=True, check=True).stdout.split()]
-    assert got == [neon.conv_im2col_f32_scratch_bytes(g) for g in geos]
+    assert got == [packing.neon_conv_im2col_f32_scratch_bytes(g) for g in geos]
     for n, k in ((1, 1), (5, 3), (8, 7)):
         w = rng.standard_normal((n, k)).astype(np.float32)
-        p = neon.pack_f32(w)
+        p = packing.pack_f32(w)
         n4 = (n + 3) // 4 * 4
         assert p.size == n4 * k
         for i in range(n4):
             for j in range(k):
                 assert p[(i // 4) * 4 * k + 4 * j + i % 4] == (w[i, j] if i < n else 0)
-        assert list(neon.pad_bias_f32(np.arange(n, dtype=np.float32))) == list(range(n)) + [0] * (n4 - n)
+        assert list(packing.pad_bias_f32(np.arange(n, dtype=np.float32))) == list(range(n)) + [0] * (n4 - n)

@@ -7,6 +7,9 @@ specification the C kernels must equal bit for bit) and the kernel calls it lowe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,12 +26,43 @@ INT32_MAX = 2**31 - 1
 MIN_SCALE = float(np.finfo(np.float32).tiny)
 
 
+@dataclass
+class LowerContext:
+    """What lowering reads besides the node and the graph: the target (its features choose the kernel variant), the
+    build's --sparse-kernels choice ("auto": the cost model of toolchain/sparse.py, "dense", "rows", "nm"), and
+    the note of the node being lowered (the build report's; the sparse variant's cost-model note)."""
+
+    target: Target
+    sparse_kernels: str = "auto"
+    note: str = ""
+
+
+# A kernel variant of an op: (op, node, graph, context, the op's per-node facts) -> its calls, or None when it does
+# not apply (then the next variant of the op's table is tried).
+Variant = Callable[[Any, Node, Graph, LowerContext, Any], "Lowered | None"]
+
+
 class Op:
     types: tuple[str, ...] = ()
+    # The kernel variants in order of preference (sparse, Helium, DSP, NEON, ..., portable last): lower() returns
+    # the first that applies. Ops with one kernel override lower() instead.
+    variants: tuple[Variant, ...] = ()
     # The output has exactly the input's scale and zero point (pooling, reshapes, ...).
     keeps_quant: bool = False
     # A fused Relu/Clip may be folded into this op's output stage.
     fuses_activation: bool = False
+    # Traits the passes read instead of op names.
+    # The byte order it works in (passes/layout.py): "channels_last" (runs NHWC: convolution, pooling),
+    # "follows_input" (works in its first input's order: elementwise ops, Softmax, Concat, Pad), "flatten" (Reshape:
+    # keeps a channels-last tensor flattened for "rows" consumers), "rows" (Gemm: reads a flattened channels-last
+    # tensor by reordering its weight columns), "plain" (reads and writes the logical order).
+    layout: str = "plain"
+    # Channel-wise for pruning (prune.py): output channel c depends on input channel c only "always", or only when
+    # its constant operands are scalars or per channel ("consts"); None: not channel-wise.
+    channelwise: str | None = None
+    # A layer with constant weights, output channels first (Conv, Gemm): pruned, quantized per output channel,
+    # bias-corrected, chosen per layer by --quantize auto, exported with its integer bias.
+    weighted: bool = False
 
     def check(self, node: Node, g: Graph) -> str | None:
         """Why this node cannot be compiled, or None."""
@@ -61,9 +95,25 @@ class Op:
         """A fixed output scale/zero point (softmax), or None to use the calibrated range."""
         return None
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
-        """Kernel calls for this node on the target (the target's features choose the kernel variant)."""
-        raise NotImplementedError
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, Any, Any] | None:
+        """QDQ export (toolchain/export.py) of an integer node's constant input k: (integers, scale, zero point)
+        behind a DequantizeLinear, or None to write it as it is (Conv/Gemm weights and bias: export.py)."""
+        return None
+
+    def facts(self, node: Node, g: Graph, ctx: LowerContext) -> Any:
+        """What every variant of this node needs (geometry, integer weights, ...), computed once."""
+        return None
+
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
+        """Kernel calls for this node: the first variant that applies; the node's note is set here."""
+        ctx.note = ""
+        facts = self.facts(node, g, ctx)
+        for variant in self.variants:
+            low = variant(self, node, g, ctx, facts)
+            if low is not None:
+                low.note = ctx.note
+                return low
+        raise NotImplementedError(f"{node.op}: no kernel variant lowers node '{node.name}'")
 
     def macs(self, node: Node, g: Graph) -> int:
         return 0
@@ -154,6 +204,17 @@ def check_same_shape(node: Node, g: Graph) -> str | None:
 
 
 REGISTRY: dict[str, Op] = {}
+
+
+def op_of(node: Node) -> Op | None:
+    """The op class instance of a node (None for an op edgec does not compile, before the checks)."""
+    return REGISTRY.get(node.op)
+
+
+def is_weighted(node: Node) -> bool:
+    """Whether the node is a layer with constant weights (Op.weighted)."""
+    op = REGISTRY.get(node.op)
+    return op is not None and op.weighted
 
 
 def register(op: Op) -> Op:
@@ -283,10 +344,6 @@ def qparams(g: Graph, name: str) -> tuple[float, int]:
     t = g.tensors[name]
     assert t.scale is not None and t.zero_point is not None, f"tensor {name} is not quantized"
     return t.scale, t.zero_point
-
-
-def ctype(g: Graph) -> str:
-    return "int8_t" if g.quantized else "float"
 
 
 def nctype(node: Node) -> str:

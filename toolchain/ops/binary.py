@@ -6,10 +6,10 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import Graph, Node
-from ..target import Target
 from . import tflm
 from .base import (
     MIN_SCALE,
+    LowerContext,
     Op,
     act_range,
     apply_act,
@@ -27,8 +27,8 @@ from .base import (
     register,
     requantize,
 )
-from .conv import act_struct
 from .geometry import broadcast_struct
+from .output_stage import act_struct
 
 ADD_LEFT_SHIFT = 20
 ADD_LEFT_SHIFT_S16 = 15  # int16 operands: (x << 15) still fits int32
@@ -55,6 +55,8 @@ def const_quant(data: np.ndarray, dtype: str = "int8", pow2: bool = False) -> tu
 
 class Binary(Op):
     types = ("Add", "Sub", "Mul")
+    layout = "follows_input"
+    channelwise = "consts"
     fuses_activation = True
 
     def check(self, node: Node, g: Graph) -> str | None:
@@ -115,7 +117,12 @@ class Binary(Op):
         y = rq(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, int] | None:
+        qc, s, zp = const_quant(g.const(node.inputs[k]).astype(np.float64), node.dtype,
+                                node.scheme in ("qformat", "q15"))
+        return qc, np.float32(s), zp
+
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         ins = [g.tensors[i] for i in node.inputs]
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], ins)

@@ -11,9 +11,8 @@ import numpy as np
 
 from ..calls import Buf, Call, Lowered, Raw, Struct
 from ..ir import NUMPY_TYPES, Graph, Node
-from ..target import Target
 from . import tflm
-from .base import QRANGE, Op, c_float, quantize_multiplier, register, requantize
+from .base import QRANGE, LowerContext, Op, c_float, quantize_multiplier, register, requantize
 
 _C_TYPE = {"float32": "EC_F32", "int8": "EC_S8", "int16": "EC_S16"}
 
@@ -63,7 +62,7 @@ class Convert(Op):
         y = requantize(x, q["mult"], q["shift"]) + q["out_zp"]
         return np.clip(y, q["qmin"], q["qmax"]).astype(NUMPY_TYPES[dst.dtype])
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         q = node.q
         fields = {"in_type": Raw(_C_TYPE[src.dtype]), "out_type": Raw(_C_TYPE[dst.dtype]),

@@ -2,39 +2,58 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..calls import Array, Buf, Call, Lowered, Scratch
+from ..calls import Arg, Array, Buf, Call, Lowered, Scratch, Struct
 from ..ir import Graph, Node
 from ..sparse import lower_sparse_fc
-from ..target import Target
 from . import neon
-from .base import Op, act_range, apply_act, check_act, check_finite_attrs, check_io, is_int, nctype, register
-from .conv import (
+from .base import (
+    LowerContext,
+    Op,
+    act_range,
+    apply_act,
+    check_act,
+    check_finite_attrs,
+    check_io,
+    is_int,
+    nctype,
+    register,
+)
+from .output_stage import (
+    Stage,
     act_struct,
-    ceil4,
     finish_s8,
-    fold_input_zp,
     layer_weights,
     mve_matrix_stage,
     output_stage,
-    pack_matrix_s8,
-    pack_matrix_s16,
-    pack_s4,
     quant_struct,
     quant_struct_s16,
 )
+from .packing import fc_packed_scratch_bytes, fold_input_zp, pack_matrix_s8, pack_matrix_s16, pack_s4
 
 
-def fc_packed_scratch_bytes(rows: int, depth: int) -> int:
-    """Twin of ec_fully_connected_packed_s8_get_buffer_size: one int16 column (two when rows >= 2) of depth
-    rounded up to 4."""
-    return (2 if rows >= 2 else 1) * 2 * ceil4(depth)
+@dataclass
+class GemmFacts:
+    """The layer's weights [N][K] (columns in the input's storage order), bias and output stage, shared by its kernel
+    variants."""
+
+    w: np.ndarray
+    bias: np.ndarray
+    stage: Struct
+    suffix: str  # of the portable kernel: s8, s16, f32
+    bias_t: str
+    wt: str  # C type of the weights
+    rows: int = 0  # input rows
 
 
 class Gemm(Op):
     types = ("Gemm",)
     fuses_activation = True
+    layout = "rows"
+    weighted = True
 
     def check(self, node: Node, g: Graph) -> str | None:
         """ONNX Gemm (A [M][K], B [K][N] or [N][K] with transB) and the Gemm a MatMul with a constant 2-D right
@@ -108,90 +127,98 @@ class Gemm(Op):
         lo, hi = act_range(node)
         return np.clip(acc, np.float32(lo), np.float32(hi)).reshape(g.shape(node.outputs[0]))
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> Stage:
         w, b = self.weights(node, g)
         wq, ws = layer_weights(node, g, w, b)
-        return {"w": wq, **output_stage(node, g, ws, b, w.shape[0], wq)}
+        return output_stage(node, g, wq, ws, b, w.shape[0])
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
         acc = (self._rows(xs[0]).astype(np.int64) - q["in_zp"]) @ q["w"].astype(np.int64).T
         return finish_s8(acc, q, 1).reshape(g.shape(node.outputs[0]))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def facts(self, node: Node, g: Graph, ctx: LowerContext) -> GemmFacts:
         name, t = node.name, nctype(node)
-        wt = t
         if node.dtype == "int16":  # 16x8: int16 activations, int8 weights, int64 bias
             w, bias, stage = node.q["w"], node.q["bias"], quant_struct_s16(name, node.q)
-            suffix, bias_t, wt = "s16", "int64_t", "int8_t"
+            f = GemmFacts(w, bias, stage, "s16", "int64_t", "int8_t")
         elif is_int(node):
-            w, bias, stage, suffix, bias_t = node.q["w"], node.q["bias"], quant_struct(name, node.q), "s8", "int32_t"
+            f = GemmFacts(node.q["w"], node.q["bias"], quant_struct(name, node.q), "s8", "int32_t", t)
         else:
             w, b = self.weights(node, g)
             w = w.astype(np.float32)
             bias = np.zeros(w.shape[0], np.float32) if b is None else b.astype(np.float32)
-            stage, suffix, bias_t = act_struct(name, node), "f32", "float"
+            f = GemmFacts(w, bias, act_struct(name, node), "f32", "float", t)
         x = g.tensors[node.inputs[0]]
         if x.view is not None:  # a flattened channels-last tensor: reorder the weight columns to match it
             perm = x.storage_perm
-            w = w.reshape((w.shape[0],) + tuple(x.view[1:])).transpose((0,) + tuple(perm[1:])).reshape(w.shape[0], -1)
-        rows = int(np.prod(x.shape[:-1]))
-        if is_int(node) and node.scheme in ("qformat", "int4"):  # portable C on every target
-            int4 = node.scheme == "int4"
-            warr = Array(f"w_{name}", pack_s4(w), "uint8_t") if int4 else Array(f"w_{name}", w, t)
-            return Lowered([Call(f"ec_fully_connected_{'s4' if int4 else 'q7'}",
-                                 [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), warr,
-                                  Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
-                                 node=name, macs=self.macs(node, g))])
-        note = ""
-        if node.dtype != "int16":
-            sparse, note = lower_sparse_fc(name, rows, w, stage, Array(f"b_{name}", bias, bias_t),
-                                           Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False), target,
-                                           self.macs(node, g))
-            if sparse is not None:
-                sparse.note = note
-                return sparse
-        if node.dtype == "int8" and "mve" in target.features:
-            stage, folded = mve_matrix_stage(name, node.q, fold_input_zp(bias, w, node.q["in_zp"]))
-            call = Call("ec_fully_connected_mve_s8",
-                        [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, t),
-                         folded, Buf(node.outputs[0], t, const=False)],
-                        node=name, macs=self.macs(node, g))
-            return Lowered([call])
-        if node.dtype == "int8" and "neon" in target.features:
-            low = neon.lower_fc(name, rows, w, node.q, stage, Buf(node.inputs[0], t),
-                                Buf(node.outputs[0], t, const=False), self.macs(node, g))
-            if low is not None:
-                low.note = note
-                return low
-        if node.dtype == "float32" and "neon" in target.features:
-            low = neon.lower_fc_f32(name, rows, w, bias, stage, Buf(node.inputs[0], t),
-                                    Buf(node.outputs[0], t, const=False), self.macs(node, g))
-            low.note = note
-            return low
-        if node.dtype == "int8" and "dsp" in target.features:
-            call = Call("ec_fully_connected_packed_s8",
-                        [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
-                         Array(f"w_{name}", pack_matrix_s8(w), t), Array(f"b_{name}", bias, bias_t),
-                         Buf(node.outputs[0], t, const=False), Scratch(fc_packed_scratch_bytes(rows, w.shape[1]))],
-                        node=name, macs=self.macs(node, g))
-            return Lowered([call], note=note)
-        if node.dtype == "int16" and "dsp" in target.features:
-            call = Call("ec_fully_connected_packed_s16",
-                        [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t),
-                         Array(f"w_{name}", pack_matrix_s16(w), wt), Array(f"b_{name}", bias, bias_t),
-                         Buf(node.outputs[0], t, const=False)],
-                        node=name, macs=self.macs(node, g))
-            return Lowered([call], note=note)
-        call = Call(f"ec_fully_connected_{suffix}",
-                    [rows, w.shape[1], w.shape[0], stage, Buf(node.inputs[0], t), Array(f"w_{name}", w, wt),
-                     Array(f"b_{name}", bias, bias_t), Buf(node.outputs[0], t, const=False)],
-                    node=name, macs=self.macs(node, g))
-        return Lowered([call], note=note)
+            f.w = f.w.reshape((f.w.shape[0],) + tuple(x.view[1:])).transpose((0,) + tuple(perm[1:])).reshape(
+                f.w.shape[0], -1)
+        f.rows = int(np.prod(x.shape[:-1]))
+        return f
+
+    def _call(self, kernel: str, node: Node, g: Graph, f: GemmFacts, w: Array, bias: Array, *tail: Arg,
+              stage: Struct | None = None) -> Lowered:
+        """The fully connected kernel call: rows, depth, outputs, stage, x, w, bias, y, (tail)."""
+        t = nctype(node)
+        return Lowered([Call(kernel, [f.rows, f.w.shape[1], f.w.shape[0], stage or f.stage,
+                                      Buf(node.inputs[0], t), w, bias, Buf(node.outputs[0], t, const=False), *tail],
+                             node=node.name, macs=self.macs(node, g))])
+
+    def lower_lowbit(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
+        """Q-format or int4 weights: portable C on every target."""
+        if not is_int(node) or node.scheme not in ("qformat", "int4"):
+            return None
+        int4, name = node.scheme == "int4", node.name
+        warr = Array(f"w_{name}", pack_s4(f.w), "uint8_t") if int4 else Array(f"w_{name}", f.w, f.wt)
+        return self._call(f"ec_fully_connected_{'s4' if int4 else 'q7'}", node, g, f, warr,
+                          Array(f"b_{name}", f.bias, f.bias_t))
+
+    def lower_sparse(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
+        if node.dtype == "int16":
+            return None
+        t = nctype(node)
+        low, ctx.note = lower_sparse_fc(node.name, f.rows, f.w, f.stage, Array(f"b_{node.name}", f.bias, f.bias_t),
+                                        Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False), ctx.target,
+                                        self.macs(node, g), ctx.sparse_kernels)
+        return low
+
+    def lower_mve(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
+        if node.dtype != "int8" or "mve" not in ctx.target.features:
+            return None
+        stage, folded = mve_matrix_stage(node.name, node.q, fold_input_zp(f.bias, f.w, node.q["in_zp"]))
+        return self._call("ec_fully_connected_mve_s8", node, g, f, Array(f"w_{node.name}", f.w, f.wt), folded,
+                          stage=stage)
+
+    def lower_neon(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
+        if "neon" not in ctx.target.features or node.dtype not in ("int8", "float32"):
+            return None
+        t = nctype(node)
+        x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
+        if node.dtype == "int8":
+            return neon.lower_fc(node.name, f.rows, f.w, node.q, f.stage, x, y, self.macs(node, g))
+        return neon.lower_fc_f32(node.name, f.rows, f.w, f.bias, f.stage, x, y, self.macs(node, g))
+
+    def lower_dsp(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
+        if "dsp" not in ctx.target.features or node.dtype not in ("int8", "int16"):
+            return None
+        bias = Array(f"b_{node.name}", f.bias, f.bias_t)
+        if node.dtype == "int8":
+            return self._call("ec_fully_connected_packed_s8", node, g, f,
+                              Array(f"w_{node.name}", pack_matrix_s8(f.w), f.wt), bias,
+                              Scratch(fc_packed_scratch_bytes(f.rows, f.w.shape[1])))
+        return self._call("ec_fully_connected_packed_s16", node, g, f,
+                          Array(f"w_{node.name}", pack_matrix_s16(f.w), f.wt), bias)
+
+    def lower_portable(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered:
+        return self._call(f"ec_fully_connected_{f.suffix}", node, g, f, Array(f"w_{node.name}", f.w, f.wt),
+                          Array(f"b_{node.name}", f.bias, f.bias_t))
 
     def macs(self, node: Node, g: Graph) -> int:
         w, _ = self.weights(node, g)
         return int(np.prod(g.shape(node.inputs[0])[:-1])) * w.shape[0] * w.shape[1]
+
+    variants = (lower_lowbit, lower_sparse, lower_mve, lower_neon, lower_dsp, lower_portable)
 
 
 register(Gemm())

@@ -6,8 +6,7 @@ import numpy as np
 
 from ..calls import Buf, Call, Lowered, Struct
 from ..ir import Graph, Node, Tensor
-from ..target import Target
-from .base import Op, c_float, register
+from .base import LowerContext, Op, c_float, register
 from .geometry import logical_strides
 
 
@@ -46,7 +45,7 @@ class LRN(Op):
             total[:, k] = sq[:, lo:hi + 1].sum(axis=1)
         return (x / (bias + alpha / size * total) ** beta).astype(np.float32)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, a = node.name, node.attrs
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         params = Struct(f"p_{name}", "ec_lrn_params", {

@@ -7,8 +7,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw
 from ..ir import Graph, Node
-from ..target import Target
-from .base import Op, register
+from .base import LowerContext, Op, register
 from .geometry import MAX_DIMS, broadcast_struct
 
 
@@ -31,7 +30,7 @@ class MinMax(Op):
         f = np.maximum if node.op == "Max" else np.minimum
         return f(xs[0].astype(np.float32), xs[1].astype(np.float32))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name = node.name
         ins = [g.tensors[i] for i in node.inputs]
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], ins)

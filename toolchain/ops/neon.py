@@ -1,5 +1,5 @@
-"""The int8 kernels for NEON targets (Cortex-A53, Cortex-A7; runtime_c/include/edgec_neon.h): their weight layouts,
-folded biases and scratch sizes (twins of the _get_buffer_size companions), and the choice among them.
+"""The kernels for NEON targets (Cortex-A53, Cortex-A7; runtime_c/include/edgec_neon.h, edgec_neon_f32.h): the
+choice among them (their weight layouts, folded biases and scratch twins are in packing.py).
 
 These kernels multiply the stored int8 inputs, not x - in_zp, so the zero point's share of every output,
 in_zp * (sum of the channel's weights), is taken out of the bias here; padding reads in_zp, whose products the
@@ -10,59 +10,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..calls import Array, Buf, Call, Lowered, Raw, Scratch, Struct
+from ..calls import Array, Buf, Call, Lowered, Scratch, Struct
+from .packing import (
+    fold_input_zp,
+    neon_conv_1x1_scratch_bytes,
+    neon_conv_im2col_f32_scratch_bytes,
+    neon_conv_im2col_scratch_bytes,
+    neon_depthwise_scratch_bytes,
+    neon_fc_scratch_bytes,
+    pack_f32,
+    pack_matrix_neon,
+    pad_bias_f32,
+    scratch_arg,
+)
 
 MAX_TAPS = 64  # EC_DW_NEON_MAX_TAPS
-COLS = 4  # columns of the matrix kernels' scratch (EC_NEON_COLS on AArch64; ARMv7 uses 2 of them)
-
-
-def ceil8(k: int) -> int:
-    return (k + 7) // 8 * 8
 
 
 def fits(w: np.ndarray) -> bool:
     """Whether the NEON kernels can take these int8 weights."""
     return w.size == 0 or int(w.min()) >= -127
-
-
-def pack_matrix_neon(w: np.ndarray) -> np.ndarray:
-    """[N][K] int8 -> the NEON matrix layout: K padded with zeros to a multiple of 8, N with zero rows to a multiple
-    of 4, row-major."""
-    n, k = w.shape
-    p = np.zeros(((n + 3) // 4 * 4, ceil8(k)), np.int8)
-    p[:n, :k] = w
-    return p.reshape(-1)
-
-
-def fold_bias(bias: np.ndarray, w: np.ndarray, in_zp: int) -> np.ndarray:
-    """bias[n] - in_zp * sum_k w[n][k] modulo 2^32, as int32; w [N][K]."""
-    v = bias.astype(np.int64) - in_zp * w.astype(np.int64).reshape(w.shape[0], -1).sum(axis=1)
-    return ((v + 2**31) % 2**32 - 2**31).astype(np.int32)
-
-
-def conv_1x1_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_1x1_neon_s8_get_buffer_size."""
-    return COLS * ceil8(p["in_c"]) if p["in_c"] % 8 else 0
-
-
-def conv_im2col_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_im2col_neon_s8_get_buffer_size: COLS columns and 16 spare bytes for whole-vector copies."""
-    return COLS * ceil8(p["k_h"] * p["k_w"] * p["in_c"]) + 16
-
-
-def fc_scratch_bytes(rows: int, depth: int) -> int:
-    """Twin of ec_fully_connected_neon_s8_get_buffer_size."""
-    return min(rows, COLS) * ceil8(depth) if depth % 8 else 0
-
-
-def depthwise_scratch_bytes(p: dict) -> int:
-    """Twin of ec_depthwise_conv2d_3x3_neon_s8_get_buffer_size and ec_depthwise_conv2d_neon_s8_get_buffer_size:
-    a row of in_c zero-point bytes, rounded up to 4."""
-    return (p["in_c"] + 3) // 4 * 4
-
-
-def _scratch(nbytes: int) -> Scratch | Raw:
-    return Scratch(nbytes) if nbytes else Raw("NULL")
 
 
 def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf, depthwise: bool,
@@ -80,18 +47,18 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
         three = (p["k_h"], p["k_w"], p["dil_h"], p["dil_w"]) == (3, 3, 1, 1)
         kernel = "ec_depthwise_conv2d_3x3_neon_s8" if three else "ec_depthwise_conv2d_neon_s8"
         args = [Array(f"w_{name}", np.ascontiguousarray(wd), "int8_t"),
-                Array(f"b_{name}", fold_bias(q["bias"], wd.T, q["in_zp"]), "int32_t"), y,
-                _scratch(depthwise_scratch_bytes(p))]
+                Array(f"b_{name}", fold_input_zp(q["bias"], wd.T, q["in_zp"]), "int32_t"), y,
+                scratch_arg(neon_depthwise_scratch_bytes(p))]
         return Lowered([Call(kernel, [params, stage, x, *args], node=name, macs=macs)])
     if p["groups"] != 1:
         return None
     wm = w.reshape(w.shape[0], w.shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
     if taps == 1 and not padded:
-        kernel, scratch = "ec_conv2d_1x1_neon_s8", conv_1x1_scratch_bytes(p)
+        kernel, scratch = "ec_conv2d_1x1_neon_s8", neon_conv_1x1_scratch_bytes(p)
     else:
-        kernel, scratch = "ec_conv2d_im2col_neon_s8", conv_im2col_scratch_bytes(p)
+        kernel, scratch = "ec_conv2d_im2col_neon_s8", neon_conv_im2col_scratch_bytes(p)
     args = [Array(f"w_{name}", pack_matrix_neon(wm), "int8_t"),
-            Array(f"b_{name}", fold_bias(q["bias"], wm, q["in_zp"]), "int32_t"), y, _scratch(scratch)]
+            Array(f"b_{name}", fold_input_zp(q["bias"], wm, q["in_zp"]), "int32_t"), y, scratch_arg(scratch)]
     return Lowered([Call(kernel, [params, stage, x, *args], node=name, macs=macs)])
 
 
@@ -103,34 +70,9 @@ def lower_fc(name: str, rows: int, w: np.ndarray, q: dict, stage: Struct, x: Buf
     n, k = w.shape
     call = Call("ec_fully_connected_neon_s8",
                 [rows, k, n, stage, x, Array(f"w_{name}", pack_matrix_neon(w), "int8_t"),
-                 Array(f"b_{name}", fold_bias(q["bias"], w, q["in_zp"]), "int32_t"), y,
-                 _scratch(fc_scratch_bytes(rows, k))], node=name, macs=macs)
+                 Array(f"b_{name}", fold_input_zp(q["bias"], w, q["in_zp"]), "int32_t"), y,
+                 scratch_arg(neon_fc_scratch_bytes(rows, k))], node=name, macs=macs)
     return Lowered([call])
-
-
-# ---- float32 (runtime_c/include/edgec_neon_f32.h) ----------------------------------------------------------------
-F32_ROWS = 4  # EC_NEON_F32_ROWS
-
-
-def pack_f32(w: np.ndarray) -> np.ndarray:
-    """[N][K] float -> blocks of 4 output channels, [N4 / 4][K][4] (N4 = N rounded up to 4, extra channels zero)."""
-    n, k = w.shape
-    n4 = (n + 3) // 4 * 4
-    p = np.zeros((n4, k), np.float32)
-    p[:n] = w
-    return np.ascontiguousarray(p.reshape(n4 // 4, 4, k).transpose(0, 2, 1)).reshape(-1)
-
-
-def pad_bias_f32(bias: np.ndarray) -> np.ndarray:
-    """The bias padded with zeros to a multiple of 4 channels."""
-    b = np.zeros((len(bias) + 3) // 4 * 4, np.float32)
-    b[:len(bias)] = bias
-    return b
-
-
-def conv_im2col_f32_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_im2col_neon_f32_get_buffer_size: F32_ROWS columns of k_h * k_w * in_c floats."""
-    return F32_ROWS * p["k_h"] * p["k_w"] * p["in_c"] * 4
 
 
 def lower_conv_f32(name: str, w: np.ndarray, bias: np.ndarray, params: Struct, stage: Struct, x: Buf, y: Buf,
@@ -150,8 +92,8 @@ def lower_conv_f32(name: str, w: np.ndarray, bias: np.ndarray, params: Struct, s
             Array(f"b_{name}", pad_bias_f32(bias), "float"), y]
     if p["k_h"] * p["k_w"] == 1 and not padded:
         return Lowered([Call("ec_conv2d_1x1_neon_f32", args, node=name, macs=macs)])
-    return Lowered([Call("ec_conv2d_im2col_neon_f32", args + [Scratch(conv_im2col_f32_scratch_bytes(p))], node=name,
-                         macs=macs)])
+    return Lowered([Call("ec_conv2d_im2col_neon_f32", args + [Scratch(neon_conv_im2col_f32_scratch_bytes(p))],
+                         node=name, macs=macs)])
 
 
 def lower_fc_f32(name: str, rows: int, w: np.ndarray, bias: np.ndarray, stage: Struct, x: Buf, y: Buf,

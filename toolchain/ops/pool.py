@@ -10,10 +10,10 @@ import numpy as np
 from ..calls import Buf, Call, Lowered, Struct
 from ..errors import EdgecError
 from ..ir import Graph, Node
-from ..target import Target
 from . import tflm
 from .base import (
     QRANGE,
+    LowerContext,
     Op,
     act_range,
     apply_act,
@@ -28,8 +28,8 @@ from .base import (
     register,
     requantize,
 )
-from .conv import act_struct
 from .geometry import check_window, conv_params, spatial_attrs, windows
+from .output_stage import act_struct
 
 
 def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -41,6 +41,8 @@ def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 class Pool(Op):
     types = ("MaxPool", "AveragePool", "GlobalAveragePool")
+    layout = "channels_last"
+    channelwise = "always"
     keeps_quant = True
     fuses_activation = True
 
@@ -140,7 +142,7 @@ class Pool(Op):
                 y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         kernel, strides, pads, dil = self.geometry(node, g)
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil)

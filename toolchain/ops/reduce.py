@@ -8,8 +8,7 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Scratch
 from ..ir import Graph, Node
-from ..target import Target
-from .base import Op, c_float, qparams, register
+from .base import LowerContext, Op, c_float, qparams, register
 from .geometry import MAX_DIMS, logical_strides
 from .pool import rounding_divide
 
@@ -58,7 +57,7 @@ class ReduceMean(Op):
         count = int(np.prod([xs[0].shape[a] for a in axes], dtype=np.int64))
         return np.clip(rounding_divide(acc, count) + node.q["zp"], -128, 127).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name = node.name
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         axes = reduce_axes(g, node)

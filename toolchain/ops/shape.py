@@ -7,9 +7,9 @@ import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import ELEM_BYTES, Graph, Node, Tensor
-from ..target import Target
 from .base import (
     QRANGE,
+    LowerContext,
     Op,
     check_axis,
     check_io,
@@ -50,6 +50,7 @@ def copy_call(name: str, src: Tensor, dst: Tensor, src_of_dst_dim: list[int], g:
 
 class Reshape(Op):
     types = ("Reshape",)
+    layout = "flatten"
     keeps_quant = True
 
     def check(self, node: Node, g: Graph) -> str | None:
@@ -68,7 +69,7 @@ class Reshape(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         if node.outputs[0] not in g.outputs:
             return Lowered(alias=src.name)
@@ -108,7 +109,7 @@ class Transpose(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
         if node.op == "LayoutCast" and src.view is not None:
             # A flattened channels-last tensor back to plain order: copy in the source's view.
@@ -134,6 +135,7 @@ def _in_order(call: Call) -> bool:
 
 class Concat(Op):
     types = ("Concat",)
+    layout = "follows_input"
 
     def axis(self, node: Node, g: Graph) -> int:
         return node.attrs["axis"] % len(g.shape(node.outputs[0]))
@@ -193,7 +195,11 @@ class Concat(Op):
             parts.append(c if c is not None else (x if table is None else table[x.astype(np.int64) + 128]))
         return np.concatenate(parts, axis=self.axis(node, g))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, int] | None:
+        t = g.tensors[node.outputs[0]]
+        return node.q["consts"][k], np.float32(t.scale), t.zero_point
+
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         out = g.tensors[node.outputs[0]]
         ax = self.axis(node, g)
@@ -226,6 +232,7 @@ class Concat(Op):
 
 class Pad(Op):
     types = ("Pad",)
+    layout = "follows_input"
     keeps_quant = True
 
     def check(self, node: Node, g: Graph) -> str | None:
@@ -299,7 +306,7 @@ class Pad(Op):
             return np.pad(xs[0], list(zip(begin, end)), mode=self.mode(node)).astype(out_dtype(node))
         return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(out_dtype(node))
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         src = g.tensors[node.inputs[0]]
         begin, end, value = self.pads(node, g)

@@ -10,9 +10,8 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
-from ..target import Target
 from . import tflm
-from .base import INTERP_BITS, Op, check_axis, check_io, check_same_shape, qparams, register
+from .base import INTERP_BITS, LowerContext, Op, check_axis, check_io, check_same_shape, qparams, register
 from .geometry import axis_split
 
 EXP_FRACTION_BITS = 16
@@ -20,6 +19,7 @@ EXP_FRACTION_BITS = 16
 
 class Softmax(Op):
     types = ("Softmax",)
+    layout = "follows_input"
 
     def axis(self, node: Node, g: Graph) -> int:
         rank = len(g.shape(node.inputs[0]))
@@ -75,7 +75,7 @@ class Softmax(Op):
         s = e.sum(axis=ax, keepdims=True)
         return np.minimum(node.q["out_zp"] + (e * node.q["out_n"] + s // 2) // s, 127).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         outer, n, inner = axis_split(g.tensors[node.inputs[0]], self.axis(node, g))
         if node.dtype == "int16":
             args = [Array(f"exp_{node.name}", node.q["exp"], "uint32_t"), Buf(node.inputs[0], "int16_t"),

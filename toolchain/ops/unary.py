@@ -10,9 +10,9 @@ import numpy as np
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..errors import EdgecError
 from ..ir import Graph, Node
-from ..target import Target
 from . import tflm
 from .base import (
+    LowerContext,
     Op,
     c_float,
     check_broadcast,
@@ -74,6 +74,8 @@ def lut(f, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
 
 class Unary(Op):
     types = tuple(_C_OP)
+    layout = "follows_input"
+    channelwise = "always"
 
     def check(self, node: Node, g: Graph) -> str | None:
         """Clip's min and max (attributes, or constant inputs that normalize turns into attributes) are numbers
@@ -112,7 +114,7 @@ class Unary(Op):
             return interp_lookup(node.q["table"], xs[0]).astype(np.int16)
         return node.q["table"][xs[0].astype(np.int64) + 128]
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         size = g.tensors[node.inputs[0]].size
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
@@ -130,6 +132,8 @@ class Unary(Op):
 
 class PRelu(Op):
     types = ("PRelu",)
+    layout = "follows_input"
+    channelwise = "consts"
 
     def check(self, node: Node, g: Graph) -> str | None:
         reason = check_io(node, g, (2, 2))
@@ -167,7 +171,10 @@ class PRelu(Op):
         neg = requantize(v * (q["slope"].astype(np.int64) - q["slope_zp"]), q["neg_mult"], q["neg_shift"])
         return np.clip(np.where(v >= 0, pos, neg) + q["out_zp"], -128, 127).astype(np.int8)
 
-    def lower(self, node: Node, g: Graph, target: Target) -> Lowered:
+    def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, np.int8] | None:
+        return node.q["slope"], np.float32(node.q["slope_scale"]), np.int8(0)
+
+    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[i] for i in node.inputs])
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node
+from ..ops.base import is_weighted
 
 
 def _bn_affine(g: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
@@ -28,7 +29,7 @@ def fold_batchnorm(g: Graph) -> None:
             continue
         scale, shift = affine
         prod = g.producer(bn.inputs[0])
-        if (prod is not None and prod.op in ("Conv", "Gemm") and _single_consumer(g, bn.inputs[0]) is bn
+        if (prod is not None and is_weighted(prod) and _single_consumer(g, bn.inputs[0]) is bn
                 and g.const(prod.inputs[1]) is not None and prod.attrs.get("transB", 1) == 1):
             w = g.const(prod.inputs[1]).astype(np.float64)
             bias = g.const(prod.inputs[2]) if len(prod.inputs) > 2 and prod.inputs[2] else None

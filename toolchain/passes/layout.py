@@ -1,15 +1,13 @@
-"""Choose each activation's byte order. Convolution and pooling run channels-last (NHWC); other ops follow their
-input; model inputs and outputs keep the ONNX order. A LayoutCast node (a real copy) is inserted only where the
-order must change and the bytes differ; the values (logical shapes) never change, so references stay ONNX's."""
+"""Choose each activation's byte order, by each op's Op.layout. Convolution and pooling run channels-last (NHWC);
+elementwise ops follow their input; model inputs and outputs keep the ONNX order. A LayoutCast node (a real copy) is
+inserted only where the order must change and the bytes differ; the values (logical shapes) never change, so
+references stay ONNX's."""
 
 from __future__ import annotations
 
 from ..ir import Graph, Node, Tensor
+from ..ops import REGISTRY
 from ..ops.geometry import channels_last
-
-SPATIAL = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool")
-FOLLOWS_INPUT = ("Add", "Sub", "Mul", "PRelu", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid",
-                 "HardSwish", "Softmax", "Concat", "Pad")
 
 
 def same_bytes(t: Tensor, view: tuple[int, ...] | None, perm: tuple[int, ...] | None) -> bool:
@@ -71,11 +69,12 @@ class _Layout:
         g = self.g
         acts = [i for i in node.inputs if i and g.const(i) is None]
         out = g.tensors[node.outputs[0]]
-        if node.op in SPATIAL:
+        role = REGISTRY[node.op].layout  # Op.layout
+        if role == "channels_last":
             perm = channels_last(len(out.shape))
             node.inputs[0] = self.cast(node.inputs[0], None, perm, node.name)
             out.perm = perm
-        elif node.op in FOLLOWS_INPUT:
+        elif role == "follows_input":
             first = g.tensors[acts[0]]
             view, perm = first.view, first.perm
             if view is not None or len(first.shape) != len(out.shape):
@@ -86,14 +85,14 @@ class _Layout:
                 elif name in acts:
                     node.inputs[k] = self.cast(name, None, None, node.name)
             out.view, out.perm = view, perm
-        elif node.op == "Reshape":
+        elif role == "flatten":
             self.reshape(node)
         elif node.op == "Transpose" and len(out.shape) == 4 and _is_plain(g.tensors[acts[0]]) and \
                 list(node.attrs.get("perm", [])) == [0, 3, 1, 2]:
             # NHWC -> NCHW (a channels-last model input, e.g. a .tflite's): stored channels-last, its bytes are the
             # input's, so the transpose is no copy
             out.perm = channels_last(4)
-        elif node.op == "Gemm":
+        elif role == "rows":
             x = g.tensors[node.inputs[0]]
             if x.view is None and x.perm is not None:
                 node.inputs[0] = self.cast(node.inputs[0], None, None, node.name)
@@ -110,7 +109,8 @@ class _Layout:
         # A channels-last tensor flattened for Gemm layers only: keep its bytes, Gemm reorders its weights.
         users = g.consumers(out.name)
         if (x.view is None and len(out.shape) == 2 and out.shape[0] == x.shape[0] and users
-                and all(u.op == "Gemm" and u.inputs[0] == out.name for u in users) and out.name not in g.outputs):
+                and all(REGISTRY[u.op].layout == "rows" and u.inputs[0] == out.name for u in users)
+                and out.name not in g.outputs):
             out.view, out.perm = x.shape, x.perm
             return
         node.inputs[0] = self.cast(node.inputs[0], None, None, node.name)

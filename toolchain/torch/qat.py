@@ -41,7 +41,7 @@ from ..ops.base import (
     quantize_multiplier,
     reduce_multiplier,
 )
-from ..ops.conv import BIAS64_LIMIT, Q7_MAX_SHIFT, finish_s8, quantize_weights
+from ..ops.output_stage import BIAS64_LIMIT, Q7_MAX_SHIFT, finish_s8, quantize_weights
 from ..quantize import affine_params, int16_params, pow2_params
 
 
@@ -159,7 +159,7 @@ class QLayer(nn.Module):
         edgec's own quantize_weights for the scheme; Q-format with the cap of edgec's layer_weights."""
         wn = w.detach().double().numpy()
         ws = quantize_weights(wn, None, self.scheme.name)[1].astype(np.float32).astype(np.float64)
-        if self.scheme.pow2:  # twin of the cap in toolchain/ops/conv.py layer_weights (shift and bias range)
+        if self.scheme.pow2:  # twin of the cap in toolchain/ops/output_stage.py layer_weights (shift and bias range)
             n_in, n_out = pow2_bits(s_in), pow2_bits(s_out)
             cap = np.full(len(ws), n_out - n_in + Q7_MAX_SHIFT)
             babs = np.abs(b.detach().float().double().numpy())
@@ -172,7 +172,7 @@ class QLayer(nn.Module):
 
     def integer_params(self) -> dict:
         """Everything edgec derives for this layer at build time from the exported model (output_stage of
-        toolchain/ops/conv.py): int weights, int32 bias (int16: int64), per-channel multiplier and shift (int16:
+        toolchain/ops/output_stage.py): int weights, int32 bias (int16: int64), per-channel multiplier and shift (int16:
         15-bit multipliers), zero points and clamp bounds."""
         s_in, zp_in = self.in_q[0].params()
         s_out, zp_out = self.out_q.params()
@@ -184,7 +184,7 @@ class QLayer(nn.Module):
         act_min, act_max = quant_bounds(0.0 if self.relu else -math.inf, math.inf, s_out, zp_out, act)
         q = {"w": wq, "ws": ws, "bias": bq, "in": (s_in, zp_in), "out": (s_out, zp_out), "out_zp": zp_out,
              "act_min": act_min, "act_max": act_max, "dtype": act}
-        if self.scheme.pow2:  # a rounding shift (output_stage of toolchain/ops/conv.py)
+        if self.scheme.pow2:  # a rounding shift (toolchain/ops/output_stage.py)
             q["shift"] = np.clip(pow2_bits(s_in) + pow2_bits(ws.numpy()) - pow2_bits(s_out), *Q7_SHIFT_RANGE)
         else:
             ms = [quantize_multiplier(s_in * float(s) / s_out) for s in ws]

@@ -10,8 +10,8 @@ import onnx
 from onnx import numpy_helper, shape_inference, version_converter
 from onnx.reference import ReferenceEvaluator
 
-from .errors import EdgecError
-from .ir import Graph, Node, Tensor
+from ..errors import EdgecError
+from ..ir import Graph, Node, Tensor
 from .qoperator import qoperator_to_qdq
 
 MIN_OPSET = 13  # older models are converted up to this opset with onnx's version converter
@@ -213,6 +213,16 @@ def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         raise EdgecError(f"{path}: shape inference failed: {str(exc).strip().splitlines()[-1]}") from None
 
 
+def _value_shapes(graph: onnx.GraphProto) -> dict[str, list[int]]:
+    """The shapes of the inputs, value_info and outputs whose every dimension is known."""
+    static_shapes = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            static_shapes[vi.name] = [d.dim_value for d in dims]
+    return static_shapes
+
+
 def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray, int]],
                                                      dict[str, tuple[np.ndarray, np.ndarray]], set[str]]:
     """Evaluate every node whose inputs are all known (Constant, ConstantOfShape, Shape of a static tensor, ...).
@@ -223,11 +233,7 @@ def _fold_constants(model: onnx.ModelProto) -> tuple[dict[str, tuple[np.ndarray,
     point or from uint8 (asymmetric weights)."""
     graph = model.graph
     known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    static_shapes = {}
-    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            static_shapes[vi.name] = [d.dim_value for d in dims]
+    static_shapes = _value_shapes(graph)
     keep = []
     weight_scales: dict[str, tuple[np.ndarray, int]] = {}
     int_values: dict[str, tuple[np.ndarray, np.ndarray]] = {}

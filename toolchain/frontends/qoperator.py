@@ -1,4 +1,4 @@
-"""Operator-form quantized ONNX, rewritten into the QDQ form that load.py imports.
+"""Operator-form quantized ONNX, rewritten into the QDQ form that frontends/onnx.py imports.
 
 onnxruntime's quantize_static(quant_format=QOperator) writes QLinearConv and QLinearMatMul, and in the com.microsoft
 domain QLinearAdd, QLinearMul, QLinearAveragePool, QLinearGlobalAveragePool, QGemm, QLinearSoftmax, QLinearConcat,
@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .errors import EdgecError
-from .ir import unique_name
+from ..errors import EdgecError
+from ..ir import unique_name
 
 # op -> (float op, input positions of the (x, scale, zero point) triples, positions of (y scale, y zero point))
 QLINEAR = {
