@@ -49,6 +49,9 @@ def read_model(path: Path) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
         raise EdgecError(f"{path}: invalid ONNX model: {first}") from None
+    except UnicodeDecodeError:  # a name or string attribute that is not UTF-8 (protobuf strings must be)
+        raise EdgecError(f"{path}: invalid ONNX model: a name or string in it is not UTF-8 text; the file is "
+                         "damaged") from None
     return model
 
 
