@@ -302,7 +302,9 @@ def load_onnx(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
     """The load stage: file -> checked, upgraded, folded and shape-inferred IR graph."""
     path = Path(path)
     model = read_model(path)
-    check_finite(constant_arrays(model, path), path, "initializer")
+    inits, consts = constant_arrays(model, path)
+    check_finite(inits, path, "initializer")
+    check_finite(consts, path, "constant")
     model = upgrade_opset(model, path)
     qoperator_to_qdq(model, path)
     drop_dropout_masks(model, path)
@@ -471,20 +473,23 @@ def require_static_shapes(graph: Graph, path: Path) -> None:
 MAX_TENSOR_ELEMENTS = (2**31 - 1) // 4
 
 
-def constant_arrays(model: onnx.ModelProto, path: Path) -> dict[str, np.ndarray]:
-    """Every initializer and Constant node value as an array; one whose stored data does not fit its declared
-    type and shape (a damaged or hostile file) is refused naming it, before any pass reads it."""
-    tensors = [(i.name, i) for i in model.graph.initializer]
-    tensors += [(f"{n.name or n.output[0] if n.output else n.op_type} (Constant)", a.t) for n in model.graph.node
-                for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
-    arrays = {}
-    for name, t in tensors:
-        try:
-            arrays[name] = numpy_helper.to_array(t)
-        except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError, KeyError... for bad data
-            raise EdgecError(f"{path}: tensor '{name}' holds data that does not match its type {t.data_type} and "
-                             f"shape {list(t.dims)} ({type(exc).__name__}); the model file is damaged") from None
-    return arrays
+def constant_arrays(model: onnx.ModelProto, path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every initializer, and every Constant node's value (by its output's name), as an array; one whose stored
+    data does not fit its declared type and shape (a damaged or hostile file) is refused naming it, before any pass
+    reads it."""
+    inits = [(i.name, i) for i in model.graph.initializer]
+    consts = [(n.output[0] if n.output else n.name, a.t) for n in model.graph.node for a in n.attribute
+              if a.type == onnx.AttributeProto.TENSOR]
+    found: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
+    for arrays, kind, tensors in zip(found, ("initializer", "constant"), (inits, consts)):
+        for name, t in tensors:
+            try:
+                arrays[name] = numpy_helper.to_array(t)
+            except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError, KeyError... for bad data
+                raise EdgecError(f"{path}: {kind} '{name}' holds data that does not match its type {t.data_type} "
+                                 f"and shape {list(t.dims)} ({type(exc).__name__}); the model file is "
+                                 "damaged") from None
+    return found
 
 
 def check_finite(arrays: dict[str, np.ndarray], path: Path, kind: str) -> None:

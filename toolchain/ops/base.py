@@ -226,12 +226,14 @@ def register(op: Op) -> Op:
 # ---- fixed-point helpers: numpy twin of ec_requantize in runtime_c/include/edgec.h ------------------------------
 
 
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """real ~= mult * 2^shift / 2^31 with mult in [2^30, 2^31) (TFLite's QuantizeMultiplier)."""
+def quantize_multiplier(real: float, rounding=round) -> tuple[int, int]:
+    """real ~= mult * 2^shift / 2^31 with mult in [2^30, 2^31) (TFLite's QuantizeMultiplier). rounding: of the
+    31-bit fraction; edgec's own arithmetic rounds ties to even (Python's round), TFLM's away from zero
+    (ops/tflm.py)."""
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
-    mult = int(round(q * (1 << 31)))
+    mult = int(rounding(q * (1 << 31)))
     if mult == 1 << 31:
         mult //= 2
         shift += 1

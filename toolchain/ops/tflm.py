@@ -39,6 +39,7 @@ import numpy as np
 from ..calls import Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
+from .base import quantize_multiplier as base_quantize_multiplier
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -71,19 +72,9 @@ def round_away(v: float) -> float:
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: real ~= mult * 2^shift / 2^31, mult in [2^30, 2^31), double rounding build."""
-    if real == 0.0:
-        return 0, 0
-    frac, shift = math.frexp(real)
-    mult = int(round_away(frac * (1 << 31)))  # frac * 2^31 is exact, and so is adding 0.5 to it
-    if mult == 1 << 31:
-        mult //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    if shift > 30:
-        raise ValueError(f"requantization scale {real} is too large")
-    return mult, shift
+    """TFLite's QuantizeMultiplier: real ~= mult * 2^shift / 2^31, mult in [2^30, 2^31), the fraction rounded
+    away from zero (std::round) where edgec's own rounds ties to even."""
+    return base_quantize_multiplier(real, round_away)
 
 
 def f32(x: float) -> np.float32:
