@@ -28,6 +28,8 @@ from pathlib import Path
 
 import jinja2
 
+from edgec.codegen.emit import c_text
+
 from .console import Stage, stage
 from .errors import EdgecError
 from .paths import TARGETS_DIR, TEMPLATES_DIR
@@ -72,7 +74,8 @@ def _run_tool(cmd: list[str], target: Target, what: str) -> subprocess.Completed
 
 
 def _render(template: Path, out: Path, **values: object) -> Path:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    """A harness file from its template; every value passes codegen's c_text, as in the model's own C."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, finalize=c_text)
     out.write_text(env.from_string(template.read_text()).render(**values))
     return out
 
