@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.build import BuildOptions, build
-from edgec.reference import quantize_feeds, run_graph
+from edgec.reference import QRANGE, quantize_feeds, run_graph
 from edgec.runner import run_build
 from edgec.target import list_targets, load_target
 
@@ -106,3 +106,19 @@ def assert_int8_sane(res, want, scheme: str = "int8") -> None:
         err = np.mean([np.abs(got[name] - ref[name]).mean() for got, ref in zip(res.outputs, want)])
         span = np.mean([max(float(np.ptp(ref[name])), float(np.abs(ref[name]).max()), 1e-3) for ref in want])
         assert err <= SANE_REL_ERROR[scheme] * span, (name, scheme, err / span)
+
+
+def integer_samples(g, count: int, seed: int = 1) -> list[dict[str, np.ndarray]]:
+    """count float samples of a quantized graph whose quantized values are random integers (the first: every value
+    of the input's type in order, repeated)."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for k in range(count):
+        s = {}
+        for name in g.inputs:
+            t = g.tensors[name]
+            lo, hi = QRANGE[t.dtype]
+            q = np.resize(np.arange(lo, hi + 1), t.shape) if k == 0 else rng.integers(lo, hi + 1, size=t.shape)
+            s[name] = ((q - t.zero_point) * t.scale).astype(np.float32)
+        samples.append(s)
+    return samples

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tflite_builder as tb
-from helpers import MODELS, needs_target
+from helpers import MODELS, integer_samples, needs_target
 
 from edgec.build import BuildOptions, build
 from edgec.cli import main
 from edgec.errors import EdgecError
 from edgec.frontends import load_model
-from edgec.reference import QRANGE, quantize_feeds, run_graph
+from edgec.reference import quantize_feeds, run_graph
 from edgec.runner import run_build
 from edgec.validate import litert_outputs, tflm_divergence, tflm_outputs
 
@@ -168,16 +168,7 @@ def _run_generated(tmp_path: Path, data: bytes, count: int = 16, target: str = "
     path = tmp_path / "model.tflite"
     path.write_bytes(data)
     out, _, g = build(BuildOptions(path, target=target, out=tmp_path / "b"))
-    rng = np.random.default_rng(1)
-    samples = []
-    for k in range(count):
-        s = {}
-        for name in g.inputs:
-            t = g.tensors[name]
-            lo, hi = QRANGE[t.dtype]
-            q = np.resize(np.arange(lo, hi + 1), t.shape) if k == 0 else rng.integers(lo, hi + 1, size=t.shape)
-            s[name] = ((q - t.zero_point) * t.scale).astype(np.float32)
-        samples.append(s)
+    samples = integer_samples(g, count)
     res = run_build(out, samples)
     return res, tflm_outputs(str(path), g, samples), g, samples
 

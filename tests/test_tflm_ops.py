@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tflite_builder as tb
-from helpers import assert_bitexact, build_and_run, make_model, needs_target
+from helpers import assert_bitexact, build_and_run, integer_samples, make_model, needs_target
 from onnx import helper
 
 from edgec.build import BuildOptions, build
 from edgec.errors import EdgecError
-from edgec.reference import QRANGE, quantize_feeds, run_graph
+from edgec.reference import quantize_feeds, run_graph
 from edgec.runner import run_build
 from edgec.validate import tflm_outputs
 
@@ -47,21 +47,6 @@ def op_chain():
     return make_model(nodes, {"input": [1, 3, 9, 10]}, {"output": None}, inits)
 
 
-def random_samples(g, count: int) -> list[dict[str, np.ndarray]]:
-    """count float samples whose quantized values are random integers (the first: every value in order)."""
-    rng = np.random.default_rng(1)
-    samples = []
-    for k in range(count):
-        s = {}
-        for name in g.inputs:
-            t = g.tensors[name]
-            lo, hi = QRANGE[t.dtype]
-            q = np.resize(np.arange(lo, hi + 1), t.shape) if k == 0 else rng.integers(lo, hi + 1, size=t.shape)
-            s[name] = ((q - t.zero_point) * t.scale).astype(np.float32)
-        samples.append(s)
-    return samples
-
-
 def kernels(out: Path) -> set[str]:
     meta = json.loads((out / "edgec.json").read_text())
     return {k for layer in meta["layers"] for k in layer["kernels"]}
@@ -74,7 +59,7 @@ def check(tmp_path: Path, model: str, target: str, count: int = 6) -> set[str]:
     path = tmp_path / f"{model}.tflite"
     path.write_bytes(MODELS[model]())
     out, _, g = build(BuildOptions(path, target=target, out=tmp_path / "b"))
-    samples = random_samples(g, count)
+    samples = integer_samples(g, count)
     res = run_build(out, samples)
     want = tflm_outputs(str(path), g, samples)
     for s, raw, w in zip(samples, res.raw, want):

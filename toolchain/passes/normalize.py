@@ -31,8 +31,7 @@ def check_nodes(g: Graph) -> None:
 
     problems = []
     for n in g.nodes:
-        variadic = n.op in ("Max", "Min") and len(n.inputs) != 2  # becomes a chain of two-operand nodes here
-        reason = _check_normalized(n, g) if n.op in NORMALIZED or variadic else REGISTRY[n.op].check(n, g)
+        reason = _check_normalized(n, g) if n.op in NORMALIZED else REGISTRY[n.op].check(n, g)
         if reason:
             problems.append(f"{n.op} (node '{n.name}'): {reason}")
     if problems:
@@ -46,7 +45,7 @@ def _check_normalized(node: Node, g: Graph) -> str | None:
     op, a = node.op, node.attrs
     outs = {"Dropout": (1, 2), "BatchNormalization": (1, 5)}.get(op, (1, 1))
     ins = {"Identity": (1, 1), "Dropout": (1, 3), "Flatten": (1, 1), "BatchNormalization": (5, 5), "Cast": (1, 1),
-           **dict.fromkeys(("Sum", "Mean", "Max", "Min"), (1, 2**31))}.get(
+           **dict.fromkeys(("Sum", "Mean"), (1, 2**31))}.get(
         op, (1, 2) if op in ("Squeeze", "Unsqueeze") else (2, 2))
     reason = check_io(node, g, ins, outs)
     if reason:
@@ -77,7 +76,7 @@ def _check_normalized(node: Node, g: Graph) -> str | None:
         if d is not None and not np.all(d):
             return "divides by a constant that holds 0"
         return check_broadcast(node, g)
-    if op in ("Sum", "Mean", "Max", "Min"):
+    if op in ("Sum", "Mean"):
         return check_broadcast(node, g)
     if op == "BatchNormalization":
         x = g.shape(node.inputs[0])
