@@ -34,13 +34,7 @@ from .ops.output_stage import INT32_MAX, bias_shifts
 from .outdir import write_file
 
 OPSET = 13
-OPSET_HARDSWISH = 14  # the first with HardSwish
 OPSET_WIDE = 21  # DequantizeLinear of INT4 tensors, QuantizeLinear to INT16
-_ONNX_ATTRS = {"Conv": ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"),
-               "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
-               "AveragePool": ("kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"),
-               "LeakyRelu": ("alpha",), "HardSigmoid": ("alpha", "beta"), "Softmax": ("axis",),
-               "Concat": ("axis",), "Transpose": ("perm",), "Gemm": ("transB",), "Pad": ("mode",)}
 
 
 class _Writer:
@@ -114,25 +108,8 @@ class _Writer:
 
     def node(self, node: Node) -> None:
         g = self.g
-        out = node.outputs[0]
-        if node.op == "Convert":  # the input's DQ output, quantized again with the output's Q (float: as it is)
-            src = node.inputs[0]
-            if g.tensors[src].dtype == g.tensors[out].dtype == "int8":
-                # onnxruntime's DoubleQDQPairsRemover would replace Q1 -> DQ1 -> Q2 -> DQ2 (int8) by one pair
-                # without the second rounding (then fuse the next layer with a bias at the wrong scale); it leaves
-                # a Q1 with two readers alone: a second DequantizeLinear of it, whose output nothing reads
-                t = g.tensors[src]
-                self.nodes.append(helper.make_node("DequantizeLinear", [self.q[src], self.init(
-                    f"{src}_scale", np.float32(t.scale)), self.init(f"{src}_zp", np.int8(t.zero_point))],
-                    [self.fresh(f"{src}_dq_unused")]))
-            self.qdq(out, self.dq[src])
-            return
-        if node.op == "Gemm" and len(g.shape(node.inputs[0])) != 2:  # ONNX Gemm takes matrices only
-            self.gemm_rows(node)
-            return
-        if node.op == "LayoutCast":
-            self.nodes.append(helper.make_node("Identity", [self.dq[node.inputs[0]]], [out]))
-            self.qdq(out)
+        op, out = REGISTRY[node.op], node.outputs[0]
+        if op.export_node(node, g, self):  # Op.export_node: Convert, LayoutCast, a Gemm of rows
             return
         ins = []
         for k, name in enumerate(node.inputs):
@@ -140,18 +117,30 @@ class _Writer:
                 ins.append(self.dq[name])
             else:
                 ins.append(self.const_input(node, k, name))
-        attrs = {a: v for a, v in node.attrs.items() if a in _ONNX_ATTRS.get(node.op, ())}
         if is_weighted(node) and len(ins) == 2 and node.q is not None and np.any(node.q["bias"]):
             ins.append(self.bias(node, f"{node.name}_bias"))  # bias correction gave a layer without bias one
-        if node.op == "Reshape":
-            ins.append(self.init(f"{out}_shape", np.array(g.shape(out), np.int64)))
-        if node.op == "Clip":
-            ins += [self.init(f"{out}_min", np.float32(node.attrs.get("min", -np.inf))),
-                    self.init(f"{out}_max", np.float32(node.attrs.get("max", np.inf)))]
-        if node.op == "Pad":
-            attrs = {}
-        self.nodes.append(helper.make_node(node.op, ins, [out], name=node.name, **attrs))
+        ins += op.export_inputs(node, g, self)
+        self.nodes.append(helper.make_node(node.op, ins, [out], name=node.name, **op.export_attrs(node)))
         self.act(node, out)
+        self.qdq(out)
+
+    def convert(self, node: Node) -> None:
+        """A Convert: the input's DQ output, quantized again with the output's Q (float: as it is)."""
+        g, src, out = self.g, node.inputs[0], node.outputs[0]
+        if g.tensors[src].dtype == g.tensors[out].dtype == "int8":
+            # onnxruntime's DoubleQDQPairsRemover would replace Q1 -> DQ1 -> Q2 -> DQ2 (int8) by one pair
+            # without the second rounding (then fuse the next layer with a bias at the wrong scale); it leaves
+            # a Q1 with two readers alone: a second DequantizeLinear of it, whose output nothing reads
+            t = g.tensors[src]
+            self.nodes.append(helper.make_node("DequantizeLinear", [self.q[src], self.init(
+                f"{src}_scale", np.float32(t.scale)), self.init(f"{src}_zp", np.int8(t.zero_point))],
+                [self.fresh(f"{src}_dq_unused")]))
+        self.qdq(out, self.dq[src])
+
+    def identity(self, node: Node) -> None:
+        """A node that is logically the identity (a LayoutCast)."""
+        out = node.outputs[0]
+        self.nodes.append(helper.make_node("Identity", [self.dq[node.inputs[0]]], [out]))
         self.qdq(out)
 
     def gemm_rows(self, node: Node) -> None:
@@ -233,10 +222,9 @@ def _export(g: Graph, path: Path, quantized: bool) -> None:
         [helper.make_tensor_value_info(f, TensorProto.FLOAT, list(g.shape(i))) for i, f in zip(g.outputs, finals)],
         w.inits)
     wide = any(n.scheme == "int4" for n in g.nodes) or any(t.dtype == "int16" for t in g.tensors.values())
-    opset = (OPSET_WIDE if quantized and wide else
-             OPSET_HARDSWISH if any(n.op == "HardSwish" for n in g.nodes) else OPSET)
+    opset = OPSET_WIDE if quantized and wide else max([OPSET] + [REGISTRY[n.op].min_opset(n) for n in g.nodes])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgec")
-    schemes = {n.name: n.scheme for n in g.nodes if n.op not in ("Convert", "LayoutCast")}
+    schemes = {n.name: n.scheme for n in g.nodes if not REGISTRY[n.op].inserted(n)}
     if quantized and len(set(schemes.values())) > 1:  # a mixed model: which scheme each layer computes in
         helper.set_model_props(model, {LAYER_SCHEMES_KEY: json.dumps(schemes)})
     onnx.checker.check_model(model)

@@ -15,7 +15,6 @@ from .errors import EdgecError
 from .ir import Graph, Node
 from .ops import REGISTRY
 from .ops.base import is_weighted
-from .ops.geometry import spatial_attrs, windows
 from .reference import run_graph
 
 METHODS = ("magnitude", "l1-filter", "l2-filter", "n:m")
@@ -142,7 +141,7 @@ class _Edit:
     """What removing channels of one layer changes downstream."""
 
     shapes: list[str] = field(default_factory=list)  # tensors whose axis-1 (or last) size shrinks
-    inputs_of: list[Node] = field(default_factory=list)  # Conv/Gemm layers that lose input channels
+    inputs_of: list[tuple[Node, bool]] = field(default_factory=list)  # layers that lose input channels (flattened)
     depthwise: list[Node] = field(default_factory=list)  # depthwise convs that lose the same channels
     consts: list[tuple[Node, int]] = field(default_factory=list)  # per-channel constant operands to slice
     flatten: list[tuple[str, int]] = field(default_factory=list)  # (reshape output, spatial size per channel)
@@ -170,25 +169,18 @@ def _flow(g: Graph, tensor: str, channels: int, edit: _Edit) -> bool:
                             and g.const(i).size > 1]
             if not _flow(g, out, channels, edit):
                 return False
-        elif u.op == "Conv" and u.inputs[0] == tensor:
-            group = u.attrs.get("group", 1)
-            w = g.const(u.inputs[1])
-            if group == 1:
-                edit.inputs_of.append(u)
-            elif group == channels and w.shape[0] == channels:
-                edit.depthwise.append(u)
-                edit.shapes.append(out)
-                if not _flow(g, out, channels, edit):
-                    return False
-            else:
+            continue
+        reads = REGISTRY[u.op].reads_channels(u, g, tensor, channels) if u.op in REGISTRY else None
+        if reads == "inputs":
+            edit.inputs_of.append((u, False))
+        elif reads == "depthwise":
+            edit.depthwise.append(u)
+            edit.shapes.append(out)
+            if not _flow(g, out, channels, edit):
                 return False
-        elif u.op == "Gemm" and u.inputs[0] == tensor and len(g.shape(tensor)) == 2:
-            edit.inputs_of.append(u)
-        elif u.op == "Reshape" and len(g.shape(out)) == 2 and g.shape(out)[0] == g.shape(tensor)[0] and all(
-                c.op == "Gemm" and c.inputs[0] == out for c in g.consumers(out)) and out not in g.outputs:
-            spatial = int(np.prod(g.shape(tensor)[2:], dtype=np.int64))
-            edit.flatten.append((out, spatial))
-            edit.inputs_of += g.consumers(out)
+        elif reads == "flatten":
+            edit.flatten.append((out, int(np.prod(g.shape(tensor)[2:], dtype=np.int64))))
+            edit.inputs_of += [(c, True) for c in g.consumers(out)]
         else:
             return False
     return True
@@ -209,8 +201,8 @@ def prune_filters(g: Graph, layers: list[Node], sparsity: dict[str, float], norm
     for node in layers:
         w = g.const(node.inputs[1])
         out = node.outputs[0]
-        channels = w.shape[0]
-        if node.op == "Conv" and node.attrs.get("group", 1) != 1:
+        channels, op = w.shape[0], REGISTRY[node.op]
+        if op.groups(node) != 1:
             continue
         count = min(int(math.floor(sparsity[node.name] * channels)), channels - 1)
         edit = _Edit()
@@ -220,7 +212,7 @@ def prune_filters(g: Graph, layers: list[Node], sparsity: dict[str, float], norm
         keep = np.sort(np.argsort(norms, kind="stable")[count:])
         b = _bias(g, node)
         _set_weights(g, node, w[keep], None if b is None else b[keep])
-        _shrink(g, out, keep, axis=1 if node.op == "Conv" else -1)
+        _shrink(g, out, keep, axis=op.channel_axis)
         for name in edit.shapes:
             _shrink(g, name, keep)
         for d in edit.depthwise:
@@ -234,10 +226,8 @@ def prune_filters(g: Graph, layers: list[Node], sparsity: dict[str, float], norm
         for name, spatial in edit.flatten:
             columns = (keep[:, None] * spatial + np.arange(spatial)[None, :]).ravel()
             _shrink(g, name, columns, axis=1)
-        for c in edit.inputs_of:
-            wc = g.const(c.inputs[1])
-            cols = columns if c.op == "Gemm" and edit.flatten else keep
-            _set_weights(g, c, np.take(wc, cols, axis=1))
+        for c, flattened in edit.inputs_of:
+            _set_weights(g, c, np.take(g.const(c.inputs[1]), columns if flattened else keep, axis=1))
         kept[node.name] = keep
     g.remove_unused()
     return kept
@@ -246,24 +236,11 @@ def prune_filters(g: Graph, layers: list[Node], sparsity: dict[str, float], norm
 # ---- least-squares re-fit --------------------------------------------------------------------------------------
 
 
-def _patches(g: Graph, node: Node, x: np.ndarray) -> np.ndarray:
-    """Rows of inputs that produce one output position each: [positions, I*kh*kw] (Conv) or [rows, K] (Gemm)."""
-    if node.op == "Gemm":
-        return x.reshape(-1, x.shape[-1]).astype(np.float64)
-    w = g.const(node.inputs[1])
-    kernel = tuple(w.shape[2:])
-    strides, pads, dil = spatial_attrs(node, g, kernel)
-    out_sp = g.shape(node.outputs[0])[2:]
-    cols = [win for _, win in windows(x.astype(np.float64), kernel, strides, pads, dil, out_sp, 0.0)]
-    stacked = np.stack(cols, axis=2)  # [N, C, K, *out]
-    n, c = stacked.shape[:2]
-    return np.moveaxis(stacked.reshape(n, c * len(cols), -1), 1, 2).reshape(-1, c * len(cols))
-
-
 def _pre_activation(g: Graph, node: Node, x: np.ndarray) -> np.ndarray:
+    """The layer's output without its fused activation, as [output positions, output channels]."""
     bare = Node(node.op, node.name, node.inputs, node.outputs, {k: v for k, v in node.attrs.items() if k != "act"})
-    y = REGISTRY[node.op].ref(bare, g, [x]).astype(np.float64)
-    return y.reshape(-1, y.shape[-1]) if node.op == "Gemm" else np.moveaxis(y, 1, -1).reshape(-1, y.shape[1])
+    op = REGISTRY[node.op]
+    return op.output_rows(op.ref(bare, g, [x]).astype(np.float64))
 
 
 def refit(dense: Graph, g: Graph, layers: list[Node], samples: list[dict[str, np.ndarray]],
@@ -277,11 +254,12 @@ def refit(dense: Graph, g: Graph, layers: list[Node], samples: list[dict[str, np
     errors = {}
     dense_values = [run_graph(dense, s) for s in samples]
     for node in layers:
-        if node.op == "Conv" and node.attrs.get("group", 1) != 1:
+        op = REGISTRY[node.op]
+        if op.groups(node) != 1:
             continue
         dn = dense_nodes[node.name]
         pruned_values = [run_graph(g, s) for s in samples]
-        x = np.concatenate([_patches(g, node, v[node.inputs[0]]) for v in pruned_values])
+        x = np.concatenate([op.input_rows(node, g, v[node.inputs[0]])[0] for v in pruned_values])
         target = np.concatenate([_pre_activation(dense, dn, v[dn.inputs[0]]) for v in dense_values])
         if node.name in kept:
             target = target[:, kept[node.name]]

@@ -29,7 +29,6 @@ from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
 from .ops.base import MIN_SCALE, c_float, frac_bits, is_weighted
-from .ops.geometry import windows
 from .ops.output_stage import BIAS64_LIMIT, INT4_MAX
 from .reference import dequantize, quantize_feeds, quantize_input, run_graph
 
@@ -381,26 +380,14 @@ def _scales(g: Graph, node: Node) -> np.ndarray:
 
 def _integer_layer_in_float(g: Graph, node: Node, x: np.ndarray) -> np.ndarray:
     """The int8 layer's accumulator in real units (before requantization and activation) for a float input:
-    the float op with the input, weights and bias replaced by their dequantized int8 values."""
-    op = REGISTRY[node.op]
+    the float op with the input, weights and bias replaced by their dequantized int8 values (a layer without a bias
+    input: without bias)."""
     xt, ws = g.tensors[node.inputs[0]], _scales(g, node)
-    shape = (-1,) + (1,) * (g.const(node.inputs[1]).ndim - 1)
-    w_deq = node.q["w"].astype(np.float64) * ws.reshape(shape)
-    b_deq = node.q["bias"].astype(np.float64) * xt.scale * ws
-    bare = Node(node.op, node.name, node.inputs, node.outputs, {k: v for k, v in node.attrs.items() if k != "act"})
-    saved = g.tensors[node.inputs[1]].data, g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else None
-    try:
-        g.tensors[node.inputs[1]].data = w_deq if node.op == "Conv" else w_deq.astype(np.float64)
-        if node.op == "Gemm":
-            bare.attrs = {"transB": 1}
-        if len(node.inputs) > 2:
-            g.tensors[node.inputs[2]].data = b_deq  # (a Conv without bias has an all-zero integer bias)
-        xq = quantize_input(x, xt.scale, xt.zero_point, xt.dtype)
-        return op.ref(bare, g, [dequantize(xq, xt.scale, xt.zero_point)])
-    finally:
-        g.tensors[node.inputs[1]].data = saved[0]
-        if len(node.inputs) > 2:
-            g.tensors[node.inputs[2]].data = saved[1]
+    w_deq = node.q["w"].astype(np.float64) * ws.reshape((-1,) + (1,) * (node.q["w"].ndim - 1))
+    b_deq = node.q["bias"].astype(np.float64) * xt.scale * ws if len(node.inputs) > 2 else None
+    xq = quantize_input(x, xt.scale, xt.zero_point, xt.dtype)
+    y = REGISTRY[node.op].ref_with_weights(node, g, w_deq, b_deq, dequantize(xq, xt.scale, xt.zero_point))
+    return y.astype(np.float32)
 
 
 def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -415,10 +402,8 @@ def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, 
             bare = Node(node.op, node.name, node.inputs, node.outputs,
                         {k: v for k, v in node.attrs.items() if k != "act"})
             x = fv[node.inputs[0]]
-            err = _integer_layer_in_float(g, node, x) - REGISTRY[node.op].ref(bare, g, [x])
-            # per output channel: axis 1 of a Conv output, the last axis of a Gemm output
-            err = err.reshape(-1, err.shape[-1]).mean(0) if node.op == "Gemm" else \
-                err.reshape(err.shape[0], err.shape[1], -1).mean(axis=(0, 2))
+            op = REGISTRY[node.op]
+            err = op.output_rows(_integer_layer_in_float(g, node, x) - op.ref(bare, g, [x])).mean(0)  # per channel
             diffs[node.name] = diffs.get(node.name, 0) + err / len(samples)
     report = {}
     for node in layers:
@@ -505,18 +490,6 @@ GPTQ_ROWS = 1024  # input rows (output positions) per sample and layer at most, 
 GPTQ_DAMPING = 0.01  # of the mean diagonal of X^T X
 
 
-def _weight_columns(g: Graph, node: Node, x: np.ndarray) -> list[np.ndarray]:
-    """A Conv/Gemm's float input as the rows that multiply its weight matrix w.reshape(out, -1), per group:
-    [positions, K] each (a Conv: im2col, columns in [c][ky][kx] order)."""
-    if node.op == "Gemm":
-        return [x.reshape(-1, x.shape[-1]).astype(np.float64)]
-    _, kernel, strides, pads, dil, group = REGISTRY["Conv"]._geometry(node, g)
-    out_sp = g.shape(node.outputs[0])[2:]
-    p = np.stack([win for _, win in windows(x.astype(np.float64), kernel, strides, pads, dil, out_sp, 0.0)], axis=2)
-    n, c, t = p.shape[:3]
-    return list(p.reshape(n, group, c // group, t, -1).transpose(1, 0, 4, 2, 3).reshape(group, -1, c // group * t))
-
-
 def gptq_factor(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """From X^T X (K x K): the upper Cholesky factor of the damped inverse, and the inputs that are always 0."""
     h = h.astype(np.float64).copy()
@@ -556,13 +529,13 @@ def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
             values = run_graph(g, s)
             for node in missing:
                 cols = [x[::-(-len(x) // GPTQ_ROWS)].astype(np.float32)
-                        for x in _weight_columns(g, node, values[node.inputs[0]])]
+                        for x in REGISTRY[node.op].input_rows(node, g, values[node.inputs[0]])]
                 prev = sums.get(node.name)
                 sums[node.name] = [(x.T @ x).astype(np.float64) + (prev[i] if prev else 0) for i, x in enumerate(cols)]
         hs.update({name: [gptq_factor(h) for h in group] for name, group in sums.items()})
     for node in layers:
         wq = node.q["w"]
-        w = g.const(node.inputs[1]) if node.op == "Conv" else REGISTRY["Gemm"].weights(node, g)[0]
+        w = REGISTRY[node.op].weight_matrix(node, g)
         groups = len(hs[node.name])
         w = w.reshape(groups, w.shape[0] // groups, -1)
         scales = node.q["w_scale"].reshape(groups, -1)

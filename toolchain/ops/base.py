@@ -63,6 +63,8 @@ class Op:
     # A layer with constant weights, output channels first (Conv, Gemm): pruned, quantized per output channel,
     # bias-corrected, chosen per layer by --quantize auto, exported with its integer bias.
     weighted: bool = False
+    # The axis of a weighted layer's output that holds its output channels (Conv 1, Gemm -1).
+    channel_axis: int = 1
 
     def check(self, node: Node, g: Graph) -> str | None:
         """Why this node cannot be compiled, or None."""
@@ -117,6 +119,69 @@ class Op:
 
     def macs(self, node: Node, g: Graph) -> int:
         return 0
+
+    def layout_role(self, node: Node, g: Graph) -> str:
+        """The node's `layout` trait (passes/layout.py); ops whose role depends on their attributes override it."""
+        return self.layout
+
+    def clamp_range(self, node: Node) -> tuple[float, float] | None:
+        """(lo, hi) when the op only clamps its input to that range (Relu, Clip): passes/fuse.py folds it into a
+        producer that fuses_activation. None otherwise."""
+        return None
+
+    # ---- ONNX export (toolchain/export.py) ---------------------------------------------------------------------
+
+    def export_attrs(self, node: Node) -> dict:
+        """The node's attributes in its ONNX export."""
+        return {}
+
+    def export_inputs(self, node: Node, g: Graph, w: Any) -> list[str]:
+        """Inputs its ONNX node takes beyond the IR node's (constants made with w.init; w: export.py's writer)."""
+        return []
+
+    def export_node(self, node: Node, g: Graph, w: Any) -> bool:
+        """Write the node into the export itself (w: export.py's writer) and return True; False: export.py writes
+        one ONNX node of the same type with the node's inputs, export_inputs and export_attrs."""
+        return False
+
+    def min_opset(self, node: Node) -> int:
+        """The least ONNX opset that has this node's op (0: any)."""
+        return 0
+
+    def inserted(self, node: Node) -> bool:
+        """Whether edgec inserted the node (a Convert between layers of two schemes, a LayoutCast): not a layer of
+        the model."""
+        return False
+
+    # ---- weighted layers (weighted = True): what pruning, bias correction and weight rounding read ----------
+
+    def groups(self, node: Node) -> int:
+        """The number of groups its weights split into (a grouped or depthwise convolution's group)."""
+        return 1
+
+    def weight_matrix(self, node: Node, g: Graph) -> np.ndarray:
+        """The float weights as [O][K] (K in the order input_rows' columns use)."""
+        raise NotImplementedError(node.op)
+
+    def input_rows(self, node: Node, g: Graph, x: np.ndarray) -> list[np.ndarray]:
+        """The float input x as the rows that multiply weight_matrix: per group, [output positions, K / groups]."""
+        raise NotImplementedError(node.op)
+
+    def output_rows(self, y: np.ndarray) -> np.ndarray:
+        """An output as [output positions, O] (output channels last)."""
+        raise NotImplementedError
+
+    def ref_with_weights(self, node: Node, g: Graph, w: np.ndarray, b: np.ndarray | None,
+                         x: np.ndarray) -> np.ndarray:
+        """The float op without its fused activation, with weights w (the layout of its quantized weights) and
+        bias b instead of its own."""
+        raise NotImplementedError(node.op)
+
+    def reads_channels(self, node: Node, g: Graph, tensor: str, channels: int) -> str | None:
+        """How this node reads the channels of `tensor` when filter pruning removes some of them (prune.py):
+        "inputs" (its weights lose the same input channels), "depthwise" (it loses the same channels, weights and
+        outputs), "flatten" (a Reshape to rows whose readers lose the channels' columns), None (cannot follow)."""
+        return None
 
 
 # ---- shape and attribute checks shared by the ops' check methods (ONNX semantics, before lowering) -------------
@@ -331,6 +396,11 @@ def interp_lookup(table: np.ndarray, x: np.ndarray) -> np.ndarray:
     i, frac = u >> INTERP_BITS, u & ((1 << INTERP_BITS) - 1)
     t = table.astype(np.int64)
     return t[i] + (((t[i + 1] - t[i]) * frac + (1 << (INTERP_BITS - 1))) >> INTERP_BITS)
+
+
+def pick(attrs: dict, names: tuple[str, ...]) -> dict:
+    """The attributes among names that attrs has."""
+    return {k: v for k, v in attrs.items() if k in names}
 
 
 def act_range(node: Node) -> tuple[float, float]:

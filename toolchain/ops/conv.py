@@ -12,7 +12,7 @@ from ..ir import Graph, Node
 from ..sparse import lower_sparse_conv, lower_sparse_fc
 from ..target import Target
 from . import neon
-from .base import LowerContext, Op, act_range, apply_act, check_act, check_io, is_int, nctype, register
+from .base import LowerContext, Op, act_range, apply_act, check_act, check_io, is_int, nctype, pick, register
 from .geometry import check_window, conv_nd, conv_params, spatial_attrs, windows
 from .output_stage import (
     Stage,
@@ -104,13 +104,43 @@ class Conv(Op):
         return g.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
-        w, kernel, strides, pads, dil, group = self._geometry(node, g)
+        return apply_act(self.ref_with_weights(node, g, g.const(node.inputs[1]), self._bias(node, g), xs[0]), node)
+
+    def ref_with_weights(self, node: Node, g: Graph, w: np.ndarray, b: np.ndarray | None,
+                         x: np.ndarray) -> np.ndarray:
+        _, kernel, strides, pads, dil, group = self._geometry(node, g)
+        y = conv_nd(x, w, strides, pads, dil, group, g.shape(node.outputs[0])[2:])
+        return y if b is None else y + b.reshape((1, -1) + (1,) * len(kernel))
+
+    def groups(self, node: Node) -> int:
+        return node.attrs.get("group", 1)
+
+    def weight_matrix(self, node: Node, g: Graph) -> np.ndarray:
+        w = g.const(node.inputs[1])
+        return w.reshape(w.shape[0], -1)
+
+    def input_rows(self, node: Node, g: Graph, x: np.ndarray) -> list[np.ndarray]:
+        """im2col per group: columns in [c][ky][kx] order."""
+        _, kernel, strides, pads, dil, group = self._geometry(node, g)
         out_sp = g.shape(node.outputs[0])[2:]
-        y = conv_nd(xs[0], w, strides, pads, dil, group, out_sp)
-        b = self._bias(node, g)
-        if b is not None:
-            y = y + b.reshape((1, -1) + (1,) * len(kernel))
-        return apply_act(y, node)
+        p = np.stack([win for _, win in windows(x.astype(np.float64), kernel, strides, pads, dil, out_sp, 0.0)],
+                     axis=2)
+        n, c, t = p.shape[:3]
+        return list(p.reshape(n, group, c // group, t, -1).transpose(1, 0, 4, 2, 3).reshape(group, -1, c // group * t))
+
+    def output_rows(self, y: np.ndarray) -> np.ndarray:
+        return np.moveaxis(y, 1, -1).reshape(-1, y.shape[1])
+
+    def reads_channels(self, node: Node, g: Graph, tensor: str, channels: int) -> str | None:
+        if node.inputs[0] != tensor:
+            return None
+        group = self.groups(node)
+        if group == 1:
+            return "inputs"
+        return "depthwise" if group == channels and g.const(node.inputs[1]).shape[0] == channels else None
+
+    def export_attrs(self, node: Node) -> dict:
+        return pick(node.attrs, ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"))
 
     def ref_f32(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         """float32 in ec_conv2d_f32's order: per output, the bias, then tap by tap (ky, kx, input channel), one

@@ -7,6 +7,8 @@ The quantizer inserts one where a tensor is read by a layer of another type; log
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..calls import Buf, Call, Lowered, Raw, Struct
@@ -22,6 +24,13 @@ class Convert(Op):
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0]
+
+    def export_node(self, node: Node, g: Graph, w: Any) -> bool:
+        w.convert(node)
+        return True
+
+    def inserted(self, node: Node) -> bool:
+        return True
 
     def quantize(self, node: Node, g: Graph) -> dict:
         src, dst = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .base import (
     check_io,
     is_int,
     nctype,
+    pick,
     register,
 )
 from .output_stage import (
@@ -54,6 +56,7 @@ class Gemm(Op):
     fuses_activation = True
     layout = "rows"
     weighted = True
+    channel_axis = -1
 
     def check(self, node: Node, g: Graph) -> str | None:
         """ONNX Gemm (A [M][K], B [K][N] or [N][K] with transB) and the Gemm a MatMul with a constant 2-D right
@@ -103,11 +106,34 @@ class Gemm(Op):
         return x.reshape(-1, x.shape[-1])
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
-        w, b = self.weights(node, g)
-        y = self._rows(xs[0]).astype(np.float64) @ w.T
-        if b is not None:
-            y = y + b
-        return apply_act(y.reshape(g.shape(node.outputs[0])), node)
+        return apply_act(self.ref_with_weights(node, g, *self.weights(node, g), xs[0]), node)
+
+    def ref_with_weights(self, node: Node, g: Graph, w: np.ndarray, b: np.ndarray | None,
+                         x: np.ndarray) -> np.ndarray:
+        y = self._rows(x).astype(np.float64) @ w.T
+        return (y if b is None else y + b).reshape(g.shape(node.outputs[0]))
+
+    def weight_matrix(self, node: Node, g: Graph) -> np.ndarray:
+        return self.weights(node, g)[0]
+
+    def input_rows(self, node: Node, g: Graph, x: np.ndarray) -> list[np.ndarray]:
+        return [self._rows(x).astype(np.float64)]
+
+    def output_rows(self, y: np.ndarray) -> np.ndarray:
+        return self._rows(y)
+
+    def reads_channels(self, node: Node, g: Graph, tensor: str, channels: int) -> str | None:
+        return "inputs" if node.inputs[0] == tensor and len(g.shape(tensor)) == 2 else None
+
+    def export_attrs(self, node: Node) -> dict:
+        return pick(node.attrs, ("transB",))
+
+    def export_node(self, node: Node, g: Graph, w: Any) -> bool:
+        """ONNX Gemm takes matrices only: another rank goes through export.py's Reshape-Gemm-Reshape."""
+        if len(g.shape(node.inputs[0])) == 2:
+            return False
+        w.gemm_rows(node)
+        return True
 
     def ref_f32(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         """float32 in ec_fully_connected_f32's order: the bias, then one rounded product and one rounded sum per

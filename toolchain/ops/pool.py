@@ -22,6 +22,7 @@ from .base import (
     is_int,
     nctype,
     out_dtype,
+    pick,
     qparams,
     quant_bounds,
     quantize_multiplier,
@@ -87,6 +88,12 @@ class Pool(Op):
             pads = [0] * (2 * d)
         total = sum(w for _, w in windows(ones, kernel, strides, pads, dil, out_sp, 0))
         return total.astype(np.int64)[0, 0]
+
+    def export_attrs(self, node: Node) -> dict:
+        return pick(node.attrs, {
+            "MaxPool": ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"),
+            "AveragePool": ("kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"),
+        }.get(node.op, ()))
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         kernel, strides, pads, dil = self.geometry(node, g)

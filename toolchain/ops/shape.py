@@ -3,12 +3,15 @@ layout change, logically the identity), Concat and Pad (constant, reflect and ed
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
 from ..ir import ELEM_BYTES, Graph, Node, Tensor
 from .base import (
     QRANGE,
+    REGISTRY,
     LowerContext,
     Op,
     check_axis,
@@ -16,6 +19,7 @@ from .base import (
     is_int,
     nctype,
     out_dtype,
+    pick,
     qparams,
     quantize_multiplier,
     register,
@@ -66,6 +70,18 @@ class Reshape(Op):
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0].reshape(g.shape(node.outputs[0]))
 
+    def reads_channels(self, node: Node, g: Graph, tensor: str, channels: int) -> str | None:
+        """A flattening to rows that only weighted rows readers (Gemm) read: they lose the channels' columns."""
+        out = node.outputs[0]
+        readers = g.consumers(out)
+        rows = all(REGISTRY[c.op].weighted and REGISTRY[c.op].layout == "rows" and c.inputs[0] == out for c in readers)
+        flat = len(g.shape(out)) == 2 and g.shape(out)[0] == g.shape(tensor)[0]
+        return "flatten" if flat and rows and out not in g.outputs else None
+
+    def export_inputs(self, node: Node, g: Graph, w: Any) -> list[str]:
+        out = node.outputs[0]
+        return [w.init(f"{out}_shape", np.array(g.shape(out), np.int64))]
+
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
@@ -106,6 +122,25 @@ class Transpose(Op):
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0].transpose(self.perm(node, g))
 
+    def layout_role(self, node: Node, g: Graph) -> str:
+        """NHWC -> NCHW of a rank-4 tensor (a channels-last model input, e.g. a .tflite's) is "to_channels_first":
+        stored channels-last, its bytes are the input's. Otherwise it reads any order and writes plain order."""
+        return "to_channels_first" if node.op == "Transpose" and len(g.shape(node.inputs[0])) == 4 and \
+            list(node.attrs.get("perm", [])) == [0, 3, 1, 2] else "plain"
+
+    def export_attrs(self, node: Node) -> dict:
+        return pick(node.attrs, ("perm",))
+
+    def export_node(self, node: Node, g: Graph, w: Any) -> bool:
+        """A LayoutCast (the same logical tensor in another byte order) is an Identity."""
+        if node.op != "LayoutCast":
+            return False
+        w.identity(node)
+        return True
+
+    def inserted(self, node: Node) -> bool:
+        return node.op == "LayoutCast"
+
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return self.ref(node, g, xs)
 
@@ -136,6 +171,9 @@ def _in_order(call: Call) -> bool:
 class Concat(Op):
     types = ("Concat",)
     layout = "follows_input"
+
+    def export_attrs(self, node: Node) -> dict:
+        return pick(node.attrs, ("axis",))
 
     def axis(self, node: Node, g: Graph) -> int:
         return node.attrs["axis"] % len(g.shape(node.outputs[0]))

@@ -11,7 +11,7 @@ from ..calls import Array, Buf, Call, Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
 from . import tflm
-from .base import INTERP_BITS, LowerContext, Op, check_axis, check_io, check_same_shape, qparams, register
+from .base import INTERP_BITS, LowerContext, Op, check_axis, check_io, check_same_shape, pick, qparams, register
 from .geometry import axis_split
 
 EXP_FRACTION_BITS = 16
@@ -24,6 +24,9 @@ class Softmax(Op):
     def axis(self, node: Node, g: Graph) -> int:
         rank = len(g.shape(node.inputs[0]))
         return node.attrs.get("axis", -1) % rank
+
+    def export_attrs(self, node: Node) -> dict:
+        return pick(node.attrs, ("axis",))
 
     def check(self, node: Node, g: Graph) -> str | None:
         return (check_io(node, g, (1, 1)) or check_axis(node.attrs.get("axis", -1), len(g.shape(node.inputs[0])))

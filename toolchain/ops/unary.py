@@ -4,6 +4,7 @@ interpolated linearly (ec_lut_s16); PRelu has its own kernel (int8 and float onl
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from .base import (
     interp_table,
     is_int,
     nctype,
+    pick,
     qparams,
     quantize_multiplier,
     register,
@@ -97,6 +99,23 @@ class Unary(Op):
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return unary_float(node, xs[0].astype(np.float64)).astype(np.float32)
+
+    def clamp_range(self, node: Node) -> tuple[float, float] | None:
+        return clip_bounds(node) if node.op in ("Relu", "Clip") else None
+
+    def export_attrs(self, node: Node) -> dict:
+        return pick(node.attrs, {"LeakyRelu": ("alpha",), "HardSigmoid": ("alpha", "beta")}.get(node.op, ()))
+
+    def export_inputs(self, node: Node, g: Graph, w: Any) -> list[str]:
+        """Clip's bounds are inputs since opset 11."""
+        if node.op != "Clip":
+            return []
+        out = node.outputs[0]
+        return [w.init(f"{out}_min", np.float32(node.attrs.get("min", -np.inf))),
+                w.init(f"{out}_max", np.float32(node.attrs.get("max", np.inf)))]
+
+    def min_opset(self, node: Node) -> int:
+        return 14 if node.op == "HardSwish" else 0
 
     def quantize(self, node: Node, g: Graph) -> dict:
         if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model: the table of TFLM's integer function

@@ -9,15 +9,17 @@ from ..ops import REGISTRY
 
 
 def fuse_activations(g: Graph) -> None:
-    for act in [n for n in g.nodes if n.op in ("Relu", "Clip")]:
-        src = act.inputs[0]
-        prod = g.producer(src)
+    """A node that only clamps its input (Op.clamp_range: Relu, Clip) becomes the fused activation of the node that
+    produces its input, when that one fuses_activation and nothing else reads the input."""
+    for act in list(g.nodes):
+        bounds = REGISTRY[act.op].clamp_range(act) if act.op in REGISTRY else None
+        src = act.inputs[0] if act.inputs else None
+        prod = g.producer(src) if bounds else None
         if prod is None or not REGISTRY.get(prod.op) or not REGISTRY[prod.op].fuses_activation:
             continue
         if len(g.consumers(src)) != 1 or src in g.outputs:
             continue
-        lo, hi = (0.0, math.inf) if act.op == "Relu" else (act.attrs.get("min", -math.inf),
-                                                             act.attrs.get("max", math.inf))
+        lo, hi = bounds
         old_lo, old_hi = prod.attrs.get("act", (-math.inf, math.inf))
         prod.attrs["act"] = (max(lo, old_lo), min(hi, old_hi))
         prod.outputs = [act.outputs[0]]

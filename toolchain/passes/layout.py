@@ -69,7 +69,7 @@ class _Layout:
         g = self.g
         acts = [i for i in node.inputs if i and g.const(i) is None]
         out = g.tensors[node.outputs[0]]
-        role = REGISTRY[node.op].layout  # Op.layout
+        role = REGISTRY[node.op].layout_role(node, g)  # Op.layout
         if role == "channels_last":
             perm = channels_last(len(out.shape))
             node.inputs[0] = self.cast(node.inputs[0], None, perm, node.name)
@@ -87,10 +87,9 @@ class _Layout:
             out.view, out.perm = view, perm
         elif role == "flatten":
             self.reshape(node)
-        elif node.op == "Transpose" and len(out.shape) == 4 and _is_plain(g.tensors[acts[0]]) and \
-                list(node.attrs.get("perm", [])) == [0, 3, 1, 2]:
-            # NHWC -> NCHW (a channels-last model input, e.g. a .tflite's): stored channels-last, its bytes are the
-            # input's, so the transpose is no copy
+        elif role == "to_channels_first" and _is_plain(g.tensors[acts[0]]):
+            # NHWC -> NCHW of a plain tensor (a channels-last model input, e.g. a .tflite's): stored channels-last,
+            # its bytes are the input's, so the transpose is no copy
             out.perm = channels_last(4)
         elif role == "rows":
             x = g.tensors[node.inputs[0]]
