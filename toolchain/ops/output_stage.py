@@ -13,7 +13,6 @@ layers)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
 
 import numpy as np
 
@@ -38,6 +37,7 @@ from .base import (
     shift_round,
 )
 from .packing import pair_layout
+from .params import Params
 
 INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
 
@@ -46,14 +46,14 @@ INT32_MAX = 2**31 - 1
 BIAS64_LIMIT = 2**40  # int16 layers: |bias| bound, so that bias + accumulator stays below 2^47 (ec_requantize_s64)
 
 @dataclass(kw_only=True)
-class Stage:
+class Stage(Params):
     """A Conv/Gemm layer's integer parameters: its integer weights and the output stage that turns the int32 (int16
     layers: int64) accumulator of sum((x - in_zp) * w) into the output: add the bias, requantize, clamp to
     [act_min, act_max]. One subclass per requantization arithmetic; finish() is its numpy twin (the specification
     of the C kernels) and struct() the C struct the kernels take. A new arithmetic (TFLite Micro's double rounding)
     is one more subclass with its own finish() and struct().
 
-    Item access (q["bias"], "mult" in q) reads and writes the fields by name, as the untyped parameters did."""
+    Item access (q["bias"], "mult" in q) reads and writes the fields by name (Params)."""
 
     w: np.ndarray | None = None  # integer weights, ONNX layout (Conv [O][I/g][k...], Gemm [N][K])
     w_scale: np.ndarray | None = None  # the weights' scale per output channel
@@ -68,25 +68,6 @@ class Stage:
 
     def struct(self, name: str) -> Struct:
         raise NotImplementedError
-
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key not in self:
-            raise KeyError(key)
-        setattr(self, key, value)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self else default
 
     def _biased(self, acc: np.ndarray, channel_axis: int) -> tuple[np.ndarray, list[int]]:
         shape = [1] * acc.ndim

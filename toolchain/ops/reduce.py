@@ -4,12 +4,15 @@ does). A mean over all spatial axes of an N-C-spatial tensor is normalized into 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Scratch
 from ..ir import Graph, Node
 from .base import LowerContext, Op, c_float, qparams, register
 from .geometry import MAX_DIMS, logical_strides
+from .params import Params
 from .pool import rounding_divide
 
 
@@ -25,6 +28,13 @@ def reduce_axes(g: Graph, node: Node) -> list[int] | None:
     if axes is None or len(axes) == 0:
         return [] if node.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
     return sorted({int(x) % rank for x in axes})
+
+
+@dataclass(kw_only=True)
+class ReduceParams(Params):
+    """int8 mean: the input's zero point (the output has the input's quantization)."""
+
+    zp: int
 
 
 class ReduceMean(Op):
@@ -48,14 +58,14 @@ class ReduceMean(Op):
         y = xs[0].astype(np.float64).mean(axis=axes, keepdims=bool(node.attrs.get("keepdims", 1)))
         return y.astype(np.float32)
 
-    def quantize(self, node: Node, g: Graph) -> dict:
-        return {"zp": qparams(g, node.inputs[0])[1]}
+    def quantize(self, node: Node, g: Graph) -> ReduceParams:
+        return ReduceParams(zp=qparams(g, node.inputs[0])[1])
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         axes = tuple(reduce_axes(g, node))
-        acc = (xs[0].astype(np.int64) - node.q["zp"]).sum(axis=axes, keepdims=bool(node.attrs.get("keepdims", 1)))
+        acc = (xs[0].astype(np.int64) - node.q.zp).sum(axis=axes, keepdims=bool(node.attrs.get("keepdims", 1)))
         count = int(np.prod([xs[0].shape[a] for a in axes], dtype=np.int64))
-        return np.clip(rounding_divide(acc, count) + node.q["zp"], -128, 127).astype(np.int8)
+        return np.clip(rounding_divide(acc, count) + node.q.zp, -128, 127).astype(np.int8)
 
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name = node.name
@@ -77,7 +87,7 @@ class ReduceMean(Op):
         strides = Array(f"ostr_{name}", np.array([0] * pad + [per_in[p] for p in perm], np.int32), "int32_t")
         count = src.size // max(dst.size, 1)
         if node.dtype == "int8":
-            return Lowered([Call("ec_reduce_mean_s8", [shape, strides, dst.size, count, node.q["zp"],
+            return Lowered([Call("ec_reduce_mean_s8", [shape, strides, dst.size, count, node.q.zp,
                                                        Buf(src.name, "int8_t"), Buf(dst.name, "int8_t", const=False),
                                                        Scratch(4 * dst.size)], node=name)])
         return Lowered([Call("ec_reduce_mean_f32", [shape, strides, dst.size, c_float(1.0 / count),

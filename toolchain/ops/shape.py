@@ -3,6 +3,7 @@ layout change, logically the identity), Concat and Pad (constant, reflect and ed
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from .base import (
     requantize,
 )
 from .geometry import MAX_DIMS, axis_split
+from .params import Params
 from .unary import lut
 
 
@@ -168,6 +170,24 @@ def _in_order(call: Call) -> bool:
     return True
 
 
+@dataclass(kw_only=True)
+class ConcatParams(Params):
+    """Per input: its constant in the output's type (None for an activation), and how an activation with other
+    quantization than the output's is converted while copied: int8 a table (ec_concat), int16 a multiplier and shift
+    (ec_concat_s16); None copies it as it is."""
+
+    consts: list[np.ndarray | None]
+    tables: list[np.ndarray | None] = field(default_factory=list)  # int8
+    requant: list[tuple[int, int] | None] = field(default_factory=list)  # int16
+
+
+@dataclass(kw_only=True)
+class PadParams(Params):
+    """The constant pad value in the output's type."""
+
+    value: int
+
+
 class Concat(Op):
     types = ("Concat",)
     layout = "follows_input"
@@ -198,7 +218,7 @@ class Concat(Op):
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(xs, axis=self.axis(node, g))
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> ConcatParams:
         s_out, zp_out = qparams(g, node.outputs[0])
         if node.dtype == "int16":  # symmetric: an input with another scale is requantized while it is copied
             consts, mults = [], []
@@ -208,7 +228,7 @@ class Concat(Op):
                               np.clip(np.round(data / s_out), -32768, 32767).astype(np.int16))
                 s = None if data is not None else qparams(g, name)[0]
                 mults.append(None if s is None or s == s_out else quantize_multiplier(s / s_out))
-            return {"consts": consts, "requant": mults}
+            return ConcatParams(consts=consts, requant=mults)
         tables, consts = [], []
         for name in node.inputs:
             data = g.const(name)
@@ -220,22 +240,22 @@ class Concat(Op):
             s, zp = qparams(g, name)
             same = s == s_out and zp == zp_out
             tables.append(None if same else lut(lambda r: r, s, zp, s_out, zp_out))
-        return {"tables": tables, "consts": consts}
+        return ConcatParams(consts=consts, tables=tables)
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         parts = []
         if node.dtype == "int16":
-            for x, m, c in zip(xs, node.q["requant"], node.q["consts"]):
+            for x, m, c in zip(xs, node.q.requant, node.q.consts):
                 y = c if c is not None else (x if m is None else np.clip(requantize(x, *m), -32768, 32767))
                 parts.append(np.asarray(y).astype(np.int16))
             return np.concatenate(parts, axis=self.axis(node, g))
-        for x, table, c in zip(xs, node.q["tables"], node.q["consts"]):
+        for x, table, c in zip(xs, node.q.tables, node.q.consts):
             parts.append(c if c is not None else (x if table is None else table[x.astype(np.int64) + 128]))
         return np.concatenate(parts, axis=self.axis(node, g))
 
     def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, int] | None:
         t = g.tensors[node.outputs[0]]
-        return node.q["consts"][k], np.float32(t.scale), t.zero_point
+        return node.q.consts[k], np.float32(t.scale), t.zero_point
 
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
@@ -247,18 +267,18 @@ class Concat(Op):
         for k, iname in enumerate(node.inputs):
             data = g.const(iname)
             if data is not None:
-                data = node.q["consts"][k] if is_int(node) else data.astype(np.float32)
+                data = node.q.consts[k] if is_int(node) else data.astype(np.float32)
                 inputs.append(Array(f"c_{name}_{k}", np.ascontiguousarray(data.transpose(perm)), t))
             else:
                 inputs.append(Buf(iname, t))
-            table = node.q["tables"][k] if node.dtype == "int8" else None
+            table = node.q.tables[k] if node.dtype == "int8" else None
             tables.append(Raw("NULL") if table is None else Array(f"lut_{name}_{k}", table, "int8_t"))
         sizes = Array(f"axis_{name}", np.array([g.shape(i)[ax] for i in node.inputs], np.int32), "int32_t")
         ptrs = Array(f"in_{name}", np.array(inputs, dtype=object), "const void *")
         out_buf = Buf(node.outputs[0], "void", const=False)
-        if node.dtype == "int16" and any(m is not None for m in node.q["requant"]):
-            mult = np.array([0 if m is None else m[0] for m in node.q["requant"]], np.int32)
-            shift = np.array([0 if m is None else m[1] for m in node.q["requant"]], np.int32)
+        if node.dtype == "int16" and any(m is not None for m in node.q.requant):
+            mult = np.array([0 if m is None else m[0] for m in node.q.requant], np.int32)
+            shift = np.array([0 if m is None else m[1] for m in node.q.requant], np.int32)
             return Lowered([Call("ec_concat_s16", [len(inputs), outer, inner, sizes, ptrs,
                                                    Array(f"mult_{name}", mult, "int32_t"),
                                                    Array(f"shift_{name}", shift, "int32_t"), out_buf], node=name)])
@@ -333,16 +353,16 @@ class Pad(Op):
             return np.pad(xs[0], list(zip(begin, end)), mode=self.mode(node))
         return np.pad(xs[0], list(zip(begin, end)), constant_values=value)
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> PadParams:
         s, zp = qparams(g, node.inputs[0])
         lo, hi = QRANGE[node.dtype]
-        return {"value": int(np.clip(round(self.pads(node, g)[2] / s) + zp, lo, hi))}
+        return PadParams(value=int(np.clip(round(self.pads(node, g)[2] / s) + zp, lo, hi)))
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         begin, end, _ = self.pads(node, g)
         if self.mode(node) != "constant":  # moves values only: exact in every element type
             return np.pad(xs[0], list(zip(begin, end)), mode=self.mode(node)).astype(out_dtype(node))
-        return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q["value"]).astype(out_dtype(node))
+        return np.pad(xs[0], list(zip(begin, end)), constant_values=node.q.value).astype(out_dtype(node))
 
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
@@ -357,7 +377,7 @@ class Pad(Op):
             return Lowered([Call("ec_pad_mirror", [shape, b, e, ELEM_BYTES[node.dtype], int(self.mode(node) == "edge"),
                                                    Buf(src.name, "void"), Buf(node.outputs[0], "void", const=False)],
                                  node=name)])
-        v = Array(f"pv_{name}", np.array([node.q["value"] if is_int(node) else value], out_dtype(node)), t)
+        v = Array(f"pv_{name}", np.array([node.q.value if is_int(node) else value], out_dtype(node)), t)
         return Lowered([Call("ec_pad", [shape, b, e, ELEM_BYTES[node.dtype], v, Buf(src.name, "void"),
                                         Buf(node.outputs[0], "void", const=False)], node=name)])
 

@@ -4,6 +4,7 @@ interpolated linearly (ec_lut_s16); PRelu has its own kernel (int8 and float onl
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from .base import (
     requantize,
 )
 from .geometry import broadcast_struct
+from .params import Params
 
 
 def clip_bounds(node: Node) -> tuple[float, float]:
@@ -72,6 +74,35 @@ def lut(f, s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
     q = np.arange(-128, 128, dtype=np.int64)
     y = f((q - zp_in) * s_in)
     return np.clip(np.round(y / s_out) + zp_out, -128, 127).astype(np.int8)
+
+
+@dataclass(kw_only=True)
+class LutParams(Params):
+    """An activation's table: int8 256 entries indexed by q + 128 (ec_lut_s8); int16 513 knots (ec_lut_s16)."""
+
+    table: np.ndarray
+
+
+@dataclass(kw_only=True)
+class TflmLutParams(LutParams):
+    """The int8 table of TFLM's integer function (ops/tflm.py unary_table); the same kernel reads it."""
+
+    arithmetic: str = tflm.TFLM
+
+
+@dataclass(kw_only=True)
+class PReluParams(Params):
+    """int8 PRelu (ec_prelu_s8_params): x >= 0 requantized with pos_*, x < 0 times the int8 slope with neg_*."""
+
+    slope: np.ndarray  # int8, the slope's shape
+    slope_scale: float
+    in_zp: int
+    slope_zp: int
+    out_zp: int
+    pos_mult: int
+    pos_shift: int
+    neg_mult: int
+    neg_shift: int
 
 
 class Unary(Op):
@@ -117,21 +148,21 @@ class Unary(Op):
     def min_opset(self, node: Node) -> int:
         return 14 if node.op == "HardSwish" else 0
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> LutParams:
         if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model: the table of TFLM's integer function
             try:
-                return tflm.tag({"table": tflm.unary_table(node.op, node.attrs, *qparams(g, node.inputs[0]),
-                                                            *qparams(g, node.outputs[0]))})
+                return TflmLutParams(table=tflm.unary_table(node.op, node.attrs, *qparams(g, node.inputs[0]),
+                                                            *qparams(g, node.outputs[0])))
             except ValueError as e:
                 raise EdgecError(f"{node.op} (node '{node.name}'): {e}; it cannot be built bit-exact with TFLM") from e
         make = interp_table if node.dtype == "int16" else lut
-        return {"table": make(lambda r: unary_float(node, r), *qparams(g, node.inputs[0]),
-                              *qparams(g, node.outputs[0]))}
+        return LutParams(table=make(lambda r: unary_float(node, r), *qparams(g, node.inputs[0]),
+                                    *qparams(g, node.outputs[0])))
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         if node.dtype == "int16":
-            return interp_lookup(node.q["table"], xs[0]).astype(np.int16)
-        return node.q["table"][xs[0].astype(np.int64) + 128]
+            return interp_lookup(node.q.table, xs[0]).astype(np.int16)
+        return node.q.table[xs[0].astype(np.int64) + 128]
 
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
@@ -139,7 +170,7 @@ class Unary(Op):
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
         if is_int(node):
             kernel = "ec_lut_s16" if node.dtype == "int16" else "ec_lut_s8"
-            return Lowered([Call(kernel, [size, Array(f"lut_{name}", node.q["table"], t), x, y], node=name)])
+            return Lowered([Call(kernel, [size, Array(f"lut_{name}", node.q.table, t), x, y], node=name)])
         a = node.attrs
         alpha = a.get("alpha", 0.01 if node.op == "LeakyRelu" else 0.2)
         beta = a.get("beta", 0.5)
@@ -169,7 +200,7 @@ class PRelu(Op):
         x, slope = xs[0].astype(np.float64), g.const(node.inputs[1]).astype(np.float64)
         return np.where(x >= 0, x, x * slope).astype(np.float32)
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> PReluParams:
         slope = g.const(node.inputs[1]).astype(np.float64)
         amax = float(np.abs(slope).max())
         s_slope = (float(np.ldexp(1.0, -int(frac_bits(amax)))) if node.scheme == "qformat" else
@@ -178,20 +209,19 @@ class PRelu(Op):
         s_out, zp_out = qparams(g, node.outputs[0])
         pos = quantize_multiplier(s_in / s_out)
         neg = quantize_multiplier(s_in * s_slope / s_out)
-        return {"slope": np.clip(np.round(slope / s_slope), -128, 127).astype(np.int8), "slope_scale": s_slope,
-                "in_zp": zp_in,
-                "slope_zp": 0, "out_zp": zp_out, "pos_mult": pos[0], "pos_shift": pos[1], "neg_mult": neg[0],
-                "neg_shift": neg[1]}
+        return PReluParams(slope=np.clip(np.round(slope / s_slope), -128, 127).astype(np.int8), slope_scale=s_slope,
+                           in_zp=zp_in, slope_zp=0, out_zp=zp_out, pos_mult=pos[0], pos_shift=pos[1],
+                           neg_mult=neg[0], neg_shift=neg[1])
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
-        v = xs[0].astype(np.int64) - q["in_zp"]
-        pos = requantize(v, q["pos_mult"], q["pos_shift"])
-        neg = requantize(v * (q["slope"].astype(np.int64) - q["slope_zp"]), q["neg_mult"], q["neg_shift"])
-        return np.clip(np.where(v >= 0, pos, neg) + q["out_zp"], -128, 127).astype(np.int8)
+        v = xs[0].astype(np.int64) - q.in_zp
+        pos = requantize(v, q.pos_mult, q.pos_shift)
+        neg = requantize(v * (q.slope.astype(np.int64) - q.slope_zp), q.neg_mult, q.neg_shift)
+        return np.clip(np.where(v >= 0, pos, neg) + q.out_zp, -128, 127).astype(np.int8)
 
     def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, np.int8] | None:
-        return node.q["slope"], np.float32(node.q["slope_scale"]), np.int8(0)
+        return node.q.slope, np.float32(node.q.slope_scale), np.int8(0)
 
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
@@ -203,7 +233,7 @@ class PRelu(Op):
         q = node.q
         keys = ("in_zp", "slope_zp", "out_zp", "pos_mult", "pos_shift", "neg_mult", "neg_shift")
         st = Struct(f"q_{name}", "ec_prelu_s8_params", {k: q[k] for k in keys})
-        return Lowered([Call("ec_prelu_s8", [bp, st, x, Array(f"slope_{name}", q["slope"], t), y], node=name)])
+        return Lowered([Call("ec_prelu_s8", [bp, st, x, Array(f"slope_{name}", q.slope, t), y], node=name)])
 
 
 register(Unary())
