@@ -48,6 +48,7 @@ def measure(model: str, target: str, models: Path) -> dict:
     """Build model in int8 for target, run its first input sample; instructions, MACs, flash, RAM, bit-exactness."""
     from edgec.build import BuildOptions, build
     from edgec.data import load_samples
+    from edgec.errors import EdgecError
     from edgec.runner import run_build
     from edgec.validate import bitexact_share, reference_outputs
 
@@ -55,7 +56,11 @@ def measure(model: str, target: str, models: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="edgec-bench-") as tmp:
         opts = BuildOptions(models / f"{model}.onnx", target=target, quantize="int8",
                             calib=models / f"{model}.calib.npz", out=Path(tmp) / "build")
-        out, meta, g = build(opts)
+        try:
+            out, meta, g = build(opts)
+        except EdgecError as e:  # e.g. ad01's 284 KB of weights on a 256 KB Cortex-M0+ part
+            return {"model": model, "target": target, "error": str(e).rpartition(": ")[2].split(".")[0],
+                    "seconds": time.monotonic() - start}
         samples = load_samples(models / f"{model}.inputs.npz", g, "input")[:1]
         res = run_build(out, samples)
     elf = meta["elf"]
@@ -73,6 +78,9 @@ def rows(results: list[dict]) -> list[tuple[str, ...]]:
     out = []
     for r in results:
         model, target = r["model"], r["target"]
+        if "error" in r:
+            out.append((model, target, r["error"], *["-"] * 11))
+            continue
         tflm = TFLM_INSTRUCTIONS.get(target, {}).get(model)
         mem = TFLM_M7_MEMORY.get(model) if target == "cortex-m7" else None
         tflm_flash = sum(mem[1:4]) if mem else None
@@ -110,7 +118,7 @@ def main() -> None:
     for row in table:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
     geo = [r["instructions"] / TFLM_INSTRUCTIONS[r["target"]][r["model"]] for r in results
-           if r["model"] in TFLM_INSTRUCTIONS.get(r["target"], {})]
+           if r["model"] in TFLM_INSTRUCTIONS.get(r["target"], {}) and "error" not in r]
     if geo:
         print(f"geometric mean of the instruction ratios: {float(np.exp(np.mean(np.log(geo)))):.2f} "
               f"({len(geo)} model/core pairs)")

@@ -99,18 +99,26 @@ def windows(x: np.ndarray, kernel, strides, pads, dil, out_sp, fill):
         yield idx, xp[(slice(None), slice(None)) + sl]
 
 
+EXACT_FLOAT = 2**53  # integers below this are exact in float64, and so is every partial sum of such products
+
+
 def conv_nd(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int, out_sp) -> np.ndarray:
-    """Grouped N-d convolution without bias; x [N,C,*S], w [O,C/g,*K]; float64 or int64 arithmetic."""
+    """Grouped N-d convolution without bias; x [N,C,*S], w [O,C/g,*K]; float64 or int64 arithmetic.
+
+    As im2col and one matrix product per group. Integers are multiplied in float64 (BLAS) when no sum can reach
+    2^53 (max |x| * max |w| * taps per output), which makes every partial sum exact in any order, so the result
+    equals the int64 one; otherwise in int64."""
     n, c = x.shape[:2]
-    o = w.shape[0]
-    kernel = w.shape[2:]
-    acc_type = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
-    y = np.zeros((n, group, o // group) + tuple(out_sp), dtype=acc_type)
-    wg = w.reshape((group, o // group, c // group) + tuple(kernel)).astype(acc_type)
-    for idx, xs in windows(x.astype(acc_type), kernel, strides, pads, dil, out_sp, 0):
-        xg = xs.reshape((n, group, c // group) + tuple(out_sp))
-        y += np.einsum("ngc...,goc->ngo...", xg, wg[(Ellipsis,) + idx])
-    return y.reshape((n, o) + tuple(out_sp))
+    o, kernel = w.shape[0], w.shape[2:]
+    taps, pixels, cg, og = math.prod(kernel), math.prod(out_sp), c // group, o // group
+    integer = np.issubdtype(x.dtype, np.integer)
+    exact = not integer or (int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) * cg * taps < EXACT_FLOAT)
+    acc_type = np.float64 if exact else np.int64
+    cols = np.stack([win for _, win in windows(x.astype(acc_type), kernel, strides, pads, dil, out_sp, 0)], axis=2)
+    cols = cols.reshape(n, group, cg, taps, pixels).transpose(1, 0, 4, 2, 3).reshape(group, n * pixels, cg * taps)
+    y = np.matmul(cols, w.reshape(group, og, cg * taps).astype(acc_type).transpose(0, 2, 1))  # [g, N*P, O/g]
+    y = y.reshape(group, n, pixels, og).transpose(1, 0, 3, 2).reshape((n, o) + tuple(out_sp))
+    return y.astype(np.int64) if integer else y
 
 
 def conv_params(name: str, g: Graph, x: str, y: str, kernel, strides, pads, dil, groups: int = 1) -> Struct:
