@@ -116,6 +116,93 @@ def encode_nm(w: np.ndarray, n: int) -> NM:
     return NM(n, np.bitwise_or.reduce(bits, axis=2).astype(np.uint8), values)
 
 
+GATHER_HEAD = 5  # EC_GATHER_HEAD: words before a row group's steps
+GATHER_WORDS = 6  # EC_GATHER_WORDS: words per step of 4 entries
+GATHER_TAIL = 12  # EC_GATHER_TAIL: words after a row group's steps
+
+
+@dataclass
+class Gather:
+    """Row-group weights (edgec_sparse.h): the rows sorted by their number of nonzeros (most first) and taken four
+    at a time, the last group filled up by repeating its last row; one int32 stream, per group the head (steps,
+    the 4 biases with the input zero point folded in), the steps (4 column indices, the weights as two int16
+    pairs) and the tail (4 multipliers, 4 ~shift, 4 output channels). `lanes`: the row of every lane."""
+
+    stream: np.ndarray  # int32
+    lanes: np.ndarray  # int64 [4 * groups]
+    steps: int  # steps of all groups
+
+    @property
+    def groups(self) -> int:
+        return self.lanes.size // 4
+
+    @property
+    def nbytes(self) -> int:
+        return self.stream.nbytes
+
+
+def gather_lanes(w: np.ndarray) -> np.ndarray:
+    """The rows of [N][K] weights in lane order: by number of nonzeros, most first (ties by row), the last group
+    filled up with its last row."""
+    counts = np.count_nonzero(w, axis=1)
+    order = np.lexsort((np.arange(w.shape[0]), -counts))
+    pad = -order.size % 4
+    return np.concatenate([order, np.repeat(order[-1:], pad)]) if order.size else order
+
+
+def gather_steps(w: np.ndarray) -> int:
+    """Steps of all groups (the longest row of every group) without building the stream."""
+    counts = np.count_nonzero(w, axis=1)[gather_lanes(w)]
+    return int(counts.reshape(-1, 4).max(axis=1, initial=0).sum()) if counts.size else 0
+
+
+def encode_gather(w: np.ndarray, bias: np.ndarray, in_zp: int, mult: np.ndarray, shift: np.ndarray,
+                  fast: bool) -> Gather:
+    """[N][K] int8 weights, int32 bias, the input zero point and the per-channel output stage -> the row-group
+    stream; fast (gather_fast): the weights and biases doubled, so that the kernel's accumulators are the 2 acc that
+    ec_requant_fast computes. Raises ValueError when a folded bias bias - in_zp * sum(w) or a partial sum on top of
+    it (doubled when fast) could leave int32."""
+    scale = 2 if fast else 1
+    w64 = w.astype(np.int64) * scale
+    folded = scale * bias.astype(np.int64) - in_zp * w64.sum(axis=1)
+    bound = np.abs(folded) + 128 * np.abs(w64).sum(axis=1)
+    if bound.size and bound.max() >= 2**31:
+        raise ValueError("the folded biases do not fit int32")
+    lanes = gather_lanes(w)
+    words: list[np.ndarray] = []
+    total = 0
+    for g in range(lanes.size // 4):
+        rows = lanes[4 * g:4 * g + 4]
+        cols = [np.flatnonzero(w[r]) for r in rows]
+        steps = max(c.size for c in cols)
+        total += steps
+        idx = np.zeros((steps, 4), np.int64)
+        val = np.zeros((steps, 4), np.int64)
+        for j, (r, c) in enumerate(zip(rows, cols)):
+            idx[:c.size, j] = c
+            val[:c.size, j] = w64[r, c]
+        pairs = np.stack([(val[:, 0] & 0xFFFF) | (val[:, 2] << 16), (val[:, 1] & 0xFFFF) | (val[:, 3] << 16)], 1)
+        words += [np.array([4 * GATHER_WORDS * steps, *folded[rows]], np.int64),
+                  np.concatenate([idx, pairs], 1).ravel(),
+                  np.concatenate([mult[rows], ~shift[rows].astype(np.int64), rows])]
+    stream = np.concatenate(words) if words else np.zeros(0, np.int64)
+    return Gather((stream & 0xFFFFFFFF).astype(np.uint32).view(np.int32), lanes, total)
+
+
+def gather_bytes(w: np.ndarray) -> int:
+    """Gather.nbytes without building the stream."""
+    groups = (w.shape[0] + 3) // 4
+    return 4 * ((GATHER_HEAD + GATHER_TAIL) * groups + GATHER_WORDS * gather_steps(w))
+
+
+def gather_fast(w: np.ndarray, bias: np.ndarray, shift: np.ndarray) -> bool:
+    """Twin of ec_fast_ok for the row-group kernel, from the weights: every shift negative and every accumulator
+    bias + sum(w * (x - in_zp)) (|x - in_zp| <= 255) below 2^30 in magnitude, with a margin (256) that keeps the
+    doubled partial sums of the row-group kernel in int32."""
+    bound = np.abs(bias.astype(np.int64)) + 256 * np.abs(w.astype(np.int64)).sum(axis=1)
+    return bool(np.all(shift < 0) and (bound.size == 0 or bound.max() < 2**30))
+
+
 # ---- scratch twins --------------------------------------------------------------------------------------------
 
 
@@ -184,6 +271,31 @@ CONV_NM_S8 = (15.21, 46.36, 4.15)
 CONV_NM_F32 = (28.71, 40.50, 4.72)
 
 
+# Row-group (ec_fully_connected_sparse_gather_s8, int8 fully connected): per step of 4 entries, per group of 4 rows
+# with the fast output stage, per group with the general one, per input row. Measured on Cortex-M7 on the ten layers
+# of ad01 pruned to 90% (edgec profile; steps and groups from gather_steps): 11.2 instructions per step (9 in the
+# LDM/LDRSB/SMLABB loop, the rest entering it), 63 per group (the output stage of 4 rows, the call of the step loop),
+# 117 per group with the general output stage (a non-negative shift); worst relative error 12% on the small layers.
+GATHER_S8 = (11.24, 62.6, 117.0, 50.0)
+
+# The target features whose dense int8 kernels the sparse ones are compared with, first match wins: Helium's and
+# NEON's dense kernels need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected layers), below
+# the sparse kernels' cost per nonzero weight unless nearly all are zero, and the cost model has no measurements of
+# the sparse kernels on these cores: None keeps them dense. "dsp" and the portable kernels: their measured constants.
+DENSE_FAMILIES: tuple[tuple[str, str | None], ...] = (("mve", None), ("neon", None), ("dsp", "dsp"), ("", "portable"))
+
+
+def dense_family(target: Target) -> str | None:
+    """The dense kernel family of a target (DENSE_FAMILIES): "dsp", "portable", or None (no sparse int8 kernels)."""
+    return next(fam for feature, fam in DENSE_FAMILIES if not feature or feature in target.features)
+
+
+def gather_instructions(w: np.ndarray, rows: int, fast: bool) -> float:
+    per_step, per_group, per_group_slow, per_call = GATHER_S8
+    groups = (w.shape[0] + 3) // 4
+    return rows * (per_step * gather_steps(w) + (per_group if fast else per_group_slow) * groups + per_call)
+
+
 def dense_instructions(n: int, k: int, rows: int, quantized: bool, dsp: bool) -> float:
     per_mac, per_row = (DENSE_S8_DSP if dsp else DENSE_S8) if quantized else DENSE_F32
     return rows * (per_mac * n * k + per_row * n)
@@ -241,7 +353,7 @@ SPARSE_MARGIN = 0.85
 
 
 def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int | None = None,
-           mode: str = "auto") -> Choice:
+           mode: str = "auto", fast: bool = True) -> Choice:
     """The format `mode` (--sparse-kernels) forces, or in "auto" the format with the fewest predicted instructions
     among dense and, when predicted at least 1 - SPARSE_MARGIN cheaper than dense, row-sparse (only when it
     needs no more flash than dense: without that condition targets without 'dsp' would store nearly dense int8 layers
@@ -251,7 +363,8 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
     predictions."""
     conv = k_dsp is not None
     n_out, k = w.shape
-    dsp = "dsp" in target.features
+    family = dense_family(target) if quantized else "portable"
+    dsp = family == "dsp"
     dense_bytes = n_out * k * (1 if quantized else 4)
     sp = encode_rows(w)
     fit = nm_fit(w)
@@ -266,24 +379,26 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
                 "rows": sparse_instructions(sp, k, rows, quantized)}
         if nm is not None:
             cost["nm"] = nm_instructions(nm, k, rows, quantized)
-    size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0}
-    if mode == "auto" and quantized and ("mve" in target.features or "neon" in target.features):
-        # Helium's and NEON's dense int8 kernels: the cost model has no measurements of the sparse kernels on these
-        # cores, and the dense ones need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected
-        # layers), below the sparse kernels' cost per nonzero weight on Cortex-M7 unless nearly all are zero
+        if quantized:
+            cost["gather"] = gather_instructions(w, rows, fast)
+    size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0,
+            "gather": gather_bytes(w) - 48 * ((n_out + 3) // 4)}  # less the biases and the output stage
+    if mode == "auto" and family is None:  # see DENSE_FAMILIES
         kind = "dense"
     elif mode == "auto":
-        allowed = [kd for kd in cost if kd == "dense" or
-                   (cost[kd] < SPARSE_MARGIN * cost["dense"] and (kd != "rows" or sp.nbytes <= dense_bytes))]
+        allowed = [kd for kd in cost if kd == "dense" or (cost[kd] < SPARSE_MARGIN * cost["dense"] and
+                                                           (kd not in ("rows", "gather") or size[kd] <= dense_bytes))]
         kind = min(allowed, key=lambda kd: cost[kd])
     elif mode == "rows":
         kind = "rows"
+    elif mode == "gather":
+        kind = "gather" if quantized and not conv else "rows"
     elif mode == "nm":
         kind = "nm" if nm is not None else "dense"
     else:
         kind = "dense"
     density = np.count_nonzero(w) / w.size if w.size else 0.0
-    label = {"dense": "dense", "rows": "row-sparse", "nm": f"{fit}:4"}
+    label = {"dense": "dense", "rows": "row-sparse", "nm": f"{fit}:4", "gather": "row-group"}
     note = (f"density {density:.0%}; predicted instructions " +
             ", ".join(f"{label[kd]} {cost[kd]:,.0f}" for kd in cost) +
             f"; weight bytes {size[kind]:,} ({size[kind] / dense_bytes:.0%} of dense)")
@@ -299,7 +414,8 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
     n, k = w.shape
     if mode == "dense" or (mode == "auto" and np.all(w != 0)):
         return None, ""
-    c = choose(w, rows, quantized, target, mode=mode)
+    fast = quantized and gather_fast(w, bias.data, stage.fields["shift"].data)
+    c = choose(w, rows, quantized, target, mode=mode, fast=fast)
     suffix = "s8" if quantized else "f32"
     if c.kind == "rows":
         sp = c.rows
@@ -311,6 +427,8 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
         if quantized:
             args.append(Scratch(sparse_scratch_bytes(rows, k, n)))
         return Lowered([Call(f"ec_fully_connected_sparse_{suffix}", args, node=name, macs=macs)]), c.note
+    if c.kind == "gather":
+        return lower_gather_fc(name, rows, w, stage, bias, x, y, macs), c.note
     if c.kind == "nm":
         nm = c.nm
         args = [rows, k, n, nm.n, stage, x, Array(f"wi_{name}", nm.index, "uint8_t"),
@@ -319,6 +437,19 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
             args.append(Scratch(nm_scratch_bytes(rows, k, n, nm.n)))
         return Lowered([Call(f"ec_fully_connected_nm_{suffix}", args, node=name, macs=macs)]), c.note
     return None, c.note
+
+
+def lower_gather_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
+                    macs: int) -> Lowered:
+    """The row-group kernel call (ec_fully_connected_sparse_gather_s8) for int8 weights w [N][K] with the output
+    stage `stage` (an ec_quant_s8 struct) and the bias."""
+    f = stage.fields
+    shift = f["shift"].data
+    fast = gather_fast(w, bias.data, shift)
+    gt = encode_gather(w, bias.data, int(f["in_zp"]), f["mult"].data, shift, fast)
+    args: list[Arg] = [rows, w.shape[1], w.shape[0], gt.groups, int(fast), f["out_zp"],
+                       f["act_min"], f["act_max"], x, Array(f"w_{name}", gt.stream, "int32_t"), y]
+    return Lowered([Call("ec_fully_connected_sparse_gather_s8", args, node=name, macs=macs)])
 
 
 def lower_sparse_conv(name: str, params: Struct, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,

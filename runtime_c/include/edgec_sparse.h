@@ -24,11 +24,25 @@
  *   index: uint8 [N][B], entry j's index in bits 2j, 2j + 1 (2 bits per entry).
  *   values: [N][B][4] int8 or float, entry order.
  * s8 and f32: 1 + 4 bytes (resp. 1 + 16) per block; 2:4 int8 needs 62.5% of the dense bytes, 1:4 31.25%.
+ *
+ * Row-group format (unstructured sparsity, s8, for speed: 6 bytes per entry). The rows are taken four at a time
+ * (a group; the build sorts them by their number of nonzeros, so that a group's rows are about equally long, and
+ * repeats a row to fill the last group), and the rows of a group are walked together, one entry of each per step.
+ * One stream of int32 words; per group a head of EC_GATHER_HEAD words: the number of steps, the 4 lanes' biases
+ * with the input zero point folded in (bias[oc] - in_zp * sum of row oc's weights), the 4 lanes' output channels;
+ * then per step EC_GATHER_WORDS words: the 4 lanes' column indices, then the weights of lanes 0 and 2 as the low and
+ * high int16 halves of one word, and those of lanes 1 and 3 of the next. A lane with fewer nonzeros than the group's
+ * longest is padded with entries of weight 0 (column 0). The output stage's mult and shift arrays are in lane
+ * order (4 per group, per channel).
  */
 #ifndef EDGEC_SPARSE_H
 #define EDGEC_SPARSE_H
 
 #include "edgec.h"
+
+#define EC_GATHER_HEAD 5  /* words before a row group's steps (see above) */
+#define EC_GATHER_WORDS 6 /* words per step */
+#define EC_GATHER_TAIL 12 /* words after a row group's steps */
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +54,11 @@ int32_t ec_fully_connected_sparse_s8_get_buffer_size(int32_t rows, int32_t depth
 void ec_fully_connected_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const uint8_t *counts, const uint8_t *blocks,
                                   const int32_t *bias, int8_t *output, void *scratch);
+/* Row-group weights: `groups` groups; fast = 1 when every shift is negative and every accumulator is below 2^30 in
+ * magnitude (the build checks it from the weights), for ec_requant_fast. No scratch. */
+void ec_fully_connected_sparse_gather_s8(int32_t rows, int32_t depth, int32_t out_c, int32_t groups, int32_t fast,
+                                         int32_t out_zp, int32_t act_min, int32_t act_max, const int8_t *input,
+                                         const int32_t *stream, int8_t *output);
 void ec_fully_connected_sparse_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act,
                                    const float *input, const uint8_t *counts, const uint8_t *index,
                                    const float *values, const float *bias, float *output);
