@@ -2,6 +2,8 @@
 the sparse kernels (fully connected and convolution, row-sparse and N:4) on the host and on Cortex-M7 (float close
 to onnxruntime, int8 bit-exact with the integer reference)."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -9,7 +11,7 @@ from helpers import HAVE_ARM, assert_bitexact, assert_float_close, build_and_run
 from onnx import helper
 
 from edgec import sparse
-from edgec.build import BuildOptions, lower_graph, prepare_graph, quantize_with
+from edgec.build import BuildOptions, build, lower_graph, prepare_graph, quantize_with
 from edgec.target import load_target
 
 
@@ -280,20 +282,22 @@ def test_encode_gather_round_trip(seed):
 
 def gather_model(seed: int):
     """Random Gemm shapes for the row-group kernel: 1-3 input rows, N from 1 to 37, K from 1 to 600 (column indices
-    past 255), rows of very different lengths, empty rows; a Relu before the Gemm for seed 1 and 3 (input zero point
-    -128), a tiny-scale channel for seed 2 (positive shifts: the general output stage)."""
+    past 255), rows of very different lengths, empty rows; a Relu before the Gemm for odd seeds (input zero point
+    -128), a Relu after it for even seeds (output zero point -128; else the full int8 range); seed 2:
+    fc_positive_shifts (positive shifts in rows with nonzero weights: the general output stage)."""
+    if seed == 2:
+        return fc_positive_shifts()
     rng = np.random.default_rng(seed)
     rows, n, k = int(rng.integers(1, 4)), int(rng.integers(1, 38)), int(rng.integers(1, 601))
     w = rng.standard_normal((n, k)).astype(np.float32) * 0.3
     w *= rng.random((n, k)) < rng.random(n)[:, None] * 0.3
     w[rng.random(n) < 0.2] = 0.0
     b = rng.standard_normal(n).astype(np.float32) * 0.1
-    if seed == 2:
-        w[0] *= 0.001
-        b[:] = -40.0
+    x = "x" if seed % 2 else "input"
     nodes = [helper.make_node("Relu", ["input"], ["x"])] if seed % 2 else []
-    nodes += [helper.make_node("Gemm", ["x" if seed % 2 else "input", "w", "b"], ["h"], transB=1),
-              helper.make_node("Relu", ["h"], ["output"])]
+    nodes.append(helper.make_node("Gemm", [x, "w", "b"], ["h" if seed % 2 == 0 else "output"], transB=1))
+    if seed % 2 == 0:
+        nodes.append(helper.make_node("Relu", ["h"], ["output"]))
     return make_model(nodes, {"input": [rows, k]}, {"output": None}, {"w": w, "b": b})
 
 
@@ -303,6 +307,10 @@ def check_gather(seed: int, tmp_path, target: str) -> None:
     assert_bitexact(g, samples, res)
     used = {p.stem for p in (tmp_path / "build" / "runtime").glob("ec_*.c")}
     assert "ec_fully_connected_sparse_gather_s8" in used, used
+    calls = re.findall(r"ec_fully_connected_sparse_gather_s8\(([^;]*)\);",
+                       "".join(p.read_text() for p in (tmp_path / "build").glob("*.c")))
+    fast = int(calls[0].split(",")[4])
+    assert fast == (seed != 2)  # the general output stage for seed 2, the fast one (assembly on M7) otherwise
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -323,3 +331,47 @@ def test_cost_model_gather_only_where_it_wins(tmp_path):
     assert kernels(fc_model(128, 640, 0.5), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_packed_s8"
     for target in ("cortex-m55", "cortex-a53"):
         assert "sparse" not in kernels(fc_model(128, 640, 0.9), tmp_path, target, "int8")[0]
+
+
+def sparse_tflite_fc(seed: int) -> bytes:
+    """A .tflite FULLY_CONNECTED (Relu) with 90% zero int8 weights (per-tensor scale), some rows all zero, and an
+    input zero point near an end of the range: built with TFLM's arithmetic (the kernels' _tflm builds)."""
+    import tflite_builder as tb
+
+    rng = np.random.default_rng(seed)
+    m = tb.TFLiteBuilder()
+    rows, k, units = 2, 300, 22
+    s_in, ws = 0.04, 0.004
+    w = rng.integers(-127, 128, size=(units, k)) * (rng.random((units, k)) < 0.1)
+    w[::7] = 0
+    x = m.tensor("x", (rows, k), scale=s_in, zero_point=int(rng.choice([-120, 110])))
+    wt = m.tensor("w", (units, k), data=w, scale=ws)
+    bt = m.tensor("b", (units,), "int32", data=rng.integers(-3000, 3000, size=units), scale=s_in * ws)
+    y = m.tensor("y", (rows, units), scale=float(np.sqrt(k / 10) * 74 * 73 * s_in * ws / 30), zero_point=-7)
+    m.op("FULLY_CONNECTED", [x, wt, bt], [y], "FullyConnectedOptions", FusedActivationFunction=tb.ACT["RELU"])
+    return m.finish([x], [y])
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
+    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
+def test_gather_tflm(target, tmp_path):
+    """The row-group kernel's TFLM build (SMMULR output stage in the assembly on Cortex-M7) equals the integer
+    reference and TFLM's own outputs."""
+    pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
+    from helpers import integer_samples
+
+    from edgec.reference import quantize_feeds, run_graph
+    from edgec.runner import run_build
+    from edgec.validate import tflm_outputs
+
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(sparse_tflite_fc(1))
+    out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "b", sparse_kernels="gather"))
+    assert "ec_fully_connected_sparse_gather_s8_tflm" in {k for la in meta["layers"] for k in la["kernels"]}
+    samples = integer_samples(g, 4)
+    res = run_build(out, samples)
+    for s, raw, want in zip(samples, res.raw, tflm_outputs(str(path), g, samples)):
+        ref = run_graph(g, quantize_feeds(g, s), int8=True)
+        for name in g.outputs:
+            np.testing.assert_array_equal(raw[name], ref[name])
+            np.testing.assert_array_equal(raw[name], want[name].reshape(raw[name].shape))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calls import Arg, Array, Buf, Call, Lowered, Scratch, Struct
+from .ops.output_stage import Stage
 from .target import Target
 
 SEGMENT = 256  # columns per segment: an index is one byte
@@ -114,6 +115,15 @@ def encode_nm(w: np.ndarray, n: int) -> NM:
     values = np.take_along_axis(groups, order, axis=2).reshape(rows, -1, 4)
     bits = order.reshape(rows, -1, 4).astype(np.uint8) << np.array([0, 2, 4, 6], np.uint8)
     return NM(n, np.bitwise_or.reduce(bits, axis=2).astype(np.uint8), values)
+
+
+@dataclass
+class GatherStage:
+    """The per-row output stage of the row-group kernel (see constant_rows)."""
+
+    mult: np.ndarray
+    shift: np.ndarray
+    bias: np.ndarray
 
 
 GATHER_HEAD = 5  # EC_GATHER_HEAD: words before a row group's steps
@@ -271,12 +281,13 @@ CONV_NM_S8 = (15.21, 46.36, 4.15)
 CONV_NM_F32 = (28.71, 40.50, 4.72)
 
 
-# Row-group (ec_fully_connected_sparse_gather_s8, int8 fully connected): per step of 4 entries, per group of 4 rows
-# with the fast output stage, per group with the general one, per input row. Measured on Cortex-M7 on the ten layers
-# of ad01 pruned to 90% (edgec profile; steps and groups from gather_steps): 11.2 instructions per step (9 in the
-# LDM/LDRSB/SMLABB loop, the rest entering it), 63 per group (the output stage of 4 rows, the call of the step loop),
-# 117 per group with the general output stage (a non-negative shift); worst relative error 12% on the small layers.
-GATHER_S8 = (11.24, 62.6, 117.0, 50.0)
+# Row-group (ec_fully_connected_sparse_gather_s8, int8 fully connected) on 'dsp' targets with the fast output stage
+# (the assembly row loop): per step of 4 entries, per group of 4 rows, per input row. Measured on Cortex-M7 on the ten
+# layers of ad01 pruned to 90% (edgec profile; steps and groups from gather_steps): 10.0 instructions per step (9 in
+# the loop, half a compare and branch), 44.5 per group (head, output stage of 4 rows, 4 stores), 71 per call; worst
+# relative error 0.2%. Other targets, and layers without the fast output stage, run the kernel's plain C, not measured
+# for the cost model: the row-group kernel is a candidate only on 'dsp' targets with the fast output stage.
+GATHER_S8 = (10.0, 44.5, 71.0)
 
 # The target features whose dense int8 kernels the sparse ones are compared with, first match wins: Helium's and
 # NEON's dense kernels need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected layers), below
@@ -290,10 +301,9 @@ def dense_family(target: Target) -> str | None:
     return next(fam for feature, fam in DENSE_FAMILIES if not feature or feature in target.features)
 
 
-def gather_instructions(w: np.ndarray, rows: int, fast: bool) -> float:
-    per_step, per_group, per_group_slow, per_call = GATHER_S8
-    groups = (w.shape[0] + 3) // 4
-    return rows * (per_step * gather_steps(w) + (per_group if fast else per_group_slow) * groups + per_call)
+def gather_instructions(w: np.ndarray, rows: int) -> float:
+    per_step, per_group, per_call = GATHER_S8
+    return rows * (per_step * gather_steps(w) + per_group * ((w.shape[0] + 3) // 4) + per_call)
 
 
 def dense_instructions(n: int, k: int, rows: int, quantized: bool, dsp: bool) -> float:
@@ -358,9 +368,10 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
     among dense and, when predicted at least 1 - SPARSE_MARGIN cheaper than dense, row-sparse (only when it
     needs no more flash than dense: without that condition targets without 'dsp' would store nearly dense int8 layers
     sparse, since their portable dense kernel needs more instructions per MAC than the sparse one per entry) and N:4
-    (when every aligned group of 4 columns has at most 2 nonzeros). rows: input rows (fully connected) or output
-    pixels (convolution, with k_dsp the padded column length of its dense DSP kernel). The note gives the
-    predictions."""
+    (when every aligned group of 4 columns has at most 2 nonzeros), and for int8 fully connected layers on 'dsp'
+    targets whose output stage is fast (gather_fast) the row-group format (also no more flash than dense, less the
+    biases and the output stage both store). rows: input rows (fully connected) or output pixels (convolution, with
+    k_dsp the padded column length of its dense DSP kernel). The note gives the predictions."""
     conv = k_dsp is not None
     n_out, k = w.shape
     family = dense_family(target) if quantized else "portable"
@@ -379,8 +390,8 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
                 "rows": sparse_instructions(sp, k, rows, quantized)}
         if nm is not None:
             cost["nm"] = nm_instructions(nm, k, rows, quantized)
-        if quantized:
-            cost["gather"] = gather_instructions(w, rows, fast)
+        if quantized and dsp and fast:
+            cost["gather"] = gather_instructions(w, rows)
     size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0,
             "gather": gather_bytes(w) - 48 * ((n_out + 3) // 4)}  # less the biases and the output stage
     if mode == "auto" and family is None:  # see DENSE_FAMILIES
@@ -405,16 +416,32 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
     return Choice(kind, f"{label[kind]}: {note}" if mode == "auto" else f"{label[kind]} (forced): {note}", sp, nm)
 
 
-def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
-                    target: Target, macs: int, mode: str = "auto") -> tuple[Lowered | None, str]:
+def constant_rows(w: np.ndarray, bias: np.ndarray, stage: Struct, q: Stage | None) -> GatherStage:
+    """The row-group kernel's output stage: the layer's multipliers, shifts and biases, except that a row without
+    nonzero weights (its output is the constant q.finish(0) = c) gets multiplier 2^30, shift -1 and bias 4 (c - out_zp),
+    which every requantization (edgec's and TFLM's) maps to c exactly, with a negative shift (the fast output
+    stage). Without q (the Stage) the rows are left as they are."""
+    f = stage.fields
+    mult, shift, bias = f["mult"].data.astype(np.int64), f["shift"].data.astype(np.int64), bias.astype(np.int64)
+    zero = ~w.any(axis=1)
+    if q is not None and zero.any():
+        c = q.finish(np.zeros((1, w.shape[0]), np.int64), 1)[0].astype(np.int64)
+        mult, shift, bias = mult.copy(), shift.copy(), bias.copy()
+        mult[zero], shift[zero], bias[zero] = 2**30, -1, 4 * (c[zero] - int(f["out_zp"]))
+    return GatherStage(mult, shift, bias)
+
+
+def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf, target: Target,
+                    macs: int, mode: str = "auto", q: Stage | None = None) -> tuple[Lowered | None, str]:
     """The sparse kernel call for a fully connected layer y = x @ w.T + bias over `rows` input rows (w int8 with
     an ec_quant_s8 stage, or float32 with an ec_act_f32 stage), or None when the dense kernel is cheaper; and the
-    cost model's note."""
+    cost model's note. q: the int8 layer's Stage (for the row-group kernel's constant rows)."""
     quantized = w.dtype == np.int8
     n, k = w.shape
     if mode == "dense" or (mode == "auto" and np.all(w != 0)):
         return None, ""
-    fast = quantized and gather_fast(w, bias.data, stage.fields["shift"].data)
+    gs = constant_rows(w, bias.data, stage, q) if quantized else None
+    fast = gs is not None and gather_fast(w, gs.bias, gs.shift)
     c = choose(w, rows, quantized, target, mode=mode, fast=fast)
     suffix = "s8" if quantized else "f32"
     if c.kind == "rows":
@@ -428,7 +455,7 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
             args.append(Scratch(sparse_scratch_bytes(rows, k, n)))
         return Lowered([Call(f"ec_fully_connected_sparse_{suffix}", args, node=name, macs=macs)]), c.note
     if c.kind == "gather":
-        return lower_gather_fc(name, rows, w, stage, bias, x, y, macs), c.note
+        return lower_gather_fc(name, rows, w, stage, gs, x, y, macs), c.note
     if c.kind == "nm":
         nm = c.nm
         args = [rows, k, n, nm.n, stage, x, Array(f"wi_{name}", nm.index, "uint8_t"),
@@ -439,15 +466,14 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
     return None, c.note
 
 
-def lower_gather_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
+def lower_gather_fc(name: str, rows: int, w: np.ndarray, stage: Struct, gs: GatherStage, x: Buf, y: Buf,
                     macs: int) -> Lowered:
-    """The row-group kernel call (ec_fully_connected_sparse_gather_s8) for int8 weights w [N][K] with the output
-    stage `stage` (an ec_quant_s8 struct) and the bias."""
+    """The row-group kernel call (ec_fully_connected_sparse_gather_s8) for int8 weights w [N][K], the layer's
+    ec_quant_s8 struct (zero points, activation range) and its output stage as constant_rows gives it."""
     f = stage.fields
-    shift = f["shift"].data
-    fast = gather_fast(w, bias.data, shift)
-    gt = encode_gather(w, bias.data, int(f["in_zp"]), f["mult"].data, shift, fast)
-    args: list[Arg] = [rows, w.shape[1], w.shape[0], gt.groups, int(fast), f["out_zp"],
+    fast = gather_fast(w, gs.bias, gs.shift)
+    gt = encode_gather(w, gs.bias, int(f["in_zp"]), gs.mult, gs.shift, fast)
+    args: list[Arg] = [rows, w.shape[1], w.shape[0], gt.stream.size, int(fast), f["out_zp"],
                        f["act_min"], f["act_max"], x, Array(f"w_{name}", gt.stream, "int32_t"), y]
     return Lowered([Call("ec_fully_connected_sparse_gather_s8", args, node=name, macs=macs)])
 

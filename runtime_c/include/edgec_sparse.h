@@ -54,9 +54,10 @@ int32_t ec_fully_connected_sparse_s8_get_buffer_size(int32_t rows, int32_t depth
 void ec_fully_connected_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const uint8_t *counts, const uint8_t *blocks,
                                   const int32_t *bias, int8_t *output, void *scratch);
-/* Row-group weights: `groups` groups; fast = 1 when every shift is negative and every accumulator is below 2^30 in
- * magnitude (the build checks it from the weights), for ec_requant_fast. No scratch. */
-void ec_fully_connected_sparse_gather_s8(int32_t rows, int32_t depth, int32_t out_c, int32_t groups, int32_t fast,
+/* Row-group weights: a stream of `words` int32 words; fast = 1 when the build checked that ec_requant_fast applies
+ * to every lane (a negative shift, accumulators below 2^30 in magnitude) and doubled the weights and biases. No
+ * scratch. */
+void ec_fully_connected_sparse_gather_s8(int32_t rows, int32_t depth, int32_t out_c, int32_t words, int32_t fast,
                                          int32_t out_zp, int32_t act_min, int32_t act_max, const int8_t *input,
                                          const int32_t *stream, int8_t *output);
 void ec_fully_connected_sparse_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act,
