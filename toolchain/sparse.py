@@ -11,12 +11,15 @@ context) overrides the choice for every layer: "auto" (the cost model), "dense",
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .calls import Arg, Array, Buf, Call, Lowered, Scratch, Struct
-from .ops.output_stage import Stage
 from .target import Target
+
+if TYPE_CHECKING:  # ops imports this module
+    from .ops.output_stage import Stage
 
 SEGMENT = 256  # columns per segment: an index is one byte
 
