@@ -195,7 +195,7 @@ def encode_gather(w: np.ndarray, bias: np.ndarray, in_zp: int, mult: np.ndarray,
             idx[:c.size, j] = c
             val[:c.size, j] = w64[r, c]
         pairs = np.stack([(val[:, 0] & 0xFFFF) | (val[:, 2] << 16), (val[:, 1] & 0xFFFF) | (val[:, 3] << 16)], 1)
-        words += [np.array([4 * GATHER_WORDS * steps, *folded[rows]], np.int64),
+        words += [np.array([4 * GATHER_WORDS * steps + steps % 4, *folded[rows]], np.int64),
                   np.concatenate([idx, pairs], 1).ravel(),
                   np.concatenate([mult[rows], ~shift[rows].astype(np.int64), rows])]
     stream = np.concatenate(words) if words else np.zeros(0, np.int64)

@@ -7,9 +7,10 @@
  * ec_fully_connected_s8's: the same results bit for bit.
  * DSP extension, fast output stage (fast = 1: the build doubled the weights and biases, so the accumulators are the
  * 2 acc that ec_requant_fast computes): one input row in assembly (ec_gather_row_fast), every register planned.
- * Per step of 4 entries: one LDM of the 4 column offsets and the 2 weight pairs, 4 LDRSB, 4 SMLABB/SMLABT (two steps
- * per loop); per group of 4 rows: one LDM of the head, the output stage of 4 lanes (SMMUL, ASR, SSAT with the last
- * halving, a 4-lane clamp with SEL) and 4 STRB to the rows' outputs, about 40 instructions. Cortex-M7 (QEMU), ad01
+ * Per step of 4 entries: one LDM of the 4 column offsets and the 2 weight pairs, 4 LDRSB, 4 SMLABB/SMLABT (four steps
+ * per loop, entered at the step that leaves a multiple of 4); per group of 4 rows: one LDM of the head, the output
+ * stage of 4 lanes (SMMUL, ASR, SSAT with the last halving, a 4-lane clamp with SEL unless the range is all of int8)
+ * and 4 STRB to the rows' outputs, about 40 instructions. Cortex-M7 (QEMU), ad01
  * pruned to 90%: see GATHER_S8 in toolchain/sparse.py.
  */
 #include "edgec_dsp.h"
@@ -21,6 +22,7 @@ typedef struct {
     const int32_t *end; /* end of the stream */
     int32_t zp21;       /* 2 out_zp + 1 */
     int32_t lo4, hi4;   /* act_min, act_max in each byte */
+    int32_t clamp;      /* 0 when act_min is -128 and act_max 127 (SSAT alone clamps) */
 } ec_gather_consts;
 
 #if defined(EC_TFLM)
@@ -52,18 +54,24 @@ static __attribute__((naked, noinline)) void ec_gather_row_fast(EC_UNUSED const 
 {
     __asm__ volatile(
         "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
-        "ldm r1, {r4, r5, r6, r8}\n\t"
-        "push {r3, r4, r5, r6, r8}\n\t" /* [sp]: out, end, zp21, lo4, hi4 */
+        "ldm r1, {r4, r5, r6, r8, r9}\n\t"
+        "push {r3, r4, r5, r6, r8, r9}\n\t" /* [sp]: out, end, zp21, lo4, hi4, clamp */
         "cmp r0, r4\n\t"
         "beq 9f\n\t"
-        "1:\n\t" /* a group: the steps' bytes, the 4 biases */
+        "1:\n\t" /* a group: its head word (24 steps + steps % 4), the 4 biases */
         "ldmia r0!, {r1, r7, r9, r12, lr}\n\t"
-        "tst r1, #8\n\t" /* an odd number of steps (24 bytes each) */
-        "add r1, r0, r1\n\t"
-        "bne 3f\n\t"
+        "lsls r4, r1, #31\n\t" /* N: steps % 4 is odd, C: steps % 4 >= 2 */
+        "bic r1, r1, #3\n\t"
+        "add r1, r0, r1\n\t" /* the end of the steps */
+        "bcs 5f\n\t"
+        "bmi 3f\n\t" /* 1 step more than a multiple of 4: enter at the 4th */
         "cmp r0, r1\n\t"
-        "beq 4f\n\t"
-        "2:\n\t" EC_GATHER_STEP "3:\n\t" EC_GATHER_STEP
+        "bne 2f\n\t"
+        "b 4f\n\t"
+        "5:\n\t"
+        "bmi 6f\n\t" /* 3 more: enter at the 2nd step */
+        "b 7f\n\t"   /* 2 more: at the 3rd */
+        "2:\n\t" EC_GATHER_STEP "6:\n\t" EC_GATHER_STEP "7:\n\t" EC_GATHER_STEP "3:\n\t" EC_GATHER_STEP
         "cmp r0, r1\n\t"
         "bne 2b\n\t"
         "4:\n\t" /* the tail: 4 mult, 4 ~shift, 4 output channels */
@@ -86,11 +94,14 @@ static __attribute__((naked, noinline)) void ec_gather_row_fast(EC_UNUSED const 
         "bfi r7, r9, #8, #8\n\t"
         "bfi r7, r12, #16, #8\n\t"
         "bfi r7, lr, #24, #8\n\t"
+        "ldr r4, [sp, #20]\n\t"
+        "cbz r4, 8f\n\t" /* no clamp: act_min -128, act_max 127 */
         "ldrd r4, r5, [sp, #12]\n\t"
         "ssub8 r6, r7, r4\n\t" /* max with act_min */
         "sel r7, r7, r4\n\t"
         "ssub8 r6, r7, r5\n\t" /* min with act_max */
         "sel r7, r5, r7\n\t"
+        "8:\n\t"
         "ldmia r0!, {r4, r5, r6, r8}\n\t"
         "ldr r1, [sp]\n\t"
         "strb r7, [r1, r4]\n\t"
@@ -104,7 +115,7 @@ static __attribute__((naked, noinline)) void ec_gather_row_fast(EC_UNUSED const 
         "cmp r0, r1\n\t"
         "bne 1b\n\t"
         "9:\n\t"
-        "add sp, sp, #20\n\t"
+        "add sp, sp, #24\n\t"
         "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
 }
 #endif
@@ -112,7 +123,7 @@ static __attribute__((naked, noinline)) void ec_gather_row_fast(EC_UNUSED const 
 /* a[j] = lane j's bias + its entries for the group at p; returns the group's tail. */
 static const int32_t *ec_gather_group(const int32_t *p, const int8_t *x, int32_t *a)
 {
-    const int32_t *end = (const int32_t *)(const void *)((const uint8_t *)(p + EC_GATHER_HEAD) + p[0]);
+    const int32_t *end = (const int32_t *)(const void *)((const uint8_t *)(p + EC_GATHER_HEAD) + (p[0] & ~3));
     int32_t a0 = p[1], a1 = p[2], a2 = p[3], a3 = p[4];
     for (p += EC_GATHER_HEAD; p != end; p += EC_GATHER_WORDS) {
         a0 += x[p[0]] * (int16_t)p[4];
@@ -137,7 +148,8 @@ void ec_fully_connected_sparse_gather_s8(int32_t rows, int32_t depth, int32_t ou
         const int32_t *p = stream;
 #if defined(__ARM_FEATURE_DSP) && defined(__thumb2__)
         if (fast) {
-            const ec_gather_consts k = {end, 2 * out_zp + 1, ec_dup8(act_min), ec_dup8(act_max)};
+            const ec_gather_consts k = {end, 2 * out_zp + 1, ec_dup8(act_min), ec_dup8(act_max),
+                                        act_min > -128 || act_max < 127};
             ec_gather_row_fast(stream, &k, input, output);
             continue;
         }
