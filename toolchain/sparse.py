@@ -1,12 +1,14 @@
-"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h (row-sparse and N:4), their
-sizes and scratch twins, and the cost model that picks a dense, row-sparse or N:4 kernel per layer at build time.
+"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h (row-sparse, N:4, row-group),
+their sizes and scratch twins, and the cost model that picks a dense, row-sparse, N:4 or row-group kernel per layer
+at build time.
 
 Fully connected layers (Gemm) and 1x1 convolutions with stride 1, no padding and one group (a fully connected
 layer over the pixels) use the fully connected kernels; other convolutions with one group (any kernel size, stride,
 padding, dilation) the convolution kernels, which apply the weights to the im2col column of each output pixel.
 Depthwise and grouped convolutions stay dense. The build's --sparse-kernels (`mode` below, from the lowering
-context) overrides the choice for every layer: "auto" (the cost model), "dense", "rows" (always row-sparse) or "nm"
-(N:4 when the weights fit it, else dense)."""
+context) overrides the choice for every layer: "auto" (the cost model), "dense", "rows" (always row-sparse), "gather"
+(row-group for int8 fully connected layers, row-sparse elsewhere) or "nm" (N:4 when the weights fit it, else
+dense)."""
 
 from __future__ import annotations
 
@@ -286,11 +288,12 @@ CONV_NM_F32 = (28.71, 40.50, 4.72)
 
 # Row-group (ec_fully_connected_sparse_gather_s8, int8 fully connected) on 'dsp' targets with the fast output stage
 # (the assembly row loop): per step of 4 entries, per group of 4 rows, per input row. Measured on Cortex-M7 on the ten
-# layers of ad01 pruned to 90% (edgec profile; steps and groups from gather_steps): 10.0 instructions per step (9 in
-# the loop, half a compare and branch), 44.5 per group (head, output stage of 4 rows, 4 stores), 71 per call; worst
-# relative error 0.2%. Other targets, and layers without the fast output stage, run the kernel's plain C, not measured
-# for the cost model: the row-group kernel is a candidate only on 'dsp' targets with the fast output stage.
-GATHER_S8 = (10.0, 44.5, 71.0)
+# layers of ad01 pruned to 90% (edgec profile; steps and groups from gather_steps): 9.5 instructions per step (9 in
+# the loop, a compare and branch per 4 steps), 43.4 per group (head, entry into the loop, output stage of 4 rows,
+# 4 stores; 4 more with an activation clamp), 85 per call; worst relative error 0.9%. Other targets, and layers
+# without the fast output stage, run the kernel's plain C, not measured for the cost model: the row-group kernel is a
+# candidate only on 'dsp' targets with the fast output stage.
+GATHER_S8 = (9.5, 43.4, 85.0)
 
 # The target features whose dense int8 kernels the sparse ones are compared with, first match wins: Helium's and
 # NEON's dense kernels need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected layers), below

@@ -25,15 +25,19 @@
  *   values: [N][B][4] int8 or float, entry order.
  * s8 and f32: 1 + 4 bytes (resp. 1 + 16) per block; 2:4 int8 needs 62.5% of the dense bytes, 1:4 31.25%.
  *
- * Row-group format (unstructured sparsity, s8, for speed: 6 bytes per entry). The rows are taken four at a time
- * (a group; the build sorts them by their number of nonzeros, so that a group's rows are about equally long, and
- * repeats a row to fill the last group), and the rows of a group are walked together, one entry of each per step.
- * One stream of int32 words; per group a head of EC_GATHER_HEAD words: the number of steps, the 4 lanes' biases
- * with the input zero point folded in (bias[oc] - in_zp * sum of row oc's weights), the 4 lanes' output channels;
- * then per step EC_GATHER_WORDS words: the 4 lanes' column indices, then the weights of lanes 0 and 2 as the low and
- * high int16 halves of one word, and those of lanes 1 and 3 of the next. A lane with fewer nonzeros than the group's
- * longest is padded with entries of weight 0 (column 0). The output stage's mult and shift arrays are in lane
- * order (4 per group, per channel).
+ * Row-group format (unstructured sparsity, s8 fully connected, for speed: 6 bytes per entry). The rows are taken four
+ * at a time (a group; the build sorts them by their number of nonzeros, so that a group's rows are about equally
+ * long, and repeats the last row to fill the last group), and a group's rows are walked together, one entry of each
+ * per step. One stream of int32 words, per group:
+ *   head (EC_GATHER_HEAD words): 24 * steps + steps % 4 (the steps' bytes, their number mod 4 in the low bits), then
+ *     the 4 lanes' biases with the input zero point folded in, bias[oc] - in_zp * (sum of row oc's weights);
+ *   steps (EC_GATHER_WORDS words each): the 4 lanes' column indices, then the weights of lanes 0 and 2 as the low and
+ *     high int16 halves of one word, those of lanes 1 and 3 in the next; a lane with fewer nonzeros than the group's
+ *     longest row is padded with entries of weight 0 (column 0);
+ *   tail (EC_GATHER_TAIL words): the 4 lanes' multipliers, their ~shift (= -shift - 1), their output channels.
+ * With fast = 1 the weights and biases are stored doubled (the accumulator is the 2 acc ec_requant_fast computes;
+ * |acc| < 2^30). A row without nonzero weights has the constant output c = requantize(bias): the build stores it as
+ * multiplier 2^30, shift -1 and bias 4 (c - out_zp), which both arithmetics map to c exactly.
  */
 #ifndef EDGEC_SPARSE_H
 #define EDGEC_SPARSE_H
