@@ -7,7 +7,7 @@ import re
 import numpy as np
 import onnx
 import pytest
-from helpers import HAVE_ARM, assert_bitexact, assert_float_close, build_and_run, make_model
+from helpers import HAVE_ARM, assert_bitexact, assert_float_close, build_and_run, make_model, needs_target
 from onnx import helper
 
 from edgec import sparse
@@ -322,6 +322,13 @@ def test_gather_host(seed, tmp_path):
 @pytest.mark.parametrize("seed", range(6))
 def test_gather_cortex_m7(seed, tmp_path):
     check_gather(seed, tmp_path, "cortex-m7")
+
+
+@pytest.mark.parametrize("target,seed", [pytest.param(t, s, marks=needs_target(t))
+                                         for t in ("cortex-m55", "cortex-a53", "cortex-m3") for s in (0, 2)])
+def test_gather_other_cores(target, seed, tmp_path):
+    """Forced on other cores: the assembly on Cortex-M55 (DSP extension), the plain C on Cortex-A53 and M3."""
+    check_gather(seed, tmp_path, target)
 
 
 def test_cost_model_gather_only_where_it_wins(tmp_path):
