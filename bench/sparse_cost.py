@@ -1,6 +1,6 @@
 """Measure the constants of the dense/sparse cost model in toolchain/sparse.py on an emulated target.
 
-    .venv/bin/python bench/sparse_cost.py [--target cortex-m7] [--only fc|conv]
+    .venv/bin/python bench/sparse_cost.py [--target cortex-m7] [--only fc|gather|conv]
 
 Builds one-layer models (a Gemm or a Conv with a fused Relu, batch 1, random weights with a given share of zeros,
 or an N:4 pattern) with every kernel the cost model compares, runs them in QEMU (exact instruction counts) and fits
@@ -9,6 +9,7 @@ entries):
   dense:      per_mac * N * K + per_row * N
   row-sparse: per_block * B + per_row * N + per_segment * N * S + per_column * K + per_call
   N:4:        per_block * B + per_row * N + per_column * K + per_call
+  row-group:  per_step * steps + per_group * ceil(N / 4) + per_call (int8; toolchain/sparse.py GATHER_S8)
 Convolution (P output pixels, K = k_h k_w in_c): the same terms per pixel, dense with per_column * K and per_call
 added; the layout copies around the one-layer model (NCHW to NHWC and back) are measured with one-Transpose models
 and subtracted. Prints the measurements, the fits, their worst relative error and instructions per nonzero weight."""
@@ -214,15 +215,31 @@ def measure_conv(target: str, rng: np.random.Generator) -> None:
         fit(rows, ["per_block", "per_row", "per_column", "per_call"], 4)
 
 
+def measure_gather(target: str, rng: np.random.Generator) -> None:
+    """The row-group kernel (int8, fast output stage): per step of 4 entries, per group of 4 rows, per call."""
+    rows = []
+    for n, k in FC_SHAPES:
+        for d in DENSITIES:
+            w = random_weights(rng, (n, k), d)
+            wq = quantized_2d(w, "int8")
+            count, kernel = instructions(gemm_model(w, rng.standard_normal(n) * 0.1), target, "int8", "gather")
+            steps, groups = sparse.gather_steps(wq), (n + 3) // 4
+            print(f"{kernel} {n}x{k} density {d}: {steps} steps, {groups} groups: {count}", flush=True)
+            rows.append(([steps, groups, 1], count))
+    fit(rows, ["per_step", "per_group", "per_call"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--target", default="cortex-m7")
-    p.add_argument("--only", choices=["fc", "conv"])
+    p.add_argument("--only", choices=["fc", "conv", "gather"])
     a = p.parse_args()
     rng = np.random.default_rng(0)
-    if a.only != "conv":
+    if a.only in (None, "fc"):
         measure_fc(a.target, rng)
-    if a.only != "fc":
+    if a.only in (None, "gather"):
+        measure_gather(a.target, rng)
+    if a.only in (None, "conv"):
         measure_conv(a.target, rng)
 
 

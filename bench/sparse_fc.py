@@ -1,14 +1,24 @@
 """Benchmark: ad01 (MLPerf Tiny anomaly detection, ten fully connected layers) with every Gemm's weights
 magnitude-pruned to 90% (the smallest 90% of each layer's weights set to zero), int8 on an emulated target, with the
-dense kernels and with the sparse ones.
+dense kernels and with the sparse ones; and the crossover sparsity per core.
 
     .venv/bin/python bench/sparse_fc.py [--target cortex-m7] [--sparsity 0.9] [--models ../shared/models]
+    .venv/bin/python bench/sparse_fc.py --crossover [--cores cortex-m4,cortex-m7,cortex-m33,cortex-m55,cortex-a53]
+
+--crossover: for ad01's largest layer shape (128 x 640, int8, one input row, random Gaussian weights with a share
+of zeros) on each core, the instructions of the dense kernel the core uses and of each int8 sparse kernel (forced:
+row-sparse ec_fully_connected_sparse_s8, row-group ec_fully_connected_sparse_gather_s8) at densities 10%, 30% and
+50%; a sparse kernel's count is linear in its nonzeros, so a line through the three gives the sparsity at which it
+starts to need fewer instructions than dense (the crossover). Counts are of one inference of the one-layer model
+(QEMU, exact), the harness's input and output conversions included in both.
 
 Instructions per layer come from prefix models (the graph up to that layer's Relu): the difference of two
-successive prefixes' instructions per inference (exact, QEMU -icount) is the layer's. Weight bytes are the int8
-matrix (dense) and the row-sparse arrays (counts, indices, values) of the same quantized weights; biases and
-requantization parameters are the same in both and not counted. The dense and the sparse builds must give identical
-outputs (the same quantized graph). The last column is the kernel the cost model (toolchain/sparse.py) picks."""
+successive prefixes' instructions per inference (exact, QEMU -icount) is the layer's, with every layer dense, every
+layer row-sparse (--sparse-kernels rows), every layer row-group (gather) and as the cost model picks (auto; speed-up
+is dense over auto). Weight bytes are the int8 matrix (dense), the row-sparse arrays (counts, indices, values) and
+the row-group stream less the biases and output stage (which dense stores too, 12 bytes per row) of the same
+quantized weights. All builds must give identical outputs (the same quantized graph). The last column is the kernel
+the cost model (toolchain/sparse.py) picks."""
 
 from __future__ import annotations
 
@@ -43,7 +53,7 @@ def prefix(model: onnx.ModelProto, output: str) -> onnx.ModelProto:
 
 def run(model: onnx.ModelProto, mode: str, target: str, models: Path, tmp: Path) -> tuple[int, np.ndarray, object, str]:
     """(instructions of one inference, raw int8 outputs of the first sample, graph, kernel of the last Gemm) with
-    --sparse-kernels mode ("sparse": rows)."""
+    --sparse-kernels mode ("sparse": rows, "gather": row-group)."""
     path = tmp / "m.onnx"
     onnx.save(model, path)
     out, meta, g = build(BuildOptions(path, target=target, quantize="int8", calib=models / "ad01.calib.npz",
@@ -54,45 +64,79 @@ def run(model: onnx.ModelProto, mode: str, target: str, models: Path, tmp: Path)
     return res.instructions[0], next(iter(res.raw[0].values())), g, kernel
 
 
+def crossover(cores: list[str]) -> None:
+    from sparse_cost import gemm_model, instructions, random_weights  # bench/sparse_cost.py, beside this script
+
+    n, k, densities = 128, 640, (0.1, 0.3, 0.5)
+    head = ("core", "dense kernel", "dense", "row-sparse 90%", "row-group 90%", "crossover row-sparse",
+            "crossover row-group")
+    rows = []
+    for core in cores:
+        rng = np.random.default_rng(0)
+        ws = {d: (random_weights(rng, (n, k), d), rng.standard_normal(n) * 0.1) for d in densities}
+        dense, kernel = instructions(gemm_model(*ws[0.5]), core, "int8", "dense")
+        cells: list[str] = []
+        at90 = []
+        for mode in ("rows", "gather"):
+            counts = [instructions(gemm_model(*ws[d]), core, "int8", mode)[0] for d in densities]
+            slope, icpt = np.polyfit(densities, counts, 1)
+            at90.append(f"{slope * 0.1 + icpt:,.0f}")
+            d = (dense - icpt) / slope  # density at which the line meets dense
+            cells.append("never" if d <= 0 else ("always" if d >= 1 else f"{1 - d:.0%}"))
+            print(f"{core} {mode}: densities {densities} -> {counts}; dense {dense}", flush=True)
+        rows.append((core, kernel, f"{dense:,}", *at90, *cells))
+    print(f"Crossover sparsity per core: int8 fully connected {n}x{k}, one input row (the sparsity above which the "
+          "sparse kernel needs fewer instructions than dense; instructions of one inference, 90% from the fit)")
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    for row in (head, *rows):
+        print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--target", default="cortex-m7")
     p.add_argument("--sparsity", type=float, default=0.9)
     p.add_argument("--models", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "models")
+    p.add_argument("--crossover", action="store_true", help="the crossover sparsity per core instead")
+    p.add_argument("--cores", default="cortex-m4,cortex-m7,cortex-m33,cortex-m55,cortex-a53")
     a = p.parse_args()
+    if a.crossover:
+        crossover(a.cores.split(","))
+        return
     model = prune(onnx.load(a.models / "ad01.onnx"), a.sparsity)
     gemms = [n for n in model.graph.node if n.op_type == "Gemm"]
     after = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "Relu"}
-    rows, previous, totals = [], {"dense": 0, "sparse": 0}, [0, 0, 0, 0]
+    modes = ("dense", "sparse", "gather", "auto")
+    rows, previous, totals = [], dict.fromkeys(modes, 0), [0] * 7
     with tempfile.TemporaryDirectory() as tmp:
         for node in gemms:
             end = after.get(node.output[0], node.output[0])
             count, raw, kernel, g = {}, {}, {}, None
-            for mode in ("dense", "sparse", "auto"):
+            for mode in modes:
                 count[mode], raw[mode], g, kernel[mode] = run(prefix(model, end), mode, a.target, a.models, Path(tmp))
-            if not np.array_equal(raw["dense"], raw["sparse"]) or not np.array_equal(raw["dense"], raw["auto"]):
-                raise SystemExit(f"{node.name}: the sparse build's outputs differ from the dense build's")
+            if any(not np.array_equal(raw["dense"], raw[m]) for m in modes):
+                raise SystemExit(f"{node.name}: a sparse build's outputs differ from the dense build's")
             gn = next(n for n in g.nodes if n.op == "Gemm" and n.outputs[0] in (node.output[0], end))
             w = gn.q["w"]
-            dense_bytes, sparse_bytes = w.size, sparse.encode_rows(w).nbytes
-            layer = {m: count[m] - previous[m] for m in ("dense", "sparse")}
+            sizes = (w.size, sparse.encode_rows(w).nbytes, sparse.gather_bytes(w) - 48 * ((w.shape[0] + 3) // 4))
+            layer = {m: count[m] - previous[m] for m in modes}
             previous = count
+            chosen = {"dense": "dense", "sparse": "row-sparse", "gather": "row-group"}[
+                "gather" if "gather" in kernel["auto"] else "sparse" if "sparse" in kernel["auto"] else "dense"]
             rows.append((node.name, f"{w.shape[0]}x{w.shape[1]}", f"{1 - np.count_nonzero(w) / w.size:.1%}",
-                         f"{layer['dense']:,}", f"{layer['sparse']:,}", f"{layer['dense'] / layer['sparse']:.2f}x",
-                         f"{dense_bytes:,}", f"{sparse_bytes:,}", f"{sparse_bytes / dense_bytes:.1%}",
-                         "sparse" if "sparse" in kernel["auto"] else "dense"))
-            for i, v in enumerate((layer["dense"], layer["sparse"], dense_bytes, sparse_bytes)):
+                         *(f"{layer[m]:,}" for m in modes), f"{layer['dense'] / layer['auto']:.2f}x",
+                         *(f"{b:,}" for b in sizes), chosen))
+            for i, v in enumerate((*(layer[m] for m in modes), *sizes)):
                 totals[i] += v
-    rows.append(("total", "", "", f"{totals[0]:,}", f"{totals[1]:,}", f"{totals[0] / totals[1]:.2f}x",
-                 f"{totals[2]:,}", f"{totals[3]:,}", f"{totals[3] / totals[2]:.1%}", ""))
-    head = ("layer", "N x K", "zeros", "instr dense", "instr sparse", "speed-up", "bytes dense", "bytes sparse",
-            "sparse/dense", "cost model")
+    rows.append(("total", "", "", *(f"{t:,}" for t in totals[:4]), f"{totals[0] / totals[3]:.2f}x",
+                 *(f"{t:,}" for t in totals[4:]), ""))
+    head = ("layer", "N x K", "zeros", "dense", "row-sparse", "row-group", "auto", "speed-up", "bytes dense",
+            "bytes row-sparse", "bytes row-group", "auto's kernel")
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print(f"ad01, Gemm weights magnitude-pruned to {a.sparsity:.0%} per layer, int8 on {a.target} "
-          f"(instructions per inference; dense and sparse outputs identical)")
+          f"(instructions per inference per layer; every build's outputs identical to dense)")
     for row in (head, *rows):
         print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
-
 
 if __name__ == "__main__":
     main()

@@ -2,14 +2,16 @@
 the sparse kernels (fully connected and convolution, row-sparse and N:4) on the host and on Cortex-M7 (float close
 to onnxruntime, int8 bit-exact with the integer reference)."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
-from helpers import HAVE_ARM, assert_bitexact, assert_float_close, build_and_run, make_model
+from helpers import HAVE_ARM, assert_bitexact, assert_float_close, build_and_run, make_model, needs_target
 from onnx import helper
 
 from edgec import sparse
-from edgec.build import BuildOptions, lower_graph, prepare_graph, quantize_with
+from edgec.build import BuildOptions, build, lower_graph, prepare_graph, quantize_with
 from edgec.target import load_target
 
 
@@ -115,10 +117,12 @@ def kernels(model, tmp_path, target: str, quantize: str, sparse_kernels: str = "
 def test_cost_model_picks_sparse_for_sparse_layers(tmp_path, target, quantize):
     """A 90%-sparse fully connected layer gets the sparse kernel; a dense one (and the small dense Gemm) do not."""
     suffix = "s8" if quantize == "int8" else "f32"
-    assert kernels(fc_model(64, 200, 0.9), tmp_path, target, quantize)[0] == f"ec_fully_connected_sparse_{suffix}"
+    k = kernels(fc_model(64, 200, 0.9), tmp_path, target, quantize)[0]
+    assert k.startswith("ec_fully_connected_sparse_") and k.endswith(suffix)  # int8: row-sparse or row-group
     dense = kernels(fc_model(64, 200, 0.0), tmp_path, target, quantize)
     assert not any("sparse" in k for k in dense)
-    assert kernels(conv1x1_model(0.9), tmp_path, target, quantize)[0] == f"ec_fully_connected_sparse_{suffix}"
+    k = kernels(conv1x1_model(0.9), tmp_path, target, quantize)[0]
+    assert k.startswith("ec_fully_connected_sparse_") and k.endswith(suffix)
     assert "sparse" not in kernels(conv1x1_model(0.0), tmp_path, target, quantize)[0]
 
 
@@ -227,3 +231,154 @@ def test_sparse_host(case, tmp_path):
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
 def test_sparse_cortex_m7(case, tmp_path):
     check_case(case, tmp_path, "cortex-m7")
+
+
+# ---- row-group kernel (ec_fully_connected_sparse_gather_s8) -------------------------------------------------------
+
+
+def decode_gather(gt: sparse.Gather, n: int, k: int, fast: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense [N][K] weights, folded biases and ~shifts from a row-group stream (format in edgec_sparse.h)."""
+    s, w = gt.stream.astype(np.int64), np.zeros((n, k), np.int64)
+    bias, ns = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    pos = 0
+    for _ in range(gt.groups):
+        steps = s[pos] // (4 * sparse.GATHER_WORDS)
+        head, pos = s[pos + 1:pos + 5], pos + sparse.GATHER_HEAD
+        body = s[pos:pos + sparse.GATHER_WORDS * steps].reshape(steps, sparse.GATHER_WORDS)
+        pos += sparse.GATHER_WORDS * steps
+        tail, pos = s[pos:pos + sparse.GATHER_TAIL], pos + sparse.GATHER_TAIL
+        lo, hi = (body[:, 4:6] << 48) >> 48, body[:, 4:6] >> 16  # sign-extended int16 halves
+        vals = np.stack([lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]], 1)
+        for j, row in enumerate(tail[8:12]):
+            w[row] = 0
+            np.add.at(w[row], body[:, j], vals[:, j])
+            bias[row], ns[row] = head[j], tail[4 + j]
+    assert pos == s.size
+    scale = 2 if fast else 1
+    assert not (w % scale).any() and not (bias % scale).any()
+    return w // scale, bias // scale, ns
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_encode_gather_round_trip(seed):
+    """Random shapes (N not a multiple of 4, K past 255, empty rows, an all-zero layer): the stream decodes to the
+    weights, the biases with the input zero point folded in, and the shifts."""
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 40)), int(rng.integers(1, 700))
+    density = rng.random(n)[:, None] * (seed != 3)  # seed 3: all zeros
+    w = (rng.integers(-127, 128, (n, k)) * (rng.random((n, k)) < density)).astype(np.int8)
+    w[rng.random(n) < 0.2] = 0
+    bias = rng.integers(-5000, 5000, n).astype(np.int32)
+    in_zp = int(rng.choice([-128, 127, 3]))
+    mult, shift = rng.integers(2**30, 2**31, n), rng.integers(-9, 2, n)
+    for fast in (False, True):
+        gt = sparse.encode_gather(w, bias, in_zp, mult, shift, fast)
+        wd, folded, ns = decode_gather(gt, n, k, fast)
+        np.testing.assert_array_equal(wd, w)
+        np.testing.assert_array_equal(folded, bias - in_zp * w.astype(np.int64).sum(axis=1))
+        np.testing.assert_array_equal(ns, ~shift)
+        assert gt.nbytes == sparse.gather_bytes(w) and gt.steps == sparse.gather_steps(w)
+
+
+def gather_model(seed: int):
+    """Random Gemm shapes for the row-group kernel: 1-3 input rows, N from 1 to 37, K from 1 to 600 (column indices
+    past 255), rows of very different lengths, empty rows; a Relu before the Gemm for odd seeds (input zero point
+    -128), a Relu after it for even seeds (output zero point -128; else the full int8 range); seed 2:
+    fc_positive_shifts (positive shifts in rows with nonzero weights: the general output stage)."""
+    if seed == 2:
+        return fc_positive_shifts()
+    rng = np.random.default_rng(seed)
+    rows, n, k = int(rng.integers(1, 4)), int(rng.integers(1, 38)), int(rng.integers(1, 601))
+    w = rng.standard_normal((n, k)).astype(np.float32) * 0.3
+    w *= rng.random((n, k)) < rng.random(n)[:, None] * 0.3
+    w[rng.random(n) < 0.2] = 0.0
+    b = rng.standard_normal(n).astype(np.float32) * 0.1
+    x = "x" if seed % 2 else "input"
+    nodes = [helper.make_node("Relu", ["input"], ["x"])] if seed % 2 else []
+    nodes.append(helper.make_node("Gemm", [x, "w", "b"], ["h" if seed % 2 == 0 else "output"], transB=1))
+    if seed % 2 == 0:
+        nodes.append(helper.make_node("Relu", ["h"], ["output"]))
+    return make_model(nodes, {"input": [rows, k]}, {"output": None}, {"w": w, "b": b})
+
+
+def check_gather(seed: int, tmp_path, target: str) -> None:
+    samples, res, g, _ = build_and_run(gather_model(seed), tmp_path, quantize="int8", target=target,
+                                       sparse_kernels="gather")
+    assert_bitexact(g, samples, res)
+    used = {p.stem for p in (tmp_path / "build" / "runtime").glob("ec_*.c")}
+    assert "ec_fully_connected_sparse_gather_s8" in used, used
+    calls = re.findall(r"ec_fully_connected_sparse_gather_s8\(([^;]*)\);",
+                       "".join(p.read_text() for p in (tmp_path / "build").glob("*.c")))
+    fast = int(calls[0].split(",")[4])
+    assert fast == (seed != 2)  # the general output stage for seed 2, the fast one (assembly on M7) otherwise
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gather_host(seed, tmp_path):
+    check_gather(seed, tmp_path, "host")
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("seed", range(6))
+def test_gather_cortex_m7(seed, tmp_path):
+    check_gather(seed, tmp_path, "cortex-m7")
+
+
+@pytest.mark.parametrize("target,seed", [pytest.param(t, s, marks=needs_target(t))
+                                         for t in ("cortex-m55", "cortex-a53", "cortex-m3") for s in (0, 2)])
+def test_gather_other_cores(target, seed, tmp_path):
+    """Forced on other cores: the assembly on Cortex-M55 (DSP extension), the plain C on Cortex-A53 and M3."""
+    check_gather(seed, tmp_path, target)
+
+
+def test_cost_model_gather_only_where_it_wins(tmp_path):
+    """On Cortex-M7 a 90%-sparse int8 layer of 128x640 gets the row-group kernel, a 50%-sparse one stays dense;
+    Helium and NEON targets stay dense (DENSE_FAMILIES)."""
+    assert kernels(fc_model(128, 640, 0.9), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_sparse_gather_s8"
+    assert kernels(fc_model(128, 640, 0.5), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_packed_s8"
+    for target in ("cortex-m55", "cortex-a53"):
+        assert "sparse" not in kernels(fc_model(128, 640, 0.9), tmp_path, target, "int8")[0]
+
+
+def sparse_tflite_fc(seed: int) -> bytes:
+    """A .tflite FULLY_CONNECTED (Relu) with 90% zero int8 weights (per-tensor scale), some rows all zero, and an
+    input zero point near an end of the range: built with TFLM's arithmetic (the kernels' _tflm builds)."""
+    import tflite_builder as tb
+
+    rng = np.random.default_rng(seed)
+    m = tb.TFLiteBuilder()
+    rows, k, units = 2, 300, 22
+    s_in, ws = 0.04, 0.004
+    w = rng.integers(-127, 128, size=(units, k)) * (rng.random((units, k)) < 0.1)
+    w[::7] = 0
+    x = m.tensor("x", (rows, k), scale=s_in, zero_point=int(rng.choice([-120, 110])))
+    wt = m.tensor("w", (units, k), data=w, scale=ws)
+    bt = m.tensor("b", (units,), "int32", data=rng.integers(-3000, 3000, size=units), scale=s_in * ws)
+    y = m.tensor("y", (rows, units), scale=float(np.sqrt(k / 10) * 74 * 73 * s_in * ws / 30), zero_point=-7)
+    m.op("FULLY_CONNECTED", [x, wt, bt], [y], "FullyConnectedOptions", FusedActivationFunction=tb.ACT["RELU"])
+    return m.finish([x], [y])
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
+    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
+def test_gather_tflm(target, tmp_path):
+    """The row-group kernel's TFLM build (SMMULR output stage in the assembly on Cortex-M7) equals the integer
+    reference and TFLM's own outputs."""
+    pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
+    from helpers import integer_samples
+
+    from edgec.reference import quantize_feeds, run_graph
+    from edgec.runner import run_build
+    from edgec.validate import tflm_outputs
+
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(sparse_tflite_fc(1))
+    out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "b", sparse_kernels="gather"))
+    assert "ec_fully_connected_sparse_gather_s8_tflm" in {k for la in meta["layers"] for k in la["kernels"]}
+    samples = integer_samples(g, 4)
+    res = run_build(out, samples)
+    for s, raw, want in zip(samples, res.raw, tflm_outputs(str(path), g, samples)):
+        ref = run_graph(g, quantize_feeds(g, s), int8=True)
+        for name in g.outputs:
+            np.testing.assert_array_equal(raw[name], ref[name])
+            np.testing.assert_array_equal(raw[name], want[name].reshape(raw[name].shape))

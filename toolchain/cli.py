@@ -63,9 +63,10 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ram", type=_size, metavar="BYTES", help="RAM of the part, e.g. 64k (default: the target's)")
     p.add_argument("--prune", metavar="METHOD", choices=list(PRUNE_METHODS),
                    help=f"prune before quantizing: {', '.join(PRUNE_METHODS)}")
-    p.add_argument("--sparse-kernels", default="auto", choices=["auto", "dense", "rows", "nm"],
+    p.add_argument("--sparse-kernels", default="auto", choices=["auto", "dense", "rows", "gather", "nm"],
                    help="kernels for layers with zero weights: auto (the cost model: fewest instructions), dense, "
-                   "rows (row-sparse) or nm (N:4 where the weights fit it, the least flash)")
+                   "rows (row-sparse), gather (row-group for int8 fully connected layers, the fewest instructions "
+                   "per nonzero, 6 bytes each) or nm (N:4 where the weights fit it, the least flash)")
     _prune_args(p)
 
 

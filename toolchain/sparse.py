@@ -1,21 +1,27 @@
-"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h (row-sparse and N:4), their
-sizes and scratch twins, and the cost model that picks a dense, row-sparse or N:4 kernel per layer at build time.
+"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h (row-sparse, N:4, row-group),
+their sizes and scratch twins, and the cost model that picks a dense, row-sparse, N:4 or row-group kernel per layer
+at build time.
 
 Fully connected layers (Gemm) and 1x1 convolutions with stride 1, no padding and one group (a fully connected
 layer over the pixels) use the fully connected kernels; other convolutions with one group (any kernel size, stride,
 padding, dilation) the convolution kernels, which apply the weights to the im2col column of each output pixel.
 Depthwise and grouped convolutions stay dense. The build's --sparse-kernels (`mode` below, from the lowering
-context) overrides the choice for every layer: "auto" (the cost model), "dense", "rows" (always row-sparse) or "nm"
-(N:4 when the weights fit it, else dense)."""
+context) overrides the choice for every layer: "auto" (the cost model), "dense", "rows" (always row-sparse), "gather"
+(row-group for int8 fully connected layers, row-sparse elsewhere) or "nm" (N:4 when the weights fit it, else
+dense)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .calls import Arg, Array, Buf, Call, Lowered, Scratch, Struct
 from .target import Target
+
+if TYPE_CHECKING:  # ops imports this module
+    from .ops.output_stage import Stage
 
 SEGMENT = 256  # columns per segment: an index is one byte
 
@@ -116,6 +122,102 @@ def encode_nm(w: np.ndarray, n: int) -> NM:
     return NM(n, np.bitwise_or.reduce(bits, axis=2).astype(np.uint8), values)
 
 
+@dataclass
+class GatherStage:
+    """The per-row output stage of the row-group kernel (see constant_rows)."""
+
+    mult: np.ndarray
+    shift: np.ndarray
+    bias: np.ndarray
+
+
+GATHER_HEAD = 5  # EC_GATHER_HEAD: words before a row group's steps
+GATHER_WORDS = 6  # EC_GATHER_WORDS: words per step of 4 entries
+GATHER_TAIL = 12  # EC_GATHER_TAIL: words after a row group's steps
+
+
+@dataclass
+class Gather:
+    """Row-group weights (edgec_sparse.h): the rows sorted by their number of nonzeros (most first) and taken four
+    at a time, the last group filled up by repeating its last row; one int32 stream, per group the head (steps,
+    the 4 biases with the input zero point folded in), the steps (4 column indices, the weights as two int16
+    pairs) and the tail (4 multipliers, 4 ~shift, 4 output channels). `lanes`: the row of every lane."""
+
+    stream: np.ndarray  # int32
+    lanes: np.ndarray  # int64 [4 * groups]
+    steps: int  # steps of all groups
+
+    @property
+    def groups(self) -> int:
+        return self.lanes.size // 4
+
+    @property
+    def nbytes(self) -> int:
+        return self.stream.nbytes
+
+
+def gather_lanes(w: np.ndarray) -> np.ndarray:
+    """The rows of [N][K] weights in lane order: by number of nonzeros, most first (ties by row), the last group
+    filled up with its last row."""
+    counts = np.count_nonzero(w, axis=1)
+    order = np.lexsort((np.arange(w.shape[0]), -counts))
+    pad = -order.size % 4
+    return np.concatenate([order, np.repeat(order[-1:], pad)]) if order.size else order
+
+
+def gather_steps(w: np.ndarray) -> int:
+    """Steps of all groups (the longest row of every group) without building the stream."""
+    counts = np.count_nonzero(w, axis=1)[gather_lanes(w)]
+    return int(counts.reshape(-1, 4).max(axis=1, initial=0).sum()) if counts.size else 0
+
+
+def encode_gather(w: np.ndarray, bias: np.ndarray, in_zp: int, mult: np.ndarray, shift: np.ndarray,
+                  fast: bool) -> Gather:
+    """[N][K] int8 weights, int32 bias, the input zero point and the per-channel output stage -> the row-group
+    stream; fast (gather_fast): the weights and biases doubled, so that the kernel's accumulators are the 2 acc that
+    ec_requant_fast computes. Raises ValueError when a folded bias bias - in_zp * sum(w) or a partial sum on top of
+    it (doubled when fast) could leave int32."""
+    scale = 2 if fast else 1
+    w64 = w.astype(np.int64) * scale
+    folded = scale * bias.astype(np.int64) - in_zp * w64.sum(axis=1)
+    bound = np.abs(folded) + 128 * np.abs(w64).sum(axis=1)
+    if bound.size and bound.max() >= 2**31:
+        raise ValueError("the folded biases do not fit int32")
+    lanes = gather_lanes(w)
+    words: list[np.ndarray] = []
+    total = 0
+    for g in range(lanes.size // 4):
+        rows = lanes[4 * g:4 * g + 4]
+        cols = [np.flatnonzero(w[r]) for r in rows]
+        steps = max(c.size for c in cols)
+        total += steps
+        idx = np.zeros((steps, 4), np.int64)
+        val = np.zeros((steps, 4), np.int64)
+        for j, (r, c) in enumerate(zip(rows, cols)):
+            idx[:c.size, j] = c
+            val[:c.size, j] = w64[r, c]
+        pairs = np.stack([(val[:, 0] & 0xFFFF) | (val[:, 2] << 16), (val[:, 1] & 0xFFFF) | (val[:, 3] << 16)], 1)
+        words += [np.array([4 * GATHER_WORDS * steps + steps % 4, *folded[rows]], np.int64),
+                  np.concatenate([idx, pairs], 1).ravel(),
+                  np.concatenate([mult[rows], ~shift[rows].astype(np.int64), rows])]
+    stream = np.concatenate(words) if words else np.zeros(0, np.int64)
+    return Gather((stream & 0xFFFFFFFF).astype(np.uint32).view(np.int32), lanes, total)
+
+
+def gather_bytes(w: np.ndarray) -> int:
+    """Gather.nbytes without building the stream."""
+    groups = (w.shape[0] + 3) // 4
+    return 4 * ((GATHER_HEAD + GATHER_TAIL) * groups + GATHER_WORDS * gather_steps(w))
+
+
+def gather_fast(w: np.ndarray, bias: np.ndarray, shift: np.ndarray) -> bool:
+    """Twin of ec_fast_ok for the row-group kernel, from the weights: every shift negative and every accumulator
+    bias + sum(w * (x - in_zp)) (|x - in_zp| <= 255) below 2^30 in magnitude, with a margin (256) that keeps the
+    doubled partial sums of the row-group kernel in int32."""
+    bound = np.abs(bias.astype(np.int64)) + 256 * np.abs(w.astype(np.int64)).sum(axis=1)
+    return bool(np.all(shift < 0) and (bound.size == 0 or bound.max() < 2**30))
+
+
 # ---- scratch twins --------------------------------------------------------------------------------------------
 
 
@@ -184,6 +286,32 @@ CONV_NM_S8 = (15.21, 46.36, 4.15)
 CONV_NM_F32 = (28.71, 40.50, 4.72)
 
 
+# Row-group (ec_fully_connected_sparse_gather_s8, int8 fully connected) on 'dsp' targets with the fast output stage
+# (the assembly row loop): per step of 4 entries, per group of 4 rows, per input row. Measured on Cortex-M7 on the ten
+# layers of ad01 pruned to 90% (edgec profile; steps and groups from gather_steps): 9.5 instructions per step (9 in
+# the loop, a compare and branch per 4 steps), 42.4 per group (head, entry into the loop, output stage of 4 rows,
+# 4 stores; 4 more with an activation clamp), 85 per call; worst relative error 0.9%. Other targets, and layers
+# without the fast output stage, run the kernel's plain C, not measured for the cost model: the row-group kernel is a
+# candidate only on 'dsp' targets with the fast output stage.
+GATHER_S8 = (9.5, 42.4, 85.0)
+
+# The target features whose dense int8 kernels the sparse ones are compared with, first match wins: Helium's and
+# NEON's dense kernels need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected layers), below
+# the sparse kernels' cost per nonzero weight unless nearly all are zero, and the cost model has no measurements of
+# the sparse kernels on these cores: None keeps them dense. "dsp" and the portable kernels: their measured constants.
+DENSE_FAMILIES: tuple[tuple[str, str | None], ...] = (("mve", None), ("neon", None), ("dsp", "dsp"), ("", "portable"))
+
+
+def dense_family(target: Target) -> str | None:
+    """The dense kernel family of a target (DENSE_FAMILIES): "dsp", "portable", or None (no sparse int8 kernels)."""
+    return next(fam for feature, fam in DENSE_FAMILIES if not feature or feature in target.features)
+
+
+def gather_instructions(w: np.ndarray, rows: int) -> float:
+    per_step, per_group, per_call = GATHER_S8
+    return rows * (per_step * gather_steps(w) + per_group * ((w.shape[0] + 3) // 4) + per_call)
+
+
 def dense_instructions(n: int, k: int, rows: int, quantized: bool, dsp: bool) -> float:
     per_mac, per_row = (DENSE_S8_DSP if dsp else DENSE_S8) if quantized else DENSE_F32
     return rows * (per_mac * n * k + per_row * n)
@@ -241,17 +369,19 @@ SPARSE_MARGIN = 0.85
 
 
 def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int | None = None,
-           mode: str = "auto") -> Choice:
+           mode: str = "auto", fast: bool = True) -> Choice:
     """The format `mode` (--sparse-kernels) forces, or in "auto" the format with the fewest predicted instructions
     among dense and, when predicted at least 1 - SPARSE_MARGIN cheaper than dense, row-sparse (only when it
     needs no more flash than dense: without that condition targets without 'dsp' would store nearly dense int8 layers
     sparse, since their portable dense kernel needs more instructions per MAC than the sparse one per entry) and N:4
-    (when every aligned group of 4 columns has at most 2 nonzeros). rows: input rows (fully connected) or output
-    pixels (convolution, with k_dsp the padded column length of its dense DSP kernel). The note gives the
-    predictions."""
+    (when every aligned group of 4 columns has at most 2 nonzeros), and for int8 fully connected layers on 'dsp'
+    targets whose output stage is fast (gather_fast) the row-group format (also no more flash than dense, less the
+    biases and the output stage both store). rows: input rows (fully connected) or output pixels (convolution, with
+    k_dsp the padded column length of its dense DSP kernel). The note gives the predictions."""
     conv = k_dsp is not None
     n_out, k = w.shape
-    dsp = "dsp" in target.features
+    family = dense_family(target) if quantized else "portable"
+    dsp = family == "dsp"
     dense_bytes = n_out * k * (1 if quantized else 4)
     sp = encode_rows(w)
     fit = nm_fit(w)
@@ -266,40 +396,59 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
                 "rows": sparse_instructions(sp, k, rows, quantized)}
         if nm is not None:
             cost["nm"] = nm_instructions(nm, k, rows, quantized)
-    size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0}
-    if mode == "auto" and quantized and ("mve" in target.features or "neon" in target.features):
-        # Helium's and NEON's dense int8 kernels: the cost model has no measurements of the sparse kernels on these
-        # cores, and the dense ones need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected
-        # layers), below the sparse kernels' cost per nonzero weight on Cortex-M7 unless nearly all are zero
+        if quantized and dsp and fast:
+            cost["gather"] = gather_instructions(w, rows)
+    size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0,
+            "gather": gather_bytes(w) - 48 * ((n_out + 3) // 4)}  # less the biases and the output stage
+    if mode == "auto" and family is None:  # see DENSE_FAMILIES
         kind = "dense"
     elif mode == "auto":
-        allowed = [kd for kd in cost if kd == "dense" or
-                   (cost[kd] < SPARSE_MARGIN * cost["dense"] and (kd != "rows" or sp.nbytes <= dense_bytes))]
+        allowed = [kd for kd in cost if kd == "dense" or (cost[kd] < SPARSE_MARGIN * cost["dense"] and
+                                                           (kd not in ("rows", "gather") or size[kd] <= dense_bytes))]
         kind = min(allowed, key=lambda kd: cost[kd])
     elif mode == "rows":
         kind = "rows"
+    elif mode == "gather":
+        kind = "gather" if quantized and not conv else "rows"
     elif mode == "nm":
         kind = "nm" if nm is not None else "dense"
     else:
         kind = "dense"
     density = np.count_nonzero(w) / w.size if w.size else 0.0
-    label = {"dense": "dense", "rows": "row-sparse", "nm": f"{fit}:4"}
+    label = {"dense": "dense", "rows": "row-sparse", "nm": f"{fit}:4", "gather": "row-group"}
     note = (f"density {density:.0%}; predicted instructions " +
             ", ".join(f"{label[kd]} {cost[kd]:,.0f}" for kd in cost) +
             f"; weight bytes {size[kind]:,} ({size[kind] / dense_bytes:.0%} of dense)")
     return Choice(kind, f"{label[kind]}: {note}" if mode == "auto" else f"{label[kind]} (forced): {note}", sp, nm)
 
 
-def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,
-                    target: Target, macs: int, mode: str = "auto") -> tuple[Lowered | None, str]:
+def constant_rows(w: np.ndarray, bias: np.ndarray, stage: Struct, q: Stage | None) -> GatherStage:
+    """The row-group kernel's output stage: the layer's multipliers, shifts and biases, except that a row without
+    nonzero weights (its output is the constant q.finish(0) = c) gets multiplier 2^30, shift -1 and bias 4 (c - out_zp),
+    which every requantization (edgec's and TFLM's) maps to c exactly, with a negative shift (the fast output
+    stage). Without q (the Stage) the rows are left as they are."""
+    f = stage.fields
+    mult, shift, bias = f["mult"].data.astype(np.int64), f["shift"].data.astype(np.int64), bias.astype(np.int64)
+    zero = ~w.any(axis=1)
+    if q is not None and zero.any():
+        c = q.finish(np.zeros((1, w.shape[0]), np.int64), 1)[0].astype(np.int64)
+        mult, shift, bias = mult.copy(), shift.copy(), bias.copy()
+        mult[zero], shift[zero], bias[zero] = 2**30, -1, 4 * (c[zero] - int(f["out_zp"]))
+    return GatherStage(mult, shift, bias)
+
+
+def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf, target: Target,
+                    macs: int, mode: str = "auto", q: Stage | None = None) -> tuple[Lowered | None, str]:
     """The sparse kernel call for a fully connected layer y = x @ w.T + bias over `rows` input rows (w int8 with
     an ec_quant_s8 stage, or float32 with an ec_act_f32 stage), or None when the dense kernel is cheaper; and the
-    cost model's note."""
+    cost model's note. q: the int8 layer's Stage (for the row-group kernel's constant rows)."""
     quantized = w.dtype == np.int8
     n, k = w.shape
     if mode == "dense" or (mode == "auto" and np.all(w != 0)):
         return None, ""
-    c = choose(w, rows, quantized, target, mode=mode)
+    gs = constant_rows(w, bias.data, stage, q) if quantized else None
+    fast = gs is not None and gather_fast(w, gs.bias, gs.shift)
+    c = choose(w, rows, quantized, target, mode=mode, fast=fast)
     suffix = "s8" if quantized else "f32"
     if c.kind == "rows":
         sp = c.rows
@@ -311,6 +460,8 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
         if quantized:
             args.append(Scratch(sparse_scratch_bytes(rows, k, n)))
         return Lowered([Call(f"ec_fully_connected_sparse_{suffix}", args, node=name, macs=macs)]), c.note
+    if c.kind == "gather":
+        return lower_gather_fc(name, rows, w, stage, gs, x, y, macs), c.note
     if c.kind == "nm":
         nm = c.nm
         args = [rows, k, n, nm.n, stage, x, Array(f"wi_{name}", nm.index, "uint8_t"),
@@ -319,6 +470,18 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
             args.append(Scratch(nm_scratch_bytes(rows, k, n, nm.n)))
         return Lowered([Call(f"ec_fully_connected_nm_{suffix}", args, node=name, macs=macs)]), c.note
     return None, c.note
+
+
+def lower_gather_fc(name: str, rows: int, w: np.ndarray, stage: Struct, gs: GatherStage, x: Buf, y: Buf,
+                    macs: int) -> Lowered:
+    """The row-group kernel call (ec_fully_connected_sparse_gather_s8) for int8 weights w [N][K], the layer's
+    ec_quant_s8 struct (zero points, activation range) and its output stage as constant_rows gives it."""
+    f = stage.fields
+    fast = gather_fast(w, gs.bias, gs.shift)
+    gt = encode_gather(w, gs.bias, int(f["in_zp"]), gs.mult, gs.shift, fast)
+    args: list[Arg] = [rows, w.shape[1], w.shape[0], gt.stream.size, int(fast), f["out_zp"],
+                       f["act_min"], f["act_max"], x, Array(f"w_{name}", gt.stream, "int32_t"), y]
+    return Lowered([Call("ec_fully_connected_sparse_gather_s8", args, node=name, macs=macs)])
 
 
 def lower_sparse_conv(name: str, params: Struct, w: np.ndarray, stage: Struct, bias: Array, x: Buf, y: Buf,

@@ -24,11 +24,29 @@
  *   index: uint8 [N][B], entry j's index in bits 2j, 2j + 1 (2 bits per entry).
  *   values: [N][B][4] int8 or float, entry order.
  * s8 and f32: 1 + 4 bytes (resp. 1 + 16) per block; 2:4 int8 needs 62.5% of the dense bytes, 1:4 31.25%.
+ *
+ * Row-group format (unstructured sparsity, s8 fully connected, for speed: 6 bytes per entry). The rows are taken four
+ * at a time (a group; the build sorts them by their number of nonzeros, so that a group's rows are about equally
+ * long, and repeats the last row to fill the last group), and a group's rows are walked together, one entry of each
+ * per step. One stream of int32 words, per group:
+ *   head (EC_GATHER_HEAD words): 24 * steps + steps % 4 (the steps' bytes, their number mod 4 in the low bits), then
+ *     the 4 lanes' biases with the input zero point folded in, bias[oc] - in_zp * (sum of row oc's weights);
+ *   steps (EC_GATHER_WORDS words each): the 4 lanes' column indices, then the weights of lanes 0 and 2 as the low and
+ *     high int16 halves of one word, those of lanes 1 and 3 in the next; a lane with fewer nonzeros than the group's
+ *     longest row is padded with entries of weight 0 (column 0);
+ *   tail (EC_GATHER_TAIL words): the 4 lanes' multipliers, their ~shift (= -shift - 1), their output channels.
+ * With fast = 1 the weights and biases are stored doubled (the accumulator is the 2 acc ec_requant_fast computes;
+ * |acc| < 2^30). A row without nonzero weights has the constant output c = requantize(bias): the build stores it as
+ * multiplier 2^30, shift -1 and bias 4 (c - out_zp), which both arithmetics map to c exactly.
  */
 #ifndef EDGEC_SPARSE_H
 #define EDGEC_SPARSE_H
 
 #include "edgec.h"
+
+#define EC_GATHER_HEAD 5  /* words before a row group's steps (see above) */
+#define EC_GATHER_WORDS 6 /* words per step */
+#define EC_GATHER_TAIL 12 /* words after a row group's steps */
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +58,12 @@ int32_t ec_fully_connected_sparse_s8_get_buffer_size(int32_t rows, int32_t depth
 void ec_fully_connected_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const uint8_t *counts, const uint8_t *blocks,
                                   const int32_t *bias, int8_t *output, void *scratch);
+/* Row-group weights: a stream of `words` int32 words; fast = 1 when the build checked that ec_requant_fast applies
+ * to every lane (a negative shift, accumulators below 2^30 in magnitude) and doubled the weights and biases. No
+ * scratch. */
+void ec_fully_connected_sparse_gather_s8(int32_t rows, int32_t depth, int32_t out_c, int32_t words, int32_t fast,
+                                         int32_t out_zp, int32_t act_min, int32_t act_max, const int8_t *input,
+                                         const int32_t *stream, int8_t *output);
 void ec_fully_connected_sparse_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act,
                                    const float *input, const uint8_t *counts, const uint8_t *index,
                                    const float *values, const float *bias, float *output);

@@ -1,5 +1,5 @@
-"""The sparse fully connected kernels (runtime_c/include/edgec_sparse.h: row-sparse and, where the weights fit it,
-N:4) against the dense ones on the same matrices.
+"""The sparse fully connected kernels (runtime_c/include/edgec_sparse.h: row-sparse, row-group and, where the weights
+fit it, N:4) against the dense ones on the same matrices.
 
 The kernels are compiled with gcc and UBSan and called through cffi; the weights are encoded by toolchain/sparse.py.
 s8 must equal ec_fully_connected_s8 bit for bit, f32 must equal ec_fully_connected_f32 exactly."""
@@ -10,13 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgec.sparse import encode_nm, encode_rows, nm_fit, nm_scratch_bytes, sparse_scratch_bytes
+from edgec.sparse import (
+    encode_gather,
+    encode_nm,
+    encode_rows,
+    gather_fast,
+    nm_fit,
+    nm_scratch_bytes,
+    sparse_scratch_bytes,
+)
 
 cffi = pytest.importorskip("cffi")
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime_c"
 KERNELS = ["ec_fully_connected_s8", "ec_fully_connected_f32", "ec_fully_connected_sparse_s8",
-           "ec_fully_connected_sparse_f32", "ec_fully_connected_nm_s8", "ec_fully_connected_nm_f32"]
+           "ec_fully_connected_sparse_f32", "ec_fully_connected_nm_s8", "ec_fully_connected_nm_f32",
+           "ec_fully_connected_sparse_gather_s8"]
 CDEF = """
 typedef struct {
     int32_t in_zp, out_zp, act_min, act_max;
@@ -43,6 +52,9 @@ void ec_fully_connected_nm_s8(int32_t rows, int32_t depth, int32_t out_c, int32_
 void ec_fully_connected_nm_f32(int32_t rows, int32_t depth, int32_t out_c, int32_t n, const ec_act_f32 *act,
                                const float *input, const uint8_t *index, const float *values, const float *bias,
                                float *output);
+void ec_fully_connected_sparse_gather_s8(int32_t rows, int32_t depth, int32_t out_c, int32_t words, int32_t fast,
+                                         int32_t out_zp, int32_t act_min, int32_t act_max, const int8_t *input,
+                                         const int32_t *stream, int8_t *output);
 """
 # (sparsity or pattern, out_c, depth): unstructured shares of zeros, N:M patterns, empty rows, an all-zero matrix,
 # depths that are not a multiple of 4 and that span several 256-column segments.
@@ -120,6 +132,16 @@ def test_sparse_s8_equals_dense(ck, case, seed):
     lib.ec_fully_connected_sparse_s8(rows, k, n, q, buf(ffi, x), buf(ffi, sp.counts), buf(ffi, sp.blocks_s8()), cbias,
                                      buf(ffi, got), ffi.from_buffer(scratch))
     np.testing.assert_array_equal(got, want)
+    # row-group: per-channel stage, the input zero point folded into the biases (not when they would leave int32)
+    full = np.zeros(n, np.int64) if bias is None else bias.astype(np.int64)
+    mults, shifts = np.broadcast_to(mult, n).astype(np.int64), np.broadcast_to(shift, n).astype(np.int64)
+    if not big:
+        fast = gather_fast(w, full, shifts)
+        gt = encode_gather(w, full, q.in_zp, mults, shifts, fast)
+        got[:] = 0
+        lib.ec_fully_connected_sparse_gather_s8(rows, k, n, gt.stream.size, int(fast), q.out_zp, q.act_min, q.act_max,
+                                                buf(ffi, x), buf(ffi, gt.stream), buf(ffi, got))
+        np.testing.assert_array_equal(got, want)
     fit = nm_fit(w)
     if fit is not None:  # N:4
         nm = encode_nm(w, fit)

@@ -29,8 +29,8 @@ MIN_SCALE = float(np.finfo(np.float32).tiny)
 @dataclass
 class LowerContext:
     """What lowering reads besides the node and the graph: the target (its features choose the kernel variant), the
-    build's --sparse-kernels choice ("auto": the cost model of toolchain/sparse.py, "dense", "rows", "nm"), and
-    the note of the node being lowered (the build report's; the sparse variant's cost-model note)."""
+    build's --sparse-kernels choice ("auto": the cost model of toolchain/sparse.py, "dense", "rows", "gather",
+    "nm"), and the note of the node being lowered (the build report's; the sparse variant's cost-model note)."""
 
     target: Target
     sparse_kernels: str = "auto"

@@ -314,7 +314,8 @@ class Conv(Op):
                 ctx.target, self.macs(node, g), ctx.sparse_kernels)
         if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads):
             w = w.reshape(w.shape[0], -1)
-            low, ctx.note = lower_sparse_fc(name, int(np.prod(g.shape(node.outputs[0]))) // w.shape[0], w, *args)
+            low, ctx.note = lower_sparse_fc(name, int(np.prod(g.shape(node.outputs[0]))) // w.shape[0], w, *args,
+                                            q=node.q if is_int(node) else None)
             return low
         if len(kernel) == 1:
             w = w[:, :, None, :]

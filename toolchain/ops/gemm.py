@@ -206,7 +206,7 @@ class Gemm(Op):
         t = nctype(node)
         low, ctx.note = lower_sparse_fc(node.name, f.rows, f.w, f.stage, Array(f"b_{node.name}", f.bias, f.bias_t),
                                         Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False), ctx.target,
-                                        self.macs(node, g), ctx.sparse_kernels)
+                                        self.macs(node, g), ctx.sparse_kernels, node.q if is_int(node) else None)
         return low
 
     def lower_mve(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
