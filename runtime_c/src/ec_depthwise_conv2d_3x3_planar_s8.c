@@ -312,26 +312,89 @@ static inline int32_t dw_half(int32_t w)
                      : [w] "r"(w), [blk] "r"(blk)                                                                \
                      : "cc", "memory")
 
-/* The pairs of outputs of one channel along a row, stride 1 (DW_ASM_PAIRS); the planes and o advanced past them. */
-static inline __attribute__((always_inline)) void dw_pairs(const int16_t **planes, const int32_t *w, const int32_t *blk, int32_t n, int32_t clamp,
-                     int8_t **out)
+/* The last output of an odd row: (a, b) = the pair (x, x + 1) and the single x + 2 of each plane; 25 instructions
+ * (30 with CLAMP1). */
+#define DW_ASM_ONE_ROW(P, OFF)                                                                                   \
+    "ldrd %[t0], %[t1], [%[w], #" #OFF "]\n\t"                                                                   \
+    "ldr %[t2], [%[" P "]]\n\t"                                                                                   \
+    "ldrsh %[t3], [%[" P "], #4]\n\t"                                                                             \
+    "smlad %[t5], %[t2], %[t0], %[t5]\n\t"                                                                      \
+    "smlabt %[t5], %[t3], %[t1], %[t5]\n\t"
+#if defined(EC_TFLM)
+#define DW_ASM_OUT1                                                                                              \
+    "ldrd %[t0], %[t1], [%[blk], #4]\n\t"                                                                       \
+    "smmulr %[t5], %[t5], %[t0]\n\t"                                                                            \
+    "add %[t5], %[t5], %[t5], asr #31\n\t"                                                                      \
+    "ldr %[t0], [%[blk], #12]\n\t"                                                                              \
+    "asr %[t5], %[t5], %[t0]\n\t"                                                                               \
+    "add %[t5], %[t5], %[t1]\n\t"                                                                               \
+    "ssat %[t5], #8, %[t5], asr #1\n\t"
+#else
+#define DW_ASM_OUT1                                                                                              \
+    "ldrd %[t0], %[t1], [%[blk], #4]\n\t"                                                                       \
+    "smmla %[t5], %[t5], %[t0], %[t1]\n\t"                                                                      \
+    "ldr %[t0], [%[blk], #12]\n\t"                                                                              \
+    "asr %[t5], %[t5], %[t0]\n\t"                                                                               \
+    "ssat %[t5], #8, %[t5], asr #1\n\t"
+#endif
+#define DW_ASM_CLAMP1                                                                                            \
+    "ldrd %[t0], %[t1], [%[blk], #16]\n\t"                                                                      \
+    "ssub16 %[t2], %[t5], %[t0]\n\t"                                                                            \
+    "sel %[t5], %[t5], %[t0]\n\t"                                                                               \
+    "ssub16 %[t2], %[t5], %[t1]\n\t"                                                                            \
+    "sel %[t5], %[t1], %[t5]\n\t"
+#define DW_ASM_ONE(CLAMP)                                                                                        \
+    __asm__ volatile("ldr %[t5], [%[blk]]\n\t" DW_ASM_ONE_ROW("p0", 0) DW_ASM_ONE_ROW("p1", 8)                   \
+                     DW_ASM_ONE_ROW("p2", 16) DW_ASM_OUT1 CLAMP "strb %[t5], [%[o]]\n\t"                         \
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [t5] "=&r"(t5)           \
+                     : [p0] "r"(p0), [p1] "r"(p1), [p2] "r"(p2), [o] "r"(o), [w] "r"(w), [blk] "r"(blk)         \
+                     : "memory")
+
+/* Output row `out` in the fast case with stride 1 (see output_row): per channel, blk = (2 bias, mult, k, e, the
+ * activation bounds in both int16 lanes, in_c), then DW_ASM_PAIRS along the row and DW_ASM_ONE for an odd width. */
+static void output_row_dsp(const ec_conv_params *p, const ec_quant_s8 *q, const int16_t *rows, int32_t d1,
+                           int32_t d2, int32_t wp, const int32_t *weights, const int32_t *biases, int8_t *out)
 {
-    const int16_t *p0 = planes[0], *p1 = planes[1], *p2 = planes[2];
-    int8_t *o = *out;
-    int32_t t0, t1, t2, t3, t4, t5;
-    if (clamp) {
-        DW_ASM_PAIRS(DW_ASM_CLAMP);
-    } else {
-        DW_ASM_PAIRS("");
+    const int32_t in_c = p->in_c, pairs = p->out_w >> 1, odd = p->out_w & 1;
+    const int32_t zp21 = 2 * q->out_zp + 1, clamp = q->act_min != -128 || q->act_max != 127;
+    const int32_t *const mults = q->mult;
+    const int32_t *const shifts = q->shift;
+    int32_t blk[7];
+    int32_t c, t0, t1, t2, t3, t4, t5;
+    blk[4] = dw_dup16(q->act_min);
+    blk[5] = dw_dup16(q->act_max);
+    blk[6] = in_c;
+    for (c = 0; c < in_c; ++c) {
+        const int16_t *p0 = rows + c * wp, *p1 = p0 + d1, *p2 = p0 + d2;
+        const int32_t *w = weights + c * 6;
+        const int32_t e = -shifts[c] - 1;
+        int8_t *o = out + c;
+        int32_t n = pairs;
+        blk[0] = biases != NULL ? 2 * biases[c] : 0;
+        blk[1] = mults[c];
+        blk[2] = DW_K(zp21, e);
+        blk[3] = e;
+        if (n > 0) {
+            if (clamp) {
+                DW_ASM_PAIRS(DW_ASM_CLAMP);
+            } else {
+                DW_ASM_PAIRS("");
+            }
+        }
+        if (odd) {
+            if (clamp) {
+                DW_ASM_ONE(DW_ASM_CLAMP1);
+            } else {
+                DW_ASM_ONE("");
+            }
+        }
     }
     (void)t0;
     (void)t1;
     (void)t2;
     (void)t3;
-    planes[0] = p0;
-    planes[1] = p1;
-    planes[2] = p2;
-    *out = o;
+    (void)t4;
+    (void)t5;
 }
 #endif
 
@@ -347,40 +410,16 @@ static void output_row(const ec_conv_params *p, const ec_quant_s8 *q, int32_t fa
     const int32_t *const mults = q->mult;
     const int32_t *const shifts = q->shift;
     int32_t c;
+#if defined(__ARM_FEATURE_DSP)
+    if (fast && stride == 1) {
+        output_row_dsp(p, q, rows, d1, d2, wp, weights, biases, out);
+        return;
+    }
+#endif
     for (c = 0; c < in_c; ++c) {
         const int16_t *r = rows + c * wp;
         const int32_t *w = weights + c * 6;
         int8_t *o = out + c;
-#if defined(__ARM_FEATURE_DSP)
-        if (fast && stride == 1 && out_w >= 2) {
-            const int32_t e = -shifts[c] - 1;
-            int32_t blk[7];
-            const int16_t *planes[3];
-            blk[0] = biases != NULL ? 2 * biases[c] : 0;
-            blk[1] = mults[c];
-            blk[2] = DW_K(zp21, e);
-            blk[3] = e;
-            blk[4] = lo2;
-            blk[5] = hi2;
-            blk[6] = in_c;
-            planes[0] = r;
-            planes[1] = r + d1;
-            planes[2] = r + d2;
-            dw_pairs(planes, w, blk, out_w >> 1, !full, &o);
-            if (out_w & 1) { /* the last output: pairs (x, x + 1), singles x + 2 */
-                const int16_t *r0 = planes[0], *r1 = planes[1], *r2 = planes[2];
-                int32_t s0 = __smlad(dw_pair(r0), w[0], blk[0]);
-                s0 = __smlabt(r0[2], w[1], s0);
-                s0 = __smlad(dw_pair(r1), w[2], s0);
-                s0 = __smlabt(r1[2], w[3], s0);
-                s0 = __smlad(dw_pair(r2), w[4], s0);
-                s0 = __smlabt(r2[2], w[5], s0);
-                s0 = dw_sat(dw_fast(s0, blk[1], e, blk[2]));
-                o[0] = (int8_t)(s0 < lo ? lo : (s0 > hi ? hi : s0));
-            }
-            continue;
-        }
-#endif
         if (fast) { /* 2 acc: doubled weights and bias */
             const int32_t w01a = w[0], w12a = w[1], w01b = w[2], w12b = w[3], w01c = w[4], w12c = w[5];
             const int32_t mult = mults[c], e = -shifts[c] - 1, k = DW_K(zp21, e);
