@@ -272,6 +272,54 @@ def test_cortex_m7_random_convs(seed, tmp_path):
     assert_bitexact(g, samples, res)
 
 
+def depthwise_3x3_chain(seed: int):
+    """3x3 depthwise convolutions in a chain for ec_depthwise_conv2d_3x3_planar_s8: odd channel counts, odd and even
+    widths, strides 1, 2, 1, padding 0-2 on each border, the input zero point at -128 (after Relu), at 127 (after
+    Relu times -1) or in between, Relu6 (clamped outputs) or none."""
+    rng = np.random.default_rng(seed)
+    # wide enough that lowering picks the planar kernel for all three (Conv.lower_dsp_depthwise: out_w >= 16 at
+    # stride 2)
+    c, h, wd = int(rng.integers(1, 20)), int(rng.integers(3, 9)), int(rng.integers(33, 45))
+    nodes, inits, x = [], {}, "input"
+    first = ("Relu", "Negated Relu", None)[seed % 3]
+    if first:
+        nodes.append(n("Relu", [x], ["r"]))
+        x = "r"
+        if first == "Negated Relu":
+            inits["m1"] = np.float32(-1)
+            nodes.append(n("Mul", [x, "m1"], ["ng"]))
+            x = "ng"
+    h_out, w_out = h, wd
+    for i, stride in enumerate((1, 2, 1)):
+        pads = [int(p) for p in rng.integers(0, 3, 4)]
+        for ax in (0, 1):  # keep at least one output position
+            pads[ax + 2] += max(0, 3 - (h_out, w_out)[ax] - pads[ax] - pads[ax + 2])
+        h_out = (h_out + pads[0] + pads[2] - 3) // stride + 1
+        w_out = (w_out + pads[1] + pads[3] - 3) // stride + 1
+        inits[f"W{i}"] = (rng.standard_normal((c, 1, 3, 3)) / 3).astype(np.float32)
+        inits[f"B{i}"] = (rng.standard_normal(c) * 0.1).astype(np.float32)
+        nodes.append(n("Conv", [x, f"W{i}", f"B{i}"], [f"c{i}"], group=c, pads=pads, strides=[stride, stride]))
+        x = f"c{i}"
+        if rng.random() < 0.5:
+            inits[f"lo{i}"], inits[f"hi{i}"] = np.float32(0), np.float32(6)
+            nodes.append(n("Clip", [x, f"lo{i}", f"hi{i}"], [f"k{i}"]))
+            x = f"k{i}"
+    inits["WG"] = (rng.standard_normal((3, c * h_out * w_out)) * 0.05).astype(np.float32)
+    nodes += [n("Flatten", [x], ["f"]), n("Gemm", ["f", "WG"], ["output"], transB=1)]
+    return make_model(nodes, {"input": [1, c, h, wd]}, {"output": None}, inits)
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("seed", range(6))
+def test_cortex_m7_depthwise_3x3_planar(seed, tmp_path):
+    """ec_depthwise_conv2d_3x3_planar_s8 (SXTAB16 expansion, the SMLAD pair loop in assembly, the strided loop) on
+    Cortex-M7, bit-exact with the integer reference."""
+    samples, res, g, _ = build_and_run(depthwise_3x3_chain(seed), tmp_path, quantize="int8", target="cortex-m7")
+    assert_bitexact(g, samples, res)
+    meta = json.loads((tmp_path / "build" / "edgec.json").read_text())
+    assert sum(layer["kernels"] == ["ec_depthwise_conv2d_3x3_planar_s8"] for layer in meta["layers"]) == 3
+
+
 @pytest.mark.parametrize("seed", [pytest.param(s, marks=needs_target("cortex-m55")) for s in range(3)])
 def test_cortex_m55_random_convs(seed, tmp_path):
     """The Helium (MVE) kernels on random layer shapes (dilation, channel multipliers, residual Add),

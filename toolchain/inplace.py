@@ -17,7 +17,9 @@ Only kernels whose loops were checked are listed; every other call gets its own 
   one pixel at a time, channel by channel, G = 1); ec_conv2d_im2col_s8 and ec_conv2d_1x1_s8 (portable and DSP: the
   inputs of two pixels are copied to scratch before either is written, G = 2; bytes read past a window meet zero
   weights); ec_depthwise_conv2d_3x3_s8 (DSP: each output row's three input rows copied to scratch first, the
-  channels beyond the last group of 4 read pixel by pixel, G = 1)."""
+  channels beyond the last group of 4 read pixel by pixel, G = 1); ec_depthwise_conv2d_3x3_planar_s8 (DSP and plain
+  C: the input rows of each output row's windows expanded into a ring of 3 scratch rows before any pixel of that
+  row is written, output rows in order, G = 1)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from .ir import Graph, Node
 ELEMENTWISE = {"ec_add_s8": (3, 4), "ec_mul_s8": (2, 3), "ec_lut_s8": (2,)}  # kernel -> operand positions
 WINDOWED = {  # kernel -> G; arguments (params, quant, input, ...)
     "ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2, "ec_conv2d_1x1_s8": 2, "ec_depthwise_conv2d_s8": 1,
-    "ec_depthwise_conv2d_3x3_s8": 1}
+    "ec_depthwise_conv2d_3x3_s8": 1, "ec_depthwise_conv2d_3x3_planar_s8": 1}
 
 
 def window_shift(p: dict, group: int, elem: int = 1) -> int:

@@ -164,6 +164,12 @@ void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q
 int32_t ec_depthwise_conv2d_3x3_s8_get_buffer_size(const ec_conv_params *p);
 void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                 const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+/* 3x3 depthwise convolution, channel multiplier 1, dilation 1, any stride and padding, with a ring of 3
+ * channel-planar int16 input rows in scratch. Packed int16 weights, doubled: for channel c and kernel row r, at
+ * c * 12 + r * 4: 2 w[r][0][c], 2 w[r][1][c], 2 w[r][1][c], 2 w[r][2][c]. */
+int32_t ec_depthwise_conv2d_3x3_planar_s8_get_buffer_size(const ec_conv_params *p);
+void ec_depthwise_conv2d_3x3_planar_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                       const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 
 /* Fully connected with packed weights (N = out_c, K = depth). */
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);

@@ -84,6 +84,9 @@ void ec_depthwise_conv2d_packed_s8(const ec_conv_params *p, const ec_quant_s8 *q
 int32_t ec_depthwise_conv2d_3x3_s8_get_buffer_size(const ec_conv_params *p);
 void ec_depthwise_conv2d_3x3_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                 const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+int32_t ec_depthwise_conv2d_3x3_planar_s8_get_buffer_size(const ec_conv_params *p);
+void ec_depthwise_conv2d_3x3_planar_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                       const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth);
 int32_t ec_conv2d_im2col_s16_get_buffer_size(const ec_conv_params *p);
 int32_t ec_depthwise_conv2d_packed_s16_get_buffer_size(const ec_conv_params *p);
@@ -485,6 +488,7 @@ def test_scratch_size_twins(ck):
         conv_1x1_scratch_bytes,
         conv_im2col_s16_scratch_bytes,
         conv_im2col_scratch_bytes,
+        depthwise_3x3_planar_scratch_bytes,
         depthwise_3x3_scratch_bytes,
         depthwise_s16_scratch_bytes,
         fc_packed_scratch_bytes,
@@ -502,6 +506,7 @@ def test_scratch_size_twins(ck):
         assert lib.ec_conv2d_im2col_s16_get_buffer_size(p) == conv_im2col_s16_scratch_bytes(fields)
         assert lib.ec_depthwise_conv2d_packed_s16_get_buffer_size(p) == depthwise_s16_scratch_bytes(fields)
         assert lib.ec_depthwise_conv2d_3x3_s8_get_buffer_size(p) == depthwise_3x3_scratch_bytes(fields)
+        assert lib.ec_depthwise_conv2d_3x3_planar_s8_get_buffer_size(p) == depthwise_3x3_planar_scratch_bytes(fields)
         rows = int(rng.integers(1, 4))
         assert lib.ec_fully_connected_packed_s8_get_buffer_size(rows, in_c) == fc_packed_scratch_bytes(rows, in_c)
 
@@ -611,6 +616,51 @@ def test_depthwise_packed_s8(ck, seed, kernel):
                                        ffi.from_buffer(sc))
     else:
         lib.ec_depthwise_conv2d_packed_s8(p, cq, buf(ffi, x), buf(ffi, pack_depthwise(w)), cbias, buf(ffi, out))
+    acc = depthwise_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g) + (0 if bias is None else bias)
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
+
+
+def test_pack_depthwise_3x3_planar():
+    """Per channel c and kernel row r, int16 at c * 12 + r * 4: 2 w[r][0][c], 2 w[r][1][c], 2 w[r][1][c],
+    2 w[r][2][c] (edgec.h)."""
+    from edgec.ops.packing import pack_depthwise_3x3_planar_s8
+
+    w = rand_s8(np.random.default_rng(3), (3, 3, 5))
+    got = pack_depthwise_3x3_planar_s8(w)
+    for c in range(5):
+        for r in range(3):
+            assert list(got[c * 12 + r * 4:c * 12 + r * 4 + 4]) == [2 * int(w[r, k, c]) for k in (0, 1, 1, 2)]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_depthwise_3x3_planar_s8(ck, seed):
+    """ec_depthwise_conv2d_3x3_planar_s8 (its plain C path here): strides 1-3, padding 0-2 on each side, odd and
+    even widths and channel counts, in_zp at both extremes, scratch full of garbage."""
+    from edgec.ops.packing import pack_depthwise_3x3_planar_s8
+
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    g = {"batch": int(rng.integers(1, 3)), "k_h": 3, "k_w": 3, "dil_h": 1, "dil_w": 1}
+    for ax, pad in (("h", "pad_top"), ("w", "pad_left")):
+        g["in_" + ax] = int(rng.integers(1, 12))
+        g["stride_" + ax] = int(rng.integers(1, 4))
+        g[pad] = int(rng.integers(0, 3))
+        after = int(rng.integers(0, 3))
+        g["out_" + ax] = max((g["in_" + ax] + g[pad] + after - 3) // g["stride_" + ax] + 1, 1)
+    c = int(rng.integers(1, 20))
+    x = rand_s8(rng, (g["batch"], g["in_h"], g["in_w"], c))
+    w = rand_s8(rng, (3, 3, c))
+    bias, cbias = maybe_bias(rng, ffi, c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, c, keep)
+    if seed % 3:
+        q["in_zp"] = cq.in_zp = (-128, 127)[seed % 2]
+    out = np.empty((g["batch"], g["out_h"], g["out_w"], c), np.int8)
+    p = conv_params(ffi, g, c, c, c)
+    sc = scratch(lib.ec_depthwise_conv2d_3x3_planar_s8_get_buffer_size(p))
+    lib.ec_depthwise_conv2d_3x3_planar_s8(p, cq, buf(ffi, x), buf(ffi, pack_depthwise_3x3_planar_s8(w)), cbias,
+                                          buf(ffi, out), ffi.from_buffer(sc))
     acc = depthwise_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g) + (0 if bias is None else bias)
     want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
     np.testing.assert_array_equal(out, want)

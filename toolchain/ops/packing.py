@@ -131,6 +131,19 @@ def depthwise_3x3_scratch_bytes(p: dict) -> int:
     return (p["in_c"] // 4) * ((p["out_w"] - 1) * p["stride_w"] + 3) * 6 * 4
 
 
+def pack_depthwise_3x3_planar_s8(w: np.ndarray) -> np.ndarray:
+    """[3][3][C] int8 -> packed int16 of ec_depthwise_conv2d_3x3_planar_s8 (edgec.h): per channel and kernel row r,
+    (w[r][0], w[r][1]) and (w[r][1], w[r][2]), doubled (the kernel accumulates 2 acc, the operand of its SMMUL)."""
+    p = w.astype(np.int16).transpose(2, 0, 1) * 2  # [C][ky][kx]
+    return p[:, :, [0, 1, 1, 2]].reshape(-1)
+
+
+def depthwise_3x3_planar_scratch_bytes(p: dict) -> int:
+    """Twin of ec_depthwise_conv2d_3x3_planar_s8_get_buffer_size: 3 rows of in_c int16 planes of
+    (out_w - 1) * stride_w + 3 columns (the scratch of ec_depthwise_conv2d_3x3_s8 when in_c is a multiple of 4)."""
+    return 6 * p["in_c"] * ((p["out_w"] - 1) * p["stride_w"] + 3)
+
+
 def fold_input_zp(bias: np.ndarray, w: np.ndarray, in_zp: int) -> np.ndarray:
     """bias - in_zp * (sum of each output channel's weights; w [N][...]): the bias of the Helium and NEON kernels,
     which multiply the raw inputs (runtime_c/include/edgec_mve.h, edgec_neon.h). Wrapped to int32: the kernels'
