@@ -394,6 +394,46 @@ static inline void ec_neon_gemm(const int8_t *w, int32_t k8, int32_t n, const in
     }
 }
 
+/* (ec_conv2d_im2col_neon_s8, ec_conv2d_lanes_neon_s8) col = the input window whose tap (0, 0) is at input (iy0, ix0), in_zp where it lies in the padding. Not inlined:
+ * the matrix product beside it needs the registers. */
+#if defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+static void ec_neon_im2col(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int32_t zp,
+                                  int8_t *col)
+{
+    const int32_t in_c = p->in_c, k_w = p->k_w, dil_w = p->dil_w, len = k_w * in_c;
+    const int32_t row_step = p->dil_h * p->in_w * in_c;
+    const int8_t *src;
+    int32_t ky0, ky1, kx0, kx1, ky, kx;
+    ec_window_range(iy0, p->dil_h, p->k_h, p->in_h, &ky0, &ky1);
+    ec_window_range(ix0, dil_w, k_w, p->in_w, &kx0, &kx1);
+    ec_neon_fill(col, zp, ky0 * len);
+    ec_neon_fill(col + ky1 * len, zp, (p->k_h - ky1) * len);
+    if (ky0 == ky1) {
+        return;
+    }
+    col += ky0 * len;
+    src = in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * dil_w) * in_c;
+    if (dil_w == 1 && kx0 == 0 && kx1 == k_w) { /* whole kernel rows */
+        for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
+            ec_neon_copy(col, src, len);
+        }
+        return;
+    }
+    for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
+        ec_neon_fill(col, zp, kx0 * in_c);
+        ec_neon_fill(col + kx1 * in_c, zp, (k_w - kx1) * in_c);
+        if (dil_w == 1) {
+            ec_neon_copy(col + kx0 * in_c, src, (kx1 - kx0) * in_c);
+        } else {
+            for (kx = kx0; kx < kx1; ++kx) {
+                ec_neon_copy(col + kx * in_c, src + (kx - kx0) * dil_w * in_c, in_c);
+            }
+        }
+    }
+}
+
 /* Depthwise taps: tp[t] (t = ky * k_w + kx) points to channel 0 of the input pixel under tap t of the window whose
  * tap (0, 0) is at input (iy0, ix0), or to zp_row (in_c bytes of in_zp) for a tap in the padding. */
 static inline void ec_neon_dw_taps(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0,

@@ -16,15 +16,24 @@ from .packing import (
     neon_conv_1x1_scratch_bytes,
     neon_conv_im2col_f32_scratch_bytes,
     neon_conv_im2col_scratch_bytes,
+    neon_conv_lanes_scratch_bytes,
     neon_depthwise_scratch_bytes,
     neon_fc_scratch_bytes,
     pack_f32,
+    pack_lanes_neon,
     pack_matrix_neon,
     pad_bias_f32,
     scratch_arg,
 )
 
 MAX_TAPS = 64  # EC_DW_NEON_MAX_TAPS
+# ec_conv2d_lanes_neon_s8 takes dot products (k_h * k_w * in_c) up to LANES_MAX_K long, in 1x1 layers or with at
+# least LANES_MIN_OUT output channels: measured under qemu-aarch64 -cpu cortex-a53 against the matrix kernels, 1x1
+# 8 -> 16 at 48x48 256,340 against 466,770 instructions, 16 -> 32 at 24x24 159,928 / 240,726, 64 -> 64 at 25x5
+# 191,677 / 194,067, but 128 -> 128 at 6x6 205,159 / 181,740; 3x3 3 -> 16 at 32x32 400,020 / 403,683, 3x3 stride 2
+# 3 -> 8 at 96x96 621,882 / 583,039 (Cortex-A7 gains in all of these).
+LANES_MAX_K = 64
+LANES_MIN_OUT = 16
 
 
 def fits(w: np.ndarray) -> bool:
@@ -53,6 +62,8 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
     if p["groups"] != 1:
         return None
     wm = w.reshape(w.shape[0], w.shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    if lanes := lower_conv_lanes(name, q, params, stage, x, y, wm, macs):
+        return lanes
     if taps == 1 and not padded:
         kernel, scratch = "ec_conv2d_1x1_neon_s8", neon_conv_1x1_scratch_bytes(p)
     else:
@@ -60,6 +71,19 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
     args = [Array(f"w_{name}", pack_matrix_neon(wm), "int8_t"),
             Array(f"b_{name}", fold_input_zp(q["bias"], wm, q["in_zp"]), "int32_t"), y, scratch_arg(scratch)]
     return Lowered([Call(kernel, [params, stage, x, *args], node=name, macs=macs)])
+
+
+def lower_conv_lanes(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf, wm: np.ndarray,
+                     macs: int) -> Lowered | None:
+    """ec_conv2d_lanes_neon_s8 for a convolution with one group and a short dot product (wm [O][K], K at most
+    LANES_MAX_K; a kernel larger than 1x1 with at least LANES_MIN_OUT output channels), or None. Its int16 weights
+    take twice the bytes of the matrix layout's."""
+    if wm.shape[1] > LANES_MAX_K or (params.fields["k_h"] * params.fields["k_w"] > 1 and wm.shape[0] < LANES_MIN_OUT):
+        return None
+    args = [Array(f"w_{name}", pack_lanes_neon(wm), "int16_t"),
+            Array(f"b_{name}", fold_input_zp(q["bias"], wm, q["in_zp"]), "int32_t"), y,
+            scratch_arg(neon_conv_lanes_scratch_bytes(params.fields))]
+    return Lowered([Call("ec_conv2d_lanes_neon_s8", [params, stage, x, *args], node=name, macs=macs)])
 
 
 def lower_fc(name: str, rows: int, w: np.ndarray, q: dict, stage: Struct, x: Buf, y: Buf, macs: int) -> Lowered | None:

@@ -225,6 +225,22 @@ def neon_depthwise_scratch_bytes(p: dict) -> int:
     return ceil4(p["in_c"])
 
 
+def pack_lanes_neon(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> ec_conv2d_lanes_neon_s8's int16 layout: N padded to N8 (a multiple of 8) and K to K8 with zeros,
+    blocks of 16 output channels (a last one of 8 when N8 leaves 8), each [K8][width]."""
+    n, k = w.shape
+    n8, k8 = ceil8(n), ceil8(k)
+    full = np.zeros((n8, k8), np.int16)
+    full[:n, :k] = w
+    return np.concatenate([full[o:o + 16].T.reshape(-1) for o in range(0, n8, 16)])
+
+
+def neon_conv_lanes_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_lanes_neon_s8_get_buffer_size: two columns of K8 and 8 spare bytes, each rounded up to 16,
+    then the bias, multiplier and shift of every output channel (out_c rounded up to 8) as int32."""
+    return 2 * ((ceil8(p["k_h"] * p["k_w"] * p["in_c"]) + 8 + 15) // 16 * 16) + 12 * ceil8(p["out_c"])
+
+
 def pack_f32(w: np.ndarray) -> np.ndarray:
     """[N][K] float -> blocks of 4 output channels, [N4 / 4][K][4] (N4 = N rounded up to 4, extra channels zero)."""
     n, k = w.shape
