@@ -199,6 +199,18 @@ static inline int32x4_t ec_neon_requant(int32x4_t x, int32x4_t mult, int32x4_t s
 #endif
 }
 
+/* ec_neon_requant with u = shift - fast (ec_neon_stage_tables): the short form's shift - 1 precomputed. */
+static inline int32x4_t ec_neon_requant_t(int32x4_t x, int32x4_t mult, int32x4_t u, int32_t fast)
+{
+    (void)fast;
+#if !defined(EC_TFLM)
+    if (fast) {
+        return vrshlq_s32(vqdmulhq_s32(vaddq_s32(x, x), mult), u);
+    }
+#endif
+    return ec_neon_requant(x, mult, u, 0);
+}
+
 /* clamp(r + zp, lo, hi) for 8 lanes (r0 then r1). Saturating narrowings keep every value outside the int8 range
  * outside it, so the result equals ec_output_s8 lane by lane. */
 static inline int8x8_t ec_neon_out8(int32x4_t r0, int32x4_t r1, int16x8_t zp, int8x8_t lo, int8x8_t hi)
@@ -277,21 +289,53 @@ static inline void ec_neon_store_n(int8_t *dst, int8x8_t v, int32_t n)
         a3 = ec_neon_mac8(a3, u3, (x));                                                                          \
     } while (0)
 
+/* What the output-stage tables subtract from each shift: fast (the short form of ec_neon_requant takes shift - 1), but
+ * 0 in a TFLM build (whose ec_neon_requant computes TFLM's arithmetic from the shift itself). */
+#if defined(EC_TFLM)
+#define EC_NEON_SUB(fast) 0
+#else
+#define EC_NEON_SUB(fast) (fast)
+#endif
+
+/* The matrix kernels' output-stage tables in t for output channels first .. first + n - 1 (3 * n4 int32, n4 = n
+ * rounded up to 4; the last channel repeated): the folded bias, the multiplier and the shift less
+ * EC_NEON_SUB(fast), so the core loads each as one vector. */
+static inline void ec_neon_stage_tables(const int32_t *bias, const ec_quant_s8 *q, int32_t first, int32_t n,
+                                        int32_t fast, int32_t *t)
+{
+    const int32_t n4 = (n + 3) & ~3, sub = EC_NEON_SUB(fast);
+    int32_t i;
+    (void)fast;
+    for (i = 0; i < n4; ++i) {
+        const int32_t c = first + (i < n ? i : n - 1), j = q->per_channel ? c : 0;
+        t[i] = bias[c];
+        t[n4 + i] = q->mult[j];
+        t[2 * n4 + i] = q->shift[j] - sub;
+    }
+}
+
+/* Bytes of ec_neon_stage_tables for n output channels. */
+static inline int32_t ec_neon_tables_bytes(int32_t n)
+{
+    return 12 * ((n + 3) & ~3);
+}
+
 /* For every output channel oc < n and column j < ncols (1 .. EC_NEON_COLS): out[j][oc] = output stage(bias[oc] +
  * sum over k < k8 of w[oc][k] * col[j][k]), w in the matrix layout above (n rows padded to a multiple of 4), col[j]
- * k8 int8 values, bias folded. fast: ec_neon_fast_ok(bias, q, n, k8). */
+ * k8 int8 values; tb: ec_neon_stage_tables (folded bias, multiplier, shift - fast); fast: ec_neon_fast_ok(bias, q,
+ * n, k8) (0 in a TFLM build). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
 static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, const int8_t *const *col,
-                                     int32_t ncols, const int32_t *bias, const ec_quant_s8 *q, int32_t fast,
+                                     int32_t ncols, const int32_t *tb, const ec_quant_s8 *q, int32_t fast,
                                      int8_t *const *out)
 {
+    const int32_t n4 = (n + 3) & ~3;
     int32_t oc;
 #if defined(__ARM_NEON)
     const int16x8_t zp = vdupq_n_s16((int16_t)q->out_zp);
     const int8x8_t lo = vdup_n_s8((int8_t)q->act_min), hi = vdup_n_s8((int8_t)q->act_max);
-    const int32_t per_channel = q->per_channel;
     const int8_t *const c0 = col[0];
     const int8_t *const c1 = col[ncols > 1 ? 1 : 0];
     const int8_t *const c2 = col[ncols > 2 ? 2 : 0];
@@ -333,26 +377,40 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
                 EC_NEON_MAC8_COL(vld1_s8(c3 + k), a03, a13, a23, a33);
             }
         }
-        m = ec_neon_load4(q->mult, oc, n, per_channel);
-        s = ec_neon_load4(q->shift, oc, n, per_channel);
-        b = ec_neon_load4(bias, oc, n, 1);
-        r0 = ec_neon_requant(vaddq_s32(ec_neon_hsum4(a00, a10, a20, a30), b), m, s, fast);
-        r1 = ncols > 1 ? ec_neon_requant(vaddq_s32(ec_neon_hsum4(a01, a11, a21, a31), b), m, s, fast) : r0;
+        m = vld1q_s32(tb + n4 + oc);
+        s = vld1q_s32(tb + 2 * n4 + oc);
+        b = vld1q_s32(tb + oc);
+        r0 = ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a00, a10, a20, a30), b), m, s, fast);
+        r1 = ncols > 1 ? ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a01, a11, a21, a31), b), m, s, fast) : r0;
         {
             const int8x8_t v = ec_neon_out8(r0, r1, zp, lo, hi);
-            ec_neon_store_n(out[0] + oc, v, valid);
-            if (ncols > 1) {
-                ec_neon_store_n(out[1] + oc, vext_s8(v, v, 4), valid);
+            if (valid == 4) {
+                vst1_lane_u32((uint32_t *)(void *)(out[0] + oc), vreinterpret_u32_s8(v), 0);
+                if (ncols > 1) {
+                    vst1_lane_u32((uint32_t *)(void *)(out[1] + oc), vreinterpret_u32_s8(v), 1);
+                }
+            } else {
+                ec_neon_store_n(out[0] + oc, v, valid);
+                if (ncols > 1) {
+                    ec_neon_store_n(out[1] + oc, vext_s8(v, v, 4), valid);
+                }
             }
         }
         if (ncols > 2) {
             int8x8_t v;
-            r2 = ec_neon_requant(vaddq_s32(ec_neon_hsum4(a02, a12, a22, a32), b), m, s, fast);
-            r3 = ncols > 3 ? ec_neon_requant(vaddq_s32(ec_neon_hsum4(a03, a13, a23, a33), b), m, s, fast) : r2;
+            r2 = ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a02, a12, a22, a32), b), m, s, fast);
+            r3 = ncols > 3 ? ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a03, a13, a23, a33), b), m, s, fast) : r2;
             v = ec_neon_out8(r2, r3, zp, lo, hi);
-            ec_neon_store_n(out[2] + oc, v, valid);
-            if (ncols > 3) {
-                ec_neon_store_n(out[3] + oc, vext_s8(v, v, 4), valid);
+            if (valid == 4) {
+                vst1_lane_u32((uint32_t *)(void *)(out[2] + oc), vreinterpret_u32_s8(v), 0);
+                if (ncols > 3) {
+                    vst1_lane_u32((uint32_t *)(void *)(out[3] + oc), vreinterpret_u32_s8(v), 1);
+                }
+            } else {
+                ec_neon_store_n(out[2] + oc, v, valid);
+                if (ncols > 3) {
+                    ec_neon_store_n(out[3] + oc, vext_s8(v, v, 4), valid);
+                }
             }
         }
     }
@@ -362,12 +420,13 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
     for (j = 0; j < ncols; ++j) {
         for (oc = 0; oc < n; ++oc) {
             const int8_t *wr = w + oc * k8;
-            uint32_t acc = (uint32_t)bias[oc];
+            uint32_t acc = (uint32_t)tb[oc];
             int32_t k;
             for (k = 0; k < k8; ++k) {
                 acc = ec_mac_wrap(acc, col[j][k], wr[k]);
             }
-            out[j][oc] = ec_neon_out1(acc, q, oc);
+            out[j][oc] = ec_output_s8(ec_requantize((int32_t)acc, tb[n4 + oc], tb[2 * n4 + oc] + EC_NEON_SUB(fast)),
+                                      q->out_zp, q->act_min, q->act_max);
         }
     }
 #endif
@@ -375,22 +434,22 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
 
 /* ec_neon_gemm_core specialized for 4 (AArch64), 2 and 1 columns (a constant in each); 3 columns run as 2 + 1. */
 static inline void ec_neon_gemm(const int8_t *w, int32_t k8, int32_t n, const int8_t *const *col, int32_t ncols,
-                                const int32_t *bias, const ec_quant_s8 *q, int32_t fast, int8_t *const *out)
+                                const int32_t *tb, const ec_quant_s8 *q, int32_t fast, int8_t *const *out)
 {
 #if EC_NEON_COLS > 2
     if (ncols == 4) {
-        ec_neon_gemm_core(w, k8, n, col, 4, bias, q, fast, out);
+        ec_neon_gemm_core(w, k8, n, col, 4, tb, q, fast, out);
         return;
     }
 #endif
     if (ncols >= 2) {
-        ec_neon_gemm_core(w, k8, n, col, 2, bias, q, fast, out);
+        ec_neon_gemm_core(w, k8, n, col, 2, tb, q, fast, out);
         col += 2;
         out += 2;
         ncols -= 2;
     }
     if (ncols == 1) {
-        ec_neon_gemm_core(w, k8, n, col, 1, bias, q, fast, out);
+        ec_neon_gemm_core(w, k8, n, col, 1, tb, q, fast, out);
     }
 }
 

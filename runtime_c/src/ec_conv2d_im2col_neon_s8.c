@@ -11,7 +11,7 @@
 
 int32_t ec_conv2d_im2col_neon_s8_get_buffer_size(const ec_conv_params *p)
 {
-    return 4 * ec_k8(p->k_h * p->k_w * p->in_c) + 16;
+    return 4 * ec_k8(p->k_h * p->k_w * p->in_c) + 16 + ec_neon_tables_bytes(p->out_c);
 }
 
 void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
@@ -24,10 +24,12 @@ void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, con
     const int32_t row_step = p->dil_h * in_w * in_c, last_row = (k_h - 1) * p->dil_h;
     const int32_t fast = ec_neon_fast_ok(bias, q, out_c, k8);
     int8_t *col = (int8_t *)scratch;
+    int32_t *tb = (int32_t *)(void *)(col + 4 * k8 + 16); /* ec_neon_stage_tables */
     const int8_t *x[EC_NEON_COLS];
     int8_t *y[EC_NEON_COLS];
     int32_t pix, c, ky, i;
 
+    ec_neon_stage_tables(bias, q, 0, out_c, fast, tb);
     for (c = 0; c < EC_NEON_COLS; ++c) {
         memset(col + c * k8 + k, 0, (size_t)(k8 - k));
         x[c] = col + c * k8;
@@ -58,6 +60,6 @@ void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, con
                 ec_neon_im2col(p, input + b * image, iy0, ix0, q->in_zp, dst);
             }
         }
-        ec_neon_gemm(weights, k8, out_c, x, ncols, bias, q, fast, y);
+        ec_neon_gemm(weights, k8, out_c, x, ncols, tb, q, fast, y);
     }
 }

@@ -199,6 +199,8 @@ def depthwise_case(rng, kernel):
 def fc_case(rng, kernel):
     while True:
         rows, out_c = int(rng.integers(1, 6)), int(rng.integers(1, 14))
+        if rng.random() < 0.3:  # more than one pass of 64 output channels (the stage tables on the stack)
+            out_c = int(rng.integers(65, 140))
         depth = int(rng.choice([int(rng.integers(1, 70)), 8, 16, 64]))
         x, w = rand_s8(rng, (rows, depth)), rand_weights(rng, (out_c, depth))
         bias = rand_bias(rng, out_c)

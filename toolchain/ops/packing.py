@@ -203,15 +203,21 @@ def pack_matrix_neon(w: np.ndarray) -> np.ndarray:
     return p.reshape(-1)
 
 
+def neon_tables_bytes(out_c: int) -> int:
+    """Twin of ec_neon_tables_bytes: the output-stage tables (bias, multiplier, shift; out_c rounded up to 4)."""
+    return 12 * ceil4(out_c)
+
+
 def neon_conv_1x1_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_1x1_neon_s8_get_buffer_size."""
-    return NEON_COLS * ceil8(p["in_c"]) if p["in_c"] % 8 else 0
+    """Twin of ec_conv2d_1x1_neon_s8_get_buffer_size: NEON_COLS columns when in_c is no multiple of 8, then the
+    output-stage tables."""
+    return (NEON_COLS * ceil8(p["in_c"]) if p["in_c"] % 8 else 0) + neon_tables_bytes(p["out_c"])
 
 
 def neon_conv_im2col_scratch_bytes(p: dict) -> int:
     """Twin of ec_conv2d_im2col_neon_s8_get_buffer_size: NEON_COLS columns and 16 spare bytes for whole-vector
-    copies."""
-    return NEON_COLS * ceil8(p["k_h"] * p["k_w"] * p["in_c"]) + 16
+    copies, then the output-stage tables."""
+    return NEON_COLS * ceil8(p["k_h"] * p["k_w"] * p["in_c"]) + 16 + neon_tables_bytes(p["out_c"])
 
 
 def neon_fc_scratch_bytes(rows: int, depth: int) -> int:
