@@ -304,9 +304,26 @@ static inline void ec_neon_stage_tables(const int32_t *bias, const ec_quant_s8 *
                                         int32_t fast, int32_t *t)
 {
     const int32_t n4 = (n + 3) & ~3, sub = EC_NEON_SUB(fast);
-    int32_t i;
+    int32_t i = 0;
     (void)fast;
-    for (i = 0; i < n4; ++i) {
+#if defined(__ARM_NEON)
+    if (q->per_channel) {
+        const int32x4_t d = vdupq_n_s32(sub);
+        for (; i + 4 <= n; i += 4) {
+            vst1q_s32(t + i, vld1q_s32(bias + first + i));
+            vst1q_s32(t + n4 + i, vld1q_s32(q->mult + first + i));
+            vst1q_s32(t + 2 * n4 + i, vsubq_s32(vld1q_s32(q->shift + first + i), d));
+        }
+    } else {
+        const int32x4_t m = vdupq_n_s32(q->mult[0]), s = vdupq_n_s32(q->shift[0] - sub);
+        for (; i + 4 <= n; i += 4) {
+            vst1q_s32(t + i, vld1q_s32(bias + first + i));
+            vst1q_s32(t + n4 + i, m);
+            vst1q_s32(t + 2 * n4 + i, s);
+        }
+    }
+#endif
+    for (; i < n4; ++i) {
         const int32_t c = first + (i < n ? i : n - 1), j = q->per_channel ? c : 0;
         t[i] = bias[c];
         t[n4 + i] = q->mult[j];

@@ -107,19 +107,23 @@ static void inside_columns(const ec_conv_params *p, int32_t *ox0, int32_t *ox1)
                 const int32_t iy0 = oy * p->stride_h - p->pad_top;                                               \
                 const int32_t rows_inside = iy0 >= 0 && iy0 + 2 < in_h;                                          \
                 for (ox = 0; ox < out_w; ++ox, out += in_c) {                                                    \
-                    if (rows_inside && ox == ox0 && ox0 < ox1) {                                                 \
-                        const int8_t *r0 = in_b + (iy0 * in_w + ox * p->stride_w - p->pad_left) * in_c + c;      \
+                    const int32_t ix0 = ox * p->stride_w - p->pad_left;                                          \
+                    const int8_t *const z_ = zp_row + c;                                                         \
+                    if (rows_inside && ox == ox0 && ox0 < ox1) { /* the windows inside the input */             \
+                        const int8_t *r0 = in_b + (iy0 * in_w + ix0) * in_c + c;                                 \
                         for (; ox < ox1; ++ox, out += in_c, r0 += step) {                                        \
                             const int8_t *r1 = r0 + row, *r2 = r1 + row;                                         \
                             BODY(r0, r0 + in_c, r0 + c2, r1, r1 + in_c, r1 + c2, r2, r2 + in_c, r2 + c2);        \
                         }                                                                                        \
-                        if (ox == out_w) {                                                                       \
-                            break;                                                                               \
-                        }                                                                                        \
-                    }                                                                                            \
-                    {                                                                                            \
-                        const int32_t ix0 = ox * p->stride_w - p->pad_left;                                      \
-                        const int8_t *const z_ = zp_row + c;                                                     \
+                        --ox; /* the loop's step takes ox and out to the next position */                      \
+                        out -= in_c;                                                                             \
+                    } else if (rows_inside && ix0 == -1 && in_w >= 2) { /* one column in the left padding */     \
+                        const int8_t *r0 = in_b + iy0 * row + c, *r1 = r0 + row, *r2 = r1 + row;                 \
+                        BODY(z_, r0, r0 + in_c, z_, r1, r1 + in_c, z_, r2, r2 + in_c);                            \
+                    } else if (rows_inside && ix0 >= 0 && ix0 + 2 == in_w) { /* one in the right padding */     \
+                        const int8_t *r0 = in_b + (iy0 * in_w + ix0) * in_c + c, *r1 = r0 + row, *r2 = r1 + row; \
+                        BODY(r0, r0 + in_c, z_, r1, r1 + in_c, z_, r2, r2 + in_c, z_);                            \
+                    } else {                                                                                     \
                         const int8_t *const q0_ = iy0 >= 0 && iy0 < in_h ? in_b + iy0 * row + c : NULL;          \
                         const int8_t *const q1_ = iy0 + 1 >= 0 && iy0 + 1 < in_h ? in_b + (iy0 + 1) * row + c    \
                                                                                  : NULL;                         \
