@@ -231,6 +231,18 @@ static inline int32x4_t ec_neon_mac16(int32x4_t acc, int8x16_t w, int8x16_t x)
     return vpadalq_s16(acc, p);
 }
 
+/* The 16 products w[i] * x[i], summed in pairs into 4 lanes (the first step of a sum: no accumulator to clear). */
+static inline int32x4_t ec_neon_mul16(int8x16_t w, int8x16_t x)
+{
+    int16x8_t p = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+#if defined(__aarch64__)
+    p = vmlal_high_s8(p, w, x);
+#else
+    p = vmlal_s8(p, vget_high_s8(w), vget_high_s8(x));
+#endif
+    return vpaddlq_s16(p);
+}
+
 /* acc + the 8 products w[i] * x[i]. */
 static inline int32x4_t ec_neon_mac8(int32x4_t acc, int8x8_t w, int8x8_t x)
 {
@@ -280,6 +292,13 @@ static inline void ec_neon_store_n(int8_t *dst, int8x8_t v, int32_t n)
         a1 = ec_neon_mac16(a1, v1, (x));                                                                         \
         a2 = ec_neon_mac16(a2, v2, (x));                                                                         \
         a3 = ec_neon_mac16(a3, v3, (x));                                                                         \
+    } while (0)
+#define EC_NEON_MUL16_COL(x, a0, a1, a2, a3)                                                                    \
+    do {                                                                                                         \
+        a0 = ec_neon_mul16(v0, (x));                                                                             \
+        a1 = ec_neon_mul16(v1, (x));                                                                             \
+        a2 = ec_neon_mul16(v2, (x));                                                                             \
+        a3 = ec_neon_mul16(v3, (x));                                                                             \
     } while (0)
 #define EC_NEON_MAC8_COL(x, a0, a1, a2, a3)                                                                     \
     do {                                                                                                         \
@@ -366,8 +385,22 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
         int32x4_t a02 = a00, a12 = a00, a22 = a00, a32 = a00;
         int32x4_t a03 = a00, a13 = a00, a23 = a00, a33 = a00;
         int32x4_t m, s, b, r0, r1, r2, r3;
-        int32_t k;
-        for (k = 0; k + 16 <= k8; k += 16) {
+        int32_t k = 0;
+        if (k8 >= 16) { /* the first 16 products set the accumulators (the zeros above are dropped) */
+            const int8x16_t v0 = vld1q_s8(w0), v1 = vld1q_s8(w1), v2 = vld1q_s8(w2), v3 = vld1q_s8(w3);
+            EC_NEON_MUL16_COL(vld1q_s8(c0), a00, a10, a20, a30);
+            if (ncols > 1) {
+                EC_NEON_MUL16_COL(vld1q_s8(c1), a01, a11, a21, a31);
+            }
+            if (ncols > 2) {
+                EC_NEON_MUL16_COL(vld1q_s8(c2), a02, a12, a22, a32);
+            }
+            if (ncols > 3) {
+                EC_NEON_MUL16_COL(vld1q_s8(c3), a03, a13, a23, a33);
+            }
+            k = 16;
+        }
+        for (; k + 16 <= k8; k += 16) {
             const int8x16_t v0 = vld1q_s8(w0 + k), v1 = vld1q_s8(w1 + k);
             const int8x16_t v2 = vld1q_s8(w2 + k), v3 = vld1q_s8(w3 + k);
             EC_NEON_MAC16_COL(vld1q_s8(c0 + k), a00, a10, a20, a30);
