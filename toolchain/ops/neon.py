@@ -27,15 +27,12 @@ from .packing import (
 )
 
 MAX_TAPS = 64  # EC_DW_NEON_MAX_TAPS
-# ec_conv2d_lanes_neon_s8 takes 1x1 layers with dot products (in_c) up to LANES_MAX_K_1X1 long, and larger kernels with
-# k_h * k_w * in_c up to LANES_MAX_K and at least LANES_MIN_OUT output channels. Measured under qemu-aarch64 -cpu
-# cortex-a53 (qemu-arm -cpu cortex-a7 in brackets), by-lane against the matrix kernels: 1x1 8 -> 16 at 48x48
-# 258,647 / 419,287 (322,077 / 580,063); 16 -> 32 at 24x24 160,507 / 215,595; 32 -> 32 at 24x24 254,971 / 287,019
-# (327,117 / 380,895); 64 -> 64 at 25x5 191,677 / 183,797 (246,099 / 239,896); 3x3 3 -> 16 at 32x32 400,020 /
-# 376,116 (485,573 / 511,542).
-LANES_MAX_K_1X1 = 32
-LANES_MAX_K = 64
-LANES_MIN_OUT = 32
+# ec_conv2d_lanes_neon_s8 takes 1x1 layers with dot products (in_c) up to LANES_MAX_K long. Measured under
+# qemu-aarch64 -cpu cortex-a53 (qemu-arm -cpu cortex-a7 in brackets), by-lane against the matrix kernel: 8 -> 16 at
+# 48x48 258,647 / 419,287 (322,077 / 580,063); 16 -> 32 at 24x24 160,507 / 215,595; 32 -> 32 at 24x24 254,971 /
+# 287,019 (327,117 / 380,895); 64 -> 64 at 25x5 191,677 / 175,683. Larger kernels stay with the matrix kernel:
+# dscnn_kws's 10x4 first layer (1 -> 64) 183,141 / 182,688, 3x3 3 -> 16 at 32x32 400,020 / 376,116.
+LANES_MAX_K = 32
 
 
 def fits(w: np.ndarray) -> bool:
@@ -77,11 +74,10 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
 
 def lower_conv_lanes(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf, wm: np.ndarray,
                      macs: int) -> Lowered | None:
-    """ec_conv2d_lanes_neon_s8 for a convolution with one group and a short dot product (wm [O][K]: a 1x1 layer with
-    K at most LANES_MAX_K_1X1, a larger kernel with K at most LANES_MAX_K and at least LANES_MIN_OUT output
-    channels), or None. Its int16 weights take twice the bytes of the matrix layout's."""
-    one = params.fields["k_h"] * params.fields["k_w"] == 1
-    if wm.shape[1] > (LANES_MAX_K_1X1 if one else LANES_MAX_K) or (not one and wm.shape[0] < LANES_MIN_OUT):
+    """ec_conv2d_lanes_neon_s8 for a 1x1 convolution with one group and a short dot product (wm [O][K], K at most
+    LANES_MAX_K), or None. Its int16 weights take twice the bytes of the matrix layout's. (The kernel takes any
+    geometry; larger kernels measured no faster than the matrix kernel's.)"""
+    if params.fields["k_h"] * params.fields["k_w"] != 1 or wm.shape[1] > LANES_MAX_K:
         return None
     args = [Array(f"w_{name}", pack_lanes_neon(wm), "int16_t"),
             Array(f"b_{name}", fold_input_zp(q["bias"], wm, q["in_zp"]), "int32_t"), y,
