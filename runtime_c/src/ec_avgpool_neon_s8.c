@@ -3,8 +3,9 @@
  * NEON. Per output position the window's int8 values are summed 16 channels at a time (then 8) into int16 lanes
  * (VADDW.S8; at most 128 taps before they are widened into int32, so no lane overflows); the sum less zp times the
  * taps inside the input is then finished per channel as ec_avgpool_s8 does (rounding division or requantization).
- * Channels beyond a multiple of 8, and other cores, run plain C. Measured on Cortex-A53: dscnn_kws's global pooling
- * (125 taps, 64 channels) 71,117 -> see docs/targets.md.
+ * Channels beyond a multiple of 8, and other cores, run plain C. Measured on Cortex-A53 (edgec profile): dscnn_kws's
+ * global pooling (125 taps, 64 channels) 71,117 -> 8,989 instructions, resnet8's (64 taps, 64 channels) 35,085 ->
+ * 5,449.
  * Compiled with EC_TFLM (ec_avgpool_neon_s8_tflm.c): TFLM's AVERAGE_POOL_2D, as ec_avgpool_s8_tflm.
  */
 #include "edgec_neon.h"

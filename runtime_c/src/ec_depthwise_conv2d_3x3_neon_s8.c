@@ -3,11 +3,12 @@
  * stride and padding, NHWC. Weights [3][3][in_c] int8 (ec_depthwise_conv2d_s8's layout), folded bias
  * (edgec_neon.h). A tap in the padding reads the scratch row of in_zp bytes. Channels beyond a multiple of 8, and
  * other cores, run plain C. Same results as ec_depthwise_conv2d_s8 (with the unfolded bias) bit for bit.
- * AArch64: one block of 16 channels (then 8) at a time over every output position, its 9 weight vectors, bias and
- * output-stage constants held in registers; per position the 9 taps as 4 pairs and one single of VMULL/VMLAL.S8
- * widened into int32 (VADDW.S16), then the vector output stage (dscnn_kws's 64-channel layers 1.12 -> 0.66
- * instructions/MAC, mobilenet_vww96's 8-channel one 2.87 -> 0.93 on Cortex-A53). ARMv7 (16 vector registers):
- * per position, 16 channels (then 8) with the weights loaded each time.
+ * AArch64, maps of more than 16 positions: one block of 16 channels (then 8) at a time over every output position,
+ * its 9 weight vectors and output-stage constants held in registers; per position the 9 taps as 4 pairs and one
+ * single of VMULL/VMLAL.S8 widened into int32 (VADDW.S16), then the vector output stage; windows inside the input or
+ * with one column in the padding take taps at fixed offsets (Cortex-A53, edgec profile: dscnn_kws's 64-channel
+ * 25x5 layers 1.12 -> 0.83 instructions/MAC, mobilenet_vww96's 8-channel 48x48 one 2.87 -> 0.77). ARMv7 (16 vector
+ * registers) and small maps: per position, 16 channels (then 8) with the weights loaded each time.
  */
 #include "edgec_neon.h"
 
@@ -205,14 +206,17 @@ void ec_depthwise_conv2d_3x3_neon_s8(const ec_conv_params *p, const ec_quant_s8 
 
     memset(zp_row, q->in_zp, (size_t)in_c);
 #if defined(__aarch64__)
-    for (; c0 + 16 <= in_c; c0 += 16) {
+    /* blocks over the positions where there are enough of them; on small maps (nearly every window at a border)
+     * the per-position loop below is shorter (Cortex-A53, a 3x3 map of 256 channels with padding 1: 20,643
+     * instructions per position, 27,325 in blocks) */
+    for (; c0 + 16 <= in_c && p->out_h * p->out_w > 16; c0 += 16) {
         if (fast) {
             block16(p, q, input, weights, bias, output, zp_row, c0, 1);
         } else {
             block16(p, q, input, weights, bias, output, zp_row, c0, 0);
         }
     }
-    if (c0 + 8 <= in_c) {
+    if (c0 + 8 <= in_c && p->out_h * p->out_w > 16) {
         if (fast) {
             block8(p, q, input, weights, bias, output, zp_row, c0, 1);
         } else {
@@ -232,7 +236,7 @@ void ec_depthwise_conv2d_3x3_neon_s8(const ec_conv_params *p, const ec_quant_s8 
                 const int8_t *tp[9];
                 int32_t c = c0;
                 taps9(p, in_b, iy0, ox * p->stride_w - p->pad_left, zp_row, tp);
-#if defined(__ARM_NEON) && !defined(__aarch64__)
+#if defined(__ARM_NEON)
                 for (; c + 16 <= in_c; c += 16) {
                     const int8_t *w = weights + c;
                     int32x4_t a0 = vld1q_s32(bias + c), a1 = vld1q_s32(bias + c + 4);
