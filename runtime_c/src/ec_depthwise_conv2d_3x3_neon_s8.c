@@ -12,35 +12,24 @@
  */
 #include "edgec_neon.h"
 
-/* tp[t] (t = 3 ky + kx): channel 0 of the input pixel under tap t of the window at input (iy0, ix0), or zp_row. */
-#if defined(__GNUC__)
-__attribute__((always_inline))
-#endif
-static inline void taps9(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0,
-                         const int8_t *zp_row, const int8_t **tp)
+/* The 9 tap pointers of the window at input (iy0, ix0) that crosses the border: inside the input, or zp_row. */
+static void border_taps(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0, const int32_t *off,
+                        const int8_t *zp_row, const int8_t **tp)
 {
-    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, row = in_w * in_c;
-    if (iy0 >= 0 && iy0 + 2 < in_h && ix0 >= 0 && ix0 + 2 < in_w) {
-        const int8_t *r0 = in_b + (iy0 * in_w + ix0) * in_c, *r1 = r0 + row, *r2 = r1 + row;
-        tp[0] = r0;
-        tp[1] = r0 + in_c;
-        tp[2] = r0 + 2 * in_c;
-        tp[3] = r1;
-        tp[4] = r1 + in_c;
-        tp[5] = r1 + 2 * in_c;
-        tp[6] = r2;
-        tp[7] = r2 + in_c;
-        tp[8] = r2 + 2 * in_c;
-    } else {
-        int32_t ky, kx;
-        for (ky = 0; ky < 3; ++ky) {
-            const int32_t iy = iy0 + ky, in_y = iy >= 0 && iy < in_h;
-            for (kx = 0; kx < 3; ++kx) {
-                const int32_t ix = ix0 + kx;
-                tp[3 * ky + kx] = in_y && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * in_c : zp_row;
-            }
-        }
-    }
+    const int32_t o = (iy0 * p->in_w + ix0) * p->in_c;
+    const int32_t r0 = iy0 >= 0 && iy0 < p->in_h, r1 = iy0 + 1 >= 0 && iy0 + 1 < p->in_h;
+    const int32_t r2 = iy0 + 2 >= 0 && iy0 + 2 < p->in_h;
+    const int32_t c0 = ix0 >= 0 && ix0 < p->in_w, c1 = ix0 + 1 >= 0 && ix0 + 1 < p->in_w;
+    const int32_t c2 = ix0 + 2 >= 0 && ix0 + 2 < p->in_w;
+    tp[0] = r0 && c0 ? in_b + (o + off[0]) : zp_row;
+    tp[1] = r0 && c1 ? in_b + (o + off[1]) : zp_row;
+    tp[2] = r0 && c2 ? in_b + (o + off[2]) : zp_row;
+    tp[3] = r1 && c0 ? in_b + (o + off[3]) : zp_row;
+    tp[4] = r1 && c1 ? in_b + (o + off[4]) : zp_row;
+    tp[5] = r1 && c2 ? in_b + (o + off[5]) : zp_row;
+    tp[6] = r2 && c0 ? in_b + (o + off[6]) : zp_row;
+    tp[7] = r2 && c1 ? in_b + (o + off[7]) : zp_row;
+    tp[8] = r2 && c2 ? in_b + (o + off[8]) : zp_row;
 }
 
 int32_t ec_depthwise_conv2d_3x3_neon_s8_get_buffer_size(const ec_conv_params *p)
@@ -95,7 +84,7 @@ static void inside_columns(const ec_conv_params *p, int32_t *ox0, int32_t *ox1)
     } while (0)
 
 /* The positions of one block of channels c ..: BODY(X0..X8) for each, inside windows with taps r + offsets, the
- * others through taps9. */
+ * others with each tap selected (inside, or the zero-point row). */
 #define EC_DW3X3_POSITIONS(BODY)                                                                                 \
     do {                                                                                                         \
         const int32_t in_h = p->in_h, in_w = p->in_w, row = in_w * in_c, image = in_h * row, c2 = 2 * in_c;       \
@@ -202,12 +191,13 @@ void ec_depthwise_conv2d_3x3_neon_s8(const ec_conv_params *p, const ec_quant_s8 
     const int32_t fast = ec_neon_fast_ok(bias, q, in_c, 9);
 #endif
     int8_t *zp_row = (int8_t *)scratch;
-    int32_t b, oy, ox, c0 = 0;
+    int32_t off[9];
+    int32_t b, oy, ox, t, c0 = 0;
 
     memset(zp_row, q->in_zp, (size_t)in_c);
 #if defined(__aarch64__)
     /* blocks over the positions where there are enough of them; on small maps (nearly every window at a border)
-     * the per-position loop below is shorter (Cortex-A53, a 3x3 map of 256 channels with padding 1: 20,643
+     * the per-position loop below is shorter (Cortex-A53, a 3x3 map of 256 channels with padding 1: 20,178
      * instructions per position, 27,325 in blocks) */
     for (; c0 + 16 <= in_c && p->out_h * p->out_w > 16; c0 += 16) {
         if (fast) {
@@ -228,14 +218,26 @@ void ec_depthwise_conv2d_3x3_neon_s8(const ec_conv_params *p, const ec_quant_s8 
         return;
     }
 #endif
+    for (t = 0; t < 9; ++t) {
+        off[t] = ((t / 3) * in_w + t % 3) * in_c;
+    }
     for (b = 0; b < p->batch; ++b) {
         const int8_t *in_b = input + b * in_h * in_w * in_c;
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            const int32_t rows_inside = iy0 >= 0 && iy0 + 2 < in_h;
             for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_left;
                 const int8_t *tp[9];
                 int32_t c = c0;
-                taps9(p, in_b, iy0, ox * p->stride_w - p->pad_left, zp_row, tp);
+                if (rows_inside && ix0 >= 0 && ix0 + 2 < in_w) {
+                    const int8_t *base = in_b + (iy0 * in_w + ix0) * in_c;
+                    for (t = 0; t < 9; ++t) {
+                        tp[t] = base + off[t];
+                    }
+                } else {
+                    border_taps(p, in_b, iy0, ix0, off, zp_row, tp);
+                }
 #if defined(__ARM_NEON)
                 for (; c + 16 <= in_c; c += 16) {
                     const int8_t *w = weights + c;
