@@ -350,13 +350,14 @@ def test_helium_kernels_plain_c(seed, tmp_path, monkeypatch):
 @pytest.mark.parametrize("target,seed", [pytest.param(t, s, marks=needs_target(t))
                                          for t in ("cortex-a53", "cortex-a7") for s in (2, 5)])
 def test_neon_random_convs(target, seed, tmp_path):
-    """The NEON kernels (1x1, im2col, depthwise 3x3 and general, fully connected) as lowering chooses them for
-    random layer shapes, bit-exact with the integer reference."""
+    """The NEON kernels (by-lane for the short dot products, im2col, depthwise 3x3 and general, fully connected) as
+    lowering chooses them for random layer shapes, bit-exact with the integer reference (these narrow layers take
+    ec_conv2d_lanes_neon_s8 for 1x1; ec_conv2d_1x1_neon_s8 is covered by tests/c_kernels/test_neon_c.py)."""
     samples, res, g, _ = build_and_run(random_convs(seed), tmp_path, quantize="int8", target=target)
     assert_bitexact(g, samples, res)
     meta = json.loads((tmp_path / "build" / "edgec.json").read_text())
     kernels = {k for layer in meta["layers"] for k in layer["kernels"]}
-    assert {"ec_depthwise_conv2d_3x3_neon_s8", "ec_depthwise_conv2d_neon_s8", "ec_conv2d_1x1_neon_s8",
+    assert {"ec_depthwise_conv2d_3x3_neon_s8", "ec_depthwise_conv2d_neon_s8", "ec_conv2d_lanes_neon_s8",
             "ec_conv2d_im2col_neon_s8", "ec_fully_connected_neon_s8"} <= kernels
 
 

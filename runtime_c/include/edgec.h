@@ -224,6 +224,12 @@ int32_t ec_fully_connected_neon_s8_get_buffer_size(int32_t rows, int32_t depth);
 void ec_fully_connected_neon_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                 const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
                                 void *scratch);
+/* Convolution with a short dot product (groups == 1, any kernel, stride, padding, dilation), one pixel at a time,
+ * products by lane: int16 weights in blocks of 16 output channels (a last one of 8 when out_c rounded up to 8
+ * leaves 8), each [K8][width] with zeros in the padding (out_c rounded up to 8); any int8 weight value. */
+int32_t ec_conv2d_lanes_neon_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_lanes_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                             const int16_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 /* Depthwise convolution, channel multiplier 1, weights [k_h][k_w][in_c] (as ec_depthwise_conv2d_s8's). The 3x3
  * kernel: dilation 1, any stride and padding; the other: any kernel of at most 64 taps, stride, padding and
  * dilation. */
@@ -325,6 +331,9 @@ typedef struct {
 } ec_avgpool_extra;
 void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
                    int32_t act_max, const int8_t *input, int8_t *output);
+/* ec_avgpool_s8 for NEON (Cortex-A): the same arguments and results, channels summed in vectors. */
+void ec_avgpool_neon_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                        int32_t act_max, const int8_t *input, int8_t *output);
 void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec_act_f32 *act, const float *input,
                     float *output);
 

@@ -199,6 +199,18 @@ static inline int32x4_t ec_neon_requant(int32x4_t x, int32x4_t mult, int32x4_t s
 #endif
 }
 
+/* ec_neon_requant with u = shift - fast (ec_neon_stage_tables): the short form's shift - 1 precomputed. */
+static inline int32x4_t ec_neon_requant_t(int32x4_t x, int32x4_t mult, int32x4_t u, int32_t fast)
+{
+    (void)fast;
+#if !defined(EC_TFLM)
+    if (fast) {
+        return vrshlq_s32(vqdmulhq_s32(vaddq_s32(x, x), mult), u);
+    }
+#endif
+    return ec_neon_requant(x, mult, u, 0);
+}
+
 /* clamp(r + zp, lo, hi) for 8 lanes (r0 then r1). Saturating narrowings keep every value outside the int8 range
  * outside it, so the result equals ec_output_s8 lane by lane. */
 static inline int8x8_t ec_neon_out8(int32x4_t r0, int32x4_t r1, int16x8_t zp, int8x8_t lo, int8x8_t hi)
@@ -217,6 +229,18 @@ static inline int32x4_t ec_neon_mac16(int32x4_t acc, int8x16_t w, int8x16_t x)
     p = vmlal_s8(p, vget_high_s8(w), vget_high_s8(x));
 #endif
     return vpadalq_s16(acc, p);
+}
+
+/* The 16 products w[i] * x[i], summed in pairs into 4 lanes (the first step of a sum: no accumulator to clear). */
+static inline int32x4_t ec_neon_mul16(int8x16_t w, int8x16_t x)
+{
+    int16x8_t p = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+#if defined(__aarch64__)
+    p = vmlal_high_s8(p, w, x);
+#else
+    p = vmlal_s8(p, vget_high_s8(w), vget_high_s8(x));
+#endif
+    return vpaddlq_s16(p);
 }
 
 /* acc + the 8 products w[i] * x[i]. */
@@ -269,6 +293,13 @@ static inline void ec_neon_store_n(int8_t *dst, int8x8_t v, int32_t n)
         a2 = ec_neon_mac16(a2, v2, (x));                                                                         \
         a3 = ec_neon_mac16(a3, v3, (x));                                                                         \
     } while (0)
+#define EC_NEON_MUL16_COL(x, a0, a1, a2, a3)                                                                    \
+    do {                                                                                                         \
+        a0 = ec_neon_mul16(v0, (x));                                                                             \
+        a1 = ec_neon_mul16(v1, (x));                                                                             \
+        a2 = ec_neon_mul16(v2, (x));                                                                             \
+        a3 = ec_neon_mul16(v3, (x));                                                                             \
+    } while (0)
 #define EC_NEON_MAC8_COL(x, a0, a1, a2, a3)                                                                     \
     do {                                                                                                         \
         a0 = ec_neon_mac8(a0, u0, (x));                                                                          \
@@ -277,21 +308,70 @@ static inline void ec_neon_store_n(int8_t *dst, int8x8_t v, int32_t n)
         a3 = ec_neon_mac8(a3, u3, (x));                                                                          \
     } while (0)
 
+/* What the output-stage tables subtract from each shift: fast (the short form of ec_neon_requant takes shift - 1), but
+ * 0 in a TFLM build (whose ec_neon_requant computes TFLM's arithmetic from the shift itself). */
+#if defined(EC_TFLM)
+#define EC_NEON_SUB(fast) 0
+#else
+#define EC_NEON_SUB(fast) (fast)
+#endif
+
+/* The matrix kernels' output-stage tables in t for output channels first .. first + n - 1 (3 * n4 int32, n4 = n
+ * rounded up to 4; the last channel repeated): the folded bias, the multiplier and the shift less
+ * EC_NEON_SUB(fast), so the core loads each as one vector. */
+static inline void ec_neon_stage_tables(const int32_t *bias, const ec_quant_s8 *q, int32_t first, int32_t n,
+                                        int32_t fast, int32_t *t)
+{
+    const int32_t n4 = (n + 3) & ~3, sub = EC_NEON_SUB(fast);
+    int32_t i = 0;
+    (void)fast;
+#if defined(__ARM_NEON)
+    if (q->per_channel) {
+        const int32x4_t d = vdupq_n_s32(sub);
+        for (; i + 4 <= n; i += 4) {
+            vst1q_s32(t + i, vld1q_s32(bias + first + i));
+            vst1q_s32(t + n4 + i, vld1q_s32(q->mult + first + i));
+            vst1q_s32(t + 2 * n4 + i, vsubq_s32(vld1q_s32(q->shift + first + i), d));
+        }
+    } else {
+        const int32x4_t m = vdupq_n_s32(q->mult[0]), s = vdupq_n_s32(q->shift[0] - sub);
+        for (; i + 4 <= n; i += 4) {
+            vst1q_s32(t + i, vld1q_s32(bias + first + i));
+            vst1q_s32(t + n4 + i, m);
+            vst1q_s32(t + 2 * n4 + i, s);
+        }
+    }
+#endif
+    for (; i < n4; ++i) {
+        const int32_t c = first + (i < n ? i : n - 1), j = q->per_channel ? c : 0;
+        t[i] = bias[c];
+        t[n4 + i] = q->mult[j];
+        t[2 * n4 + i] = q->shift[j] - sub;
+    }
+}
+
+/* Bytes of ec_neon_stage_tables for n output channels. */
+static inline int32_t ec_neon_tables_bytes(int32_t n)
+{
+    return 12 * ((n + 3) & ~3);
+}
+
 /* For every output channel oc < n and column j < ncols (1 .. EC_NEON_COLS): out[j][oc] = output stage(bias[oc] +
  * sum over k < k8 of w[oc][k] * col[j][k]), w in the matrix layout above (n rows padded to a multiple of 4), col[j]
- * k8 int8 values, bias folded. fast: ec_neon_fast_ok(bias, q, n, k8). */
+ * k8 int8 values; tb: ec_neon_stage_tables (folded bias, multiplier, shift - fast); fast: ec_neon_fast_ok(bias, q,
+ * n, k8) (0 in a TFLM build). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
 static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, const int8_t *const *col,
-                                     int32_t ncols, const int32_t *bias, const ec_quant_s8 *q, int32_t fast,
+                                     int32_t ncols, const int32_t *tb, const ec_quant_s8 *q, int32_t fast,
                                      int8_t *const *out)
 {
+    const int32_t n4 = (n + 3) & ~3;
     int32_t oc;
 #if defined(__ARM_NEON)
     const int16x8_t zp = vdupq_n_s16((int16_t)q->out_zp);
     const int8x8_t lo = vdup_n_s8((int8_t)q->act_min), hi = vdup_n_s8((int8_t)q->act_max);
-    const int32_t per_channel = q->per_channel;
     const int8_t *const c0 = col[0];
     const int8_t *const c1 = col[ncols > 1 ? 1 : 0];
     const int8_t *const c2 = col[ncols > 2 ? 2 : 0];
@@ -305,8 +385,22 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
         int32x4_t a02 = a00, a12 = a00, a22 = a00, a32 = a00;
         int32x4_t a03 = a00, a13 = a00, a23 = a00, a33 = a00;
         int32x4_t m, s, b, r0, r1, r2, r3;
-        int32_t k;
-        for (k = 0; k + 16 <= k8; k += 16) {
+        int32_t k = 0;
+        if (k8 >= 16) { /* the first 16 products set the accumulators (the zeros above are dropped) */
+            const int8x16_t v0 = vld1q_s8(w0), v1 = vld1q_s8(w1), v2 = vld1q_s8(w2), v3 = vld1q_s8(w3);
+            EC_NEON_MUL16_COL(vld1q_s8(c0), a00, a10, a20, a30);
+            if (ncols > 1) {
+                EC_NEON_MUL16_COL(vld1q_s8(c1), a01, a11, a21, a31);
+            }
+            if (ncols > 2) {
+                EC_NEON_MUL16_COL(vld1q_s8(c2), a02, a12, a22, a32);
+            }
+            if (ncols > 3) {
+                EC_NEON_MUL16_COL(vld1q_s8(c3), a03, a13, a23, a33);
+            }
+            k = 16;
+        }
+        for (; k + 16 <= k8; k += 16) {
             const int8x16_t v0 = vld1q_s8(w0 + k), v1 = vld1q_s8(w1 + k);
             const int8x16_t v2 = vld1q_s8(w2 + k), v3 = vld1q_s8(w3 + k);
             EC_NEON_MAC16_COL(vld1q_s8(c0 + k), a00, a10, a20, a30);
@@ -333,26 +427,40 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
                 EC_NEON_MAC8_COL(vld1_s8(c3 + k), a03, a13, a23, a33);
             }
         }
-        m = ec_neon_load4(q->mult, oc, n, per_channel);
-        s = ec_neon_load4(q->shift, oc, n, per_channel);
-        b = ec_neon_load4(bias, oc, n, 1);
-        r0 = ec_neon_requant(vaddq_s32(ec_neon_hsum4(a00, a10, a20, a30), b), m, s, fast);
-        r1 = ncols > 1 ? ec_neon_requant(vaddq_s32(ec_neon_hsum4(a01, a11, a21, a31), b), m, s, fast) : r0;
+        m = vld1q_s32(tb + n4 + oc);
+        s = vld1q_s32(tb + 2 * n4 + oc);
+        b = vld1q_s32(tb + oc);
+        r0 = ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a00, a10, a20, a30), b), m, s, fast);
+        r1 = ncols > 1 ? ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a01, a11, a21, a31), b), m, s, fast) : r0;
         {
             const int8x8_t v = ec_neon_out8(r0, r1, zp, lo, hi);
-            ec_neon_store_n(out[0] + oc, v, valid);
-            if (ncols > 1) {
-                ec_neon_store_n(out[1] + oc, vext_s8(v, v, 4), valid);
+            if (valid == 4) {
+                vst1_lane_u32((uint32_t *)(void *)(out[0] + oc), vreinterpret_u32_s8(v), 0);
+                if (ncols > 1) {
+                    vst1_lane_u32((uint32_t *)(void *)(out[1] + oc), vreinterpret_u32_s8(v), 1);
+                }
+            } else {
+                ec_neon_store_n(out[0] + oc, v, valid);
+                if (ncols > 1) {
+                    ec_neon_store_n(out[1] + oc, vext_s8(v, v, 4), valid);
+                }
             }
         }
         if (ncols > 2) {
             int8x8_t v;
-            r2 = ec_neon_requant(vaddq_s32(ec_neon_hsum4(a02, a12, a22, a32), b), m, s, fast);
-            r3 = ncols > 3 ? ec_neon_requant(vaddq_s32(ec_neon_hsum4(a03, a13, a23, a33), b), m, s, fast) : r2;
+            r2 = ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a02, a12, a22, a32), b), m, s, fast);
+            r3 = ncols > 3 ? ec_neon_requant_t(vaddq_s32(ec_neon_hsum4(a03, a13, a23, a33), b), m, s, fast) : r2;
             v = ec_neon_out8(r2, r3, zp, lo, hi);
-            ec_neon_store_n(out[2] + oc, v, valid);
-            if (ncols > 3) {
-                ec_neon_store_n(out[3] + oc, vext_s8(v, v, 4), valid);
+            if (valid == 4) {
+                vst1_lane_u32((uint32_t *)(void *)(out[2] + oc), vreinterpret_u32_s8(v), 0);
+                if (ncols > 3) {
+                    vst1_lane_u32((uint32_t *)(void *)(out[3] + oc), vreinterpret_u32_s8(v), 1);
+                }
+            } else {
+                ec_neon_store_n(out[2] + oc, v, valid);
+                if (ncols > 3) {
+                    ec_neon_store_n(out[3] + oc, vext_s8(v, v, 4), valid);
+                }
             }
         }
     }
@@ -362,12 +470,13 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
     for (j = 0; j < ncols; ++j) {
         for (oc = 0; oc < n; ++oc) {
             const int8_t *wr = w + oc * k8;
-            uint32_t acc = (uint32_t)bias[oc];
+            uint32_t acc = (uint32_t)tb[oc];
             int32_t k;
             for (k = 0; k < k8; ++k) {
                 acc = ec_mac_wrap(acc, col[j][k], wr[k]);
             }
-            out[j][oc] = ec_neon_out1(acc, q, oc);
+            out[j][oc] = ec_output_s8(ec_requantize((int32_t)acc, tb[n4 + oc], tb[2 * n4 + oc] + EC_NEON_SUB(fast)),
+                                      q->out_zp, q->act_min, q->act_max);
         }
     }
 #endif
@@ -375,22 +484,62 @@ static inline void ec_neon_gemm_core(const int8_t *w, int32_t k8, int32_t n, con
 
 /* ec_neon_gemm_core specialized for 4 (AArch64), 2 and 1 columns (a constant in each); 3 columns run as 2 + 1. */
 static inline void ec_neon_gemm(const int8_t *w, int32_t k8, int32_t n, const int8_t *const *col, int32_t ncols,
-                                const int32_t *bias, const ec_quant_s8 *q, int32_t fast, int8_t *const *out)
+                                const int32_t *tb, const ec_quant_s8 *q, int32_t fast, int8_t *const *out)
 {
 #if EC_NEON_COLS > 2
     if (ncols == 4) {
-        ec_neon_gemm_core(w, k8, n, col, 4, bias, q, fast, out);
+        ec_neon_gemm_core(w, k8, n, col, 4, tb, q, fast, out);
         return;
     }
 #endif
     if (ncols >= 2) {
-        ec_neon_gemm_core(w, k8, n, col, 2, bias, q, fast, out);
+        ec_neon_gemm_core(w, k8, n, col, 2, tb, q, fast, out);
         col += 2;
         out += 2;
         ncols -= 2;
     }
     if (ncols == 1) {
-        ec_neon_gemm_core(w, k8, n, col, 1, bias, q, fast, out);
+        ec_neon_gemm_core(w, k8, n, col, 1, tb, q, fast, out);
+    }
+}
+
+/* (ec_conv2d_im2col_neon_s8, ec_conv2d_lanes_neon_s8) col = the input window whose tap (0, 0) is at input (iy0, ix0), in_zp where it lies in the padding. Not inlined:
+ * the matrix product beside it needs the registers. */
+#if defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+static void ec_neon_im2col(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int32_t zp,
+                                  int8_t *col)
+{
+    const int32_t in_c = p->in_c, k_w = p->k_w, dil_w = p->dil_w, len = k_w * in_c;
+    const int32_t row_step = p->dil_h * p->in_w * in_c;
+    const int8_t *src;
+    int32_t ky0, ky1, kx0, kx1, ky, kx;
+    ec_window_range(iy0, p->dil_h, p->k_h, p->in_h, &ky0, &ky1);
+    ec_window_range(ix0, dil_w, k_w, p->in_w, &kx0, &kx1);
+    ec_neon_fill(col, zp, ky0 * len);
+    ec_neon_fill(col + ky1 * len, zp, (p->k_h - ky1) * len);
+    if (ky0 == ky1) {
+        return;
+    }
+    col += ky0 * len;
+    src = in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * dil_w) * in_c;
+    if (dil_w == 1 && kx0 == 0 && kx1 == k_w) { /* whole kernel rows */
+        for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
+            ec_neon_copy(col, src, len);
+        }
+        return;
+    }
+    for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
+        ec_neon_fill(col, zp, kx0 * in_c);
+        ec_neon_fill(col + kx1 * in_c, zp, (k_w - kx1) * in_c);
+        if (dil_w == 1) {
+            ec_neon_copy(col + kx0 * in_c, src, (kx1 - kx0) * in_c);
+        } else {
+            for (kx = kx0; kx < kx1; ++kx) {
+                ec_neon_copy(col + kx * in_c, src + (kx - kx0) * dil_w * in_c, in_c);
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 
 int32_t ec_conv2d_1x1_neon_s8_get_buffer_size(const ec_conv_params *p)
 {
-    return p->in_c % 8 != 0 ? 4 * ec_k8(p->in_c) : 0;
+    return (p->in_c % 8 != 0 ? 4 * ec_k8(p->in_c) : 0) + ec_neon_tables_bytes(p->out_c);
 }
 
 void ec_conv2d_1x1_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
@@ -21,8 +21,10 @@ void ec_conv2d_1x1_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const 
     const int32_t dense = p->stride_h == 1 && p->stride_w == 1 && p->out_h == p->in_h && p->out_w == p->in_w;
     const int32_t fast = ec_neon_fast_ok(bias, q, out_c, k8);
     int8_t *col = (int8_t *)scratch;
+    int32_t *tb = (int32_t *)(void *)(col + (k8 != in_c ? 4 * k8 : 0)); /* ec_neon_stage_tables */
     int32_t pix, c;
 
+    ec_neon_stage_tables(bias, q, 0, out_c, fast, tb);
     if (k8 != in_c) {
         memset(col, 0, (size_t)(EC_NEON_COLS * k8));
     }
@@ -43,6 +45,6 @@ void ec_conv2d_1x1_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const 
                 x[c] = col + c * k8;
             }
         }
-        ec_neon_gemm(weights, k8, out_c, x, ncols, bias, q, fast, y);
+        ec_neon_gemm(weights, k8, out_c, x, ncols, tb, q, fast, y);
     }
 }

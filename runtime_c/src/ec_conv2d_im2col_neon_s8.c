@@ -11,46 +11,7 @@
 
 int32_t ec_conv2d_im2col_neon_s8_get_buffer_size(const ec_conv_params *p)
 {
-    return 4 * ec_k8(p->k_h * p->k_w * p->in_c) + 16;
-}
-
-/* col = the input window whose tap (0, 0) is at input (iy0, ix0), in_zp where it lies in the padding. Not inlined:
- * the matrix product beside it needs the registers. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void im2col(const ec_conv_params *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int32_t zp, int8_t *col)
-{
-    const int32_t in_c = p->in_c, k_w = p->k_w, dil_w = p->dil_w, len = k_w * in_c;
-    const int32_t row_step = p->dil_h * p->in_w * in_c;
-    const int8_t *src;
-    int32_t ky0, ky1, kx0, kx1, ky, kx;
-    ec_window_range(iy0, p->dil_h, p->k_h, p->in_h, &ky0, &ky1);
-    ec_window_range(ix0, dil_w, k_w, p->in_w, &kx0, &kx1);
-    ec_neon_fill(col, zp, ky0 * len);
-    ec_neon_fill(col + ky1 * len, zp, (p->k_h - ky1) * len);
-    if (ky0 == ky1) {
-        return;
-    }
-    col += ky0 * len;
-    src = in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * dil_w) * in_c;
-    if (dil_w == 1 && kx0 == 0 && kx1 == k_w) { /* whole kernel rows */
-        for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
-            ec_neon_copy(col, src, len);
-        }
-        return;
-    }
-    for (ky = ky0; ky < ky1; ++ky, col += len, src += row_step) {
-        ec_neon_fill(col, zp, kx0 * in_c);
-        ec_neon_fill(col + kx1 * in_c, zp, (k_w - kx1) * in_c);
-        if (dil_w == 1) {
-            ec_neon_copy(col + kx0 * in_c, src, (kx1 - kx0) * in_c);
-        } else {
-            for (kx = kx0; kx < kx1; ++kx) {
-                ec_neon_copy(col + kx * in_c, src + (kx - kx0) * dil_w * in_c, in_c);
-            }
-        }
-    }
+    return 4 * ec_k8(p->k_h * p->k_w * p->in_c) + 16 + ec_neon_tables_bytes(p->out_c);
 }
 
 void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
@@ -63,10 +24,12 @@ void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, con
     const int32_t row_step = p->dil_h * in_w * in_c, last_row = (k_h - 1) * p->dil_h;
     const int32_t fast = ec_neon_fast_ok(bias, q, out_c, k8);
     int8_t *col = (int8_t *)scratch;
+    int32_t *tb = (int32_t *)(void *)(col + 4 * k8 + 16); /* ec_neon_stage_tables */
     const int8_t *x[EC_NEON_COLS];
     int8_t *y[EC_NEON_COLS];
     int32_t pix, c, ky, i;
 
+    ec_neon_stage_tables(bias, q, 0, out_c, fast, tb);
     for (c = 0; c < EC_NEON_COLS; ++c) {
         memset(col + c * k8 + k, 0, (size_t)(k8 - k));
         x[c] = col + c * k8;
@@ -94,9 +57,9 @@ void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, con
                     }
                 }
             } else {
-                im2col(p, input + b * image, iy0, ix0, q->in_zp, dst);
+                ec_neon_im2col(p, input + b * image, iy0, ix0, q->in_zp, dst);
             }
         }
-        ec_neon_gemm(weights, k8, out_c, x, ncols, bias, q, fast, y);
+        ec_neon_gemm(weights, k8, out_c, x, ncols, tb, q, fast, y);
     }
 }

@@ -12,11 +12,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_kernels_c import (
+    avgpool_model,
     conv_model,
     depthwise_model,
     out_stage,
@@ -34,11 +36,14 @@ from edgec.ops import packing
 from edgec.target import load_target
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime_c"
-KERNELS = ["ec_conv2d_1x1_neon_s8", "ec_conv2d_im2col_neon_s8", "ec_fully_connected_neon_s8",
-           "ec_depthwise_conv2d_3x3_neon_s8", "ec_depthwise_conv2d_neon_s8", "ec_add_s8", "ec_transpose"]
+KERNELS = ["ec_conv2d_1x1_neon_s8", "ec_conv2d_im2col_neon_s8", "ec_conv2d_lanes_neon_s8", "ec_fully_connected_neon_s8",
+           "ec_depthwise_conv2d_3x3_neon_s8", "ec_depthwise_conv2d_neon_s8", "ec_add_s8", "ec_transpose",
+           "ec_avgpool_neon_s8"]
 CASES_PER_KERNEL = 12
+# kernels with many paths
+MORE_CASES = {"ec_conv2d_lanes_neon_s8": 30, "ec_depthwise_conv2d_3x3_neon_s8": 30, "ec_avgpool_neon_s8": 30}
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-CTYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
+CTYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t"}
 
 
 @dataclass
@@ -128,12 +133,47 @@ def conv_case(rng, kernel):
                 arrays, want, scratch)
 
 
+def lanes_case(rng, kernel):
+    """ec_conv2d_lanes_neon_s8: any geometry with a short dot product (K up to 64), 1x1 layers read in place (in_c a
+    multiple of 8) or copied, out_c over blocks of 16, a last block of 8 and partial stores, any int8 weight (-128
+    too), in_zp at its extremes."""
+    while True:
+        if rng.random() < 0.4:
+            g = {"batch": int(rng.integers(1, 3)), "k_h": 1, "k_w": 1, "dil_h": 1, "dil_w": 1, "pad_top": 0,
+                 "pad_left": 0}
+            for ax in ("h", "w"):
+                g["in_" + ax] = int(rng.integers(1, 8))
+                g["stride_" + ax] = int(rng.integers(1, 3))
+                g["out_" + ax] = (g["in_" + ax] - 1) // g["stride_" + ax] + 1
+            in_c = int(rng.choice([int(rng.integers(1, 64)), 8, 16, 32, 64]))
+        else:
+            g = rand_geometry(rng)
+            in_c = int(rng.integers(1, 4))
+        out_c = int(rng.choice([int(rng.integers(1, 40)), 8, 16, 24, 32]))
+        x = rand_s8(rng, (g["batch"], g["in_h"], g["in_w"], in_c))
+        w = rng.integers(-128, 127, size=(out_c, g["k_h"], g["k_w"], in_c), endpoint=True).astype(np.int8)
+        bias = rand_bias(rng, out_c)
+        q, mult, shift = rand_quant(rng, out_c)
+        if rng.random() < 0.3:
+            q["in_zp"] = int(rng.choice([-128, 127]))
+        acc = conv_model(x.astype(np.int64) - q["in_zp"], w.astype(np.int64), g, 1)
+        want = finish(acc, bias, q, mult, shift, out_c)
+        if want is not None:
+            break
+    wm = w.reshape(out_c, -1)
+    arrays = {"x": x, "w": packing.pack_lanes_neon(wm), "b": packing.fold_input_zp(bias, wm, q["in_zp"]),
+              "mult": mult, "shift": shift}
+    p = dict(g, in_c=in_c, out_c=out_c)
+    return Case(kernel, "&p, &q, {x}x, {x}w, {x}b, {x}out, SCRATCH", params_decl(g, in_c, out_c, 1) + quant_decl(q, 0),
+                arrays, want, packing.neon_conv_lanes_scratch_bytes(p))
+
+
 def depthwise_case(rng, kernel):
     while True:
         g = rand_geometry(rng)
         if kernel == "ec_depthwise_conv2d_3x3_neon_s8":
             g.update(k_h=3, k_w=3, dil_h=1, dil_w=1, pad_top=int(rng.integers(0, 3)), pad_left=int(rng.integers(0, 3)),
-                     in_h=int(rng.integers(1, 8)), in_w=int(rng.integers(1, 8)))
+                     in_h=int(rng.integers(1, 8)), in_w=int(rng.integers(1, 13)))
             for ax, s, p0, size in (("h", "stride_h", "pad_top", "in_h"), ("w", "stride_w", "pad_left", "in_w")):
                 g["out_" + ax] = max((g[size] + 2 * g[p0] - 3) // g[s] + 1, 1)
         elif rng.random() < 0.3:  # a larger kernel: an odd tap count, pairs and a single
@@ -159,6 +199,8 @@ def depthwise_case(rng, kernel):
 def fc_case(rng, kernel):
     while True:
         rows, out_c = int(rng.integers(1, 6)), int(rng.integers(1, 14))
+        if rng.random() < 0.3:  # more than one pass of 64 output channels (the stage tables on the stack)
+            out_c = int(rng.integers(65, 140))
         depth = int(rng.choice([int(rng.integers(1, 70)), 8, 16, 64]))
         x, w = rand_s8(rng, (rows, depth)), rand_weights(rng, (out_c, depth))
         bias = rand_bias(rng, out_c)
@@ -207,6 +249,35 @@ def add_case(rng, kernel):
                 {"x": a, "y": b}, want, None)
 
 
+def avgpool_case(rng, kernel):
+    """ec_avgpool_neon_s8 against ec_avgpool_s8's arithmetic: random windows (padding, dilation, count_include_pad),
+    channels over vectors of 16 and 8 and a tail, global pools of more than 128 taps, a requantized output."""
+    g = rand_geometry(rng, pool=True)
+    if rng.random() < 0.3:  # a global pool, up to 12 x 12 taps
+        h, w = int(rng.integers(1, 13)), int(rng.integers(1, 13))
+        g.update(in_h=h, in_w=w, k_h=h, k_w=w, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0,
+                 pad_bottom=0, pad_right=0, out_h=1, out_w=1)
+    c = int(rng.choice([int(rng.integers(1, 40)), 8, 16, 64]))
+    x = rand_s8(rng, (g["batch"], g["in_h"], g["in_w"], c))
+    zp = rand_zp(rng)
+    lo, hi = rand_act_range(rng)
+    include_pad = int(rng.integers(2))
+    acc, d = avgpool_model(x.astype(np.int64) - zp, g, include_pad)
+    acc, d = np.broadcast_arrays(acc, d)
+    mult, shift, out_zp = 0, 0, 0
+    if rng.random() < 0.3:
+        mult, shift, out_zp = int(rand_mult(rng)), int(rng.integers(-8, 1)), rand_zp(rng)
+        want = out_stage(requantize(acc, mult, shift), out_zp, lo, hi)
+    else:
+        dd = np.maximum(d, 1)
+        avg = np.array([round(Fraction(int(a), int(b))) for a, b in zip(acc.ravel(), dd.ravel())],
+                       np.int64).reshape(acc.shape)
+        want = out_stage(avg, zp, lo, hi)
+    structs = (params_decl(g, c, c, 1) + f"static const ec_avgpool_extra e = {{{g['pad_bottom']}, {g['pad_right']}, "
+               f"{include_pad}, {mult}, {shift}, {out_zp}}};")
+    return Case(kernel, f"&p, &e, {zp}, {lo}, {hi}, {{x}}x, {{x}}out", structs, {"x": x}, want, None)
+
+
 def transpose_case(rng, kernel):
     """NCHW to NHWC of int8: 2 to 4 channels take the NEON interleave (runs of 16 pixels and a tail), others not."""
     n, c, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 7)), int(rng.integers(1, 9))
@@ -219,13 +290,15 @@ def transpose_case(rng, kernel):
 
 
 GENERATORS = {"ec_conv2d_1x1_neon_s8": conv_case, "ec_conv2d_im2col_neon_s8": conv_case,
+              "ec_conv2d_lanes_neon_s8": lanes_case,
               "ec_fully_connected_neon_s8": fc_case, "ec_depthwise_conv2d_3x3_neon_s8": depthwise_case,
-              "ec_depthwise_conv2d_neon_s8": depthwise_case, "ec_add_s8": add_case, "ec_transpose": transpose_case}
+              "ec_depthwise_conv2d_neon_s8": depthwise_case, "ec_add_s8": add_case, "ec_transpose": transpose_case,
+              "ec_avgpool_neon_s8": avgpool_case}
 
 
 def make_cases() -> list[Case]:
     rng = np.random.default_rng(2026)
-    return [GENERATORS[k](rng, k) for k in KERNELS for _ in range(CASES_PER_KERNEL)]
+    return [GENERATORS[k](rng, k) for k in KERNELS for _ in range(MORE_CASES.get(k, CASES_PER_KERNEL))]
 
 
 def c_array(name: str, a: np.ndarray) -> str:

@@ -16,15 +16,23 @@ from .packing import (
     neon_conv_1x1_scratch_bytes,
     neon_conv_im2col_f32_scratch_bytes,
     neon_conv_im2col_scratch_bytes,
+    neon_conv_lanes_scratch_bytes,
     neon_depthwise_scratch_bytes,
     neon_fc_scratch_bytes,
     pack_f32,
+    pack_lanes_neon,
     pack_matrix_neon,
     pad_bias_f32,
     scratch_arg,
 )
 
 MAX_TAPS = 64  # EC_DW_NEON_MAX_TAPS
+# ec_conv2d_lanes_neon_s8 takes 1x1 layers with dot products (in_c) up to LANES_MAX_K long. Measured under
+# qemu-aarch64 -cpu cortex-a53 (qemu-arm -cpu cortex-a7 in brackets), by-lane against the matrix kernel: 8 -> 16 at
+# 48x48 258,647 / 419,287 (322,077 / 580,063); 16 -> 32 at 24x24 160,507 / 215,595; 32 -> 32 at 24x24 254,971 /
+# 287,019 (327,117 / 380,895); 64 -> 64 at 25x5 191,677 / 175,683. Larger kernels stay with the matrix kernel:
+# dscnn_kws's 10x4 first layer (1 -> 64) 183,141 / 182,688, 3x3 3 -> 16 at 32x32 400,020 / 376,116.
+LANES_MAX_K = 32
 
 
 def fits(w: np.ndarray) -> bool:
@@ -53,6 +61,8 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
     if p["groups"] != 1:
         return None
     wm = w.reshape(w.shape[0], w.shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    if lanes := lower_conv_lanes(name, q, params, stage, x, y, wm, macs):
+        return lanes
     if taps == 1 and not padded:
         kernel, scratch = "ec_conv2d_1x1_neon_s8", neon_conv_1x1_scratch_bytes(p)
     else:
@@ -60,6 +70,19 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
     args = [Array(f"w_{name}", pack_matrix_neon(wm), "int8_t"),
             Array(f"b_{name}", fold_input_zp(q["bias"], wm, q["in_zp"]), "int32_t"), y, scratch_arg(scratch)]
     return Lowered([Call(kernel, [params, stage, x, *args], node=name, macs=macs)])
+
+
+def lower_conv_lanes(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf, wm: np.ndarray,
+                     macs: int) -> Lowered | None:
+    """ec_conv2d_lanes_neon_s8 for a 1x1 convolution with one group and a short dot product (wm [O][K], K at most
+    LANES_MAX_K), or None. Its int16 weights take twice the bytes of the matrix layout's. (The kernel takes any
+    geometry; larger kernels measured no faster than the matrix kernel's.)"""
+    if params.fields["k_h"] * params.fields["k_w"] != 1 or wm.shape[1] > LANES_MAX_K:
+        return None
+    args = [Array(f"w_{name}", pack_lanes_neon(wm), "int16_t"),
+            Array(f"b_{name}", fold_input_zp(q["bias"], wm, q["in_zp"]), "int32_t"), y,
+            scratch_arg(neon_conv_lanes_scratch_bytes(params.fields))]
+    return Lowered([Call("ec_conv2d_lanes_neon_s8", [params, stage, x, *args], node=name, macs=macs)])
 
 
 def lower_fc(name: str, rows: int, w: np.ndarray, q: dict, stage: Struct, x: Buf, y: Buf, macs: int) -> Lowered | None:

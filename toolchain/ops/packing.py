@@ -216,15 +216,21 @@ def pack_matrix_neon(w: np.ndarray) -> np.ndarray:
     return p.reshape(-1)
 
 
+def neon_tables_bytes(out_c: int) -> int:
+    """Twin of ec_neon_tables_bytes: the output-stage tables (bias, multiplier, shift; out_c rounded up to 4)."""
+    return 12 * ceil4(out_c)
+
+
 def neon_conv_1x1_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_1x1_neon_s8_get_buffer_size."""
-    return NEON_COLS * ceil8(p["in_c"]) if p["in_c"] % 8 else 0
+    """Twin of ec_conv2d_1x1_neon_s8_get_buffer_size: NEON_COLS columns when in_c is no multiple of 8, then the
+    output-stage tables."""
+    return (NEON_COLS * ceil8(p["in_c"]) if p["in_c"] % 8 else 0) + neon_tables_bytes(p["out_c"])
 
 
 def neon_conv_im2col_scratch_bytes(p: dict) -> int:
     """Twin of ec_conv2d_im2col_neon_s8_get_buffer_size: NEON_COLS columns and 16 spare bytes for whole-vector
-    copies."""
-    return NEON_COLS * ceil8(p["k_h"] * p["k_w"] * p["in_c"]) + 16
+    copies, then the output-stage tables."""
+    return NEON_COLS * ceil8(p["k_h"] * p["k_w"] * p["in_c"]) + 16 + neon_tables_bytes(p["out_c"])
 
 
 def neon_fc_scratch_bytes(rows: int, depth: int) -> int:
@@ -236,6 +242,22 @@ def neon_depthwise_scratch_bytes(p: dict) -> int:
     """Twin of ec_depthwise_conv2d_3x3_neon_s8_get_buffer_size and ec_depthwise_conv2d_neon_s8_get_buffer_size:
     a row of in_c zero-point bytes, rounded up to 4."""
     return ceil4(p["in_c"])
+
+
+def pack_lanes_neon(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> ec_conv2d_lanes_neon_s8's int16 layout: N padded to N8 (a multiple of 8) and K to K8 with zeros,
+    blocks of 16 output channels (a last one of 8 when N8 leaves 8), each [K8][width]."""
+    n, k = w.shape
+    n8, k8 = ceil8(n), ceil8(k)
+    full = np.zeros((n8, k8), np.int16)
+    full[:n, :k] = w
+    return np.concatenate([full[o:o + 16].T.reshape(-1) for o in range(0, n8, 16)])
+
+
+def neon_conv_lanes_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_lanes_neon_s8_get_buffer_size: two columns of K8 and 8 spare bytes, each rounded up to 16,
+    then the bias, multiplier and shift of every output channel (out_c rounded up to 8) as int32."""
+    return 2 * ((ceil8(p["k_h"] * p["k_w"] * p["in_c"]) + 8 + 15) // 16 * 16) + 12 * ceil8(p["out_c"])
 
 
 def pack_f32(w: np.ndarray) -> np.ndarray:

@@ -169,7 +169,14 @@ class Pool(Op):
             stage = [node.q["zp"], node.q["act_min"], node.q["act_max"]]
         else:
             stage = [act_struct(name, node)]
-        return Lowered([Call(f"ec_avgpool_{suffix}", [params, extra, *stage, x, y], node=name)])
+        return Lowered([Call(self.avgpool_kernel(suffix, ctx), [params, extra, *stage, x, y], node=name)])
+
+    @staticmethod
+    def avgpool_kernel(suffix: str, ctx: LowerContext) -> str:
+        """ec_avgpool_<suffix>, or for int8 on a NEON target ec_avgpool_neon_s8 (the same arguments)."""
+        if suffix == "s8" and "neon" in ctx.target.features:
+            return "ec_avgpool_neon_s8"
+        return f"ec_avgpool_{suffix}"
 
 
 register(Pool())
