@@ -265,6 +265,20 @@ typedef struct {
 void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int8_t *a,
                const int8_t *b, int8_t *output);
 
+/* s8 add/sub in the form the build fits to the exact arithmetic of ec_add_s8 (edgec's or TFLM's) and checks on all
+ * 65,536 operand pairs (toolchain/ops/binary.py fit_lut): out = clamp((x * mult + table[(uint8_t)y]) >> 20,
+ * act_min, act_max) in int32, x and y the operands (in either order). ec_add_lut_s8: plain C, SSAT on cores with
+ * the DSP extension; ec_add_lut_mve_s8: 4 elements per vector (VLDRW gather) under Helium, the same plain C
+ * elsewhere. */
+typedef struct {
+    int32_t mult;
+    int32_t act_min, act_max;
+} ec_add_lut_params;
+void ec_add_lut_s8(const ec_broadcast_params *bp, const ec_add_lut_params *q, const int8_t *x, const int8_t *y,
+                   const int32_t *table, int8_t *output);
+void ec_add_lut_mve_s8(const ec_broadcast_params *bp, const ec_add_lut_params *q, const int8_t *x, const int8_t *y,
+                       const int32_t *table, int8_t *output);
+
 /* s8 mul: out = clamp(requantize((xa - a_zp) * (xb - b_zp), out_mult, out_shift) + out_zp, act_min, act_max). */
 typedef struct {
     int32_t a_zp, b_zp;

@@ -101,6 +101,21 @@ static inline int32_t ec_interp_s16(const int16_t *table, int32_t x)
     return t0 + (((table[i + 1] - t0) * (u & 127) + 64) >> 7);
 }
 
+/* The shift of ec_add_lut_s8 / ec_add_lut_mve_s8 (toolchain/ops/binary.py LUT_SHIFT). */
+#define EC_ADD_LUT_SHIFT 20
+
+/* One element of ec_add_lut_s8 before the activation clamp, u = (uint8_t)y: (x * mult + table[u]) >> 20
+ * saturated to int8 (one SSAT with the DSP extension). */
+static inline int32_t ec_add_lut_elem(int32_t x, uint32_t u, const int32_t *table, int32_t mult)
+{
+    const int32_t v = (x * mult + table[u]) >> EC_ADD_LUT_SHIFT;
+#if defined(__ARM_FEATURE_DSP)
+    return (int32_t)__builtin_arm_ssat(v, 8);
+#else
+    return ec_clamp_i32(v, -128, 127);
+#endif
+}
+
 /* Float activation bounds; act == NULL means no clamp. */
 static inline void ec_act_bounds(const ec_act_f32 *act, float *lo, float *hi)
 {
