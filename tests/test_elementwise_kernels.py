@@ -126,3 +126,63 @@ def test_fit_lut_declines():
     q["out_mult"], q["out_shift"] = quantize_multiplier(2.0 * 200.0 / (1 << ADD_LEFT_SHIFT))  # so = s_in / 200
     assert fit_lut("Add", q) is None
     assert fit_lut("Mul", q) is None
+
+
+def pool_model(seed: int):
+    """Average pools over channel counts around the kernels' groups (8 and 4 on DSP, 16 on Helium), with padding
+    counted or not, strides, and a global pool; inputs all positive (zero point -128), all negative or around 0.
+    Returns (model, calib)."""
+    rng = np.random.default_rng(seed)
+    nodes, inputs, outputs, ranges = [], {}, {}, {}
+    cases = [(3, 5, 5, dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),
+             (12, 6, 7, dict(kernel_shape=[2, 3], strides=[2, 2], pads=[0, 1, 1, 0], count_include_pad=1)),
+             (21, 4, 4, dict(kernel_shape=[4, 4])),
+             (37, 7, 5, dict(kernel_shape=[3, 2], strides=[1, 2], pads=[1, 0, 1, 1])),
+             (16, 9, 9, dict(kernel_shape=[16, 16], pads=[4, 4, 3, 3], count_include_pad=1)),
+             (64, 8, 8, None), (8, 25, 5, None)]
+    for k, (c, h, w, attrs) in enumerate(cases):
+        x, y = f"x{k}", f"y{k}"
+        inputs[x] = [1, c, h, w]
+        nodes.append(helper.make_node("GlobalAveragePool", [x], [y]) if attrs is None else
+                     helper.make_node("AveragePool", [x], [y], **attrs))
+        outputs[y] = None
+        s = float(np.exp(rng.uniform(-1.0, 1.0)))
+        ranges[x] = [(0.0, s), (-s, 0.0), (-s, s)][k % 3]
+    model = make_model(nodes, inputs, outputs)
+    calib = {name: np.stack([rng.uniform(lo, hi, inputs[name]).astype(np.float32) for _ in range(8)])
+             for name, (lo, hi) in ranges.items()}
+    return model, calib
+
+
+def build_pool(tmp_path, target: str):
+    model, calib = pool_model(5)
+    onnx.save(model, tmp_path / "model.onnx")
+    np.savez(tmp_path / "calib.npz", **calib)
+    out, _, g = build(BuildOptions(tmp_path / "model.onnx", target=target, quantize="int8",
+                                   calib=tmp_path / "calib.npz", out=tmp_path / "build"))
+    meta = json.loads((tmp_path / "build" / "edgec.json").read_text())
+    kernels = {k for layer in meta["layers"] if "Pool" in layer["op"] for k in layer["kernels"]}
+    samples = integer_samples(g, 3, 5)
+    return g, samples, run_build(out, samples), kernels
+
+
+@pytest.mark.parametrize("target", [pytest.param(t, marks=needs_target(t)) for t in ("cortex-m7", "cortex-m55")])
+def test_avgpool_simd_qemu(target, tmp_path):
+    """The DSP / Helium average pools (a 16x16 window: 256 taps, the most their 16-bit sums take) equal the
+    reference bit for bit."""
+    g, samples, res, kernels = build_pool(tmp_path, target)
+    assert_bitexact(g, samples, res)
+    assert kernels == {"ec_avgpool_mve_s8" if target == "cortex-m55" else "ec_avgpool_dsp_s8"}
+
+
+@pytest.mark.parametrize("feature", ["dsp", "mve"])
+def test_avgpool_simd_plain_c(feature, tmp_path, monkeypatch):
+    """Their plain C (host), lowered as for a DSP / Helium target."""
+    import edgec.build
+
+    host = edgec.build.load_target("host")
+    monkeypatch.setattr(edgec.build, "load_target",
+                        lambda name: dataclasses.replace(host, features=(*host.features, feature)))
+    g, samples, res, kernels = build_pool(tmp_path, "host")
+    assert_bitexact(g, samples, res)
+    assert kernels == {"ec_avgpool_mve_s8" if feature == "mve" else "ec_avgpool_dsp_s8"}

@@ -333,6 +333,13 @@ typedef struct {
 } ec_avgpool_extra;
 void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
                    int32_t act_max, const int8_t *input, int8_t *output);
+/* ec_avgpool_s8 summing several channels per instruction (window sums in 16-bit lanes: at most 256 taps per window,
+ * k_h * k_w <= 256): ec_avgpool_dsp_s8 4 channels per word (SXTAB16) with the DSP extension, ec_avgpool_mve_s8 16
+ * per iteration with Helium; each is the plain C of ec_avgpool_s8 elsewhere. Same results as ec_avgpool_s8. */
+void ec_avgpool_dsp_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                       int32_t act_max, const int8_t *input, int8_t *output);
+void ec_avgpool_mve_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                       int32_t act_max, const int8_t *input, int8_t *output);
 void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec_act_f32 *act, const float *input,
                     float *output);
 

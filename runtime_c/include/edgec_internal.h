@@ -116,6 +116,24 @@ static inline int32_t ec_add_lut_elem(int32_t x, uint32_t u, const int32_t *tabl
 #endif
 }
 
+/* The output stage of ec_avgpool_s8 for one channel: the window sum acc of (x - zp) over d taps, requantized when
+ * mult != 0, else divided by d rounding to nearest (edgec: ties to even; compiled with EC_TFLM: TFLM's
+ * AVERAGE_POOL_2D, ties away from zero), plus out_zp, clamped. */
+static inline int8_t ec_avgpool_out(int32_t acc, int32_t d, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
+                                    int32_t hi)
+{
+    if (mult != 0) {
+        acc = ec_requantize(acc, mult, shift);
+    } else if (d > 0) {
+#if defined(EC_TFLM)
+        acc = acc > 0 ? (acc + d / 2) / d : (acc - d / 2) / d;
+#else
+        acc = ec_div_round_even(acc, d);
+#endif
+    }
+    return ec_output_s8(acc, out_zp, lo, hi);
+}
+
 /* Float activation bounds; act == NULL means no clamp. */
 static inline void ec_act_bounds(const ec_act_f32 *act, float *lo, float *hi)
 {
