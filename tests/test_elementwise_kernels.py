@@ -1,6 +1,6 @@
-"""The DSP and Helium elementwise kernels (ec_add_lut_s8, ec_add_lut_mve_s8): bit-exact with the integer reference
-on QEMU and in their plain C, for row tails of 1..31 elements, broadcasting, fused activations and zero points at
-both extremes."""
+"""The DSP and Helium elementwise and pooling kernels (ec_add_lut_s8, ec_add_lut_mve_s8, ec_mul_lut_s8,
+ec_mul_lut_mve_s8, ec_avgpool_dsp_s8, ec_avgpool_mve_s8): bit-exact with the integer reference on QEMU and in their
+plain C, for row tails of 1..31 elements, broadcasting, fused activations and zero points at both extremes."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from edgec.runner import run_build
 
 
 def lut_model(seed: int):
-    """Adds and Subs of contiguous rows of many lengths, broadcasting ones and fused activations, each input with its
-    own range (all positive: zero point -128; all negative: 127; around 0) and scale. Returns (model, calib)."""
+    """Adds, Subs and Muls of contiguous rows of many lengths, broadcasting ones and fused activations, each input
+    with its own range (all positive: zero point -128; all negative: 127; around 0) and scale.
+    Returns (model, calib)."""
     rng = np.random.default_rng(seed)
     nodes, inputs, outputs, ranges = [], {}, {}, {}
     cases = [([1, m], [1, m]) for m in (1, 2, 3, 5, 7, 13, 16, 17, 20, 31, 33, 47, 100)]
@@ -30,7 +31,7 @@ def lut_model(seed: int):
     for k, (sa, sb) in enumerate(cases):
         a, b, y = f"a{k}", f"b{k}", f"y{k}"
         inputs[a], inputs[b] = sa, sb
-        op = "Sub" if k % 3 == 2 else "Add"
+        op = ("Add", "Sub", "Mul")[k % 3]
         act = k % 4
         if act == 0:
             nodes.append(helper.make_node(op, [a, b], [y]))
@@ -56,19 +57,27 @@ def build_lut(seed: int, tmp_path, target: str):
     out, _, g = build(BuildOptions(path, target=target, quantize="int8", calib=tmp_path / "calib.npz",
                                    out=tmp_path / "build"))
     meta = json.loads((tmp_path / "build" / "edgec.json").read_text())
-    kernels = [k for layer in meta["layers"] if layer["op"] in ("Add", "Sub") for k in layer["kernels"]]
+    kernels = [(layer["op"], k) for layer in meta["layers"] if layer["op"] in ("Add", "Sub", "Mul")
+               for k in layer["kernels"]]
     samples = integer_samples(g, 3, seed)
     return g, samples, run_build(out, samples), kernels
+
+
+def assert_lut_kernels(kernels: list[tuple[str, str]], suffix: str) -> None:
+    """Every Add/Sub ran the table kernel; Muls the table kernel, or ec_mul_s8 where no table form fits (one in the
+    plain C test's model), most of them the table kernel."""
+    assert {k for op, k in kernels if op != "Mul"} == {"ec_add_lut" + suffix}
+    muls = [k for op, k in kernels if op == "Mul"]
+    assert set(muls) <= {"ec_mul_lut" + suffix, "ec_mul_s8"} and muls.count("ec_mul_lut" + suffix) >= 4
 
 
 @pytest.mark.parametrize("target,seed", [pytest.param(t, s, marks=needs_target(t))
                                          for t in ("cortex-m7", "cortex-m55") for s in (1, 2)])
 def test_add_lut_qemu(target, seed, tmp_path):
-    """Every Add/Sub lowers to the target's table kernel and equals the reference bit for bit."""
+    """Every Add/Sub/Mul lowers to the target's table kernel and equals the reference bit for bit."""
     g, samples, res, kernels = build_lut(seed, tmp_path, target)
     assert_bitexact(g, samples, res)
-    want = "ec_add_lut_mve_s8" if target == "cortex-m55" else "ec_add_lut_s8"
-    assert kernels and set(kernels) == {want}
+    assert_lut_kernels(kernels, "_mve_s8" if target == "cortex-m55" else "_s8")
 
 
 @pytest.mark.parametrize("feature", ["dsp", "mve"])
@@ -81,7 +90,7 @@ def test_add_lut_plain_c(feature, tmp_path, monkeypatch):
                         lambda name: dataclasses.replace(host, features=(*host.features, feature)))
     g, samples, res, kernels = build_lut(3, tmp_path, "host")
     assert_bitexact(g, samples, res)
-    assert set(kernels) == {"ec_add_lut_mve_s8" if feature == "mve" else "ec_add_lut_s8"}
+    assert_lut_kernels(kernels, "_mve_s8" if feature == "mve" else "_s8")
 
 
 def add_q(rng: np.random.Generator, ratio: float, use_tflm: bool) -> dict:
@@ -104,28 +113,39 @@ def add_q(rng: np.random.Generator, ratio: float, use_tflm: bool) -> dict:
 @pytest.mark.parametrize("use_tflm", [False, True])
 def test_fit_lut_formula(use_tflm):
     """fit_lut's form, evaluated as the C kernels do (int32 wrap-around, arithmetic shift, clamp), equals the
-    integer Add/Sub on all 65,536 operand pairs, and exists for scales as trained models have them."""
+    integer Add/Sub/Mul on all 65,536 operand pairs; it exists for every Add/Sub with scales as trained models have
+    them, and for most Muls (one slope per value of the other operand: some come too close to a fraction of small
+    denominator for 20 fractional bits)."""
     rng = np.random.default_rng(7)
     v = np.arange(-128, 128, dtype=np.int64)
-    for i in range(40):
-        op = "Sub" if i % 4 == 3 else "Add"
+    misses = 0
+    for i in range(60):
+        op = ("Add", "Add", "Sub", "Mul")[i % 4]
         q = add_q(rng, 4.0, use_tflm)
+        if op == "Mul":  # the output scale near the product's
+            real = float(np.exp(rng.uniform(-3, 3))) / 128
+            q["out_mult"], q["out_shift"] = (tflm.quantize_multiplier if use_tflm else quantize_multiplier)(real)
         fit = fit_lut(op, q)
+        misses += fit is None
+        if fit is None and op == "Mul":
+            continue
         assert fit is not None, (op, q)
         x, y = (v[None, :], v[:, None]) if fit.swap else (v[:, None], v[None, :])  # [a][b]
-        acc = (x * fit.mult + fit.table[y & 0xFF].astype(np.int64)).astype(np.int32)  # wraps as int32 would
+        mult = fit.mult if fit.mults is None else fit.mults[y & 0xFF].astype(np.int64)
+        acc = (x * mult + fit.table[y & 0xFF].astype(np.int64)).astype(np.int32)  # wraps as int32 would
         got = np.clip(np.clip(acc.astype(np.int64) >> LUT_SHIFT, -128, 127), fit.act_min, fit.act_max)
         np.testing.assert_array_equal(got, int_arith(op, q, v[:, None], v[None, :]))
+    assert misses <= 5  # of the 15 Muls
 
 
 def test_fit_lut_declines():
-    """An output scale far below the inputs' (a slope beyond the 32-bit form) or a Mul gets no table form; the
-    portable kernel computes it."""
+    """An output scale far below the inputs' (a slope beyond the 32-bit form) gets no table form (the portable
+    kernel computes it), nor does an op other than Add, Sub and Mul."""
     rng = np.random.default_rng(3)
     q = add_q(rng, 1.0, False)
     q["out_mult"], q["out_shift"] = quantize_multiplier(2.0 * 200.0 / (1 << ADD_LEFT_SHIFT))  # so = s_in / 200
     assert fit_lut("Add", q) is None
-    assert fit_lut("Mul", q) is None
+    assert fit_lut("Div", q) is None
 
 
 def pool_model(seed: int):

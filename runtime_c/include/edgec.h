@@ -279,6 +279,16 @@ void ec_add_lut_s8(const ec_broadcast_params *bp, const ec_add_lut_params *q, co
 void ec_add_lut_mve_s8(const ec_broadcast_params *bp, const ec_add_lut_params *q, const int8_t *x, const int8_t *y,
                        const int32_t *table, int8_t *output);
 
+/* s8 mul in the same fitted form with a multiplier per value of y (toolchain/ops/binary.py fit_lut):
+ * out = clamp((x * mults[(uint8_t)y] + table[(uint8_t)y]) >> 20, act_min, act_max). */
+typedef struct {
+    int32_t act_min, act_max;
+} ec_mul_lut_params;
+void ec_mul_lut_s8(const ec_broadcast_params *bp, const ec_mul_lut_params *q, const int8_t *x, const int8_t *y,
+                   const int32_t *mults, const int32_t *table, int8_t *output);
+void ec_mul_lut_mve_s8(const ec_broadcast_params *bp, const ec_mul_lut_params *q, const int8_t *x, const int8_t *y,
+                       const int32_t *mults, const int32_t *table, int8_t *output);
+
 /* s8 mul: out = clamp(requantize((xa - a_zp) * (xb - b_zp), out_mult, out_shift) + out_zp, act_min, act_max). */
 typedef struct {
     int32_t a_zp, b_zp;

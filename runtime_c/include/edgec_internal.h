@@ -116,6 +116,12 @@ static inline int32_t ec_add_lut_elem(int32_t x, uint32_t u, const int32_t *tabl
 #endif
 }
 
+/* One element of ec_mul_lut_s8 before the activation clamp: (x * mults[u] + table[u]) >> 20 saturated to int8. */
+static inline int32_t ec_mul_lut_elem(int32_t x, uint32_t u, const int32_t *mults, const int32_t *table)
+{
+    return ec_add_lut_elem(x, u, table, mults[u]);
+}
+
 /* The output stage of ec_avgpool_s8 for one channel: the window sum acc of (x - zp) over d taps, requantized when
  * mult != 0, else divided by d rounding to nearest (edgec: ties to even; compiled with EC_TFLM: TFLM's
  * AVERAGE_POOL_2D, ties away from zero), plus out_zp, clamped. */
