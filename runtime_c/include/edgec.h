@@ -277,6 +277,30 @@ typedef struct {
 void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int8_t *a,
                const int8_t *b, int8_t *output);
 
+/* s8 add/sub in the form the build fits to the exact arithmetic of ec_add_s8 (edgec's or TFLM's) and checks on all
+ * 65,536 operand pairs (toolchain/ops/binary.py fit_lut): out = clamp((x * mult + table[(uint8_t)y]) >> 20,
+ * act_min, act_max) in int32, x and y the operands (in either order). ec_add_lut_s8: plain C, SSAT on cores with
+ * the DSP extension; ec_add_lut_mve_s8: 4 elements per vector (VLDRW gather) under Helium, the same plain C
+ * elsewhere. */
+typedef struct {
+    int32_t mult;
+    int32_t act_min, act_max;
+} ec_add_lut_params;
+void ec_add_lut_s8(const ec_broadcast_params *bp, const ec_add_lut_params *q, const int8_t *x, const int8_t *y,
+                   const int32_t *table, int8_t *output);
+void ec_add_lut_mve_s8(const ec_broadcast_params *bp, const ec_add_lut_params *q, const int8_t *x, const int8_t *y,
+                       const int32_t *table, int8_t *output);
+
+/* s8 mul in the same fitted form with a multiplier per value of y (toolchain/ops/binary.py fit_lut):
+ * out = clamp((x * mults[(uint8_t)y] + table[(uint8_t)y]) >> 20, act_min, act_max). */
+typedef struct {
+    int32_t act_min, act_max;
+} ec_mul_lut_params;
+void ec_mul_lut_s8(const ec_broadcast_params *bp, const ec_mul_lut_params *q, const int8_t *x, const int8_t *y,
+                   const int32_t *mults, const int32_t *table, int8_t *output);
+void ec_mul_lut_mve_s8(const ec_broadcast_params *bp, const ec_mul_lut_params *q, const int8_t *x, const int8_t *y,
+                       const int32_t *mults, const int32_t *table, int8_t *output);
+
 /* s8 mul: out = clamp(requantize((xa - a_zp) * (xb - b_zp), out_mult, out_shift) + out_zp, act_min, act_max). */
 typedef struct {
     int32_t a_zp, b_zp;
@@ -334,6 +358,13 @@ void ec_avgpool_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t z
 /* ec_avgpool_s8 for NEON (Cortex-A): the same arguments and results, channels summed in vectors. */
 void ec_avgpool_neon_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
                         int32_t act_max, const int8_t *input, int8_t *output);
+/* ec_avgpool_s8 summing several channels per instruction (window sums in 16-bit lanes: at most 256 taps per window,
+ * k_h * k_w <= 256): ec_avgpool_dsp_s8 4 channels per word (SXTAB16) with the DSP extension, ec_avgpool_mve_s8 16
+ * per iteration with Helium; each is the plain C of ec_avgpool_s8 elsewhere. Same results as ec_avgpool_s8. */
+void ec_avgpool_dsp_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                       int32_t act_max, const int8_t *input, int8_t *output);
+void ec_avgpool_mve_s8(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                       int32_t act_max, const int8_t *input, int8_t *output);
 void ec_avgpool_f32(const ec_conv_params *p, const ec_avgpool_extra *x, const ec_act_f32 *act, const float *input,
                     float *output);
 

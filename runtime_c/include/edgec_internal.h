@@ -101,6 +101,45 @@ static inline int32_t ec_interp_s16(const int16_t *table, int32_t x)
     return t0 + (((table[i + 1] - t0) * (u & 127) + 64) >> 7);
 }
 
+/* The shift of ec_add_lut_s8 / ec_add_lut_mve_s8 (toolchain/ops/binary.py LUT_SHIFT). */
+#define EC_ADD_LUT_SHIFT 20
+
+/* One element of ec_add_lut_s8 before the activation clamp, u = (uint8_t)y: (x * mult + table[u]) >> 20
+ * saturated to int8 (one SSAT with the DSP extension). */
+static inline int32_t ec_add_lut_elem(int32_t x, uint32_t u, const int32_t *table, int32_t mult)
+{
+    const int32_t v = (x * mult + table[u]) >> EC_ADD_LUT_SHIFT;
+#if defined(__ARM_FEATURE_DSP)
+    return (int32_t)__builtin_arm_ssat(v, 8);
+#else
+    return ec_clamp_i32(v, -128, 127);
+#endif
+}
+
+/* One element of ec_mul_lut_s8 before the activation clamp: (x * mults[u] + table[u]) >> 20 saturated to int8. */
+static inline int32_t ec_mul_lut_elem(int32_t x, uint32_t u, const int32_t *mults, const int32_t *table)
+{
+    return ec_add_lut_elem(x, u, table, mults[u]);
+}
+
+/* The output stage of ec_avgpool_s8 for one channel: the window sum acc of (x - zp) over d taps, requantized when
+ * mult != 0, else divided by d rounding to nearest (edgec: ties to even; compiled with EC_TFLM: TFLM's
+ * AVERAGE_POOL_2D, ties away from zero), plus out_zp, clamped. */
+static inline int8_t ec_avgpool_out(int32_t acc, int32_t d, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
+                                    int32_t hi)
+{
+    if (mult != 0) {
+        acc = ec_requantize(acc, mult, shift);
+    } else if (d > 0) {
+#if defined(EC_TFLM)
+        acc = acc > 0 ? (acc + d / 2) / d : (acc - d / 2) / d;
+#else
+        acc = ec_div_round_even(acc, d);
+#endif
+    }
+    return ec_output_s8(acc, out_zp, lo, hi);
+}
+
 /* Float activation bounds; act == NULL means no clamp. */
 static inline void ec_act_bounds(const ec_act_f32 *act, float *lo, float *hi)
 {

@@ -19,6 +19,10 @@ void ec_avgpool_s8_tflm(const ec_conv_params *p, const ec_avgpool_extra *x, int3
                         int32_t act_max, const int8_t *input, int8_t *output);
 void ec_avgpool_neon_s8_tflm(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
                              int32_t act_max, const int8_t *input, int8_t *output);
+void ec_avgpool_dsp_s8_tflm(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                            int32_t act_max, const int8_t *input, int8_t *output);
+void ec_avgpool_mve_s8_tflm(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t zp, int32_t act_min,
+                            int32_t act_max, const int8_t *input, int8_t *output);
 void ec_conv2d_1x1_mve_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                const int8_t *weights, const int32_t *bias, int8_t *output);
 int32_t ec_conv2d_1x1_neon_s8_tflm_get_buffer_size(const ec_conv_params *p);

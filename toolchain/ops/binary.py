@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..calls import Array, Buf, Call, Lowered, Raw, Struct
@@ -33,6 +35,89 @@ from .output_stage import act_struct
 ADD_LEFT_SHIFT = 20
 ADD_LEFT_SHIFT_S16 = 15  # int16 operands: (x << 15) still fits int32
 _FLOAT = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
+LUT_SHIFT = 20  # the right shift of ec_add_lut_s8 / ec_add_lut_mve_s8 (an immediate in their loops)
+
+
+def int_arith(op: str, q: dict, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The integer Add, Sub or Mul of quantized operands a, b (int64, broadcasting) with the node's parameters q
+    (edgec's arithmetic, or TFLM's for a tagged q), clamped to the activation bounds; int64."""
+    rq = tflm.requantize if tflm.uses_tflm(q) else requantize
+    if op == "Mul":
+        r = (a - q["a_zp"]) * (b - q["b_zp"])
+    else:
+        ra = rq((a - q["a_zp"]) << q["left_shift"], q["a_mult"], q["a_shift"])
+        rb = rq((b - q["b_zp"]) << q["left_shift"], q["b_mult"], q["b_shift"])
+        r = ra + rb if op == "Add" else ra - rb
+    y = rq(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
+    return np.clip(y, q["act_min"], q["act_max"])
+
+
+@dataclass(frozen=True)
+class LutAdd:
+    """An int8 Add/Sub as ec_add_lut_s8 computes it: out = clamp((x * mult + table[(uint8_t)y]) >> LUT_SHIFT,
+    act_min, act_max) in int32, x and y the operands (swap: x is the second one); for a Mul (ec_mul_lut_s8) the
+    multiplier is a table too, mults[(uint8_t)y]. Equal to the node's integer arithmetic for every one of the 65,536
+    operand pairs (fit_lut checks them all)."""
+
+    swap: bool
+    mult: int
+    table: np.ndarray  # int32 [256], entry u for y = (int8_t)u
+    act_min: int
+    act_max: int
+    mults: np.ndarray | None = None  # Mul: int32 [256], indexed as table
+
+
+def _lut_slopes(op: str, q: dict, swap: bool) -> np.ndarray:
+    """d out / d x for each value of y (-128 .. 127): for Add/Sub the product of operand x's and the output's
+    requantization factors, for Mul (y - y_zp) times the output's factor."""
+    k, other = ("b", "a") if swap else ("a", "b")
+    out = q["out_mult"] * 2.0 ** (q["out_shift"] - 31)
+    if op == "Mul":
+        return (np.arange(-128, 128) - q[f"{other}_zp"]) * out
+    sign = -1.0 if op == "Sub" and swap else 1.0
+    return np.full(256, sign * q[f"{k}_mult"] * 2.0 ** (q[f"{k}_shift"] - 31 + q["left_shift"]) * out)
+
+
+def _unsigned_order(t: np.ndarray) -> np.ndarray:
+    """A table over y = -128 .. 127 reordered to be indexed by y as an unsigned byte, as int32."""
+    return np.concatenate([t[128:], t[:128]]).astype(np.int32)
+
+
+def fit_lut(op: str, q: dict) -> LutAdd | None:
+    """The ec_add_lut_s8 (ec_mul_lut_s8) form of an int8 Add or Sub (Mul), or None when none equals its arithmetic
+    on every pair.
+
+    For the operand x whose requantization is exact (Add/Sub: the one of the larger scale, multiplier 2^30, shift
+    0; Mul: either) the result is floor((x * M_y + W_y) / 2^N) with 64-bit M_y, W_y for each value of the other
+    operand y (M_y the same for all y in an Add). With M_y scaled to 2^LUT_SHIFT and rounded to m_y, a 32-bit
+    table entry w_y works for all 256 x exactly when the intervals [2^s f(x, y) - x * m_y, 2^s (f(x, y) + 1) -
+    x * m_y) intersect (a clamped f bounds one side only); the middle of the intersection is taken. Both operand
+    orders are tried; the result is checked on all pairs, including that no int32 sum overflows."""
+    if op not in ("Add", "Sub", "Mul"):
+        return None
+    v = np.arange(-128, 128, dtype=np.int64)
+    full = int_arith(op, q, v[:, None], v[None, :])  # [a][b]
+    lo, hi, big = q["act_min"], q["act_max"], np.int64(1) << 50
+    x = v[:, None]
+    for swap in (False, True):
+        f = full.T if swap else full  # [x][y]
+        mults = np.round(_lut_slopes(op, q, swap) * (1 << LUT_SHIFT)).astype(np.int64)
+        if np.abs(mults).max() >= 1 << 23:
+            continue
+        lower = np.where(f > lo, f << LUT_SHIFT, -big) - x * mults[None, :]
+        upper = np.where(f < hi, (f + 1) << LUT_SHIFT, big) - x * mults[None, :] - 1
+        wl, wh = lower.max(axis=0), upper.min(axis=0)
+        if (wl > wh).any():
+            continue
+        finite_l, finite_h = wl > -big // 2, wh < big // 2
+        w = np.where(finite_l & finite_h, (wl + wh) // 2, np.where(finite_l, wl, np.where(finite_h, wh, 0)))
+        acc = x * mults[None, :] + w[None, :]
+        if np.abs(acc).max() >= 1 << 31 or not np.array_equal(np.clip(acc >> LUT_SHIFT, lo, hi), f):
+            continue
+        if op == "Mul":
+            return LutAdd(swap, 0, _unsigned_order(w), lo, hi, _unsigned_order(mults))
+        return LutAdd(swap, int(mults[0]), _unsigned_order(w), lo, hi)
+    return None
 
 
 def const_quant(data: np.ndarray, dtype: str = "int8", pow2: bool = False) -> tuple[np.ndarray, float, int]:
@@ -107,22 +192,41 @@ class Binary(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
         a, b = (np.asarray(c if c is not None else x, dtype=np.int64) for c, x in zip(q["consts"], xs))
-        rq = tflm.requantize if tflm.uses_tflm(q) else requantize
-        if node.op == "Mul":
-            r = (a - q["a_zp"]) * (b - q["b_zp"])
-        else:
-            ra = rq((a - q["a_zp"]) << q["left_shift"], q["a_mult"], q["a_shift"])
-            rb = rq((b - q["b_zp"]) << q["left_shift"], q["b_mult"], q["b_shift"])
-            r = ra + rb if node.op == "Add" else ra - rb
-        y = rq(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
-        return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
+        return int_arith(node.op, q, a, b).astype(out_dtype(node))
 
     def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, int] | None:
         qc, s, zp = const_quant(g.const(node.inputs[k]).astype(np.float64), node.dtype,
                                 node.scheme in ("qformat", "q15"))
         return qc, np.float32(s), zp
 
-    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
+    def lower_lut(self, node: Node, g: Graph, ctx: LowerContext, facts: None) -> Lowered | None:
+        """Helium (ec_add_lut_mve_s8, ec_mul_lut_mve_s8) or DSP (ec_add_lut_s8, ec_mul_lut_s8): an int8 Add/Sub/Mul
+        as one multiply-add with table entries and a shift per element (fit_lut), when that form is exact for the
+        node's parameters."""
+        features = ctx.target.features
+        if node.dtype != "int8" or not {"mve", "dsp"} & set(features):
+            return None
+        fit = fit_lut(node.op, node.q)
+        if fit is None:
+            return None
+        name, t = node.name, nctype(node)
+        order = [1, 0] if fit.swap else [0, 1]
+        operands = [Array(f"c_{name}_{k}", node.q["consts"][k], t) if node.q["consts"][k] is not None
+                    else Buf(node.inputs[k], t) for k in order]
+        bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[node.inputs[k]] for k in order])
+        bounds = {"act_min": fit.act_min, "act_max": fit.act_max}
+        out = Buf(node.outputs[0], t, const=False)
+        table = Array(f"t_{name}", fit.table, "int32_t")
+        if fit.mults is not None:
+            kernel = "ec_mul_lut_mve_s8" if "mve" in features else "ec_mul_lut_s8"
+            st = Struct(f"q_{name}", "ec_mul_lut_params", bounds)
+            return Lowered([Call(kernel, [bp, st, *operands, Array(f"m_{name}", fit.mults, "int32_t"), table, out],
+                                 node=name)])
+        kernel = "ec_add_lut_mve_s8" if "mve" in features else "ec_add_lut_s8"
+        st = Struct(f"q_{name}", "ec_add_lut_params", {"mult": fit.mult, **bounds})
+        return Lowered([Call(kernel, [bp, st, *operands, table, out], node=name)])
+
+    def lower_portable(self, node: Node, g: Graph, ctx: LowerContext, facts: None) -> Lowered:
         name, t = node.name, nctype(node)
         ins = [g.tensors[i] for i in node.inputs]
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], ins)
@@ -146,6 +250,8 @@ class Binary(Op):
                 "out_shift", "act_min", "act_max")
         st = Struct(f"q_{name}", "ec_add_s8_params", {k: q[k] for k in keys})
         return Lowered([Call(f"ec_add_{suffix}", [bp, op, st, *operands, out], node=name)])
+
+    variants = (lower_lut, lower_portable)
 
 
 register(Binary())

@@ -149,7 +149,20 @@ class Pool(Op):
                 y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
         return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
 
-    def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
+    def lower_avg_simd(self, node: Node, g: Graph, ctx: LowerContext, facts: None) -> Lowered | None:
+        """Helium (ec_avgpool_mve_s8) or DSP (ec_avgpool_dsp_s8): an int8 average pool summing many channels per
+        instruction in 16-bit lanes, so at most 256 taps per window; the same arithmetic as ec_avgpool_s8."""
+        features = ctx.target.features
+        if node.op == "MaxPool" or node.dtype != "int8" or not {"mve", "dsp"} & set(features):
+            return None
+        kernel = self.geometry(node, g)[0]
+        if int(np.prod(kernel)) > 256:
+            return None
+        low = self.lower_portable(node, g, ctx, facts)
+        low.calls[0].kernel = "ec_avgpool_mve_s8" if "mve" in features else "ec_avgpool_dsp_s8"
+        return low
+
+    def lower_portable(self, node: Node, g: Graph, ctx: LowerContext, facts: None) -> Lowered:
         name, t = node.name, nctype(node)
         kernel, strides, pads, dil = self.geometry(node, g)
         params = conv_params(name, g, node.inputs[0], node.outputs[0], kernel, strides, pads, dil)
@@ -177,6 +190,8 @@ class Pool(Op):
         if suffix == "s8" and "neon" in ctx.target.features:
             return "ec_avgpool_neon_s8"
         return f"ec_avgpool_{suffix}"
+
+    variants = (lower_avg_simd, lower_portable)
 
 
 register(Pool())
