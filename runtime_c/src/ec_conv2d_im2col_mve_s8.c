@@ -35,21 +35,39 @@ static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 #endif
 }
 
-/* copy_bytes for a kernel row: 3 instructions per 16 bytes when n is a multiple of 16 */
-static inline void copy_row(int8_t *dst, const int8_t *src, int32_t n)
+/* dst[row * r + i] = src[step * r + i] for r < rows, i < row: the kernel rows of a window inside the input. With
+ * Helium one predicated load and store per row of up to 16 bytes, 3 instructions per 16 bytes of longer rows
+ * whose length is a multiple of 16. */
+static inline void copy_rows(int8_t *dst, const int8_t *src, int32_t rows, int32_t row, int32_t step)
 {
 #if defined(__ARM_FEATURE_MVE)
-    if ((n & 15) == 0) {
+    if (row <= 16) {
+        const mve_pred16_t t = vctp8q((uint32_t)row);
+        for (; rows > 0; --rows) {
+            vstrbq_p_s8(dst, vldrbq_z_s8(src, t), t);
+            dst += row;
+            src += step;
+        }
+        return;
+    }
+    if ((row & 15) == 0) {
         int32_t i;
-        for (i = n >> 4; i > 0; --i) {
-            vstrbq_s8(dst, vldrbq_s8(src));
-            dst += 16;
-            src += 16;
+        for (; rows > 0; --rows) {
+            for (i = row >> 4; i > 0; --i) {
+                vstrbq_s8(dst, vldrbq_s8(src));
+                dst += 16;
+                src += 16;
+            }
+            src += step - row;
         }
         return;
     }
 #endif
-    copy_bytes(dst, src, n);
+    for (; rows > 0; --rows) {
+        copy_bytes(dst, src, row);
+        dst += row;
+        src += step;
+    }
 }
 
 /* dst[0 .. n - 1] = v */
@@ -133,7 +151,7 @@ void ec_conv2d_im2col_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, cons
     const int8_t zp = (int8_t)q->in_zp;
     int8_t *col = (int8_t *)scratch;
     const int32_t right = ec_mve_right_shifts(q->shift, (out_c + 3) & ~3);
-    int32_t pix, r, ky, b = 0, oy = 0, ox = 0; /* the next output position */
+    int32_t pix, r, b = 0, oy = 0, ox = 0; /* the next output position */
     const int8_t *x[EC_MVE_ROWS];
 
     for (r = 0; r < EC_MVE_ROWS; ++r) {
@@ -148,12 +166,7 @@ void ec_conv2d_im2col_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, cons
             int8_t *dst = col + r * kp;
             out[r] = output + (pix + r) * out_c;
             if (iy >= 0 && ix >= 0 && iy < y_end && ix < x_end && p->dil_w == 1) { /* inside: whole rows */
-                const int8_t *src = input + ((b * p->in_h + iy) * p->in_w + ix) * in_c;
-                for (ky = p->k_h; ky > 0; --ky) {
-                    copy_row(dst, src, row);
-                    dst += row;
-                    src += row_step;
-                }
+                copy_rows(dst, input + ((b * p->in_h + iy) * p->in_w + ix) * in_c, p->k_h, row, row_step);
             } else {
                 im2col(p, input, b, oy, ox, zp, dst);
             }
