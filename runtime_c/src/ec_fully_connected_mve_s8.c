@@ -24,18 +24,20 @@ void ec_fully_connected_mve_s8(int32_t rows, int32_t depth, int32_t out_c, const
         return;
     }
 #if defined(__ARM_FEATURE_MVE)
-    /* one row: 4 channels per step, the last 1 to 3 channels 2 per step (as one position of a 2 x 2 block) rather
-     * than in plain C (mobilenet_vww96's 256 -> 2 layer: 2,209 -> 286 instructions) */
-    int32_t r;
-    for (r = out_c & ~3; r < out_c; r += 2) {
-        const int8_t *w0 = weights + r * depth;
-        const int32x4_t acc = ec_mve_dot_2x2(input, input, w0, r + 1 < out_c ? w0 + depth : w0, depth);
-        output[r] = one_output(q, bias, r, vgetq_lane_s32(acc, 0));
-        if (r + 1 < out_c) {
-            output[r + 1] = one_output(q, bias, r + 1, vgetq_lane_s32(acc, 1));
+    if (out_c & 3) {
+        /* one row: 4 channels per step, the last 1 to 3 channels 2 per step (as one position of a 2 x 2 block)
+         * rather than in plain C (mobilenet_vww96's 256 -> 2 layer: 2,209 -> 286 instructions) */
+        int32_t c;
+        for (c = out_c & ~3; c < out_c; c += 2) {
+            const int8_t *w0 = weights + c * depth;
+            const int32x4_t acc = ec_mve_dot_2x2(input, input, w0, c + 1 < out_c ? w0 + depth : w0, depth);
+            output[c] = one_output(q, bias, c, vgetq_lane_s32(acc, 0));
+            if (c + 1 < out_c) {
+                output[c + 1] = one_output(q, bias, c + 1, vgetq_lane_s32(acc, 1));
+            }
         }
+        out_c &= ~3;
     }
-    out_c &= ~3;
 #endif
     ec_mve_gemm_s8(input, NULL, weights, depth, out_c, bias, q, output, NULL, right);
 }
