@@ -399,3 +399,57 @@ def test_neon_f32_plain_c(tmp_path, monkeypatch):
                         lambda name: dataclasses.replace(host, features=(*host.features, "neon")))
     samples, res, g, _ = build_and_run(random_convs(1), tmp_path)
     neon_f32_check(g, samples, res, tmp_path, 0.0)
+
+
+def helium_conv_chain(rng: np.random.Generator):
+    """Convolutions that reach every path of the Helium matrix core (edgec_mve_gemm.h) and its callers: a 3-channel
+    3x3 (rows of 9 bytes, k 27 padded to 32), a 1x1 of 5 channels after a Relu (k <= 16 kept in registers, input zero
+    point -128), a 3x3 stride 2 with asymmetric padding and 16 input channels (rows of 48 bytes) to 67 outputs (two
+    chunks, odd), a 1x1 stride 2 of 67 channels (k > 16 with a tail of 3) to 71, a dilated 2x2 of 71 channels (rows
+    of 142 bytes), then a Gemm to 3 outputs (the fully connected kernel's last channels)."""
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+    layers = [  # out_c, in_c, kernel, attributes
+        (5, 3, 3, {"pads": [1, 1, 1, 1]}),
+        (16, 5, 1, {}),
+        (67, 16, 3, {"pads": [0, 1, 1, 0], "strides": [2, 2]}),
+        (71, 67, 1, {"strides": [2, 2]}),
+        (6, 71, 2, {"pads": [1, 1, 1, 1], "dilations": [2, 2]}),
+    ]
+    nodes, inits, x = [], {}, "input"
+    for i, (o, c, k, attrs) in enumerate(layers):
+        inits[f"W{i}"], inits[f"B{i}"] = w(o, c, k, k), (rng.standard_normal(o) * 0.1).astype(np.float32)
+        nodes.append(n("Conv", [x, f"W{i}", f"B{i}"], [f"c{i}"], **attrs))
+        x = f"c{i}"
+        if i in (0, 3):
+            nodes.append(n("Relu", [x], [f"r{i}"]))
+            x = f"r{i}"
+    inits["WG"] = w(3, 6 * 3 * 3)
+    nodes += [n("Flatten", [x], ["f"]), n("Gemm", ["f", "WG"], ["output"], transB=1)]
+    return make_model(nodes, {"input": [1, 3, 13, 11]}, {"output": None}, inits)
+
+
+@pytest.mark.parametrize("per_channel", [pytest.param(p, marks=needs_target("cortex-m55")) for p in (True, False)])
+def test_cortex_m55_helium_conv_paths(per_channel, tmp_path, monkeypatch):
+    """The Helium convolution kernels on shapes that reach each of their paths, per-channel and per-tensor weights,
+    bit-exact with the integer reference on Cortex-M55, and their plain C (host, lowered as for Helium) too."""
+    import dataclasses
+
+    import edgec.build
+    from edgec.quantize import QuantOptions
+
+    model = helium_conv_chain(np.random.default_rng(7))
+    quant = QuantOptions(per_channel=per_channel)
+    samples, res, g, _ = build_and_run(model, tmp_path / "m55", quantize="int8", target="cortex-m55", quant=quant)
+    assert_bitexact(g, samples, res)
+    meta = json.loads((tmp_path / "m55" / "build" / "edgec.json").read_text())
+    kernels = [k for layer in meta["layers"] for k in layer["kernels"]]
+    assert kernels.count("ec_conv2d_im2col_mve_s8") == 3 and kernels.count("ec_conv2d_1x1_mve_s8") == 2
+    assert any(nd.op == "Conv" and nd.q["in_zp"] == -128 for nd in g.nodes)
+    host = edgec.build.load_target("host")
+    monkeypatch.setattr(edgec.build, "load_target",
+                        lambda name: dataclasses.replace(host, features=(*host.features, "mve")))
+    samples, res, g, _ = build_and_run(model, tmp_path / "host", quantize="int8", quant=quant)
+    assert_bitexact(g, samples, res)
+    assert "ec_conv2d_1x1_mve_s8(" in (tmp_path / "host" / "build" / "model.c").read_text()

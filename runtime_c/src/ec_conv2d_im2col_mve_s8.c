@@ -1,16 +1,17 @@
 /*
  * ec_conv2d_im2col_mve_s8: int8 2-D convolution (groups == 1, any kernel, stride, padding, dilation), NHWC, as a
- * matrix product. For every pair of output positions the two input windows are copied as int8 into the column
- * buffer (scratch: 2 columns of k_h * k_w * in_c bytes in [ky][kx][ic] order; positions in the padding hold
- * in_zp), then multiplied with the weights [out_c][k_h * k_w * in_c], two positions x 4 channels per step, 16
- * multiply-accumulates per VMLADAVA.S8 with Helium (Cortex-M55); plain C elsewhere. Bias folded with the input
- * zero point (edgec_mve.h). Same results as ec_conv2d_s8 bit for bit.
+ * matrix product. For every 3 output positions the input windows are copied as int8 into the column buffer
+ * (scratch: 3 columns of k = k_h * k_w * in_c rounded up to 16, in [ky][kx][ic] order, zero past k; positions in the
+ * padding hold in_zp), then multiplied with the weights, 3 positions x 2 channels per inner loop (edgec_mve_gemm.h),
+ * 16 multiply-accumulates per VMLADAVA.S8 with Helium (Cortex-M55); plain C elsewhere. Weights [out_c rounded up to even][k
+ * rounded up to 16] zero-padded, bias folded with the input zero point (edgec_mve.h), output stage in the quad layout. Same results as
+ * ec_conv2d_s8 bit for bit.
  */
-#include "edgec_mve.h"
+#include "edgec_mve_gemm.h"
 
 int32_t ec_conv2d_im2col_mve_s8_get_buffer_size(const ec_conv_params *p)
 {
-    return 2 * p->k_h * p->k_w * p->in_c;
+    return EC_MVE_ROWS * ((p->k_h * p->k_w * p->in_c + 15) & ~15);
 }
 
 /* dst[0 .. n - 1] = src[0 .. n - 1] */
@@ -32,6 +33,41 @@ static inline void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
         dst[i] = src[i];
     }
 #endif
+}
+
+/* dst[row * r + i] = src[step * r + i] for r < rows, i < row: the kernel rows of a window inside the input. With
+ * Helium one predicated load and store per row of up to 16 bytes, 3 instructions per 16 bytes of longer rows
+ * whose length is a multiple of 16. */
+static inline void copy_rows(int8_t *dst, const int8_t *src, int32_t rows, int32_t row, int32_t step)
+{
+#if defined(__ARM_FEATURE_MVE)
+    if (row <= 16) {
+        const mve_pred16_t t = vctp8q((uint32_t)row);
+        for (; rows > 0; --rows) {
+            vstrbq_p_s8(dst, vldrbq_z_s8(src, t), t);
+            dst += row;
+            src += step;
+        }
+        return;
+    }
+    if ((row & 15) == 0) {
+        int32_t i;
+        for (; rows > 0; --rows) {
+            for (i = row >> 4; i > 0; --i) {
+                vstrbq_s8(dst, vldrbq_s8(src));
+                dst += 16;
+                src += 16;
+            }
+            src += step - row;
+        }
+        return;
+    }
+#endif
+    for (; rows > 0; --rows) {
+        copy_bytes(dst, src, row);
+        dst += row;
+        src += step;
+    }
 }
 
 /* dst[0 .. n - 1] = v */
@@ -108,21 +144,43 @@ static void im2col(const ec_conv_params *p, const int8_t *input, int32_t b, int3
 void ec_conv2d_im2col_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                              const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch)
 {
-    const int32_t k = p->k_h * p->k_w * p->in_c;
-    const int32_t out_c = p->out_c, out_w = p->out_w, hw = p->out_h * p->out_w;
-    const int32_t npix = p->batch * hw;
+    const int32_t in_c = p->in_c, row = p->k_w * in_c, k = p->k_h * row, kp = (k + 15) & ~15;
+    const int32_t out_c = p->out_c, out_w = p->out_w, npix = p->batch * p->out_h * p->out_w;
+    const int32_t row_step = p->dil_h * p->in_w * in_c;
+    const int32_t y_end = p->in_h - (p->k_h - 1) * p->dil_h, x_end = p->in_w - (p->k_w - 1);
     const int8_t zp = (int8_t)q->in_zp;
     int8_t *col = (int8_t *)scratch;
-    const int32_t right = ec_mve_right_shifts(q->shift, 2 * out_c);
-    int32_t pix, c;
+    const int32_t right = ec_mve_right_shifts(q->shift, (out_c + 3) & ~3);
+    int32_t pix, r, b = 0, oy = 0, ox = 0; /* the next output position */
+    const int8_t *x[EC_MVE_ROWS];
 
-    for (pix = 0; pix < npix; pix += 2) {
-        const int32_t ncols = npix - pix >= 2 ? 2 : 1;
-        for (c = 0; c < ncols; ++c) {
-            const int32_t b = (pix + c) / hw, r = (pix + c) % hw;
-            im2col(p, input, b, r / out_w, r % out_w, zp, col + c * k);
+    for (r = 0; r < EC_MVE_ROWS; ++r) {
+        x[r] = col + r * kp;
+        fill_bytes(col + r * kp + k, 0, kp - k);
+    }
+    for (pix = 0; pix < npix; pix += EC_MVE_ROWS) {
+        const int32_t rows = npix - pix < EC_MVE_ROWS ? npix - pix : EC_MVE_ROWS;
+        int8_t *out[EC_MVE_ROWS];
+        for (r = 0; r < rows; ++r) {
+            const int32_t iy = oy * p->stride_h - p->pad_top, ix = ox * p->stride_w - p->pad_left;
+            int8_t *dst = col + r * kp;
+            out[r] = output + (pix + r) * out_c;
+            if (iy >= 0 && ix >= 0 && iy < y_end && ix < x_end && p->dil_w == 1) { /* inside: whole rows */
+                copy_rows(dst, input + ((b * p->in_h + iy) * p->in_w + ix) * in_c, p->k_h, row, row_step);
+            } else {
+                im2col(p, input, b, oy, ox, zp, dst);
+            }
+            if (++ox == out_w) {
+                ox = 0;
+                if (++oy == p->out_h) {
+                    oy = 0;
+                    ++b;
+                }
+            }
         }
-        ec_mve_gemm_s8(col, ncols == 2 ? col + k : NULL, weights, k, out_c, bias, q, output + pix * out_c,
-                       output + (pix + 1) * out_c, right);
+        for (; r < EC_MVE_ROWS; ++r) {
+            out[r] = NULL; /* rows past npix multiply stale columns, not stored */
+        }
+        ec_mve_rows3_s8(x, rows, weights, kp, out_c, bias, q, out, right);
     }
 }

@@ -19,7 +19,7 @@ from .output_stage import (
     act_struct,
     finish_s8,
     layer_weights,
-    mve_matrix_stage,
+    mve_quad_stage,
     output_stage,
     quant_struct,
     quant_struct_s16,
@@ -41,6 +41,7 @@ from .packing import (
     pack_matrix_s8,
     pack_matrix_s16,
     pack_s4,
+    pad_rows16,
     scratch_arg,
 )
 
@@ -311,12 +312,15 @@ class Conv(Op):
             return None
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
         w = w.reshape(w.shape[0], -1)
-        stage, bias = mve_matrix_stage(name, q, fold_input_zp(q["bias"], w, zp))
-        args = head + [stage, Buf(node.inputs[0], "int8_t"), Array(f"w_{name}", w, "int8_t"), bias, out]
+        stage, bias = mve_quad_stage(name, q, fold_input_zp(q["bias"], w, zp), p["out_c"])
+        x = Buf(node.inputs[0], "int8_t")
         if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
-            return Lowered([Call("ec_conv2d_1x1_mve_s8", args, node=name, macs=macs)])
-        return Lowered([Call("ec_conv2d_im2col_mve_s8", args + [Scratch(conv_im2col_mve_scratch_bytes(p))],
-                             node=name, macs=macs)])
+            return Lowered([Call("ec_conv2d_1x1_mve_s8",
+                                 head + [stage, x, Array(f"w_{name}", pad_rows16(w), "int8_t"), bias, out],
+                                 node=name, macs=macs)])
+        return Lowered([Call("ec_conv2d_im2col_mve_s8",
+                             head + [stage, x, Array(f"w_{name}", pad_rows16(w), "int8_t"), bias, out,
+                                     Scratch(conv_im2col_mve_scratch_bytes(p))], node=name, macs=macs)])
 
     def lower_sparse(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py; its note goes to

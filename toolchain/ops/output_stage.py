@@ -36,7 +36,7 @@ from .base import (
     requantize64,
     shift_round,
 )
-from .packing import pair_layout
+from .packing import pair_layout, quad_layout
 from .params import Params
 
 INT4_MAX = 7  # int4 weights are symmetric in [-7, 7]
@@ -337,6 +337,13 @@ def mve_matrix_stage(name: str, q: dict, bias: np.ndarray) -> tuple[Struct, Arra
     # a padded channel's shift is -1, so that "every shift is negative" (the fast output stage) still holds
     return (replace(q, mult=pair_layout(q.mult), shift=pair_layout(q.shift, -1)).struct(name),
             Array(f"b_{name}", pair_layout(bias), "int32_t"))
+
+
+def mve_quad_stage(name: str, q: Stage, bias: np.ndarray, n: int) -> tuple[Struct, Array]:
+    """The output stage struct and bias array of the Helium convolution kernels (edgec_mve_gemm.h), in the quad
+    layout; a padded channel's shift is -1, so that "every shift is negative" (the fast output stage) still holds."""
+    return (replace(q, mult=quad_layout(q.mult, n), shift=quad_layout(q.shift, n, -1)).struct(name),
+            Array(f"b_{name}", quad_layout(bias, n), "int32_t"))
 
 
 def act_struct(name: str, node: Node) -> Struct:

@@ -161,9 +161,24 @@ def pair_layout(a: np.ndarray, pad: int = 0) -> np.ndarray:
     return np.tile(p.reshape(-1, 2), (1, 2)).reshape(-1)
 
 
+def quad_layout(a: np.ndarray, n: int, pad: int = 0) -> np.ndarray:
+    """Per-channel int32 values (or one for all n channels) -> the quad layout of the Helium convolution kernels
+    (edgec_mve_gemm.h): one per channel, padded with `pad` to a multiple of 4 channels."""
+    p = np.full(-(-n // 4) * 4, pad, np.int32)
+    p[:n] = np.broadcast_to(a, (n,))
+    return p
+
+
+def pad_rows16(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> the weights of the Helium convolution kernels (edgec_mve_gemm.h ec_mve_dot_pairs): [N rounded up
+    to even][K rounded up to 16], zero in the padding."""
+    n, k = w.shape
+    return np.pad(w, ((0, n % 2), (0, -k % 16)))
+
+
 def conv_im2col_mve_scratch_bytes(p: dict) -> int:
-    """Twin of ec_conv2d_im2col_mve_s8_get_buffer_size: two int8 columns of k_h * k_w * in_c."""
-    return 2 * p["k_h"] * p["k_w"] * p["in_c"]
+    """Twin of ec_conv2d_im2col_mve_s8_get_buffer_size: 3 int8 columns of k_h * k_w * in_c rounded up to 16."""
+    return 3 * -(-p["k_h"] * p["k_w"] * p["in_c"] // 16) * 16
 
 
 # Channel (within a group of 8) of entry 4 v + l of the Helium depthwise kernel's bias, mult and shift arrays.
