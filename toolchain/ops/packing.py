@@ -180,6 +180,35 @@ def pack_depthwise_mve(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift:
     return wp, lanes(bias), lanes(mult), lanes(shift, -1), offsets
 
 
+DW_PLANE_ROW = 62  # EC_DW_ROW of ec_depthwise_conv2d_plane_mve_s8: bytes per row of its input plane
+
+
+def depthwise_plane_mve_cost(p: dict, transposed: bool) -> int | None:
+    """Instructions ec_depthwise_conv2d_plane_mve_s8 is expected to take (the twin of its geometry, plane_geometry,
+    with costs measured on cortex-m55: 30 per group of 4 outputs, about 40 per row and channel for the call and the
+    output loop, 4 per 8 input bytes copied into the plane), or None when the layer does not fit it: 3x3 without
+    dilation, stride 1 or 2 along the vectors, plane rows of at most DW_PLANE_ROW bytes."""
+    if (p["k_h"], p["k_w"], p["dil_h"], p["dil_w"]) != (3, 3, 1, 1):
+        return None
+    t = "w" if transposed else "h"
+    x = "h" if transposed else "w"
+    oh, ow, ih, iw = p[f"out_{t}"], p[f"out_{x}"], p[f"in_{t}"], p[f"in_{x}"]
+    sw, pl = p[f"stride_{x}"], p["pad_top" if transposed else "pad_left"]
+    groups = (ow + 3) // 4
+    if sw not in (1, 2) or max(pl + iw, (4 * groups - 1) * sw + 3) > DW_PLANE_ROW:
+        return None
+    planes = p["batch"] * p["in_c"]
+    return p["batch"] * p["out_c"] * oh * (30 * groups + 40) + planes * ih * (4 * ((iw + 7) // 8) + 8)
+
+
+def depthwise_plane_mve_scratch_bytes(p: dict, transposed: bool) -> int:
+    """Twin of ec_depthwise_conv2d_plane_mve_s8_get_buffer_size: the padded plane, 16-byte aligned, then the int32
+    sums of one row of outputs rounded up to 4."""
+    t, x = ("w", "h") if transposed else ("h", "w")
+    rows = max((p[f"out_{t}"] - 1) * p[f"stride_{t}"] + 3, p["pad_left" if transposed else "pad_top"] + p[f"in_{t}"])
+    return (rows * DW_PLANE_ROW + 15) // 16 * 16 + 4 * ((p[f"out_{x}"] + 3) // 4 * 4)
+
+
 def scratch_arg(nbytes: int) -> Scratch | Raw:
     """A kernel's scratch buffer; NULL when it needs none."""
     return Scratch(nbytes) if nbytes else Raw("NULL")
