@@ -30,6 +30,7 @@ from .packing import (
     conv_im2col_s16_scratch_bytes,
     conv_im2col_scratch_bytes,
     depthwise_3x3_scratch_bytes,
+    depthwise_mve_cost,
     depthwise_plane_mve_cost,
     depthwise_plane_mve_scratch_bytes,
     depthwise_s16_scratch_bytes,
@@ -237,15 +238,14 @@ class Conv(Op):
         """An int8 Helium (MVE) depthwise kernel, or None. ec_depthwise_conv2d_plane_mve_s8 (one channel at a time,
         VMLA by scalar over 4 output pixels, vectors along rows or, transposed, along columns) where it fits and its
         expected cost (packing.depthwise_plane_mve_cost) is below the channel-vectorized
-        ec_depthwise_conv2d_mve_s8's (measured 1.66-3.20 instructions/MAC on cortex-m55; 1.7 taken here, 2.4 with 8
-        channels or fewer, whose vectors it half fills); otherwise the latter."""
+        ec_depthwise_conv2d_mve_s8's (packing.depthwise_mve_cost); otherwise the latter."""
         if node.dtype != "int8" or "mve" not in ctx.target.features or not self.is_depthwise(node, g):
             return None
         q, name, params = node.q, node.name, f.params
         p = params.fields
         zp, macs, out = q["in_zp"], self.macs(node, g), Buf(node.outputs[0], "int8_t", const=False)
         costs = {t: c for t in (False, True) if (c := depthwise_plane_mve_cost(p, t)) is not None}
-        if costs and min(costs.values()) < macs * (2.4 if p["out_c"] <= 8 else 1.7):
+        if costs and min(costs.values()) < depthwise_mve_cost(p):
             transposed = min(costs, key=lambda t: costs[t])
             w = q["w"][:, 0].reshape(p["out_c"], 3, 3)
             w = w.transpose(0, 2, 1) if transposed else w
