@@ -89,8 +89,10 @@ static void fill_plane(const ec_dw_plane *g, const int8_t *in, int8_t *plane)
                 for (x = 0; x + 16 <= n; x += 16) {
                     vstrbq_s8(d + x, vldrbq_gather_offset_s8(s + x * step, off));
                 }
-                if (x < n) {
-                    vstrbq_p_s8(d + x, vldrbq_gather_offset_s8(s + x * step, off), vctp8q((uint32_t)(n - x)));
+                if (x < n) { /* the last 16 again, or the first n under a predicate */
+                    x = n >= 16 ? n - 16 : 0;
+                    vstrbq_p_s8(d + x, vldrbq_gather_offset_s8(s + x * step, off),
+                                n >= 16 ? 0xffff : vctp8q((uint32_t)n));
                 }
                 s += g->in_row;
                 d += EC_DW_ROW;
@@ -103,8 +105,10 @@ static void fill_plane(const ec_dw_plane *g, const int8_t *in, int8_t *plane)
                 for (x = 0; x + 8 <= n; x += 8) {
                     vstrbq_s16(d + x, vldrbq_gather_offset_s16(s + x * step, off));
                 }
-                if (x < n) {
-                    vstrbq_p_s16(d + x, vldrbq_gather_offset_s16(s + x * step, off), vctp16q((uint32_t)(n - x)));
+                if (x < n) { /* the last 8 again, or the first n under a predicate */
+                    x = n >= 8 ? n - 8 : 0;
+                    vstrbq_p_s16(d + x, vldrbq_gather_offset_s16(s + x * step, off),
+                                 n >= 8 ? 0xffff : vctp16q((uint32_t)n));
                 }
                 s += g->in_row;
                 d += EC_DW_ROW;
