@@ -9,9 +9,15 @@
  * holding in_zp, so every output reads a full window and the loop has no border cases. With stride 2 across, a
  * plane row holds the even columns, then from byte EC_DW_ROW / 2 the odd ones, so that the taps of 4 neighbouring
  * outputs are 4 contiguous bytes again. The 9 taps of a group of 4 outputs are then loads at fixed offsets from one
- * pointer: an inline assembly loop (GCC 12 spills the weights otherwise) keeps the 9 weights in registers and stores
- * the int32 sums of a row (21 instructions per 4 outputs, 0.58 per multiply-accumulate); a second loop requantizes
- * the row 4 outputs at a time with the channel's scalar multiplier and shift and scatters them into the NHWC output.
+ * pointer: an inline assembly loop (GCC 12 spills the weights to the stack otherwise: 60 instructions per 4 outputs
+ * in intrinsics) keeps the 9 weights in registers and stores the int32 sums of several rows (21 instructions per 4
+ * outputs, 0.58 per multiply-accumulate); a second loop requantizes them 4 at a time with the channel's scalar
+ * multiplier and shift and scatters them into the NHWC output (9 instructions per 4 outputs).
+ * Measured on cortex-m55 (whole kernel, plane copies and per-row costs included): 1.01 instructions/MAC on
+ * mobilenet_vww96 conv_2 (48 x 48 x 8, was 3.20 with ec_depthwise_conv2d_mve_s8), 1.15 on conv_6 (24 x 24 x 32),
+ * 1.57 on conv_4 (stride 2), 1.40 on dscnn_kws (25 x 5 x 64, transposed; was 1.87). Small images with many channels
+ * cost more (300 instructions per channel and 16 per output row besides 32 per 4 outputs): lowering keeps
+ * ec_depthwise_conv2d_mve_s8 there.
  *
  * transposed (chosen at build time, toolchain/ops/packing.py depthwise_plane_mve): the planes hold input columns, so
  * the vectors run down the columns (dscnn_kws: 25 x 5 outputs are 5 columns of 7 groups instead of 25 rows of 2); the
