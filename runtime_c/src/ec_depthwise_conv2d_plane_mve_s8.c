@@ -9,8 +9,8 @@
  * holding in_zp, so every output reads a full window and the loop has no border cases. With stride 2 across, a
  * plane row holds the even columns, then from byte EC_DW_ROW / 2 the odd ones, so that the taps of 4 neighbouring
  * outputs are 4 contiguous bytes again. The 9 taps of a group of 4 outputs are then loads at fixed offsets from one
- * pointer: an inline assembly loop (GCC 12 spills the weights to the stack otherwise: 60 instructions per 4 outputs
- * in intrinsics) keeps the 9 weights in registers and stores the int32 sums of several rows (21 instructions per 4
+ * pointer: an inline assembly loop (GCC 12 spills the weights to the stack otherwise: about 60 instructions per 4
+ * outputs in intrinsics) keeps the 9 weights in registers and stores the int32 sums of several rows (21 per 4
  * outputs, 0.58 per multiply-accumulate); a second loop requantizes them 4 at a time with the channel's scalar
  * multiplier and shift and scatters them into the NHWC output (9 instructions per 4 outputs).
  * Measured on cortex-m55 (whole kernel, plane copies and per-row costs included): 1.01 instructions/MAC on
