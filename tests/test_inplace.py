@@ -213,3 +213,19 @@ def test_depthwise_stack_in_place_is_bitexact(tmp_path, target, channels):
     layers = json.loads((tmp_path / "build" / "edgec.json").read_text())["layers"]
     if target == "cortex-m7" and channels == 6:  # planned in place there (checked); 8 channels: bit-exactness only
         assert any("inplace" in layer and "depthwise" in layer["kernels"][0] for layer in layers)
+
+
+@pytest.mark.parametrize("channels", [pytest.param(c, marks=needs_target("cortex-m55")) for c in (5, 16)])
+def test_depthwise_plane_in_place_is_bitexact(tmp_path, monkeypatch, channels):
+    """ec_depthwise_conv2d_plane_mve_s8 (forced wherever it fits) writing its output over its input on cortex-m55."""
+    import edgec.ops.conv
+
+    cost = edgec.ops.conv.depthwise_plane_mve_cost
+    monkeypatch.setattr(edgec.ops.conv, "depthwise_plane_mve_cost",
+                        lambda p, t: None if cost(p, t) is None else cost(p, t) // 100)
+    model = _random_graph(7, ["dw", "dw", "pw", "dw"], channels, (32, 6))
+    samples, res, g, _ = build_and_run(model, tmp_path, quantize="int8", target="cortex-m55", n_samples=2,
+                                       n_calib=8)
+    assert_bitexact(g, samples, res)
+    layers = json.loads((tmp_path / "build" / "edgec.json").read_text())["layers"]
+    assert any("inplace" in layer and layer["kernels"][0] == "ec_depthwise_conv2d_plane_mve_s8" for layer in layers)

@@ -453,3 +453,68 @@ def test_cortex_m55_helium_conv_paths(per_channel, tmp_path, monkeypatch):
     samples, res, g, _ = build_and_run(model, tmp_path / "host", quantize="int8", quant=quant)
     assert_bitexact(g, samples, res)
     assert "ec_conv2d_1x1_mve_s8(" in (tmp_path / "host" / "build" / "model.c").read_text()
+def random_depthwise(seed: int):
+    """A chain of three depthwise 3x3 convolutions of random shapes for ec_depthwise_conv2d_plane_mve_s8: 1 to 40
+    channels, channel multipliers 1 to 3, strides 1 or 2 on each axis, padding on every border, tall, wide and
+    square inputs (both of its layouts); a Relu before the first gives an input zero point of -128, a Clip(-6, -0.5)
+    before the second one of 127."""
+    rng = np.random.default_rng(seed)
+    c, h, wd = int(rng.integers(1, 41)), int(rng.integers(3, 30)), int(rng.integers(3, 30))
+    if rng.random() < 0.5:
+        h, wd = wd, h
+    c_in, h_in, w_in = c, h, wd
+    nodes, inits, x = [n("Relu", ["input"], ["r"])], {}, "r"
+    for i in range(3):
+        mult = int(rng.integers(1, 4)) if c <= 20 else 1
+        pads = [int(p) for p in rng.integers(0, 3, 4)]
+        strides = [int(s) for s in rng.integers(1, 3, 2)]
+        for ax in (0, 1):
+            pads[ax + 2] += max(0, 3 - (h, wd)[ax] - pads[ax] - pads[ax + 2])
+        h = (h + pads[0] + pads[2] - 3) // strides[0] + 1
+        wd = (wd + pads[1] + pads[3] - 3) // strides[1] + 1
+        inits[f"W{i}"] = (rng.standard_normal((c * mult, 1, 3, 3)) / 3).astype(np.float32)
+        inits[f"B{i}"] = (rng.standard_normal(c * mult) * 0.1).astype(np.float32)
+        nodes.append(n("Conv", [x, f"W{i}", f"B{i}"], [f"c{i}"], group=c, pads=pads, strides=strides))
+        x, c = f"c{i}", c * mult
+        if i == 0:
+            inits["lo"], inits["hi"] = np.array(-6.0, np.float32), np.array(-0.5, np.float32)
+            nodes.append(n("Clip", [x, "lo", "hi"], ["neg"]))
+            x = "neg"
+    nodes.append(n("Flatten", [x], ["output"]))
+    return make_model(nodes, {"input": [1, c_in, h_in, w_in]}, {"output": None}, inits)
+
+
+def force_plane_kernel(monkeypatch) -> None:
+    """Lowering picks ec_depthwise_conv2d_plane_mve_s8 wherever it fits, whatever its expected cost."""
+    import edgec.ops.conv
+
+    cost = edgec.ops.conv.depthwise_plane_mve_cost
+    monkeypatch.setattr(edgec.ops.conv, "depthwise_plane_mve_cost",
+                        lambda p, t: None if cost(p, t) is None else cost(p, t) // 100)
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=needs_target("cortex-m55")) for s in range(4)])
+def test_cortex_m55_depthwise_plane(seed, tmp_path, monkeypatch):
+    """ec_depthwise_conv2d_plane_mve_s8 on random depthwise shapes (both layouts, strides 1 and 2, padding,
+    multipliers, in_zp -128 and 127), bit-exact with the integer reference."""
+    force_plane_kernel(monkeypatch)
+    samples, res, g, _ = build_and_run(random_depthwise(seed), tmp_path, quantize="int8", target="cortex-m55")
+    assert_bitexact(g, samples, res)
+    assert "ec_depthwise_conv2d_plane_mve_s8(" in (tmp_path / "build" / "model.c").read_text()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_depthwise_plane_plain_c(seed, tmp_path, monkeypatch):
+    """The plain C path of ec_depthwise_conv2d_plane_mve_s8 (host, no MVE) on the same shapes: same plane layout,
+    weights and folded bias."""
+    import dataclasses
+
+    import edgec.build
+
+    host = edgec.build.load_target("host")
+    monkeypatch.setattr(edgec.build, "load_target",
+                        lambda name: dataclasses.replace(host, features=(*host.features, "mve")))
+    force_plane_kernel(monkeypatch)
+    samples, res, g, _ = build_and_run(random_depthwise(seed), tmp_path, quantize="int8")
+    assert_bitexact(g, samples, res)
+    assert "ec_depthwise_conv2d_plane_mve_s8(" in (tmp_path / "build" / "model.c").read_text()

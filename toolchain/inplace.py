@@ -20,7 +20,11 @@ Only kernels whose loops were checked are listed; every other call gets its own 
   weights); ec_depthwise_conv2d_3x3_s8 (DSP: each output row's three input rows copied to scratch first, the
   channels beyond the last group of 4 read pixel by pixel, G = 1); ec_depthwise_conv2d_3x3_planar_s8 (DSP and plain
   C: the input rows of each output row's windows expanded into a ring of 3 scratch rows before any pixel of that
-  row is written, output rows in order, G = 1)."""
+  row is written, output rows in order, G = 1).
+- Channel by channel, the output at the input's own place (shift 0): ec_depthwise_conv2d_plane_mve_s8 copies input
+  channel c into its scratch plane before it writes any output of channel c, and writes only channel c's bytes
+  (pixel p at p * channels + c, which with channel multiplier 1 is input pixel p's channel c, or past the input);
+  so with multiplier 1 and batch 1 every write lands on a byte already copied or outside the input."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ ELEMENTWISE = {"ec_add_s8": (3, 4), "ec_mul_s8": (2, 3), "ec_lut_s8": (2,),  # k
 WINDOWED = {  # kernel -> G; arguments (params, quant, input, ...)
     "ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2, "ec_conv2d_1x1_s8": 2, "ec_depthwise_conv2d_s8": 1,
     "ec_depthwise_conv2d_3x3_s8": 1, "ec_depthwise_conv2d_3x3_planar_s8": 1}
+CHANNELWISE = {"ec_depthwise_conv2d_plane_mve_s8"}  # arguments (params, quant, input, ...)
 
 
 def window_shift(p: dict, group: int, elem: int = 1) -> int:
@@ -70,4 +75,10 @@ def candidates(node: Node, g: Graph, calls: list[Call]) -> list[tuple[str, int]]
             return []
         shift = window_shift(p, WINDOWED[kernel])
         return [(x.tensor, shift)] if shift < out.nbytes else []  # else the two would not overlap
+    if kernel in CHANNELWISE:
+        params, x = call.args[0], call.args[2]
+        if not isinstance(params, Struct) or params.ctype != "ec_conv_params" or not isinstance(x, Buf):
+            return []
+        p = {k: int(v) for k, v in params.fields.items()}
+        return [(x.tensor, 0)] if p["batch"] == 1 and p["in_c"] == p["out_c"] else []
     return []

@@ -198,6 +198,13 @@ void ec_conv2d_im2col_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, cons
 void ec_depthwise_conv2d_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                 const int8_t *weights, const int32_t *bias, const uint8_t *in_offsets,
                                 const int8_t *zp_row, int8_t *output);
+/* Depthwise convolution one channel at a time (VMLA by scalar over 4 output pixels), any kernel, stride, padding,
+ * dilation and channel multiplier: weights [out_c][k_h][k_w] ([out_c][k_w][k_h] when transposed), bias folded
+ * with in_zp, q->mult/q->shift per channel; scratch: a padded input plane. */
+int32_t ec_depthwise_conv2d_plane_mve_s8_get_buffer_size(const ec_conv_params *p, int32_t transposed);
+void ec_depthwise_conv2d_plane_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                      const int8_t *weights, const int32_t *bias, int32_t transposed,
+                                      int8_t *output, void *scratch);
 /* Fully connected, weights [out_c][depth]. No scratch. */
 void ec_fully_connected_mve_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output);

@@ -66,6 +66,10 @@ void ec_depthwise_conv2d_3x3_planar_s8_tflm(const ec_conv_params *p, const ec_qu
 void ec_depthwise_conv2d_mve_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                      const int8_t *weights, const int32_t *bias, const uint8_t *in_offsets,
                                      const int8_t *zp_row, int8_t *output);
+int32_t ec_depthwise_conv2d_plane_mve_s8_tflm_get_buffer_size(const ec_conv_params *p, int32_t transposed);
+void ec_depthwise_conv2d_plane_mve_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                           const int8_t *weights, const int32_t *bias, int32_t transposed,
+                                           int8_t *output, void *scratch);
 int32_t ec_depthwise_conv2d_neon_s8_tflm_get_buffer_size(const ec_conv_params *p);
 void ec_depthwise_conv2d_neon_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                       const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);

@@ -31,6 +31,9 @@ from .packing import (
     conv_im2col_scratch_bytes,
     depthwise_3x3_planar_scratch_bytes,
     depthwise_3x3_scratch_bytes,
+    depthwise_mve_cost,
+    depthwise_plane_mve_cost,
+    depthwise_plane_mve_scratch_bytes,
     depthwise_s16_scratch_bytes,
     fold_input_zp,
     im2col_rows,
@@ -285,6 +288,42 @@ class Conv(Op):
         return Lowered([Call("ec_conv2d_im2col_s16", [params, stage] + tail
                              + [Scratch(conv_im2col_s16_scratch_bytes(p))], node=name, macs=macs)])
 
+    def lower_mve_depthwise(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
+        """An int8 Helium (MVE) depthwise kernel, or None. ec_depthwise_conv2d_plane_mve_s8 (one channel at a time,
+        VMLA by scalar over 4 output pixels, vectors along rows or, transposed, along columns) where it fits and its
+        expected cost (packing.depthwise_plane_mve_cost) is below the channel-vectorized
+        ec_depthwise_conv2d_mve_s8's (packing.depthwise_mve_cost); otherwise the latter."""
+        if node.dtype != "int8" or "mve" not in ctx.target.features or not self.is_depthwise(node, g):
+            return None
+        q, name, params = node.q, node.name, f.params
+        p = params.fields
+        zp, macs, out = q["in_zp"], self.macs(node, g), Buf(node.outputs[0], "int8_t", const=False)
+        costs = {t: c for t in (False, True) if (c := depthwise_plane_mve_cost(p, t)) is not None}
+        if costs and min(costs.values()) < depthwise_mve_cost(p):
+            transposed = min(costs, key=lambda t: costs[t])
+            w = q["w"][:, 0].reshape(p["out_c"], 3, 3)
+            w = w.transpose(0, 2, 1) if transposed else w
+            bias = fold_input_zp(q["bias"], w.reshape(p["out_c"], -1), zp)
+            stage = replace(q, mult=np.broadcast_to(q["mult"], (p["out_c"],)).astype(np.int32),
+                            shift=np.broadcast_to(q["shift"], (p["out_c"],)).astype(np.int32)).struct(name)
+            return Lowered([Call("ec_depthwise_conv2d_plane_mve_s8",
+                                 [params, stage, Buf(node.inputs[0], "int8_t"),
+                                  Array(f"w_{name}", w.reshape(-1), "int8_t"), Array(f"b_{name}", bias, "int32_t"),
+                                  int(transposed), out, Scratch(depthwise_plane_mve_scratch_bytes(p, transposed))],
+                                 node=name, macs=macs)])
+        if q["w"].min(initial=0) < -127:  # two taps' products must fit in int16 (edgec_mve.h)
+            return None
+        w = q["w"][:, 0].reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)
+        bias = fold_input_zp(q["bias"], w.reshape(-1, p["out_c"]).T, zp)
+        mult_ch = p["out_c"] // p["in_c"]
+        wp, b, m, s, offsets = pack_depthwise_mve(w, bias, q["mult"], q["shift"], mult_ch)
+        stage = replace(q, mult=m, shift=s).struct(name)
+        offs = Array(f"off_{name}", offsets, "uint8_t") if mult_ch > 1 else Raw("NULL")
+        zp_row = Array(f"zp_{name}", np.full(len(b), zp, np.int8), "int8_t")
+        return Lowered([Call("ec_depthwise_conv2d_mve_s8",
+                             [params, stage, Buf(node.inputs[0], "int8_t"), Array(f"w_{name}", wp, "int8_t"),
+                              Array(f"b_{name}", b, "int32_t"), offs, zp_row, out], node=name, macs=macs)])
+
     def lower_mve(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         """An int8 Helium (MVE) kernel for the layer's shape, or None."""
         if node.dtype != "int8" or "mve" not in ctx.target.features:
@@ -294,20 +333,6 @@ class Conv(Op):
         zp = q["in_zp"]
         head, out = [params], Buf(node.outputs[0], "int8_t", const=False)
         macs = self.macs(node, g)
-        if self.is_depthwise(node, g):
-            if q["w"].min(initial=0) < -127:  # two taps' products must fit in int16 (edgec_mve.h)
-                return None
-            w = q["w"][:, 0].reshape(p["out_c"], p["k_h"], p["k_w"]).transpose(1, 2, 0)
-            bias = fold_input_zp(q["bias"], w.reshape(-1, p["out_c"]).T, zp)
-            mult_ch = p["out_c"] // p["in_c"]
-            wp, b, m, s, offsets = pack_depthwise_mve(w, bias, q["mult"], q["shift"], mult_ch)
-            stage = replace(q, mult=m, shift=s).struct(name)
-            offs = Array(f"off_{name}", offsets, "uint8_t") if mult_ch > 1 else Raw("NULL")
-            zp_row = Array(f"zp_{name}", np.full(len(b), zp, np.int8), "int8_t")
-            return Lowered([Call("ec_depthwise_conv2d_mve_s8",
-                                 head + [stage, Buf(node.inputs[0], "int8_t"), Array(f"w_{name}", wp, "int8_t"),
-                                         Array(f"b_{name}", b, "int32_t"), offs, zp_row, out], node=name,
-                                 macs=macs)])
         if p["groups"] != 1:
             return None
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
@@ -422,7 +447,8 @@ class Conv(Op):
         w = g.const(node.inputs[1])
         return int(np.prod(g.shape(node.outputs[0]))) * int(math.prod(w.shape[1:]))
 
-    variants = (lower_lowbit, lower_sparse, lower_mve, lower_dsp_depthwise, lower_dsp, lower_dsp_s16, lower_neon,
+    variants = (lower_lowbit, lower_sparse, lower_mve_depthwise, lower_mve, lower_dsp_depthwise, lower_dsp,
+                lower_dsp_s16, lower_neon,
                 lower_neon_f32, lower_portable)
 
 

@@ -208,6 +208,44 @@ def pack_depthwise_mve(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift:
     return wp, lanes(bias), lanes(mult), lanes(shift, -1), offsets
 
 
+DW_PLANE_ROW = 62  # EC_DW_ROW of ec_depthwise_conv2d_plane_mve_s8: bytes per row of its input plane
+DW_PLANE_SUMS = 1024  # EC_DW_SUMS_BYTES: its int32 sums of several output rows
+
+
+def depthwise_plane_mve_cost(p: dict, transposed: bool) -> int | None:
+    """Instructions ec_depthwise_conv2d_plane_mve_s8 is expected to take (fitted on cortex-m55 to its measured cost
+    on the depthwise layers of dscnn_kws and mobilenet_vww96, within 1.3%: per output channel 300, 32 per group of 4
+    outputs, 16 per output row, 32 per input row copied into the plane per column phase), or None when the layer does
+    not fit it: 3x3 without dilation, stride 1 or 2 along the vectors, plane rows of at most DW_PLANE_ROW bytes."""
+    if (p["k_h"], p["k_w"], p["dil_h"], p["dil_w"]) != (3, 3, 1, 1):
+        return None
+    t, x = ("w", "h") if transposed else ("h", "w")
+    oh, ow, ih, iw = p[f"out_{t}"], p[f"out_{x}"], p[f"in_{t}"], p[f"in_{x}"]
+    sw, pl = p[f"stride_{x}"], p["pad_top" if transposed else "pad_left"]
+    groups = (ow + 3) // 4
+    if sw not in (1, 2) or max(pl + iw, (4 * groups - 1) * sw + 3) > DW_PLANE_ROW:
+        return None
+    return p["batch"] * p["out_c"] * (300 + oh * (32 * groups + 16) + 32 * ih * sw)
+
+
+def depthwise_mve_cost(p: dict) -> int:
+    """Instructions ec_depthwise_conv2d_mve_s8 (channel-vectorized, 8 channels per vector) takes on cortex-m55, 3x3:
+    its measured 1.66-3.20 instructions/MAC follow 1.65 + 12 / out_c within 0.1 (the 8-channel layers half fill
+    its vectors)."""
+    macs = p["batch"] * p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"]
+    return int(macs * (1.65 + 12 / p["out_c"]))
+
+
+def depthwise_plane_mve_scratch_bytes(p: dict, transposed: bool) -> int:
+    """Twin of ec_depthwise_conv2d_plane_mve_s8_get_buffer_size: the padded plane, 16-byte aligned, then the int32
+    sums of as many output rows (rounded up to 4 outputs) as fit in DW_PLANE_SUMS bytes, at least one."""
+    t, x = ("w", "h") if transposed else ("h", "w")
+    rows = max((p[f"out_{t}"] - 1) * p[f"stride_{t}"] + 3, p["pad_left" if transposed else "pad_top"] + p[f"in_{t}"])
+    groups = (p[f"out_{x}"] + 3) // 4
+    chunk = min(max(DW_PLANE_SUMS // (16 * groups), 1), p[f"out_{t}"])
+    return (rows * DW_PLANE_ROW + 15) // 16 * 16 + chunk * 16 * groups
+
+
 def scratch_arg(nbytes: int) -> Scratch | Raw:
     """A kernel's scratch buffer; NULL when it needs none."""
     return Scratch(nbytes) if nbytes else Raw("NULL")
