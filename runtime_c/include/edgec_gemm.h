@@ -292,6 +292,9 @@ static inline void ec_gemm_core(const int8_t *w, int32_t k4, int32_t out_c, cons
 }
 
 /* ec_gemm_core specialized for 2 columns and for 1 (the number of columns is a constant in each). */
+#if defined(__GNUC__)
+__attribute__((unused)) /* in the kernels that include this header for its column helpers only */
+#endif
 static void ec_gemm_s8s16(const int8_t *w, int32_t k4, int32_t out_c, const int16_t *col, int32_t gs, int32_t ncols,
                           const int32_t *bias, const ec_quant_s8 *q, int32_t fast, int8_t *out0, int8_t *out1)
 {
