@@ -48,11 +48,36 @@ static inline void ec_col_expand(int16_t *col, int32_t gs, int32_t c, int32_t po
         col[ec_col_slot(pos + i, c, gs)] = (int16_t)(src[i] - zp);
     }
     dst = (ec_word *)(void *)(col + ((pos + i) >> 2) * gs + c * 4);
-    for (; i + 4 <= n; i += 4) {
+    if (n - i >= 8) {
+        /* 8 elements per iteration in inline asm: 2 LDR, 4 SXTAB16, 2 STRD (GCC: 9 instructions per 4 elements
+         * with the loop, here 12 per 8) */
+        const int8_t *s = src + i;
+        const int32_t step = 2 * gs; /* bytes from a group to the next */
+        int32_t pairs = (n - i) >> 3, x, y, lo, hi;
+        __asm__("1:\n\t"
+                "ldr %[x], [%[s]], #4\n\t"
+                "ldr %[y], [%[s]], #4\n\t"
+                "sxtab16 %[lo], %[off], %[x]\n\t"
+                "sxtab16 %[hi], %[off], %[x], ror #8\n\t"
+                "strd %[lo], %[hi], [%[d]]\n\t"
+                "add %[d], %[d], %[step]\n\t"
+                "sxtab16 %[lo], %[off], %[y]\n\t"
+                "sxtab16 %[hi], %[off], %[y], ror #8\n\t"
+                "strd %[lo], %[hi], [%[d]]\n\t"
+                "add %[d], %[d], %[step]\n\t"
+                "subs %[pairs], %[pairs], #1\n\t"
+                "bne 1b"
+                : [s] "+r"(s), [d] "+r"(dst), [pairs] "+r"(pairs), [x] "=&r"(x), [y] "=&r"(y), [lo] "=&r"(lo),
+                  [hi] "=&r"(hi)
+                : [off] "r"(off), [step] "r"(step)
+                : "cc", "memory");
+        i += (n - i) & ~7;
+    }
+    if (i + 4 <= n) {
         const int32_t x = ec_load32(src + i);
         dst[0] = __sxtab16(off, x);
         dst[1] = ec_sxtab16_ror8(off, x);
-        dst += gs >> 1;
+        i += 4;
     }
 #endif
     for (; i < n; ++i) {
