@@ -304,30 +304,6 @@ def test_cortex_m7_random_fcs(seed, per_tensor, tmp_path):
     assert "ec_fully_connected_block4_s8(" in (tmp_path / "build" / "model.c").read_text()
 
 
-@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-def test_cortex_m7_silent_channels(tmp_path):
-    """Channels whose weights are all zero (their output is a constant) get a multiplier, shift and bias that let the
-    fast output stage take the layer (packing.silent_channels_fast), with the same results: a 1x1, a 3x3 convolution
-    and a fully connected layer, bit-exact on cortex-m7."""
-    from edgec.ops.packing import silent_channels_fast
-
-    rng = np.random.default_rng(7)
-    ws = [(rng.standard_normal(s) * 0.3).astype(np.float32) for s in ((12, 6, 1, 1), (10, 12, 3, 3), (5, 160))]
-    for wt, dead in zip(ws, ([1, 4], [0, 9], [2])):
-        wt[dead] = 0
-    inits = {"W0": ws[0], "W1": ws[1], "WG": ws[2], "B0": np.full(12, 0.5, np.float32),
-             "B1": np.full(10, -0.3, np.float32), "BG": np.full(5, 0.2, np.float32)}
-    nodes = [n("Conv", ["input", "W0", "B0"], ["c0"]), n("Relu", ["c0"], ["r0"]),
-             n("Conv", ["r0", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
-             n("Flatten", ["c1"], ["f"]), n("Gemm", ["f", "WG", "BG"], ["output"], transB=1)]
-    model = make_model(nodes, {"input": [1, 6, 4, 4]}, {"output": None}, inits)
-    samples, res, g, _ = build_and_run(model, tmp_path, quantize="int8", target="cortex-m7")
-    assert_bitexact(g, samples, res)
-    layers = [node for node in g.nodes if node.op in ("Conv", "Gemm")]
-    assert all(silent_channels_fast(node.q) is not node.q for node in layers)
-    assert (layers[0].q.shift >= 0).any()  # a zero channel that would keep the layer off the fast output stage
-
-
 @pytest.mark.parametrize("seed", [pytest.param(s, marks=needs_target("cortex-m55")) for s in range(3)])
 def test_cortex_m55_random_convs(seed, tmp_path):
     """The Helium (MVE) kernels on random layer shapes (dilation, channel multipliers, residual Add),

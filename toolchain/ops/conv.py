@@ -40,7 +40,6 @@ from .packing import (
     pack_matrix_s16,
     pack_s4,
     scratch_arg,
-    silent_channels_fast,
 )
 
 
@@ -193,7 +192,6 @@ class Conv(Op):
             return Lowered([call])
         if p["groups"] != 1:
             return None
-        q = silent_channels_fast(q)
         args = [params, quant_struct(name, q), Buf(node.inputs[0], "int8_t")]
         tail = [Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False)]
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)

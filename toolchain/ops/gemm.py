@@ -42,7 +42,6 @@ from .packing import (
     pack_matrix_s8,
     pack_matrix_s16,
     pack_s4,
-    silent_channels_fast,
 )
 
 
@@ -215,7 +214,7 @@ class Gemm(Op):
         input load. Several rows go to lower_dsp's kernel, which shares each weight's SXTB16 between two rows."""
         if "dsp" not in ctx.target.features or node.dtype != "int8" or f.rows != 1:
             return None
-        name, q = node.name, silent_channels_fast(node.q)
+        name, q = node.name, node.q
         stage = quant_struct(name, q)
         fast = fast_output_ok(q.bias, q.shift, bool(stage.fields["per_channel"]), ceil8(f.w.shape[1]))
         return self._call("ec_fully_connected_block4_s8", node, g, f, Array(f"w_{name}", pack_fc_block4_s8(f.w), f.wt),

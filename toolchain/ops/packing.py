@@ -5,8 +5,6 @@ have their own module (toolchain/sparse.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ..calls import Raw, Scratch
@@ -116,24 +114,6 @@ def fast_output_ok(bias: np.ndarray, shift: np.ndarray, per_channel: bool, k: in
     limit = 2**30 - k * 256 * 128
     b = np.asarray(bias, np.int64)
     return bool(limit > 0 and per_channel and (np.asarray(shift) < 0).all() and (np.abs(b) < limit).all())
-
-
-def silent_channels_fast(q):
-    """q (an int8 AffineStage) with every constant channel, one whose output does not depend on the input (multiplier
-    0, as quantization gives channels of zero scale, often with a bias clipped at the int32 limits; or all weights
-    0), given bias 4 (c - out_zp), multiplier 2^30 and shift -1, where c is its output: that requantizes to exactly
-    c - out_zp in every arithmetic (ec_requantize, TFLM's, the fast one), and lets the fast output stage (ec_fast_ok)
-    take the whole layer. mobilenet_vww96's 1x1 layers have 4 to 234 such channels. q itself when there are none."""
-    n = len(q.bias)
-    silent = (np.asarray(q.mult) == 0) | ~np.asarray(q.w).reshape(n, -1).any(axis=1)
-    if not silent.any():
-        return q
-    c = q.finish(np.zeros((1, n), np.int64), 1)[0].astype(np.int64)
-    out = replace(q, bias=np.where(silent, 4 * (c - q.out_zp), q.bias).astype(q.bias.dtype),
-                  mult=np.where(silent, 2**30, q.mult).astype(np.asarray(q.mult).dtype),
-                  shift=np.where(silent, -1, q.shift).astype(np.asarray(q.shift).dtype))
-    assert (out.finish(np.zeros((1, n), np.int64), 1)[0] == c).all()
-    return out
 
 
 def fc_block4_scratch_bytes(depth: int) -> int:
