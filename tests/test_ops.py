@@ -320,6 +320,38 @@ def test_cortex_m7_depthwise_3x3_planar(seed, tmp_path):
     assert sum(layer["kernels"] == ["ec_depthwise_conv2d_3x3_planar_s8"] for layer in meta["layers"]) == 3
 
 
+def random_fcs(seed: int):
+    """A chain of fully connected layers of random shapes (one input row): depths and output counts around the
+    multiples of 4, 8 and 16 that ec_fully_connected_block4_s8 blocks by, down to 1, with and without a fused
+    Relu."""
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(1, 70)) for _ in range(4)] + [int(rng.choice([1, 2, 3, 5, 8]))]
+    nodes, inits, x = [], {}, "input"
+    for i in range(1, len(sizes)):
+        inits[f"W{i}"] = (rng.standard_normal((sizes[i], sizes[i - 1])) / np.sqrt(sizes[i - 1])).astype(np.float32)
+        inits[f"B{i}"] = (rng.standard_normal(sizes[i]) * 0.1).astype(np.float32)
+        y = f"g{i}" if i < len(sizes) - 1 else "output"
+        nodes.append(n("Gemm", [x, f"W{i}", f"B{i}"], [y], transB=1))
+        if i < len(sizes) - 1 and rng.random() < 0.5:
+            nodes.append(n("Relu", [y], [f"r{i}"]))
+            y = f"r{i}"
+        x = y
+    return make_model(nodes, {"input": [1, sizes[0]]}, {"output": None}, inits)
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("seed,per_tensor", [(0, False), (1, False), (2, True)])
+def test_cortex_m7_random_fcs(seed, per_tensor, tmp_path):
+    """ec_fully_connected_block4_s8 (DSP) on random shapes, per-channel and per-tensor weights, bit-exact with the
+    integer reference."""
+    from edgec.quantize import QuantOptions
+
+    samples, res, g, _ = build_and_run(random_fcs(seed), tmp_path, quantize="int8", target="cortex-m7",
+                                       quant=QuantOptions(per_channel=not per_tensor))
+    assert_bitexact(g, samples, res)
+    assert "ec_fully_connected_block4_s8(" in (tmp_path / "build" / "model.c").read_text()
+
+
 @pytest.mark.parametrize("seed", [pytest.param(s, marks=needs_target("cortex-m55")) for s in range(3)])
 def test_cortex_m55_random_convs(seed, tmp_path):
     """The Helium (MVE) kernels on random layer shapes (dilation, channel multipliers, residual Add),

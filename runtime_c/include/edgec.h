@@ -176,6 +176,12 @@ int32_t ec_fully_connected_packed_s8_get_buffer_size(int32_t rows, int32_t depth
 void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
                                   void *scratch);
+/* Fully connected, one input row at a time, weights in blocks of 4 rows (layout in ec_fully_connected_block4_s8.c);
+ * scratch: one int16 column. */
+int32_t ec_fully_connected_block4_s8_get_buffer_size(int32_t depth);
+void ec_fully_connected_block4_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                  const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
+                                  void *scratch, int32_t fast);
 
 /* ---- int8 kernels for Helium (MVE, Cortex-M55) ------------------------------------------------------------------
  * Each file has an MVE path under __ARM_FEATURE_MVE and a plain C path beside it with the same results, which equal

@@ -87,6 +87,10 @@ int32_t ec_fully_connected_nm_s8_tflm_get_buffer_size(int32_t rows, int32_t dept
 void ec_fully_connected_nm_s8_tflm(int32_t rows, int32_t depth, int32_t out_c, int32_t n, const ec_quant_s8 *q,
                                    const int8_t *input, const uint8_t *index, const int8_t *values, const int32_t *bias,
                                    int8_t *output, void *scratch);
+int32_t ec_fully_connected_block4_s8_tflm_get_buffer_size(int32_t depth);
+void ec_fully_connected_block4_s8_tflm(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                       const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
+                                       void *scratch, int32_t fast);
 int32_t ec_fully_connected_packed_s8_tflm_get_buffer_size(int32_t rows, int32_t depth);
 void ec_fully_connected_packed_s8_tflm(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                        const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,

@@ -93,6 +93,10 @@ int32_t ec_depthwise_conv2d_packed_s16_get_buffer_size(const ec_conv_params *p);
 void ec_fully_connected_packed_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                   const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
                                   void *scratch);
+int32_t ec_fully_connected_block4_s8_get_buffer_size(int32_t depth);
+void ec_fully_connected_block4_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                  const int8_t *input, const int8_t *weights, const int32_t *bias, int8_t *output,
+                                  void *scratch, int32_t fast);
 void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_params *q, const int8_t *a,
                const int8_t *b, int8_t *output);
 void ec_mul_s8(const ec_broadcast_params *bp, const ec_mul_s8_params *q, const int8_t *a, const int8_t *b,
@@ -682,6 +686,59 @@ def test_fully_connected_packed_s8(ck, seed):
     acc = (x.astype(np.int64) - q["in_zp"]) @ w.astype(np.int64).T + (0 if bias is None else bias)
     want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
     np.testing.assert_array_equal(out, want)
+
+
+def pack_fc_block4(w):
+    """[N][K] -> ec_fully_connected_block4_s8's bytes: K padded to 8; rows in blocks of 4, per group of 4 columns the
+    4 bytes of each row of the block in turn; the N % 4 last rows one after the other (edgec.h)."""
+    n, k = w.shape
+    k8, n4 = (k + 7) // 8 * 8, n // 4 * 4
+    wp = np.zeros((n, k8), np.int8)
+    wp[:, :k] = w
+    out = [wp[4 * b + r, 4 * g + j] for b in range(n4 // 4) for g in range(k8 // 4) for r in range(4) for j in range(4)]
+    out += [wp[r, j] for r in range(n4, n) for j in range(k8)]
+    return np.array(out, np.int8)
+
+
+def test_pack_fc_block4_twin():
+    from edgec.ops.packing import pack_fc_block4_s8
+
+    rng = np.random.default_rng(0)
+    for n, k in ((1, 1), (4, 8), (5, 9), (8, 27), (11, 64), (3, 16)):
+        w = rand_s8(rng, (n, k))
+        np.testing.assert_array_equal(pack_fc_block4_s8(w), pack_fc_block4(w))
+
+
+def run_block4(ck, seed) -> bool:
+    """ec_fully_connected_block4_s8 on a random layer against the model; whether it took the fast output stage."""
+    from edgec.ops.packing import fast_output_ok
+
+    ffi, lib = ck
+    rng = np.random.default_rng(seed)
+    rows, depth, out_c = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(1, 20))
+    x, w = rand_s8(rng, (rows, depth)), rand_s8(rng, (out_c, depth))
+    bias, cbias = maybe_bias(rng, ffi, out_c, np.int32)
+    keep = []
+    cq, q, mult, shift = rand_quant_s8(rng, ffi, out_c, keep)
+    if cq.per_channel and seed % 2:  # every shift negative: the fast output stage when the bias allows it
+        keep[1][:] = -rng.integers(1, 11, out_c)
+        shift = keep[1].astype(np.int64)
+    fast = bias is not None and fast_output_ok(bias, shift, bool(cq.per_channel), (depth + 7) // 8 * 8)
+    out = np.empty((rows, out_c), np.int8)
+    assert lib.ec_fully_connected_block4_s8_get_buffer_size(depth) == 2 * ((depth + 7) // 8 * 8)
+    sc = scratch(lib.ec_fully_connected_block4_s8_get_buffer_size(depth))
+    lib.ec_fully_connected_block4_s8(rows, depth, out_c, cq, buf(ffi, x), buf(ffi, pack_fc_block4(w)), cbias,
+                                     buf(ffi, out), ffi.from_buffer(sc), int(fast))
+    acc = (x.astype(np.int64) - q["in_zp"]) @ w.astype(np.int64).T + (0 if bias is None else bias)
+    want = out_stage(requantize(acc, mult, shift), q["out_zp"], q["act_min"], q["act_max"])
+    np.testing.assert_array_equal(out, want)
+    return fast
+
+
+def test_fully_connected_block4_s8(ck):
+    """Both output stages: the fast one when its conditions hold (as lowering decides at build time), the general
+    one otherwise; depths that are not multiples of 8 or 16, row counts that are not multiples of 4."""
+    assert sum(run_block4(ck, seed) for seed in SEEDS) >= 3
 
 
 # ---- broadcasting / strided ops ----------------------------------------------------------------------------------

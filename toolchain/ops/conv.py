@@ -249,6 +249,8 @@ class Conv(Op):
             return Lowered([call])
         if p["groups"] != 1:
             return None
+        args = [params, quant_struct(name, q), Buf(node.inputs[0], "int8_t")]
+        tail = [Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False)]
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
         packed = Array(f"w_{name}", pack_matrix_s8(im2col_rows(w)), "int8_t")
         if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):

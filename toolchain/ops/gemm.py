@@ -34,7 +34,17 @@ from .output_stage import (
     quant_struct,
     quant_struct_s16,
 )
-from .packing import fc_packed_scratch_bytes, fold_input_zp, pack_matrix_s8, pack_matrix_s16, pack_s4
+from .packing import (
+    ceil8,
+    fast_output_ok,
+    fc_block4_scratch_bytes,
+    fc_packed_scratch_bytes,
+    fold_input_zp,
+    pack_fc_block4_s8,
+    pack_matrix_s8,
+    pack_matrix_s16,
+    pack_s4,
+)
 
 
 @dataclass
@@ -225,6 +235,18 @@ class Gemm(Op):
             return neon.lower_fc(node.name, f.rows, f.w, node.q, f.stage, x, y, self.macs(node, g))
         return neon.lower_fc_f32(node.name, f.rows, f.w, f.bias, f.stage, x, y, self.macs(node, g))
 
+    def lower_dsp_block4(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
+        """One input row (DSP extension): ec_fully_connected_block4_s8, 4 output rows per inner loop sharing each
+        input load. Several rows go to lower_dsp's kernel, which shares each weight's SXTB16 between two rows."""
+        if "dsp" not in ctx.target.features or node.dtype != "int8" or f.rows != 1:
+            return None
+        name, q = node.name, node.q
+        stage = quant_struct(name, q)
+        fast = fast_output_ok(q.bias, q.shift, bool(stage.fields["per_channel"]), ceil8(f.w.shape[1]))
+        return self._call("ec_fully_connected_block4_s8", node, g, f, Array(f"w_{name}", pack_fc_block4_s8(f.w), f.wt),
+                          Array(f"b_{name}", q.bias, f.bias_t), Scratch(fc_block4_scratch_bytes(f.w.shape[1])),
+                          int(fast), stage=stage)
+
     def lower_dsp(self, node: Node, g: Graph, ctx: LowerContext, f: GemmFacts) -> Lowered | None:
         if "dsp" not in ctx.target.features or node.dtype not in ("int8", "int16"):
             return None
@@ -244,7 +266,7 @@ class Gemm(Op):
         w, _ = self.weights(node, g)
         return int(np.prod(g.shape(node.inputs[0])[:-1])) * w.shape[0] * w.shape[1]
 
-    variants = (lower_lowbit, lower_sparse, lower_mve, lower_neon, lower_dsp, lower_portable)
+    variants = (lower_lowbit, lower_sparse, lower_mve, lower_neon, lower_dsp_block4, lower_dsp, lower_portable)
 
 
 register(Gemm())

@@ -96,6 +96,31 @@ def fc_packed_scratch_bytes(rows: int, depth: int) -> int:
     return (2 if rows >= 2 else 1) * 2 * ceil4(depth)
 
 
+def pack_fc_block4_s8(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> the layout of ec_fully_connected_block4_s8: K padded with zeros to a multiple of 8; the first
+    N // 4 * 4 rows in blocks of 4, interleaved per group of 4 columns (the 4 bytes of each row in turn); then the
+    N % 4 remaining rows one after the other."""
+    n, k = w.shape
+    n4, k8 = n // 4 * 4, ceil8(k)
+    p = np.zeros((n, k8), np.int8)
+    p[:, :k] = w
+    blocks = p[:n4].reshape(n4 // 4, 4, k8 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([blocks, p[n4:].reshape(-1)])
+
+
+def fast_output_ok(bias: np.ndarray, shift: np.ndarray, per_channel: bool, k: int) -> bool:
+    """Twin of ec_fast_ok (edgec_dsp.h) for a bias array: every |bias + k products of (x - zp) and a weight| below
+    2^30 and every shift negative, so that the one-SMMUL output stage (ec_requant_fast) is exact."""
+    limit = 2**30 - k * 256 * 128
+    b = np.asarray(bias, np.int64)
+    return bool(limit > 0 and per_channel and (np.asarray(shift) < 0).all() and (np.abs(b) < limit).all())
+
+
+def fc_block4_scratch_bytes(depth: int) -> int:
+    """Twin of ec_fully_connected_block4_s8_get_buffer_size: one int16 column of depth rounded up to 8."""
+    return 2 * ceil8(depth)
+
+
 def conv_1x1_scratch_bytes(p: dict) -> int:
     """Twin of ec_conv2d_1x1_s8_get_buffer_size."""
     return 2 * 2 * ceil4(p["in_c"])

@@ -304,9 +304,9 @@ TFLM_KERNELS = frozenset({
     "ec_conv2d_sparse_s8", "ec_convert", "ec_depthwise_conv2d_3x3_neon_s8", "ec_depthwise_conv2d_3x3_planar_s8",
     "ec_depthwise_conv2d_3x3_s8", "ec_depthwise_conv2d_mve_s8", "ec_depthwise_conv2d_neon_s8",
     "ec_depthwise_conv2d_packed_s8", "ec_depthwise_conv2d_plane_mve_s8", "ec_depthwise_conv2d_s8",
-    "ec_fully_connected_mve_s8", "ec_fully_connected_neon_s8", "ec_fully_connected_nm_s8",
-    "ec_fully_connected_packed_s8", "ec_fully_connected_s8", "ec_fully_connected_sparse_gather_s8",
-    "ec_fully_connected_sparse_s8", "ec_mul_s8",
+    "ec_fully_connected_block4_s8", "ec_fully_connected_mve_s8", "ec_fully_connected_neon_s8",
+    "ec_fully_connected_nm_s8", "ec_fully_connected_packed_s8", "ec_fully_connected_s8",
+    "ec_fully_connected_sparse_gather_s8", "ec_fully_connected_sparse_s8", "ec_mul_s8",
 })
 # Kernels that move data only: an integer node may use them without parameters computed for TFLM.
 DATA_KERNELS = frozenset({"ec_transpose", "ec_pad"})
