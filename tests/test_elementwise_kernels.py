@@ -16,7 +16,7 @@ from onnx import helper
 from edgec.build import BuildOptions, build
 from edgec.ops import tflm
 from edgec.ops.base import quantize_multiplier
-from edgec.ops.binary import ADD_LEFT_SHIFT, LUT_SHIFT, fit_lut, int_arith
+from edgec.ops.binary import ADD_LEFT_SHIFT, LUT_SHIFT, BinaryParams, TflmBinaryParams, fit_lut, int_arith
 from edgec.runner import run_build
 
 
@@ -93,21 +93,20 @@ def test_add_lut_plain_c(feature, tmp_path, monkeypatch):
     assert_lut_kernels(kernels, "_mve_s8" if feature == "mve" else "_s8")
 
 
-def add_q(rng: np.random.Generator, ratio: float, use_tflm: bool) -> dict:
+def add_q(rng: np.random.Generator, ratio: float, use_tflm: bool) -> BinaryParams:
     """Add parameters for random scales (the output's within `ratio` of the larger input's) and zero points."""
     sa, sb = np.exp(rng.uniform(-5, 0, 2))
     so = max(sa, sb) * float(np.exp(rng.uniform(-np.log(ratio), np.log(ratio))))
     za, zb, zo = (int(z) for z in rng.integers(-128, 128, 3))
-    q = {"a_zp": za, "b_zp": zb, "out_zp": zo, "act_min": int(max(-128, zo)) if rng.integers(2) else -128,
-         "act_max": 127, "consts": [None, None]}
+    common = {"a_zp": za, "b_zp": zb, "out_zp": zo, "act_min": int(max(-128, zo)) if rng.integers(2) else -128,
+              "act_max": 127, "consts": [None, None]}
     if use_tflm:
-        return tflm.tag({**q, **tflm.add_params(sa, sb, so)})
+        return TflmBinaryParams(**common, **tflm.add_params(sa, sb, so))
     twice = 2 * max(sa, sb)
-    q["left_shift"] = ADD_LEFT_SHIFT
-    q["a_mult"], q["a_shift"] = quantize_multiplier(sa / twice)
-    q["b_mult"], q["b_shift"] = quantize_multiplier(sb / twice)
-    q["out_mult"], q["out_shift"] = quantize_multiplier(twice / ((1 << ADD_LEFT_SHIFT) * so))
-    return q
+    (am, ash), (bm, bsh), (om, osh) = (quantize_multiplier(r) for r in
+                                       (sa / twice, sb / twice, twice / ((1 << ADD_LEFT_SHIFT) * so)))
+    return BinaryParams(**common, left_shift=ADD_LEFT_SHIFT, a_mult=am, a_shift=ash, b_mult=bm, b_shift=bsh,
+                        out_mult=om, out_shift=osh)
 
 
 @pytest.mark.parametrize("use_tflm", [False, True])
@@ -124,7 +123,7 @@ def test_fit_lut_formula(use_tflm):
         q = add_q(rng, 4.0, use_tflm)
         if op == "Mul":  # the output scale near the product's
             real = float(np.exp(rng.uniform(-3, 3))) / 128
-            q["out_mult"], q["out_shift"] = (tflm.quantize_multiplier if use_tflm else quantize_multiplier)(real)
+            q.out_mult, q.out_shift = (tflm.quantize_multiplier if use_tflm else quantize_multiplier)(real)
         fit = fit_lut(op, q)
         misses += fit is None
         if fit is None and op == "Mul":
@@ -143,7 +142,7 @@ def test_fit_lut_declines():
     kernel computes it), nor does an op other than Add, Sub and Mul."""
     rng = np.random.default_rng(3)
     q = add_q(rng, 1.0, False)
-    q["out_mult"], q["out_shift"] = quantize_multiplier(2.0 * 200.0 / (1 << ADD_LEFT_SHIFT))  # so = s_in / 200
+    q.out_mult, q.out_shift = quantize_multiplier(2.0 * 200.0 / (1 << ADD_LEFT_SHIFT))  # so = s_in / 200
     assert fit_lut("Add", q) is None
     assert fit_lut("Div", q) is None
 

@@ -31,6 +31,7 @@ from .base import (
 )
 from .geometry import broadcast_struct
 from .output_stage import act_struct
+from .params import Params
 
 ADD_LEFT_SHIFT = 20
 ADD_LEFT_SHIFT_S16 = 15  # int16 operands: (x << 15) still fits int32
@@ -38,18 +39,47 @@ _FLOAT = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
 LUT_SHIFT = 20  # the right shift of ec_add_lut_s8 / ec_add_lut_mve_s8 (an immediate in their loops)
 
 
-def int_arith(op: str, q: dict, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+@dataclass(kw_only=True)
+class BinaryParams(Params):
+    """int8/int16 Add, Sub (ec_add_s8_params) and Mul (ec_mul_s8_params). Add/Sub: each operand, less its zero
+    point and shifted left by left_shift, is requantized with its own multiplier (a_*, b_*), the two are added and
+    the sum requantized with out_*; Mul: the product of the operands less their zero points requantized with out_*.
+    consts: a constant operand's integers (None for a tensor operand)."""
+
+    consts: list[np.ndarray | None]
+    a_zp: int
+    b_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    out_mult: int = 0
+    out_shift: int = 0
+    left_shift: int = 0
+    a_mult: int = 0
+    a_shift: int = 0
+    b_mult: int = 0
+    b_shift: int = 0
+
+
+@dataclass(kw_only=True)
+class TflmBinaryParams(BinaryParams):
+    """TFLM's ADD, SUB and MUL (ops/tflm.py): the same fields with TFLM's multipliers and its double rounding."""
+
+    arithmetic: str = tflm.TFLM
+
+
+def int_arith(op: str, q: BinaryParams, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The integer Add, Sub or Mul of quantized operands a, b (int64, broadcasting) with the node's parameters q
     (edgec's arithmetic, or TFLM's for a tagged q), clamped to the activation bounds; int64."""
     rq = tflm.requantize if tflm.uses_tflm(q) else requantize
     if op == "Mul":
-        r = (a - q["a_zp"]) * (b - q["b_zp"])
+        r = (a - q.a_zp) * (b - q.b_zp)
     else:
-        ra = rq((a - q["a_zp"]) << q["left_shift"], q["a_mult"], q["a_shift"])
-        rb = rq((b - q["b_zp"]) << q["left_shift"], q["b_mult"], q["b_shift"])
+        ra = rq((a - q.a_zp) << q.left_shift, q.a_mult, q.a_shift)
+        rb = rq((b - q.b_zp) << q.left_shift, q.b_mult, q.b_shift)
         r = ra + rb if op == "Add" else ra - rb
-    y = rq(r, q["out_mult"], q["out_shift"]) + q["out_zp"]
-    return np.clip(y, q["act_min"], q["act_max"])
+    y = rq(r, q.out_mult, q.out_shift) + q.out_zp
+    return np.clip(y, q.act_min, q.act_max)
 
 
 @dataclass(frozen=True)
@@ -67,15 +97,15 @@ class LutAdd:
     mults: np.ndarray | None = None  # Mul: int32 [256], indexed as table
 
 
-def _lut_slopes(op: str, q: dict, swap: bool) -> np.ndarray:
+def _lut_slopes(op: str, q: BinaryParams, swap: bool) -> np.ndarray:
     """d out / d x for each value of y (-128 .. 127): for Add/Sub the product of operand x's and the output's
     requantization factors, for Mul (y - y_zp) times the output's factor."""
     k, other = ("b", "a") if swap else ("a", "b")
-    out = q["out_mult"] * 2.0 ** (q["out_shift"] - 31)
+    out = q.out_mult * 2.0 ** (q.out_shift - 31)
     if op == "Mul":
         return (np.arange(-128, 128) - q[f"{other}_zp"]) * out
     sign = -1.0 if op == "Sub" and swap else 1.0
-    return np.full(256, sign * q[f"{k}_mult"] * 2.0 ** (q[f"{k}_shift"] - 31 + q["left_shift"]) * out)
+    return np.full(256, sign * q[f"{k}_mult"] * 2.0 ** (q[f"{k}_shift"] - 31 + q.left_shift) * out)
 
 
 def _unsigned_order(t: np.ndarray) -> np.ndarray:
@@ -83,7 +113,7 @@ def _unsigned_order(t: np.ndarray) -> np.ndarray:
     return np.concatenate([t[128:], t[:128]]).astype(np.int32)
 
 
-def fit_lut(op: str, q: dict) -> LutAdd | None:
+def fit_lut(op: str, q: BinaryParams) -> LutAdd | None:
     """The ec_add_lut_s8 (ec_mul_lut_s8) form of an int8 Add or Sub (Mul), or None when none equals its arithmetic
     on every pair.
 
@@ -97,7 +127,7 @@ def fit_lut(op: str, q: dict) -> LutAdd | None:
         return None
     v = np.arange(-128, 128, dtype=np.int64)
     full = int_arith(op, q, v[:, None], v[None, :])  # [a][b]
-    lo, hi, big = q["act_min"], q["act_max"], np.int64(1) << 50
+    lo, hi, big = q.act_min, q.act_max, np.int64(1) << 50
     x = v[:, None]
     for swap in (False, True):
         f = full.T if swap else full  # [x][y]
@@ -166,32 +196,30 @@ class Binary(Op):
                 out.append(const_quant(data.astype(np.float64), node.dtype, node.scheme in ("qformat", "q15")))
         return out
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> BinaryParams:
         (ca, sa, za), (cb, sb, zb) = self._operand_quant(node, g)
         so, zo = qparams(g, node.outputs[0])
-        act_min, act_max = quant_bounds(*act_range(node), so, zo, node.dtype)
-        q = {"consts": [ca, cb], "a_zp": za, "b_zp": zb, "out_zp": zo, "act_min": act_min, "act_max": act_max}
+        common = {"consts": [ca, cb], "a_zp": za, "b_zp": zb, "out_zp": zo}
         if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model: TFLM's multipliers and bounds (ops/tflm.py)
-            q["act_min"], q["act_max"] = tflm.quant_bounds(*act_range(node), so, zo)
+            lo, hi = tflm.quant_bounds(*act_range(node), so, zo)
             if node.op == "Mul":
-                q["out_mult"], q["out_shift"] = tflm.quantize_multiplier(tflm.mul_scale(sa, sb, so))
-            else:
-                q.update(tflm.add_params(sa, sb, so))
-            return tflm.tag(q)
-        shift = ADD_LEFT_SHIFT_S16 if node.dtype == "int16" else ADD_LEFT_SHIFT
+                mult, shift = tflm.quantize_multiplier(tflm.mul_scale(sa, sb, so))
+                return TflmBinaryParams(**common, act_min=lo, act_max=hi, out_mult=mult, out_shift=shift)
+            return TflmBinaryParams(**common, act_min=lo, act_max=hi, **tflm.add_params(sa, sb, so))
+        lo, hi = quant_bounds(*act_range(node), so, zo, node.dtype)
         if node.op == "Mul":
-            q["out_mult"], q["out_shift"] = quantize_multiplier(sa * sb / so)
-        else:
-            twice_max = 2.0 * max(sa, sb)
-            q["left_shift"] = shift
-            q["a_mult"], q["a_shift"] = quantize_multiplier(sa / twice_max)
-            q["b_mult"], q["b_shift"] = quantize_multiplier(sb / twice_max)
-            q["out_mult"], q["out_shift"] = quantize_multiplier(twice_max / ((1 << shift) * so))
-        return q
+            mult, shift = quantize_multiplier(sa * sb / so)
+            return BinaryParams(**common, act_min=lo, act_max=hi, out_mult=mult, out_shift=shift)
+        shift = ADD_LEFT_SHIFT_S16 if node.dtype == "int16" else ADD_LEFT_SHIFT
+        twice_max = 2.0 * max(sa, sb)
+        (am, ash), (bm, bsh), (om, osh) = (quantize_multiplier(r) for r in
+                                           (sa / twice_max, sb / twice_max, twice_max / ((1 << shift) * so)))
+        return BinaryParams(**common, act_min=lo, act_max=hi, left_shift=shift, a_mult=am, a_shift=ash, b_mult=bm,
+                            b_shift=bsh, out_mult=om, out_shift=osh)
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
-        a, b = (np.asarray(c if c is not None else x, dtype=np.int64) for c, x in zip(q["consts"], xs))
+        a, b = (np.asarray(c if c is not None else x, dtype=np.int64) for c, x in zip(q.consts, xs))
         return int_arith(node.op, q, a, b).astype(out_dtype(node))
 
     def export_const(self, node: Node, g: Graph, k: int) -> tuple[np.ndarray, np.float32, int] | None:
@@ -211,7 +239,7 @@ class Binary(Op):
             return None
         name, t = node.name, nctype(node)
         order = [1, 0] if fit.swap else [0, 1]
-        operands = [Array(f"c_{name}_{k}", node.q["consts"][k], t) if node.q["consts"][k] is not None
+        operands = [Array(f"c_{name}_{k}", node.q.consts[k], t) if node.q.consts[k] is not None
                     else Buf(node.inputs[k], t) for k in order]
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[node.inputs[k]] for k in order])
         bounds = {"act_min": fit.act_min, "act_max": fit.act_max}
@@ -233,7 +261,7 @@ class Binary(Op):
         suffix = "s16" if node.dtype == "int16" else "s8"
         if is_int(node):
             operands = [Array(f"c_{name}_{k}", c, t) if c is not None else Buf(i, t)
-                        for k, (c, i) in enumerate(zip(node.q["consts"], node.inputs))]
+                        for k, (c, i) in enumerate(zip(node.q.consts, node.inputs))]
         else:
             operands = [Array(f"c_{name}_{k}", x.data.astype(np.float32), t) if x.is_const else Buf(x.name, t)
                         for k, x in enumerate(ins)]

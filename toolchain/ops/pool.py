@@ -5,6 +5,8 @@ a scale of its own (onnxruntime's QLinearAveragePool), then the window sum is re
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..calls import Buf, Call, Lowered, Struct
@@ -31,6 +33,29 @@ from .base import (
 )
 from .geometry import check_window, conv_params, spatial_attrs, windows
 from .output_stage import act_struct
+from .params import Params
+
+
+@dataclass(kw_only=True)
+class PoolParams(Params):
+    """int8/int16 pooling. MaxPool: the activation bounds only. Average: the window sum of (x - zp), divided by the
+    tap count rounding ties to even (mult == 0, the output keeping the input's quantization), or requantized with
+    mult, shift (1 / count folded in) to an output zero point out_zp of its own; then clamped."""
+
+    zp: int
+    act_min: int
+    act_max: int
+    mult: int = 0
+    shift: int = 0
+    out_zp: int = 0
+
+
+@dataclass(kw_only=True)
+class TflmPoolParams(PoolParams):
+    """TFLM's AVERAGE_POOL_2D (zp 0, mult 0: the average of the stored values rounded half away from zero) and MEAN
+    over H, W (the sum requantized with TFLM's double rounding)."""
+
+    arithmetic: str = tflm.TFLM
 
 
 def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -108,25 +133,24 @@ class Pool(Op):
     def rescales(self, node: Node) -> bool:
         return node.op != "MaxPool"
 
-    def quantize(self, node: Node, g: Graph) -> dict:
+    def quantize(self, node: Node, g: Graph) -> PoolParams:
         s, zp = qparams(g, node.inputs[0])
         s_out, zp_out = qparams(g, node.outputs[0])
         if tflm.is_tflm(g) and node.dtype == "int8":  # a TFLite model (ops/tflm.py)
             lo, hi = tflm.quant_bounds(*act_range(node), s_out, zp_out)
             if node.op == "GlobalAveragePool":  # MEAN over H, W: the sum requantized, 1 / count folded in
                 mult, shift = tflm.mean_params(s, s_out, int(self._divisor(node, g).flat[0]))
-                return tflm.tag({"zp": zp, "act_min": lo, "act_max": hi, "mult": mult, "shift": shift,
-                                 "out_zp": zp_out})
+                return TflmPoolParams(zp=zp, act_min=lo, act_max=hi, mult=mult, shift=shift, out_zp=zp_out)
             # AVERAGE_POOL_2D: the average of the stored values, the output keeping the input's quantization
-            return tflm.tag({"zp": 0, "act_min": lo, "act_max": hi, "mult": 0, "shift": 0, "out_zp": 0})
+            return TflmPoolParams(zp=0, act_min=lo, act_max=hi)
         lo, hi = quant_bounds(*act_range(node), s_out, zp_out, node.dtype)
-        q = {"zp": zp, "act_min": lo, "act_max": hi, "mult": 0, "shift": 0, "out_zp": zp_out}
+        q = PoolParams(zp=zp, act_min=lo, act_max=hi, out_zp=zp_out)
         if zp_out != zp or abs(s_out - s) > 1e-6 * s:  # an imported model's own output scale: requantize the sum
             d = np.unique(self._divisor(node, g))
             if d.size != 1 or d[0] == 0:
                 raise EdgecError(f"{node.op} (node '{node.name}'): an output scale other than the input's needs the "
                                  "same number of taps in every window (no padding, or count_include_pad=1)")
-            q["mult"], q["shift"] = quantize_multiplier(s / (s_out * float(d[0])))
+            q.mult, q.shift = quantize_multiplier(s / (s_out * float(d[0])))
         return q
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
@@ -137,17 +161,17 @@ class Pool(Op):
             y = np.maximum.reduce([w for _, w in windows(xs[0].astype(np.int64), kernel, strides, pads, dil, out_sp,
                                                          QRANGE[node.dtype][0])])
         else:
-            x = xs[0].astype(np.int64) - q["zp"]
+            x = xs[0].astype(np.int64) - q.zp
             acc = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0))
-            if tflm.uses_tflm(q) and q["mult"]:
-                y = tflm.requantize(acc, q["mult"], q["shift"]) + q["out_zp"]
+            if tflm.uses_tflm(q) and q.mult:
+                y = tflm.requantize(acc, q.mult, q.shift) + q.out_zp
             elif tflm.uses_tflm(q):
                 y = tflm.avgpool_divide(acc, self._divisor(node, g))
-            elif q.get("mult"):
-                y = requantize(acc, q["mult"], q["shift"]) + q["out_zp"]
+            elif q.mult:
+                y = requantize(acc, q.mult, q.shift) + q.out_zp
             else:
-                y = rounding_divide(acc, self._divisor(node, g)) + q["zp"]
-        return np.clip(y, q["act_min"], q["act_max"]).astype(out_dtype(node))
+                y = rounding_divide(acc, self._divisor(node, g)) + q.zp
+        return np.clip(y, q.act_min, q.act_max).astype(out_dtype(node))
 
     def lower_avg_simd(self, node: Node, g: Graph, ctx: LowerContext, facts: None) -> Lowered | None:
         """Helium (ec_avgpool_mve_s8) or DSP (ec_avgpool_dsp_s8): an int8 average pool summing many channels per
@@ -169,17 +193,17 @@ class Pool(Op):
         x, y = Buf(node.inputs[0], t), Buf(node.outputs[0], t, const=False)
         suffix = {"int8": "s8", "int16": "s16"}.get(node.dtype, "f32")
         if node.op == "MaxPool":
-            stage = [node.q["act_min"], node.q["act_max"]] if is_int(node) else [act_struct(name, node)]
+            stage = [node.q.act_min, node.q.act_max] if is_int(node) else [act_struct(name, node)]
             return Lowered([Call(f"ec_maxpool_{suffix}", [params, *stage, x, y], node=name)])
         d = len(kernel)
         end = (0, pads[1]) if d == 1 else (pads[2], pads[3])
-        requant = {k: node.q.get(k, 0) for k in ("mult", "shift", "out_zp")} if is_int(node) else \
-            {"mult": 0, "shift": 0, "out_zp": 0}
+        q = node.q if is_int(node) else PoolParams(zp=0, act_min=0, act_max=0)
+        requant = {"mult": q.mult, "shift": q.shift, "out_zp": q.out_zp}
         extra = Struct(f"px_{name}", "ec_avgpool_extra", {"pad_bottom": end[0], "pad_right": end[1],
                                                           "count_include_pad": node.attrs.get("count_include_pad", 0),
                                                           **requant})
         if is_int(node):
-            stage = [node.q["zp"], node.q["act_min"], node.q["act_max"]]
+            stage = [node.q.zp, node.q.act_min, node.q.act_max]
         else:
             stage = [act_struct(name, node)]
         return Lowered([Call(self.avgpool_kernel(suffix, ctx), [params, extra, *stage, x, y], node=name)])

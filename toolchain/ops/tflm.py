@@ -2,9 +2,9 @@
 compiled with it (runtime_c/src/<kernel>_tflm.c, ec_softmax_tflm_s8).
 
 A graph imported from a quantized .tflite file has ``Graph.arithmetic == "tflm"``: its ops then compute what
-TFLM's reference kernels compute, bit for bit. The integer parameters such an op computes at build time carry
-``ARITHMETIC_KEY: "tflm"`` (``tag``), and the reference and the kernel choice follow that record (``uses_tflm``,
-``retarget``).
+TFLM's reference kernels compute, bit for bit. The integer parameters such an op computes at build time are its
+Tflm* parameter class (``arithmetic == "tflm"``), and the reference and the kernel choice follow that record
+(``uses_tflm``, ``retarget``).
 
 The facts below come from TFLM's sources (tensorflow/lite/kernels/internal/common.h, quantization_util.cc,
 kernel_util.cc, micro/kernels/*_common.cc, reference/softmax.h, reference/integer_ops/pooling.h), TFLM built with
@@ -40,6 +40,7 @@ from ..calls import Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
 from .base import quantize_multiplier as base_quantize_multiplier
+from .params import Params
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -52,15 +53,9 @@ def is_tflm(g: Graph) -> bool:
     return g.arithmetic == TFLM
 
 
-def uses_tflm(q: dict | None) -> bool:
-    """Whether integer parameters were computed for TFLM's arithmetic."""
-    return bool(q) and q.get(ARITHMETIC_KEY) == TFLM
-
-
-def tag(q: dict) -> dict:
-    """Record in q that its parameters use TFLM's arithmetic."""
-    q[ARITHMETIC_KEY] = TFLM
-    return q
+def uses_tflm(q: Params | dict | None) -> bool:
+    """Whether integer parameters were computed for TFLM's arithmetic (their `arithmetic` field says so)."""
+    return q is not None and q.get(ARITHMETIC_KEY) == TFLM
 
 
 # ---- scalars computed at build time --------------------------------------------------------------------------------
