@@ -22,7 +22,7 @@ DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is co
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="ONNX model file")
+    p.add_argument("model", type=Path, help="ONNX or int8 .tflite model file")
     p.add_argument("--target", default="host", help="target name (see 'edgec targets'); default host")
     p.add_argument("--quantize", default="none", choices=["none", *SCHEMES, "auto"],
                    help="none = float32; int8; qformat = Q-format q7 (power-of-two scales, shift-only "
@@ -513,10 +513,26 @@ def _compare_parser(sub) -> None:
     cp.set_defaults(func=cmd_compare)
 
 
+def _prune_parser(sub: argparse._SubParsersAction) -> None:
+    pr = sub.add_parser("prune", help="prune a model and write it as ONNX; --analyze for per-layer sensitivity")
+    pr.add_argument("model", type=Path, help="ONNX model file")
+    pr.add_argument("--method", default="magnitude", choices=list(PRUNE_METHODS),
+                    help=f"what to remove: {', '.join(PRUNE_METHODS)} (default magnitude)")
+    _prune_args(pr)
+    pr.add_argument("--criterion", default="magnitude", choices=["magnitude", "sensitivity"],
+                    help="sensitivity: choose per-layer sparsities from measured sensitivity to reach --sparsity")
+    pr.add_argument("--calib", type=Path, help=".npz calibration samples (re-fit, sensitivity)")
+    pr.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
+    pr.add_argument("--analyze", action="store_true", help="print the per-layer sensitivity table")
+    pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
+    pr.add_argument("-o", "--out", "--output", dest="output", type=Path, help="pruned ONNX model to write")
+    pr.set_defaults(func=cmd_prune)
+
+
 def parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="edgec", description="Compile ONNX models to C for microcontrollers.")
+    p = argparse.ArgumentParser(prog="edgec", description="Compile ONNX and TFLite models to C for microcontrollers.")
     p.add_argument("--version", action="version", version=f"edgec {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress lines on stderr "
                    "(warnings and errors are still printed)")
@@ -554,19 +570,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--report", action="store_true", help="print the per-tensor quantization error analysis")
     q.add_argument("--inputs", type=Path, help=".npz samples for --report (default: the calibration data)")
     q.set_defaults(func=cmd_quantize)
-    pr = sub.add_parser("prune", help="prune a model and write it as ONNX; --analyze for per-layer sensitivity")
-    pr.add_argument("model", type=Path, help="ONNX model file")
-    pr.add_argument("--method", default="magnitude", choices=list(PRUNE_METHODS),
-                    help=f"what to remove: {', '.join(PRUNE_METHODS)} (default magnitude)")
-    _prune_args(pr)
-    pr.add_argument("--criterion", default="magnitude", choices=["magnitude", "sensitivity"],
-                    help="sensitivity: choose per-layer sparsities from measured sensitivity to reach --sparsity")
-    pr.add_argument("--calib", type=Path, help=".npz calibration samples (re-fit, sensitivity)")
-    pr.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
-    pr.add_argument("--analyze", action="store_true", help="print the per-layer sensitivity table")
-    pr.add_argument("--plot", type=Path, help="with --analyze: write the sensitivity curves as PNG")
-    pr.add_argument("-o", "--out", "--output", dest="output", type=Path, help="pruned ONNX model to write")
-    pr.set_defaults(func=cmd_prune)
+    _prune_parser(sub)
     _compare_parser(sub)
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(func=cmd_targets)

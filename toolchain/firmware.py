@@ -168,16 +168,23 @@ def build_firmware(
             _run_tool([_binutil(target, "objcopy"), *renames, str(objects[0])], target,
                       f"redirecting the kernel calls of {objects[0]} for profiling")
 
-        elf = out_dir / "firmware.elf"
-        if bare_metal:
-            link = [*base, *(str(o) for o in objects), "-T", str(out_dir / "linker.ld"), *LDFLAGS, *target.ldflags]
-            what = f"linking {elf} (board flash {target.board_flash} bytes, RAM {target.board_ram} bytes)"
-        else:
-            link = [*base, *(str(o) for o in objects), *LINUX_LDFLAGS, *target.ldflags]
-            what = f"linking {elf}"
-        link += [f"-Wl,-Map={out_dir / 'firmware.map'}", "-lm", "-o", str(elf)]
-        _run_tool(link, target, what)
+        elf = _link(target, base, objects, out_dir)
         progress.update()
+    return elf
+
+
+def _link(target: Target, base: list[str], objects: list[Path], out_dir: Path) -> Path:
+    """Link out_dir/firmware.elf (and its map): against the board's linker script on bare metal, else a static
+    Linux program. A bare-metal link fails when the program does not fit the board's memory."""
+    elf = out_dir / "firmware.elf"
+    if target.kind == "qemu-system":
+        link = [*base, *(str(o) for o in objects), "-T", str(out_dir / "linker.ld"), *LDFLAGS, *target.ldflags]
+        what = f"linking {elf} (board flash {target.board_flash} bytes, RAM {target.board_ram} bytes)"
+    else:
+        link = [*base, *(str(o) for o in objects), *LINUX_LDFLAGS, *target.ldflags]
+        what = f"linking {elf}"
+    link += [f"-Wl,-Map={out_dir / 'firmware.map'}", "-lm", "-o", str(elf)]
+    _run_tool(link, target, what)
     return elf
 
 
