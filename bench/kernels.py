@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from table import print_table
 
 MODELS = ["ad01", "resnet8", "dscnn_kws", "mobilenet_vww96"]
 TARGETS = ["cortex-m4", "cortex-m7", "cortex-m55", "cortex-a53"]
@@ -110,13 +111,10 @@ def main() -> None:
         results = list(pool.map(measure, *zip(*jobs), [a.models] * len(jobs)))
     head = ("model", "target", "instructions", "instr/MAC", "TFLM+CMSIS-NN", "TFLM instr/MAC", "ratio",
             "flash", "TFLM flash", "ratio", "RAM", "TFLM RAM", "ratio", "bit-exact")
-    table = [head, *rows(results)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     print("edgec int8 kernels vs TFLM + CMSIS-NN (../shared/anchors.md); ratio = edgec / TFLM, below 1 is better;")
     print("flash = weights + model and kernel code; RAM = arena + static data + measured stack; TFLM memory: "
           "Cortex-M7 figures only")
-    for row in table:
-        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    print_table(head, rows(results), left={0, 1})
     geo = [r["instructions"] / TFLM_INSTRUCTIONS[r["target"]][r["model"]] for r in results
            if r["model"] in TFLM_INSTRUCTIONS.get(r["target"], {}) and "error" not in r]
     if geo:

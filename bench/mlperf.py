@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from table import print_table
 
 MODELS = ["ad01", "resnet8", "dscnn_kws", "mobilenet_vww96"]
 TFLM_M7 = {  # model: (CMSIS-NN instructions, reference-kernel instructions, tensor arena bytes)
@@ -81,13 +82,7 @@ def tflite_rows(target: str, models: Path) -> None:
                      f"{r['bitexact_vs_tflm']:.2f}"))
     print(f"official int8 .tflite on {target} (TFLM's arithmetic; shared/anchors.md: TFLM+CMSIS-NN on "
           f"{target if target in TFLM_CMSIS else 'cortex-m7'}; TFLM arena and flash (code + flatbuffer) on cortex-m7)")
-    _table(head, rows)
-
-
-def _table(head: tuple, rows: list[tuple]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    for row in (head, *rows):
-        print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
+    print_table(head, rows)
 
 
 def main() -> None:
@@ -114,7 +109,7 @@ def main() -> None:
                      f"{r['top1_agreement']:.2f}", f"{r['bitexact_vs_reference']:.2f}"))
     print(f"int8 on {a.target} (shared/anchors.md: TFLM+CMSIS-NN on {anchor_core}; TFLM ref and TFLM arena on "
           "cortex-m7)")
-    _table(head, rows)
+    print_table(head, rows)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from table import print_table
 
 import edgec
 from edgec.build import BuildOptions, build, prepare_graph
@@ -189,7 +190,7 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def print_table(rows: list[dict], accuracy: bool) -> None:
+def print_results(rows: list[dict], accuracy: bool) -> None:
     fidelity = ["float acc", "int8 acc"] if accuracy else ["SQNR dB", "top-1"]
     head = ["model", "configuration", "sparsity", *fidelity] + [
         "exact", "flash dense", "flash built", "arena dense", "arena built", "instr dense", "instr built", "speed-up",
@@ -205,10 +206,7 @@ def print_table(rows: list[dict], accuracy: bool) -> None:
                      f"{r['flash_dense']:,}", f"{r['flash']:,}", f"{r['arena_dense']:,}", f"{r['arena']:,}",
                      f"{r['instr_dense']:,.0f}", f"{r['instr']:,.0f}", f"{r['instr_dense'] / r['instr']:.2f}x",
                      r["sparse_layers"]])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    for line in (head, *body):
-        print("  ".join(str(x).ljust(w) if i < 2 or i == len(line) - 1 else str(x).rjust(w)
-                        for i, (x, w) in enumerate(zip(line, widths))))
+    print_table(head, body, left={0, 1, len(head) - 1})
 
 
 def print_forced(rows: list[dict]) -> None:
@@ -217,9 +215,7 @@ def print_forced(rows: list[dict]) -> None:
     body = [[r["model"], r["config"], f"{r['flash_dense']:,}", f"{r['flash_nm']:,}",
              f"{r['flash_nm'] / r['flash_dense']:.1%}", f"{r['arena_nm']:,}", f"{r['instr_dense']:,.0f}",
              f"{r['instr_nm']:,.0f}", f"{r['instr_dense'] / r['instr_nm']:.2f}x"] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    for line in (head, *body):
-        print("  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths))))
+    print_table(head, body, left={0, 1})
 
 
 def digits_files(folder: Path) -> tuple[Path, Path, Path, Path, float]:
@@ -261,7 +257,7 @@ def main() -> None:
         rows = run_all(jobs, cache, a.jobs)
     print(f"int8 on {a.target}; MLPerf Tiny models on {a.samples} samples of <model>.inputs.npz against the dense "
           f"float model (onnxruntime)")
-    print_table([r for r in rows if r["model"] != "digits"], accuracy=False)
+    print_results([r for r in rows if r["model"] != "digits"], accuracy=False)
     forced = [r for r in rows if "instr_nm" in r and "error" not in r]
     if forced:
         print("\n2:4 rows with the N:4 kernels forced (--sparse-kernels nm) instead of the cost model's choice")
@@ -270,7 +266,7 @@ def main() -> None:
     if digits and "error" not in digits[0]:
         print(f"\ndigits CNN (toolchain/digits.py), accuracy on the {n_test} test images; float dense model "
               f"{digits[0]['float_accuracy']:.1%} (numpy training: {trained:.1%})")
-        print_table(digits, accuracy=True)
+        print_results(digits, accuracy=True)
     print(f"\nwall time {time.perf_counter() - start:.0f} s ({sum(r['time_s'] for r in rows):.0f} s of jobs, "
           f"{len(jobs)} rows, --jobs {a.jobs})")
 

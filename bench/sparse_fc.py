@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import numpy_helper
+from table import print_table
 
 from edgec import sparse
 from edgec.build import BuildOptions, build
@@ -87,9 +88,7 @@ def crossover(cores: list[str]) -> None:
         rows.append((core, kernel, f"{dense:,}", *at90, *cells))
     print(f"Crossover sparsity per core: int8 fully connected {n}x{k}, one input row (the sparsity above which the "
           "sparse kernel needs fewer instructions than dense; instructions of one inference, 90% from the fit)")
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    for row in (head, *rows):
-        print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
+    print_table(head, rows)
 
 
 def main() -> None:
@@ -132,11 +131,9 @@ def main() -> None:
                  *(f"{t:,}" for t in totals[4:]), ""))
     head = ("layer", "N x K", "zeros", "dense", "row-sparse", "row-group", "auto", "speed-up", "bytes dense",
             "bytes row-sparse", "bytes row-group", "auto's kernel")
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print(f"ad01, Gemm weights magnitude-pruned to {a.sparsity:.0%} per layer, int8 on {a.target} "
           f"(instructions per inference per layer; every build's outputs identical to dense)")
-    for row in (head, *rows):
-        print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
+    print_table(head, rows)
 
 if __name__ == "__main__":
     main()

@@ -168,6 +168,50 @@ static inline void ec_window_range(int32_t base, int32_t dil, int32_t k, int32_t
     *t1 = end;
 }
 
+/* One output position (oy, ox) of a pooling layer (NHWC, the geometry of ec_conv_params): its taps inside the input,
+ * rows x cols of them, the first one's element offset (channel 0) within a batch item, the element steps between tap
+ * rows and tap columns, and the divisor of an average: the taps inside the input, or with x->count_include_pad those
+ * inside the padded input (x == NULL: max pooling, no divisor). Shared by every pooling kernel. */
+typedef struct {
+    int32_t rows, cols, first, row_step, col_step, divisor;
+} ec_pool_window;
+
+static inline ec_pool_window ec_pool_window_at(const ec_conv_params *p, const ec_avgpool_extra *x, int32_t oy,
+                                               int32_t ox)
+{
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    int32_t ky0, ky1, kx0, kx1;
+    ec_pool_window w;
+    ec_window_range(iy0, p->dil_h, p->k_h, p->in_h, &ky0, &ky1);
+    ec_window_range(ix0, p->dil_w, p->k_w, p->in_w, &kx0, &kx1);
+    w.rows = ky1 - ky0;
+    w.cols = kx1 - kx0;
+    w.first = ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * p->dil_w) * p->in_c;
+    w.row_step = p->dil_h * p->in_w * p->in_c;
+    w.col_step = p->dil_w * p->in_c;
+    w.divisor = w.rows * w.cols;
+    if (x != NULL && x->count_include_pad) {
+        int32_t py0, py1, px0, px1;
+        ec_window_range(iy0 + p->pad_top, p->dil_h, p->k_h, p->pad_top + p->in_h + x->pad_bottom, &py0, &py1);
+        ec_window_range(ix0 + p->pad_left, p->dil_w, p->k_w, p->pad_left + p->in_w + x->pad_right, &px0, &px1);
+        w.divisor = (py1 - py0) * (px1 - px0);
+    }
+    return w;
+}
+
+/* The sum of one channel's values over a pooling window's taps; x points at the first tap's value. */
+static inline int32_t ec_pool_sum_s8(const int8_t *x, const ec_pool_window *w)
+{
+    int32_t acc = 0, r, k;
+    for (r = 0; r < w->rows; ++r, x += w->row_step) {
+        const int8_t *q = x;
+        for (k = 0; k < w->cols; ++k, q += w->col_step) {
+            acc += *q;
+        }
+    }
+    return acc;
+}
+
 /* Strided N-d iteration (ec_broadcast_params): the dense output is walked as rows of `row_len` elements; operand
  * a (b) of row r starts at element a_off (b_off) and steps row_a (row_b) along the row. Dimensions of size 1 are
  * dropped and neighbouring dimensions that are contiguous for both operands are merged, so rows are as long as
