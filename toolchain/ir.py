@@ -83,8 +83,8 @@ class Node:
     inputs: list[str]
     outputs: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
-    # Integer parameters, set by the quantizer: Conv/Gemm a Stage (toolchain/ops/output_stage.py: weights and the
-    # typed output stage), other ops a dict of their own.
+    # Integer parameters, set by the quantizer: the op's own dataclass (a subclass of ops/params.py Params: for
+    # Conv/Gemm a Stage of ops/output_stage.py, weights and the typed output stage); None for a float node.
     q: Any = None
     scheme: str = "int8"  # the quantization scheme of this node (QuantOptions.scheme), set by the quantizer
     # The element type this node computes in ("float32", "int8", "int16"), set by the quantizer. Its activation

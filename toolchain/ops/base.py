@@ -16,6 +16,7 @@ import numpy as np
 from ..calls import Lowered
 from ..ir import CTYPES, NUMPY_TYPES, Graph, Node
 from ..target import Target
+from .params import Params
 
 INT32_MIN = -(2**31)
 MAX_DIMS = 6  # EC_MAX_DIMS: the rank the runtime's broadcast and copy kernels take
@@ -82,9 +83,10 @@ class Op:
         """Why this node cannot be quantized with the scheme (toolchain/quantize.py SCHEMES), or None."""
         return None
 
-    def quantize(self, node: Node, g: Graph) -> dict:
-        """Integer parameters from the input/output scales (set on the tensors) and the float constants."""
-        return {}
+    def quantize(self, node: Node, g: Graph) -> Params:
+        """Integer parameters from the input/output scales (set on the tensors) and the float constants: the op's
+        own Params subclass; ops that only move data have none (an empty Params)."""
+        return Params()
 
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError

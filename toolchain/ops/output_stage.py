@@ -332,7 +332,7 @@ def quant_struct_s16(name: str, q: Stage) -> Struct:
     return q.struct(name)
 
 
-def mve_matrix_stage(name: str, q: dict, bias: np.ndarray) -> tuple[Struct, Array]:
+def mve_matrix_stage(name: str, q: Stage, bias: np.ndarray) -> tuple[Struct, Array]:
     """The output stage struct and bias array of a Helium matrix kernel, in the pair layout."""
     # a padded channel's shift is -1, so that "every shift is negative" (the fast output stage) still holds
     return (replace(q, mult=pair_layout(q.mult), shift=pair_layout(q.shift, -1)).struct(name),
