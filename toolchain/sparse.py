@@ -253,12 +253,12 @@ def conv_nm_f32_scratch_bytes(depth: int, n: int) -> int:
 # Instructions on Cortex-M7, measured with bench/sparse_cost.py: one-layer int8 and float32 models (a Gemm or a Conv
 # with a fused Relu, batch 1, random weights at several densities or N:4 patterns) built with each kernel and run in
 # QEMU (exact counts), then a least-squares fit of the terms below.
-# Fully connected (6 shapes from 16x520 to 640x128), dense: per MAC, per output [worst relative error 18%: the
-# packed kernel's one-row path takes 4 channels at a time with the fast output stage, and 2 at a time when a
-# channel's requantization shift is not negative, as in one of the 6 layers; 0.1% for the others]. 'dsp' targets
-# run ec_fully_connected_packed_s8, others ec_fully_connected_s8.
-DENSE_S8_DSP = (1.412, 94.6)
-DENSE_S8 = (6.001, 60.2)
+# Fully connected (6 shapes from 16x520 to 640x128), dense: per MAC, per output. 'dsp' targets run
+# ec_fully_connected_block4_s8 [worst relative error 8.8%; measured 2026-12-05, after it replaced
+# ec_fully_connected_packed_s8, whose fit (1.412, 94.6) made ad01's 8-input gemm_6 at 90% sparsity take the
+# row-sparse kernel: 5,749 instructions where block4 needs 4,136], others ec_fully_connected_s8 [0.1%].
+DENSE_S8_DSP = (1.201, 42.1)
+DENSE_S8 = (6.001, 40.5)
 DENSE_F32 = (6.001, 18.1)
 # Row-sparse (densities 0.05 to 0.5): per block of 4 entries, per output, per (output, segment), per input column,
 # per call [1.3%, 1.1%].
