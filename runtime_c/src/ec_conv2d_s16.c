@@ -5,55 +5,22 @@
  */
 #include "edgec_internal.h"
 
-void ec_conv2d_s16(const ec_conv_params *p, const ec_quant_s16 *q, const int16_t *input, const int8_t *weights,
-                   const int64_t *bias, int16_t *output)
-{
-    /* Parameters are copied to locals: stores through int16_t * may alias them otherwise. */
-    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
-    const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
-    const int32_t groups = p->groups > 0 ? p->groups : 1;
-    const int32_t ic_per_g = in_c / groups;
-    const int32_t oc_per_g = p->out_c / groups;
-    const int32_t w_oc_size = k_h * k_w * ic_per_g;
-    const int32_t in_row = in_w * in_c;
-    const int32_t act_min = q->act_min, act_max = q->act_max;
-    const int32_t *const mult = q->mult;
+#define EC_CONV_NAME ec_conv2d_s16
+#define EC_CONV_STAGE_T ec_quant_s16
+#define EC_CONV_IN_T int16_t
+#define EC_CONV_W_T int8_t
+#define EC_CONV_BIAS_T int64_t
+#define EC_CONV_OUT_T int16_t
+#define EC_CONV_ACC_T int64_t
+#define EC_CONV_TAP_SIZE ic_per_g
+#define EC_CONV_STAGE                                                                                                  \
+    const int32_t act_min = q->act_min, act_max = q->act_max;                                                          \
+    const int32_t *const mult = q->mult;                                                                               \
     const int32_t *const shift = q->shift;
-    const int32_t batch = p->batch, out_h = p->out_h, out_w = p->out_w;
-    const int32_t stride_h = p->stride_h, stride_w = p->stride_w, pad_top = p->pad_top, pad_left = p->pad_left;
-    int32_t b, oy, ox, g, j, ky, kx, c;
-
-    for (b = 0; b < batch; ++b) {
-        const int16_t *in_b = input + b * in_h * in_row;
-        for (oy = 0; oy < out_h; ++oy) {
-            const int32_t iy0 = oy * stride_h - pad_top;
-            int32_t ky0, ky1;
-            ec_window_range(iy0, dil_h, k_h, in_h, &ky0, &ky1);
-            for (ox = 0; ox < out_w; ++ox) {
-                const int32_t ix0 = ox * stride_w - pad_left;
-                int32_t kx0, kx1;
-                int32_t oc = 0;
-                ec_window_range(ix0, dil_w, k_w, in_w, &kx0, &kx1);
-                for (g = 0; g < groups; ++g) {
-                    const int16_t *in_g = in_b + g * ic_per_g;
-                    for (j = 0; j < oc_per_g; ++j, ++oc) {
-                        const int8_t *w_oc = weights + oc * w_oc_size;
-                        int64_t acc = bias != NULL ? bias[oc] : 0;
-                        for (ky = ky0; ky < ky1; ++ky) {
-                            const int16_t *x_row = in_g + (iy0 + ky * dil_h) * in_row;
-                            const int8_t *w_row = w_oc + ky * k_w * ic_per_g;
-                            for (kx = kx0; kx < kx1; ++kx) {
-                                const int16_t *x = x_row + (ix0 + kx * dil_w) * in_c;
-                                const int8_t *w = w_row + kx * ic_per_g;
-                                for (c = 0; c < ic_per_g; ++c) {
-                                    acc += x[c] * w[c];
-                                }
-                            }
-                        }
-                        *output++ = ec_output_s16(ec_requantize_s64(acc, mult[oc], shift[oc]), act_min, act_max);
-                    }
-                }
-            }
-        }
+#define EC_CONV_BEGIN
+#define EC_CONV_DOT(acc, x, w)                                                                                         \
+    for (c = 0; c < ic_per_g; ++c) {                                                                                   \
+        acc += x[c] * w[c];                                                                                            \
     }
-}
+#define EC_CONV_FINISH(acc, oc) ec_output_s16(ec_requantize_s64(acc, mult[oc], shift[oc]), act_min, act_max)
+#include "edgec_conv2d_direct.h"

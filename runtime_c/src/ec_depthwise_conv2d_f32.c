@@ -5,49 +5,18 @@
  */
 #include "edgec_internal.h"
 
-void ec_depthwise_conv2d_f32(const ec_conv_params *p, const ec_act_f32 *act, const float *input,
-                             const float *weights, const float *bias, float *output)
-{
-    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, out_c = p->out_c;
-    const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
-    const int32_t ch_mult = out_c / in_c;
-    const int32_t in_row = in_w * in_c;
-    const int32_t x_step = dil_w * in_c;
-    const int32_t batch = p->batch, out_h = p->out_h, out_w = p->out_w;
-    const int32_t stride_h = p->stride_h, stride_w = p->stride_w, pad_top = p->pad_top, pad_left = p->pad_left;
-    float lo, hi;
-    int32_t b, oy, ox, ic, m, ky, kx;
-
-    ec_act_bounds(act, &lo, &hi);
-    for (b = 0; b < batch; ++b) {
-        const float *in_b = input + b * in_h * in_row;
-        for (oy = 0; oy < out_h; ++oy) {
-            const int32_t iy0 = oy * stride_h - pad_top;
-            int32_t ky0, ky1;
-            ec_window_range(iy0, dil_h, k_h, in_h, &ky0, &ky1);
-            for (ox = 0; ox < out_w; ++ox) {
-                const int32_t ix0 = ox * stride_w - pad_left;
-                int32_t kx0, kx1;
-                int32_t oc = 0;
-                ec_window_range(ix0, dil_w, k_w, in_w, &kx0, &kx1);
-                for (ic = 0; ic < in_c; ++ic) {
-                    for (m = 0; m < ch_mult; ++m, ++oc) {
-                        float acc = bias != NULL ? bias[oc] : 0.0f;
-                        for (ky = ky0; ky < ky1; ++ky) {
-                            const float *x_row = in_b + (iy0 + ky * dil_h) * in_row + ic;
-                            const float *w_row = weights + ky * k_w * out_c + oc;
-                            int32_t xi = (ix0 + kx0 * dil_w) * in_c;
-                            int32_t wi = kx0 * out_c;
-                            for (kx = kx0; kx < kx1; ++kx) {
-                                acc += x_row[xi] * w_row[wi];
-                                xi += x_step;
-                                wi += out_c;
-                            }
-                        }
-                        *output++ = ec_clamp_f32(acc, lo, hi);
-                    }
-                }
-            }
-        }
-    }
-}
+#define EC_DW_NAME ec_depthwise_conv2d_f32
+#define EC_DW_STAGE_T ec_act_f32
+#define EC_DW_IN_T float
+#define EC_DW_W_T float
+#define EC_DW_BIAS_T float
+#define EC_DW_OUT_T float
+#define EC_DW_ACC_T float
+#define EC_DW_STAGE float lo, hi;
+#define EC_DW_BEGIN ec_act_bounds(q, &lo, &hi);
+#define EC_DW_TAP_SIZE out_c
+#define EC_DW_W_ROW(ky) weights + ky * k_w * out_c + oc
+#define EC_DW_CHANNEL
+#define EC_DW_PRODUCT(x, w) (x) * (w)
+#define EC_DW_FINISH(acc, oc) ec_clamp_f32(acc, lo, hi)
+#include "edgec_depthwise_direct.h"
