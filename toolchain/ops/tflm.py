@@ -39,6 +39,7 @@ import numpy as np
 from ..calls import Lowered
 from ..errors import EdgecError
 from ..ir import Graph, Node
+from ..paths import RUNTIME_DIR
 from .base import quantize_multiplier as base_quantize_multiplier
 from .params import Params
 
@@ -290,19 +291,10 @@ def softmax_s8(x: np.ndarray, axis: int, mult: int, left_shift: int, diff_min: i
 
 # ---- kernels ---------------------------------------------------------------------------------------------------------
 
-# Kernels that also exist as <kernel>_tflm (runtime_c/src/<kernel>_tflm.c): the same code compiled with EC_TFLM, whose
-# requantizations (and average) are TFLM's.
-TFLM_KERNELS = frozenset({
-    "ec_add_s8", "ec_avgpool_dsp_s8", "ec_avgpool_mve_s8", "ec_avgpool_neon_s8", "ec_avgpool_s8",
-    "ec_conv2d_1x1_mve_s8", "ec_conv2d_1x1_neon_s8", "ec_conv2d_1x1_s8", "ec_conv2d_im2col_mve_s8",
-    "ec_conv2d_im2col_neon_s8", "ec_conv2d_im2col_s8", "ec_conv2d_lanes_neon_s8", "ec_conv2d_nm_s8", "ec_conv2d_s8",
-    "ec_conv2d_sparse_s8", "ec_convert", "ec_depthwise_conv2d_3x3_neon_s8", "ec_depthwise_conv2d_3x3_planar_s8",
-    "ec_depthwise_conv2d_3x3_s8", "ec_depthwise_conv2d_mve_s8", "ec_depthwise_conv2d_neon_s8",
-    "ec_depthwise_conv2d_packed_s8", "ec_depthwise_conv2d_plane_mve_s8", "ec_depthwise_conv2d_s8",
-    "ec_fully_connected_block4_s8", "ec_fully_connected_mve_s8", "ec_fully_connected_neon_s8",
-    "ec_fully_connected_nm_s8", "ec_fully_connected_packed_s8", "ec_fully_connected_s8",
-    "ec_fully_connected_sparse_gather_s8", "ec_fully_connected_sparse_s8", "ec_mul_s8",
-})
+# Kernels that also exist as <kernel>_tflm: runtime_c/src/<kernel>_tflm.c compiles <kernel>.c with EC_TFLM, whose
+# requantizations (and average) are TFLM's. The files are the list.
+TFLM_SUFFIX = "_tflm.c"
+TFLM_KERNELS = frozenset(p.name[:-len(TFLM_SUFFIX)] for p in (RUNTIME_DIR / "src").glob(f"*{TFLM_SUFFIX}"))
 # Kernels that move data only: an integer node may use them without parameters computed for TFLM.
 DATA_KERNELS = frozenset({"ec_transpose", "ec_pad"})
 
