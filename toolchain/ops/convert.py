@@ -21,6 +21,7 @@ _C_TYPE = {"float32": "EC_F32", "int8": "EC_S8", "int16": "EC_S16"}
 
 class Convert(Op):
     types = ("Convert",)
+    batched = True
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0]
