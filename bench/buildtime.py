@@ -8,12 +8,15 @@ channels, then global average pooling and a 10-way Gemm; random He-scaled weight
 normal calibration samples each: cnn32 (4 layers of 32 channels, 29 MMAC), cnn64 (8 of 64, 0.27 GMAC), cnn128
 (16 of 128, 2.27 GMAC), built int8 for the host; and resnet8 from ../shared/models built int8 for cortex-m7 (C
 compile and link included). Each build is `edgec build` in a fresh process (import time included), first with
-an empty calibration cache (XDG_CACHE_HOME set to a fresh folder), then again with the cache it left."""
+an empty calibration cache (XDG_CACHE_HOME set to a fresh folder), then again with the cache it left. Wall time
+and CPU time (the build process and the compilers it runs) are shown: on a shared machine the CPU time varies
+less."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -56,16 +59,22 @@ def macs(layers: int, channels: int) -> int:
     return SIZE * SIZE * 9 * channels * (3 + (layers - 1) * channels) + 10 * channels
 
 
-def timed_build(model: Path, calib: Path, target: str, out: Path, cache: Path) -> float:
+def timed_build(model: Path, calib: Path, target: str, out: Path, cache: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the build and its compilers) of one `edgec build` process."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     cmd = [sys.executable, "-m", "edgec.cli", "--quiet", "build", str(model), "--target", target, "--quantize",
            "int8", "--calib", str(calib), "--out", str(out), "--force"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{model.name}: {proc.stderr.strip()}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -90,9 +99,10 @@ def main() -> None:
             cache = tmp / f"cache-{name}"
             cold = timed_build(model, calib, target, tmp / f"{name}-cold", cache)
             warm = timed_build(model, calib, target, tmp / f"{name}-warm", cache)
-            rows.append((name, target, "-" if work is None else f"{work / 1e6:,.0f}", f"{cold:.1f}", f"{warm:.1f}"))
+            mmac = "-" if work is None else f"{work / 1e6:,.0f}"
+            rows.append((name, target, mmac, *(f"{x:.1f}" for x in (*cold, *warm))))
             print(*rows[-1], flush=True, file=sys.stderr)
-    head = ("model", "target", "MMAC", "build s (empty cache)", "rebuild s (cached)")
+    head = ("model", "target", "MMAC", "build s", "CPU s", "rebuild s (cached)", "CPU s")
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     print(f"int8 builds, --calibration auto, {SAMPLES} calibration samples for the CNNs")
     for row in (head, *rows):

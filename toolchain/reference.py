@@ -29,8 +29,10 @@ def _evaluate(node: Node, g: Graph, xs: list[np.ndarray], int8: bool) -> np.ndar
 def _joinable(node: Node, g: Graph) -> bool:
     """Whether the samples may be laid end to end along axis 0 for this node: its op treats axis 0 as independent
     samples (the `batched` trait), every activation it reads has the output's rank and batch size, and every
-    constant it reads has a lower rank or a batch of 1 (so it broadcasts over the samples)."""
-    if not REGISTRY[node.op].batched:
+    constant operand of an unweighted op has a lower rank or a batch of 1 (so it broadcasts over the samples;
+    a weighted op's constants are its weights)."""
+    op = REGISTRY[node.op]
+    if not op.batched:
         return False
     out = g.shape(node.outputs[0])
     for name in (i for i in node.inputs if i):
@@ -38,7 +40,7 @@ def _joinable(node: Node, g: Graph) -> bool:
         shape = g.shape(name) if c is None else c.shape
         if c is None and (len(shape) != len(out) or not out or shape[0] != out[0]):
             return False
-        if c is not None and len(shape) >= len(out) and shape[0] != 1:
+        if c is not None and not op.weighted and len(shape) >= len(out) and shape[0] != 1:
             return False
     return len(out) > 1
 
