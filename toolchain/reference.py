@@ -7,9 +7,11 @@ sample. Each sample's integers are the same either way (tests/test_calibrate.py 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 
+from .console import stage
 from .ir import NUMPY_TYPES, Graph, Node
 from .ops import REGISTRY
 from .ops.base import QRANGE
@@ -79,16 +81,19 @@ def stack_samples(g: Graph, samples: Sequence[dict[str, np.ndarray]]) -> dict[st
 
 
 def run_samples(g: Graph, samples: Sequence[dict[str, np.ndarray]], int8: bool = False,
-                names: Sequence[str] | None = None) -> list[dict[str, np.ndarray]]:
+                names: Sequence[str] | None = None, label: str = "") -> list[dict[str, np.ndarray]]:
     """Each sample's values (the tensors in names, default the graph's outputs), BATCH samples run together;
     int8=True quantizes the float samples to the inputs' types first (quantize_feeds) and runs the integer
-    reference."""
+    reference. label: a progress stage's name (none without)."""
     names = list(g.outputs if names is None else names)
-    out = []
-    for start in range(0, len(samples), BATCH):
-        feeds = stack_samples(g, samples[start:start + BATCH])
-        values = run_batch(g, quantize_batch(g, feeds) if int8 else feeds, int8)
-        out += [{k: values[k][s] for k in names} for s in range(len(values[names[0]]))]
+    out: list[dict[str, np.ndarray]] = []
+    with stage(label, len(samples), "samples") if label else nullcontext() as progress:
+        for start in range(0, len(samples), BATCH):
+            feeds = stack_samples(g, samples[start:start + BATCH])
+            values = run_batch(g, quantize_batch(g, feeds) if int8 else feeds, int8)
+            out += [{k: values[k][s] for k in names} for s in range(len(values[names[0]]))]
+            if progress is not None:
+                progress.update(len(values[names[0]]))
     return out
 
 

@@ -54,7 +54,7 @@ def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> lis
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     """The numpy integer reference's raw outputs for each sample (quantized builds only)."""
-    return run_samples(g, samples, int8=True)
+    return run_samples(g, samples, int8=True, label="integer reference")
 
 
 def metrics(got: list[dict], want: list[dict], names: list[str]) -> dict:
