@@ -99,11 +99,13 @@ def _digest_into(h, *parts) -> None:
 
 
 def stats_key(g: Graph, samples: list[dict[str, np.ndarray]]) -> str:
-    """A hash of what the float activations depend on: the graph's nodes, attributes, shapes and constants, and
-    the samples' values."""
+    """A hash of what the statistics depend on: the graph's nodes, attributes, shapes and constants, the samples'
+    values, and edgec's own Python sources (the references that computed them)."""
     from . import __version__
 
     h = hashlib.sha256(f"edgec {__version__} calibration {CACHE_VERSION}".encode())
+    for f in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
     for node in g.nodes:
         _digest_into(h, node.op, node.name, list(node.inputs), list(node.outputs), node.attrs)
     for name in sorted(g.tensors):
