@@ -149,3 +149,134 @@ def test_auto_keeps_the_candidate_closest_to_float(tmp_path):
     assert abs(sqnr(g) - oracle[name]) < 1e-9  # the graph is left quantized with the chosen candidate
     for k, v in chosen["auto_sqnr_db"].items():  # the reported scores (numpy float, rounded to 0.01 dB)
         assert abs(v - oracle[k]) <= 0.006, (k, v, oracle[k])
+
+
+def _graph_and_samples(tmp_path, case: str, count: int = 6, seed: int = 3):
+    import onnx
+    from helpers import random_feeds
+
+    path = tmp_path / f"{case}.onnx"
+    onnx.save(CASES[case](), path)
+    rng = np.random.default_rng(seed)
+    return prepare_graph(path), [random_feeds(onnx.load(path), rng) for _ in range(count)]
+
+
+def test_batched_reference_equals_sample_by_sample(tmp_path):
+    """reference.run_samples (samples laid end to end along axis 0 for ops with the `batched` trait, the others
+    sample by sample) gives every sample exactly the integers run_graph gives it alone, int8 and int16, for every
+    op case; the float reference agrees to rounding."""
+    from edgec.quantize import QuantOptions, quantize_calibrated
+    from edgec.reference import quantize_feeds, run_graph, run_samples
+
+    for case in CASES:
+        for scheme in ("int8", "int16"):
+            g, samples = _graph_and_samples(tmp_path, case)
+            try:
+                quantize_calibrated(g, samples, "minmax", opts=QuantOptions(scheme=scheme))
+            except Exception as exc:  # a case this scheme does not quantize (its own error); int8 takes them all
+                assert scheme == "int16", (case, exc)
+                continue
+            names = [n for n in g.tensors if g.const(n) is None]
+            batched = run_samples(g, samples, int8=True, names=names)
+            for s, got in zip(samples, batched):
+                alone = run_graph(g, quantize_feeds(g, s), int8=True)
+                for n in names:
+                    np.testing.assert_array_equal(got[n], alone[n], err_msg=f"{case} {scheme} {n}")
+        floats = run_samples(g, samples)
+        for s, got in zip(samples, floats):
+            for n, v in got.items():
+                np.testing.assert_allclose(v, run_graph(g, s)[n], rtol=1e-6, atol=1e-9, err_msg=case)
+
+
+@pytest.mark.parametrize("case", ["conv2d_stride2_asym_pads", "depthwise_multiplier2_stride2", "conv2d_groups",
+                                  "gemm_transb0_alpha_beta", "matmul_3d"])
+def test_bias_correction_from_mean_input_rows(tmp_path, case):
+    """correct_biases takes each layer's mean output as its weights times its mean input row (linearity); the
+    bias steps equal those of the mean of the layers' full outputs, computed here with the op's own float layer
+    (padding, strides, groups, Gemm's alpha and beta included)."""
+    import copy
+
+    from edgec.ir import Node
+    from edgec.ops import REGISTRY
+    from edgec.quantize import QuantOptions, correct_biases, quantize_calibrated
+    from edgec.reference import dequantize, quantize_input, run_graph
+
+    g, samples = _graph_and_samples(tmp_path, case, count=5)
+    quantize_calibrated(g, samples, "minmax", opts=QuantOptions())
+    before = copy.deepcopy(g)
+    correct_biases(g, samples)
+    for node in (n for n in before.nodes if n.q is not None and REGISTRY[n.op].weighted):
+        op, xt, q = REGISTRY[node.op], before.tensors[node.inputs[0]], node.q
+        bare = Node(node.op, node.name, node.inputs, node.outputs, {k: v for k, v in node.attrs.items() if k != "act"})
+        ws = q["w_scale"].reshape((-1,) + (1,) * (q["w"].ndim - 1))
+        diff = 0.0
+        for s in samples:
+            x = run_graph(before, s)[node.inputs[0]]
+            xq = dequantize(quantize_input(x, xt.scale, xt.zero_point), xt.scale, xt.zero_point)
+            got = op.ref_with_weights(node, before, q["w"] * ws, q["bias"] * xt.scale * q["w_scale"], xq)
+            diff = diff + op.output_rows(got - op.ref(bare, before, [x])).mean(0) / len(samples)
+        step = np.round(diff / (xt.scale * q["w_scale"])).astype(np.int64)
+        after = next(n for n in g.nodes if n.name == node.name).q["bias"]
+        np.testing.assert_array_equal(q["bias"].astype(np.int64) - step, after, err_msg=case)
+
+
+def test_statistics_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
+    """A second calibration of the same graph and samples reads ranges and the auto choice from the cache (no float
+    reference, no candidate measured) and quantizes identically; other samples miss; a corrupt, tampered or
+    foreign file is not used (same integers as without a cache) and is rewritten."""
+    import copy
+    import json
+
+    import edgec.quantize as quantize
+    from edgec.calibrate import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    g0, samples = _graph_and_samples(tmp_path, "conv_batchnorm_relu", count=8)
+    calls = {"float": 0, "sqnr": 0}
+    real_acts, real_sqnr = quantize.float_activations, quantize.output_sqnr
+
+    def counting_acts(*a):
+        calls["float"] += 1
+        return real_acts(*a)
+
+    def counting_sqnr(*a):
+        calls["sqnr"] += 1
+        return real_sqnr(*a)
+
+    monkeypatch.setattr(quantize, "float_activations", counting_acts)
+    monkeypatch.setattr(quantize, "output_sqnr", counting_sqnr)
+
+    def run(method: str, data=samples):
+        g = copy.deepcopy(g0)
+        calls.update(float=0, sqnr=0)
+        chosen, ranges = quantize.quantize_calibrated(g, data, method)
+        return chosen, ranges, {n.name: {k: np.asarray(v).tolist() for k, v in n.q.items()} if isinstance(n.q, dict)
+                                else repr(n.q) for n in g.nodes}, dict(calls)
+
+    first = run("auto")
+    assert first[3]["float"] == 1 and first[3]["sqnr"] == 4
+    files = list(cache_dir().glob("*.json"))
+    assert len(files) == 1
+    second = run("auto")
+    assert second[:3] == first[:3]
+    assert second[3]["sqnr"] == 0 and second[3]["float"] == int(first[0]["bias_correction"])
+    assert run("minmax")[3]["float"] == 0  # minmax ranges were computed for auto
+    other = [{k: v * 1.01 for k, v in s.items()} for s in samples]
+    assert run("minmax", other)[3]["float"] == 1
+    good = files[0].read_text()
+    data = json.loads(good)
+    entry = next(k for k in data["entries"] if k.startswith("ranges minmax"))
+    tampered = copy.deepcopy(data)
+    name = next(iter(tampered["entries"][entry]))
+    tampered["entries"][entry][name] = [-1000.0, 1000.0]
+    bad_entry = {**data, "entries": {**data["entries"], entry: {"x": [0.0, "a"]}}}
+    from edgec.calibrate import _entries_digest
+    bad_entry["digest"] = _entries_digest(bad_entry["entries"])  # a well-checksummed file with a malformed entry
+    for text in ("", "{not json", good[:len(good) // 2], "[1, 2]", '{"key": 3}', json.dumps(tampered),
+                 json.dumps({**data, "key": "0" * 64}), json.dumps(bad_entry), "\x00\xff" * 10):
+        files[0].write_text(text)
+        again = run("minmax")
+        assert again[3]["float"] == 1, text[:40]
+        assert again[:3] == run("minmax")[:3]  # (the second from the rewritten file)
+        assert json.loads(files[0].read_text())["key"] == data["key"]
+    assert again[1] == first[1] or first[0]["calibration"] != "minmax"

@@ -15,7 +15,7 @@ from .console import table
 from .ir import Graph
 from .ops.base import QRANGE
 from .quantize import qformat_name
-from .reference import dequantize, quantize_feeds, quantize_input, run_graph
+from .reference import dequantize, quantize_input, run_samples
 
 
 def _sqnr(signal: np.ndarray, noise: np.ndarray) -> float:
@@ -27,9 +27,8 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
     """One row per activation tensor, worst accumulated SQNR first."""
     floats: dict[str, list[np.ndarray]] = {}
     ints: dict[str, list[np.ndarray]] = {}
-    for s in samples:
-        fv = run_graph(g, s)
-        iv = run_graph(g, quantize_feeds(g, s), int8=True)
+    names = [*g.inputs, *(n.outputs[0] for n in g.nodes)]
+    for fv, iv in zip(run_samples(g, samples, names=names), run_samples(g, samples, int8=True, names=names)):
         for name in iv:
             if g.const(name) is None:
                 floats.setdefault(name, []).append(fv[name].ravel())

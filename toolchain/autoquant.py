@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .calibrate import float_activations
 from .errors import EdgecError
 from .ir import Graph
 from .ops.base import is_weighted
@@ -44,17 +45,19 @@ def choose_schemes(g: Graph, samples: list[dict[str, np.ndarray]], opts: QuantOp
         raise EdgecError("--quantize auto needs exactly one of --flash-budget BYTES and --max-sqnr-drop DB")
     base = dataclasses.replace(opts, scheme="int8", layers={})
     chosen, ranges = quantize_calibrated(g, samples, calibration, percentile, base)
-    subset = samples[::max(1, len(samples) // AUTO_SAMPLES)][:AUTO_SAMPLES]
-    want = float_outputs(g, subset)
+    acts = float_activations(g, samples)  # the float reference once, for every configuration measured
+    picked = list(range(0, len(samples), max(1, len(samples) // AUTO_SAMPLES)))[:AUTO_SAMPLES]
+    subset = [samples[s] for s in picked]
+    want = float_outputs(g, subset, {n: acts[n][picked] for n in g.outputs})
     layers = [n.name for n in g.nodes if is_weighted(n)]
     hessians: dict[str, list[tuple]] = {}  # int4 weight rounding (GPTQ), per layer, computed once
 
     def measure(config: dict[str, str]) -> tuple[float, int]:
         quantize_graph(g, ranges, dataclasses.replace(base, layers=config))
         if "int4" in config.values():
-            refine_int4_weights(g, samples, hessians)
+            refine_int4_weights(g, samples, hessians, acts)
         if chosen["bias_correction"]:
-            correct_biases(g, samples)
+            correct_biases(g, samples, acts)
         return output_sqnr(g, subset, want), weight_bytes(g)
 
     sqnr0, bytes0 = measure({})

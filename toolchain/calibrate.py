@@ -2,64 +2,164 @@
 
 Methods: minmax (the extremes seen), moving-average (the mean of each sample's extremes), percentile (drop the
 rarest values at both ends), entropy (the clipping range whose 256-level histogram has the least KL divergence
-from the float histogram) and mse (the clipping range with the least expected squared quantization error)."""
+from the float histogram) and mse (the clipping range with the least expected squared quantization error).
+
+The float reference runs once over all samples (float_activations, in batches of BATCH samples); its activations
+serve every method and every candidate quantization. Ranges and the `auto` choice are kept on disk (StatsCache,
+under $XDG_CACHE_HOME/edgec or ~/.cache/edgec), keyed by a hash of the graph and of the samples, so a rebuild
+skips them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
 
 import numpy as np
 
-from .console import track
+from .console import stage
 from .errors import EdgecError
 from .ir import Graph
-from .reference import run_graph
+from .reference import run_batch, stack_samples
 
 METHODS = ("minmax", "moving-average", "percentile", "entropy", "mse")
 BINS = 2048
 LEVELS = 256  # int8
 MIN_HISTOGRAM_VALUES = 16 * LEVELS
+BATCH = 16  # samples per run of the float reference (one progress step)
 
 
-def _activations(g: Graph, samples: list[dict[str, np.ndarray]], label: str) -> Iterator[dict[str, np.ndarray]]:
-    for feeds in track(samples, label, "samples"):
-        values = run_graph(g, feeds)
-        yield {k: v for k, v in values.items() if g.const(k) is None}
+def float_activations(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every activation of the float reference on every sample, [S, *shape] each (constants left out)."""
+    parts: dict[str, list[np.ndarray]] = {}
+    with stage("float reference", len(samples), "samples") as progress:
+        for start in range(0, len(samples), BATCH):
+            chunk = samples[start:start + BATCH]
+            for k, v in run_batch(g, stack_samples(g, chunk)).items():
+                if g.const(k) is None:
+                    parts.setdefault(k, []).append(v)
+            progress.update(len(chunk))
+    return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
 
 
 def calibrate(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "minmax",
-              percentile: float = 99.99) -> dict[str, tuple[float, float]]:
-    """(low, high) clipping range of every activation tensor."""
+              percentile: float = 99.99, acts: dict[str, np.ndarray] | None = None) -> dict[str, tuple[float, float]]:
+    """(low, high) clipping range of every activation tensor (acts: float_activations(g, samples), if known)."""
     if method not in METHODS:
         raise EdgecError(f"--calibration {method}: choose one of {', '.join(METHODS)}")
     if not 50.0 < percentile <= 100.0:
         raise EdgecError(f"--percentile {percentile}: give a value in (50, 100]")
-    lows: dict[str, list[float]] = {}
-    highs: dict[str, list[float]] = {}
-    for values in _activations(g, samples, "calibrating"):
-        for name, v in values.items():
-            lows.setdefault(name, []).append(float(v.min()))
-            highs.setdefault(name, []).append(float(v.max()))
+    acts = float_activations(g, samples) if acts is None else acts
+    lows = {n: v.reshape(len(v), -1).min(axis=1).astype(np.float64) for n, v in acts.items()}
+    highs = {n: v.reshape(len(v), -1).max(axis=1).astype(np.float64) for n, v in acts.items()}
     bad = next((n for n in lows if not np.isfinite(lows[n] + highs[n]).all()), None)
     if bad is not None:
         raise EdgecError(f"calibration: tensor '{bad}' takes non-finite values (NaN or infinity) on the calibration "
                          "samples; check the samples for NaN/infinity, or the float model for an overflow")
     if method == "moving-average":
         return {n: (float(np.mean(lows[n])), float(np.mean(highs[n]))) for n in lows}
-    ranges = {n: (min(lows[n]), max(highs[n])) for n in lows}
+    ranges = {n: (float(lows[n].min()), float(highs[n].max())) for n in lows}
     if method == "minmax":
         return ranges
-    hists = {n: np.zeros(BINS, np.int64) for n in ranges}
-    binnable = {n for n, r in ranges.items() if _binnable(*r)}  # the others (a constant, a denormal range) keep min/max
-    for values in _activations(g, samples, "calibration histograms"):
-        for name, v in values.items():
-            lo, hi = ranges[name]
-            if name in binnable:  # exact zeros (a ReLU's output) are exact at any scale: they carry no information here
-                hists[name] += np.histogram(v[v != 0], bins=BINS, range=(lo, hi))[0]
     choose = {"percentile": lambda h, lo, hi: _percentile(h, lo, hi, percentile),
               "entropy": _entropy, "mse": _mse}[method]
-    # A histogram of too few values says little about the tails: such tensors keep their min/max.
-    return {n: choose(hists[n], *ranges[n]) if hists[n].sum() >= MIN_HISTOGRAM_VALUES else ranges[n] for n in ranges}
+    out = {}
+    for n, (lo, hi) in ranges.items():
+        # exact zeros (a ReLU's output) are exact at any scale: they carry no information here; a range that does
+        # not split into BINS float32 bins (a constant, a denormal range) keeps min/max
+        v = acts[n]
+        hist = np.histogram(v[v != 0], bins=BINS, range=(lo, hi))[0] if _binnable(lo, hi) else np.zeros(BINS, int)
+        # A histogram of too few values says little about the tails: such tensors keep their min/max.
+        out[n] = choose(hist, lo, hi) if hist.sum() >= MIN_HISTOGRAM_VALUES else (lo, hi)
+    return out
+
+
+CACHE_VERSION = 1  # raise when what is cached, or how it is computed, changes
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgec" / "calibration"
+
+
+def _digest_into(h, *parts) -> None:
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(f"{p.dtype.str}{p.shape}".encode())
+            h.update(np.ascontiguousarray(p).tobytes())
+        elif isinstance(p, dict):
+            for k in sorted(p, key=str):
+                _digest_into(h, str(k), p[k])
+        elif isinstance(p, (list, tuple)):
+            h.update(f"[{len(p)}".encode())
+            _digest_into(h, *p)
+        else:
+            h.update(f"{type(p).__name__}:{p!r};".encode())
+
+
+def stats_key(g: Graph, samples: list[dict[str, np.ndarray]]) -> str:
+    """A hash of what the statistics depend on: the graph's nodes, attributes, shapes and constants, the samples'
+    values, and edgec's own Python sources (the references that computed them)."""
+    from . import __version__
+
+    h = hashlib.sha256(f"edgec {__version__} calibration {CACHE_VERSION}".encode())
+    for f in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
+    for node in g.nodes:
+        _digest_into(h, node.op, node.name, list(node.inputs), list(node.outputs), node.attrs)
+    for name in sorted(g.tensors):
+        t = g.tensors[name]
+        _digest_into(h, name, list(t.shape), t.data if t.is_const else None)
+    _digest_into(h, list(g.inputs), list(g.outputs), [dict(s) for s in samples])
+    return h.hexdigest()
+
+
+class StatsCache:
+    """Calibration statistics of one graph and sample set in a JSON file: entries of ranges per method and of
+    `auto` choices per option set, with the key and a checksum of the entries. A file that is unreadable, of
+    another key, whose checksum fails or whose entry is malformed is not used (the statistics are computed again
+    and the file rewritten); a folder that cannot be written leaves the build uncached."""
+
+    def __init__(self, g: Graph, samples: list[dict[str, np.ndarray]]) -> None:
+        self.key = stats_key(g, samples)
+        self.path = cache_dir() / f"{self.key}.json"
+        self.names = {n for n in [*g.inputs, *(node.outputs[0] for node in g.nodes)] if g.const(n) is None}
+        try:
+            data = json.loads(self.path.read_text())
+            ok = data["key"] == self.key and data["digest"] == _entries_digest(data["entries"])
+            self.entries = data["entries"] if ok and isinstance(data["entries"], dict) else {}
+        except (OSError, ValueError, KeyError, TypeError):
+            self.entries = {}
+
+    def ranges(self, entry: str) -> dict[str, tuple[float, float]] | None:
+        r = self.entries.get(entry)
+        ok = isinstance(r, dict) and set(r) == self.names and all(
+            isinstance(v, list) and len(v) == 2 and all(_finite(x) for x in v) and v[0] <= v[1] for v in r.values())
+        return {k: (float(v[0]), float(v[1])) for k, v in r.items()} if ok else None
+
+    def get(self, entry: str):
+        return self.entries.get(entry)
+
+    def put(self, entry: str, value) -> None:
+        self.entries[entry] = value
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"key": self.key, "digest": _entries_digest(self.entries),
+                                       "entries": self.entries}))
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def _entries_digest(entries) -> str:
+    """A checksum of the entries (a file changed by anything but StatsCache.put is ignored)."""
+    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _binnable(lo: float, hi: float) -> bool:

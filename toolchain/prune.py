@@ -15,7 +15,7 @@ from .errors import EdgecError
 from .ir import Graph, Node
 from .ops import REGISTRY
 from .ops.base import is_weighted
-from .reference import run_graph
+from .reference import run_graph, run_samples
 
 METHODS = ("magnitude", "l1-filter", "l2-filter", "n:m")
 
@@ -292,10 +292,13 @@ def refit(dense: Graph, g: Graph, layers: list[Node], samples: list[dict[str, np
 # ---- sensitivity -----------------------------------------------------------------------------------------------
 
 
-def output_sqnr(dense: Graph, g: Graph, samples: list[dict[str, np.ndarray]]) -> float:
+def output_sqnr(dense: Graph, g: Graph, samples: list[dict[str, np.ndarray]],
+                want: list[dict[str, np.ndarray]] | None = None) -> float:
+    """Output SQNR (dB) of g against dense (want: dense's outputs on the samples, run_samples, when known); the
+    samples run as one batch."""
     sig = noise = 0.0
-    for s in samples:
-        a, b = run_graph(dense, s), run_graph(g, s)
+    want = run_samples(dense, samples) if want is None else want
+    for a, b in zip(want, run_samples(g, samples)):
         for o in dense.outputs:
             sig += float(np.sum(a[o].astype(np.float64) ** 2))
             noise += float(np.sum((a[o].astype(np.float64) - b[o]) ** 2))
@@ -310,6 +313,7 @@ def sensitivity(g: Graph, layers: list[Node], samples: list[dict[str, np.ndarray
     from .console import stage
 
     table: dict[str, dict[float, float]] = {}
+    want = run_samples(g, samples)
     with stage("pruning sensitivity sweep", len(layers) * len(levels), "trials") as progress:
         for node in layers:
             table[node.name] = {}
@@ -317,7 +321,7 @@ def sensitivity(g: Graph, layers: list[Node], samples: list[dict[str, np.ndarray
                 trial = copy.deepcopy(g)
                 target = next(n for n in trial.nodes if n.name == node.name)
                 apply_masks(trial, [target], magnitude_masks(trial, [target], {node.name: s}, "layer"))
-                table[node.name][s] = output_sqnr(g, trial, samples)
+                table[node.name][s] = output_sqnr(g, trial, samples, want)
                 progress.update()
     return table
 

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .calibrate import calibrate
+from .calibrate import StatsCache, calibrate, float_activations
 from .console import track
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
 from .ops.base import MIN_SCALE, c_float, frac_bits, is_weighted
 from .ops.output_stage import BIAS64_LIMIT, INT4_MAX
-from .reference import dequantize, quantize_feeds, quantize_input, run_graph
+from .reference import dequantize, quantize_input, run_samples
 
 SCHEMES = ("int8", "qformat", "int4", "int16", "q15")  # the --quantize values that quantize (besides none)
 LAYER_SCHEMES = (*SCHEMES, "float")  # what a --qconfig layer entry may say
@@ -374,47 +374,52 @@ def quantize_graph(g: Graph, ranges: dict[str, tuple[float, float]], opts: Quant
             raise EdgecError(f"{node.op} (node '{node.name}'): {exc}; check the model's scales") from None
 
 
-def _scales(g: Graph, node: Node) -> np.ndarray:
-    return node.q["w_scale"]
+def float_input(g: Graph, acts: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A tensor's float values from float_activations taken before quantization: a Convert inserted since (the
+    identity in float) is looked through."""
+    while name not in acts:
+        node = next(n for n in g.nodes if n.outputs[0] == name)
+        assert REGISTRY[node.op].inserted(node), name
+        name = node.inputs[0]
+    return acts[name]
 
 
-def _integer_layer_in_float(g: Graph, node: Node, x: np.ndarray) -> np.ndarray:
-    """The int8 layer's accumulator in real units (before requantization and activation) for a float input:
-    the float op with the input, weights and bias replaced by their dequantized int8 values (a layer without a bias
-    input: without bias)."""
-    xt, ws = g.tensors[node.inputs[0]], _scales(g, node)
-    w_deq = node.q["w"].astype(np.float64) * ws.reshape((-1,) + (1,) * (node.q["w"].ndim - 1))
-    b_deq = node.q["bias"].astype(np.float64) * xt.scale * ws if len(node.inputs) > 2 else None
-    xq = quantize_input(x, xt.scale, xt.zero_point, xt.dtype)
-    y = REGISTRY[node.op].ref_with_weights(node, g, w_deq, b_deq, dequantize(xq, xt.scale, xt.zero_point))
-    return y.astype(np.float32)
+def _layer_mean(g: Graph, node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """The mean output per channel, over samples and positions, of the layer with weights w [O][K] (input_rows'
+    column order) and bias b, before its activation, on input x (samples along axis 0): by linearity the weights
+    times the mean input row."""
+    op = REGISTRY[node.op]
+    means = op.input_means(node, g, x.reshape((-1,) + x.shape[2:]))
+    w = w.reshape(len(means), w.shape[0] // len(means), -1)
+    y = np.concatenate([w[i] @ m for i, m in enumerate(means)])
+    return y if b is None else y + b
 
 
-def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]]) -> dict[str, float]:
+def correct_biases(g: Graph, samples: list[dict[str, np.ndarray]],
+                   acts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Empirical bias correction: for every Conv/Gemm, the mean difference per output channel between the int8
-    layer's output before requantization and activation and the float layer's, on the same float input, is
-    removed from the integer bias. Returns the mean absolute correction per layer in output units."""
+    layer's output before requantization and activation and the float layer's, on the same float input (from
+    acts, float_activations(g, samples), computed when not given), is removed from the integer bias. Returns the
+    mean absolute correction per layer in output units."""
     layers = [n for n in g.nodes if is_weighted(n) and n.q is not None]
-    diffs: dict[str, np.ndarray] = {}
-    for s in samples:
-        fv = run_graph(g, s)
-        for node in layers:
-            bare = Node(node.op, node.name, node.inputs, node.outputs,
-                        {k: v for k, v in node.attrs.items() if k != "act"})
-            x = fv[node.inputs[0]]
-            op = REGISTRY[node.op]
-            err = op.output_rows(_integer_layer_in_float(g, node, x) - op.ref(bare, g, [x])).mean(0)  # per channel
-            diffs[node.name] = diffs.get(node.name, 0) + err / len(samples)
+    acts = float_activations(g, samples) if acts is None else acts
     report = {}
     for node in layers:
-        unit = g.tensors[node.inputs[0]].scale * _scales(g, node)  # real value of one accumulator step
+        op, xt, ws = REGISTRY[node.op], g.tensors[node.inputs[0]], node.q["w_scale"]
+        x = float_input(g, acts, node.inputs[0])
+        xq = dequantize(quantize_input(x, xt.scale, xt.zero_point, xt.dtype), xt.scale, xt.zero_point)
+        w_deq = node.q["w"].reshape(len(node.q["w"]), -1).astype(np.float64) * ws.reshape(-1, 1)
+        b_deq = node.q["bias"].astype(np.float64) * xt.scale * ws if len(node.inputs) > 2 else None
+        diff = _layer_mean(g, node, xq, w_deq, b_deq) - _layer_mean(g, node, x, op.weight_matrix(node, g),
+                                                                     op.bias_vector(node, g))
+        unit = xt.scale * ws  # real value of one accumulator step
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(unit > 0, np.round(diffs[node.name] / unit), 0.0)
+            step = np.where(unit > 0, np.round(diff / unit), 0.0)
         bias = node.q["bias"]
         limit = BIAS64_LIMIT if bias.dtype == np.int64 else 2**31 - 1
         step = np.clip(np.nan_to_num(step), -limit, limit).astype(np.int64)  # channels of ~0 weights
         node.q["bias"] = np.clip(bias.astype(np.int64) - step, -limit, limit).astype(bias.dtype)
-        report[node.name] = float(np.abs(diffs[node.name]).mean())
+        report[node.name] = float(np.abs(diff).mean())
     return report
 
 
@@ -424,19 +429,28 @@ AUTO_CANDIDATES = (("minmax", False), ("minmax", True), ("percentile", False), (
 AUTO_SAMPLES = 64  # calibration samples on which the candidates are compared
 
 
-def float_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """The float reference's graph outputs for each sample (they do not depend on the graph's quantization)."""
-    return [{n: v for n, v in run_graph(g, s).items() if n in g.outputs} for s in samples]
+def _subset(samples: list, most: int) -> list[int]:
+    """Indices of up to `most` samples spread evenly."""
+    return list(range(0, len(samples), max(1, len(samples) // most)))[:most]
+
+
+def float_outputs(g: Graph, samples: list[dict[str, np.ndarray]],
+                  acts: dict[str, np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
+    """The float reference's graph outputs for each sample (they do not depend on the graph's quantization);
+    acts: float_activations of exactly these samples, when known."""
+    if acts is None:
+        return run_samples(g, samples)
+    return [{n: acts[n][s] for n in g.outputs} for s in range(len(samples))]
 
 
 def output_sqnr(g: Graph, samples: list[dict[str, np.ndarray]],
                 want_all: list[dict[str, np.ndarray]] | None = None) -> float:
-    """SQNR in dB of the quantized graph's dequantized outputs (numpy integer reference) against its float outputs
-    (want_all: float_outputs(g, samples), when the caller measures several quantizations of the same graph)."""
+    """SQNR in dB of the quantized graph's dequantized outputs (numpy integer reference, all samples as one batch)
+    against its float outputs (want_all: float_outputs(g, samples), when the caller measures several quantizations
+    of the same graph)."""
     signal = noise = 0.0
     want_all = want_all if want_all is not None else float_outputs(g, samples)
-    for s, want in zip(samples, want_all):
-        got = run_graph(g, quantize_feeds(g, s), int8=True)
+    for got, want in zip(run_samples(g, samples, int8=True), want_all):
         for n in g.outputs:
             t = g.tensors[n]
             y = got[n] if t.dtype == "float32" else dequantize(got[n], t.scale, t.zero_point)
@@ -454,35 +468,62 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     method "auto" quantizes with every AUTO_CANDIDATES choice and keeps the one whose integer model is closest to
     the float model (output SQNR) on up to AUTO_SAMPLES of the calibration samples; no test data is involved.
     With opts.bias_correction, auto only tries the candidates with bias correction. Otherwise the named method is
-    used, with bias correction when opts asks for it. Returns what was chosen and the activation ranges used."""
+    used, with bias correction when opts asks for it. Ranges and the auto choice come from the StatsCache when it
+    has them. Returns what was chosen and the activation ranges used."""
     opts = opts or QuantOptions()
     hessians: dict[str, list[tuple]] = {}  # int4: computed once, whatever the ranges
+    cache = StatsCache(g, samples)
+    known: dict = {}
+
+    def acts() -> dict[str, np.ndarray]:  # the float reference runs once, and only when needed
+        if "acts" not in known:
+            known["acts"] = float_activations(g, samples)
+        return known["acts"]
+
+    def ranges_of(m: str) -> dict[str, tuple[float, float]]:
+        entry = f"ranges {m} {percentile!r}"
+        r = cache.ranges(entry)
+        if r is None:
+            r = calibrate(g, samples, m, percentile, acts())
+            cache.put(entry, {k: list(v) for k, v in r.items()})
+        return r
 
     def finish(ranges: dict[str, tuple[float, float]], bias_correction: bool) -> None:
         quantize_graph(g, ranges, opts)
         if any(n.scheme == "int4" for n in g.nodes):
-            refine_int4_weights(g, samples, hessians)
+            refine_int4_weights(g, samples, hessians, acts())
         if bias_correction:
-            correct_biases(g, samples)
+            correct_biases(g, samples, acts())
 
     if method != "auto":
-        ranges = calibrate(g, samples, method, percentile)
+        ranges = ranges_of(method)
         finish(ranges, opts.bias_correction)
         return {"calibration": method, "bias_correction": opts.bias_correction}, ranges
-    step = max(1, len(samples) // AUTO_SAMPLES)
-    subset = samples[::step][:AUTO_SAMPLES]
-    want = float_outputs(g, subset)
     candidates = [(m, bc) for m, bc in AUTO_CANDIDATES if bc or not opts.bias_correction]
-    by_method = {m: calibrate(g, samples, m, percentile) for m in dict.fromkeys(m for m, _ in candidates)}
-    scores = {}
-    for m, bc in track(candidates, "choosing the calibration", "candidates"):
-        finish(by_method[m], bc)
-        scores[(m, bc)] = output_sqnr(g, subset, want)
-    m, bc = max(candidates, key=lambda c: scores[c])  # ties: the first (simplest) candidate
-    finish(by_method[m], bc)
-    return {"calibration": m, "bias_correction": bc,
-            "auto_sqnr_db": {f"{c}{' + bias correction' if b else ''}": round(v, 2) for (c, b), v in scores.items()}
-            }, by_method[m]
+    entry = f"auto {percentile!r} {AUTO_SAMPLES} {candidates!r} {opts!r}"
+    chosen = _cached_choice(cache.get(entry), candidates)
+    if chosen is None:
+        by_method = {m: ranges_of(m) for m in dict.fromkeys(m for m, _ in candidates)}
+        subset = _subset(samples, AUTO_SAMPLES)
+        want = [{n: acts()[n][s] for n in g.outputs} for s in subset]
+        scores = {}
+        for m, bc in track(candidates, "choosing the calibration", "candidates"):
+            finish(by_method[m], bc)
+            scores[(m, bc)] = output_sqnr(g, [samples[s] for s in subset], want)
+        m, bc = max(candidates, key=lambda c: scores[c])  # ties: the first (simplest) candidate
+        chosen = {"calibration": m, "bias_correction": bc, "auto_sqnr_db": {
+            f"{c}{' + bias correction' if b else ''}": round(v, 2) for (c, b), v in scores.items()}}
+        cache.put(entry, chosen)
+    ranges = ranges_of(chosen["calibration"])
+    finish(ranges, chosen["bias_correction"])
+    return chosen, ranges
+
+
+def _cached_choice(c, candidates: list[tuple[str, bool]]) -> dict | None:
+    """A cached auto choice, if it is well formed and one of the candidates."""
+    ok = isinstance(c, dict) and set(c) == {"calibration", "bias_correction", "auto_sqnr_db"} and \
+        (c["calibration"], c["bias_correction"]) in candidates and isinstance(c["auto_sqnr_db"], dict)
+    return c if ok else None
 
 
 GPTQ_SAMPLES = 32  # calibration samples that int4 weight rounding looks at
@@ -516,20 +557,20 @@ def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray | tuple, qmax: i
 
 
 def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
-                        hs: dict[str, list[tuple]] | None = None) -> None:
+                        hs: dict[str, list[tuple]] | None = None, acts: dict[str, np.ndarray] | None = None) -> None:
     """int4: re-round every Conv/Gemm's weights (same scales) with gptq_round on the layer's float inputs from the
     first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches the gptq_factor of X^T X
-    per layer and group (filled for the layers it lacks)."""
+    per layer and group (filled for the layers it lacks); acts: float_activations(g, samples), when known."""
     layers = [n for n in g.nodes if is_weighted(n) and n.scheme == "int4"]
     hs = {} if hs is None else hs
     missing = [n for n in layers if n.name not in hs]
     if missing:
         sums: dict[str, list[np.ndarray]] = {}
-        for s in samples[:GPTQ_SAMPLES]:
-            values = run_graph(g, s)
+        acts = float_activations(g, samples[:GPTQ_SAMPLES]) if acts is None else acts
+        for s in range(min(len(samples), GPTQ_SAMPLES)):
             for node in missing:
                 cols = [x[::-(-len(x) // GPTQ_ROWS)].astype(np.float32)
-                        for x in REGISTRY[node.op].input_rows(node, g, values[node.inputs[0]])]
+                        for x in REGISTRY[node.op].input_rows(node, g, float_input(g, acts, node.inputs[0])[s])]
                 prev = sums.get(node.name)
                 sums[node.name] = [(x.T @ x).astype(np.float64) + (prev[i] if prev else 0) for i, x in enumerate(cols)]
         hs.update({name: [gptq_factor(h) for h in group] for name, group in sums.items()})

@@ -13,7 +13,7 @@ from .errors import EdgecError
 from .frontends.onnx import read_model, upgrade_opset
 from .ir import Graph
 from .ops import REGISTRY
-from .reference import QRANGE, dequantize, quantize_feeds, represented_range, run_graph
+from .reference import QRANGE, dequantize, quantize_feeds, represented_range, run_graph, run_samples
 from .runner import RunResult
 
 FLOAT_REL_TOLERANCE = 1e-3  # float builds: max abs error / output range
@@ -54,11 +54,7 @@ def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> lis
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     """The numpy integer reference's raw outputs for each sample (quantized builds only)."""
-    out = []
-    for s in samples:
-        values = run_graph(g, quantize_feeds(g, s), int8=True)
-        out.append({n: values[n] for n in g.outputs})
-    return out
+    return run_samples(g, samples, int8=True, label="integer reference")
 
 
 def metrics(got: list[dict], want: list[dict], names: list[str]) -> dict:

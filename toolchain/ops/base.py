@@ -66,6 +66,9 @@ class Op:
     weighted: bool = False
     # The axis of a weighted layer's output that holds its output channels (Conv 1, Gemm -1).
     channel_axis: int = 1
+    # ref, ref_s8 and ref_f32 treat axis 0 as independent samples of any count (reference.run_batch lays samples
+    # end to end along it); ops without it run sample by sample there.
+    batched: bool = False
 
     def check(self, node: Node, g: Graph) -> str | None:
         """Why this node cannot be compiled, or None."""
@@ -167,6 +170,14 @@ class Op:
 
     def input_rows(self, node: Node, g: Graph, x: np.ndarray) -> list[np.ndarray]:
         """The float input x as the rows that multiply weight_matrix: per group, [output positions, K / groups]."""
+        raise NotImplementedError(node.op)
+
+    def input_means(self, node: Node, g: Graph, x: np.ndarray) -> list[np.ndarray]:
+        """The mean of input_rows per group ([K / groups] each): what multiplies the weights, on average."""
+        return [r.mean(axis=0) for r in self.input_rows(node, g, x)]
+
+    def bias_vector(self, node: Node, g: Graph) -> np.ndarray | None:
+        """The float bias per output channel, or None."""
         raise NotImplementedError(node.op)
 
     def output_rows(self, y: np.ndarray) -> np.ndarray:

@@ -171,6 +171,7 @@ def const_quant(data: np.ndarray, dtype: str = "int8", pow2: bool = False) -> tu
 class Binary(Op):
     types = ("Add", "Sub", "Mul")
     layout = "follows_input"
+    batched = True
     channelwise = "consts"
     fuses_activation = True
 

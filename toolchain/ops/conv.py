@@ -67,6 +67,7 @@ class Conv(Op):
     fuses_activation = True
     layout = "channels_last"
     weighted = True
+    batched = True
 
     def _geometry(self, node: Node, g: Graph):
         w = g.const(node.inputs[1])
@@ -133,6 +134,18 @@ class Conv(Op):
                      axis=2)
         n, c, t = p.shape[:3]
         return list(p.reshape(n, group, c // group, t, -1).transpose(1, 0, 4, 2, 3).reshape(group, -1, c // group * t))
+
+    def input_means(self, node: Node, g: Graph, x: np.ndarray) -> list[np.ndarray]:
+        """input_rows' column means from the windows' means, without building the rows."""
+        _, kernel, strides, pads, dil, group = self._geometry(node, g)
+        out_sp = g.shape(node.outputs[0])[2:]
+        axes = (0,) + tuple(range(2, x.ndim))
+        m = np.stack([win.mean(axis=axes) for _, win in windows(x.astype(np.float64), kernel, strides, pads, dil,
+                                                               out_sp, 0.0)], axis=1)  # [C][taps]
+        return list(m.reshape(group, -1))
+
+    def bias_vector(self, node: Node, g: Graph) -> np.ndarray | None:
+        return self._bias(node, g)
 
     def output_rows(self, y: np.ndarray) -> np.ndarray:
         return np.moveaxis(y, 1, -1).reshape(-1, y.shape[1])

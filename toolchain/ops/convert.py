@@ -45,6 +45,7 @@ class TflmConvertParams(ConvertParams):
 
 class Convert(Op):
     types = ("Convert",)
+    batched = True
 
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0]

@@ -66,6 +66,7 @@ class Gemm(Op):
     fuses_activation = True
     layout = "rows"
     weighted = True
+    batched = True
     channel_axis = -1
 
     def check(self, node: Node, g: Graph) -> str | None:
@@ -115,19 +116,27 @@ class Gemm(Op):
     def _rows(self, x: np.ndarray) -> np.ndarray:
         return x.reshape(-1, x.shape[-1])
 
+    def _out_shape(self, node: Node, g: Graph) -> tuple[int, ...]:
+        """The output's shape for any number of samples along axis 0 (the `batched` trait)."""
+        shape = tuple(g.shape(node.outputs[0]))
+        return (-1,) + shape[1:] if len(shape) > 1 else shape
+
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return apply_act(self.ref_with_weights(node, g, *self.weights(node, g), xs[0]), node)
 
     def ref_with_weights(self, node: Node, g: Graph, w: np.ndarray, b: np.ndarray | None,
                          x: np.ndarray) -> np.ndarray:
         y = self._rows(x).astype(np.float64) @ w.T
-        return (y if b is None else y + b).reshape(g.shape(node.outputs[0]))
+        return (y if b is None else y + b).reshape(self._out_shape(node, g))
 
     def weight_matrix(self, node: Node, g: Graph) -> np.ndarray:
         return self.weights(node, g)[0]
 
     def input_rows(self, node: Node, g: Graph, x: np.ndarray) -> list[np.ndarray]:
         return [self._rows(x).astype(np.float64)]
+
+    def bias_vector(self, node: Node, g: Graph) -> np.ndarray | None:
+        return self.weights(node, g)[1]
 
     def output_rows(self, y: np.ndarray) -> np.ndarray:
         return self._rows(y)
@@ -161,7 +170,7 @@ class Gemm(Op):
         for d in range(x.shape[1]):
             acc += x[:, d:d + 1] * w[None, :, d]
         lo, hi = act_range(node)
-        return np.clip(acc, np.float32(lo), np.float32(hi)).reshape(g.shape(node.outputs[0]))
+        return np.clip(acc, np.float32(lo), np.float32(hi)).reshape(self._out_shape(node, g))
 
     def quantize(self, node: Node, g: Graph) -> Stage:
         w, b = self.weights(node, g)
@@ -171,7 +180,7 @@ class Gemm(Op):
     def ref_s8(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         q = node.q
         acc = (self._rows(xs[0]).astype(np.int64) - q["in_zp"]) @ q["w"].astype(np.int64).T
-        return finish_s8(acc, q, 1).reshape(g.shape(node.outputs[0]))
+        return finish_s8(acc, q, 1).reshape(self._out_shape(node, g))
 
     def facts(self, node: Node, g: Graph, ctx: LowerContext) -> GemmFacts:
         name, t = node.name, nctype(node)

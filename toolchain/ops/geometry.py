@@ -84,19 +84,22 @@ def check_window(node: Node, g: Graph, kernel: tuple[int, ...], pool: bool = Fal
     return None
 
 
-def windows(x: np.ndarray, kernel, strides, pads, dil, out_sp, fill):
-    """Yield (kernel index, x window [N, C, *out_sp]) for every kernel position; padding holds `fill`."""
+def windows(x: np.ndarray, kernel, strides, pads, dil, out_sp, fill, channels_last: bool = False):
+    """Yield (kernel index, x window [N, C, *out_sp]) for every kernel position; padding holds `fill`.
+    channels_last: x is [N, *S, C] and the windows [N, *out_sp, C]."""
     d = len(kernel)
-    width = [(0, 0), (0, 0)]
+    first = 1 if channels_last else 2  # the first spatial axis
+    width = [(0, 0)] * first
     for i in range(d):
         need = (out_sp[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1
-        end = max(pads[d + i], need - x.shape[2 + i] - pads[i])
+        end = max(pads[d + i], need - x.shape[first + i] - pads[i])
         width.append((pads[i], end))
+    width += [(0, 0)] * (x.ndim - len(width))
     xp = np.pad(x, width, constant_values=fill)
     for idx in np.ndindex(*kernel):
         sl = tuple(slice(idx[i] * dil[i], idx[i] * dil[i] + (out_sp[i] - 1) * strides[i] + 1, strides[i])
                    for i in range(d))
-        yield idx, xp[(slice(None), slice(None)) + sl]
+        yield idx, xp[(slice(None),) * first + sl]
 
 
 EXACT_FLOAT = 2**53  # integers below this are exact in float64, and so is every partial sum of such products
@@ -107,13 +110,24 @@ def conv_nd(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int, out_sp
 
     As im2col and one matrix product per group. Integers are multiplied in float64 (BLAS) when no sum can reach
     2^53 (max |x| * max |w| * taps per output), which makes every partial sum exact in any order, so the result
-    equals the int64 one; otherwise in int64."""
+    equals the int64 one; otherwise in int64. Without groups the columns are built channels-last ([tap][channel],
+    weights reordered to match), which copies the input once per tap in long runs (measured: the 2.27 GMAC CNN of
+    bench/buildtime.py, 16 samples, 37 s -> see docs/benchmarks.md)."""
     n, c = x.shape[:2]
     o, kernel = w.shape[0], w.shape[2:]
     taps, pixels, cg, og = math.prod(kernel), math.prod(out_sp), c // group, o // group
     integer = np.issubdtype(x.dtype, np.integer)
     exact = not integer or (int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) * cg * taps < EXACT_FLOAT)
     acc_type = np.float64 if exact else np.int64
+    if group == 1:
+        xl = np.moveaxis(x, 1, -1).astype(acc_type)  # channels last
+        cols = np.empty((n, *out_sp, taps, c), acc_type)
+        for t, (_, win) in enumerate(windows(xl, kernel, strides, pads, dil, out_sp, 0, channels_last=True)):
+            cols[..., t, :] = win
+        wl = np.moveaxis(w, 1, -1).reshape(o, taps * c).astype(acc_type)  # [O][tap][channel]
+        y = cols.reshape(n * pixels, taps * c) @ wl.T
+        y = np.moveaxis(y.reshape((n, *out_sp, o)), -1, 1)
+        return np.ascontiguousarray(y).astype(np.int64) if integer else np.ascontiguousarray(y)
     cols = np.stack([win for _, win in windows(x.astype(acc_type), kernel, strides, pads, dil, out_sp, 0)], axis=2)
     cols = cols.reshape(n, group, cg, taps, pixels).transpose(1, 0, 4, 2, 3).reshape(group, n * pixels, cg * taps)
     y = np.matmul(cols, w.reshape(group, og, cg * taps).astype(acc_type).transpose(0, 2, 1))  # [g, N*P, O/g]

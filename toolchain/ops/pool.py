@@ -68,6 +68,7 @@ def rounding_divide(acc: np.ndarray, d: np.ndarray) -> np.ndarray:
 class Pool(Op):
     types = ("MaxPool", "AveragePool", "GlobalAveragePool")
     layout = "channels_last"
+    batched = True
     channelwise = "always"
     keeps_quant = True
     fuses_activation = True

@@ -108,6 +108,7 @@ class PReluParams(Params):
 class Unary(Op):
     types = tuple(_C_OP)
     layout = "follows_input"
+    batched = True
     channelwise = "always"
 
     def check(self, node: Node, g: Graph) -> str | None:
