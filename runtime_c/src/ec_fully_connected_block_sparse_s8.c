@@ -1,0 +1,134 @@
+/*
+ * ec_fully_connected_block_sparse_s8: int8 fully connected layer with block-sparse weights (format in
+ * edgec_sparse.h, built by toolchain/sparse.py encode_blocks): input [rows][depth], output [rows][out_c]. The weight
+ * matrix is cut into tiles of 4 rows x 4 columns; only tiles with a nonzero weight are stored. Per group of 4 output
+ * rows (the last one filled up with zero rows): the number of its tiles, then per tile the byte offset of its 4
+ * columns in the expanded input column (8 per group of 4 columns) and its 16 weights as 4 words, one per row, bytes in
+ * column order (the layout of one group of ec_fully_connected_block4_s8).
+ * Each input row is expanded once into the scratch column (int16, x - in_zp, in SXTB16 order: edgec_gemm.h, group
+ * stride 4), so the output stage is the dense kernel's and the results are ec_fully_connected_s8's bit for bit.
+ * DSP extension (Cortex-M4/M7/M33): per tile one LDRD of the offset and the first weight word, an ADD, one LDRD of
+ * the 4 inputs, 2 more weight loads and 8 SXTB16 + 8 SMLAD for 16 MACs (21 instructions, two tiles per loop; the dense
+ * block4 kernel needs 19 per 16 MACs). fast: ec_fast_ok(bias, q, out_c, K4), decided at build time. Plain C
+ * elsewhere.
+ */
+#include "edgec_gemm.h"
+#include "edgec_sparse.h"
+
+#define EC_TILE_WORDS 5 /* offset + 4 weight words */
+
+#if defined(__ARM_FEATURE_DSP)
+/* One row of a tile: its weight word W taken apart by SXTB16 (bytes 0 and 2) and SXTB16 ROR 8 (bytes 1 and 3),
+ * against the input pairs x0 (elements 0 and 2) and x1 (1 and 3). */
+#define EC_BS_ROW(A, W)                                                                                          \
+    "sxtb16 %[t], %[" W "]\n\t"                                                                                 \
+    "smlad %[" A "], %[t], %[x0], %[" A "]\n\t"                                                                  \
+    "sxtb16 %[t], %[" W "], ror #8\n\t"                                                                         \
+    "smlad %[" A "], %[t], %[x1], %[" A "]\n\t"
+#define EC_BS_TILE                                                                                               \
+    "ldrd %[t], %[w0], [%[p]], #8\n\t"                                                                          \
+    "add %[t], %[col], %[t]\n\t"                                                                                \
+    "ldrd %[x0], %[x1], [%[t]]\n\t" EC_BS_ROW("a0", "w0")                                                      \
+    "ldrd %[w0], %[w1], [%[p]], #8\n\t" EC_BS_ROW("a1", "w0") EC_BS_ROW("a2", "w1")                          \
+    "ldr %[w0], [%[p]], #4\n\t" EC_BS_ROW("a3", "w0")
+#define EC_BS_OUTPUTS                                                                                            \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [x0] "=&r"(x0), [x1] "=&r"(x1),    \
+        [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+#endif
+
+int32_t ec_fully_connected_block_sparse_s8_get_buffer_size(int32_t depth)
+{
+    return 2 * ec_k4(depth);
+}
+
+/* acc[0..3] += the tiles of one group (n tiles at p) applied to the expanded column; returns the end of the tiles. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline const int32_t *tiles4(const int32_t *p, int32_t n, const int16_t *col, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if defined(__ARM_FEATURE_DSP)
+    int32_t x0, x1, w0, w1, t;
+    if (n & 1) {
+        __asm__(EC_BS_TILE : EC_BS_OUTPUTS : [col] "r"(col) : "memory");
+    }
+    n >>= 1;
+    if (n > 0) {
+        __asm__("1:\n\t" EC_BS_TILE EC_BS_TILE
+                "subs %[n], %[n], #1\n\t"
+                "bne 1b"
+                : EC_BS_OUTPUTS, [n] "+r"(n)
+                : [col] "r"(col)
+                : "cc", "memory");
+    }
+#else
+    for (; n > 0; --n, p += EC_TILE_WORDS) {
+        const int32_t k0 = p[0] >> 1; /* the byte offset 8 g: column 4 g */
+        const int8_t *w = (const int8_t *)(const void *)(p + 1);
+        int32_t j;
+        for (j = 0; j < 4; ++j) {
+            const int32_t x = col[ec_col_slot(k0 + j, 0, 4)];
+            a0 += w[j] * x;
+            a1 += w[4 + j] * x;
+            a2 += w[8 + j] * x;
+            a3 += w[12 + j] * x;
+        }
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    return p;
+}
+
+void ec_fully_connected_block_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                        const int8_t *input, const int32_t *stream, const int32_t *bias,
+                                        int8_t *output, void *scratch, int32_t fast)
+{
+    const int32_t k4 = ec_k4(depth);
+    const int32_t zp21 = 2 * q->out_zp + 1, lo = q->act_min, hi = q->act_max, pc = q->per_channel;
+    int16_t *col = (int16_t *)scratch;
+    int32_t r;
+
+    ec_col_zero(col, 4, 0, depth, k4 - depth);
+    for (r = 0; r < rows; ++r) {
+        int8_t *out = output + r * out_c;
+        const int32_t *p = stream;
+        int32_t oc;
+        ec_col_expand(col, 4, 0, 0, input + r * depth, depth, q->in_zp);
+        for (oc = 0; oc < out_c; oc += 4) {
+            const int32_t lanes = out_c - oc < 4 ? out_c - oc : 4;
+            int32_t a[4] = {0, 0, 0, 0};
+            int32_t j;
+            if (bias != NULL) {
+                for (j = 0; j < lanes; ++j) {
+                    a[j] = bias[oc + j];
+                }
+            }
+            p = tiles4(p + 1, p[0], col, a);
+            if (fast && lanes == 4) { /* the caller checked ec_fast_ok at build time; bias is not NULL */
+                const int32_t *mp = q->mult + oc, *sp = q->shift + oc;
+                const int32_t r0 = ec_requant_fast(a[0], mp[0], sp[0], zp21);
+                const int32_t r1 = ec_requant_fast(a[1], mp[1], sp[1], zp21);
+                const int32_t r2 = ec_requant_fast(a[2], mp[2], sp[2], zp21);
+                const int32_t r3 = ec_requant_fast(a[3], mp[3], sp[3], zp21);
+#if defined(__ARM_FEATURE_DSP)
+                const uint32_t v = (uint32_t)ec_clamp4(r0, r1, r2, r3, ec_dup8(lo), ec_dup8(hi));
+                memcpy(out + oc, &v, 4);
+#else
+                out[oc] = (int8_t)ec_clamp_i32(r0, lo, hi);
+                out[oc + 1] = (int8_t)ec_clamp_i32(r1, lo, hi);
+                out[oc + 2] = (int8_t)ec_clamp_i32(r2, lo, hi);
+                out[oc + 3] = (int8_t)ec_clamp_i32(r3, lo, hi);
+#endif
+            } else {
+                for (j = 0; j < lanes; ++j) {
+                    out[oc + j] = fast ? ec_output_fast(a[j], q->mult[oc + j], q->shift[oc + j], zp21, lo, hi)
+                                       : ec_gemm_out(a[j], q, pc ? oc + j : 0);
+                }
+            }
+        }
+    }
+}
