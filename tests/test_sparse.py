@@ -395,7 +395,9 @@ def decode_blocks(b: sparse.Blocks, n: int, k: int) -> np.ndarray:
         count, i = int(s[i]), i + 1
         for _ in range(count):
             col = int(s[i]) // 8 * 4
-            w[4 * g:4 * g + 4, col:col + 4] = s[i + 1:i + 5].astype("<i4").view(np.int8).reshape(4, 4)
+            halves = s[i + 1:i + 9].astype("<i4").view("<i2").reshape(4, 4)  # per row: columns 0, 2, 1, 3
+            assert np.abs(halves).max() <= 127
+            w[4 * g:4 * g + 4, col:col + 4] = halves[:, [0, 2, 1, 3]]
             i += sparse.TILE_WORDS
     assert i == s.size
     assert not w[n:].any() and not w[:, k:].any()

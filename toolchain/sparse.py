@@ -12,7 +12,7 @@ dense) or "block" (block-sparse 4x4 tiles for int8 fully connected layers with a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -218,7 +218,7 @@ def gather_fast(w: np.ndarray, bias: np.ndarray, shift: np.ndarray) -> bool:
     return bool(np.all(shift < 0) and (bound.size == 0 or bound.max() < 2**30))
 
 
-TILE_WORDS = 5  # EC_TILE_WORDS: a tile's byte offset and its 4 weight words
+TILE_WORDS = 9  # EC_TILE_WORDS: a tile's byte offset and 4 rows of 2 int16 pair words
 
 
 @dataclass
@@ -226,7 +226,7 @@ class Blocks:
     """Block-sparse weights (ec_fully_connected_block_sparse_s8, edgec_sparse.h): the matrix cut into tiles of 4 rows
     x 4 columns (rows and columns padded with zeros to multiples of 4), only tiles with a nonzero weight stored; one
     int32 stream, per group of 4 rows the tile count, then per tile the byte offset 8 g of its columns in the
-    expanded input and its 16 weights as 4 words (one per row, bytes in column order)."""
+    expanded input and per row two words of int16 weight pairs for SMLAD (columns 0 and 2, then 1 and 3)."""
 
     stream: np.ndarray  # int32
     tiles: int
@@ -255,16 +255,16 @@ def encode_blocks(w: np.ndarray) -> Blocks:
     """[N][K] int8 weights -> the block-sparse stream."""
     n, k = w.shape
     tiles = block_tiles(w)
-    p = np.zeros((4 * tiles.shape[0], 4 * tiles.shape[1]), np.int8)
+    p = np.zeros((4 * tiles.shape[0], 4 * tiles.shape[1]), np.int64)
     p[:n, :k] = w
     words: list[np.ndarray] = []
     for g in range(tiles.shape[0]):
         cols = np.flatnonzero(tiles[g])
         t = p[4 * g:4 * g + 4].reshape(4, -1, 4)[:, cols, :].transpose(1, 0, 2)  # [tiles][row][column]
-        words += [np.array([cols.size]), np.concatenate([8 * cols[:, None], np.ascontiguousarray(t).reshape(
-            cols.size, 16).view("<i4").astype(np.int64)], axis=1).ravel()]
-    stream = np.concatenate(words).astype(np.int32) if words else np.zeros(0, np.int32)
-    return Blocks(stream, int(tiles.sum()), tiles.shape[0])
+        pairs = np.stack([(t[:, :, 0] & 0xFFFF) | (t[:, :, 2] << 16), (t[:, :, 1] & 0xFFFF) | (t[:, :, 3] << 16)], 2)
+        words += [np.array([cols.size]), np.concatenate([8 * cols[:, None], pairs.reshape(cols.size, 8)], 1).ravel()]
+    stream = np.concatenate(words) if words else np.zeros(0, np.int64)
+    return Blocks((stream & 0xFFFFFFFF).astype(np.uint32).view(np.int32), int(tiles.sum()), tiles.shape[0])
 
 
 def block_scratch_bytes(depth: int) -> int:
@@ -433,7 +433,7 @@ SPARSE_MARGIN = 0.85
 
 
 def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int | None = None,
-           mode: str = "auto", fast: bool = True) -> Choice:
+           mode: str = "auto", fast: bool = True, blocks_fast: bool = False) -> Choice:
     """The format `mode` (--sparse-kernels) forces, or in "auto" the format with the fewest predicted instructions
     among dense and, when predicted at least 1 - SPARSE_MARGIN cheaper than dense, row-sparse (only when it
     needs no more flash than dense: without that condition targets without 'dsp' would store nearly dense int8 layers
@@ -462,7 +462,7 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
             cost["nm"] = nm_instructions(nm, k, rows, quantized)
         if quantized and dsp and fast:
             cost["gather"] = gather_instructions(w, rows)
-        if quantized and dsp:
+        if quantized and dsp and blocks_fast:
             cost["block"] = block_instructions(w, rows)
     size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0,
             "gather": gather_bytes(w) - 48 * ((n_out + 3) // 4),  # less the biases and the output stage
@@ -517,7 +517,7 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
         return None, ""
     gs = constant_rows(w, bias.data, stage, q) if quantized else None
     fast = gs is not None and gather_fast(w, gs.bias, gs.shift)
-    c = choose(w, rows, quantized, target, mode=mode, fast=fast)
+    c = choose(w, rows, quantized, target, mode=mode, fast=fast, blocks_fast=gs is not None and block_fast(w, gs))
     suffix = "s8" if quantized else "f32"
     if c.kind == "rows":
         sp = c.rows
@@ -532,13 +532,7 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
     if c.kind == "gather":
         return lower_gather_fc(name, rows, w, stage, gs, x, y, macs), c.note
     if c.kind == "block":
-        from .ops.packing import fast_output_ok  # ops imports this module
-
-        f = stage.fields
-        fast = fast_output_ok(bias.data, f["shift"].data, bool(f["per_channel"]), (k + 3) // 4 * 4)
-        args = [rows, k, n, stage, x, Array(f"w_{name}", encode_blocks(w).stream, "int32_t"), bias, y,
-                Scratch(block_scratch_bytes(k)), int(fast)]
-        return Lowered([Call("ec_fully_connected_block_sparse_s8", args, node=name, macs=macs)]), c.note
+        return lower_block_fc(name, rows, w, stage, bias, gs, q, x, y, macs), c.note
     if c.kind == "nm":
         nm = c.nm
         args = [rows, k, n, nm.n, stage, x, Array(f"wi_{name}", nm.index, "uint8_t"),
@@ -547,6 +541,26 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
             args.append(Scratch(nm_scratch_bytes(rows, k, n, nm.n)))
         return Lowered([Call(f"ec_fully_connected_nm_{suffix}", args, node=name, macs=macs)]), c.note
     return None, c.note
+
+
+def block_fast(w: np.ndarray, gs: GatherStage) -> bool:
+    """Twin of ec_fast_ok for the block-sparse kernel with the output stage constant_rows gives it."""
+    from .ops.packing import fast_output_ok  # ops imports this module
+
+    return fast_output_ok(gs.bias, gs.shift, True, (w.shape[1] + 3) // 4 * 4)
+
+
+def lower_block_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, gs: GatherStage,
+                   q: Stage | None, x: Buf, y: Buf, macs: int) -> Lowered:
+    """The block-sparse kernel call (ec_fully_connected_block_sparse_s8) for int8 weights w [N][K]; with q (the
+    layer's Stage) rows without nonzero weights get constant_rows' exact constant stage, so that a layer whose other
+    rows have negative shifts takes the fast output stage."""
+    if q is not None:
+        stage = replace(q, mult=gs.mult.astype(np.int32), shift=gs.shift.astype(np.int32)).struct(name)
+        bias = Array(bias.name, gs.bias.astype(np.int32), "int32_t")
+    args: list[Arg] = [rows, w.shape[1], w.shape[0], stage, x, Array(f"w_{name}", encode_blocks(w).stream, "int32_t"),
+                       bias, y, Scratch(block_scratch_bytes(w.shape[1])), int(block_fast(w, gs))]
+    return Lowered([Call("ec_fully_connected_block_sparse_s8", args, node=name, macs=macs)])
 
 
 def lower_gather_fc(name: str, rows: int, w: np.ndarray, stage: Struct, gs: GatherStage, x: Buf, y: Buf,

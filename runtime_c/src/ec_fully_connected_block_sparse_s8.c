@@ -2,35 +2,31 @@
  * ec_fully_connected_block_sparse_s8: int8 fully connected layer with block-sparse weights (format in
  * edgec_sparse.h, built by toolchain/sparse.py encode_blocks): input [rows][depth], output [rows][out_c]. The weight
  * matrix is cut into tiles of 4 rows x 4 columns; only tiles with a nonzero weight are stored. Per group of 4 output
- * rows (the last one filled up with zero rows): the number of its tiles, then per tile the byte offset of its 4
- * columns in the expanded input column (8 per group of 4 columns) and its 16 weights as 4 words, one per row, bytes in
- * column order (the layout of one group of ec_fully_connected_block4_s8).
- * Each input row is expanded once into the scratch column (int16, x - in_zp, in SXTB16 order: edgec_gemm.h, group
- * stride 4), so the output stage is the dense kernel's and the results are ec_fully_connected_s8's bit for bit.
- * DSP extension (Cortex-M4/M7/M33): per tile one LDRD of the offset and the first weight word, an ADD, one LDRD of
- * the 4 inputs, 2 more weight loads and 8 SXTB16 + 8 SMLAD for 16 MACs (21 instructions, two tiles per loop; the dense
- * block4 kernel needs 19 per 16 MACs). fast: ec_fast_ok(bias, q, out_c, K4), decided at build time. Plain C
- * elsewhere.
+ * rows (the last one filled up with zero rows): the number of its tiles, then per tile the byte offset 8 g of its
+ * columns 4g .. 4g + 3 in the expanded input column and its 16 weights sign-extended at build time to the two int16
+ * pair words SMLAD takes per row (columns 0 and 2, then 1 and 3: the order of the expanded column), 9 words.
+ * Each input row is expanded once into the scratch column (int16, x - in_zp, edgec_gemm.h, group stride 4), so the
+ * output stage is the dense kernel's and the results are ec_fully_connected_s8's bit for bit.
+ * DSP extension (Cortex-M4/M7/M33): per tile one load of the offset, an ADD, one LDRD of the 4 inputs, 4 LDRD of the
+ * weight pairs and 8 SMLAD for 16 MACs (15 instructions, two tiles per loop; the dense block4 kernel needs 19 per 16
+ * MACs, 8 of them SXTB16: the int16 weights take 36 bytes per tile against 16 dense). fast: ec_fast_ok(bias, q,
+ * out_c, K4), decided at build time. Plain C elsewhere.
  */
 #include "edgec_gemm.h"
 #include "edgec_sparse.h"
 
-#define EC_TILE_WORDS 5 /* offset + 4 weight words */
+#define EC_TILE_WORDS 9 /* offset + 4 rows x 2 pair words */
 
 #if defined(__ARM_FEATURE_DSP)
-/* One row of a tile: its weight word W taken apart by SXTB16 (bytes 0 and 2) and SXTB16 ROR 8 (bytes 1 and 3),
- * against the input pairs x0 (elements 0 and 2) and x1 (1 and 3). */
-#define EC_BS_ROW(A, W)                                                                                          \
-    "sxtb16 %[t], %[" W "]\n\t"                                                                                 \
-    "smlad %[" A "], %[t], %[x0], %[" A "]\n\t"                                                                  \
-    "sxtb16 %[t], %[" W "], ror #8\n\t"                                                                         \
-    "smlad %[" A "], %[t], %[x1], %[" A "]\n\t"
+/* One row of a tile: its pair words (columns 0 and 2, 1 and 3) against the input pairs x0 and x1. */
+#define EC_BS_ROW(A)                                                                                             \
+    "ldrd %[w0], %[w1], [%[p]], #8\n\t"                                                                          \
+    "smlad %[" A "], %[w0], %[x0], %[" A "]\n\t"                                                                 \
+    "smlad %[" A "], %[w1], %[x1], %[" A "]\n\t"
 #define EC_BS_TILE                                                                                               \
-    "ldrd %[t], %[w0], [%[p]], #8\n\t"                                                                          \
+    "ldr %[t], [%[p]], #4\n\t"                                                                                  \
     "add %[t], %[col], %[t]\n\t"                                                                                \
-    "ldrd %[x0], %[x1], [%[t]]\n\t" EC_BS_ROW("a0", "w0")                                                      \
-    "ldrd %[w0], %[w1], [%[p]], #8\n\t" EC_BS_ROW("a1", "w0") EC_BS_ROW("a2", "w1")                          \
-    "ldr %[w0], [%[p]], #4\n\t" EC_BS_ROW("a3", "w0")
+    "ldrd %[x0], %[x1], [%[t]]\n\t" EC_BS_ROW("a0") EC_BS_ROW("a1") EC_BS_ROW("a2") EC_BS_ROW("a3")
 #define EC_BS_OUTPUTS                                                                                            \
     [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [x0] "=&r"(x0), [x1] "=&r"(x1),    \
         [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
@@ -64,15 +60,14 @@ static inline const int32_t *tiles4(const int32_t *p, int32_t n, const int16_t *
     }
 #else
     for (; n > 0; --n, p += EC_TILE_WORDS) {
-        const int32_t k0 = p[0] >> 1; /* the byte offset 8 g: column 4 g */
-        const int8_t *w = (const int8_t *)(const void *)(p + 1);
+        const int16_t *x = col + (p[0] >> 1); /* the byte offset 8 g: slot 4 g */
         int32_t j;
-        for (j = 0; j < 4; ++j) {
-            const int32_t x = col[ec_col_slot(k0 + j, 0, 4)];
-            a0 += w[j] * x;
-            a1 += w[4 + j] * x;
-            a2 += w[8 + j] * x;
-            a3 += w[12 + j] * x;
+        for (j = 0; j < 4; ++j) { /* slot j of the group and half j % 2 of pair word j / 2 of each row */
+            const int32_t sh = 16 * (j & 1), v = x[j];
+            a0 += (int16_t)(p[1 + (j >> 1)] >> sh) * v;
+            a1 += (int16_t)(p[3 + (j >> 1)] >> sh) * v;
+            a2 += (int16_t)(p[5 + (j >> 1)] >> sh) * v;
+            a3 += (int16_t)(p[7 + (j >> 1)] >> sh) * v;
         }
     }
 #endif
