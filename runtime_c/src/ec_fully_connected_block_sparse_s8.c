@@ -78,12 +78,23 @@ static inline const int32_t *tiles4(const int32_t *p, int32_t n, const int16_t *
     return p;
 }
 
+/* The output stage of one group of lanes (< 4: the last group) rows oc .. oc + lanes - 1, any output stage. */
+static void out_lanes(const int32_t *a, int32_t oc, int32_t lanes, const ec_quant_s8 *q, int32_t fast, int8_t *out)
+{
+    const int32_t zp21 = 2 * q->out_zp + 1;
+    int32_t j;
+    for (j = 0; j < lanes; ++j) {
+        out[oc + j] = fast ? ec_output_fast(a[j], q->mult[oc + j], q->shift[oc + j], zp21, q->act_min, q->act_max)
+                           : ec_gemm_out(a[j], q, q->per_channel ? oc + j : 0);
+    }
+}
+
 void ec_fully_connected_block_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
                                         const int8_t *input, const int32_t *stream, const int32_t *bias,
                                         int8_t *output, void *scratch, int32_t fast)
 {
-    const int32_t k4 = ec_k4(depth);
-    const int32_t zp21 = 2 * q->out_zp + 1, lo = q->act_min, hi = q->act_max, pc = q->per_channel;
+    const int32_t k4 = ec_k4(depth), n4 = out_c & ~3;
+    const int32_t zp21 = 2 * q->out_zp + 1, lo = q->act_min, hi = q->act_max;
     int16_t *col = (int16_t *)scratch;
     int32_t r;
 
@@ -91,39 +102,57 @@ void ec_fully_connected_block_sparse_s8(int32_t rows, int32_t depth, int32_t out
     for (r = 0; r < rows; ++r) {
         int8_t *out = output + r * out_c;
         const int32_t *p = stream;
-        int32_t oc;
+        int32_t oc, j;
         ec_col_expand(col, 4, 0, 0, input + r * depth, depth, q->in_zp);
-        for (oc = 0; oc < out_c; oc += 4) {
-            const int32_t lanes = out_c - oc < 4 ? out_c - oc : 4;
-            int32_t a[4] = {0, 0, 0, 0};
-            int32_t j;
-            if (bias != NULL) {
-                for (j = 0; j < lanes; ++j) {
-                    a[j] = bias[oc + j];
-                }
-            }
-            p = tiles4(p + 1, p[0], col, a);
-            if (fast && lanes == 4) { /* the caller checked ec_fast_ok at build time; bias is not NULL */
-                const int32_t *mp = q->mult + oc, *sp = q->shift + oc;
-                const int32_t r0 = ec_requant_fast(a[0], mp[0], sp[0], zp21);
-                const int32_t r1 = ec_requant_fast(a[1], mp[1], sp[1], zp21);
-                const int32_t r2 = ec_requant_fast(a[2], mp[2], sp[2], zp21);
-                const int32_t r3 = ec_requant_fast(a[3], mp[3], sp[3], zp21);
+        if (fast) { /* the caller checked ec_fast_ok at build time; bias is not NULL */
+            const int32_t *bp = bias, *mp = q->mult, *sp = q->shift;
 #if defined(__ARM_FEATURE_DSP)
-                const uint32_t v = (uint32_t)ec_clamp4(r0, r1, r2, r3, ec_dup8(lo), ec_dup8(hi));
-                memcpy(out + oc, &v, 4);
+            const int32_t lo4 = ec_dup8(lo), hi4 = ec_dup8(hi);
+#endif
+            for (oc = 0; oc < n4; oc += 4) {
+                int32_t a[4];
+                int32_t r0, r1, r2, r3;
+                a[0] = bp[0];
+                a[1] = bp[1];
+                a[2] = bp[2];
+                a[3] = bp[3];
+                p = tiles4(p + 1, p[0], col, a);
+                r0 = ec_requant_fast(a[0], mp[0], sp[0], zp21);
+                r1 = ec_requant_fast(a[1], mp[1], sp[1], zp21);
+                r2 = ec_requant_fast(a[2], mp[2], sp[2], zp21);
+                r3 = ec_requant_fast(a[3], mp[3], sp[3], zp21);
+#if defined(__ARM_FEATURE_DSP)
+                {
+                    const uint32_t v = (uint32_t)ec_clamp4(r0, r1, r2, r3, lo4, hi4);
+                    memcpy(out + oc, &v, 4);
+                }
 #else
                 out[oc] = (int8_t)ec_clamp_i32(r0, lo, hi);
                 out[oc + 1] = (int8_t)ec_clamp_i32(r1, lo, hi);
                 out[oc + 2] = (int8_t)ec_clamp_i32(r2, lo, hi);
                 out[oc + 3] = (int8_t)ec_clamp_i32(r3, lo, hi);
 #endif
-            } else {
-                for (j = 0; j < lanes; ++j) {
-                    out[oc + j] = fast ? ec_output_fast(a[j], q->mult[oc + j], q->shift[oc + j], zp21, lo, hi)
-                                       : ec_gemm_out(a[j], q, pc ? oc + j : 0);
-                }
+                bp += 4;
+                mp += 4;
+                sp += 4;
             }
+        } else {
+            for (oc = 0; oc < n4; oc += 4) {
+                int32_t a[4] = {0, 0, 0, 0};
+                for (j = 0; j < 4 && bias != NULL; ++j) {
+                    a[j] = bias[oc + j];
+                }
+                p = tiles4(p + 1, p[0], col, a);
+                out_lanes(a, oc, 4, q, 0, out);
+            }
+        }
+        if (n4 < out_c) { /* the last out_c % 4 rows: a group with zero rows */
+            int32_t a[4] = {0, 0, 0, 0};
+            for (j = 0; j < out_c - n4 && bias != NULL; ++j) {
+                a[j] = bias[n4 + j];
+            }
+            (void)tiles4(p + 1, p[0], col, a);
+            out_lanes(a, n4, out_c - n4, q, fast, out);
         }
     }
 }
