@@ -472,3 +472,23 @@ def test_block_sparse_cortex_m7(seed, tmp_path):
 def test_block_sparse_cortex_m3(seed, tmp_path):
     """The plain C on a core without the DSP extension."""
     check_block(seed, tmp_path, "cortex-m3")
+
+
+def block_fc_model(keep: float):
+    """input [1, 640] -> Gemm 128x640 with 4x4 blocks kept at random (share `keep`) -> Relu."""
+    rng = np.random.default_rng(4)
+    w = block_weights(rng, 128, 640, (4, 4), keep).astype(np.float32) * 0.003
+    nodes = [helper.make_node("Gemm", ["input", "w", "b"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["output"])]
+    return make_model(nodes, {"input": [1, 640]}, {"output": None},
+                      {"w": w, "b": rng.standard_normal(128).astype(np.float32) * 0.1})
+
+
+def test_cost_model_block_only_where_it_wins(tmp_path):
+    """On Cortex-M7 a 128x640 int8 layer with 90% of its 4x4 blocks zero gets the block-sparse kernel; with 40% zero
+    it stays dense (the int16 tiles would need more flash than dense); Helium and NEON targets stay dense; forcing
+    block on float weights keeps them dense."""
+    assert kernels(block_fc_model(0.1), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_block_sparse_s8"
+    assert kernels(block_fc_model(0.6), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_block4_s8"
+    for target in ("cortex-m55", "cortex-a53"):
+        assert "sparse" not in kernels(block_fc_model(0.1), tmp_path, target, "int8")[0]
+    assert kernels(block_fc_model(0.1), tmp_path, "cortex-m7", "none", "block")[0] == "ec_fully_connected_f32"
