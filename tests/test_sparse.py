@@ -492,3 +492,27 @@ def test_cost_model_block_only_where_it_wins(tmp_path):
     for target in ("cortex-m55", "cortex-a53"):
         assert "sparse" not in kernels(block_fc_model(0.1), tmp_path, target, "int8")[0]
     assert kernels(block_fc_model(0.1), tmp_path, "cortex-m7", "none", "block")[0] == "ec_fully_connected_f32"
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
+    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
+def test_block_sparse_tflm(target, tmp_path):
+    """The block-sparse kernel's TFLM build equals the integer reference and TFLM's own outputs."""
+    pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
+    from helpers import integer_samples
+
+    from edgec.reference import quantize_feeds, run_graph
+    from edgec.runner import run_build
+    from edgec.validate import tflm_outputs
+
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(sparse_tflite_fc(2))
+    out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "b", sparse_kernels="block"))
+    assert "ec_fully_connected_block_sparse_s8_tflm" in {k for la in meta["layers"] for k in la["kernels"]}
+    samples = integer_samples(g, 4)
+    res = run_build(out, samples)
+    for s, raw, want in zip(samples, res.raw, tflm_outputs(str(path), g, samples)):
+        ref = run_graph(g, quantize_feeds(g, s), int8=True)
+        for name in g.outputs:
+            np.testing.assert_array_equal(raw[name], ref[name])
+            np.testing.assert_array_equal(raw[name], want[name].reshape(raw[name].shape))
