@@ -478,7 +478,8 @@ def block_fc_model(keep: float):
     """input [1, 640] -> Gemm 128x640 with 4x4 blocks kept at random (share `keep`) -> Relu."""
     rng = np.random.default_rng(4)
     w = block_weights(rng, 128, 640, (4, 4), keep).astype(np.float32) * 0.003
-    nodes = [helper.make_node("Gemm", ["input", "w", "b"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["output"])]
+    nodes = [helper.make_node("Gemm", ["input", "w", "b"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["output"])]
     return make_model(nodes, {"input": [1, 640]}, {"output": None},
                       {"w": w, "b": rng.standard_normal(128).astype(np.float32) * 0.1})
 
