@@ -424,7 +424,8 @@ def conv_nm_instructions(nm: NM, k: int, pixels: int, quantized: bool) -> float:
 
 @dataclass
 class Choice:
-    """The kernel family for one layer and why: 'dense', 'rows' (row-sparse) or 'nm' (N:4)."""
+    """The kernel family for one layer and why: 'dense', 'rows' (row-sparse), 'nm' (N:4), 'gather' (row-group) or
+    'block' (block-sparse)."""
 
     kind: str
     note: str
@@ -445,8 +446,10 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
     sparse, since their portable dense kernel needs more instructions per MAC than the sparse one per entry) and N:4
     (when every aligned group of 4 columns has at most 2 nonzeros), and for int8 fully connected layers on 'dsp'
     targets whose output stage is fast (gather_fast) the row-group format (also no more flash than dense, less the
-    biases and the output stage both store). rows: input rows (fully connected) or output pixels (convolution, with
-    k_dsp the padded column length of its dense DSP kernel). The note gives the predictions."""
+    biases and the output stage both store), and for int8 fully connected layers on 'dsp' targets whose block-sparse
+    output stage is fast (blocks_fast) the block-sparse format (no more flash than dense). rows: input rows (fully
+    connected) or output pixels (convolution, with k_dsp the padded column length of its dense DSP kernel). The note
+    gives the predictions."""
     conv = k_dsp is not None
     n_out, k = w.shape
     family = dense_family(target) if quantized else "portable"
