@@ -463,8 +463,10 @@ def test_block_sparse_host(seed, tmp_path):
 
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", [0, 2, 4, 5])
 def test_block_sparse_cortex_m7(seed, tmp_path):
+    """The DSP assembly: 4x4 and 2x4 blocks, a 1x1 convolution and the general output stage (1x8 and 8x4 blocks
+    on the host)."""
     check_block(seed, tmp_path, "cortex-m7")
 
 
@@ -495,10 +497,11 @@ def test_cost_model_block_only_where_it_wins(tmp_path):
     assert kernels(block_fc_model(0.1), tmp_path, "cortex-m7", "none", "block")[0] == "ec_fully_connected_f32"
 
 
-@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
-    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
-def test_block_sparse_tflm(target, tmp_path):
-    """The block-sparse kernel's TFLM build equals the integer reference and TFLM's own outputs."""
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_block_sparse_tflm(tmp_path):
+    """The block-sparse kernel's TFLM build (SMMULR output stage) on Cortex-M7 equals the integer reference and
+    TFLM's own outputs."""
+    target = "cortex-m7"
     pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
     from helpers import integer_samples
 
