@@ -1,6 +1,6 @@
 """Measure the constants of the dense/sparse cost model in toolchain/sparse.py on an emulated target.
 
-    .venv/bin/python bench/sparse_cost.py [--target cortex-m7] [--only fc|gather|conv]
+    .venv/bin/python bench/sparse_cost.py [--target cortex-m7] [--only fc|gather|block|conv]
 
 Builds one-layer models (a Gemm or a Conv with a fused Relu, batch 1, random weights with a given share of zeros,
 or an N:4 pattern) with every kernel the cost model compares, runs them in QEMU (exact instruction counts) and fits
@@ -10,6 +10,7 @@ entries):
   row-sparse: per_block * B + per_row * N + per_segment * N * S + per_column * K + per_call
   N:4:        per_block * B + per_row * N + per_column * K + per_call
   row-group:  per_step * steps + per_group * ceil(N / 4) + per_call (int8; toolchain/sparse.py GATHER_S8)
+  block:      per_tile * tiles + per_group * ceil(N / 4) + per_column * K + per_call (int8, 4x4 tiles; BLOCK_S8)
 Convolution (P output pixels, K = k_h k_w in_c): the same terms per pixel, dense with per_column * K and per_call
 added; the layout copies around the one-layer model (NCHW to NHWC and back) are measured with one-Transpose models
 and subtracted. Prints the measurements, the fits, their worst relative error and instructions per nonzero weight."""
@@ -229,16 +230,38 @@ def measure_gather(target: str, rng: np.random.Generator) -> None:
     fit(rows, ["per_step", "per_group", "per_call"])
 
 
+def block_random(rng: np.random.Generator, shape: tuple, density: float) -> np.ndarray:
+    """Gaussian [N][K] weights with the given share of 4x4 tiles kept (N and K multiples of 4), the rest zero."""
+    n, k = shape
+    keep = np.repeat(np.repeat(rng.random((n // 4, k // 4)) < density, 4, axis=0), 4, axis=1)
+    return rng.standard_normal(shape) * keep
+
+
+def measure_block(target: str, rng: np.random.Generator) -> None:
+    """The block-sparse kernel (int8): per 4x4 tile, per group of 4 rows, per input column, per call."""
+    rows = []
+    for n, k in FC_SHAPES:
+        for d in DENSITIES + [0.8]:
+            w = block_random(rng, (n, k), d)
+            count, kernel = instructions(gemm_model(w, rng.standard_normal(n) * 0.1), target, "int8", "block")
+            tiles = int(sparse.block_tiles(quantized_2d(w, "int8")).sum())
+            print(f"{kernel} {n}x{k} tile density {d}: {tiles} tiles: {count}", flush=True)
+            rows.append(([tiles, (n + 3) // 4, k, 1], count))
+    fit(rows, ["per_tile", "per_group", "per_column", "per_call"], 16)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--target", default="cortex-m7")
-    p.add_argument("--only", choices=["fc", "conv", "gather"])
+    p.add_argument("--only", choices=["fc", "conv", "gather", "block"])
     a = p.parse_args()
     rng = np.random.default_rng(0)
     if a.only in (None, "fc"):
         measure_fc(a.target, rng)
     if a.only in (None, "gather"):
         measure_gather(a.target, rng)
+    if a.only in (None, "block"):
+        measure_block(a.target, rng)
     if a.only in (None, "conv"):
         measure_conv(a.target, rng)
 

@@ -261,3 +261,77 @@ def test_resnet8_filter_pruning_halves_conv_weights(tmp_path, capsys):
     assert 0.4 < ratio < 0.6
     x = np.load(MODELS / "resnet8.inputs.npz")["input"][0]
     assert ort.InferenceSession(str(out)).run(None, {"input": x})[0].shape == (1, 10)
+
+
+def kernel_matrix(wt: np.ndarray) -> np.ndarray:
+    """[out][in] in the kernels' im2col order ([O][kh][kw][I] for a convolution)."""
+    return np.moveaxis(wt, 1, -1).reshape(wt.shape[0], -1) if wt.ndim > 2 else wt
+
+
+def zero_blocks(m: np.ndarray, r: int, c: int) -> tuple[int, int]:
+    """(zero blocks, all blocks) of m; asserts every block is either all zero or all nonzero."""
+    nz = (m != 0).reshape(m.shape[0] // r, r, m.shape[1] // c, c)
+    whole = nz.all(axis=(1, 3)) | ~nz.any(axis=(1, 3))
+    assert whole.all()
+    return int((~nz.any(axis=(1, 3))).sum()), whole.size
+
+
+@pytest.mark.parametrize("scope,pattern", [("layer", (4, 4)), ("global", (2, 8)), ("layer", (1, 8))])
+def test_block_pruning(tmp_path, capsys, scope, pattern):
+    """Whole blocks of the [out][in] matrix (convolutions in im2col order) are zeroed, the share of blocks asked
+    for per layer (or over all layers with --scope global); conv1 (9 inputs, 4 outputs) does not fit 1x8, 2x8 or 4x4
+    blocks and stays dense with a note."""
+    g = graph_of(convnet(), tmp_path)
+    dense = {n.name: g.const(n.inputs[1]).copy() for n in weighted_layers(g)}
+    report = prune_graph(g, PruneOptions("block", 0.7, pattern=pattern, exclude=[], scope=scope))
+    assert any("'conv1'" in note and "left dense" in note for note in report["notes"]), report["notes"]
+    assert "conv1" in capsys.readouterr().err
+    counts = {}
+    for n in weighted_layers(g):
+        wt = g.const(n.inputs[1])
+        if any(f"'{n.name}'" in note for note in report["notes"]):  # conv1; conv2 (8x36) for 1x8 and 2x8
+            np.testing.assert_array_equal(wt, dense[n.name])
+            continue
+        counts[n.name] = zero_blocks(kernel_matrix(wt), *pattern)
+        kept = wt != 0
+        np.testing.assert_array_equal(wt[kept], dense[n.name][kept])  # the rest unchanged
+    if scope == "layer":
+        assert all(z == int(0.7 * b) for z, b in counts.values()), counts
+    else:
+        total = sum(b for _, b in counts.values())
+        assert sum(z for z, _ in counts.values()) == int(0.7 * total)
+
+
+def test_block_pruning_keeps_largest_blocks():
+    """Per layer, the zeroed blocks are those of smallest L2 norm."""
+    from edgec.prune import block_norms
+
+    rng = np.random.default_rng(3)
+    m = rng.standard_normal((8, 16))
+    norms = block_norms(m, (4, 4))
+    assert norms.shape == (2, 4)
+    np.testing.assert_allclose(norms[1, 2], np.linalg.norm(m[4:8, 8:12]))
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--method", "block", "--pattern", "4x0"], "at least 1"),
+    (["--method", "block", "--pattern", "abc"], "not of the form 4x4"),
+    (["--method", "block", "--pattern", "2:4"], "not of the form 4x4"),
+])
+def test_bad_block_pattern(tmp_path, capsys, argv, needle):
+    src = tmp_path / "c.onnx"
+    onnx.save(convnet(), src)
+    code, _, err = cli(capsys, "prune", src, *argv, "-o", tmp_path / "o.onnx")
+    assert code == 2 and needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_block_pattern_must_fit_named_layer(tmp_path, capsys):
+    """A layer the user names in the per-layer config must fit the block: else a user error."""
+    src, cfg = tmp_path / "c.onnx", tmp_path / "s.toml"
+    onnx.save(convnet(), src)
+    cfg.write_text("[sparsity]\nconv1 = 0.5\n")
+    code, _, err = cli(capsys, "prune", src, "--method", "block", "--pattern", "4x4", "--exclude", "none",
+                       "--prune-config", cfg, "-o", tmp_path / "o.onnx")
+    assert code == 2 and "does not divide the 4x9 weight matrix of layer 'conv1'" in err and "Traceback" not in err
+    assert not (tmp_path / "o.onnx").exists()

@@ -382,3 +382,141 @@ def test_gather_tflm(target, tmp_path):
         for name in g.outputs:
             np.testing.assert_array_equal(raw[name], ref[name])
             np.testing.assert_array_equal(raw[name], want[name].reshape(raw[name].shape))
+
+
+# ---- block-sparse kernel (ec_fully_connected_block_sparse_s8) -----------------------------------------------------
+
+
+def decode_blocks(b: sparse.Blocks, n: int, k: int) -> np.ndarray:
+    """Dense [N][K] from the block-sparse stream (the format in runtime_c/include/edgec_sparse.h)."""
+    w = np.zeros(((n + 3) // 4 * 4, (k + 3) // 4 * 4), np.int8)
+    s, i = b.stream, 0
+    for g in range(b.groups):
+        count, i = int(s[i]), i + 1
+        for _ in range(count):
+            col = int(s[i]) // 8 * 4
+            halves = s[i + 1:i + 9].astype("<i4").view("<i2").reshape(4, 4)  # per row: columns 0, 2, 1, 3
+            assert np.abs(halves).max() <= 127
+            w[4 * g:4 * g + 4, col:col + 4] = halves[:, [0, 2, 1, 3]]
+            i += sparse.TILE_WORDS
+    assert i == s.size
+    assert not w[n:].any() and not w[:, k:].any()
+    return w[:n, :k]
+
+
+def block_weights(rng, n: int, k: int, block: tuple[int, int], keep: float) -> np.ndarray:
+    """Random [N][K] int8 weights with whole rows x columns blocks zero (blocks cut at the edges)."""
+    r, c = block
+    mask = rng.random(((n + r - 1) // r, (k + c - 1) // c)) < keep
+    mask = np.repeat(np.repeat(mask, r, axis=0), c, axis=1)[:n, :k]
+    return (rng.integers(-127, 128, (n, k)) * mask).astype(np.int8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_encode_blocks_round_trip(seed):
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 40)), int(rng.integers(1, 300))
+    w = block_weights(rng, n, k, ((1, 8), (4, 4), (2, 4), (8, 1))[seed], float(rng.random()))
+    b = sparse.encode_blocks(w)
+    np.testing.assert_array_equal(decode_blocks(b, n, k), w)
+    assert b.nbytes == sparse.block_bytes(w) and b.tiles == int(sparse.block_tiles(w).sum())
+
+
+def block_model(seed: int):
+    """Random block-sparse layers for the block-sparse kernel: seeds 0-3 a Gemm over 1-3 input rows, N from 1 to 37
+    and K from 1 to 600 (N or K not multiples of 4 for some), blocks 4x4, 1x8, 2x4 or 8x4 zero with random density;
+    a Relu before it for odd seeds (input zero point -128), after it for even seeds; seed 4: a 1x1 convolution (the
+    kernel over the pixels); seed 5: fc_positive_shifts (the general output stage)."""
+    if seed == 5:
+        return fc_positive_shifts()
+    rng = np.random.default_rng(seed)
+    if seed == 4:
+        w = block_weights(rng, 24, 40, (4, 4), 0.4).astype(np.float32)[:, :, None, None] * 0.01
+        nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"]), helper.make_node("Relu", ["c"], ["output"])]
+        return make_model(nodes, {"input": [1, 40, 5, 6]}, {"output": None},
+                          {"w": w, "b": rng.standard_normal(24).astype(np.float32) * 0.1})
+    rows, n, k = int(rng.integers(1, 4)), int(rng.integers(1, 38)), int(rng.integers(1, 601))
+    w = block_weights(rng, n, k, ((4, 4), (1, 8), (2, 4), (8, 4))[seed], float(rng.uniform(0.1, 0.6)))
+    w = w.astype(np.float32) * 0.003
+    b = rng.standard_normal(n).astype(np.float32) * 0.1
+    x = "x" if seed % 2 else "input"
+    nodes = [helper.make_node("Relu", ["input"], ["x"])] if seed % 2 else []
+    nodes.append(helper.make_node("Gemm", [x, "w", "b"], ["h" if seed % 2 == 0 else "output"], transB=1))
+    if seed % 2 == 0:
+        nodes.append(helper.make_node("Relu", ["h"], ["output"]))
+    return make_model(nodes, {"input": [rows, k]}, {"output": None}, {"w": w, "b": b})
+
+
+def check_block(seed: int, tmp_path, target: str) -> None:
+    samples, res, g, _ = build_and_run(block_model(seed), tmp_path, quantize="int8", target=target,
+                                       sparse_kernels="block")
+    assert_bitexact(g, samples, res)
+    calls = re.findall(r"ec_fully_connected_block_sparse_s8\(([^;]*)\);",
+                       "".join(p.read_text() for p in (tmp_path / "build").glob("*.c")))
+    assert calls
+    assert int(calls[0].split(",")[-1].strip(" )")) == (seed != 5)  # the general output stage for seed 5
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_block_sparse_host(seed, tmp_path):
+    check_block(seed, tmp_path, "host")
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("seed", [0, 2, 4, 5])
+def test_block_sparse_cortex_m7(seed, tmp_path):
+    """The DSP assembly: 4x4 and 2x4 blocks, a 1x1 convolution and the general output stage (1x8 and 8x4 blocks
+    on the host)."""
+    check_block(seed, tmp_path, "cortex-m7")
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=needs_target("cortex-m3")) for s in (0, 5)])
+def test_block_sparse_cortex_m3(seed, tmp_path):
+    """The plain C on a core without the DSP extension."""
+    check_block(seed, tmp_path, "cortex-m3")
+
+
+def block_fc_model(keep: float):
+    """input [1, 640] -> Gemm 128x640 with 4x4 blocks kept at random (share `keep`) -> Relu."""
+    rng = np.random.default_rng(4)
+    w = block_weights(rng, 128, 640, (4, 4), keep).astype(np.float32) * 0.003
+    nodes = [helper.make_node("Gemm", ["input", "w", "b"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["output"])]
+    return make_model(nodes, {"input": [1, 640]}, {"output": None},
+                      {"w": w, "b": rng.standard_normal(128).astype(np.float32) * 0.1})
+
+
+def test_cost_model_block_only_where_it_wins(tmp_path):
+    """On Cortex-M7 a 128x640 int8 layer with 90% of its 4x4 blocks zero gets the block-sparse kernel; with 40% zero
+    it stays dense (the int16 tiles would need more flash than dense); Helium and NEON targets stay dense; forcing
+    block on float weights keeps them dense."""
+    assert kernels(block_fc_model(0.1), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_block_sparse_s8"
+    assert kernels(block_fc_model(0.6), tmp_path, "cortex-m7", "int8")[0] == "ec_fully_connected_block4_s8"
+    for target in ("cortex-m55", "cortex-a53"):
+        assert "sparse" not in kernels(block_fc_model(0.1), tmp_path, target, "int8")[0]
+    assert kernels(block_fc_model(0.1), tmp_path, "cortex-m7", "none", "block")[0] == "ec_fully_connected_f32"
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_block_sparse_tflm(tmp_path):
+    """The block-sparse kernel's TFLM build (SMMULR output stage) on Cortex-M7 equals the integer reference and
+    TFLM's own outputs."""
+    target = "cortex-m7"
+    pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
+    from helpers import integer_samples
+
+    from edgec.reference import quantize_feeds, run_graph
+    from edgec.runner import run_build
+    from edgec.validate import tflm_outputs
+
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(sparse_tflite_fc(2))
+    out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "b", sparse_kernels="block"))
+    assert "ec_fully_connected_block_sparse_s8_tflm" in {k for la in meta["layers"] for k in la["kernels"]}
+    samples = integer_samples(g, 4)
+    res = run_build(out, samples)
+    for s, raw, want in zip(samples, res.raw, tflm_outputs(str(path), g, samples)):
+        ref = run_graph(g, quantize_feeds(g, s), int8=True)
+        for name in g.outputs:
+            np.testing.assert_array_equal(raw[name], ref[name])
+            np.testing.assert_array_equal(raw[name], want[name].reshape(raw[name].shape))

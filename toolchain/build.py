@@ -70,7 +70,7 @@ class BuildOptions:
     # timing wrappers (per-layer instruction counts; toolchain/firmware.py); "dump": every layer's output passed
     # to a hook (per-layer divergence; codegen/emit.py).
     instrument: str | None = None
-    sparse_kernels: str = "auto"  # auto (cost model) | dense | rows (row-sparse) | gather (row-group) | nm (N:4)
+    sparse_kernels: str = "auto"  # auto (cost model) | dense | rows | gather (row-group) | nm (N:4) | block
 
 
 def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,

@@ -63,7 +63,7 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ram", type=_size, metavar="BYTES", help="RAM of the part, e.g. 64k (default: the target's)")
     p.add_argument("--prune", metavar="METHOD", choices=list(PRUNE_METHODS),
                    help=f"prune before quantizing: {', '.join(PRUNE_METHODS)}")
-    p.add_argument("--sparse-kernels", default="auto", choices=["auto", "dense", "rows", "gather", "nm"],
+    p.add_argument("--sparse-kernels", default="auto", choices=["auto", "dense", "rows", "gather", "nm", "block"],
                    help="kernels for layers with zero weights: auto (the cost model: fewest instructions), dense, "
                    "rows (row-sparse), gather (row-group for int8 fully connected layers, the fewest instructions "
                    "per nonzero, 6 bytes each) or nm (N:4 where the weights fit it, the least flash)")
@@ -73,7 +73,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
 def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity", type=float, default=0.5,
                    help="share of weights (magnitude) or filters (l1/l2-filter) to remove per layer (default 0.5)")
-    p.add_argument("--pattern", default="2:4", help="N:M pattern for n:m pruning (default 2:4)")
+    p.add_argument("--pattern", help="N:M pattern for n:m pruning (default 2:4); rows x input columns for block "
+                   "pruning (default 4x4)")
     p.add_argument("--scope", default="layer", choices=["layer", "global"], help="magnitude threshold scope")
     p.add_argument("--exclude", help="layers kept dense, comma-separated, or 'none' (default: first and last)")
     p.add_argument("--prune-config", type=Path, help="TOML file: [sparsity] layer_name = 0.8 per layer")
@@ -102,7 +103,7 @@ def _prune_options(a: argparse.Namespace, method: str | None):
                                  "the layer's weights to remove")
             per_layer[str(k)] = float(v)
     exclude = None if a.exclude is None else ([] if a.exclude == "none" else a.exclude.split(","))
-    return PruneOptions(method=method, sparsity=a.sparsity, pattern=parse_pattern(a.pattern), scope=a.scope,
+    return PruneOptions(method=method, sparsity=a.sparsity, pattern=parse_pattern(a.pattern, method), scope=a.scope,
                         exclude=exclude, per_layer=per_layer, refit=a.refit)
 
 

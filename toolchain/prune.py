@@ -1,12 +1,14 @@
-"""Pruning on the IR (after folding and fusion, before layout): unstructured by magnitude, N:M, and whole
-filters by L1/L2 norm with a graph rewrite that removes the channels everywhere they flow; least-squares re-fit of
-the remaining weights on calibration data; per-layer sensitivity; the gradual sparsity schedule.
+"""Pruning on the IR (after folding and fusion, before layout): unstructured by magnitude, N:M, whole blocks of
+the weight matrix by L2 norm, and whole filters by L1/L2 norm with a graph rewrite that removes the channels
+everywhere they flow; least-squares re-fit of the remaining weights on calibration data; per-layer sensitivity; the
+gradual sparsity schedule.
 
 Weights are Conv W [O][I/g][kh][kw] and canonical Gemm W [N][K] (normalize makes every Gemm so)."""
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,14 +19,14 @@ from .ops import REGISTRY
 from .ops.base import is_weighted
 from .reference import run_graph, run_samples
 
-METHODS = ("magnitude", "l1-filter", "l2-filter", "n:m")
+METHODS = ("magnitude", "l1-filter", "l2-filter", "n:m", "block")
 
 
 @dataclass
 class PruneOptions:
-    method: str = "magnitude"  # magnitude | l1-filter | l2-filter | n:m
-    sparsity: float = 0.5  # share of weights (magnitude), of filters (l1/l2-filter)
-    pattern: tuple[int, int] = (2, 4)  # N:M keeps N of every M weights along the input axis
+    method: str = "magnitude"  # magnitude | l1-filter | l2-filter | n:m | block
+    sparsity: float = 0.5  # share of weights (magnitude, block), of filters (l1/l2-filter)
+    pattern: tuple[int, int] = (2, 4)  # N:M keeps N of every M weights along the input axis; block: rows x columns
     scope: str = "layer"  # magnitude threshold per layer or one global threshold
     exclude: list[str] | None = None  # layer names kept dense; None: the first and the last weighted layer
     per_layer: dict[str, float] = field(default_factory=dict)  # sparsity overrides by layer name
@@ -41,7 +43,11 @@ def weighted_layers(g: Graph) -> list[Node]:
     return [n for n in g.nodes if is_weighted(n) and g.const(n.inputs[1]) is not None]
 
 
-def parse_pattern(text: str) -> tuple[int, int]:
+def parse_pattern(text: str | None, method: str = "n:m") -> tuple[int, int]:
+    """--pattern: N:M for n:m pruning (default 2:4), RxC (rows x input columns) for block pruning (default 4x4)."""
+    if method == "block":
+        return parse_block(text or "4x4")
+    text = text or "2:4"
     try:
         n, m = (int(v) for v in text.split(":"))
     except ValueError:
@@ -49,6 +55,16 @@ def parse_pattern(text: str) -> tuple[int, int]:
     if not 0 < n < m:
         raise EdgecError(f"N:M pattern '{text}': need 0 < N < M")
     return n, m
+
+
+def parse_block(text: str) -> tuple[int, int]:
+    try:
+        r, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise EdgecError(f"block pattern '{text}' is not of the form 4x4 (rows x input columns)") from None
+    if r < 1 or c < 1:
+        raise EdgecError(f"block pattern '{text}': rows and columns must be at least 1")
+    return r, c
 
 
 def _targets(g: Graph, opts: PruneOptions) -> list[Node]:
@@ -125,6 +141,66 @@ def nm_masks(g: Graph, layers: list[Node], n_keep: int, m: int) -> dict[str, np.
         rank = np.argsort(np.argsort(-groups, axis=-1, kind="stable"), axis=-1, kind="stable")
         masks[node.name] = np.moveaxis((rank < n_keep).reshape(moved.shape), -1, 1)
     return masks
+
+
+def _kernel_matrix(w: np.ndarray) -> np.ndarray:
+    """Weights as the kernels' [out][in] matrix: a convolution's [O][I][kh][kw] in im2col order [O][kh][kw][I]."""
+    return np.moveaxis(w, 1, -1).reshape(w.shape[0], -1) if w.ndim > 2 else w
+
+
+def _from_kernel_matrix(m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if len(shape) <= 2:
+        return m
+    return np.moveaxis(m.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],)), -1, 1)
+
+
+def block_norms(w: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """L2 norm of every rows x columns block of the [out][in] matrix w (whose shape the block divides)."""
+    r, c = block
+    n, k = w.shape
+    return np.sqrt(np.square(w.astype(np.float64)).reshape(n // r, r, k // c, c).sum(axis=(1, 3)))
+
+
+def block_masks(g: Graph, layers: list[Node], sparsity: dict[str, float], scope: str, block: tuple[int, int],
+                explicit: set[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Zero the blocks of smallest L2 norm of each layer's [out][in] matrix (_kernel_matrix), per layer or with one
+    global threshold; a layer that the block does not divide stays dense (a note), or is an error when `explicit`
+    (the user named it) holds it. Returns the masks (in the weights' shape) and the notes."""
+    r, c = block
+    mats, notes = {}, []
+    for n in layers:
+        m = _kernel_matrix(g.const(n.inputs[1]))
+        if m.shape[0] % r or m.shape[1] % c:
+            msg = f"block {r}x{c} does not divide the {m.shape[0]}x{m.shape[1]} weight matrix of layer '{n.name}'"
+            if n.name in explicit:
+                raise EdgecError(f"{msg}; choose another --pattern or exclude it with --exclude {n.name}")
+            notes.append(f"{msg}: left dense")
+            continue
+        mats[n.name] = block_norms(m, block)
+    if scope == "global" and mats:
+        s = next(iter(sparsity.values()), 0.0)
+        everything = np.concatenate([v.ravel() for v in mats.values()])
+        k = int(math.floor(s * everything.size))
+        order = np.argsort(everything, kind="stable")
+        keep = np.ones(everything.size, bool)
+        keep[order[:k]] = False
+        ends = np.cumsum([v.size for v in mats.values()])
+        kept = dict(zip(mats, np.split(keep, ends[:-1])))
+    else:
+        kept = {}
+        for name, v in mats.items():
+            k = int(math.floor(sparsity[name] * v.size))
+            keep = np.ones(v.size, bool)
+            keep[np.argsort(v, axis=None, kind="stable")[:k]] = False
+            kept[name] = keep
+    masks = {}
+    for n in layers:
+        if n.name in kept:
+            shape = g.const(n.inputs[1]).shape
+            v = mats[n.name]
+            m = np.repeat(np.repeat(kept[n.name].reshape(v.shape), r, axis=0), c, axis=1)
+            masks[n.name] = _from_kernel_matrix(m, shape)
+    return masks, notes
 
 
 def apply_masks(g: Graph, layers: list[Node], masks: dict[str, np.ndarray]) -> None:
@@ -370,6 +446,11 @@ def prune_graph(g: Graph, opts: PruneOptions, samples: list[dict[str, np.ndarray
         apply_masks(g, layers, magnitude_masks(g, layers, sparsity, opts.scope))
     elif opts.method == "n:m":
         apply_masks(g, layers, nm_masks(g, layers, *opts.pattern))
+    elif opts.method == "block":
+        masks, report["notes"] = block_masks(g, layers, sparsity, opts.scope, opts.pattern, set(opts.per_layer))
+        for note in report["notes"]:
+            print(f"note: {note}", file=sys.stderr)
+        apply_masks(g, layers, masks)
     else:
         kept = prune_filters(g, layers, sparsity, 1 if opts.method == "l1-filter" else 2)
         report["filters_kept"] = {k: int(v.size) for k, v in kept.items()}

@@ -1,18 +1,18 @@
-"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h (row-sparse, N:4, row-group),
-their sizes and scratch twins, and the cost model that picks a dense, row-sparse, N:4 or row-group kernel per layer
-at build time.
+"""Sparse weights: the encoders for the formats in runtime_c/include/edgec_sparse.h (row-sparse, N:4, row-group,
+block-sparse), their sizes and scratch twins, and the cost model that picks a dense, row-sparse, N:4, row-group or
+block-sparse kernel per layer at build time.
 
 Fully connected layers (Gemm) and 1x1 convolutions with stride 1, no padding and one group (a fully connected
 layer over the pixels) use the fully connected kernels; other convolutions with one group (any kernel size, stride,
 padding, dilation) the convolution kernels, which apply the weights to the im2col column of each output pixel.
 Depthwise and grouped convolutions stay dense. The build's --sparse-kernels (`mode` below, from the lowering
 context) overrides the choice for every layer: "auto" (the cost model), "dense", "rows" (always row-sparse), "gather"
-(row-group for int8 fully connected layers, row-sparse elsewhere) or "nm" (N:4 when the weights fit it, else
-dense)."""
+(row-group for int8 fully connected layers, row-sparse elsewhere), "nm" (N:4 when the weights fit it, else
+dense) or "block" (block-sparse 4x4 tiles for int8 fully connected layers with a zero tile, else dense)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -218,6 +218,60 @@ def gather_fast(w: np.ndarray, bias: np.ndarray, shift: np.ndarray) -> bool:
     return bool(np.all(shift < 0) and (bound.size == 0 or bound.max() < 2**30))
 
 
+TILE_WORDS = 9  # EC_TILE_WORDS: a tile's byte offset and 4 rows of 2 int16 pair words
+
+
+@dataclass
+class Blocks:
+    """Block-sparse weights (ec_fully_connected_block_sparse_s8, edgec_sparse.h): the matrix cut into tiles of 4 rows
+    x 4 columns (rows and columns padded with zeros to multiples of 4), only tiles with a nonzero weight stored; one
+    int32 stream, per group of 4 rows the tile count, then per tile the byte offset 8 g of its columns in the
+    expanded input and per row two words of int16 weight pairs for SMLAD (columns 0 and 2, then 1 and 3)."""
+
+    stream: np.ndarray  # int32
+    tiles: int
+    groups: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.stream.nbytes
+
+
+def block_tiles(w: np.ndarray) -> np.ndarray:
+    """Which 4x4 tiles of [N][K] weights hold a nonzero: bool [ceil(N / 4)][ceil(K / 4)]."""
+    n, k = w.shape
+    nz = np.zeros(((n + 3) // 4 * 4, (k + 3) // 4 * 4), bool)
+    nz[:n, :k] = w != 0
+    return nz.reshape(nz.shape[0] // 4, 4, nz.shape[1] // 4, 4).any(axis=(1, 3))
+
+
+def block_bytes(w: np.ndarray) -> int:
+    """Blocks.nbytes without building the stream."""
+    t = block_tiles(w)
+    return 4 * (t.shape[0] + TILE_WORDS * int(t.sum()))
+
+
+def encode_blocks(w: np.ndarray) -> Blocks:
+    """[N][K] int8 weights -> the block-sparse stream."""
+    n, k = w.shape
+    tiles = block_tiles(w)
+    p = np.zeros((4 * tiles.shape[0], 4 * tiles.shape[1]), np.int64)
+    p[:n, :k] = w
+    words: list[np.ndarray] = []
+    for g in range(tiles.shape[0]):
+        cols = np.flatnonzero(tiles[g])
+        t = p[4 * g:4 * g + 4].reshape(4, -1, 4)[:, cols, :].transpose(1, 0, 2)  # [tiles][row][column]
+        pairs = np.stack([(t[:, :, 0] & 0xFFFF) | (t[:, :, 2] << 16), (t[:, :, 1] & 0xFFFF) | (t[:, :, 3] << 16)], 2)
+        words += [np.array([cols.size]), np.concatenate([8 * cols[:, None], pairs.reshape(cols.size, 8)], 1).ravel()]
+    stream = np.concatenate(words) if words else np.zeros(0, np.int64)
+    return Blocks((stream & 0xFFFFFFFF).astype(np.uint32).view(np.int32), int(tiles.sum()), tiles.shape[0])
+
+
+def block_scratch_bytes(depth: int) -> int:
+    """Twin of ec_fully_connected_block_sparse_s8_get_buffer_size: one int16 column of depth rounded up to 4."""
+    return 2 * ((depth + 3) // 4 * 4)
+
+
 # ---- scratch twins --------------------------------------------------------------------------------------------
 
 
@@ -295,6 +349,15 @@ CONV_NM_F32 = (28.71, 40.50, 4.72)
 # candidate only on 'dsp' targets with the fast output stage.
 GATHER_S8 = (9.5, 42.4, 85.0)
 
+# Block-sparse (ec_fully_connected_block_sparse_s8, int8 fully connected, fast output stage) on 'dsp' targets: per
+# 4x4 tile, per group of 4 rows, per input column (the expansion), per call. Measured on Cortex-M7 with
+# bench/sparse_cost.py --only block (the 6 fully connected shapes, 5%, 10%, 30%, 50% and 80% of the tiles kept, the
+# harness's conversions included as in the dense fit): 16.0 instructions per tile (1.0 per MAC of a stored tile,
+# against 1.2 per MAC dense), 83.5 per group (output stage of 4 rows), 1.4 per column, 158 per call; worst relative
+# error 3.8%. Without the DSP extension the kernel's plain C is not measured for the cost model: a candidate only on
+# 'dsp' targets.
+BLOCK_S8 = (16.05, 83.5, 1.45, 158.2)
+
 # The target features whose dense int8 kernels the sparse ones are compared with, first match wins: Helium's and
 # NEON's dense kernels need 0.3-0.6 instructions per MAC (NEON on Cortex-A53: 0.31 in fully connected layers), below
 # the sparse kernels' cost per nonzero weight unless nearly all are zero, and the cost model has no measurements of
@@ -310,6 +373,12 @@ def dense_family(target: Target) -> str | None:
 def gather_instructions(w: np.ndarray, rows: int) -> float:
     per_step, per_group, per_call = GATHER_S8
     return rows * (per_step * gather_steps(w) + per_group * ((w.shape[0] + 3) // 4) + per_call)
+
+
+def block_instructions(w: np.ndarray, rows: int) -> float:
+    per_tile, per_group, per_column, per_call = BLOCK_S8
+    t = block_tiles(w)
+    return rows * (per_tile * int(t.sum()) + per_group * t.shape[0] + per_column * w.shape[1]) + per_call
 
 
 def dense_instructions(n: int, k: int, rows: int, quantized: bool, dsp: bool) -> float:
@@ -355,7 +424,8 @@ def conv_nm_instructions(nm: NM, k: int, pixels: int, quantized: bool) -> float:
 
 @dataclass
 class Choice:
-    """The kernel family for one layer and why: 'dense', 'rows' (row-sparse) or 'nm' (N:4)."""
+    """The kernel family for one layer and why: 'dense', 'rows' (row-sparse), 'nm' (N:4), 'gather' (row-group) or
+    'block' (block-sparse)."""
 
     kind: str
     note: str
@@ -369,15 +439,17 @@ SPARSE_MARGIN = 0.85
 
 
 def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int | None = None,
-           mode: str = "auto", fast: bool = True) -> Choice:
+           mode: str = "auto", fast: bool = True, blocks_fast: bool = False) -> Choice:
     """The format `mode` (--sparse-kernels) forces, or in "auto" the format with the fewest predicted instructions
     among dense and, when predicted at least 1 - SPARSE_MARGIN cheaper than dense, row-sparse (only when it
     needs no more flash than dense: without that condition targets without 'dsp' would store nearly dense int8 layers
     sparse, since their portable dense kernel needs more instructions per MAC than the sparse one per entry) and N:4
     (when every aligned group of 4 columns has at most 2 nonzeros), and for int8 fully connected layers on 'dsp'
     targets whose output stage is fast (gather_fast) the row-group format (also no more flash than dense, less the
-    biases and the output stage both store). rows: input rows (fully connected) or output pixels (convolution, with
-    k_dsp the padded column length of its dense DSP kernel). The note gives the predictions."""
+    biases and the output stage both store), and for int8 fully connected layers on 'dsp' targets whose block-sparse
+    output stage is fast (blocks_fast) the block-sparse format (no more flash than dense). rows: input rows (fully
+    connected) or output pixels (convolution, with k_dsp the padded column length of its dense DSP kernel). The note
+    gives the predictions."""
     conv = k_dsp is not None
     n_out, k = w.shape
     family = dense_family(target) if quantized else "portable"
@@ -398,13 +470,16 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
             cost["nm"] = nm_instructions(nm, k, rows, quantized)
         if quantized and dsp and fast:
             cost["gather"] = gather_instructions(w, rows)
+        if quantized and dsp and blocks_fast:
+            cost["block"] = block_instructions(w, rows)
     size = {"dense": dense_bytes, "rows": sp.nbytes, "nm": nm.nbytes if nm is not None else 0,
-            "gather": gather_bytes(w) - 48 * ((n_out + 3) // 4)}  # less the biases and the output stage
+            "gather": gather_bytes(w) - 48 * ((n_out + 3) // 4),  # less the biases and the output stage
+            "block": block_bytes(w) if quantized else 0}
     if mode == "auto" and family is None:  # see DENSE_FAMILIES
         kind = "dense"
     elif mode == "auto":
         allowed = [kd for kd in cost if kd == "dense" or (cost[kd] < SPARSE_MARGIN * cost["dense"] and
-                                                           (kd not in ("rows", "gather") or size[kd] <= dense_bytes))]
+                                                           (kd == "nm" or size[kd] <= dense_bytes))]
         kind = min(allowed, key=lambda kd: cost[kd])
     elif mode == "rows":
         kind = "rows"
@@ -412,10 +487,12 @@ def choose(w: np.ndarray, rows: int, quantized: bool, target: Target, k_dsp: int
         kind = "gather" if quantized and not conv else "rows"
     elif mode == "nm":
         kind = "nm" if nm is not None else "dense"
+    elif mode == "block":  # where the int8 fully connected weights have a zero 4x4 tile
+        kind = "block" if quantized and not conv and not block_tiles(w).all() else "dense"
     else:
         kind = "dense"
     density = np.count_nonzero(w) / w.size if w.size else 0.0
-    label = {"dense": "dense", "rows": "row-sparse", "nm": f"{fit}:4", "gather": "row-group"}
+    label = {"dense": "dense", "rows": "row-sparse", "nm": f"{fit}:4", "gather": "row-group", "block": "block-sparse"}
     note = (f"density {density:.0%}; predicted instructions " +
             ", ".join(f"{label[kd]} {cost[kd]:,.0f}" for kd in cost) +
             f"; weight bytes {size[kind]:,} ({size[kind] / dense_bytes:.0%} of dense)")
@@ -448,7 +525,7 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
         return None, ""
     gs = constant_rows(w, bias.data, stage, q) if quantized else None
     fast = gs is not None and gather_fast(w, gs.bias, gs.shift)
-    c = choose(w, rows, quantized, target, mode=mode, fast=fast)
+    c = choose(w, rows, quantized, target, mode=mode, fast=fast, blocks_fast=gs is not None and block_fast(w, gs))
     suffix = "s8" if quantized else "f32"
     if c.kind == "rows":
         sp = c.rows
@@ -462,6 +539,8 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
         return Lowered([Call(f"ec_fully_connected_sparse_{suffix}", args, node=name, macs=macs)]), c.note
     if c.kind == "gather":
         return lower_gather_fc(name, rows, w, stage, gs, x, y, macs), c.note
+    if c.kind == "block":
+        return lower_block_fc(name, rows, w, stage, bias, gs, q, x, y, macs), c.note
     if c.kind == "nm":
         nm = c.nm
         args = [rows, k, n, nm.n, stage, x, Array(f"wi_{name}", nm.index, "uint8_t"),
@@ -470,6 +549,26 @@ def lower_sparse_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Ar
             args.append(Scratch(nm_scratch_bytes(rows, k, n, nm.n)))
         return Lowered([Call(f"ec_fully_connected_nm_{suffix}", args, node=name, macs=macs)]), c.note
     return None, c.note
+
+
+def block_fast(w: np.ndarray, gs: GatherStage) -> bool:
+    """Twin of ec_fast_ok for the block-sparse kernel with the output stage constant_rows gives it."""
+    from .ops.packing import fast_output_ok  # ops imports this module
+
+    return fast_output_ok(gs.bias, gs.shift, True, (w.shape[1] + 3) // 4 * 4)
+
+
+def lower_block_fc(name: str, rows: int, w: np.ndarray, stage: Struct, bias: Array, gs: GatherStage,
+                   q: Stage | None, x: Buf, y: Buf, macs: int) -> Lowered:
+    """The block-sparse kernel call (ec_fully_connected_block_sparse_s8) for int8 weights w [N][K]; with q (the
+    layer's Stage) rows without nonzero weights get constant_rows' exact constant stage, so that a layer whose other
+    rows have negative shifts takes the fast output stage."""
+    if q is not None:
+        stage = replace(q, mult=gs.mult.astype(np.int32), shift=gs.shift.astype(np.int32)).struct(name)
+        bias = Array(bias.name, gs.bias.astype(np.int32), "int32_t")
+    args: list[Arg] = [rows, w.shape[1], w.shape[0], stage, x, Array(f"w_{name}", encode_blocks(w).stream, "int32_t"),
+                       bias, y, Scratch(block_scratch_bytes(w.shape[1])), int(block_fast(w, gs))]
+    return Lowered([Call("ec_fully_connected_block_sparse_s8", args, node=name, macs=macs)])
 
 
 def lower_gather_fc(name: str, rows: int, w: np.ndarray, stage: Struct, gs: GatherStage, x: Buf, y: Buf,

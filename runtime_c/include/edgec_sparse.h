@@ -64,6 +64,14 @@ void ec_fully_connected_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, co
 void ec_fully_connected_sparse_gather_s8(int32_t rows, int32_t depth, int32_t out_c, int32_t words, int32_t fast,
                                          int32_t out_zp, int32_t act_min, int32_t act_max, const int8_t *input,
                                          const int32_t *stream, int8_t *output);
+/* Block-sparse weights: tiles of 4 rows x 4 columns with a nonzero weight, per group of 4 rows the tile count, then
+ * per tile the byte offset 8 g of its columns 4g .. 4g + 3 and per row two words of int16 weight pairs (columns 0
+ * and 2, then 1 and 3; low half first); fast = 1 when the build checked ec_fast_ok(bias, q, out_c, K4). Scratch: one
+ * int16 column of depth rounded up to 4. */
+int32_t ec_fully_connected_block_sparse_s8_get_buffer_size(int32_t depth);
+void ec_fully_connected_block_sparse_s8(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                        const int8_t *input, const int32_t *stream, const int32_t *bias,
+                                        int8_t *output, void *scratch, int32_t fast);
 void ec_fully_connected_sparse_f32(int32_t rows, int32_t depth, int32_t out_c, const ec_act_f32 *act,
                                    const float *input, const uint8_t *counts, const uint8_t *index,
                                    const float *values, const float *bias, float *output);

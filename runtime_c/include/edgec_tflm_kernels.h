@@ -104,6 +104,10 @@ void ec_fully_connected_sparse_s8_tflm(int32_t rows, int32_t depth, int32_t out_
 void ec_fully_connected_sparse_gather_s8_tflm(int32_t rows, int32_t depth, int32_t out_c, int32_t words, int32_t fast,
                                               int32_t out_zp, int32_t act_min, int32_t act_max, const int8_t *input,
                                               const int32_t *stream, int8_t *output);
+int32_t ec_fully_connected_block_sparse_s8_tflm_get_buffer_size(int32_t depth);
+void ec_fully_connected_block_sparse_s8_tflm(int32_t rows, int32_t depth, int32_t out_c, const ec_quant_s8 *q,
+                                             const int8_t *input, const int32_t *stream, const int32_t *bias,
+                                             int8_t *output, void *scratch, int32_t fast);
 void ec_mul_s8_tflm(const ec_broadcast_params *bp, const ec_mul_s8_params *q, const int8_t *a, const int8_t *b,
                     int8_t *output);
 
