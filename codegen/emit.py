@@ -188,7 +188,7 @@ class Emitter:
         if isinstance(a, Raw):
             return a.text
         if isinstance(a, Scratch):
-            return f"(void *)({self.name}_arena + {self.plan.offsets[scratch_name(self.step)]})"
+            return f"(void *)({self.name}_arena + {self.plan.offset(scratch_name(self.step))})"
         if isinstance(a, list):
             return "{ " + ", ".join(self.arg(x) for x in a) + " }"
         if isinstance(a, float):

@@ -27,6 +27,9 @@ class Step:
     # In-place candidates, best first: (input, shift): the output may start `shift` bytes before that input's
     # first byte when the input dies at this step (the kernel is safe for it; toolchain/inplace.py).
     inplace: list[tuple[str, int]] = field(default_factory=list)
+    # The same for the step's scratch: it may start `shift` bytes before an input that dies here (a kernel that
+    # expands its input into scratch before it writes anything else; toolchain/inplace.py).
+    scratch_over: list[tuple[str, int]] = field(default_factory=list)
 
 
 def scratch_name(step: int) -> str:
@@ -42,7 +45,8 @@ class Plan:
     lower_bound_bytes: int  # largest sum of simultaneously live buffers
     external_bytes: int = 0  # the buffers outside the arena (the model's inputs and outputs in the caller's memory)
     rel: dict[str, int] = field(default_factory=dict)  # tensor -> its byte offset inside its root's buffer
-    inplace: dict[str, str] = field(default_factory=dict)  # output written over this input (toolchain/inplace.py)
+    # output (or step scratch) written over this input (toolchain/inplace.py)
+    inplace: dict[str, str] = field(default_factory=dict)
 
     def offset(self, tensor: str) -> int:
         """A tensor's byte offset in the arena."""
@@ -88,7 +92,7 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str] = 
     # does not grow the arena (a small output written over a large input keeps the input's bytes for the output's
     # whole life; a single step in place may pay only once the others are).
     args = (steps, nbytes, root, first, last, external, list(outputs))
-    candidates = {i for i, step in enumerate(steps) if step.inplace}
+    candidates = {i for i, step in enumerate(steps) if step.inplace or (step.scratch and step.scratch_over)}
     allowed: set[int] = set()
     best = _plan(*args, allowed)
     every = _plan(*args, candidates)
@@ -138,25 +142,36 @@ def _merge_inplace(steps: list[Step], root: dict[str, str], first: dict[str, int
         if i not in allowed or step.alias is not None or len(step.outputs) != 1:
             continue
         out = step.outputs[0]
-        if root[out] != out:
-            continue
-        for name, shift in step.inplace:
-            r = root[name]
-            if r in external or r == out or last[r] != i or any(root[o] == r for o in outputs):
-                continue
-            at = rel.get(name, 0) - _align(shift)  # further before is safe too; every tensor stays aligned
-            members = [t for t in root if root[t] == out]
-            for t in members:
-                root[t], rel[t] = r, rel.get(t, 0) + at
-            if at < 0:  # the output starts before the buffer: move every tensor in it up
-                for t in root:
-                    if root[t] == r:
-                        rel[t] = rel.get(t, 0) - at
-            last[r] = max(last[r], last.pop(out))
-            first.pop(out)
-            inplace[out] = name
-            break
+        if root[out] == out:
+            done = _merge(out, i, step.inplace, root, rel, first, last, external, outputs)
+            if done:
+                inplace[out] = done
+        if step.scratch and step.scratch_over:
+            done = _merge(scratch_name(i), i, step.scratch_over, root, rel, first, last, external, outputs)
+            if done:
+                inplace[scratch_name(i)] = done
     return rel, inplace
+
+
+def _merge(out: str, i: int, over: list[tuple[str, int]], root: dict[str, str], rel: dict[str, int],
+           first: dict[str, int], last: dict[str, int], external: set[str], outputs: list[str]) -> str | None:
+    """Put buffer `out` (born at step i) over the first candidate input that dies at step i; returns that input."""
+    for name, shift in over:
+        r = root[name]
+        if r in external or r == out or last[r] != i or any(root[o] == r for o in outputs):
+            continue
+        at = rel.get(name, 0) - _align(shift)  # further before is safe too; every tensor stays aligned
+        members = [t for t in root if root[t] == out]
+        for t in members:
+            root[t], rel[t] = r, rel.get(t, 0) + at
+        if at < 0:  # the output starts before the buffer: move every tensor in it up
+            for t in root:
+                if root[t] == r:
+                    rel[t] = rel.get(t, 0) - at
+        last[r] = max(last[r], last.pop(out))
+        first.pop(out)
+        return name
+    return None
 
 
 def _place(order: list[str], sizes: dict[str, int], first: dict[str, int], last: dict[str, int]) -> dict[str, int]:

@@ -178,7 +178,8 @@ def lower_graph(g: Graph, target: Target, sparse_kernels: str = "auto") -> tuple
             low = tflm.retarget(node, low)
         ins = [i for i in node.inputs if i and g.const(i) is None]
         scratch = max((c.scratch_bytes for c in low.calls), default=0)
-        steps.append(Step(ins, node.outputs[:1], low.alias, scratch, inplace.candidates(node, g, low.calls)))
+        steps.append(Step(ins, node.outputs[:1], low.alias, scratch, inplace.candidates(node, g, low.calls),
+                          inplace.scratch_over(low.calls)))
         calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "dtype": node.dtype,
                        "kernels": [c.kernel for c in low.calls],
