@@ -30,6 +30,7 @@ class Step:
     # The same for the step's scratch: it may start `shift` bytes before an input that dies here (a kernel that
     # expands its input into scratch before it writes anything else; toolchain/inplace.py).
     scratch_over: list[tuple[str, int]] = field(default_factory=list)
+    fixed: bool = False  # in place whenever it can, not tried both ways (the many steps of a run in strips)
 
 
 def scratch_name(step: int) -> str:
@@ -93,11 +94,13 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str] = 
     # whole life; a single step in place may pay only once the others are).
     args = (steps, nbytes, root, first, last, external, list(outputs))
     candidates = {i for i, step in enumerate(steps) if step.inplace or (step.scratch and step.scratch_over)}
-    allowed: set[int] = set()
+    fixed = {i for i in candidates if steps[i].fixed}
+    candidates -= fixed
+    allowed = set(fixed)
     best = _plan(*args, allowed)
-    every = _plan(*args, candidates)
+    every = _plan(*args, candidates | fixed)
     if every.arena_bytes <= best.arena_bytes:
-        allowed, best = set(candidates), every
+        allowed, best = candidates | fixed, every
     for _ in range(2):
         for i in sorted(candidates):
             trial_allowed = allowed ^ {i}

@@ -141,10 +141,9 @@ def _rename(arg, names: dict[str, str]):
 class _Strips:
     """Builds the strip nodes of one run; a strip geometry already lowered is reused with its tensors renamed."""
 
-    def __init__(self, g: Graph, a: int, b: int, lower: Callable[[Node, Graph], Lowered]) -> None:
-        self.g, self.nodes, self.lower = g, g.nodes[a:b + 1], lower
+    def __init__(self, g: Graph, a: int, b: int, lower: Callable[[Node, Graph], Lowered], cache: dict) -> None:
+        self.g, self.nodes, self.lower, self.cache = g, g.nodes[a:b + 1], lower, cache
         self.out = self.nodes[-1].outputs[0]
-        self.cache: dict[tuple, tuple[Node, Lowered]] = {}
         self.views: dict[str, tuple[str, int]] = {}
 
     def strip(self, k: int, lo: int, hi: int) -> list[tuple[Node, Lowered, Step]]:
@@ -180,7 +179,7 @@ class _Strips:
                 (self.views.get(t, (t, 0))[0], s) for t, s in inplace.candidates(node, g, low.calls)
                 if self.views.get(t, (t, 0))[1] == 0 and g.tensors[t].nbytes == g.tensors[
                     self.views.get(t, (t, 0))[0]].nbytes]
-            done.append((node, low, Step(backing, [store], None, scratch, cands)))
+            done.append((node, low, Step(backing, [store], None, scratch, cands, fixed=True)))
         return done
 
     def _view(self, x: str, store: str, a: int, b: int, offset: int) -> str:
@@ -201,12 +200,13 @@ class _Strips:
                                                for c in low.calls])
 
 
-def patched(g: Graph, base: Schedule, a: int, b: int, rows: int,
-            lower: Callable[[Node, Graph], Lowered]) -> Schedule:
-    """The schedule with nodes a..b run in strips of `rows` rows of node b's output."""
+def patched(g: Graph, base: Schedule, a: int, b: int, rows: int, lower: Callable[[Node, Graph], Lowered],
+            cache: dict | None = None) -> Schedule:
+    """The schedule with nodes a..b run in strips of `rows` rows of node b's output (cache: strip lowerings by
+    geometry, shared between schedules)."""
     g2 = copy.copy(g)
     g2.tensors = dict(g.tensors)
-    strips = _Strips(g2, a, b, lower)
+    strips = _Strips(g2, a, b, lower, {} if cache is None else cache)
     height = g.shape(g.nodes[b].outputs[0])[2]
     calls, steps, macs, ncalls = [], [], 0, 0
     for i in range(a):
@@ -238,9 +238,9 @@ def choose(g: Graph, base: Schedule, budget: int | None,
         for rows in CANDIDATE_ROWS:
             if rows < height:
                 candidates.append((_extra_macs(g, a, b, rows), -(-height // rows) * (b - a + 1), a, b, rows))
-    least = plan.tensor_ram_bytes
+    least, cache = plan.tensor_ram_bytes, {}
     for *_, a, b, rows in sorted(candidates):
-        schedule = patched(g, base, a, b, rows, lower)
+        schedule = patched(g, base, a, b, rows, lower, cache)
         trial = schedule.plan()
         if trial.tensor_ram_bytes <= budget:
             return schedule, trial
