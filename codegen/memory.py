@@ -48,6 +48,7 @@ class Plan:
     rel: dict[str, int] = field(default_factory=dict)  # tensor -> its byte offset inside its root's buffer
     # output (or step scratch) written over this input (toolchain/inplace.py)
     inplace: dict[str, str] = field(default_factory=dict)
+    live: list[int] = field(default_factory=list)  # per step: the bytes of the buffers alive (in the arena)
 
     def offset(self, tensor: str) -> int:
         """A tensor's byte offset in the arena."""
@@ -122,10 +123,8 @@ def _plan(steps: list[Step], nbytes: dict[str, int], root: dict[str, str], first
               sorted(buffers, key=lambda b: (first[b], -sizes[b]))]  # first use first
     placed = [_place(order, sizes, first, last) for order in orders]
     offsets = min(placed, key=lambda o: _arena(o, sizes))  # on a tie the earlier order
-    bound = 0
-    for i in range(len(steps)):
-        bound = max(bound, sum(sizes[r] for r in buffers if first[r] <= i <= last[r]))
-    return Plan(offsets, root, sizes, _arena(offsets, sizes), bound, 0, rel, inplace)
+    live = [sum(sizes[r] for r in buffers if first[r] <= i <= last[r]) for i in range(len(steps))]
+    return Plan(offsets, root, sizes, _arena(offsets, sizes), max(live, default=0), 0, rel, inplace, live)
 
 
 def _extent(r: str, root: dict[str, str], rel: dict[str, int], nbytes: dict[str, int]) -> int:

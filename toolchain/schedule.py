@@ -10,7 +10,8 @@ kernel the target selects for that geometry, and computes exactly the rows of th
 
 Without a budget the build keeps layer by layer (no recomputation). Under --memory-budget the candidates (every
 run of up to MAX_NODES nodes, strips of CANDIDATE_ROWS rows) are tried in order of extra MACs, then of kernel
-calls, and the first whose tensor RAM fits the budget is built."""
+calls, and the first whose tensor RAM fits the budget is built. A run is a candidate only when every step outside
+it keeps fewer live bytes than the budget and than the layer-by-layer peak (the steps outside keep their buffers)."""
 
 from __future__ import annotations
 
@@ -234,6 +235,8 @@ def choose(g: Graph, base: Schedule, budget: int | None,
         return base, plan
     candidates = []
     for a, b in regions(g):
+        if max(plan.live[:a] + plan.live[b + 1:], default=0) > min(budget, plan.lower_bound_bytes - 1):
+            continue  # a step outside the run needs more than the budget, or as much as layer by layer
         height = g.shape(g.nodes[b].outputs[0])[2]
         for rows in CANDIDATE_ROWS:
             if rows < height:
