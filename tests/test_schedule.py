@@ -1,5 +1,6 @@
 """Schedules under --memory-budget: random graphs (residual Adds, depthwise stacks, strided convolutions, a concat)
-built under several budgets run in row strips, bit-exact with the integer reference on the host and on Cortex-M;
+built under several budgets run in row strips, bit-exact with the integer reference on the host, Cortex-M7, M55
+and A53;
 a budget below the smallest schedule is a user error that says how much it needs; a scratch placed over the input
 it expands."""
 
@@ -89,14 +90,17 @@ def test_random_graphs_under_budgets_are_bitexact(tmp_path, seed, blocks):
         assert meta["schedule"]["patch"] is not None and meta["schedule"]["extra_macs"] >= 0
 
 
-@pytest.mark.parametrize("target", [pytest.param(t, marks=needs_target(t)) for t in ("cortex-m7", "cortex-m55")])
-def test_budget_on_cortex_m_is_bitexact(tmp_path, target):
+@pytest.mark.parametrize("target", [pytest.param(t, marks=needs_target(t))
+                                    for t in ("cortex-m7", "cortex-m55", "cortex-a53")])
+def test_budget_on_arm_targets_is_bitexact(tmp_path, target):
+    """The DSP, Helium and NEON kernels on strips."""
     model = _graph(0, GRAPHS[0])
     least, _ = _least(tmp_path, model, target, 0)
     samples, res, g, _ = build_and_run(model, tmp_path / "b", quantize="int8", target=target, n_samples=2,
                                        n_calib=4, memory_budget=least)
     assert_bitexact(g, samples, res)
-    assert json.loads((tmp_path / "b" / "build" / "edgec.json").read_text())["tensor_ram_bytes"] <= least
+    meta = json.loads((tmp_path / "b" / "build" / "edgec.json").read_text())
+    assert meta["tensor_ram_bytes"] <= least and meta["schedule"]["patch"] is not None
 
 
 def test_too_small_budget_is_a_user_error(tmp_path):
