@@ -192,7 +192,7 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
         "flash_bytes": elf.get("flash", meta["weight_bytes"]),
         "ram_bytes": (elf["ram_static"] + (res.stack_bytes or 0)) if elf else meta["arena_bytes"],
         "tensor_ram_bytes": meta["tensor_ram_bytes"], "arena_bytes": meta["arena_bytes"],
-        "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"],
+        "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"], "schedule": meta["schedule"],
         "instructions": res.instructions[0] if res.instructions else None,
         "macs": meta["macs"], "params": meta["params"],
     })
