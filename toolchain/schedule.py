@@ -11,7 +11,7 @@ kernel the target selects for that geometry, and computes exactly the rows of th
 Without a budget the build keeps layer by layer (no recomputation). Under --memory-budget the candidates (every
 run of up to MAX_NODES nodes, strips of CANDIDATE_ROWS rows) are tried in order of extra MACs, then of kernel
 calls, and the first whose tensor RAM fits the budget is built. A run is tried only when every step outside it
-keeps fewer live bytes than the budget and than the layer-by-layer peak (the steps outside keep their buffers)."""
+keeps fewer live bytes than layer by layer's peak (the steps outside keep their buffers)."""
 
 from __future__ import annotations
 
@@ -241,18 +241,14 @@ def choose(g: Graph, base: Schedule, budget: int | None,
         height = g.shape(g.nodes[b].outputs[0])[2]
         for rows in CANDIDATE_ROWS:
             if rows < height:
-                candidates.append((_extra_macs(g, a, b, rows), -(-height // rows) * (b - a + 1), outside, a, b, rows))
+                candidates.append((_extra_macs(g, a, b, rows), -(-height // rows) * (b - a + 1), a, b, rows))
     least, cache = plan.tensor_ram_bytes, {}
-    for *_, outside, a, b, rows in sorted(candidates):
-        if outside <= budget:
-            schedule = patched(g, base, a, b, rows, lower, cache)
-            trial = schedule.plan()
-            if trial.tensor_ram_bytes <= budget:
-                return schedule, trial
-            least = min(least, trial.tensor_ram_bytes)
-    for *_, outside, a, b, rows in sorted(candidates, key=lambda c: c[2]):  # none fits: the least for the error
-        if budget < outside < least:
-            least = min(least, patched(g, base, a, b, rows, lower, cache).plan().tensor_ram_bytes)
+    for *_, a, b, rows in sorted(candidates):
+        schedule = patched(g, base, a, b, rows, lower, cache)
+        trial = schedule.plan()
+        if trial.tensor_ram_bytes <= budget:
+            return schedule, trial
+        least = min(least, trial.tensor_ram_bytes)
     raise EdgecError(f"--memory-budget {budget}: the smallest schedule edgec finds needs {least} bytes of tensor RAM "
                      f"(layer by layer: {plan.tensor_ram_bytes}); give a budget of at least {least}")
 
