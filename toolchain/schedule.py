@@ -67,7 +67,7 @@ class Schedule:
         if p is None:
             return "layer by layer"
         return (f"nodes {p.first}..{p.last} ({self.graph.nodes[p.first].name} .. {self.graph.nodes[p.last].name}) "
-                f"in {p.strips} strips of {p.rows} rows")
+                f"in {p.strips} strips of {p.rows} row{'s' if p.rows > 1 else ''}")
 
 
 def _row_bytes(g: Graph, name: str) -> int:
