@@ -146,6 +146,7 @@ class _Strips:
         self.g, self.nodes, self.lower, self.cache = g, g.nodes[a:b + 1], lower, cache
         self.out = self.nodes[-1].outputs[0]
         self.views: dict[str, tuple[str, int]] = {}
+        self.names: dict[tuple, str] = {}  # (tensor, strip) or (buffer, first row, end row) -> a name no tensor has
 
     def strip(self, k: int, lo: int, hi: int) -> list[tuple[Node, Lowered, Step]]:
         g, need = self.g, _needs(self.g, self.nodes, lo, hi)
@@ -155,13 +156,14 @@ class _Strips:
             span, stride, pad = REGISTRY[n.op].row_window(n, g)
             o_lo, o_hi = need[n.outputs[0]]
             want_lo, want_hi = o_lo * stride - pad, (o_hi - 1) * stride - pad + span
-            ins, backing = [], []
+            ins, backing, height = [], [], 0
             for x in n.inputs:
                 if not x or g.const(x) is not None:
                     ins.append(x)
                     continue
-                a, b = max(0, want_lo), min(g.shape(x)[2], want_hi)
-                store, base = (f"{x}@{k}", need[x][0]) if x in produced else (x, 0)
+                height = g.shape(x)[2]  # the whole tensor's rows
+                a, b = max(0, want_lo), min(height, want_hi)
+                store, base = (self.names[x, k], need[x][0]) if x in produced else (x, 0)
                 ins.append(self._view(x, store, a, b, (a - base) * _row_bytes(g, x)))
                 backing.append(store)
             y = n.outputs[0]
@@ -169,9 +171,9 @@ class _Strips:
                 store = y
                 name = self._view(y, y, o_lo, o_hi, o_lo * _row_bytes(g, y))
             else:
-                store = name = f"{y}@{k}"
+                store = name = self._fresh(f"{y}@{k}", (y, k))
                 _with_rows(g, y, name, o_hi - o_lo)
-            top, bottom = max(0, -want_lo), max(0, want_hi - g.shape(n.inputs[0])[2])
+            top, bottom = max(0, -want_lo), max(0, want_hi - height)
             node = Node(n.op, n.name, ins, [name], REGISTRY[n.op].strip_attrs(n, g, top, bottom), n.q, n.scheme,
                         n.dtype)
             low = self._lowered(node, n, top, bottom)
@@ -183,15 +185,19 @@ class _Strips:
             done.append((node, low, Step(backing, [store], None, scratch, cands, fixed=True)))
         return done
 
+    def _fresh(self, base: str, key: tuple) -> str:
+        self.names[key] = self.g.fresh_name(base)
+        return self.names[key]
+
     def _view(self, x: str, store: str, a: int, b: int, offset: int) -> str:
-        name = f"{store}:{a}-{b}"
-        if name not in self.g.tensors:
+        if (store, a, b) not in self.names:
+            name = self._fresh(f"{store}:{a}-{b}", (store, a, b))
             _with_rows(self.g, x, name, b - a)
             self.views[name] = (store, offset)
-        return name
+        return self.names[store, a, b]
 
     def _lowered(self, node: Node, orig: Node, top: int, bottom: int) -> Lowered:
-        key = (orig.name, top, bottom, *(self.g.shape(x) for x in node.inputs + node.outputs if x))
+        key = (id(orig), top, bottom, *(self.g.shape(x) for x in node.inputs + node.outputs if x))
         if key not in self.cache:
             self.cache[key] = (node, self.lower(node, self.g))
             return self.cache[key][1]
