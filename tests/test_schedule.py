@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_bitexact, build_and_run, make_model, needs_target
+from helpers import assert_bitexact, assert_float_close, build_and_run, make_model, needs_target
 from onnx import helper
 
 from edgec.codegen.memory import Step, plan_memory
@@ -124,3 +124,18 @@ def test_scratch_is_placed_over_the_input_it_expands():
     kept = plan_memory([Step(["in"], ["h"], scratch=1280), Step(["h"], ["out"])], sizes, inputs=["in"],
                        outputs=["out"])
     assert kept.arena_bytes == 640 + 1280 + 128
+
+
+@pytest.mark.parametrize("quantize", ["none", "int16"])
+def test_float_and_int16_in_strips(tmp_path, quantize):
+    model = _graph(1, GRAPHS[1])
+    with pytest.raises(EdgecError, match="needs") as err:
+        build_and_run(model, tmp_path / "least", quantize=quantize, n_samples=1, n_calib=4, memory_budget=1)
+    least = int(re.search(r"needs (\d+) bytes", str(err.value)).group(1))
+    samples, res, g, want = build_and_run(model, tmp_path / "b", quantize=quantize, n_samples=2, n_calib=4,
+                                          memory_budget=least)
+    if quantize == "none":
+        assert_float_close(res, want)
+    else:
+        assert_bitexact(g, samples, res)
+    assert json.loads((tmp_path / "b" / "build" / "edgec.json").read_text())["schedule"]["patch"] is not None
