@@ -1,8 +1,7 @@
 """Schedules under --memory-budget: random graphs (residual Adds, depthwise stacks, strided convolutions, a concat)
-built under several budgets run in row strips, bit-exact with the integer reference on the host, Cortex-M7, M55
-and A53;
-a budget below the smallest schedule is a user error that says how much it needs; a scratch placed over the input
-it expands."""
+built under several budgets run in row strips, bit-exact with the integer reference on the host, Cortex-M7, M55 and
+A53 (int8; int16 and float32 on the host); a budget below the smallest schedule is a user error that says how much
+it needs; a scratch placed over the input it expands."""
 
 from __future__ import annotations
 
