@@ -130,6 +130,7 @@ class Emitter:
         self.symbols: set[str] = {"inputs", "outputs", *(f"{name}_{s}" for s in (
             "arena", "run", "invoke", "input", "output", "input_bytes", "output_bytes", "dump_hook"))}
         self.step = 0
+        self.shared: dict[tuple, str] = {}  # an array or struct emitted once for every call that passes it
 
     def unique(self, base: str) -> str:
         sym, k = c_identifier(base), 0
@@ -151,12 +152,16 @@ class Emitter:
                           "model's weights or attributes")
 
     def array(self, a: Array) -> str:
-        sym = self.unique(a.name)
         data = np.asarray(a.data)
         if data.dtype == object:  # pointers known only at run time: a local array
+            sym = self.unique(a.name)
             items = ", ".join(self.arg(x) for x in data.ravel())
             self.out.locals.append(CCode(f"{a.ctype} const {sym}[{data.size}] = {{ {items} }};"))
             return sym
+        key = ("array", a.ctype, data.dtype.str, data.shape, data.tobytes())
+        if key in self.shared:  # the same constants (the strips of a layer run in strips): one copy in flash
+            return self.shared[key]
+        sym = self.shared[key] = self.unique(a.name)
         flat = data.ravel()
         nbytes = flat.size * _CTYPE_BYTES.get(a.ctype, 1)
         if nbytes >= C_SIZE_LIMIT:
@@ -173,10 +178,12 @@ class Emitter:
         return sym
 
     def struct(self, s: Struct) -> str:
-        sym = self.unique(s.name)
         body = ", ".join(f".{k} = {self.arg(v)}" for k, v in s.fields.items())
-        self.out.structs.append({"ctype": s.ctype, "name": sym, "body": CCode(body)})
-        return sym
+        key = ("struct", s.ctype, body)
+        if key not in self.shared:
+            self.shared[key] = sym = self.unique(s.name)
+            self.out.structs.append({"ctype": s.ctype, "name": sym, "body": CCode(body)})
+        return self.shared[key]
 
     def arg(self, a: Arg) -> str:
         if isinstance(a, Buf):
@@ -188,7 +195,7 @@ class Emitter:
         if isinstance(a, Raw):
             return a.text
         if isinstance(a, Scratch):
-            return f"(void *)({self.name}_arena + {self.plan.offsets[scratch_name(self.step)]})"
+            return f"(void *)({self.name}_arena + {self.plan.offset(scratch_name(self.step))})"
         if isinstance(a, list):
             return "{ " + ", ".join(self.arg(x) for x in a) + " }"
         if isinstance(a, float):

@@ -27,6 +27,10 @@ class Step:
     # In-place candidates, best first: (input, shift): the output may start `shift` bytes before that input's
     # first byte when the input dies at this step (the kernel is safe for it; toolchain/inplace.py).
     inplace: list[tuple[str, int]] = field(default_factory=list)
+    # The same for the step's scratch: it may start `shift` bytes before an input that dies here (a kernel that
+    # expands its input into scratch before it writes anything else; toolchain/inplace.py).
+    scratch_over: list[tuple[str, int]] = field(default_factory=list)
+    fixed: bool = False  # in place whenever it can, not tried both ways (the many steps of a run in strips)
 
 
 def scratch_name(step: int) -> str:
@@ -42,7 +46,9 @@ class Plan:
     lower_bound_bytes: int  # largest sum of simultaneously live buffers
     external_bytes: int = 0  # the buffers outside the arena (the model's inputs and outputs in the caller's memory)
     rel: dict[str, int] = field(default_factory=dict)  # tensor -> its byte offset inside its root's buffer
-    inplace: dict[str, str] = field(default_factory=dict)  # output written over this input (toolchain/inplace.py)
+    # output (or step scratch) written over this input (toolchain/inplace.py)
+    inplace: dict[str, str] = field(default_factory=dict)
+    live: list[int] = field(default_factory=list)  # per step: the bytes of the buffers alive (in the arena)
 
     def offset(self, tensor: str) -> int:
         """A tensor's byte offset in the arena."""
@@ -88,12 +94,14 @@ def plan_memory(steps: list[Step], nbytes: dict[str, int], external: set[str] = 
     # does not grow the arena (a small output written over a large input keeps the input's bytes for the output's
     # whole life; a single step in place may pay only once the others are).
     args = (steps, nbytes, root, first, last, external, list(outputs))
-    candidates = {i for i, step in enumerate(steps) if step.inplace}
-    allowed: set[int] = set()
+    candidates = {i for i, step in enumerate(steps) if step.inplace or (step.scratch and step.scratch_over)}
+    fixed = {i for i in candidates if steps[i].fixed}
+    candidates -= fixed
+    allowed = set(fixed)
     best = _plan(*args, allowed)
-    every = _plan(*args, candidates)
+    every = _plan(*args, candidates | fixed)
     if every.arena_bytes <= best.arena_bytes:
-        allowed, best = set(candidates), every
+        allowed, best = candidates | fixed, every
     for _ in range(2):
         for i in sorted(candidates):
             trial_allowed = allowed ^ {i}
@@ -115,10 +123,8 @@ def _plan(steps: list[Step], nbytes: dict[str, int], root: dict[str, str], first
               sorted(buffers, key=lambda b: (first[b], -sizes[b]))]  # first use first
     placed = [_place(order, sizes, first, last) for order in orders]
     offsets = min(placed, key=lambda o: _arena(o, sizes))  # on a tie the earlier order
-    bound = 0
-    for i in range(len(steps)):
-        bound = max(bound, sum(sizes[r] for r in buffers if first[r] <= i <= last[r]))
-    return Plan(offsets, root, sizes, _arena(offsets, sizes), bound, 0, rel, inplace)
+    live = [sum(sizes[r] for r in buffers if first[r] <= i <= last[r]) for i in range(len(steps))]
+    return Plan(offsets, root, sizes, _arena(offsets, sizes), max(live, default=0), 0, rel, inplace, live)
 
 
 def _extent(r: str, root: dict[str, str], rel: dict[str, int], nbytes: dict[str, int]) -> int:
@@ -138,25 +144,36 @@ def _merge_inplace(steps: list[Step], root: dict[str, str], first: dict[str, int
         if i not in allowed or step.alias is not None or len(step.outputs) != 1:
             continue
         out = step.outputs[0]
-        if root[out] != out:
-            continue
-        for name, shift in step.inplace:
-            r = root[name]
-            if r in external or r == out or last[r] != i or any(root[o] == r for o in outputs):
-                continue
-            at = rel.get(name, 0) - _align(shift)  # further before is safe too; every tensor stays aligned
-            members = [t for t in root if root[t] == out]
-            for t in members:
-                root[t], rel[t] = r, rel.get(t, 0) + at
-            if at < 0:  # the output starts before the buffer: move every tensor in it up
-                for t in root:
-                    if root[t] == r:
-                        rel[t] = rel.get(t, 0) - at
-            last[r] = max(last[r], last.pop(out))
-            first.pop(out)
-            inplace[out] = name
-            break
+        if root[out] == out:
+            done = _merge(out, i, step.inplace, root, rel, first, last, external, outputs)
+            if done:
+                inplace[out] = done
+        if step.scratch and step.scratch_over:
+            done = _merge(scratch_name(i), i, step.scratch_over, root, rel, first, last, external, outputs)
+            if done:
+                inplace[scratch_name(i)] = done
     return rel, inplace
+
+
+def _merge(out: str, i: int, over: list[tuple[str, int]], root: dict[str, str], rel: dict[str, int],
+           first: dict[str, int], last: dict[str, int], external: set[str], outputs: list[str]) -> str | None:
+    """Put buffer `out` (born at step i) over the first candidate input that dies at step i; returns that input."""
+    for name, shift in over:
+        r = root[name]
+        if r in external or r == out or last[r] != i or any(root[o] == r for o in outputs):
+            continue
+        at = rel.get(name, 0) - _align(shift)  # further before is safe too; every tensor stays aligned
+        members = [t for t in root if root[t] == out]
+        for t in members:
+            root[t], rel[t] = r, rel.get(t, 0) + at
+        if at < 0:  # the output starts before the buffer: move every tensor in it up
+            for t in root:
+                if root[t] == r:
+                    rel[t] = rel.get(t, 0) - at
+        last[r] = max(last[r], last.pop(out))
+        first.pop(out)
+        return name
+    return None
 
 
 def _place(order: list[str], sizes: dict[str, int], first: dict[str, int], last: dict[str, int]) -> dict[str, int]:

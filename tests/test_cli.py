@@ -57,7 +57,7 @@ def test_validate_json_keys(convnet_files, capsys):
     assert code == 0
     for key in ("max_abs_err", "mean_abs_err", "cosine", "sqnr_db", "top1_agreement", "bitexact_vs_reference",
                 "flash_bytes", "ram_bytes", "tensor_ram_bytes", "arena_bytes", "arena_lower_bound_bytes",
-                "instructions", "macs", "params"):
+                "schedule", "instructions", "macs", "params"):
         assert key in report, key
     # the int8 input and output live in the arena: it holds every tensor byte (the input with the first layer's output)
     assert report["tensor_ram_bytes"] == report["arena_bytes"] >= report["arena_lower_bound_bytes"] > 28 * 28

@@ -32,7 +32,7 @@ _BUILD_FIELDS = {f.name for f in dataclasses.fields(BuildOptions)} - {"model", "
 def build_options(model: str | Path, target: str = "host", quantize: str = "none", calib: str | Path | None = None,
                   out: str | Path | None = None, **options) -> BuildOptions:
     """The BuildOptions of edgec.build's arguments. options: any other BuildOptions field (qconfig, calibration,
-    percentile, input_shapes, name, force, flash_bytes, ram_bytes, prune, sparse_kernels, flash_budget,
+    percentile, input_shapes, name, force, flash_bytes, ram_bytes, prune, sparse_kernels, memory_budget, flash_budget,
     max_sqnr_drop) or QuantOptions field (per_channel, symmetric, bias_correction, input_ranges)."""
     unknown = sorted(set(options) - _QUANT_FIELDS - _BUILD_FIELDS)
     if unknown:
@@ -192,7 +192,7 @@ def run_validation(opts: BuildOptions, inputs: Inputs | None) -> Validation:
         "flash_bytes": elf.get("flash", meta["weight_bytes"]),
         "ram_bytes": (elf["ram_static"] + (res.stack_bytes or 0)) if elf else meta["arena_bytes"],
         "tensor_ram_bytes": meta["tensor_ram_bytes"], "arena_bytes": meta["arena_bytes"],
-        "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"],
+        "arena_lower_bound_bytes": meta["arena_lower_bound_bytes"], "schedule": meta["schedule"],
         "instructions": res.instructions[0] if res.instructions else None,
         "macs": meta["macs"], "params": meta["params"],
     })

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from edgec.codegen.emit import model_name, write_project
-from edgec.codegen.memory import Step, plan_memory
+from edgec.codegen.memory import Plan, Step
 
 from . import ApiModule, host, inplace, outdir
-from .calls import Array, Call
+from .calls import Array, Call, Lowered
 from .data import load_samples, random_samples
 from .errors import EdgecError
 from .frontends import load_model, require_static_shapes
-from .ir import Graph
+from .ir import Graph, Node
 from .ops import REGISTRY, tflm
 from .ops.base import LowerContext
 from .passes.fold import fold_batchnorm
@@ -39,6 +39,8 @@ from .quantize import (
     quantize_calibrated,
     quantize_graph,
 )
+from .schedule import Schedule
+from .schedule import choose as choose_schedule
 from .target import Target, load_target
 
 RANDOM_CALIB_SAMPLES = 8
@@ -71,6 +73,9 @@ class BuildOptions:
     # to a hook (per-layer divergence; codegen/emit.py).
     instrument: str | None = None
     sparse_kernels: str = "auto"  # auto (cost model) | dense | rows | gather (row-group) | nm (N:4) | block
+    # Tensor RAM allowed (bytes): the fastest schedule that fits, row strips included (toolchain/schedule.py);
+    # None: layer by layer.
+    memory_budget: int | None = None
 
 
 def prepare_graph(model: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -173,12 +178,11 @@ def lower_graph(g: Graph, target: Target, sparse_kernels: str = "auto") -> tuple
     calls, steps, layers = [], [], []
     ctx = LowerContext(target, sparse_kernels)
     for i, node in enumerate(g.nodes):
-        low = REGISTRY[node.op].lower(node, g, ctx)
-        if tflm.is_tflm(g):  # a TFLite model: every integer kernel computes TFLM's arithmetic
-            low = tflm.retarget(node, low)
+        low = lower_node(node, g, ctx)
         ins = [i for i in node.inputs if i and g.const(i) is None]
         scratch = max((c.scratch_bytes for c in low.calls), default=0)
-        steps.append(Step(ins, node.outputs[:1], low.alias, scratch, inplace.candidates(node, g, low.calls)))
+        steps.append(Step(ins, node.outputs[:1], low.alias, scratch, inplace.candidates(node, g, low.calls),
+                          inplace.scratch_over(low.calls)))
         calls.extend((i, c) for c in low.calls)
         layers.append({"node": node.name, "op": node.op, "dtype": node.dtype,
                        "kernels": [c.kernel for c in low.calls],
@@ -186,6 +190,34 @@ def lower_graph(g: Graph, target: Target, sparse_kernels: str = "auto") -> tuple
                        "weight_bytes": _const_bytes([(i, c) for c in low.calls]), "output": node.outputs[0],
                        **_formats(g, node)})
     return calls, steps, layers
+
+
+def lower_node(node: Node, g: Graph, ctx: LowerContext) -> Lowered:
+    low = REGISTRY[node.op].lower(node, g, ctx)
+    if tflm.is_tflm(g):  # a TFLite model: every integer kernel computes TFLM's arithmetic
+        low = tflm.retarget(node, low)
+    return low
+
+
+def plan_schedule(g: Graph, calls: list[tuple[int, Call]], steps: list[Step], layers: list[dict], target: Target,
+                  opts: BuildOptions) -> tuple[Schedule, Plan, dict]:
+    """The schedule (toolchain/schedule.py: layer by layer, or under --memory-budget the fastest that fits), its
+    memory plan and its entry in the build report; marks the layers written in place."""
+    if opts.memory_budget is not None and opts.instrument == "dump":
+        raise EdgecError("--memory-budget and tensor dumps (profile --divergence) do not go together: a dump needs "
+                         "every layer's whole output")
+    ctx = LowerContext(target, opts.sparse_kernels)
+    schedule, plan = choose_schedule(g, Schedule(calls, steps, g, {}), opts.memory_budget,
+                                     lambda node, g2: lower_node(node, g2, ctx))
+    for layer in layers:
+        if layer["output"] in plan.inplace:
+            layer["inplace"] = plan.inplace[layer["output"]]  # the input it overwrites
+    patch = schedule.patch
+    report = {"kind": schedule.describe(), "memory_budget": opts.memory_budget,
+              "tensor_ram_bytes": plan.tensor_ram_bytes, "lower_bound_bytes": plan.lower_bound_bytes,
+              "extra_macs": patch.extra_macs if patch else 0,
+              "patch": dataclasses.asdict(patch) if patch else None}
+    return schedule, plan, report
 
 
 def _formats(g: Graph, node) -> dict:
@@ -246,17 +278,13 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     if opts.quantize != "none" or opts.qconfig is not None:
         quantize_with(g, opts, target)
     calls, steps, layers = lower_graph(g, target, opts.sparse_kernels)
-    nbytes = {name: t.nbytes for name, t in g.tensors.items()}
-    plan = plan_memory(steps, nbytes, inputs=g.inputs, outputs=g.outputs)
-    for layer in layers:
-        if layer["output"] in plan.inplace:
-            layer["inplace"] = plan.inplace[layer["output"]]  # the input it overwrites
     weights = _const_bytes(calls)
+    schedule, plan, sched_report = plan_schedule(g, calls, steps, layers, target, opts)
     params = sum(t.size for t in g.tensors.values() if t.is_const)
     meta = {"name": name, "model": str(Path(opts.model).resolve()), "target": target.name,
             "quantize": opts.quantize, **_io(g), "tensor_ram_bytes": plan.tensor_ram_bytes,
             "arena_bytes": plan.arena_bytes,
-            "arena_lower_bound_bytes": plan.lower_bound_bytes, "weight_bytes": weights,
+            "arena_lower_bound_bytes": plan.lower_bound_bytes, "schedule": sched_report, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
             "calibration": g.info.get("calibration"), "auto": g.info.get("auto"),
@@ -270,8 +298,8 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
     fits = _check_fit(target, meta, opts)
     tmp = outdir.temp_dir(out)
     try:
-        sources = write_project(g, calls, plan, name, opts.model.name, tmp, _io(g), opts.instrument,
-                                meta["compiler"])
+        sources = write_project(schedule.graph, schedule.calls, plan, name, opts.model.name, tmp, _io(g),
+                                opts.instrument, meta["compiler"])
         meta["sources"] = [str(s.relative_to(tmp)) for s in sources]
         if target.kind == "host" or fits:
             compile_build(tmp, meta, target)

@@ -61,6 +61,9 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="write the C even if the model does not fit the target")
     p.add_argument("--flash", type=_size, metavar="BYTES", help="flash of the part, e.g. 1m (default: the target's)")
     p.add_argument("--ram", type=_size, metavar="BYTES", help="RAM of the part, e.g. 64k (default: the target's)")
+    p.add_argument("--memory-budget", type=_size, metavar="BYTES",
+                   help="tensor RAM allowed, e.g. 32k: the fastest schedule that fits, running the first layers in "
+                   "row strips where needed (recomputing their halo rows); default: layer by layer")
     p.add_argument("--prune", metavar="METHOD", choices=list(PRUNE_METHODS),
                    help=f"prune before quantizing: {', '.join(PRUNE_METHODS)}")
     p.add_argument("--sparse-kernels", default="auto", choices=["auto", "dense", "rows", "gather", "nm", "block"],
@@ -144,7 +147,7 @@ def _options(a: argparse.Namespace, out: Path | None):
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
                         flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune),
                         flash_budget=a.flash_budget, max_sqnr_drop=a.max_sqnr_drop,
-                        sparse_kernels=a.sparse_kernels)
+                        sparse_kernels=a.sparse_kernels, memory_budget=a.memory_budget)
 
 
 def _calibration_text(info: dict | None) -> str:
@@ -176,6 +179,10 @@ def _summary(meta: dict) -> list[tuple[str, str]]:
             ("tensor RAM", _fmt_bytes(meta["tensor_ram_bytes"])),
             ("arena (RAM)", _fmt_bytes(meta["arena_bytes"])),
             ("arena lower bound", _fmt_bytes(meta["arena_lower_bound_bytes"]))]
+    sched = meta.get("schedule")
+    if sched:
+        rows.append(("schedule", f"{sched['kind']}: tensor RAM {sched['tensor_ram_bytes']:,}, lower bound "
+                     f"{sched['lower_bound_bytes']:,}, extra MACs {sched['extra_macs']:,}"))
     elf = meta.get("elf")
     if elf:
         rows += [("flash code (text)", _fmt_bytes(elf["text"])),

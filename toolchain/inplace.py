@@ -24,7 +24,12 @@ Only kernels whose loops were checked are listed; every other call gets its own 
 - Channel by channel, the output at the input's own place (shift 0): ec_depthwise_conv2d_plane_mve_s8 copies input
   channel c into its scratch plane before it writes any output of channel c, and writes only channel c's bytes
   (pixel p at p * channels + c, which with channel multiplier 1 is input pixel p's channel c, or past the input);
-  so with multiplier 1 and batch 1 every write lands on a byte already copied or outside the input."""
+  so with multiplier 1 and batch 1 every write lands on a byte already copied or outside the input.
+- Scratch over the input (SCRATCH_OVER): ec_fully_connected_block4_s8 with one input row first zeroes the scratch
+  column's padding (from byte 2 * depth on), then expands the row into it front to back as int16, at most 8
+  elements read before their 16 bytes are written (ec_col_expand), and afterwards reads only the scratch. With the
+  scratch starting `depth` bytes before the input, the bytes written for elements [0, i + 8) end at
+  2 * (i + 8) - depth <= i + 8 (as i + 8 <= depth): on input bytes already read."""
 
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ WINDOWED = {  # kernel -> G; arguments (params, quant, input, ...)
     "ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2, "ec_conv2d_1x1_s8": 2, "ec_depthwise_conv2d_s8": 1,
     "ec_depthwise_conv2d_3x3_s8": 1, "ec_depthwise_conv2d_3x3_planar_s8": 1}
 CHANNELWISE = {"ec_depthwise_conv2d_plane_mve_s8"}  # arguments (params, quant, input, ...)
+SCRATCH_OVER = {"ec_fully_connected_block4_s8"}  # arguments (rows, depth, out_c, quant, input, ...)
 
 
 def window_shift(p: dict, group: int, elem: int = 1) -> int:
@@ -82,3 +88,12 @@ def candidates(node: Node, g: Graph, calls: list[Call]) -> list[tuple[str, int]]
         p = {k: int(v) for k, v in params.fields.items()}
         return [(x.tensor, 0)] if p["batch"] == 1 and p["in_c"] == p["out_c"] else []
     return []
+
+
+def scratch_over(calls: list[Call]) -> list[tuple[str, int]]:
+    """(input, shift) pairs where the single call's scratch may start shift bytes before that input when the input
+    dies at the call (SCRATCH_OVER)."""
+    if len(calls) != 1 or calls[0].kernel.removesuffix("_tflm") not in SCRATCH_OVER:
+        return []
+    rows, depth, x = calls[0].args[0], calls[0].args[1], calls[0].args[4]
+    return [(x.tensor, int(depth))] if rows == 1 and isinstance(x, Buf) else []

@@ -125,6 +125,17 @@ class Op:
     def macs(self, node: Node, g: Graph) -> int:
         return 0
 
+    def row_window(self, node: Node, g: Graph) -> tuple[int, int, int] | None:
+        """Row-local ops on 4-D (N, C, H, W) tensors, which toolchain/schedule.py runs on strips of rows: (span,
+        stride, pad_top) such that output row y reads rows [y * stride - pad_top, y * stride - pad_top + span) of
+        every activation input. None: the op cannot run on a strip."""
+        return None
+
+    def strip_attrs(self, node: Node, g: Graph, pad_top: int, pad_bottom: int) -> dict:
+        """The node's attributes for a strip of rows whose window padding is pad_top / pad_bottom (ops whose
+        row_window span is 1 keep theirs)."""
+        return dict(node.attrs)
+
     def layout_role(self, node: Node, g: Graph) -> str:
         """The node's `layout` trait (passes/layout.py); ops whose role depends on their attributes override it."""
         return self.layout

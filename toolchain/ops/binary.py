@@ -280,6 +280,16 @@ class Binary(Op):
         st = Struct(f"q_{name}", "ec_add_s8_params", {k: q[k] for k in keys})
         return Lowered([Call(f"ec_add_{suffix}", [bp, op, st, *operands, out], node=name)])
 
+    def row_window(self, node: Node, g: Graph) -> tuple[int, int, int] | None:
+        """Operands of the output's 4-D shape, constants constant along H."""
+        out = g.shape(node.outputs[0])
+        for x in node.inputs:
+            shape = (1,) * (4 - len(g.shape(x))) + tuple(g.shape(x))
+            if len(out) != 4 or (g.const(x) is None and tuple(g.shape(x)) != tuple(out)) or shape[2] != 1 and \
+                    g.const(x) is not None:
+                return None
+        return 1, 1, 0
+
     variants = (lower_lut, lower_portable)
 
 

@@ -462,6 +462,17 @@ class Conv(Op):
         w = g.const(node.inputs[1])
         return int(np.prod(g.shape(node.outputs[0]))) * int(math.prod(w.shape[1:]))
 
+    def row_window(self, node: Node, g: Graph) -> tuple[int, int, int] | None:
+        if len(g.shape(node.inputs[0])) != 4:
+            return None
+        _, kernel, strides, pads, dil, _ = self._geometry(node, g)
+        return (kernel[0] - 1) * dil[0] + 1, strides[0], pads[0]
+
+    def strip_attrs(self, node: Node, g: Graph, pad_top: int, pad_bottom: int) -> dict:
+        _, _, _, pads, _, _ = self._geometry(node, g)
+        attrs = {k: v for k, v in node.attrs.items() if k != "auto_pad"}
+        return {**attrs, "pads": [pad_top, pads[1], pad_bottom, pads[3]]}
+
     variants = (lower_lowbit, lower_sparse, lower_mve_depthwise, lower_mve, lower_dsp_depthwise, lower_dsp,
                 lower_dsp_s16, lower_neon,
                 lower_neon_f32, lower_portable)

@@ -198,6 +198,13 @@ class Concat(Op):
     def axis(self, node: Node, g: Graph) -> int:
         return node.attrs["axis"] % len(g.shape(node.outputs[0]))
 
+    def row_window(self, node: Node, g: Graph) -> tuple[int, int, int] | None:
+        """Along channels only, every input an activation."""
+        if len(g.shape(node.outputs[0])) != 4 or self.axis(node, g) != 1 or \
+                any(g.const(x) is not None for x in node.inputs):
+            return None
+        return 1, 1, 0
+
     def check(self, node: Node, g: Graph) -> str | None:
         reason = check_io(node, g, (1, 1 << 16))
         if reason:

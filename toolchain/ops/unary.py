@@ -165,6 +165,9 @@ class Unary(Op):
             return interp_lookup(node.q.table, xs[0]).astype(np.int16)
         return node.q.table[xs[0].astype(np.int64) + 128]
 
+    def row_window(self, node: Node, g: Graph) -> tuple[int, int, int] | None:
+        return (1, 1, 0) if len(g.shape(node.inputs[0])) == 4 else None
+
     def lower(self, node: Node, g: Graph, ctx: LowerContext) -> Lowered:
         name, t = node.name, nctype(node)
         size = g.tensors[node.inputs[0]].size
