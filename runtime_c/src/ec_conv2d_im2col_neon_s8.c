@@ -44,16 +44,19 @@ void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, con
         memset(col + c * k8 + k, 0, (size_t)(k8 - k));
         x[c] = col + c * k8;
     }
+    /* the next pixel's image b and window corner (iy0, ix0), advanced without divisions; the geometry in locals
+     * (stores through int8_t * could alias *p) */
+    const int32_t sh = p->stride_h, sw = p->stride_w, ix_first = -p->pad_left, ix_end = ix_first + out_w * sw;
+    const int32_t iy_end = (p->out_h * sh) - p->pad_top, whole = p->dil_w == 1;
+    const int32_t last = p->batch * image - last_row * in_w * in_c - ((len + 15) & ~15);
+    int32_t b = 0, iy0 = -p->pad_top, ix0 = ix_first;
     for (pix = 0; pix < npix; pix += EC_NEON_COLS) {
         const int32_t ncols = npix - pix >= EC_NEON_COLS ? EC_NEON_COLS : npix - pix;
         for (c = 0; c < ncols; ++c) {
-            const int32_t b = (pix + c) / hw, r = (pix + c) % hw;
-            const int32_t iy0 = (r / out_w) * p->stride_h - p->pad_top, ix0 = (r % out_w) * p->stride_w - p->pad_left;
             const int32_t at = b * image + (iy0 * in_w + ix0) * in_c; /* tap (0, 0) */
             int8_t *dst = col + c * k8;
             y[c] = output + (pix + c) * out_c;
-            if (p->dil_w == 1 && iy0 >= 0 && iy0 + last_row < in_h && ix0 >= 0 && ix0 + k_w <= in_w &&
-                at + last_row * in_w * in_c + ((len + 15) & ~15) <= p->batch * image) {
+            if (whole && iy0 >= 0 && iy0 + last_row < in_h && ix0 >= 0 && ix0 + k_w <= in_w && at <= last) {
                 /* inside the input: whole rows, 16 bytes at a time; the bytes copied past a row are overwritten
                  * by the next row or land after K (zero weights) or in the next column or the 16 spare bytes */
                 const int8_t *src = input + at;
@@ -87,6 +90,15 @@ void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, con
                 }
             } else {
                 ec_neon_im2col(p, input + b * image, iy0, ix0, q->in_zp, dst);
+            }
+            ix0 += sw;
+            if (ix0 == ix_end) {
+                ix0 = ix_first;
+                iy0 += sh;
+                if (iy0 == iy_end) {
+                    iy0 = -p->pad_top;
+                    ++b;
+                }
             }
         }
         ec_neon_gemm(weights, k8, out_c, x, ncols, tb, q, fast, y);
