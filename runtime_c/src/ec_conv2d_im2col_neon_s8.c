@@ -84,8 +84,8 @@ void ec_conv2d_im2col_neon_s8(const ec_conv_params *p, const ec_quant_s8 *q, con
                  * by the next row or land after K (zero weights) or in the next column or the 16 spare bytes */
                 const int8_t *src = input + at;
 #if defined(__aarch64__)
-                /* one LD1/ST1 of up to 64 bytes per kernel row (measured on Cortex-A53: resnet8 conv_2 802,338 -> 764,790
-                 * instructions, conv_1 349,297 -> 333,406) */
+                /* one LD1/ST1 of up to 64 bytes per kernel row (measured on Cortex-A53: resnet8 conv_2 802,338 ->
+                 * 764,790 instructions, conv_1 349,297 -> 333,406) */
                 if (chunks == 1) {
                     EC_COPY_ROWS(vst1q_s8(dst, vld1q_s8(src)));
                 } else if (chunks == 2) {
