@@ -142,8 +142,6 @@ void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_p
     const int32_t plain = !subtract && q->left_shift == 20 && out_shift <= 0;
     const int32_t exact_b = plain && b_mult == (1 << 30) && b_shift == 0 && a_shift <= 0;
     const int32_t exact_a = plain && a_mult == (1 << 30) && a_shift == 0 && b_shift <= 0;
-#elif defined(__ARM_NEON)
-    const int32_t exact_a = 0, exact_b = 0;
 #endif
 
     ec_nd_init(&it, bp->out_shape, bp->a_strides, bp->b_strides);
@@ -160,6 +158,7 @@ void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_p
 #endif
         i = 0;
 #if defined(__ARM_NEON)
+#if !defined(EC_TFLM)
         if (it.row_a == 1 && it.row_b == 1 && exact_b) {
             i = add_row_exact_neon(q, a + ia, a_zp, a_mult, a_shift, b + ib, b_zp, output, it.row_len);
             ia += i;
@@ -168,7 +167,9 @@ void ec_add_s8(const ec_broadcast_params *bp, ec_binary_op op, const ec_add_s8_p
             i = add_row_exact_neon(q, b + ib, b_zp, b_mult, b_shift, a + ia, a_zp, output, it.row_len);
             ia += i;
             ib += i;
-        } else if (it.row_a == 1 && it.row_b == 1) {
+        } else
+#endif
+        if (it.row_a == 1 && it.row_b == 1) {
             i = add_row_neon(q, subtract, a + ia, b + ib, output, it.row_len);
             ia += i;
             ib += i;
