@@ -41,7 +41,8 @@ KERNELS = ["ec_conv2d_1x1_neon_s8", "ec_conv2d_im2col_neon_s8", "ec_conv2d_lanes
            "ec_avgpool_neon_s8"]
 CASES_PER_KERNEL = 12
 # kernels with many paths
-MORE_CASES = {"ec_conv2d_lanes_neon_s8": 30, "ec_depthwise_conv2d_3x3_neon_s8": 30, "ec_avgpool_neon_s8": 30}
+MORE_CASES = {"ec_conv2d_lanes_neon_s8": 30, "ec_depthwise_conv2d_3x3_neon_s8": 30, "ec_avgpool_neon_s8": 30,
+              "ec_add_s8": 30}
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 CTYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t"}
 
@@ -235,6 +236,9 @@ def add_case(rng, kernel):
          "act_min": lo, "act_max": hi}
     if rng.random() < 0.2:  # an output shift of 0 and one to the left (the exact general rounding)
         q["out_shift"], q["out_mult"] = int(rng.integers(0, 2)), int(rng.integers(1, 2**12))
+    if rng.random() < 0.5:  # one operand requantized exactly, as edgec's Add parameters have it (add_row_exact_neon)
+        side = "ab"[int(rng.integers(2))]
+        q[f"{side}_mult"], q[f"{side}_shift"] = 2**30, 0
     op = int(rng.integers(2))
     ra = requantize((va.astype(np.int64) - q["a_zp"]) * 2 ** q["left_shift"], q["a_mult"], q["a_shift"])
     rb = requantize((vb.astype(np.int64) - q["b_zp"]) * 2 ** q["left_shift"], q["b_mult"], q["b_shift"])

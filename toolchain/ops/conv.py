@@ -394,7 +394,8 @@ class Conv(Op):
             return None
         name, t = node.name, nctype(node)
         return neon.lower_conv(name, node.q, f.params, quant_struct(name, node.q), Buf(node.inputs[0], t),
-                               Buf(node.outputs[0], t, const=False), f.depthwise, any(f.pads), self.macs(node, g))
+                               Buf(node.outputs[0], t, const=False), f.depthwise, any(f.pads), self.macs(node, g),
+                               "a64" in ctx.target.features)
 
     def lower_neon_f32(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         if node.dtype != "float32" or "neon" not in ctx.target.features:

@@ -33,6 +33,11 @@ MAX_TAPS = 64  # EC_DW_NEON_MAX_TAPS
 # 287,019 (327,117 / 380,895); 64 -> 64 at 25x5 191,677 / 175,683. Larger kernels stay with the matrix kernel:
 # dscnn_kws's 10x4 first layer (1 -> 64) 183,141 / 182,688, 3x3 3 -> 16 at 32x32 400,020 / 376,116.
 LANES_MAX_K = 32
+# On AArch64 (target feature "a64", compiled with -fno-schedule-insns) the matrix kernel got cheaper: by-lane only
+# for unstrided layers with K up to 16. Measured under qemu-aarch64 -cpu cortex-a53, by-lane / matrix: 16 -> 32 at
+# 24x24 165,052 / 178,759, 32 -> 32 at 24x24 259,516 / 247,879, resnet8's stride-2 16 -> 32 at 16x16 88,177 /
+# 82,701 and 32 -> 64 at 8x8 60,729 / 53,989.
+LANES_MAX_K_A64 = 16
 
 
 def fits(w: np.ndarray) -> bool:
@@ -41,9 +46,10 @@ def fits(w: np.ndarray) -> bool:
 
 
 def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf, depthwise: bool,
-               padded: bool, macs: int) -> Lowered | None:
+               padded: bool, macs: int, a64: bool = False) -> Lowered | None:
     """A NEON kernel for an int8 convolution (q: the Conv's integer parameters, weights [O][I/g][k...]), or None
-    when none fits (groups other than 1 or in_c, a channel multiplier, a -128 weight, more than MAX_TAPS taps)."""
+    when none fits (groups other than 1 or in_c, a channel multiplier, a -128 weight, more than MAX_TAPS taps);
+    a64: an AArch64 target (its own by-lane crossover)."""
     p, w = params.fields, q["w"]
     if not fits(w):
         return None
@@ -61,7 +67,7 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
     if p["groups"] != 1:
         return None
     wm = w.reshape(w.shape[0], w.shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-    if lanes := lower_conv_lanes(name, q, params, stage, x, y, wm, macs):
+    if lanes := lower_conv_lanes(name, q, params, stage, x, y, wm, macs, a64):
         return lanes
     if taps == 1 and not padded:
         kernel, scratch = "ec_conv2d_1x1_neon_s8", neon_conv_1x1_scratch_bytes(p)
@@ -73,11 +79,14 @@ def lower_conv(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf
 
 
 def lower_conv_lanes(name: str, q: dict, params: Struct, stage: Struct, x: Buf, y: Buf, wm: np.ndarray,
-                     macs: int) -> Lowered | None:
+                     macs: int, a64: bool = False) -> Lowered | None:
     """ec_conv2d_lanes_neon_s8 for a 1x1 convolution with one group and a short dot product (wm [O][K], K at most
-    LANES_MAX_K), or None. Its int16 weights take twice the bytes of the matrix layout's. (The kernel takes any
-    geometry; larger kernels measured no faster than the matrix kernel's.)"""
-    if params.fields["k_h"] * params.fields["k_w"] != 1 or wm.shape[1] > LANES_MAX_K:
+    LANES_MAX_K; on AArch64 at most LANES_MAX_K_A64 and stride 1), or None. Its int16 weights take twice the bytes
+    of the matrix layout's. (The kernel takes any geometry; larger kernels measured no faster than the matrix
+    kernel's.)"""
+    p = params.fields
+    strided = p["stride_h"] * p["stride_w"] != 1
+    if p["k_h"] * p["k_w"] != 1 or wm.shape[1] > (LANES_MAX_K_A64 if a64 else LANES_MAX_K) or (a64 and strided):
         return None
     args = [Array(f"w_{name}", pack_lanes_neon(wm), "int16_t"),
             Array(f"b_{name}", fold_input_zp(q["bias"], wm, q["in_zp"]), "int32_t"), y,
