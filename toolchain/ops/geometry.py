@@ -118,7 +118,7 @@ def conv_nd(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int, out_sp
     of columns whose sums stay below 2^24 (sgemm, half the bytes of float64), the blocks then added in float64.
     Without groups the columns are built channels-last ([tap][channel],
     weights reordered to match), which copies the input once per tap in long runs (measured: the 2.27 GMAC CNN of
-    bench/buildtime.py, 16 samples, 37 s -> see docs/benchmarks.md)."""
+    bench/buildtime.py, 16 samples: 37.2 -> 23.7 CPU s for the whole build)."""
     n, c = x.shape[:2]
     o, kernel = w.shape[0], w.shape[2:]
     taps, pixels, cg, og = math.prod(kernel), math.prod(out_sp), c // group, o // group
