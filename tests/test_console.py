@@ -41,18 +41,22 @@ def stage_lines(err: str) -> list[tuple[str, str | None]]:
     return [(m["label"], m["count"]) for m in map(LINE.fullmatch, lines)]
 
 
-def test_one_line_per_stage_when_stderr_is_not_a_terminal(progress, files, tmp_path, capsys):
+def test_one_line_per_stage_when_stderr_is_not_a_terminal(progress, files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # an empty calibration cache
     src, calib, test = files
     build = ["build", str(src), "--quantize", "int8", "--calib", str(calib), "--calibration", "minmax"]
     assert main([*build, "-o", str(tmp_path / "b")]) == 0
-    assert stage_lines(capsys.readouterr().err) == [("calibrating", "8"), ("compiling C for the host", None)]
+    assert stage_lines(capsys.readouterr().err) == [("float reference", "8"), ("compiling C for the host", None)]
     assert main(["run", str(tmp_path / "b"), "--inputs", str(test), "-o", str(tmp_path / "y.npz")]) == 0
     assert stage_lines(capsys.readouterr().err) == [("running on the host", "3")]
-    # auto calibration: both methods' passes (percentile: ranges, then histograms), then the candidates
-    assert main(["build", str(src), "--quantize", "int8", "--calib", str(calib), "-o", str(tmp_path / "c")]) == 0
+    # auto calibration: minmax's ranges from the cache, one float reference pass for the percentile ranges and the
+    # candidates, then the candidates; a second time everything comes from the cache
+    auto = ["build", str(src), "--quantize", "int8", "--calib", str(calib), "-o"]
+    assert main([*auto, str(tmp_path / "c")]) == 0
     assert stage_lines(capsys.readouterr().err) == [
-        ("calibrating", "8"), ("calibrating", "8"), ("calibration histograms", "8"),
-        ("choosing the calibration", "4"), ("compiling C for the host", None)]
+        ("float reference", "8"), ("choosing the calibration", "5"), ("compiling C for the host", None)]
+    assert main([*auto, str(tmp_path / "d")]) == 0
+    assert stage_lines(capsys.readouterr().err)[:-1] in ([], [("float reference", "8")])  # (for bias correction)
     assert main(["prune", str(src), "--analyze", "--calib", str(calib)]) == 0
     assert stage_lines(capsys.readouterr().err) == [("pruning sensitivity sweep", "15")]  # 3 layers x 5 levels
 

