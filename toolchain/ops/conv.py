@@ -44,7 +44,7 @@ from .packing import (
     pack_matrix_s8,
     pack_matrix_s16,
     pack_s4,
-    pad_rows16,
+    pair_blocks16,
     scratch_arg,
 )
 
@@ -343,10 +343,10 @@ class Conv(Op):
         x = Buf(node.inputs[0], "int8_t")
         if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
             return Lowered([Call("ec_conv2d_1x1_mve_s8",
-                                 head + [stage, x, Array(f"w_{name}", pad_rows16(w), "int8_t"), bias, out],
+                                 head + [stage, x, Array(f"w_{name}", pair_blocks16(w), "int8_t"), bias, out],
                                  node=name, macs=macs)])
         return Lowered([Call("ec_conv2d_im2col_mve_s8",
-                             head + [stage, x, Array(f"w_{name}", pad_rows16(w), "int8_t"), bias, out,
+                             head + [stage, x, Array(f"w_{name}", pair_blocks16(w), "int8_t"), bias, out,
                                      Scratch(conv_im2col_mve_scratch_bytes(p))], node=name, macs=macs)])
 
     def lower_sparse(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:

@@ -194,11 +194,14 @@ def quad_layout(a: np.ndarray, n: int, pad: int = 0) -> np.ndarray:
     return p
 
 
-def pad_rows16(w: np.ndarray) -> np.ndarray:
-    """[N][K] int8 -> the weights of the Helium convolution kernels (edgec_mve_gemm.h ec_mve_dot_pairs): [N rounded up
-    to even][K rounded up to 16], zero in the padding."""
+def pair_blocks16(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> the weights of the Helium convolution kernels (edgec_mve_gemm.h ec_mve_dot_pairs): N rounded up
+    to even and K to a multiple of 16 with zeros, then per pair of rows its blocks of 16 from the last to the first,
+    each block the pair's two rows of 16 bytes one after the other (one pointer walks them in the kernel's order)."""
     n, k = w.shape
-    return np.pad(w, ((0, n % 2), (0, -k % 16)))
+    p = np.pad(w, ((0, n % 2), (0, -k % 16)))
+    blocks = p.reshape(p.shape[0] // 2, 2, -1, 16)  # [pair][channel][block][16]
+    return np.ascontiguousarray(blocks[:, :, ::-1].transpose(0, 2, 1, 3)).reshape(-1)
 
 
 def conv_im2col_mve_scratch_bytes(p: dict) -> int:
