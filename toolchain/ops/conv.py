@@ -26,6 +26,8 @@ from .output_stage import (
 )
 from .packing import (
     conv_1x1_scratch_bytes,
+    conv_gather_mve_fits,
+    conv_gather_mve_scratch_bytes,
     conv_im2col_mve_scratch_bytes,
     conv_im2col_s16_scratch_bytes,
     conv_im2col_scratch_bytes,
@@ -345,9 +347,11 @@ class Conv(Op):
             return Lowered([Call("ec_conv2d_1x1_mve_s8",
                                  head + [stage, x, Array(f"w_{name}", pair_blocks16(w), "int8_t"), bias, out],
                                  node=name, macs=macs)])
-        return Lowered([Call("ec_conv2d_im2col_mve_s8",
-                             head + [stage, x, Array(f"w_{name}", pair_blocks16(w), "int8_t"), bias, out,
-                                     Scratch(conv_im2col_mve_scratch_bytes(p))], node=name, macs=macs)])
+        kernel, scratch = "ec_conv2d_im2col_mve_s8", conv_im2col_mve_scratch_bytes(p)
+        if conv_gather_mve_fits(p):
+            kernel, scratch = "ec_conv2d_gather_mve_s8", conv_gather_mve_scratch_bytes(p)
+        return Lowered([Call(kernel, head + [stage, x, Array(f"w_{name}", pair_blocks16(w), "int8_t"), bias, out,
+                                             Scratch(scratch)], node=name, macs=macs)])
 
     def lower_sparse(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py; its note goes to

@@ -209,6 +209,30 @@ def conv_im2col_mve_scratch_bytes(p: dict) -> int:
     return 3 * -(-p["k_h"] * p["k_w"] * p["in_c"] // 16) * 16
 
 
+GATHER_MAX_IN_C = 4  # ec_conv2d_gather_mve_s8: input channels up to which it replaces ec_conv2d_im2col_mve_s8
+
+
+def conv_gather_band(p: dict) -> tuple[int, int]:
+    """The band of ec_conv2d_gather_mve_s8: padded input rows a window spans, bytes per row."""
+    need = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dil_w"] + 1
+    return (p["k_h"] - 1) * p["dil_h"] + 1, max(need, p["pad_left"] + p["in_w"]) * p["in_c"]
+
+
+def conv_gather_mve_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_gather_mve_s8_get_buffer_size: 3 columns, the offsets (uint16 and uint8) of k_h * k_w * in_c
+    rounded up to 16 taps, then the band, rounded up to 16 bytes."""
+    rows, row_bytes = conv_gather_band(p)
+    return 6 * -(-p["k_h"] * p["k_w"] * p["in_c"] // 16) * 16 + -(-rows * row_bytes // 16) * 16
+
+
+def conv_gather_mve_fits(p: dict) -> bool:
+    """Whether ec_conv2d_gather_mve_s8 takes the layer: a first layer (at most GATHER_MAX_IN_C input channels, not
+    1x1) whose window offsets within the band fit in 16 bits."""
+    rows, row_bytes = conv_gather_band(p)
+    top = (rows - 1) * row_bytes + (p["k_w"] - 1) * p["dil_w"] * p["in_c"] + p["in_c"] - 1
+    return p["in_c"] <= GATHER_MAX_IN_C and p["k_h"] * p["k_w"] > 1 and top < 1 << 16
+
+
 # Channel (within a group of 8) of entry 4 v + l of the Helium depthwise kernel's bias, mult and shift arrays.
 MVE_DW_LANES = np.array([2 * lane + v for v in range(2) for lane in range(4)])
 
