@@ -152,6 +152,13 @@ int32_t ec_conv2d_1x1_s8_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
                       const int32_t *bias, int8_t *output, void *scratch);
 
+/* General convolution (groups == 1) for few input channels: each window gathered from a band of padded input rows
+ * into one int8 row, then expanded (runtime_c/src/ec_conv2d_gather_s8.c); packed weights of [out_c][k_h * k_w *
+ * in_c]. */
+int32_t ec_conv2d_gather_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_gather_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
+                         const int32_t *bias, int8_t *output, void *scratch);
+
 /* Depthwise convolution, channel multiplier 1 (out_c == in_c == groups), any kernel, stride, padding and dilation,
  * packed int16 weights: taps t = ky * k_w + kx padded to an even count T2, channels to a multiple of 4, zeros in
  * the padding; int16 element ((c / 4 * T2 / 2 + t / 2) * 4 + c % 4) * 2 + t % 2 holds w[t][c]. No scratch. */

@@ -28,6 +28,7 @@ from .packing import (
     conv_1x1_scratch_bytes,
     conv_gather_mve_fits,
     conv_gather_mve_scratch_bytes,
+    conv_gather_scratch_bytes,
     conv_im2col_mve_scratch_bytes,
     conv_im2col_s16_scratch_bytes,
     conv_im2col_scratch_bytes,
@@ -255,7 +256,10 @@ class Conv(Op):
         tail = [Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False)]
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
         packed = Array(f"w_{name}", pack_matrix_s8(im2col_rows(w)), "int8_t")
-        if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
+        if "dsp" in ctx.target.features and conv_gather_mve_fits(p):
+            packed = Array(f"w_{name}", pack_matrix_s8(w.reshape(w.shape[0], -1)), "int8_t")
+            kernel, scratch = "ec_conv2d_gather_s8", conv_gather_scratch_bytes(p)
+        elif p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
             kernel, scratch = "ec_conv2d_1x1_s8", conv_1x1_scratch_bytes(p)
         else:
             kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)

@@ -225,6 +225,14 @@ def conv_gather_mve_scratch_bytes(p: dict) -> int:
     return 6 * -(-p["k_h"] * p["k_w"] * p["in_c"] // 16) * 16 + -(-rows * row_bytes // 16) * 16
 
 
+def conv_gather_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_gather_s8_get_buffer_size: 2 int16 columns of k4 = k_h * k_w * in_c rounded up to 4, the
+    int8 row (k4 + 4 bytes), the band and 4 bytes after it."""
+    rows, row_bytes = conv_gather_band(p)
+    k4 = ceil4(p["k_h"] * p["k_w"] * p["in_c"])
+    return 4 * k4 + k4 + 4 + rows * row_bytes + 4
+
+
 def conv_gather_mve_fits(p: dict) -> bool:
     """Whether ec_conv2d_gather_mve_s8 takes the layer: a first layer (at most GATHER_MAX_IN_C input channels, not
     1x1) whose window offsets within the band fit in 16 bits."""

@@ -307,7 +307,7 @@ TFLM_KERNELS = frozenset({
     "ec_fully_connected_block4_s8", "ec_fully_connected_mve_s8", "ec_fully_connected_neon_s8",
     "ec_fully_connected_nm_s8", "ec_fully_connected_packed_s8", "ec_fully_connected_s8",
     "ec_fully_connected_sparse_gather_s8", "ec_fully_connected_sparse_s8", "ec_mul_s8",
-    "ec_conv2d_gather_mve_s8",
+    "ec_conv2d_gather_mve_s8", "ec_conv2d_gather_s8",
 })
 # Kernels that move data only: an integer node may use them without parameters computed for TFLM.
 DATA_KERNELS = frozenset({"ec_transpose", "ec_pad"})
