@@ -35,7 +35,7 @@ def test_build_then_run(convnet_files, tmp_path, capsys, target):
     printed = capsys.readouterr().out
     # the portable kernels on the host, the DSP-extension kernels on the Cortex-M7
     kernels = (["ec_conv2d_s8", "ec_fully_connected_s8"] if target == "host" else
-               ["ec_conv2d_im2col_s8", "ec_fully_connected_block4_s8"])
+               ["ec_conv2d_gather_s8", "ec_fully_connected_block4_s8"])
     assert "arena lower bound" in printed and all(k in printed for k in kernels)
     header = (out / "convnet.h").read_text()
     assert "int convnet_run(const void *const inputs[], void *const outputs[]);" in header

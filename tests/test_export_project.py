@@ -102,8 +102,8 @@ def test_makefile_fragment_builds_the_example(tmp_path):
 
 @needs_cmake
 @pytest.mark.skipif(not HAVE_ARM_GCC, reason="needs arm-none-eabi-gcc")
-@pytest.mark.parametrize("target, flag, kernel", [("cortex-m4", "-mfpu=fpv4-sp-d16", "ec_conv2d_im2col_s8"),
-                                                  ("cortex-m55", "-mcpu=cortex-m55", "ec_conv2d_im2col_mve_s8")])
+@pytest.mark.parametrize("target, flag, kernel", [("cortex-m4", "-mfpu=fpv4-sp-d16", "ec_conv2d_gather_s8"),
+                                                  ("cortex-m55", "-mcpu=cortex-m55", "ec_conv2d_gather_mve_s8")])
 def test_cmake_cross_build_without_warnings(tmp_path, target, flag, kernel):
     out, meta = _build(tmp_path, convnet(), target)
     build_dir = tmp_path / "cmake-build"

@@ -477,7 +477,8 @@ def test_cortex_m55_helium_conv_paths(per_channel, tmp_path, monkeypatch):
     assert_bitexact(g, samples, res)
     meta = json.loads((tmp_path / "m55" / "build" / "edgec.json").read_text())
     kernels = [k for layer in meta["layers"] for k in layer["kernels"]]
-    assert kernels.count("ec_conv2d_im2col_mve_s8") == 3 and kernels.count("ec_conv2d_1x1_mve_s8") == 2
+    assert kernels.count("ec_conv2d_im2col_mve_s8") == 2 and kernels.count("ec_conv2d_1x1_mve_s8") == 2
+    assert kernels.count("ec_conv2d_gather_mve_s8") == 1  # the 3-channel first layer
     assert any(nd.op == "Conv" and nd.q["in_zp"] == -128 for nd in g.nodes)
     host = edgec.build.load_target("host")
     monkeypatch.setattr(edgec.build, "load_target",

@@ -168,5 +168,5 @@ def test_int8_convolution_kernels_per_core(tmp_path):
     assert kernels("cortex-m0plus") == ["ec_conv2d_im2col_s8", "ec_conv2d_s8", "ec_depthwise_conv2d_s8",
                                         "ec_conv2d_s8"]
     assert kernels("host") == ["ec_conv2d_s8", "ec_conv2d_s8", "ec_depthwise_conv2d_s8", "ec_conv2d_s8"]
-    assert kernels("cortex-m7") == ["ec_conv2d_im2col_s8", "ec_conv2d_im2col_s8",
+    assert kernels("cortex-m7") == ["ec_conv2d_gather_s8", "ec_conv2d_im2col_s8",  # 1 input channel: gathered
                                     "ec_depthwise_conv2d_3x3_planar_s8", "ec_conv2d_1x1_s8"]

@@ -20,7 +20,9 @@ Only kernels whose loops were checked are listed; every other call gets its own 
   weights); ec_depthwise_conv2d_3x3_s8 (DSP: each output row's three input rows copied to scratch first, the
   channels beyond the last group of 4 read pixel by pixel, G = 1); ec_depthwise_conv2d_3x3_planar_s8 (DSP and plain
   C: the input rows of each output row's windows expanded into a ring of 3 scratch rows before any pixel of that
-  row is written, output rows in order, G = 1).
+  row is written, output rows in order, G = 1); ec_conv2d_gather_s8 (G = 2) and ec_conv2d_gather_mve_s8 (G = 3):
+  the input rows of an output row's windows copied into a scratch band before any pixel of that row is written,
+  from the row that holds the row's first window on.
 - Channel by channel, the output at the input's own place (shift 0): ec_depthwise_conv2d_plane_mve_s8 copies input
   channel c into its scratch plane before it writes any output of channel c, and writes only channel c's bytes
   (pixel p at p * channels + c, which with channel multiplier 1 is input pixel p's channel c, or past the input);
@@ -41,7 +43,8 @@ ELEMENTWISE = {"ec_add_s8": (3, 4), "ec_mul_s8": (2, 3), "ec_lut_s8": (2,),  # k
                "ec_mul_lut_mve_s8": (2, 3)}
 WINDOWED = {  # kernel -> G; arguments (params, quant, input, ...)
     "ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2, "ec_conv2d_1x1_s8": 2, "ec_depthwise_conv2d_s8": 1,
-    "ec_depthwise_conv2d_3x3_s8": 1, "ec_depthwise_conv2d_3x3_planar_s8": 1}
+    "ec_depthwise_conv2d_3x3_s8": 1, "ec_depthwise_conv2d_3x3_planar_s8": 1, "ec_conv2d_gather_s8": 2,
+    "ec_conv2d_gather_mve_s8": 3}
 CHANNELWISE = {"ec_depthwise_conv2d_plane_mve_s8"}  # arguments (params, quant, input, ...)
 SCRATCH_OVER = {"ec_fully_connected_block4_s8"}  # arguments (rows, depth, out_c, quant, input, ...)
 

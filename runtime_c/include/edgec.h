@@ -152,6 +152,13 @@ int32_t ec_conv2d_1x1_s8_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_1x1_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
                       const int32_t *bias, int8_t *output, void *scratch);
 
+/* General convolution (groups == 1) for few input channels: each window gathered from a band of padded input rows
+ * into one int8 row, then expanded (runtime_c/src/ec_conv2d_gather_s8.c); packed weights of [out_c][k_h * k_w *
+ * in_c]. */
+int32_t ec_conv2d_gather_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_gather_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input, const int8_t *weights,
+                         const int32_t *bias, int8_t *output, void *scratch);
+
 /* Depthwise convolution, channel multiplier 1 (out_c == in_c == groups), any kernel, stride, padding and dilation,
  * packed int16 weights: taps t = ky * k_w + kx padded to an even count T2, channels to a multiple of 4, zeros in
  * the padding; int16 element ((c / 4 * T2 / 2 + t / 2) * 4 + c % 4) * 2 + t % 2 holds w[t][c]. No scratch. */
@@ -187,9 +194,11 @@ void ec_fully_connected_block4_s8(int32_t rows, int32_t depth, int32_t out_c, co
  * Each file has an MVE path under __ARM_FEATURE_MVE and a plain C path beside it with the same results, which equal
  * ec_conv2d_s8 / ec_depthwise_conv2d_s8 / ec_fully_connected_s8 bit for bit. The input zero point is folded into
  * the bias at build time: bias[c] - in_zp * (sum of channel c's weights); positions in the padding read in_zp
- * (edgec_mve.h). Multipliers and shifts are per channel (q->per_channel == 1). Matrix weights are plain int8
- * [N][K] (conv: N = out_c, K = k_h * k_w * in_c in [kh][kw][ic] order); their bias, mult and shift arrays hold 4
- * entries per pair of channels (c, c + 1, c, c + 1) (edgec_mve.h). */
+ * (edgec_mve.h). Multipliers and shifts are per channel (q->per_channel == 1). Fully connected weights are plain
+ * int8 [N][K], their bias, mult and shift arrays 4 entries per pair of channels (c, c + 1, c, c + 1) (edgec_mve.h);
+ * convolution weights (N = out_c, K = k_h * k_w * in_c in [kh][kw][ic] order) are interleaved by pairs of channels
+ * and blocks of 16 (edgec_mve_gemm.h ec_mve_dot_pairs), their bias, mult and shift one entry per channel padded to
+ * 4. */
 
 /* 1x1 convolution without padding (groups == 1, any stride). No scratch. */
 void ec_conv2d_1x1_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
@@ -197,6 +206,11 @@ void ec_conv2d_1x1_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, const i
 /* General convolution (groups == 1) through an int8 im2col buffer of 2 output positions. */
 int32_t ec_conv2d_im2col_mve_s8_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_im2col_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                             const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+/* General convolution (groups == 1) for few input channels: windows gathered from a band of padded input rows
+ * (runtime_c/src/ec_conv2d_gather_mve_s8.c), weights and output stage as ec_conv2d_im2col_mve_s8. */
+int32_t ec_conv2d_gather_mve_s8_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_gather_mve_s8(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                              const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 /* Depthwise convolution, any kernel, stride, padding, dilation and channel multiplier; weights, bias, mult and
  * shift in the layouts of runtime_c/src/ec_depthwise_conv2d_mve_s8.c (channels padded to a multiple of 8). No

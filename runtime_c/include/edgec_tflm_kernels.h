@@ -34,6 +34,12 @@ void ec_conv2d_1x1_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const 
 int32_t ec_conv2d_im2col_mve_s8_tflm_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_im2col_mve_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                   const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+int32_t ec_conv2d_gather_s8_tflm_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_gather_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                              const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
+int32_t ec_conv2d_gather_mve_s8_tflm_get_buffer_size(const ec_conv_params *p);
+void ec_conv2d_gather_mve_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
+                                  const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);
 int32_t ec_conv2d_im2col_neon_s8_tflm_get_buffer_size(const ec_conv_params *p);
 void ec_conv2d_im2col_neon_s8_tflm(const ec_conv_params *p, const ec_quant_s8 *q, const int8_t *input,
                                    const int8_t *weights, const int32_t *bias, int8_t *output, void *scratch);

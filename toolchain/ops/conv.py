@@ -26,6 +26,9 @@ from .output_stage import (
 )
 from .packing import (
     conv_1x1_scratch_bytes,
+    conv_gather_fits,
+    conv_gather_mve_scratch_bytes,
+    conv_gather_scratch_bytes,
     conv_im2col_mve_scratch_bytes,
     conv_im2col_s16_scratch_bytes,
     conv_im2col_scratch_bytes,
@@ -44,7 +47,7 @@ from .packing import (
     pack_matrix_s8,
     pack_matrix_s16,
     pack_s4,
-    pad_rows16,
+    pair_blocks16,
     scratch_arg,
 )
 
@@ -242,7 +245,7 @@ class Conv(Op):
 
     def lower_dsp(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         """An int8 SXTB16/SMLAD kernel (DSP extension, or its plain C where blocked() says it wins) for the layer's
-        shape, or None."""
+        shape, or None. With the DSP extension, a first layer (packing.conv_gather_fits) takes ec_conv2d_gather_s8."""
         if node.dtype != "int8" or not self.blocked(node, g, ctx.target, f.kernel, f.pads):
             return None
         q, name, params, pads = node.q, node.name, f.params, f.pads
@@ -266,7 +269,10 @@ class Conv(Op):
         tail = [Array(f"b_{name}", q["bias"], "int32_t"), Buf(node.outputs[0], "int8_t", const=False)]
         w = q["w"].reshape(q["w"].shape[0], q["w"].shape[1], p["k_h"], p["k_w"]).transpose(0, 2, 3, 1)
         packed = Array(f"w_{name}", pack_matrix_s8(im2col_rows(w)), "int8_t")
-        if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
+        if "dsp" in ctx.target.features and conv_gather_fits(p):
+            packed = Array(f"w_{name}", pack_matrix_s8(w.reshape(w.shape[0], -1)), "int8_t")
+            kernel, scratch = "ec_conv2d_gather_s8", conv_gather_scratch_bytes(p)
+        elif p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
             kernel, scratch = "ec_conv2d_1x1_s8", conv_1x1_scratch_bytes(p)
         else:
             kernel, scratch = "ec_conv2d_im2col_s8", conv_im2col_scratch_bytes(p)
@@ -340,7 +346,8 @@ class Conv(Op):
                               Array(f"b_{name}", b, "int32_t"), offs, zp_row, out], node=name, macs=macs)])
 
     def lower_mve(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
-        """An int8 Helium (MVE) kernel for the layer's shape, or None."""
+        """An int8 Helium (MVE) kernel for the layer's shape, or None: ec_conv2d_1x1_mve_s8, ec_conv2d_gather_mve_s8
+        for a first layer (packing.conv_gather_fits), ec_conv2d_im2col_mve_s8 otherwise."""
         if node.dtype != "int8" or "mve" not in ctx.target.features:
             return None
         q, name, params, pads = node.q, node.name, f.params, f.pads
@@ -356,11 +363,13 @@ class Conv(Op):
         x = Buf(node.inputs[0], "int8_t")
         if p["k_h"] == 1 and p["k_w"] == 1 and not any(pads):
             return Lowered([Call("ec_conv2d_1x1_mve_s8",
-                                 head + [stage, x, Array(f"w_{name}", pad_rows16(w), "int8_t"), bias, out],
+                                 head + [stage, x, Array(f"w_{name}", pair_blocks16(w), "int8_t"), bias, out],
                                  node=name, macs=macs)])
-        return Lowered([Call("ec_conv2d_im2col_mve_s8",
-                             head + [stage, x, Array(f"w_{name}", pad_rows16(w), "int8_t"), bias, out,
-                                     Scratch(conv_im2col_mve_scratch_bytes(p))], node=name, macs=macs)])
+        kernel, scratch = "ec_conv2d_im2col_mve_s8", conv_im2col_mve_scratch_bytes(p)
+        if conv_gather_fits(p):
+            kernel, scratch = "ec_conv2d_gather_mve_s8", conv_gather_mve_scratch_bytes(p)
+        return Lowered([Call(kernel, head + [stage, x, Array(f"w_{name}", pair_blocks16(w), "int8_t"), bias, out,
+                                             Scratch(scratch)], node=name, macs=macs)])
 
     def lower_sparse(self, node: Node, g: Graph, ctx: LowerContext, f: ConvFacts) -> Lowered | None:
         """A sparse kernel when the cost model prefers it for these weights (toolchain/sparse.py; its note goes to

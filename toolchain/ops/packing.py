@@ -194,16 +194,56 @@ def quad_layout(a: np.ndarray, n: int, pad: int = 0) -> np.ndarray:
     return p
 
 
-def pad_rows16(w: np.ndarray) -> np.ndarray:
-    """[N][K] int8 -> the weights of the Helium convolution kernels (edgec_mve_gemm.h ec_mve_dot_pairs): [N rounded up
-    to even][K rounded up to 16], zero in the padding."""
+def pair_blocks16(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> the weights of the Helium convolution kernels (edgec_mve_gemm.h ec_mve_dot_pairs): N rounded up
+    to even and K to a multiple of 16 with zeros, then per pair of rows its blocks of 16 from the last to the first,
+    each block the pair's two rows of 16 bytes one after the other (one pointer walks them in the kernel's order)."""
     n, k = w.shape
-    return np.pad(w, ((0, n % 2), (0, -k % 16)))
+    p = np.pad(w, ((0, n % 2), (0, -k % 16)))
+    blocks = p.reshape(p.shape[0] // 2, 2, -1, 16)  # [pair][channel][block][16]
+    return np.ascontiguousarray(blocks[:, :, ::-1].transpose(0, 2, 1, 3)).reshape(-1)
 
 
 def conv_im2col_mve_scratch_bytes(p: dict) -> int:
     """Twin of ec_conv2d_im2col_mve_s8_get_buffer_size: 3 int8 columns of k_h * k_w * in_c rounded up to 16."""
     return 3 * -(-p["k_h"] * p["k_w"] * p["in_c"] // 16) * 16
+
+
+# ec_conv2d_gather_mve_s8 / ec_conv2d_gather_s8: input channels up to which they replace the im2col kernels. Measured
+# (instructions of conv_1, im2col -> gather): cortex-m55 dscnn_kws (1 channel, 10x4) 143,938 -> 106,056, resnet8
+# (3 channels, 3x3) 306,573 -> 233,262, mobilenet_vww96 (3 channels, 3x3 stride 2) 507,644 -> 405,659; cortex-m7
+# 605,814 -> 510,525, 1,328,862 -> 938,638, 1,991,425 -> 1,278,899.
+GATHER_MAX_IN_C = 4
+
+
+def conv_gather_band(p: dict) -> tuple[int, int]:
+    """The band of ec_conv2d_gather_mve_s8: padded input rows a window spans, bytes per row."""
+    need = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dil_w"] + 1
+    return (p["k_h"] - 1) * p["dil_h"] + 1, max(need, p["pad_left"] + p["in_w"]) * p["in_c"]
+
+
+def conv_gather_mve_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_gather_mve_s8_get_buffer_size: 3 columns, the offsets (uint16 and uint8) of k_h * k_w * in_c
+    rounded up to 16 taps, then the band, rounded up to 16 bytes."""
+    rows, row_bytes = conv_gather_band(p)
+    return 6 * -(-p["k_h"] * p["k_w"] * p["in_c"] // 16) * 16 + -(-rows * row_bytes // 16) * 16
+
+
+def conv_gather_scratch_bytes(p: dict) -> int:
+    """Twin of ec_conv2d_gather_s8_get_buffer_size: 2 int16 columns of k4 = k_h * k_w * in_c rounded up to 4, the
+    int8 row (k4 + 4 bytes), the band and 4 bytes after it."""
+    rows, row_bytes = conv_gather_band(p)
+    k4 = ceil4(p["k_h"] * p["k_w"] * p["in_c"])
+    return 4 * k4 + k4 + 4 + rows * row_bytes + 4
+
+
+def conv_gather_fits(p: dict) -> bool:
+    """Whether the gather kernels (ec_conv2d_gather_mve_s8 on Helium, ec_conv2d_gather_s8 on the DSP extension) take
+    the layer: a first layer (at most GATHER_MAX_IN_C input channels, not 1x1) whose window offsets within the band
+    fit in 16 bits (the Helium gathers' offsets)."""
+    rows, row_bytes = conv_gather_band(p)
+    top = (rows - 1) * row_bytes + (p["k_w"] - 1) * p["dil_w"] * p["in_c"] + p["in_c"] - 1
+    return p["in_c"] <= GATHER_MAX_IN_C and p["k_h"] * p["k_w"] > 1 and top < 1 << 16
 
 
 # Channel (within a group of 8) of entry 4 v + l of the Helium depthwise kernel's bias, mult and shift arrays.
