@@ -124,7 +124,8 @@ def test_cmake_cross_build_without_warnings(tmp_path, target, flag, kernel):
 
 def test_output_folder_holds_the_model_and_only_the_headers_it_includes(tmp_path):
     out, meta = _build(tmp_path, convnet())
-    assert sorted(p.name for p in (out / "runtime" / "include").iterdir()) == ["edgec.h", "edgec_conv2d_direct.h", "edgec_internal.h"]
+    headers = sorted(p.name for p in (out / "runtime" / "include").iterdir())
+    assert headers == ["edgec.h", "edgec_conv2d_direct.h", "edgec_internal.h"]
     c = (out / "convnet.c").read_text()
     assert '#include "edgec_lowbit.h"' not in c and '#include "edgec_sparse.h"' not in c
     assert sorted(p.name for p in (out / "harness").iterdir()) == ["libconvnet.so"]
