@@ -15,7 +15,7 @@ from .calibrate import METHODS
 from .console import quiet
 from .errors import EdgecError
 from .prune import METHODS as PRUNE_METHODS
-from .quantize import SCHEMES
+from .quantize import SCHEMES, layer_schemes
 
 EXIT_USER_ERROR = 2
 DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is compared on the target
@@ -359,7 +359,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib, layout=False)
     quantize_with(g, opts)
     export_qdq(g, a.output)
-    schemes = sorted({n.scheme for n in g.nodes if n.op != "Convert"})
+    schemes = layer_schemes(g)
     what = {"int8": "int8", "qformat": "Q-format q7, power-of-two scales", "int4": "int4 weights (ONNX INT4), int8 "
             "activations", "int16": "int16 activations (ONNX INT16, 16x8)", "q15": "Q-format q15, power-of-two "
             "scales, int16 activations"}[schemes[0]] if len(schemes) == 1 else f"mixed {'/'.join(schemes)}"

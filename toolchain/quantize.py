@@ -239,6 +239,11 @@ def assign_schemes(g: Graph, opts: QuantOptions) -> dict[str, str]:
     return family
 
 
+def layer_schemes(g: Graph) -> list[str]:
+    """The schemes of the model's layers (not of the Converts inserted between them), sorted."""
+    return sorted({n.scheme for n in g.nodes if not REGISTRY[n.op].inserted(n)})
+
+
 def remove_converts(g: Graph) -> None:
     """Undo insert_converts: readers of a Convert's output read its input again."""
     for node in [n for n in g.nodes if n.op == "Convert"]:

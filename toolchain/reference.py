@@ -23,7 +23,7 @@ def _evaluate(node: Node, g: Graph, xs: list[np.ndarray], int8: bool) -> np.ndar
     op = REGISTRY[node.op]
     if not int8:
         return op.ref(node, g, xs)
-    if node.dtype == "float32" and node.op != "Convert":
+    if node.dtype == "float32":
         return op.ref_f32(node, g, xs)
     return op.ref_s8(node, g, xs)
 

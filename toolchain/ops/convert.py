@@ -50,6 +50,10 @@ class Convert(Op):
     def ref(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0]
 
+    def ref_f32(self, node: Node, g: Graph, xs: list[np.ndarray]) -> np.ndarray:
+        """To float32 (dequantize): part of the integer definition, ref_s8."""
+        return self.ref_s8(node, g, xs)
+
     def export_node(self, node: Node, g: Graph, w: Any) -> bool:
         w.convert(node)
         return True
