@@ -145,4 +145,27 @@ static inline int32_t ec_dup8(int32_t v)
 }
 #endif
 
+/* The fast output stage (see ec_fast_ok) of 4 consecutive channels: accumulators a[0..3], their multipliers and
+ * shifts, clamped to [lo, hi] and stored at out (one word store with the DSP extension). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void ec_store4_fast(int8_t *out, const int32_t *a, const int32_t *mult, const int32_t *shift,
+                                  int32_t zp21, int32_t lo, int32_t hi)
+{
+    const int32_t r0 = ec_requant_fast(a[0], mult[0], shift[0], zp21);
+    const int32_t r1 = ec_requant_fast(a[1], mult[1], shift[1], zp21);
+    const int32_t r2 = ec_requant_fast(a[2], mult[2], shift[2], zp21);
+    const int32_t r3 = ec_requant_fast(a[3], mult[3], shift[3], zp21);
+#if defined(__ARM_FEATURE_DSP)
+    const uint32_t v = (uint32_t)ec_clamp4(r0, r1, r2, r3, ec_dup8(lo), ec_dup8(hi));
+    memcpy(out, &v, 4);
+#else
+    out[0] = (int8_t)ec_clamp_i32(r0, lo, hi);
+    out[1] = (int8_t)ec_clamp_i32(r1, lo, hi);
+    out[2] = (int8_t)ec_clamp_i32(r2, lo, hi);
+    out[3] = (int8_t)ec_clamp_i32(r3, lo, hi);
+#endif
+}
+
 #endif /* EDGEC_DSP_H */

@@ -107,32 +107,14 @@ void ec_fully_connected_block_sparse_s8(int32_t rows, int32_t depth, int32_t out
         ec_col_expand(col, 4, 0, 0, input + r * depth, depth, q->in_zp);
         if (fast) { /* the caller checked ec_fast_ok at build time; bias is not NULL */
             const int32_t *bp = bias, *mp = q->mult, *sp = q->shift;
-#if defined(__ARM_FEATURE_DSP)
-            const int32_t lo4 = ec_dup8(lo), hi4 = ec_dup8(hi);
-#endif
             for (oc = 0; oc < n4; oc += 4) {
                 int32_t a[4];
-                int32_t r0, r1, r2, r3;
                 a[0] = bp[0];
                 a[1] = bp[1];
                 a[2] = bp[2];
                 a[3] = bp[3];
                 p = tiles4(p + 1, p[0], col, a);
-                r0 = ec_requant_fast(a[0], mp[0], sp[0], zp21);
-                r1 = ec_requant_fast(a[1], mp[1], sp[1], zp21);
-                r2 = ec_requant_fast(a[2], mp[2], sp[2], zp21);
-                r3 = ec_requant_fast(a[3], mp[3], sp[3], zp21);
-#if defined(__ARM_FEATURE_DSP)
-                {
-                    const uint32_t v = (uint32_t)ec_clamp4(r0, r1, r2, r3, lo4, hi4);
-                    memcpy(out + oc, &v, 4);
-                }
-#else
-                out[oc] = (int8_t)ec_clamp_i32(r0, lo, hi);
-                out[oc + 1] = (int8_t)ec_clamp_i32(r1, lo, hi);
-                out[oc + 2] = (int8_t)ec_clamp_i32(r2, lo, hi);
-                out[oc + 3] = (int8_t)ec_clamp_i32(r3, lo, hi);
-#endif
+                ec_store4_fast(out + oc, a, mp, sp, zp21, lo, hi);
                 bp += 4;
                 mp += 4;
                 sp += 4;
