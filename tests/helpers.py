@@ -122,3 +122,28 @@ def integer_samples(g, count: int, seed: int = 1) -> list[dict[str, np.ndarray]]
             s[name] = ((q - t.zero_point) * t.scale).astype(np.float32)
         samples.append(s)
     return samples
+
+
+class ConvGraph:
+    """The nodes and weights of a random NCHW convolution graph built block by block (tests/test_inplace.py,
+    tests/test_schedule.py): unique names, 3x3 (or size x size) convolutions with random weights and a Relu."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng, self.nodes, self.inits, self.k = rng, [], {}, 0
+
+    def name(self, base: str) -> str:
+        self.k += 1
+        return f"{base}{self.k}"
+
+    def conv(self, x: str, cin: int, cout: int, size: int = 3, group: int = 1, relu: bool = True,
+             stride: int = 1) -> str:
+        wname, bname, y = self.name("W"), self.name("B"), self.name("conv")
+        self.inits[wname] = (self.rng.standard_normal((cout, cin // group, size, size)) * 0.3).astype(np.float32)
+        self.inits[bname] = (self.rng.standard_normal(cout) * 0.1).astype(np.float32)
+        self.nodes.append(helper.make_node("Conv", [x, wname, bname], [y], pads=[size // 2] * 4, group=group,
+                                           strides=[stride, stride]))
+        if not relu:
+            return y
+        r = self.name("relu")
+        self.nodes.append(helper.make_node("Relu", [y], [r]))
+        return r

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_bitexact, build_and_run, make_model, needs_target
+from helpers import ConvGraph, assert_bitexact, build_and_run, make_model, needs_target
 from onnx import helper
 
 from edgec.codegen.memory import Step, plan_memory
@@ -142,24 +142,8 @@ def _random_graph(seed: int, blocks: list[str] | None = None, channels: int | No
     c, h, w = int(rng.choice([4, 6, 8])), int(rng.integers(6, 11)), int(rng.integers(6, 11))
     c = channels or c
     h, w = size or (h, w)
-    nodes, inits, k = [], {}, [0]
-
-    def name(base: str) -> str:
-        k[0] += 1
-        return f"{base}{k[0]}"
-
-    def conv(x: str, cin: int, cout: int, size: int = 3, group: int = 1, relu: bool = True, stride: int = 1) -> str:
-        wname, bname, y = name("W"), name("B"), name("conv")
-        inits[wname] = (rng.standard_normal((cout, cin // group, size, size)) * 0.3).astype(np.float32)
-        inits[bname] = (rng.standard_normal(cout) * 0.1).astype(np.float32)
-        pad = size // 2
-        nodes.append(helper.make_node("Conv", [x, wname, bname], [y], pads=[pad] * 4, group=group,
-                                      strides=[stride, stride]))
-        if not relu:
-            return y
-        r = name("relu")
-        nodes.append(helper.make_node("Relu", [y], [r]))
-        return r
+    graph = ConvGraph(rng)
+    name, conv, nodes, inits = graph.name, graph.conv, graph.nodes, graph.inits
 
     x = conv("x", c, c)
     for block in blocks or ["res", *rng.choice(["res", "dw", "pw", "concat", "conv"], size=3)]:

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_bitexact, assert_float_close, build_and_run, make_model, needs_target
+from helpers import ConvGraph, assert_bitexact, assert_float_close, build_and_run, make_model, needs_target
 from onnx import helper
 
 from edgec.codegen.memory import Step, plan_memory
@@ -23,23 +23,9 @@ from edgec.errors import EdgecError
 def _graph(seed: int, blocks: list[str]) -> onnx.ModelProto:
     """A 3x3 convolution on a 16 x 12 image, then the blocks, NCHW."""
     rng = np.random.default_rng(seed)
-    c, k, nodes, inits = 4, [0], [], {}
-
-    def name(base: str) -> str:
-        k[0] += 1
-        return f"{base}{k[0]}"
-
-    def conv(x: str, cin: int, cout: int, size: int = 3, group: int = 1, relu: bool = True, stride: int = 1) -> str:
-        wname, bname, y = name("W"), name("B"), name("conv")
-        inits[wname] = (rng.standard_normal((cout, cin // group, size, size)) * 0.3).astype(np.float32)
-        inits[bname] = (rng.standard_normal(cout) * 0.1).astype(np.float32)
-        nodes.append(helper.make_node("Conv", [x, wname, bname], [y], pads=[size // 2] * 4, group=group,
-                                      strides=[stride, stride]))
-        if not relu:
-            return y
-        r = name("relu")
-        nodes.append(helper.make_node("Relu", [y], [r]))
-        return r
+    c = 4
+    graph = ConvGraph(rng)
+    name, conv, nodes, inits = graph.name, graph.conv, graph.nodes, graph.inits
 
     x = conv("x", 3, c)
     for block in blocks:
