@@ -359,11 +359,9 @@ def sparse_tflite_fc(seed: int) -> bytes:
     return m.finish([x], [y])
 
 
-@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
-    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
-def test_gather_tflm(target, tmp_path):
-    """The row-group kernel's TFLM build (SMMULR output stage in the assembly on Cortex-M7) equals the integer
-    reference and TFLM's own outputs."""
+def _assert_sparse_tflm(tmp_path, target: str, kernels: str, rows: int) -> None:
+    """A sparse fully connected .tflite layer built with --sparse-kernels `kernels` takes that kernel's TFLM build and
+    equals the integer reference and TFLM's own outputs."""
     pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
     from helpers import integer_samples
 
@@ -371,10 +369,11 @@ def test_gather_tflm(target, tmp_path):
     from edgec.runner import run_build
     from edgec.validate import tflm_outputs
 
+    kernel = {"gather": "ec_fully_connected_sparse_gather_s8", "block": "ec_fully_connected_block_sparse_s8"}[kernels]
     path = tmp_path / "fc.tflite"
-    path.write_bytes(sparse_tflite_fc(1))
-    out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "b", sparse_kernels="gather"))
-    assert "ec_fully_connected_sparse_gather_s8_tflm" in {k for la in meta["layers"] for k in la["kernels"]}
+    path.write_bytes(sparse_tflite_fc(rows))
+    out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "b", sparse_kernels=kernels))
+    assert f"{kernel}_tflm" in {k for la in meta["layers"] for k in la["kernels"]}
     samples = integer_samples(g, 4)
     res = run_build(out, samples)
     for s, raw, want in zip(samples, res.raw, tflm_outputs(str(path), g, samples)):
@@ -382,6 +381,14 @@ def test_gather_tflm(target, tmp_path):
         for name in g.outputs:
             np.testing.assert_array_equal(raw[name], ref[name])
             np.testing.assert_array_equal(raw[name], want[name].reshape(raw[name].shape))
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
+    not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
+def test_gather_tflm(target, tmp_path):
+    """The row-group kernel's TFLM build (SMMULR output stage in the assembly on Cortex-M7) equals the integer
+    reference and TFLM's own outputs."""
+    _assert_sparse_tflm(tmp_path, target, "gather", 1)
 
 
 # ---- block-sparse kernel (ec_fully_connected_block_sparse_s8) -----------------------------------------------------
@@ -501,22 +508,4 @@ def test_cost_model_block_only_where_it_wins(tmp_path):
 def test_block_sparse_tflm(tmp_path):
     """The block-sparse kernel's TFLM build (SMMULR output stage) on Cortex-M7 equals the integer reference and
     TFLM's own outputs."""
-    target = "cortex-m7"
-    pytest.importorskip("tflite_micro", reason="needs the tflite extra: pip install 'edgec[tflite]'")
-    from helpers import integer_samples
-
-    from edgec.reference import quantize_feeds, run_graph
-    from edgec.runner import run_build
-    from edgec.validate import tflm_outputs
-
-    path = tmp_path / "fc.tflite"
-    path.write_bytes(sparse_tflite_fc(2))
-    out, meta, g = build(BuildOptions(path, target=target, out=tmp_path / "b", sparse_kernels="block"))
-    assert "ec_fully_connected_block_sparse_s8_tflm" in {k for la in meta["layers"] for k in la["kernels"]}
-    samples = integer_samples(g, 4)
-    res = run_build(out, samples)
-    for s, raw, want in zip(samples, res.raw, tflm_outputs(str(path), g, samples)):
-        ref = run_graph(g, quantize_feeds(g, s), int8=True)
-        for name in g.outputs:
-            np.testing.assert_array_equal(raw[name], ref[name])
-            np.testing.assert_array_equal(raw[name], want[name].reshape(raw[name].shape))
+    _assert_sparse_tflm(tmp_path, "cortex-m7", "block", 2)
