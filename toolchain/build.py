@@ -204,8 +204,8 @@ def plan_schedule(g: Graph, calls: list[tuple[int, Call]], steps: list[Step], la
     """The schedule (toolchain/schedule.py: layer by layer, or under --memory-budget the fastest that fits), its
     memory plan and its entry in the build report; marks the layers written in place."""
     if opts.memory_budget is not None and opts.instrument == "dump":
-        raise EdgecError("--memory-budget and the per-layer tensor dumps of validate --per-layer do not go together: a dump needs "
-                         "every layer's whole output")
+        raise EdgecError("--memory-budget and the tensor dumps of validate --per-layer do not go together: a dump "
+                         "needs every layer's whole output")
     ctx = LowerContext(target, opts.sparse_kernels)
     schedule, plan = choose_schedule(g, Schedule(calls, steps, g, {}), opts.memory_budget,
                                      lambda node, g2: lower_node(node, g2, ctx))
