@@ -124,3 +124,12 @@ def test_float_and_int16_in_strips(tmp_path, quantize):
     else:
         assert_bitexact(g, samples, res)
     assert json.loads((tmp_path / "b" / "build" / "edgec.json").read_text())["schedule"]["patch"] is not None
+
+
+def test_budget_with_tensor_dumps_is_a_user_error(tmp_path):
+    """A dump build (validate --per-layer) needs every layer's whole output: a budget with it is refused, and nothing
+    is written."""
+    with pytest.raises(EdgecError, match="validate --per-layer"):
+        build_and_run(_graph(0, ["res"]), tmp_path, quantize="int8", n_samples=1, n_calib=4, memory_budget=1 << 20,
+                      instrument="dump")
+    assert not (tmp_path / "build").exists()
