@@ -233,7 +233,7 @@ def test_statistics_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     g0, samples = _graph_and_samples(tmp_path, "conv_batchnorm_relu", count=8)
     calls = {"float": 0, "sqnr": 0}
-    real_acts, real_sqnr = quantize.float_activations, quantize.output_sqnr
+    real_acts, real_sqnr = quantize.float_activations, quantize.output_fidelity
 
     def counting_acts(*a):
         calls["float"] += 1
@@ -244,7 +244,7 @@ def test_statistics_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
         return real_sqnr(*a)
 
     monkeypatch.setattr(quantize, "float_activations", counting_acts)
-    monkeypatch.setattr(quantize, "output_sqnr", counting_sqnr)
+    monkeypatch.setattr(quantize, "output_fidelity", counting_sqnr)
 
     def run(method: str, data=samples):
         g = copy.deepcopy(g0)

@@ -2,7 +2,9 @@
 
 Methods: minmax (the extremes seen), moving-average (the mean of each sample's extremes), percentile (drop the
 rarest values at both ends), entropy (the clipping range whose 256-level histogram has the least KL divergence
-from the float histogram) and mse (the clipping range with the least expected squared quantization error).
+from the float histogram), mse (the clipping range with the least expected squared quantization error) and output
+(the clipping range of a tensor that layers read is the one whose quantization error, multiplied by those layers'
+float weights, is least: the error of the layers' outputs, not of the tensor; other tensors keep min/max).
 
 The float reference runs once over all samples (float_activations, in batches of BATCH samples); its activations
 serve every method and every candidate quantization. Ranges and the `auto` choice are kept on disk (StatsCache,
@@ -21,10 +23,12 @@ import numpy as np
 
 from .console import stage
 from .errors import EdgecError
-from .ir import Graph
+from .ir import Graph, Node
+from .ops import REGISTRY
+from .ops.base import is_weighted
 from .reference import run_batch, stack_samples
 
-METHODS = ("minmax", "moving-average", "percentile", "entropy", "mse")
+METHODS = ("minmax", "moving-average", "percentile", "entropy", "mse", "output")
 BINS = 2048
 LEVELS = 256  # int8
 MIN_HISTOGRAM_VALUES = 16 * LEVELS
@@ -63,6 +67,8 @@ def calibrate(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "min
     ranges = {n: (float(lows[n].min()), float(highs[n].max())) for n in lows}
     if method == "minmax":
         return ranges
+    if method == "output":
+        return {**ranges, **output_ranges(g, acts, ranges)}
     choose = {"percentile": lambda h, lo, hi: _percentile(h, lo, hi, percentile),
               "entropy": _entropy, "mse": _mse}[method]
     out = {}
@@ -184,10 +190,10 @@ def _percentile(hist: np.ndarray, lo: float, hi: float, p: float) -> tuple[float
 SHRINK = np.linspace(0.1, 1.0, 91)
 
 
-def _search(lo: float, hi: float, cost) -> tuple[float, float]:
+def _search(lo: float, hi: float, cost, shrink: np.ndarray = SHRINK) -> tuple[float, float]:
     """The clipping range of least cost: the upper end shrunk toward 0 first, then the lower end."""
-    best_hi = min((hi * f for f in SHRINK), key=lambda h: cost((lo, h))) if hi > 0 else hi
-    best_lo = min((lo * f for f in SHRINK), key=lambda x: cost((x, best_hi))) if lo < 0 else lo
+    best_hi = min((hi * f for f in shrink), key=lambda h: cost((lo, h))) if hi > 0 else hi
+    best_lo = min((lo * f for f in shrink), key=lambda x: cost((x, best_hi))) if lo < 0 else lo
     return float(best_lo), float(best_hi)
 
 
@@ -203,6 +209,77 @@ def _mse(hist: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
     edges = _edges(lo, hi)
     centers = (edges[:-1] + edges[1:]) / 2
     return _search(lo, hi, lambda c: float(hist @ (centers - _quantized_centers(centers, *c)) ** 2))
+
+
+OUTPUT_SAMPLES = 16  # calibration samples whose layer outputs the output method compares
+OUTPUT_ROWS = 8192  # input rows (output positions x samples) per layer and group at most, evenly spaced
+OUTPUT_SHRINK = np.linspace(0.2, 1.0, 41)
+
+
+def output_ranges(g: Graph, acts: dict[str, np.ndarray], ranges: dict[str, tuple[float, float]]
+                  ) -> dict[str, tuple[float, float]]:
+    """For every tensor read by weighted layers (directly or through ops that keep its scale: pooling, reshapes):
+    the clipping range, shrunk from min/max, with the least squared error of those layers' outputs when the tensor
+    is quantized with it (float weights; by linearity the output error is the input error times the weights)."""
+    readers: dict[str, list[tuple[list[Node], Node]]] = {}
+    for node in g.nodes:
+        if is_weighted(node):
+            chain = _scale_chain(g, node.inputs[0])
+            readers.setdefault(chain[0].inputs[0] if chain else node.inputs[0], []).append((chain, node))
+    out = {}
+    for name, layers in readers.items():
+        lo, hi = ranges[name]
+        if name in acts and hi > lo:
+            x = acts[name][::-(-len(acts[name]) // OUTPUT_SAMPLES)]
+            cost = _output_error(g, x.reshape((-1,) + x.shape[2:]), layers)
+            out[name] = _search(lo, hi, cost, OUTPUT_SHRINK)
+    return out
+
+
+def _output_error(g: Graph, x: np.ndarray, layers: list[tuple[list[Node], Node]]):
+    """cost((lo, hi)): the squared error of the layers' outputs (rows sampled) when they read x quantized over
+    [lo, hi] (through their chains of scale-keeping ops) instead of x. Without a chain the layer's input rows are
+    quantized directly (quantization commutes with taking windows: zero padding is exact)."""
+    direct, chained = [], []
+    for chain, node in layers:
+        op = REGISTRY[node.op]
+        w = op.weight_matrix(node, g).astype(np.float64)
+        groups = len(op.input_rows(node, g, _through(g, chain, x[:1])))
+        ws = [m.T for m in w.reshape(groups, w.shape[0] // groups, -1)]
+        if chain:
+            chained.append((chain, node, ws, op.input_rows(node, g, _through(g, chain, x))))
+        else:
+            direct += [(r[::-(-len(r) // OUTPUT_ROWS)], m) for r, m in zip(op.input_rows(node, g, x), ws)]
+
+    def cost(c: tuple[float, float]) -> float:
+        total = sum(float(np.sum(((_quantized_centers(r, *c) - r) @ m) ** 2)) for r, m in direct)
+        for chain, node, ws, rows in chained:
+            q = REGISTRY[node.op].input_rows(node, g, _through(g, chain, _quantized_centers(x, *c)))
+            total += sum(float(np.sum(((a - r) @ m) ** 2)) for a, r, m in zip(q, rows, ws))
+        return total
+
+    return cost
+
+
+def _scale_chain(g: Graph, name: str) -> list[Node]:
+    """The ops, in graph order, through which `name` takes its scale from an earlier tensor (ops that keep their
+    input's scale: pooling, reshapes); [] when it has a scale of its own."""
+    chain: list[Node] = []
+    node = g.producer(name)
+    while node is not None and REGISTRY[node.op].keeps_quant and g.const(node.inputs[0]) is None:
+        chain.insert(0, node)
+        node = g.producer(node.inputs[0])
+    return chain
+
+
+def _through(g: Graph, chain: list[Node], x: np.ndarray) -> np.ndarray:
+    """x (samples along axis 0) through the chain's float references, sample by sample."""
+    for node in chain:
+        op = REGISTRY[node.op]
+        x = np.stack([np.asarray(op.ref(node, g, [v if i == node.inputs[0] else g.const(i)
+                                                  for i in node.inputs if i])) for v in x[:, None]])
+        x = x.reshape((len(x),) + tuple(g.shape(node.outputs[0]))[1:])
+    return x
 
 
 def _entropy(hist: np.ndarray, lo: float, hi: float) -> tuple[float, float]:

@@ -66,6 +66,8 @@ class Op:
     weighted: bool = False
     # The axis of a weighted layer's output that holds its output channels (Conv 1, Gemm -1).
     channel_axis: int = 1
+    # Its output is a probability per class (Softmax): a model output it gives has a top-1 worth keeping.
+    classifies: bool = False
     # ref, ref_s8 and ref_f32 treat axis 0 as independent samples of any count (reference.run_batch lays samples
     # end to end along it); ops without it run sample by sample there.
     batched: bool = False

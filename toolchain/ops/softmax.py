@@ -1,6 +1,8 @@
-"""Softmax along one axis. int8 output has scale 1/256 and zero point -128, or the model's own scale 1/N (N <= 256)
-and zero point (an imported quantized model, e.g. 1/255 from onnxruntime's quantizer); exp comes from a 256-entry
-table.
+"""Softmax along one axis. int8 output has scale 1/255 and zero point -128 (affine int8: [0, 1] exactly, so a sure
+class keeps its probability 1; with 1/256, TFLite's choice, the highest code means 0.996: str_ww's confident test
+outputs lost up to 0.004 each, 48.34 dB output SQNR, 57.26 dB with 1/255), 1/256 (Q-format: UQ0.8) or the
+model's own scale 1/N (N <= 256) and zero point (an imported quantized model, e.g. TFLite's 1/256); exp comes from
+a 256-entry table.
 int16 output has scale 1/32768 and zero point 0; exp comes from a 513-knot table interpolated linearly."""
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class TflmSoftmaxParams(Params):
 class Softmax(Op):
     types = ("Softmax",)
     layout = "follows_input"
+    classifies = True
 
     def axis(self, node: Node, g: Graph) -> int:
         rank = len(g.shape(node.inputs[0]))
@@ -64,7 +67,7 @@ class Softmax(Op):
     def output_quant(self, node: Node, g: Graph) -> tuple[float, int]:
         if node.dtype == "int16":
             return 1.0 / 32768.0, 0
-        return g.tensors[node.outputs[0]].fixed_quant or (1.0 / 256.0, -128)
+        return g.tensors[node.outputs[0]].fixed_quant or (1.0 / (256.0 if node.scheme == "qformat" else 255.0), -128)
 
     def quantize(self, node: Node, g: Graph) -> SoftmaxParams | TflmSoftmaxParams:
         s_in, _ = qparams(g, node.inputs[0])
