@@ -7,18 +7,24 @@ onnxruntime.quantization and the official int8 TFLite models, on the MLPerf Tiny
 
 Every edgec row is built and run in C on the host (cffi); its integer outputs are compared bit for bit with the
 integer reference (the bit-exact column). SQNR is in dB against onnxruntime's float outputs; top-1 is agreement
-with float. The digits CNN (edgec.digits, trained here on scikit-learn's digits) reports accuracy on its 449 test
-images instead."""
+with float. onnxruntime's quantize_static runs with each calibration method, per channel and per tensor. "build s" is
+wall time: an edgec host build from the model file (calibration statistics not cached; C compile included), or
+onnxruntime's quantize_static. The digits CNN (edgec.digits, trained here on scikit-learn's digits) reports
+accuracy on its 449 test images instead."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from table import print_table
 
 from edgec.build import BuildOptions, build
 from edgec.data import load_samples
@@ -39,6 +45,8 @@ SCHEMES = {
     "int8 per-channel, percentile 99.99": {"calibration": "percentile"},
     "int8 per-channel, entropy": {"calibration": "entropy"},
     "int8 per-channel, mse": {"calibration": "mse"},
+    "int8 per-channel, output (clipping by layer-output error)": {"calibration": "output"},
+    "int8 per-channel, output + bias corr.": {"calibration": "output", "quant": QuantOptions(bias_correction=True)},
     "int8 per-channel, minmax + bias corr.": {"calibration": "minmax", "quant": QuantOptions(bias_correction=True)},
     "int8 per-channel, percentile + bias corr.": {"calibration": "percentile",
                                                   "quant": QuantOptions(bias_correction=True)},
@@ -62,17 +70,47 @@ def accuracy(outputs: list[dict], labels: np.ndarray | None) -> float | None:
 
 def edgec_row(model: Path, calib: Path, samples, want, out: Path, labels=None, quantize: str = "int8",
               **options) -> dict:
-    build_dir, meta, g = build(BuildOptions(model, quantize=quantize, calib=calib, out=out, **options))
+    """An edgec build for the host (calibration statistics computed afresh: the cache is a temporary folder) run in
+    C; `seconds` is the build's wall time, C compile included."""
+    with tempfile.TemporaryDirectory() as cache, _environ("XDG_CACHE_HOME", cache):
+        start = time.perf_counter()
+        build_dir, meta, g = build(BuildOptions(model, quantize=quantize, calib=calib, out=out, **options))
+        seconds = time.perf_counter() - start
     res = run_build(build_dir, samples)
     row = metrics(res.outputs, want, g.outputs)
     row["accuracy"] = accuracy([{n: o[n] for n in g.outputs} for o in res.outputs], labels)
     row["bitexact"] = bitexact_share(res, reference_outputs(g, samples))
-    row["weights"], row["arena"] = meta["weight_bytes"], meta["arena_bytes"]
+    row["weights"], row["arena"], row["seconds"] = meta["weight_bytes"], meta["arena_bytes"], seconds
     return row
 
 
-def onnxruntime_row(model: Path, calib: Path, samples, want, tmp: Path, labels=None) -> dict:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+@contextmanager
+def _environ(key: str, value: str):
+    old = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = old
+
+
+ORT_METHODS = ("MinMax", "Percentile", "Entropy")
+
+
+def onnxruntime_row(model: Path, calib: Path, samples, want, tmp: Path, labels=None, method: str = "MinMax",
+                    per_channel: bool = True) -> dict:
+    """onnxruntime's quantize_static (QDQ, int8 weights and activations) with one calibration method; `seconds` is
+    its wall time."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     x = np.load(calib)
     name = ort.InferenceSession(str(model)).get_inputs()[0].name
@@ -85,13 +123,17 @@ def onnxruntime_row(model: Path, calib: Path, samples, want, tmp: Path, labels=N
         def get_next(self):
             return next(self.it, None)
 
-    out = tmp / "ort_qdq.onnx"
-    quantize_static(str(model), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    out = tmp / f"ort_{method}_{per_channel}.onnx"
+    start = time.perf_counter()
+    quantize_static(str(model), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, method))
+    seconds = time.perf_counter() - start
     got = onnxruntime_outputs(str(out), samples)
     row = metrics(got, want, list(want[0]))
     row["accuracy"] = accuracy(got, labels)
     row["weights"] = sum(int(np.prod(i.dims)) for i in onnx.load(out).graph.initializer if i.data_type == 3)
+    row["seconds"] = seconds
     return row
 
 
@@ -122,12 +164,16 @@ def tflite_row(path: Path | None, samples, want) -> dict | None:
     return row
 
 
+HEAD = ("scheme", "SQNR dB", "top-1", "bit-exact", "weight bytes", "arena bytes", "build s")
+
+
 def fmt(row: dict | None, label: str) -> tuple:
     if row is None:
-        return (label, "-", "-", "-", "-", "-")
+        return (label, "-", "-", "-", "-", "-", "-")
     top1 = f"{row['accuracy']:.4f}" if row.get("accuracy") is not None else f"{row['top1_agreement']:.2f}"
-    return (label, f"{row['sqnr_db']:.1f}", top1, f"{row.get('bitexact', float('nan')):.2f}"
-            if "bitexact" in row else "-", f"{row['weights']:,}", f"{row['arena']:,}" if "arena" in row else "-")
+    return (label, f"{row['sqnr_db']:.2f}", top1, f"{row['bitexact']:.2f}" if "bitexact" in row else "-",
+            f"{row['weights']:,}", f"{row['arena']:,}" if "arena" in row else "-",
+            f"{row['seconds']:.1f}" if "seconds" in row else "-")
 
 
 def digits_model(tmp: Path) -> tuple[Path, Path, list[dict], np.ndarray]:
@@ -164,20 +210,16 @@ def main() -> None:
             want = onnxruntime_outputs(str(model), samples)
             rows = []
             if labels is not None:
-                rows.append(("float32 (onnxruntime)", "-", f"{accuracy(want, labels):.4f}", "-", "-", "-"))
+                rows.append(("float32 (onnxruntime)", "-", f"{accuracy(want, labels):.4f}", "-", "-", "-", "-"))
             rows += [fmt(edgec_row(model, calib, samples, want, Path(tmp) / str(k), labels, **opts), f"edgec {label}")
                      for k, (label, opts) in enumerate(schemes.items())]
-            rows.append(fmt(onnxruntime_row(model, calib, samples, want, Path(tmp), labels),
-                            "onnxruntime quantize_static (QDQ, per-channel, minmax)"))
+            rows += [fmt(onnxruntime_row(model, calib, samples, want, Path(tmp), labels, m, pc),
+                         f"onnxruntime quantize_static (QDQ, {'per-channel' if pc else 'per-tensor'}, {m})")
+                     for pc in (True, False) for m in ORT_METHODS]
             tfl = a.models / TFLITE[name] if TFLITE[name] else None
             rows.append(fmt(tflite_row(tfl, samples, want), "official int8 TFLite (file bytes)"))
-        head = ("scheme", "SQNR dB", "accuracy" if labels is not None else "top-1", "bit-exact", "weight bytes",
-                "arena bytes")
-        widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-        print(f"\n{name} ({len(samples)} test inputs)")
-        for r in [head, *rows]:
-            print("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))))
-
+        print(f"\n{name} ({len(samples)} test inputs{'; top-1 column: accuracy' if labels is not None else ''})")
+        print_table(HEAD, rows, left=(0,))
 
 if __name__ == "__main__":
     main()
