@@ -60,8 +60,13 @@ static inline int8x16_t affine16(uint8x16_t x, uint8x16_t y, uint8x8_t xa, uint8
 }
 
 /* Elements 0 .. n - (n % 16) - 1 of a row where both operands are contiguous; returns how many were done. */
-static int32_t affine_row(const ec_add_affine_params *q, const uint8_t *x, const uint8_t *y, int8_t *output,
-                          int32_t n)
+/* clamp: the activation bounds narrower than int8 (a constant in each loop; measured on Cortex-A53: resnet8's adds,
+ * whose bounds are -128 and 127: 50,797 -> 47,225 instructions without the VMAX/VMIN). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline int32_t affine_row(const ec_add_affine_params *q, int32_t clamp, const uint8_t *x, const uint8_t *y,
+                                 int8_t *output, int32_t n)
 {
     const uint8x16_t x_flip = vdupq_n_u8(0x80), y_flip = vdupq_n_u8((uint8_t)q->y_flip);
     const uint8x8_t xa = vdup_n_u8((uint8_t)q->x_mul8), ya = vdup_n_u8((uint8_t)q->y_mul8);
@@ -71,7 +76,8 @@ static int32_t affine_row(const ec_add_affine_params *q, const uint8_t *x, const
     int32_t i;
     for (i = 0; i + 16 <= n; i += 16) {
         const uint8x16_t xv = veorq_u8(vld1q_u8(x + i), x_flip), yv = veorq_u8(vld1q_u8(y + i), y_flip);
-        vst1q_s8(output + i, vminq_s8(vmaxq_s8(affine16(xv, yv, xa, ya, m, c), lo), hi));
+        const int8x16_t v = affine16(xv, yv, xa, ya, m, c);
+        vst1q_s8(output + i, clamp ? vminq_s8(vmaxq_s8(v, lo), hi) : v);
     }
     return i;
 }
@@ -93,7 +99,8 @@ void ec_add_affine_neon_s8(const ec_broadcast_params *bp, const ec_add_affine_pa
         i = 0;
 #if defined(__ARM_NEON)
         if (sx == 1 && sy == 1) {
-            i = affine_row(&k, xr, yr, output, n);
+            i = k.act_min > -128 || k.act_max < 127 ? affine_row(&k, 1, xr, yr, output, n)
+                                                    : affine_row(&k, 0, xr, yr, output, n);
         }
 #endif
         for (; i < n; ++i) {
