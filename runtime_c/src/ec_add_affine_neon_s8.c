@@ -7,7 +7,7 @@
  * With NEON, rows where both operands are contiguous run 16 elements at a time, each product in two widening
  * multiplies (VMULL.U8 by x_mul8 into 16 bits, VMULL.U16 / VMLAL.U16 by x_mul16 into 32), the bias added and the
  * high half kept in one VADDHN (>> 16), then one saturating VQSHRN (>> 5) to int8 (measured on Cortex-A53,
- * resnet8's three residual adds: 50,797 instructions, 115,513 with ec_add_s8's exact vector requantization).
+ * resnet8's three residual adds: 47,225 instructions, 115,513 with ec_add_s8's exact vector requantization).
  * Plain C elsewhere, with the same results. Each block of elements is stored after both operands' elements of the
  * block were read, and later elements are read after it (in-place safe, toolchain/inplace.py).
  */
@@ -59,9 +59,9 @@ static inline int8x16_t affine16(uint8x16_t x, uint8x16_t y, uint8x8_t xa, uint8
 #endif
 }
 
-/* Elements 0 .. n - (n % 16) - 1 of a row where both operands are contiguous; returns how many were done. */
-/* clamp: the activation bounds narrower than int8 (a constant in each loop; measured on Cortex-A53: resnet8's adds,
- * whose bounds are -128 and 127: 50,797 -> 47,225 instructions without the VMAX/VMIN). */
+/* Elements 0 .. n - (n % 16) - 1 of a row where both operands are contiguous; returns how many were done. clamp:
+ * the activation bounds are narrower than int8's (a constant in each loop; measured on Cortex-A53: resnet8's adds,
+ * whose bounds are -128 and 127, 50,797 -> 47,225 instructions without the VMAX/VMIN). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
