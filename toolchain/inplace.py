@@ -7,7 +7,8 @@ Only kernels whose loops were checked are listed; every other call gets its own 
   of every operand was read, and later elements are read after it. ec_add_s8 (portable, NEON, Helium: blocks of 1,
   8 or 4 elements, loaded before they are stored), ec_mul_s8 and ec_lut_s8 (activations; portable), ec_add_lut_s8
   and ec_mul_lut_s8 (one element at a time), ec_add_lut_mve_s8 (blocks of 16 then 4 elements, loaded before they
-  are stored) and ec_mul_lut_mve_s8 (blocks of 4), over an operand of the output's shape.
+  are stored), ec_mul_lut_mve_s8 (blocks of 4) and ec_add_affine_neon_s8 (blocks of 16, loaded before they are
+  stored, then one element at a time), over an operand of the output's shape.
 - Windowed (convolution), the output shifted before the input: the kernel goes through output pixels in raster
   order and, before it reads the window of pixel q, has written at most the pixels before q + G (G: the pixels it
   finishes together). Pixel q's window starts at input pixel (stride_h * y - pad_top, stride_w * x - pad_left),
@@ -40,7 +41,7 @@ from .ir import Graph, Node
 
 ELEMENTWISE = {"ec_add_s8": (3, 4), "ec_mul_s8": (2, 3), "ec_lut_s8": (2,),  # kernel -> operand positions
                "ec_add_lut_s8": (2, 3), "ec_add_lut_mve_s8": (2, 3), "ec_mul_lut_s8": (2, 3),
-               "ec_mul_lut_mve_s8": (2, 3)}
+               "ec_mul_lut_mve_s8": (2, 3), "ec_add_affine_neon_s8": (2, 3)}
 WINDOWED = {  # kernel -> G; arguments (params, quant, input, ...)
     "ec_conv2d_s8": 1, "ec_conv2d_im2col_s8": 2, "ec_conv2d_1x1_s8": 2, "ec_depthwise_conv2d_s8": 1,
     "ec_depthwise_conv2d_3x3_s8": 1, "ec_depthwise_conv2d_3x3_planar_s8": 1, "ec_conv2d_gather_s8": 2,

@@ -328,6 +328,21 @@ void ec_mul_lut_s8(const ec_broadcast_params *bp, const ec_mul_lut_params *q, co
 void ec_mul_lut_mve_s8(const ec_broadcast_params *bp, const ec_mul_lut_params *q, const int8_t *x, const int8_t *y,
                        const int32_t *mults, const int32_t *table, int8_t *output);
 
+/* s8 add/sub in an affine form the build fits to the exact arithmetic of ec_add_s8 (edgec's or TFLM's) and checks
+ * on all 65,536 operand pairs (toolchain/ops/binary.py fit_affine), for NEON (Cortex-A):
+ * out = clamp((x' * x_mul8 * x_mul16 + y' * y_mul8 * y_mul16 + bias) >> 21, act_min, act_max), x' = x + 128 and
+ * y' = (uint8_t)y ^ y_flip (0x80: y + 128; 0x7f: 127 - y, for a Sub), the sum modulo 2^32 as int32; x_mul8, y_mul8
+ * in 1 .. 255, x_mul16, y_mul16 in 1 .. 65535. */
+typedef struct {
+    int32_t x_mul8, x_mul16;
+    int32_t y_mul8, y_mul16;
+    int32_t y_flip;
+    int32_t bias;
+    int32_t act_min, act_max;
+} ec_add_affine_params;
+void ec_add_affine_neon_s8(const ec_broadcast_params *bp, const ec_add_affine_params *q, const int8_t *x,
+                           const int8_t *y, int8_t *output);
+
 /* s8 mul: out = clamp(requantize((xa - a_zp) * (xb - b_zp), out_mult, out_shift) + out_zp, act_min, act_max). */
 typedef struct {
     int32_t a_zp, b_zp;
