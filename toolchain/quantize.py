@@ -510,7 +510,7 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
         if any(n.scheme == "int4" for n in g.nodes):
             refine_int4_weights(g, samples, hessians, acts())
         if opts.weight_rounding == "gptq":
-            round_weights(g, samples, hessians, acts())
+            round_weights(g, samples, hessians, known.get("acts"))  # (32 samples: a cached rebuild)
         if bias_correction:
             correct_biases(g, samples, acts())
 
