@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_bitexact, build_and_run, make_model
+from helpers import MODELS, assert_bitexact, build_and_run, make_model
 from onnx import helper
 
 from edgec.build import prepare_graph
+from edgec.cli import main
 from edgec.equalize import equalize, pairs
 from edgec.ops import REGISTRY
 from edgec.ops.output_stage import quantize_weights, weight_scales
@@ -106,3 +107,14 @@ def test_gptq_int8_lowers_the_layer_output_error():
         return float(np.sum((x @ (w - v * scales[:, None]).T) ** 2))
 
     assert err(q) < 0.85 * err(plain)  # (0.77 measured)
+
+
+@pytest.mark.skipif(not (MODELS / "pretrainedResnet_quant.tflite").exists(), reason="needs ../shared/models")
+@pytest.mark.parametrize("flag", [["--equalize"], ["--weight-rounding", "gptq"]])
+def test_a_quantized_model_keeps_its_weights(tmp_path, capsys, flag):
+    """A model that is already quantized: the options that change its weights are a user error; nothing written."""
+    code = main(["build", str(MODELS / "pretrainedResnet_quant.tflite"), "--quantize", "int8", *flag,
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "already quantized" in err and "--equalize" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
