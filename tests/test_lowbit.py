@@ -17,7 +17,8 @@ from edgec.cli import main
 from edgec.export import export_qdq
 from edgec.ops.base import frac_bits, shift_round
 from edgec.ops.packing import pack_s4, unpack_s4
-from edgec.quantize import gptq_round, pow2_params, qformat_name
+from edgec.quantize import pow2_params, qformat_name
+from edgec.rounding import gptq_round
 
 needs_arm = pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 needs_models = pytest.mark.skipif(not MODELS.exists(), reason="needs ../shared/models")

@@ -31,6 +31,7 @@ from .quantize import (
     quantize_calibrated,
     quantize_graph,
     refine_int4_weights,
+    round_weights,
 )
 
 AUTO_SAMPLES = 32  # calibration samples on which configurations are compared
@@ -56,6 +57,8 @@ def choose_schemes(g: Graph, samples: list[dict[str, np.ndarray]], opts: QuantOp
         quantize_graph(g, ranges, dataclasses.replace(base, layers=config))
         if "int4" in config.values():
             refine_int4_weights(g, samples, hessians, acts)
+        if base.weight_rounding == "gptq":
+            round_weights(g, samples, hessians, acts)
         if chosen["bias_correction"]:
             correct_biases(g, samples, acts)
         return output_sqnr(g, subset, want), weight_bytes(g)

@@ -39,6 +39,7 @@ from .quantize import (
     quantize_calibrated,
     quantize_graph,
 )
+from .rounding import ROUNDINGS
 from .schedule import Schedule
 from .schedule import choose as choose_schedule
 from .target import Target, load_target
@@ -128,6 +129,8 @@ def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) ->
             opts.quantize = default
     calib = opts.calib
     quant = dataclasses.replace(opts.quant, scheme=opts.quantize, layers=layers)
+    if quant.weight_rounding not in ROUNDINGS:
+        raise EdgecError(f"weight rounding {quant.weight_rounding!r}: choose one of {', '.join(ROUNDINGS)}")
     own = prequantized_scheme(g) if is_prequantized(g) else None  # (int8 reads int4 weights, not int16 scales)
     own_layers = prequantized_layers(g) if own is not None else {}  # a mixed model's, from edgec quantize
     if own is not None and (layers or quant.input_ranges or quant.scheme not in (
@@ -135,6 +138,9 @@ def quantize_with(g: Graph, opts: BuildOptions, target: Target | None = None) ->
         raise EdgecError(f"{opts.model} is already quantized (QDQ, {'mixed, mostly ' if own_layers else ''}{own}): "
                          f"--quantize {quant.scheme}, --qconfig and --input-range need a float model; use --quantize "
                          f"{own} (or leave it out) to build it with its own scales")
+    if own is not None and (quant.equalize or quant.weight_rounding != "nearest"):
+        raise EdgecError(f"{opts.model} is already quantized (QDQ, {own}): its weights are the model's; --equalize "
+                         "and --weight-rounding need a float model")
     if own_layers:
         quant.layers = own_layers
     if calib is None and not needs_calibration(g, quant.layers):

@@ -16,6 +16,7 @@ from .console import quiet
 from .errors import EdgecError
 from .prune import METHODS as PRUNE_METHODS
 from .quantize import SCHEMES, layer_schemes
+from .rounding import ROUNDINGS
 
 EXIT_USER_ERROR = 2
 DUMP_SAMPLES = 8  # validate --per-layer: samples whose every layer output is compared on the target
@@ -53,6 +54,12 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symmetric", action="store_true", help="int8 activations with zero point 0")
     p.add_argument("--bias-correction", action="store_true",
                    help="shift int8 biases so each layer's mean output matches float on the calibration data")
+    p.add_argument("--weight-rounding", default="nearest", choices=list(ROUNDINGS),
+                   help="int8 weights: nearest (default), or gptq: rounded column by column, each rounding error "
+                   "compensated in the weights not yet rounded, on the calibration inputs (same scales)")
+    p.add_argument("--equalize", action="store_true",
+                   help="cross-layer equalization before calibration: per-channel weight ranges of consecutive "
+                   "layers joined by a ReLU (depthwise -> pointwise) evened out; the float model is unchanged")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="fix a dynamic input shape")
     p.add_argument("--input-range", action="append", metavar="NAME=LO,HI",
                    help="quantize input NAME over [LO, HI] instead of its calibrated range (the range the sensor or "
@@ -143,6 +150,7 @@ def _options(a: argparse.Namespace, out: Path | None):
                         calibration=a.calibration, percentile=a.percentile,
                         quant=QuantOptions(per_channel=not a.per_tensor, symmetric=a.symmetric,
                                            bias_correction=a.bias_correction,
+                                           weight_rounding=a.weight_rounding, equalize=a.equalize,
                                            input_ranges=parse_input_ranges(a.input_range)),
                         input_shapes=parse_input_shapes(a.input_shape), out=out, force=a.force, name=a.name,
                         flash_bytes=a.flash, ram_bytes=a.ram, prune=_prune_options(a, a.prune),

@@ -40,6 +40,8 @@ class Config:
     per_channel: bool = True
     calibration: str = "auto"
     bias_correction: bool = False
+    weight_rounding: str = "nearest"  # nearest | gptq
+    equalize: bool = False
     prune: str | None = None  # magnitude | l1-filter | l2-filter | n:m
     sparsity: float = 0.5
     pattern: str = "2:4"
@@ -51,6 +53,8 @@ class Config:
         if self.quantize != "none":
             out += ["--calibration", self.calibration] + ([] if self.per_channel else ["--per-tensor"])
             out += ["--bias-correction"] if self.bias_correction else []
+            out += ["--weight-rounding", self.weight_rounding] if self.weight_rounding != "nearest" else []
+            out += ["--equalize"] if self.equalize else []
         if self.prune:
             out += ["--prune", self.prune]
             out += ["--pattern", self.pattern] if self.prune == "n:m" else ["--sparsity", str(self.sparsity)]
@@ -170,7 +174,8 @@ def _build_options(job: Job):
         prune = PruneOptions(method=c.prune, sparsity=c.sparsity, pattern=parse_pattern(c.pattern), refit=c.refit)
     return BuildOptions(job.model, target=job.target, quantize=c.quantize, calib=job.calib,
                         calibration=c.calibration, input_shapes=job.input_shapes, out=job.work / "build",
-                        quant=QuantOptions(per_channel=c.per_channel, bias_correction=c.bias_correction),
+                        quant=QuantOptions(per_channel=c.per_channel, bias_correction=c.bias_correction,
+                                           weight_rounding=c.weight_rounding, equalize=c.equalize),
                         prune=prune)
 
 

@@ -25,12 +25,14 @@ import numpy as np
 
 from .calibrate import StatsCache, calibrate, float_activations
 from .console import track
+from .equalize import equalize
 from .errors import EdgecError
 from .ir import Graph, Node, Tensor
 from .ops import REGISTRY
 from .ops.base import MIN_SCALE, c_float, frac_bits, is_weighted
 from .ops.output_stage import BIAS64_LIMIT, INT4_MAX
 from .reference import dequantize, quantize_input, run_samples
+from .rounding import refine_int4_weights, round_weights
 
 SCHEMES = ("int8", "qformat", "int4", "int16", "q15")  # the --quantize values that quantize (besides none)
 LAYER_SCHEMES = (*SCHEMES, "float")  # what a --qconfig layer entry may say
@@ -45,6 +47,8 @@ class QuantOptions:
     per_channel: bool = True  # weights: one scale per output channel, or one per tensor
     symmetric: bool = False  # int8 activations: zero point 0 (int16 and qformat always are)
     bias_correction: bool = False  # shift biases so each layer's mean output matches float on calibration data
+    weight_rounding: str = "nearest"  # int8 weights: "nearest", or "gptq" (error-compensating, rounding.py)
+    equalize: bool = False  # cross-layer equalization of the float weights before calibration (equalize.py)
     layers: dict[str, str] = field(default_factory=dict)  # node name -> one of LAYER_SCHEMES (--qconfig)
     # model input name -> (low, high) it is quantized over instead of its calibrated range (--input-range)
     input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -503,7 +507,9 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     used, with bias correction when opts asks for it. Ranges and the auto choice come from the StatsCache when it
     has them. Returns what was chosen and the activation ranges used."""
     opts = opts or QuantOptions()
-    hessians: dict[str, list[tuple]] = {}  # int4: computed once, whatever the ranges
+    if opts.equalize:
+        g.info["equalize"] = equalize(g)
+    hessians: dict = {}  # weight rounding (int4, gptq): computed once, whatever the ranges
     cache = StatsCache(g, samples)
     known: dict = {}
 
@@ -525,6 +531,8 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
         quantize_graph(g, ranges, opts)
         if any(n.scheme == "int4" for n in g.nodes):
             refine_int4_weights(g, samples, hessians, acts())
+        if opts.weight_rounding == "gptq":
+            round_weights(g, samples, hessians, known.get("acts"))  # (32 samples: a cached rebuild)
         if bias_correction:
             correct_biases(g, samples, acts())
 
@@ -577,61 +585,3 @@ def _cached_choice(c, candidates: list[tuple[str, float, bool]], percentile: flo
     except ValueError:
         ok = False
     return c if ok else None
-
-
-GPTQ_SAMPLES = 32  # calibration samples that int4 weight rounding looks at
-GPTQ_ROWS = 1024  # input rows (output positions) per sample and layer at most, evenly spaced
-GPTQ_DAMPING = 0.01  # of the mean diagonal of X^T X
-
-
-def gptq_factor(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From X^T X (K x K): the upper Cholesky factor of the damped inverse, and the inputs that are always 0."""
-    h = h.astype(np.float64).copy()
-    dead = np.diag(h) == 0
-    h[dead, dead] = 1.0
-    h += GPTQ_DAMPING * float(np.mean(np.diag(h))) * np.eye(len(h))
-    return np.linalg.cholesky(np.linalg.inv(h)).T, dead
-
-
-def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray | tuple, qmax: int) -> np.ndarray:
-    """Round w [O][K] to integers in [-qmax, qmax] at per-row scales, column by column, each column's rounding
-    error compensated in the columns not yet rounded so that X w^T changes least for inputs with X^T X = h
-    (GPTQ, Frantar et al. 2022, without blocking). h may be given as its gptq_factor."""
-    u, dead = gptq_factor(h) if isinstance(h, np.ndarray) else h
-    w = w.astype(np.float64).copy()
-    w[:, dead] = 0.0
-    q = np.zeros(w.shape, np.int8)
-    for k in range(w.shape[1]):
-        qk = np.clip(np.round(w[:, k] / scales), -qmax, qmax)
-        q[:, k] = qk
-        err = (w[:, k] - qk * scales) / u[k, k]
-        w[:, k + 1:] -= np.outer(err, u[k, k + 1:])
-    return q
-
-
-def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
-                        hs: dict[str, list[tuple]] | None = None, acts: dict[str, np.ndarray] | None = None) -> None:
-    """int4: re-round every Conv/Gemm's weights (same scales) with gptq_round on the layer's float inputs from the
-    first GPTQ_SAMPLES calibration samples; biases and multipliers stay valid. hs caches the gptq_factor of X^T X
-    per layer and group (filled for the layers it lacks); acts: float_activations(g, samples), when known."""
-    layers = [n for n in g.nodes if is_weighted(n) and n.scheme == "int4"]
-    hs = {} if hs is None else hs
-    missing = [n for n in layers if n.name not in hs]
-    if missing:
-        sums: dict[str, list[np.ndarray]] = {}
-        acts = float_activations(g, samples[:GPTQ_SAMPLES]) if acts is None else acts
-        for s in range(min(len(samples), GPTQ_SAMPLES)):
-            for node in missing:
-                cols = [x[::-(-len(x) // GPTQ_ROWS)].astype(np.float32)
-                        for x in REGISTRY[node.op].input_rows(node, g, float_input(g, acts, node.inputs[0])[s])]
-                prev = sums.get(node.name)
-                sums[node.name] = [(x.T @ x).astype(np.float64) + (prev[i] if prev else 0) for i, x in enumerate(cols)]
-        hs.update({name: [gptq_factor(h) for h in group] for name, group in sums.items()})
-    for node in layers:
-        wq = node.q["w"]
-        w = REGISTRY[node.op].weight_matrix(node, g)
-        groups = len(hs[node.name])
-        w = w.reshape(groups, w.shape[0] // groups, -1)
-        scales = node.q["w_scale"].reshape(groups, -1)
-        q = np.stack([gptq_round(w[i], scales[i], hs[node.name][i], INT4_MAX) for i in range(groups)])
-        node.q["w"] = q.reshape(wq.shape)

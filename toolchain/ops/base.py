@@ -209,6 +209,11 @@ class Op:
         outputs), "flatten" (a Reshape to rows whose readers lose the channels' columns), None (cannot follow)."""
         return None
 
+    def set_weights(self, node: Node, g: Graph, w: np.ndarray, b: np.ndarray | None) -> None:
+        """Give a weighted layer new float weights w ([O][K], weight_matrix's layout) and bias b ([O], or None when
+        it has none), as new constants (cross-layer equalization, toolchain/equalize.py)."""
+        raise NotImplementedError(node.op)
+
 
 # ---- shape and attribute checks shared by the ops' check methods (ONNX semantics, before lowering) -------------
 

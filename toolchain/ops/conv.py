@@ -161,6 +161,12 @@ class Conv(Op):
             return "inputs"
         return "depthwise" if group == channels and g.const(node.inputs[1]).shape[0] == channels else None
 
+    def set_weights(self, node: Node, g: Graph, w: np.ndarray, b: np.ndarray | None) -> None:
+        shape = g.const(node.inputs[1]).shape
+        node.inputs[1] = g.add_const(f"{node.name}_W", w.reshape(shape).astype(np.float32))
+        if b is not None:
+            node.inputs[2] = g.add_const(f"{node.name}_B", b.astype(np.float32))
+
     def export_attrs(self, node: Node) -> dict:
         return pick(node.attrs, ("strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"))
 

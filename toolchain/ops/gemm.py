@@ -144,6 +144,13 @@ class Gemm(Op):
     def reads_channels(self, node: Node, g: Graph, tensor: str, channels: int) -> str | None:
         return "inputs" if node.inputs[0] == tensor and len(g.shape(tensor)) == 2 else None
 
+    def set_weights(self, node: Node, g: Graph, w: np.ndarray, b: np.ndarray | None) -> None:
+        """Written as weights() gives them: [N][K] (transB 1), alpha and beta 1."""
+        node.attrs.update(transB=1, alpha=1.0, beta=1.0)
+        node.inputs[1] = g.add_const(f"{node.name}_W", w.astype(np.float32))
+        if b is not None:
+            node.inputs[2] = g.add_const(f"{node.name}_B", b.astype(np.float32))
+
     def export_attrs(self, node: Node) -> dict:
         return pick(node.attrs, ("transB",))
 
