@@ -162,7 +162,8 @@ def _calibration_text(info: dict | None) -> str:
     """How activation ranges were chosen, for reports: 'percentile + bias correction (auto)'."""
     if not info:
         return "ranges from the model"
-    text = info["calibration"] + (" + bias correction" if info["bias_correction"] else "")
+    text = info["calibration"] + (" + bias correction" if info["bias_correction"] else "") + (
+        " + gptq weight rounding" if info.get("weight_rounding") == "gptq" else "")
     return text + (" (auto)" if "auto_sqnr_db" in info else "")
 
 

@@ -527,11 +527,11 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
             cache.put(entry, {k: list(v) for k, v in r.items()})
         return r
 
-    def finish(ranges: dict[str, tuple[float, float]], bias_correction: bool) -> None:
+    def finish(ranges: dict[str, tuple[float, float]], bias_correction: bool, rounding: str | None = None) -> None:
         quantize_graph(g, ranges, opts)
         if any(n.scheme == "int4" for n in g.nodes):
             refine_int4_weights(g, samples, hessians, acts())
-        if opts.weight_rounding == "gptq":
+        if (rounding or opts.weight_rounding) == "gptq":
             round_weights(g, samples, hessians, known.get("acts"))  # (32 samples: a cached rebuild)
         if bias_correction:
             correct_biases(g, samples, acts())
@@ -545,24 +545,38 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     entry = f"auto {percentile!r} {AUTO_SAMPLES} {candidates!r} {opts!r}"
     chosen = _cached_choice(cache.get(entry), candidates, percentile)
     if chosen is None:
-        subset = _subset(samples, AUTO_SAMPLES)
-        want = [{n: acts()[n][s] for n in g.outputs} for s in subset]
-        scores = {}
-        for m, p, bc in track(candidates, "choosing the calibration", "candidates"):
-            finish(ranges_of(m, p), bc)
-            scores[(m, p, bc)] = output_fidelity(g, [samples[s] for s in subset], want)
-        # top-1 agreement first, then SQNR; ties: the first (simplest) candidate
-        m, p, bc = max(candidates, key=lambda c: scores[c])
-        names = {c: f"{_label(c[0], c[1], percentile)}{' + bias correction' if c[2] else ''}" for c in candidates}
-        chosen = {"calibration": _label(m, p, percentile), "bias_correction": bc,
-                  "auto_sqnr_db": {names[c]: round(v[1], 2) for c, v in scores.items()},
-                  "auto_top1": {names[c]: round(v[0] / len(subset), 4) for c, v in scores.items()}
-                  if _classifier(g) else None}
+        chosen = _choose(g, samples, candidates, acts, ranges_of, finish, percentile, opts.weight_rounding)
         cache.put(entry, chosen)
     m, p = _parse_label(chosen["calibration"], percentile)
     ranges = ranges_of(m, p)
-    finish(ranges, chosen["bias_correction"])
+    finish(ranges, chosen["bias_correction"], chosen["weight_rounding"])
     return chosen, ranges
+
+
+def _choose(g: Graph, samples: list[dict[str, np.ndarray]], candidates: list[tuple[str, float, bool]], acts,
+            ranges_of, finish, percentile: float, rounding: str) -> dict:
+    """--calibration auto: score every candidate (nearest weight rounding unless `rounding` asks for GPTQ), keep the
+    best, then try it with GPTQ weight rounding and keep that if it scores better. Scores: top-1 agreement first
+    (classifiers), then SQNR; ties keep the first (simplest) candidate."""
+    subset = _subset(samples, AUTO_SAMPLES)
+    want = [{n: acts()[n][s] for n in g.outputs} for s in subset]
+
+    def score(c: tuple[str, float, bool], how: str) -> tuple[int, float]:
+        finish(ranges_of(c[0], c[1]), c[2], how)
+        return output_fidelity(g, [samples[s] for s in subset], want)
+
+    scores = {c: score(c, rounding) for c in track(candidates, "choosing the calibration", "candidates")}
+    best = max(candidates, key=lambda c: scores[c])
+    names = {c: f"{_label(c[0], c[1], percentile)}{' + bias correction' if c[2] else ''}" for c in candidates}
+    sqnr = {names[c]: round(v[1], 2) for c, v in scores.items()}
+    top1 = {names[c]: round(v[0] / len(subset), 4) for c, v in scores.items()}
+    if rounding != "gptq":
+        gptq = score(best, "gptq")
+        label = f"{names[best]} + gptq"
+        sqnr[label], top1[label] = round(gptq[1], 2), round(gptq[0] / len(subset), 4)
+        rounding = "gptq" if gptq > scores[best] else rounding
+    return {"calibration": _label(best[0], best[1], percentile), "bias_correction": best[2],
+            "weight_rounding": rounding, "auto_sqnr_db": sqnr, "auto_top1": top1 if _classifier(g) else None}
 
 
 def _label(method: str, pct: float, default: float) -> str:
@@ -577,7 +591,8 @@ def _parse_label(label: str, default: float) -> tuple[str, float]:
 
 def _cached_choice(c, candidates: list[tuple[str, float, bool]], percentile: float) -> dict | None:
     """A cached auto choice, if it is well formed and one of the candidates."""
-    ok = isinstance(c, dict) and set(c) == {"calibration", "bias_correction", "auto_sqnr_db", "auto_top1"} and \
+    ok = isinstance(c, dict) and set(c) == {"calibration", "bias_correction", "weight_rounding", "auto_sqnr_db",
+                                            "auto_top1"} and c["weight_rounding"] in ("nearest", "gptq") and \
         isinstance(c["calibration"], str) and isinstance(c["auto_sqnr_db"], dict) and \
         isinstance(c["auto_top1"], (dict, type(None)))
     try:
