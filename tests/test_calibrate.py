@@ -394,3 +394,21 @@ def test_output_clipping_minimises_the_layer_output_error(tmp_path, relu):
     assert got == pytest.approx((best_lo, best_hi), rel=1e-9)
     tensor_only = calibrate(g, samples, "mse")[name]  # the tensor's own least squared error clips less
     assert got[1] < 0.8 * tensor_only[1] < hi and error(*got) < 0.8 * error(*tensor_only) < error(lo, hi)
+
+
+def test_report_names_each_tensors_range_and_share_of_min_max(tmp_path):
+    """The calibration report (edgec.json `calibration.ranges`, validate --per-layer's "of min/max") gives each
+    tensor's calibrated range and the share of the samples' min/max range it keeps: percentile drops the outlier."""
+    from edgec.analysis import quant_report
+    from edgec.quantize import quantize_calibrated
+
+    g = identity_graph(tmp_path)
+    samples = gaussian_with_outlier()
+    chosen, ranges = quantize_calibrated(g, samples, "percentile")
+    lo, hi = calibrate(g, samples, "minmax")["input"]
+    kept = (ranges["input"][1] - ranges["input"][0]) / (hi - lo)
+    assert chosen["ranges"]["input"] == {"range": list(ranges["input"]), "kept": round(kept, 4)}
+    assert 0.1 < kept < 0.5  # the outlier at 40 is not kept
+    g.info["calibration"] = chosen
+    row = next(r for r in quant_report(g, samples[:2]) if r["tensor"] == "input")
+    assert row["kept"] == round(kept, 4)

@@ -1,9 +1,10 @@
 """Quantization error analysis: where a quantized model loses precision, tensor by tensor.
 
-For every activation: its step (scale), format, the share of float values outside the integer range (clipping),
-the measured quantization-noise variance of the tensor alone next to the uniform-noise model step^2/12, and
-the SQNR against float both for the tensor alone (its float values quantized once) and accumulated through
-the network (the int8 reference's value against the float reference's)."""
+For every activation: its step (scale), format, the share of the calibration samples' min/max range that its
+calibrated range keeps (the clipping method's choice for that tensor), the share of float values outside the
+integer range (clipping), the measured quantization-noise variance of the tensor alone next to the uniform-noise
+model step^2/12, and the SQNR against float both for the tensor alone (its float values quantized once) and
+accumulated through the network (the int8 reference's value against the float reference's)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
                 ints.setdefault(name, []).append(iv[name].ravel())
     rows = []
     producers = {n.outputs[0]: n for n in g.nodes}
+    calibrated = (g.info.get("calibration") or {}).get("ranges", {})
     for name in floats:
         t = g.tensors[name]
         if t.dtype == "float32":  # a float layer of a mixed graph
@@ -54,6 +56,7 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
             "scale": t.scale,
             "format": f"{fmt} [{lo:.4g}, {hi:.4g}]",
             "clip_rate": float(clipped.mean()),
+            "kept": calibrated.get(name, {}).get("kept"),  # share of the calibration min/max range quantized
             "noise_var": float(np.var((alone - f)[inside])) if inside.any() else 0.0,
             "noise_var_model": t.scale ** 2 / 12,
             "sqnr_alone_db": _sqnr(f, alone - f),
@@ -64,9 +67,11 @@ def quant_report(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict]:
 
 
 def format_report(rows: list[dict]) -> str:
-    head = ("tensor", "op", "step", "format", "clip %", "noise var", "step^2/12", "SQNR alone", "SQNR accum.")
-    body = [(r["tensor"], r["op"], f"{r['scale']:.4g}", r["format"], f"{100 * r['clip_rate']:.3f}",
+    head = ("tensor", "op", "step", "format", "of min/max", "clip %", "noise var", "step^2/12", "SQNR alone",
+            "SQNR accum.")
+    body = [(r["tensor"], r["op"], f"{r['scale']:.4g}", r["format"],
+             "-" if r["kept"] is None else f"{100 * r['kept']:.0f}%", f"{100 * r['clip_rate']:.3f}",
              f"{r['noise_var']:.3g}", f"{r['noise_var_model']:.3g}", f"{r['sqnr_alone_db']:.1f}",
              f"{r['sqnr_accumulated_db']:.1f}")
             for r in rows]
-    return table(body, header=head, right=(2, 4, 5, 6, 7, 8), indent=0)
+    return table(body, header=head, right=(2, 4, 5, 6, 7, 8, 9), indent=0)

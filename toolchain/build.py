@@ -293,7 +293,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             "arena_lower_bound_bytes": plan.lower_bound_bytes, "schedule": sched_report, "weight_bytes": weights,
             "macs": sum(layer["macs"] for layer in layers), "params": int(params), "layers": layers,
             "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}, "prune": g.info.get("prune"),
-            "calibration": g.info.get("calibration"), "auto": g.info.get("auto"),
+            "calibration": g.info.get("calibration"), "auto": g.info.get("auto"), "equalize": g.info.get("equalize"),
             "limits": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes},
             "instrument": opts.instrument, "source_format": g.info.get("source_format", "onnx"),
             "integer_outputs": [n for n in g.info.get("integer_outputs", []) if g.tensors[n].dtype != "float32"]}

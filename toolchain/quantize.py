@@ -539,7 +539,8 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     if method != "auto":
         ranges = ranges_of(method)
         finish(ranges, opts.bias_correction)
-        return {"calibration": method, "bias_correction": opts.bias_correction}, ranges
+        return {"calibration": method, "bias_correction": opts.bias_correction,
+                "ranges": _range_report(ranges, ranges_of("minmax"))}, ranges
     candidates = list(dict.fromkeys((m, percentile if p is None or m != "percentile" else p, bc)
                                     for m, p, bc in AUTO_CANDIDATES if bc or not opts.bias_correction))
     entry = f"auto {percentile!r} {AUTO_SAMPLES} {candidates!r} {opts!r}"
@@ -550,7 +551,13 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     m, p = _parse_label(chosen["calibration"], percentile)
     ranges = ranges_of(m, p)
     finish(ranges, chosen["bias_correction"], chosen["weight_rounding"])
-    return chosen, ranges
+    return {**chosen, "ranges": _range_report(ranges, ranges_of("minmax"))}, ranges
+
+
+def _range_report(ranges: dict[str, tuple[float, float]], minmax: dict[str, tuple[float, float]]) -> dict:
+    """Per tensor, for reports: the calibrated range and the share of the min/max range it keeps."""
+    return {n: {"range": [lo, hi], "kept": round((hi - lo) / (minmax[n][1] - minmax[n][0]), 4)
+                if minmax[n][1] > minmax[n][0] else 1.0} for n, (lo, hi) in ranges.items() if n in minmax}
 
 
 def _choose(g: Graph, samples: list[dict[str, np.ndarray]], candidates: list[tuple[str, float, bool]], acts,
