@@ -54,7 +54,7 @@ def test_one_line_per_stage_when_stderr_is_not_a_terminal(progress, files, tmp_p
     auto = ["build", str(src), "--quantize", "int8", "--calib", str(calib), "-o"]
     assert main([*auto, str(tmp_path / "c")]) == 0
     assert stage_lines(capsys.readouterr().err) == [
-        ("float reference", "8"), ("choosing the calibration", "5"), ("compiling C for the host", None)]
+        ("float reference", "8"), ("choosing the calibration", "7"), ("compiling C for the host", None)]
     assert main([*auto, str(tmp_path / "d")]) == 0
     assert stage_lines(capsys.readouterr().err)[:-1] in ([], [("float reference", "8")])  # (for bias correction)
     assert main(["prune", str(src), "--analyze", "--calib", str(calib)]) == 0

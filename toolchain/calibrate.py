@@ -213,6 +213,7 @@ def _mse(hist: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
 
 OUTPUT_SAMPLES = 16  # calibration samples whose layer outputs the output method compares
 OUTPUT_ROWS = 8192  # input rows (output positions x samples) per layer and group at most, evenly spaced
+OUTPUT_MACS = 1 << 22  # and at most this many multiply-accumulates per layer and candidate range (rows x K x O)
 OUTPUT_SHRINK = np.linspace(0.2, 1.0, 41)
 
 
@@ -249,7 +250,8 @@ def _output_error(g: Graph, x: np.ndarray, layers: list[tuple[list[Node], Node]]
         if chain:
             chained.append((chain, node, ws, op.input_rows(node, g, _through(g, chain, x))))
         else:
-            direct += [(r[::-(-len(r) // OUTPUT_ROWS)], m) for r, m in zip(op.input_rows(node, g, x), ws)]
+            most = max(1, min(OUTPUT_ROWS, OUTPUT_MACS // w.size))
+            direct += [(r[::-(-len(r) // most)], m) for r, m in zip(op.input_rows(node, g, x), ws)]
 
     def cost(c: tuple[float, float]) -> float:
         total = sum(float(np.sum(((_quantized_centers(r, *c) - r) @ m) ** 2)) for r, m in direct)
