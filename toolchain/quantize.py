@@ -536,11 +536,12 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
         if bias_correction:
             correct_biases(g, samples, acts())
 
+    minmax = ranges_of("minmax")  # (for the report; before Converts are inserted)
     if method != "auto":
         ranges = ranges_of(method)
         finish(ranges, opts.bias_correction)
         return {"calibration": method, "bias_correction": opts.bias_correction,
-                "ranges": _range_report(ranges, ranges_of("minmax"))}, ranges
+                "ranges": _range_report(ranges, minmax)}, ranges
     candidates = list(dict.fromkeys((m, percentile if p is None or m != "percentile" else p, bc)
                                     for m, p, bc in AUTO_CANDIDATES if bc or not opts.bias_correction))
     entry = f"auto {percentile!r} {AUTO_SAMPLES} {candidates!r} {opts!r}"
@@ -551,7 +552,7 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     m, p = _parse_label(chosen["calibration"], percentile)
     ranges = ranges_of(m, p)
     finish(ranges, chosen["bias_correction"], chosen["weight_rounding"])
-    return {**chosen, "ranges": _range_report(ranges, ranges_of("minmax"))}, ranges
+    return {**chosen, "ranges": _range_report(ranges, minmax)}, ranges
 
 
 def _range_report(ranges: dict[str, tuple[float, float]], minmax: dict[str, tuple[float, float]]) -> dict:
@@ -573,6 +574,8 @@ def _choose(g: Graph, samples: list[dict[str, np.ndarray]], candidates: list[tup
         finish(ranges_of(c[0], c[1]), c[2], how)
         return output_fidelity(g, [samples[s] for s in subset], want)
 
+    for c in candidates:  # every range first: calibration reads the graph before quantization inserts Converts
+        ranges_of(c[0], c[1])
     scores = {c: score(c, rounding) for c in track(candidates, "choosing the calibration", "candidates")}
     best = max(candidates, key=lambda c: scores[c])
     names = {c: f"{_label(c[0], c[1], percentile)}{' + bias correction' if c[2] else ''}" for c in candidates}
