@@ -245,13 +245,13 @@ def _output_error(g: Graph, x: np.ndarray, layers: list[tuple[list[Node], Node]]
     for chain, node in layers:
         op = REGISTRY[node.op]
         w = op.weight_matrix(node, g).astype(np.float64)
-        groups = len(op.input_rows(node, g, _through(g, chain, x[:1])))
-        ws = [m.T for m in w.reshape(groups, w.shape[0] // groups, -1)]
+        rows = op.input_rows(node, g, _through(g, chain, x))
+        ws = [m.T for m in w.reshape(len(rows), w.shape[0] // len(rows), -1)]
         if chain:
-            chained.append((chain, node, ws, op.input_rows(node, g, _through(g, chain, x))))
+            chained.append((chain, node, ws, rows))
         else:
             most = max(1, min(OUTPUT_ROWS, OUTPUT_MACS // w.size))
-            direct += [(r[::-(-len(r) // most)], m) for r, m in zip(op.input_rows(node, g, x), ws)]
+            direct += [(r[::-(-len(r) // most)], m) for r, m in zip(rows, ws)]
 
     def cost(c: tuple[float, float]) -> float:
         total = sum(float(np.sum(((_quantized_centers(r, *c) - r) @ m) ** 2)) for r, m in direct)

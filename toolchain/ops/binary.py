@@ -316,10 +316,7 @@ class Binary(Op):
         if fit is None:
             return None
         name, t = node.name, nctype(node)
-        order = [1, 0] if fit.swap else [0, 1]
-        operands = [Array(f"c_{name}_{k}", node.q.consts[k], t) if node.q.consts[k] is not None
-                    else Buf(node.inputs[k], t) for k in order]
-        bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[node.inputs[k]] for k in order])
+        bp, operands = _int_operands(node, g, [1, 0] if fit.swap else [0, 1])
         bounds = {"act_min": fit.act_min, "act_max": fit.act_max}
         out = Buf(node.outputs[0], t, const=False)
         table = Array(f"t_{name}", fit.table, "int32_t")
@@ -341,9 +338,7 @@ class Binary(Op):
         if fit is None:
             return None
         name, t = node.name, nctype(node)
-        operands = [Array(f"c_{name}_{k}", c, t) if c is not None else Buf(i, t)
-                    for k, (c, i) in enumerate(zip(node.q.consts, node.inputs))]
-        bp = broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[i] for i in node.inputs])
+        bp, operands = _int_operands(node, g, [0, 1])
         fields = {"x_mul8": fit.x_mul8, "x_mul16": fit.x_mul16, "y_mul8": fit.y_mul8, "y_mul16": fit.y_mul16,
                   "y_flip": fit.y_flip, "bias": fit.bias, "act_min": fit.act_min, "act_max": fit.act_max}
         st = Struct(f"q_{name}", "ec_add_affine_params", fields)
@@ -356,8 +351,7 @@ class Binary(Op):
         bp = broadcast_struct(name, g.tensors[node.outputs[0]], ins)
         suffix = "s16" if node.dtype == "int16" else "s8"
         if is_int(node):
-            operands = [Array(f"c_{name}_{k}", c, t) if c is not None else Buf(i, t)
-                        for k, (c, i) in enumerate(zip(node.q.consts, node.inputs))]
+            operands = _int_operands(node, g, [0, 1])[1]
         else:
             operands = [Array(f"c_{name}_{k}", x.data.astype(np.float32), t) if x.is_const else Buf(x.name, t)
                         for k, x in enumerate(ins)]
@@ -386,6 +380,15 @@ class Binary(Op):
         return 1, 1, 0
 
     variants = (lower_lut, lower_affine, lower_portable)
+
+
+def _int_operands(node: Node, g: Graph, order: list[int]) -> tuple[Struct, list]:
+    """An integer Add/Sub/Mul's broadcast struct and operands in the kernel's order: each a buffer, or a constant
+    as an array of its integers."""
+    name, t = node.name, nctype(node)
+    operands = [Array(f"c_{name}_{k}", node.q.consts[k], t) if node.q.consts[k] is not None
+                else Buf(node.inputs[k], t) for k in order]
+    return broadcast_struct(name, g.tensors[node.outputs[0]], [g.tensors[node.inputs[k]] for k in order]), operands
 
 
 register(Binary())
