@@ -336,6 +336,33 @@ def test_auto_keeps_top1_before_sqnr(tmp_path):
     assert chosen["auto_top1"][name] == round(oracle[best][0] / len(samples), 4)
 
 
+@pytest.mark.parametrize("budget_samples, compared", [(10, 10), (3, 8), (1000, 24)])
+def test_auto_compares_on_fewer_samples_for_big_models(tmp_path, monkeypatch, budget_samples, compared):
+    """auto compares candidates on as many calibration samples as AUTO_MACS allows for the model's MACs (at least
+    AUTO_MIN_SAMPLES = 8, at most AUTO_SAMPLES), at a fixed step: every auto_top1 is a count over that many samples,
+    and equals the count an oracle (the candidate quantized on its own, integer reference) finds on them."""
+    import copy
+
+    from edgec import quantize
+    from edgec.reference import quantize_feeds, run_graph
+
+    path, samples = _classifier(tmp_path, 13)
+    g = prepare_graph(path)
+    macs = sum(quantize.REGISTRY[n.op].macs(n, g) for n in g.nodes)
+    monkeypatch.setattr(quantize, "AUTO_MACS", macs * budget_samples)
+    chosen, _ = quantize.quantize_calibrated(copy.deepcopy(g), samples, "auto")
+    picked = quantize._subset(samples, compared)
+    assert len(picked) == compared
+    want = [run_graph(g, s)[g.outputs[0]].ravel() for s in samples]
+    for method, pct, bc in quantize.AUTO_CANDIDATES:
+        q = copy.deepcopy(g)
+        quantize.quantize_calibrated(q, samples, method, pct or 99.99, quantize.QuantOptions(bias_correction=bc))
+        agree = sum(int(np.argmax(run_graph(q, quantize_feeds(q, samples[s]), int8=True)[q.outputs[0]].ravel())
+                        == np.argmax(want[s])) for s in picked)
+        name = quantize._label(method, pct or 99.99, 99.99) + (" + bias correction" if bc else "")
+        assert chosen["auto_top1"][name] == round(agree / compared, 4), (name, chosen["auto_top1"])
+
+
 @pytest.mark.parametrize("relu", [False, True])
 def test_output_clipping_minimises_the_layer_output_error(tmp_path, relu):
     """--calibration output: the tensor a convolution reads is clipped where the error of the convolution's output

@@ -446,6 +446,10 @@ AUTO_CANDIDATES = (("minmax", None, False), ("minmax", None, True), ("percentile
                    ("percentile", None, True), ("percentile", 99.9, True), ("output", None, False),
                    ("output", None, True))
 AUTO_SAMPLES = 64  # calibration samples on which the candidates are compared
+# ... and at most this many multiply-accumulates per candidate, but at least AUTO_MIN_SAMPLES samples (the MLPerf
+# Tiny models keep all 64; the 2.27 GMAC CNN of bench/buildtime.py compares on 8 of its 16: build 32.3 -> 22.2 s)
+AUTO_MACS = 8 << 30
+AUTO_MIN_SAMPLES = 8
 
 
 def _subset(samples: list, most: int) -> list[int]:
@@ -503,7 +507,8 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
     """Calibrate activation ranges on the samples and quantize the graph.
 
     method "auto" quantizes with every AUTO_CANDIDATES choice and keeps the one whose integer model is closest to
-    the float model on up to AUTO_SAMPLES of the calibration samples: for a classifier the most samples with the
+    the float model on up to AUTO_SAMPLES of the calibration samples (fewer for models above AUTO_MACS / AUTO_SAMPLES
+    multiply-accumulates): for a classifier the most samples with the
     float model's top-1 first, then the highest output SQNR; no test data is involved.
     With opts.bias_correction, auto only tries the candidates with bias correction. Otherwise the named method is
     used, with bias correction when opts asks for it. Ranges and the auto choice come from the StatsCache when it
@@ -546,7 +551,7 @@ def quantize_calibrated(g: Graph, samples: list[dict[str, np.ndarray]], method: 
                 "ranges": _range_report(ranges, minmax)}, ranges
     candidates = list(dict.fromkeys((m, percentile if p is None or m != "percentile" else p, bc)
                                     for m, p, bc in AUTO_CANDIDATES if bc or not opts.bias_correction))
-    entry = f"auto {percentile!r} {AUTO_SAMPLES} {candidates!r} {opts!r}"
+    entry = f"auto {percentile!r} {AUTO_SAMPLES} {AUTO_MACS} {candidates!r} {opts!r}"
     chosen = _cached_choice(cache.get(entry), candidates, percentile)
     if chosen is None:
         chosen = _choose(g, samples, candidates, acts, ranges_of, finish, percentile, opts.weight_rounding)
@@ -569,7 +574,8 @@ def _choose(g: Graph, samples: list[dict[str, np.ndarray]], candidates: list[tup
     top-1 agreement first (classifiers), then SQNR; ties keep the first (simplest) candidate. GPTQ rounding is not
     tried here: on the 16-layer 2.27 GMAC CNN of bench/buildtime.py its layer Hessians and rounding took 26 of 92
     s (it stays --weight-rounding gptq)."""
-    subset = _subset(samples, AUTO_SAMPLES)
+    macs = sum(REGISTRY[n.op].macs(n, g) for n in g.nodes)
+    subset = _subset(samples, max(AUTO_MIN_SAMPLES, min(AUTO_SAMPLES, AUTO_MACS // max(macs, 1))))
     want = [{n: acts()[n][s] for n in g.outputs} for s in subset]
 
     def score(c: tuple[str, float, bool], how: str) -> tuple[int, float]:

@@ -5,6 +5,7 @@ a scale of its own (onnxruntime's QLinearAveragePool), then the window sum is re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,6 +128,9 @@ class Pool(Op):
         x = xs[0].astype(np.float64)
         if node.op == "MaxPool":
             y = np.maximum.reduce([w for _, w in windows(x, kernel, strides, pads, dil, out_sp, -np.inf)])
+        elif node.op == "GlobalAveragePool":  # the windows' sum in their order (cumsum adds in sequence), at once
+            y = np.cumsum(x.reshape(x.shape[:2] + (-1,)), axis=-1)[..., -1:] / math.prod(kernel)
+            y = y.reshape(x.shape[:2] + (1,) * len(kernel))
         else:
             y = sum(w for _, w in windows(x, kernel, strides, pads, dil, out_sp, 0.0)) / self._divisor(node, g)
         return apply_act(y, node)
