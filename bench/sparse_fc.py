@@ -139,7 +139,8 @@ def main() -> None:
                      sparse.block_bytes(w))
             layer = {m: count[m] - previous[m] for m in modes}
             previous = count
-            chosen = next((label for key, label in (("gather", "row-group"), ("block", "block-sparse"),
+            # ec_fully_connected_block4_s8 is dense (4 rows at a time): match the sparse kernels' own name parts
+            chosen = next((label for key, label in (("sparse_gather", "row-group"), ("block_sparse", "block-sparse"),
                                                     ("sparse", "row-sparse")) if key in kernel["auto"]), "dense")
             rows.append((node.name, f"{w.shape[0]}x{w.shape[1]}", f"{1 - np.count_nonzero(w) / w.size:.1%}",
                          *(f"{layer[m]:,}" for m in modes), f"{layer['dense'] / layer['auto']:.2f}x",
