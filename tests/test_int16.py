@@ -154,23 +154,31 @@ def mixed_model():
     return make_model(nodes, {"input": [1, 3, 8, 10]}, {"output": None}, inits)
 
 
-QCONFIG = 'default = "int8"\n[layers]\nconv_b = "int16"\nfc1 = "float"\n'
+# (qconfig, element type of conv_a, conv_b, pool, fc1, fc2, the Converts as (from, to)): the first has the
+# conversions to and from float, the second those between integer types (q7 -> int8 is int8 -> int8 at another scale)
+QCONFIGS = [
+    ('default = "int8"\n[layers]\nconv_b = "int16"\nfc1 = "float"\n',
+     ("int8", "int16", "int16", "float32", "int8"), [("float32", "int8"), ("int16", "float32"), ("int8", "int16")]),
+    ('default = "int8"\n[layers]\nconv_a = "int16"\nconv_b = "qformat"\nfc2 = "q15"\n',
+     ("int16", "int8", "int8", "int8", "int16"), [("int16", "int8"), ("int8", "int16"), ("int8", "int8")]),
+]
+QCONFIG = QCONFIGS[0][0]  # (tests/test_export.py)
 
 
 @pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.skipif(
     not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
-def test_mixed_int8_int16_float(target, tmp_path):
-    """int8 -> int16 -> float -> int8: every kind of Convert, bit-exact (the float Gemm's reference follows the C
-    kernel's float32 order)."""
+@pytest.mark.parametrize("qconfig,types,converts", QCONFIGS, ids=["float", "integer"])
+def test_mixed_int8_int16_float(target, qconfig, types, converts, tmp_path):
+    """Mixed int8, int16, q7, q15 and float layers: every kind of Convert, bit-exact (the float Gemm's reference
+    follows the C kernel's float32 order)."""
     cfg = tmp_path / "q.toml"
-    cfg.write_text(QCONFIG)
+    cfg.write_text(qconfig)
     samples, res, g, want = build_and_run(mixed_model(), tmp_path / "m", quantize="none", target=target,
                                           qconfig=cfg)
-    types = {n.name: n.dtype for n in g.nodes}
-    assert types["conv_a"] == "int8" and types["conv_b"] == "int16" and types["pool"] == "int16"
-    assert types["fc1"] == "float32" and types["fc2"] == "int8"
-    converts = [(g.tensors[n.inputs[0]].dtype, g.tensors[n.outputs[0]].dtype) for n in g.nodes if n.op == "Convert"]
-    assert sorted(converts) == [("float32", "int8"), ("int16", "float32"), ("int8", "int16")]
+    dtypes = {n.name: n.dtype for n in g.nodes}
+    assert tuple(dtypes[n] for n in ("conv_a", "conv_b", "pool", "fc1", "fc2")) == types
+    got = [(g.tensors[n.inputs[0]].dtype, g.tensors[n.outputs[0]].dtype) for n in g.nodes if n.op == "Convert"]
+    assert sorted(got) == sorted(converts)
     assert_bitexact(g, samples, res)
     assert_int8_sane(res, want)
 

@@ -46,6 +46,18 @@ static int32_t round_half_even(float v)
 }
 #endif
 
+/* int -> int with the element types known in the loop (through load_int/store_int it took 36 instructions per
+ * element on Cortex-M7: dscnn_kws's int16 conv_1 output, 8,000 elements, 288,029 instructions). */
+#define REQUANTIZE_LOOP(IN_T, OUT_T)                                                                                   \
+    do {                                                                                                               \
+        const IN_T *x = (const IN_T *)input;                                                                           \
+        OUT_T *y = (OUT_T *)output;                                                                                    \
+        const int32_t mult = p->mult, shift = p->shift, lo = qmin - out_zp, hi = qmax - out_zp;                        \
+        for (i = 0; i < size; ++i) {                                                                                   \
+            y[i] = (OUT_T)(ec_clamp_i32(ec_requantize((int32_t)x[i] - in_zp, mult, shift), lo, hi) + out_zp);          \
+        }                                                                                                              \
+    } while (0)
+
 void ec_convert(int32_t size, const ec_convert_params *p, const void *input, void *output)
 {
     const ec_elem_type in_type = p->in_type, out_type = p->out_type;
@@ -68,10 +80,13 @@ void ec_convert(int32_t size, const ec_convert_params *p, const void *input, voi
         for (i = 0; i < size; ++i) {
             y[i] = (float)(load_int(in_type, input, i) - in_zp) * scale;
         }
+    } else if (in_type == EC_S16 && out_type == EC_S8) {
+        REQUANTIZE_LOOP(int16_t, int8_t);
+    } else if (in_type == EC_S8 && out_type == EC_S16) {
+        REQUANTIZE_LOOP(int8_t, int16_t);
+    } else if (in_type == EC_S8) {
+        REQUANTIZE_LOOP(int8_t, int8_t);
     } else {
-        for (i = 0; i < size; ++i) {
-            const int32_t v = ec_requantize(load_int(in_type, input, i) - in_zp, p->mult, p->shift);
-            store_int(out_type, output, i, ec_clamp_i32(v, qmin - out_zp, qmax - out_zp) + out_zp);
-        }
+        REQUANTIZE_LOOP(int16_t, int16_t);
     }
 }
