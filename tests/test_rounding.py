@@ -8,7 +8,7 @@ import pytest
 from helpers import MODELS, assert_bitexact, build_and_run, make_model
 from onnx import helper
 
-from edgec.build import prepare_graph
+from edgec.build import BuildOptions, build, prepare_graph
 from edgec.cli import main
 from edgec.equalize import equalize, pairs
 from edgec.ops import REGISTRY
@@ -118,3 +118,32 @@ def test_a_quantized_model_keeps_its_weights(tmp_path, capsys, flag):
     err = capsys.readouterr().err
     assert code == 2 and "already quantized" in err and "--equalize" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def _mlp_named_alike() -> onnx.ModelProto:
+    """Gemm -> Relu -> Gemm, every node named "n" (onnx.checker allows it)."""
+    rng = np.random.default_rng(3)
+    inits = {"W1": rng.standard_normal((8, 16)).astype(np.float32) * 0.3, "B1": np.zeros(8, np.float32),
+             "W2": rng.standard_normal((4, 8)).astype(np.float32) * 0.3, "B2": np.zeros(4, np.float32)}
+    nodes = [helper.make_node("Gemm", ["x", "W1", "B1"], ["a"], name="n", transB=1),
+             helper.make_node("Relu", ["a"], ["r"], name="n"),
+             helper.make_node("Gemm", ["r", "W2", "B2"], ["y"], name="n", transB=1)]
+    return make_model(nodes, {"x": [1, 16]}, {"y": [1, 4]}, inits)
+
+
+@pytest.mark.parametrize("quantize, options", [("int4", {}), ("int8", {"weight_rounding": "gptq"})])
+def test_gptq_rounding_does_not_depend_on_the_input_scale(tmp_path, quantize, options):
+    """Layers named alike each get their own X^T X, and calibration inputs of 2^70 (whose X^T X overflows float32)
+    or 2^-90 (whose X^T X underflows) round every weight exactly as inputs of 1 do: GPTQ is scale-invariant and
+    edgec scales by powers of two. (Before: an IndexError for the names, NaN weights cast to int8 for the scale.)"""
+    model = _mlp_named_alike()
+    onnx.save(model, tmp_path / "m.onnx")
+    x = np.random.default_rng(4).standard_normal((32, 1, 16)).astype(np.float32)
+    weights = []
+    for scale in (1.0, 2.0**70, 2.0**-90):
+        np.savez(tmp_path / "c.npz", x=x * np.float32(scale))
+        _, _, g = build(BuildOptions(tmp_path / "m.onnx", quantize=quantize, calib=tmp_path / "c.npz",
+                                     out=tmp_path / f"o{len(weights)}", quant=QuantOptions(**options)))
+        weights.append([n.q["w"] for n in g.nodes if n.q is not None and "w" in n.q])
+    for other in weights[1:]:
+        assert len(other) == 2 and all(np.array_equal(a, b) for a, b in zip(weights[0], other))

@@ -134,10 +134,15 @@ def test_prune_config_types(text, needle, work, capsys):
     assert_user_error(code, err, str(cfg), needle)
 
 
-def test_onnxruntime_refusal_in_validate(work, capsys):
-    """A model edgec builds but onnxruntime refuses (an IR version newer than onnxruntime reads)."""
+@pytest.mark.parametrize("damage", ["ir_version", "node_names"])
+def test_onnxruntime_refusal_in_validate(damage, work, capsys):
+    """A model edgec builds but onnxruntime refuses: an IR version newer than onnxruntime reads, or two nodes of the
+    same name (onnx.checker allows it; onnxruntime's session creation raised a traceback through validate)."""
     model = simple_model()
-    model.ir_version = 99
+    if damage == "ir_version":
+        model.ir_version = 99
+    for node in model.graph.node if damage == "node_names" else []:
+        node.name = "n"
     onnx.save(model, work / "future.onnx")
     code, err = run_cli(capsys, "validate", work / "future.onnx", "--inputs", work / "good.npz")
     assert_user_error(code, err, "future.onnx", "onnxruntime")

@@ -46,6 +46,8 @@ WEIGHT_BOUNDS = {"int8": (-127, 127), "int16": (-127, 127), "qformat": (-128, 12
 # mobilenet_vww96.
 MIN_ROWS = 1.0
 Factor = tuple[np.ndarray, np.ndarray]  # gptq_factor: the upper Cholesky factor and the inputs that are always 0
+# A layer's factors (None where its inputs' X^T X is not finite: it keeps nearest rounding) and its input rows.
+Factors = tuple[list[Factor] | None, int]
 
 
 def gptq_factor(h: np.ndarray) -> Factor:
@@ -82,7 +84,13 @@ def input_hessians(g: Graph, node: Node, acts: dict[str, np.ndarray], count: int
     from .quantize import float_input  # (quantize imports this module)
 
     op = REGISTRY[node.op]
-    x = float_input(g, acts, node.inputs[0])
+    x = float_input(g, acts, node.inputs[0])[:count]
+    # Inputs far from 1 in magnitude (|x| ~ 1e20 overflows X^T X in float32; ~1e-25 underflows it to 0 and reads as
+    # dead inputs) are scaled by a power of two first. GPTQ is invariant to the scale of X^T X, and a power of two
+    # scales every floating-point step exactly, so the rounding is the same bit for bit.
+    peak = float(np.max(np.abs(x), initial=0.0))
+    if peak > 0 and not 2.0**-16 <= peak <= 2.0**16:
+        x = np.ldexp(x, -np.frexp(peak)[1]).astype(x.dtype)
     sums: list[np.ndarray] = []
     rows = 0
     for s in range(count):
@@ -105,17 +113,23 @@ def _round_layer(g: Graph, node: Node, factors: list[Factor], bounds: tuple[int,
 
 
 def _factors(g: Graph, layers: list[Node], samples: list[dict[str, np.ndarray]], hs: dict,
-             acts: dict[str, np.ndarray] | None) -> list[tuple[list[Factor], int]]:
+             acts: dict[str, np.ndarray] | None) -> list[Factors]:
     """The gptq_factor of every layer's input Hessians and their number of input rows, from hs (a cache kept across
     quantizations: the float inputs do not depend on the ranges) or computed and added to it."""
-    missing = [n for n in layers if n.name not in hs]
+    missing = [n for n in layers if _key(n) not in hs]
     if missing:
         count = min(len(samples), GPTQ_SAMPLES)
         acts = float_activations(g, samples[:count]) if acts is None else acts
         for node in missing:
             sums, rows = input_hessians(g, node, acts, count)
-            hs[node.name] = [gptq_factor(h) for h in sums], rows
-    return [hs[n.name] for n in layers]
+            factors = [gptq_factor(h) for h in sums] if all(np.isfinite(h).all() for h in sums) else None
+            hs[_key(node)] = factors, rows
+    return [hs[_key(n)] for n in layers]
+
+
+def _key(node: Node) -> str:
+    """The Hessian cache's key of a layer: its output tensor, unique in a graph (node names need not be)."""
+    return node.outputs[0]
 
 
 def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
@@ -125,7 +139,8 @@ def refine_int4_weights(g: Graph, samples: list[dict[str, np.ndarray]],
     per layer and group (filled for the layers it lacks); acts: float_activations(g, samples), when known."""
     layers = [n for n in g.nodes if is_weighted(n) and n.scheme == "int4"]
     for node, (factors, _) in zip(layers, _factors(g, layers, samples, {} if hs is None else hs, acts)):
-        _round_layer(g, node, factors, (-INT4_MAX, INT4_MAX))
+        if factors is not None:
+            _round_layer(g, node, factors, (-INT4_MAX, INT4_MAX))
 
 
 def round_weights(g: Graph, samples: list[dict[str, np.ndarray]], hs: dict | None = None,
@@ -137,7 +152,7 @@ def round_weights(g: Graph, samples: list[dict[str, np.ndarray]], hs: dict | Non
     layers = [n for n in g.nodes if is_weighted(n) and n.q is not None and n.scheme in WEIGHT_BOUNDS]
     done = []
     for node, (factors, rows) in zip(layers, _factors(g, layers, samples, {} if hs is None else hs, acts)):
-        if rows >= MIN_ROWS * len(factors[0][0]):
+        if factors is not None and rows >= MIN_ROWS * len(factors[0][0]):
             _round_layer(g, node, factors, WEIGHT_BOUNDS[node.scheme])
             done.append(node.name)
     return done

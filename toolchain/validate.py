@@ -28,6 +28,8 @@ def oracle_model(path: str) -> bytes:
     """The model onnxruntime runs as the reference: the file converted to edgec's minimum opset (onnxruntime has no
     kernels for some ops of old opsets, e.g. BatchNormalization-6, Gemm-6, AveragePool-1); same semantics."""
     return upgrade_opset(read_model(Path(path)), Path(path)).SerializeToString()
+
+
 # Quantized builds: output SQNR against float at or below this fails validation even when the C matches the integer
 # reference bit for bit. At 0 dB the error is as large as the signal (an all-zero output scores exactly 0 dB).
 SQNR_FLOOR_DB = 0.0
@@ -35,21 +37,22 @@ SQNR_FLOOR_DB = 0.0
 
 def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> list[dict]:
     """onnxruntime's outputs for the samples, each input fed in the model's own element type (edgec's float32
-    values cast at the boundary: float64, or integers for an integer input)."""
+    values cast at the boundary: float64, or integers for an integer input). A model onnxruntime refuses (edgec
+    may accept it: duplicate node names, say) is a user error naming the model."""
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(oracle_model(model), opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    types = {i.name: ORT_TYPES.get(i.type, np.float32) for i in sess.get_inputs()}
-    return [dict(zip(names, sess.run(None, {k: np.asarray(v).astype(types.get(k, np.float32))
-                                             for k, v in s.items()}))) for s in samples]
     try:
-        sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(oracle_model(model), opts, providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs()]
-        return [dict(zip(names, sess.run(None, s))) for s in samples]
+        types = {i.name: ORT_TYPES.get(i.type, np.float32) for i in sess.get_inputs()}
+        return [dict(zip(names, sess.run(None, {k: np.asarray(v).astype(types.get(k, np.float32))
+                                                 for k, v in s.items()}))) for s in samples]
     except Exception as exc:  # onnxruntime raises its own classes (Fail, InvalidGraph, ...), all plain Exceptions
+        if isinstance(exc, EdgecError):
+            raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgecError(f"{model}: onnxruntime, the float reference, cannot run this model ({first})") from None
+        raise EdgecError(f"{model}: onnxruntime, the float reference, cannot run this model ({first}); "
+                         "validate cannot check it (edgec build still can)") from None
 
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
