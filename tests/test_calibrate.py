@@ -273,14 +273,27 @@ def test_statistics_cache_hit_miss_and_corruption(tmp_path, monkeypatch):
     bad_entry = {**data, "entries": {**data["entries"], entry: {"x": [0.0, "a"]}}}
     from edgec.calibrate import _entries_digest
     bad_entry["digest"] = _entries_digest(bad_entry["entries"])  # a well-checksummed file with a malformed entry
+    def forged(entries: dict) -> str:  # a file with a valid checksum (anyone can compute it) and hostile entries
+        return json.dumps({**data, "entries": entries, "digest": _entries_digest(entries)})
+
+    # Bounds that are not float32 numbers (a 400-digit integer raised OverflowError; 1e300 made a NaN scale) and
+    # an auto choice with junk scores (they went into edgec.json).
+    hostile = [forged({**data["entries"], entry: {k: bounds for k in data["entries"][entry]}})
+               for bounds in ([-(10**400), 10**400], [-1e300, 1e300], [0, float("inf")])]
     for text in ("", "{not json", good[:len(good) // 2], "[1, 2]", '{"key": 3}', json.dumps(tampered),
-                 json.dumps({**data, "key": "0" * 64}), json.dumps(bad_entry), "\x00\xff" * 10):
+                 json.dumps({**data, "key": "0" * 64}), json.dumps(bad_entry), "\x00\xff" * 10,
+                 "[" * 100000 + "]" * 100000, *hostile):  # (deep nesting raised RecursionError)
         files[0].write_text(text)
         again = run("minmax")
         assert again[3]["float"] == 1, text[:40]
         assert again[:3] == run("minmax")[:3]  # (the second from the rewritten file)
         assert json.loads(files[0].read_text())["key"] == data["key"]
     assert again[1] == first[1] or first[0]["calibration"] != "minmax"
+    auto = next(k for k in data["entries"] if k.startswith("auto"))
+    for junk in ({"auto_sqnr_db": {"x": [1, {"a": None}]}}, {"auto_top1": {"x": 7.0}}, {"bias_correction": 1}):
+        files[0].write_text(forged({**data["entries"], auto: {**data["entries"][auto], **junk}}))
+        again = run("auto")
+        assert again[3]["sqnr"] == len(quantize.AUTO_CANDIDATES) and again[:3] == first[:3], junk
 
 
 def _classifier(tmp_path, seed: int):

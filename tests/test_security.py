@@ -293,16 +293,25 @@ def test_failed_build_leaves_previous_output(tmp_path, capsys, model_path):
 
 
 @pytest.mark.parametrize("marker", ["garbage", json.dumps({"kind": "edgec output folder", "files": ["../victim"]}),
-                                    json.dumps({"kind": "something else", "files": []})])
+                                    json.dumps({"kind": "something else", "files": []}),
+                                    "[" * 100000 + "]" * 100000,  # (RecursionError)
+                                    json.dumps({"kind": "edgec output folder", "files": ["a" * 10000]}),  # (OSError)
+                                    json.dumps({"kind": "edgec output folder", "files": ["a\0b"]}), "fifo"])
 def test_forged_or_damaged_marker_refused(tmp_path, capsys, model_path, marker):
+    """Refused before anything is written: the file names a marker lists must be plain relative names the file
+    system can hold (a 10,000-character one raised OSError after the new files were moved in), and a FIFO in the
+    marker's place is not read (it would block)."""
     victim = tmp_path / "victim"
     victim.write_text("v")
     out = tmp_path / "b"
     out.mkdir()
-    (out / MARKER).write_text(marker)
+    if marker == "fifo":
+        os.mkfifo(out / MARKER)
+    else:
+        (out / MARKER).write_text(marker)
     code, err = run_cli(capsys, "build", model_path, "--out", out)
     assert_user_error(code, err, MARKER)
-    assert victim.read_text() == "v"
+    assert victim.read_text() == "v" and sorted(p.name for p in out.iterdir()) == [MARKER]
 
 
 def test_empty_folder_accepted(tmp_path, capsys, model_path):

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from edgec.codegen.emit import model_name, write_project
 from edgec.codegen.memory import Plan, Step
 
 from . import ApiModule, host, inplace, outdir
 from .calls import Array, Call, Lowered
+from .console import json_text
 from .data import load_samples, random_samples
 from .errors import EdgecError
 from .frontends import load_model, require_static_shapes
@@ -311,7 +309,7 @@ def build(opts: BuildOptions) -> tuple[Path, dict, Graph]:
             compile_build(tmp, meta, target)
         if "elf" in meta:
             _check_fit_linked(target, meta, opts)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
+        (tmp / META_FILE).write_text(json_text(meta, indent=1))
         outdir.publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -349,12 +347,6 @@ def compile_build(out: Path, meta: dict, target: Target | None = None) -> None:
     elf = build_firmware(target, meta["name"], sources, includes, harness, profile_kernels=sorted(set(kernels)),
                          profile_calls=len(kernels), dump=meta.get("instrument") == "dump")
     meta["elf"] = elf_sizes(elf, target, [s.name for s in sources])
-
-
-def _json_default(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    raise TypeError(type(x))
 
 
 def _with_limits(target: Target, opts: BuildOptions) -> Target:

@@ -13,6 +13,7 @@ skips them."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .console import stage
+from .console import json_text, json_values, stage
 from .errors import EdgecError
 from .ir import Graph, Node
 from .ops import REGISTRY
@@ -86,7 +87,10 @@ CACHE_VERSION = 1  # raise when what is cached, or how it is computed, changes
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgec" / "calibration"
+    """$XDG_CACHE_HOME/edgec/calibration; the XDG base directory spec says a relative $XDG_CACHE_HOME is invalid
+    and ignored (~/.cache then)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "edgec" / "calibration"
 
 
 def _digest_into(h, *parts) -> None:
@@ -131,32 +135,33 @@ class StatsCache:
         self.key = stats_key(g, samples)
         self.path = cache_dir() / f"{self.key}.json"
         self.names = {n for n in [*g.inputs, *(node.outputs[0] for node in g.nodes)] if g.const(n) is None}
-        try:
-            data = json.loads(self.path.read_text())
+        try:  # (only a regular file: a FIFO put in its place would block the build)
+            data = json.loads(self.path.read_text()) if self.path.is_file() else {}
             ok = data["key"] == self.key and data["digest"] == _entries_digest(data["entries"])
             self.entries = data["entries"] if ok and isinstance(data["entries"], dict) else {}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # (RecursionError: JSON nested deeply)
             self.entries = {}
 
     def ranges(self, entry: str) -> dict[str, tuple[float, float]] | None:
         r = self.entries.get(entry)
         ok = isinstance(r, dict) and set(r) == self.names and all(
-            isinstance(v, list) and len(v) == 2 and all(_finite(x) for x in v) and v[0] <= v[1] for v in r.values())
+            isinstance(v, list) and len(v) == 2 and all(map(finite_float32, v)) and v[0] <= v[1] for v in r.values())
         return {k: (float(v[0]), float(v[1])) for k, v in r.items()} if ok else None
 
     def get(self, entry: str):
         return self.entries.get(entry)
 
     def put(self, entry: str, value) -> None:
-        self.entries[entry] = value
+        self.entries[entry] = json_values(value)  # (as it reads back: an infinite SQNR is null)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"key": self.key, "digest": _entries_digest(self.entries),
-                                       "entries": self.entries}))
+            tmp.write_text(json_text({"key": self.key, "digest": _entries_digest(self.entries),
+                                      "entries": self.entries}))
             os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        except OSError:  # (the folder is a file, read-only, full: the build goes on uncached)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def _entries_digest(entries) -> str:
@@ -164,8 +169,12 @@ def _entries_digest(entries) -> str:
     return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
 
 
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def finite_float32(x) -> bool:
+    """A JSON number that is a finite float32 (a range bound; a huge integer or 1e300 is not)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= FLOAT32_MAX
 
 
 def _binnable(lo: float, hi: float) -> bool:
@@ -287,6 +296,8 @@ def _through(g: Graph, chain: list[Node], x: np.ndarray) -> np.ndarray:
 def _entropy(hist: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
     """TensorRT-style: per candidate range, fold the clipped tails into the edge bins (P), spread each quantization
     level's mass evenly over the bins with data that map to it (Q), and keep the range with the least KL(P || Q)."""
+    if not hist.any():  # (a tensor that is 0 on every sample)
+        return lo, hi
     edges = _edges(lo, hi)
     centers = (edges[:-1] + edges[1:]) / 2
 
@@ -304,6 +315,8 @@ def _entropy(hist: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
         mass = np.bincount(inverse, weights=raw)
         count = np.bincount(inverse, weights=nonzero.astype(np.float64))
         q = np.where(nonzero, mass[inverse] / np.maximum(count[inverse], 1), 0.0)
+        if not q.any():  # all the data clipped into the edge bins
+            return math.inf
         q = np.maximum(q / q.sum(), 1e-12)
         keep = p > 0
         return float(np.sum(p[keep] * np.log(p[keep] / q[keep])))

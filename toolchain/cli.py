@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -290,7 +289,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
         tflm_layers = tflm_divergence(str(a.model), g, samples[0])
         report["tflm_layers"] = tflm_layers
     if a.json:
-        print(json.dumps(_finite({**report, "failures": failures})))
+        print(console.json_text({**report, "failures": failures}))
     else:
         rows = [(k, f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else f"{v:,}" if isinstance(v, int)
                                                               else str(v))) for k, v in report.items()]
@@ -384,15 +383,6 @@ def cmd_quantize(a: argparse.Namespace) -> int:
         print(f"\nquantization error per tensor on {source or '8 random samples'}, worst first:")
         print(format_report(quant_report(g, samples)))
     return 0
-
-
-def _finite(x):
-    """JSON has no infinity or NaN: such a float (an exact SQNR is infinite) becomes null."""
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def cmd_prune(a: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ neither. Warnings and errors are not progress: they are printed whatever the set
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -101,3 +103,19 @@ def table(rows: Iterable[Sequence[object]], header: Sequence[str] | None = None,
 
 def _width(cell: str) -> int:
     return len(cell.replace("\033[1m", "").replace("\033[0m", ""))
+
+
+def json_text(x, indent: int | None = None) -> str:
+    """x as RFC 8259 JSON: numpy scalars as numbers, tuples as lists, and NaN or infinity (an exact SQNR is
+    infinite) as null, which strict parsers (jq, JavaScript) need."""
+    return json.dumps(json_values(x), indent=indent, allow_nan=False)
+
+
+def json_values(x):
+    """x with the values json_text writes (numpy scalars as Python numbers, NaN and infinity as None)."""
+    if isinstance(x, dict):
+        return {k: json_values(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_values(v) for v in x]
+    x = x.item() if hasattr(x, "item") and hasattr(x, "dtype") and getattr(x, "ndim", 1) == 0 else x
+    return None if isinstance(x, float) and not math.isfinite(x) else x

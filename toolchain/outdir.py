@@ -47,10 +47,10 @@ def _writable_place(folder: Path, what: str, path: Path) -> None:
 
 def read_marker(out: Path) -> list[str]:
     """The files edgec wrote into its folder out, from the marker; refused when the marker is not edgec's."""
-    try:
-        data = json.loads((out / MARKER).read_text())
+    try:  # (a regular file only: reading a FIFO would block; RecursionError: JSON nested deeply)
+        data = json.loads((out / MARKER).read_text()) if (out / MARKER).is_file() else None
         files = data["files"] if data.get("kind") == MARKER_KIND else None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         files = None
     if not isinstance(files, list) or not all(isinstance(f, str) and _inside(f) for f in files):
         raise EdgecError(f"{out / MARKER} is not an edgec marker file (or is damaged); edgec does not write into "
@@ -59,8 +59,12 @@ def read_marker(out: Path) -> list[str]:
 
 
 def _inside(rel: str) -> bool:
+    """A marker's entry: a relative path below the folder, of names the file system can hold (no NUL, each name at
+    most 255 bytes: a longer one made every later file operation raise)."""
     p = Path(rel)
-    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel and rel != MARKER
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel and rel != MARKER and \
+        "\0" not in rel and len(rel.encode(errors="replace")) < 4096 and \
+        all(len(part.encode(errors="replace")) <= 255 for part in p.parts)
 
 
 def _write_marker(out: Path, files: list[str]) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .calibrate import StatsCache, calibrate, float_activations
+from .calibrate import StatsCache, calibrate, finite_float32, float_activations
 from .console import track
 from .equalize import equalize
 from .errors import EdgecError
@@ -54,6 +54,11 @@ class QuantOptions:
     input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
+# Activation ranges (calibrated or --input-range) at most this in magnitude: scales, their products and the
+# multipliers stay finite in float32 well past it (inputs of 1e20 quantize and run bit-exact; 1e41 overflowed).
+RANGE_LIMIT = 2.0**100
+
+
 def parse_input_ranges(specs: list[str] | None) -> dict[str, tuple[float, float]]:
     """Parse ['NAME=LO,HI', ...] (--input-range) into {NAME: (LO, HI)}."""
     ranges: dict[str, tuple[float, float]] = {}
@@ -66,6 +71,9 @@ def parse_input_ranges(specs: list[str] | None) -> dict[str, tuple[float, float]
         if not sep or not name or not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise EdgecError(f"--input-range '{spec}' is not of the form NAME=LO,HI with finite LO < HI "
                              "(e.g. input=-123.4,25.7)")
+        if max(abs(lo), abs(hi)) > RANGE_LIMIT:
+            raise EdgecError(f"--input-range '{spec}': a bound beyond ±{RANGE_LIMIT:.3g}, which integer scales "
+                             "cannot carry; scale the model's input down")
         ranges[name] = (lo, hi)
     return ranges
 
@@ -306,6 +314,10 @@ def _require_finite(g: Graph, ranges: dict[str, tuple[float, float]]) -> None:
             raise EdgecError(f"cannot quantize: tensor '{name}' has the range [{lo}, {hi}] on the calibration data; "
                              "its float values are not finite (NaN or infinity in the samples, or an overflow in "
                              "the float model): check the calibration samples")
+        if max(abs(lo), abs(hi)) > RANGE_LIMIT:
+            raise EdgecError(f"cannot quantize: tensor '{name}' reaches {max(abs(lo), abs(hi)):.3g} on the "
+                             f"calibration data, beyond ±{RANGE_LIMIT:.3g} where integer scales and multipliers "
+                             "overflow; scale the model's input (or the calibration samples) down")
     for node in g.nodes:
         for name in node.inputs:
             data = g.const(name) if name else None
@@ -605,10 +617,15 @@ def _parse_label(label: str, default: float) -> tuple[str, float]:
 
 def _cached_choice(c, candidates: list[tuple[str, float, bool]], percentile: float) -> dict | None:
     """A cached auto choice, if it is well formed and one of the candidates."""
+    def scores(d, lo: float, hi: float) -> bool:  # candidate names -> numbers (an SQNR may be null: infinite)
+        return isinstance(d, dict) and len(d) <= len(candidates) and all(
+            isinstance(k, str) and len(k) < 100 and (v is None or finite_float32(v) and lo <= v <= hi)
+            for k, v in d.items())
+
     ok = isinstance(c, dict) and set(c) == {"calibration", "bias_correction", "weight_rounding", "auto_sqnr_db",
                                             "auto_top1"} and c["weight_rounding"] in ("nearest", "gptq") and \
-        isinstance(c["calibration"], str) and isinstance(c["auto_sqnr_db"], dict) and \
-        isinstance(c["auto_top1"], (dict, type(None)))
+        isinstance(c["calibration"], str) and isinstance(c["bias_correction"], bool) and \
+        scores(c["auto_sqnr_db"], -math.inf, math.inf) and (c["auto_top1"] is None or scores(c["auto_top1"], 0, 1))
     try:
         ok = ok and (*_parse_label(c["calibration"], percentile), c["bias_correction"]) in candidates
     except ValueError:

@@ -257,7 +257,43 @@ def layer_weights(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray | None) 
             with np.errstate(divide="ignore"):
                 cap = np.where(b > 0, np.minimum(cap, np.floor(30 - np.log2(np.where(b > 0, b, 1.0))) - n_in), cap)
         scales = np.ldexp(1.0, -np.minimum(n_w, cap).astype(np.int64))
+    elif bias is not None and node.dtype != "int16" and not (tflm.is_tflm(g) or g.tensors[node.inputs[2]].int_values):
+        scales = _bias_fitting_scales(node, g, w, bias, scales)
     return quantize_weights(w, scales, weight_scheme(node))
+
+
+def accumulator_bias_limit(columns: int) -> int:
+    """The largest |int32 bias| for which bias + the layer's sum of products cannot leave int32 in any order of
+    summation: each of the `columns` terms (x - zp) w, its zero-point part folded into the bias at build time
+    included, is below 256 x 127 in magnitude."""
+    return max(INT32_MAX - 256 * 127 * columns, INT32_MAX // 2)
+
+
+def _bias_fitting_scales(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray,
+                         scales: np.ndarray | None) -> np.ndarray | None:
+    """The weight scales, widened where the float bias at the accumulator's step s_in x s_w would not fit
+    accumulator_bias_limit (a large bias over small weights: a regression head's offset, or all-zero weights at a
+    per-tensor scale). TFLite's converter widens such weight scales too; without it the bias was clipped."""
+    ws = quantize_weights(w, scales, weight_scheme(node))[1]
+    s_in = qparams(g, node.inputs[0])[0]
+    limit = accumulator_bias_limit(w.reshape(w.shape[0], -1).shape[1])
+    need = np.abs(np.broadcast_to(bias, ws.shape).astype(np.float64)) / (s_in * limit)
+    if np.all(ws >= need):
+        return scales
+    wide = np.maximum(ws, need * (1 + 2**-20)).astype(np.float32).astype(np.float64)
+    per_tensor = scales is not None and np.size(scales) == 1
+    return np.full(1, wide.max()) if per_tensor else wide
+
+
+def _check_model_bias(node: Node, wq: np.ndarray, bq: np.ndarray) -> None:
+    """A quantized model's own int32 bias must leave the accumulator its headroom (accumulator_bias_limit): the C
+    sums in int32, and a bias of 2^31 - 1 plus any product is undefined behaviour in C where the reference, in
+    int64, is exact."""
+    limit = accumulator_bias_limit(wq.reshape(wq.shape[0], -1).shape[1])
+    if np.abs(bq.astype(np.int64)).max(initial=0) > limit:
+        raise EdgecError(f"{node.op} (node '{node.name}'): the model's int32 bias reaches "
+                         f"{int(np.abs(bq.astype(np.int64)).max()):,}, beyond {limit:,} where the int32 accumulator "
+                         "could overflow; the file's quantization is broken (re-export it)")
 
 
 def output_stage(node: Node, g: Graph, wq: np.ndarray, ws: np.ndarray, bias: np.ndarray | None, n_out: int) -> Stage:
@@ -271,7 +307,16 @@ def output_stage(node: Node, g: Graph, wq: np.ndarray, ws: np.ndarray, bias: np.
     b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
     model_bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws,
                                wide=node.dtype == "int16")
-    bq = model_bq if model_bq is not None else np.clip(np.round(b / (s_in * ws)), -(2**31), 2**31 - 1).astype(np.int32)
+    if model_bq is None and node.dtype != "int16":
+        bq = np.round(b / (s_in * ws))
+        if np.abs(bq).max(initial=0) > INT32_MAX:  # (layer_weights widened the scales to prevent this)
+            raise EdgecError(f"{node.op} (node '{node.name}'): its bias does not fit the int32 accumulator at "
+                             "the model's weight scales; keep this layer float or int16 with --qconfig")
+        bq = bq.astype(np.int32)
+    else:
+        bq = model_bq
+    if model_bq is not None and node.dtype != "int16" and node.scheme != "qformat":
+        _check_model_bias(node, wq, model_bq)
     if node.scheme == "qformat":
         if zp_in or zp_out:
             raise EdgecError(f"node '{node.name}': Q-format needs zero points 0 around it (input {zp_in}, output "

@@ -1,0 +1,146 @@
+"""Regression tests of a fuzz run over quantization and its caches (2026-12-05): hostile but valid models,
+calibration files, options and cache files must give correct integer models or one clear error, never a wrong
+model built silently or a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from helpers import assert_bitexact, build_and_run, make_model
+from onnx import helper, numpy_helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+from edgec.cli import main
+from edgec.quantize import QuantOptions
+
+
+def mlp(w2: np.ndarray, b2: np.ndarray) -> onnx.ModelProto:
+    """Gemm(16 -> 8) -> Relu -> Gemm(8 -> 4) with the given second layer."""
+    rng = np.random.default_rng(1)
+    inits = {"W1": (rng.standard_normal((8, 16)) * 0.3).astype(np.float32), "B1": np.zeros(8, np.float32),
+             "W2": np.asarray(w2, np.float32), "B2": np.asarray(b2, np.float32)}
+    nodes = [helper.make_node("Gemm", ["x", "W1", "B1"], ["a"], name="fc1", transB=1),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Gemm", ["r", "W2", "B2"], ["y"], name="fc2", transB=1)]
+    return make_model(nodes, {"x": [1, 16]}, {"y": [1, 4]}, inits)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["zero_weights", "large_bias"])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_a_bias_beyond_the_accumulator_widens_the_weight_scales(tmp_path, case, per_channel):
+    """All-zero weights at a per-tensor scale (floored to 1e-12) or a bias of 1e6 over weights of 0.3 put the
+    int32 bias beyond int32 at the default weight scale; it was clipped silently (outputs 0 where the float model
+    gives 1..4, or far from 1e6). The weight scales widen instead, and the outputs are right."""
+    rng = np.random.default_rng(2)
+    w2, b2 = ((np.zeros((4, 8)), [1.0, 2.0, 3.0, 4.0]) if case == "zero_weights" else
+              (rng.standard_normal((4, 8)) * 0.3, np.full(4, 1e6)))
+    samples, res, g, want = build_and_run(mlp(w2, b2), tmp_path, quantize="int8", n_samples=4,
+                                          quant=QuantOptions(per_channel=per_channel))
+    assert_bitexact(g, samples, res)
+    step = g.tensors["y"].scale
+    for got, ref in zip(res.outputs, want):
+        assert np.abs(got["y"] - ref["y"]).max() <= 2 * step
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, x: np.ndarray) -> None:
+        self.items = iter([{"x": s} for s in x])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def test_a_model_bias_that_overflows_the_accumulator_is_refused(tmp_path, capsys):
+    """A QDQ model whose int32 bias is 2^31 - 1: bias + products overflows the C's int32 accumulator (undefined
+    behaviour; the int64 reference differed). A user error naming the node; nothing written."""
+    onnx.save(mlp(np.random.default_rng(3).standard_normal((4, 8)) * 0.3, np.zeros(4)), tmp_path / "f.onnx")
+    x = np.random.default_rng(4).standard_normal((16, 1, 16)).astype(np.float32)
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(x), quant_format=QuantFormat.QDQ,
+                    per_channel=True, weight_type=QuantType.QInt8)
+    model = onnx.load(tmp_path / "q.onnx")
+    bias = next(i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT32 and "B2" in i.name)
+    ints = numpy_helper.to_array(bias).copy()
+    ints[0] = 2**31 - 1
+    bias.CopyFrom(numpy_helper.from_array(ints, bias.name))
+    onnx.save(model, tmp_path / "q.onnx")
+    ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])  # a valid model
+    code, err = run_cli(capsys, "build", tmp_path / "q.onnx", "--quantize", "int8", "--out", tmp_path / "o")
+    assert code == 2 and "Traceback" not in err and "fc2" in err and "accumulator" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def mlp_files(tmp_path):
+    """An MLP whose output is 0 for every input (last layer all zero: the int8 model is exact, SQNR infinite), and
+    32 calibration samples."""
+    onnx.save(mlp(np.zeros((4, 8)), np.zeros(4)), tmp_path / "m.onnx")
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(5).standard_normal((32, 1, 16)).astype(np.float32))
+    return tmp_path / "m.onnx", tmp_path / "c.npz"
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("method", ["auto", "entropy"])
+def test_exact_outputs_write_strict_json(tmp_path, capsys, mlp_files, monkeypatch, method):
+    """An exact int8 model: auto's candidate SQNRs are infinite; edgec.json had `Infinity` (not JSON for jq or
+    JavaScript). Entropy calibration sees the all-zero output tensor (no RuntimeWarning allowed)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for _ in range(2):  # computed, then from the statistics cache
+        code, err = run_cli(capsys, "build", mlp_files[0], "--quantize", "int8", "--calib", mlp_files[1],
+                            "--calibration", method, "--out", tmp_path / "o")
+        assert code == 0, err
+
+        def refuse(c):
+            raise ValueError(c)
+
+        json.loads((tmp_path / "o" / "edgec.json").read_text(), parse_constant=refuse)
+
+
+@pytest.mark.parametrize("xdg", ["file", "relative"])
+def test_an_unusable_cache_folder_leaves_the_build_uncached(tmp_path, capsys, mlp_files, monkeypatch, xdg):
+    """$XDG_CACHE_HOME a file (NotADirectoryError escaped the cleanup) or relative (the XDG spec says to ignore
+    it: ~/.cache then, nothing in the working folder)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    if xdg == "file":
+        (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", "afile" if xdg == "relative" else str(tmp_path / "afile"))
+    code, err = run_cli(capsys, "build", mlp_files[0], "--quantize", "int8", "--calib", mlp_files[1], "--out",
+                        tmp_path / "o")
+    assert code == 0 and "Traceback" not in err, err
+    cached = list((tmp_path / "home" / ".cache" / "edgec" / "calibration").glob("*.json"))
+    assert len(cached) == (1 if xdg == "relative" else 0) and not (tmp_path / "afile").is_dir()
+
+
+def test_a_fifo_in_the_cache_is_not_read(tmp_path, mlp_files):
+    """A FIFO in place of the cache file blocked the build forever (run in a child with a time limit)."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    cmd = [sys.executable, "-m", "edgec", "build", str(mlp_files[0]), "--quantize", "int8", "--calib",
+           str(mlp_files[1]), "-q"]
+    subprocess.run([*cmd, "--out", str(tmp_path / "a")], env=env, check=True, timeout=120, capture_output=True)
+    (path,) = (cache / "edgec" / "calibration").glob("*.json")
+    path.unlink()
+    os.mkfifo(path)
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "b")], env=env, timeout=120, capture_output=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("bounds", ["0,1e41", "-3e38,3e38"])
+def test_input_range_beyond_what_scales_carry(tmp_path, capsys, mlp_files, bounds):
+    """--input-range beyond float32 raised OverflowError; near it, an error blamed 'the model's scales'."""
+    code, err = run_cli(capsys, "build", mlp_files[0], "--quantize", "int8", "--calib", mlp_files[1],
+                        "--input-range", f"x={bounds}", "--out", tmp_path / "o")
+    assert code == 2 and "Traceback" not in err and "--input-range" in err and "scale" in err, err
+    assert not (tmp_path / "o").exists()
