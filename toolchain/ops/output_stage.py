@@ -258,7 +258,8 @@ def layer_weights(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray | None) 
                 cap = np.where(b > 0, np.minimum(cap, np.floor(30 - np.log2(np.where(b > 0, b, 1.0))) - n_in), cap)
         scales = np.ldexp(1.0, -np.minimum(n_w, cap).astype(np.int64))
     elif bias is not None and node.dtype != "int16" and not (tflm.is_tflm(g) or g.tensors[node.inputs[2]].int_values):
-        scales = _bias_fitting_scales(node, g, w, bias, scales)
+        ws = quantize_weights(w, scales, weight_scheme(node))[1]
+        scales = bias_fitting_scales(ws, bias, qparams(g, node.inputs[0])[0], w.reshape(w.shape[0], -1).shape[1])
     return quantize_weights(w, scales, weight_scheme(node))
 
 
@@ -269,20 +270,16 @@ def accumulator_bias_limit(columns: int) -> int:
     return max(INT32_MAX - 256 * 127 * columns, INT32_MAX // 2)
 
 
-def _bias_fitting_scales(node: Node, g: Graph, w: np.ndarray, bias: np.ndarray,
-                         scales: np.ndarray | None) -> np.ndarray | None:
-    """The weight scales, widened where the float bias at the accumulator's step s_in x s_w would not fit
-    accumulator_bias_limit (a large bias over small weights: a regression head's offset, or all-zero weights at a
-    per-tensor scale). TFLite's converter widens such weight scales too; without it the bias was clipped."""
-    ws = quantize_weights(w, scales, weight_scheme(node))[1]
-    s_in = qparams(g, node.inputs[0])[0]
-    limit = accumulator_bias_limit(w.reshape(w.shape[0], -1).shape[1])
-    need = np.abs(np.broadcast_to(bias, ws.shape).astype(np.float64)) / (s_in * limit)
+def bias_fitting_scales(ws: np.ndarray, bias: np.ndarray, s_in: float, columns: int) -> np.ndarray:
+    """Weight scales ws (per output channel), widened where the float bias at the accumulator's step s_in x ws would
+    not fit accumulator_bias_limit (a large bias over tiny weights: channels batch norm switched off, a regression
+    head's offset, all-zero weights at a per-tensor scale); TFLite's converter widens such scales too. Clipping
+    the bias instead (as before) gave such channels a wrong constant output. Equal scales stay equal."""
+    need = np.abs(np.broadcast_to(bias, ws.shape).astype(np.float64)) / (s_in * accumulator_bias_limit(columns))
     if np.all(ws >= need):
-        return scales
+        return ws
     wide = np.maximum(ws, need * (1 + 2**-20)).astype(np.float32).astype(np.float64)
-    per_tensor = scales is not None and np.size(scales) == 1
-    return np.full(1, wide.max()) if per_tensor else wide
+    return np.full_like(wide, wide.max()) if np.all(ws == ws[0]) else wide
 
 
 def _check_model_bias(node: Node, wq: np.ndarray, bq: np.ndarray) -> None:

@@ -41,7 +41,7 @@ from ..ops.base import (
     quantize_multiplier,
     reduce_multiplier,
 )
-from ..ops.output_stage import BIAS64_LIMIT, Q7_MAX_SHIFT, finish_s8, quantize_weights
+from ..ops.output_stage import BIAS64_LIMIT, Q7_MAX_SHIFT, bias_fitting_scales, finish_s8, quantize_weights
 from ..quantize import affine_params, int16_params, pow2_params
 
 
@@ -167,6 +167,8 @@ class QLayer(nn.Module):
                 cap = np.where(babs > 0, np.minimum(cap, np.floor(30 - np.log2(np.where(babs > 0, babs, 1.0))) - n_in),
                                cap)
             ws = np.ldexp(1.0, -np.minimum(pow2_bits(ws), cap).astype(np.int64))
+        elif self.scheme.act != "int16":  # twin of bias_fitting_scales in layer_weights
+            ws = bias_fitting_scales(ws, b.detach().float().double().numpy(), s_in, wn[0].size)
         wq = quantize_weights(wn, ws, self.scheme.name)[0]
         return torch.from_numpy(wq.astype(np.float64)), torch.from_numpy(ws)
 
