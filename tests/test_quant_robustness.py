@@ -144,3 +144,58 @@ def test_input_range_beyond_what_scales_carry(tmp_path, capsys, mlp_files, bound
                         "--input-range", f"x={bounds}", "--out", tmp_path / "o")
     assert code == 2 and "Traceback" not in err and "--input-range" in err and "scale" in err, err
     assert not (tmp_path / "o").exists()
+
+
+# A second fuzz run (2026-12-06): output files, TOML configs and .tflite quantization parameters.
+
+
+@pytest.mark.parametrize("command, reads", [("quantize", "--inputs"), ("quantize", "--qconfig"),
+                                             ("prune", "--prune-config")])
+def test_an_output_file_is_never_one_of_the_inputs(tmp_path, capsys, mlp_files, command, reads):
+    """`-o` naming the --inputs, --qconfig or --prune-config file replaced the user's file with the model."""
+    model, calib = mlp_files
+    victim = tmp_path / "victim"
+    if reads == "--inputs":
+        np.savez(victim.with_suffix(".npz"), x=np.zeros((2, 1, 16), np.float32))
+        victim = victim.with_suffix(".npz")
+        extra = ["--calib", calib, "--report", "--inputs", victim]
+    elif reads == "--qconfig":
+        victim.write_text('default = "int8"\n')
+        extra = ["--calib", calib, "--qconfig", victim]
+    else:
+        victim.write_text("[sparsity]\nfc1 = 0.5\n")
+        extra = ["--prune-config", victim]
+    before = victim.read_bytes()
+    code, err = run_cli(capsys, command, model, *extra, "-o", victim)
+    assert code == 2 and "also an input" in err, err
+    assert victim.read_bytes() == before
+
+
+def test_a_report_on_bad_samples_writes_nothing(tmp_path, capsys, mlp_files):
+    """quantize --report checks its samples before it writes -o (it wrote the model, then failed)."""
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 1, 16), np.float32))
+    code, err = run_cli(capsys, "quantize", mlp_files[0], "--calib", mlp_files[1], "--report", "--inputs",
+                        tmp_path / "empty.npz", "-o", tmp_path / "q.onnx")
+    assert code == 2 and not (tmp_path / "q.onnx").exists(), err
+
+
+@pytest.mark.parametrize("option", ["--qconfig", "--prune-config"])
+def test_deeply_nested_toml_is_a_user_error(tmp_path, capsys, mlp_files, option):
+    """tomllib raises RecursionError on deep nesting: it was a traceback (exit 1)."""
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    extra = ["--prune", "magnitude"] if option == "--prune-config" else []
+    code, err = run_cli(capsys, "build", mlp_files[0], "--quantize", "int8", "--calib", mlp_files[1], *extra,
+                        option, deep, "--out", tmp_path / "o")
+    assert code == 2 and "Traceback" not in err and "deep.toml" in err, err
+
+
+def test_a_tflite_zero_point_outside_int8_is_refused(tmp_path, capsys):
+    """An int8 activation with zero point 200 built C whose clamp bounds crossed (act_min 200 > act_max 127): the
+    host C then differed from the reference and from TFLM."""
+    import tflite_builder as tb
+
+    (tmp_path / "m.tflite").write_bytes(tb.unary_model("RELU", (1, 4, 8, 8), 0.05, 200))
+    code, err = run_cli(capsys, "build", tmp_path / "m.tflite", "--out", tmp_path / "o")
+    assert code == 2 and "zero point 200" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()

@@ -102,7 +102,7 @@ def _prune_options(a: argparse.Namespace, method: str | None):
 
         try:
             table = tomllib.loads(a.prune_config.read_text()).get("sparsity", {})
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # (RecursionError: tables nested deeply)
             raise EdgecError(f"{a.prune_config}: not a readable TOML sparsity config ({exc})") from None
         if not isinstance(table, dict):
             raise EdgecError(f"{a.prune_config}: 'sparsity' must be a table: [sparsity] layer_name = 0.8")
@@ -352,12 +352,17 @@ def cmd_profile(a: argparse.Namespace) -> int:
     return 0
 
 
+def _input_files(a: argparse.Namespace) -> tuple[Path | None, ...]:
+    """Every file the command reads (model, samples, configs): an output path must be none of them."""
+    return tuple(getattr(a, k, None) for k in ("model", "calib", "inputs", "qconfig", "prune_config"))
+
+
 def cmd_quantize(a: argparse.Namespace) -> int:
     from .build import RANDOM_CALIB, prepare_graph, quantize_with
     from .export import export_qdq
     from .outdir import check_file
 
-    check_file(a.output, "--output", (a.model, a.calib))
+    check_file(a.output, "--output", _input_files(a))
     opts = _options(a, None)
     if opts.quantize == "auto":
         raise EdgecError("edgec quantize does not write --quantize auto models; choose the layers' schemes with "
@@ -366,6 +371,12 @@ def cmd_quantize(a: argparse.Namespace) -> int:
         opts.quantize = "int8"
     g = prepare_graph(opts.model, opts.input_shapes, opts.prune, opts.calib, layout=False)
     quantize_with(g, opts)
+    source = samples = None
+    if a.report:  # (the report's samples are checked before anything is written)
+        from .data import load_samples, random_samples
+
+        source = a.inputs or (opts.calib if opts.calib != RANDOM_CALIB else None)
+        samples = load_samples(source, g, "input") if source else random_samples(g, 8, seed=1)
     export_qdq(g, a.output)
     schemes = layer_schemes(g)
     what = {"int8": "int8", "qformat": "Q-format q7, power-of-two scales", "int4": "int4 weights (ONNX INT4), int8 "
@@ -374,12 +385,9 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     weights = "per-tensor" if a.per_tensor else "per-channel"
     print(f"wrote {a.output} (QDQ, {what}: {weights} weights, per-tensor activations, "
           f"{_calibration_text(g.info.get('calibration'))})")
-    if a.report:
+    if samples is not None:
         from .analysis import format_report, quant_report
-        from .data import load_samples, random_samples
 
-        source = a.inputs or (opts.calib if opts.calib != RANDOM_CALIB else None)
-        samples = load_samples(source, g, "input") if source else random_samples(g, 8, seed=1)
         print(f"\nquantization error per tensor on {source or '8 random samples'}, worst first:")
         print(format_report(quant_report(g, samples)))
     return 0
@@ -395,7 +403,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
 
     for path, what in ((a.output, "--output"), (a.plot, "--plot")):
         if path is not None:
-            check_file(path, what, (a.model, a.calib))
+            check_file(path, what, _input_files(a))
     if a.plot is not None:
         try:
             _plot_format(a.plot)

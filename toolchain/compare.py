@@ -93,7 +93,7 @@ def load_grid(path: Path) -> list[Config]:
     """A TOML grid: one [[config]] table per row with the fields of Config."""
     try:
         data = tomllib.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+    except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError, UnicodeDecodeError; deep nesting
         raise EdgecError(f"{path}: not a readable TOML grid ({exc})") from None
     known = {f.name for f in dataclasses.fields(Config)}
     grid = []

@@ -85,7 +85,7 @@ def load_qconfig(path, g: Graph) -> tuple[str | None, dict[str, str]]:
 
     try:
         doc = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # (TOMLDecodeError, UnicodeDecodeError; deep nesting)
         raise EdgecError(f"{path}: not a readable TOML quantization config ({exc})") from None
     unknown_keys = sorted(set(doc) - {"default", "layers"})
     if unknown_keys:

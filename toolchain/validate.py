@@ -148,8 +148,30 @@ def _set_inputs(it, g: Graph, sample: dict[str, np.ndarray]) -> None:
         it.set_input(_file_input(sample[name], d["dtype"], d["shape"], scale, zp), k)
 
 
+def _refused(model: str, what: str, exc: Exception) -> EdgecError:
+    """A reference runtime's own exception (RuntimeError, ValueError, UnicodeDecodeError, ...) as a user error."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return EdgecError(f"{model}: {what}, the reference for .tflite files, cannot run this model ({first[:200]}); "
+                      "validate cannot check it")
+
+
 def tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
     """TFLM's outputs for each sample in the file's own dtype, keyed like g.outputs (None without tflite-micro)."""
+    try:
+        return _tflm_outputs(model, g, samples)
+    except Exception as exc:  # (tflite-micro raises plain RuntimeErrors)
+        raise _refused(model, "TFLM", exc) from None
+
+
+def litert_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
+    """LiteRT's outputs with its reference kernels (BUILTIN_REF), in the file's dtype (None without LiteRT)."""
+    try:
+        return _litert_outputs(model, g, samples)
+    except Exception as exc:
+        raise _refused(model, "LiteRT", exc) from None
+
+
+def _tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
     it = tflm_interpreter(model)
     if it is None:
         return None
@@ -161,8 +183,7 @@ def tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> 
     return out
 
 
-def litert_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
-    """LiteRT's outputs with its reference kernels (BUILTIN_REF), in the file's dtype (None without LiteRT)."""
+def _litert_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:

@@ -204,6 +204,8 @@ class _Importer:
         if kind == "INT16" and int(zps[0]) != 0:
             raise self.fail(f"int16 activation '{self.raw_name(i)}' has zero point {int(zps[0])}; TFLite's 16x8 "
                             "kernels (and edgec's) take zero point 0")
+        if kind == "INT8" and not -128 <= int(zps[0]) <= 127:
+            raise self.fail(f"int8 activation '{self.raw_name(i)}' has zero point {int(zps[0])}, outside [-128, 127]")
         t.fixed_quant, t.fixed_dtype = (float(scales[0]), int(zps[0])), kind.lower()
         self.quantized = True
 

@@ -304,6 +304,11 @@ def output_stage(node: Node, g: Graph, wq: np.ndarray, ws: np.ndarray, bias: np.
     b = np.zeros(n_out) if bias is None else bias.astype(np.float64)
     model_bq = model_bias_ints(g, node.inputs[2] if len(node.inputs) > 2 else None, bias, s_in * ws,
                                wide=node.dtype == "int16")
+    bias_t = g.tensors.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if model_bq is None and tflm.is_tflm(g) and bias_t is not None and bias_t.int_values is not None:
+        raise EdgecError(f"{node.op} (node '{node.name}'): the file's integer bias has a scale other than input "
+                         "scale x weight scale, which TFLM's kernels assume; the file's quantization is broken "
+                         "(re-export it)")
     if model_bq is None and node.dtype != "int16":
         bq = np.round(b / (s_in * ws))
         if np.abs(bq).max(initial=0) > INT32_MAX:  # (layer_weights widened the scales to prevent this)
