@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import assert_bitexact, build_and_run, make_model
+from helpers import MODELS, assert_bitexact, build_and_run, make_model
 from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -199,3 +199,15 @@ def test_a_tflite_zero_point_outside_int8_is_refused(tmp_path, capsys):
     code, err = run_cli(capsys, "build", tmp_path / "m.tflite", "--out", tmp_path / "o")
     assert code == 2 and "zero point 200" in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not (MODELS / "resnet8.onnx").exists(), reason="needs ../shared/models")
+def test_a_float_softmax_in_an_int8_build_validates(tmp_path, capsys):
+    """resnet8 int8 with its Softmax kept float: the C's expf and numpy's exp differ by a float32 step, and validate
+    failed the build (bit-exact share 0.265) although every layer matched the reference."""
+    (tmp_path / "q.toml").write_text('default = "int8"\n[layers]\nsoftmax_1 = "float"\n')
+    m = MODELS / "resnet8"
+    code = main(["validate", f"{m}.onnx", "--calib", f"{m}.calib.npz", "--inputs", f"{m}.inputs.npz", "--qconfig",
+                 str(tmp_path / "q.toml"), "--json", "-q"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["bitexact_vs_reference"] == 1.0, report
