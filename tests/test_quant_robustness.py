@@ -211,3 +211,11 @@ def test_a_float_softmax_in_an_int8_build_validates(tmp_path, capsys):
                  str(tmp_path / "q.toml"), "--json", "-q"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["bitexact_vs_reference"] == 1.0, report
+
+
+@pytest.mark.parametrize("drop", ["nan", "-1", "inf"])
+def test_max_sqnr_drop_must_be_a_finite_number(tmp_path, capsys, mlp_files, drop):
+    """--max-sqnr-drop nan was accepted and meant "every layer int8"; -1 and inf were accepted too."""
+    code, err = run_cli(capsys, "build", mlp_files[0], "--quantize", "auto", "--calib", mlp_files[1],
+                        f"--max-sqnr-drop={drop}", "--out", tmp_path / "o")
+    assert code == 2 and "--max-sqnr-drop" in err, err

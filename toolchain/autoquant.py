@@ -44,6 +44,8 @@ def choose_schemes(g: Graph, samples: list[dict[str, np.ndarray]], opts: QuantOp
     """Quantize g with per-layer schemes meeting flash_budget (weight bytes) or max_sqnr_drop; returns a report."""
     if (flash_budget is None) == (max_sqnr_drop is None):
         raise EdgecError("--quantize auto needs exactly one of --flash-budget BYTES and --max-sqnr-drop DB")
+    if max_sqnr_drop is not None and not 0 <= max_sqnr_drop < math.inf:
+        raise EdgecError(f"--max-sqnr-drop {max_sqnr_drop}: give a finite number of dB, 0 or more (e.g. 1)")
     base = dataclasses.replace(opts, scheme="int8", layers={})
     chosen, ranges = quantize_calibrated(g, samples, calibration, percentile, base)
     acts = float_activations(g, samples)  # the float reference once, for every configuration measured
