@@ -219,3 +219,19 @@ def test_max_sqnr_drop_must_be_a_finite_number(tmp_path, capsys, mlp_files, drop
     code, err = run_cli(capsys, "build", mlp_files[0], "--quantize", "auto", "--calib", mlp_files[1],
                         f"--max-sqnr-drop={drop}", "--out", tmp_path / "o")
     assert code == 2 and "--max-sqnr-drop" in err, err
+
+
+@pytest.mark.parametrize("row, needle", [("pattern = 5", "pattern = 5"), ('calibration = ["a"]', "calibration"),
+                                         ("name = 5", "name = 5"), ('per_channel = "no"', "per_channel"),
+                                         ('quantize = "bogus"', "bogus"), ('sparsity = "x"', "sparsity"),
+                                         ("sparsity = 1.5", "sparsity")])
+def test_compare_grid_values_are_checked_before_any_row_runs(tmp_path, row, needle):
+    """A grid row's field of the wrong type raised TypeError in a worker or in the report after the whole grid had
+    run; "no" read as true; an unknown scheme failed every row with exit 1."""
+    from edgec.compare import load_grid
+    from edgec.errors import EdgecError
+
+    extra = "" if row.startswith("name") else 'name = "r"\n'
+    (tmp_path / "g.toml").write_text(f"[[config]]\n{extra}{row}\n")
+    with pytest.raises(EdgecError, match=needle):
+        load_grid(tmp_path / "g.toml")

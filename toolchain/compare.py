@@ -104,10 +104,34 @@ def load_grid(path: Path) -> list[Config]:
         unknown = sorted(set(row) - known)
         if unknown or "name" not in row:
             raise EdgecError(f"{path}: config {k + 1}: " + (f"unknown keys {unknown}" if unknown else "needs a name"))
+        _check_row(path, k + 1, row)
         grid.append(Config(**row))
     if not grid:
         raise EdgecError(f"{path}: no [[config]] tables")
     return grid
+
+
+def _check_row(path: Path, k: int, row: dict) -> None:
+    """A grid row's values: of the type of Config's field, and one edgec takes (before any row runs)."""
+    from .calibrate import METHODS
+    from .prune import METHODS as PRUNE_METHODS
+    from .quantize import SCHEMES
+    from .rounding import ROUNDINGS
+
+    choices = {"quantize": ("none", *SCHEMES), "calibration": ("auto", *METHODS), "weight_rounding": ROUNDINGS,
+               "prune": (None, *PRUNE_METHODS)}
+    for f in dataclasses.fields(Config):
+        if f.name not in row:
+            continue
+        v, default = row[f.name], f.default
+        kind = float if isinstance(default, float) else bool if isinstance(default, bool) else str
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) if kind is float
+              else isinstance(v, kind)) and (f.name not in choices or v in choices[f.name])
+        ok = ok and (f.name != "sparsity" or 0 <= v < 1) and (f.name != "name" or 0 < len(v) <= 200)
+        if not ok:
+            want = f"one of {', '.join(map(str, choices[f.name]))}" if f.name in choices else kind.__name__
+            raise EdgecError(f"{path}: config {k}: {f.name} = {v!r}: give {want}"
+                             + (" in [0, 1)" if f.name == "sparsity" else ""))
 
 
 @dataclass
