@@ -235,3 +235,15 @@ def test_compare_grid_values_are_checked_before_any_row_runs(tmp_path, row, need
     (tmp_path / "g.toml").write_text(f"[[config]]\n{extra}{row}\n")
     with pytest.raises(EdgecError, match=needle):
         load_grid(tmp_path / "g.toml")
+
+
+def test_a_float_model_that_overflows_is_named_in_validate(tmp_path, capsys):
+    """Weights of 1e30 times 1e30: the float outputs are infinite in onnxruntime and in the C alike; validate
+    printed NaN errors with numpy RuntimeWarnings and failed on 'float error'."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gemm", ["x", "W", "B"], ["h"], transB=1), helper.make_node("Mul", ["h", "C"], ["y"])]
+    inits = {"W": (rng.standard_normal((3, 4)) * 1e30).astype(np.float32), "B": np.zeros(3, np.float32),
+             "C": np.full((1, 3), 1e30, np.float32)}
+    onnx.save(make_model(nodes, {"x": [1, 4]}, {"y": [1, 3]}, inits), tmp_path / "m.onnx")
+    code, err = run_cli(capsys, "validate", tmp_path / "m.onnx", "--quantize", "none", "--out", tmp_path / "o")
+    assert code == 2 and "not finite" in err and "'y'" in err and "Traceback" not in err, err

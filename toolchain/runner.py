@@ -82,6 +82,9 @@ def _meta_problem(meta) -> str | None:
             size = {"float": 4, "int8_t": 1, "int16_t": 2}[io["ctype"]] * int(np.prod(shape, dtype=object))
             if key == "outputs" and io.get("bytes") != size:
                 return f"output '{io['name']}' declares {io.get('bytes')} bytes, its shape and type make {size}"
+    native = meta.get("integer_outputs", [])
+    if not isinstance(native, list) or not all(isinstance(n, str) for n in native):
+        return "'integer_outputs' is not a list of output names"
     return None
 
 

@@ -45,7 +45,7 @@ def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> lis
         sess = ort.InferenceSession(oracle_model(model), opts, providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs()]
         types = {i.name: ORT_TYPES.get(i.type, np.float32) for i in sess.get_inputs()}
-        return [dict(zip(names, sess.run(None, {k: np.asarray(v).astype(types.get(k, np.float32))
+        outs = [dict(zip(names, sess.run(None, {k: np.asarray(v).astype(types.get(k, np.float32))
                                                  for k, v in s.items()}))) for s in samples]
     except Exception as exc:  # onnxruntime raises its own classes (Fail, InvalidGraph, ...), all plain Exceptions
         if isinstance(exc, EdgecError):
@@ -53,6 +53,13 @@ def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> lis
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgecError(f"{model}: onnxruntime, the float reference, cannot run this model ({first}); "
                          "validate cannot check it (edgec build still can)") from None
+    for k, out in enumerate(outs):
+        bad = next((n for n, v in out.items() if np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all()), None)
+        if bad is not None:
+            raise EdgecError(f"{model}: the float model's output '{bad}' is not finite (NaN or infinity) on sample "
+                             f"{k + 1}, in onnxruntime too: it overflows on these inputs, and validate cannot "
+                             "measure an error against it; check the inputs or the model")
+    return outs
 
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
