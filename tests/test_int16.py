@@ -188,6 +188,7 @@ def test_mixed_int8_int16_float(target, qconfig, types, converts, tmp_path):
     ('[layers]\nconv_b = "int12"\n', "unknown scheme"),
     ('default = "int3"\n', "default = 'int3'"),
     ('[layers\n', "not a readable TOML"),
+    ('[layers]\n"a\\nb" = "int16"\n', "no layer named 'a\\nb'"),  # (one line: the newline was printed as is)
 ])
 def test_bad_qconfig(text, message, tmp_path, capsys):
     import onnx
@@ -197,7 +198,7 @@ def test_bad_qconfig(text, message, tmp_path, capsys):
     cfg.write_text(text)
     code = main(["build", str(path), "--quantize", "int8", "--qconfig", str(cfg), "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
-    assert code == 2 and message in err and "Traceback" not in err, err
+    assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1, err
     assert not (tmp_path / "b").exists()
 
 

@@ -100,11 +100,11 @@ def load_qconfig(path, g: Graph) -> tuple[str | None, dict[str, str]]:
     names = [n.name for n in g.nodes]
     for name, scheme in layers.items():
         if scheme not in LAYER_SCHEMES:
-            raise EdgecError(f"{path}: layer '{name}' = {scheme!r}: unknown scheme; choose one of "
+            raise EdgecError(f"{path}: layer {name!r} = {scheme!r}: unknown scheme; choose one of "
                              f"{', '.join(LAYER_SCHEMES)}")
         if name not in names:
-            raise EdgecError(f"{path}: no layer named '{name}' in the model (fused activations are part of the "
-                             f"layer before them); layers: {', '.join(names)}")
+            raise EdgecError(f"{path}: no layer named {name!r} in the model (fused activations are part of the "
+                             f"layer before them); layers: {', '.join(map(repr, names))}")
     return default, dict(layers)
 
 
