@@ -188,3 +188,11 @@ def test_validate_fails_below_the_sqnr_floor(work, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["bitexact_vs_reference"] == 1.0 and report["sqnr_db"] <= SQNR_FLOOR_DB
     assert code == 1 and any("SQNR" in f for f in report["failures"])
+
+
+def test_prune_config_needs_prune(work, capsys):
+    """--prune-config without --prune was ignored: the model was built unpruned, exit 0."""
+    (work / "p.toml").write_text("[sparsity]\nfc1 = 0.5\n")
+    code, err = run_cli(capsys, "build", work / "m.onnx", "--prune-config", work / "p.toml", "--out", work / "o")
+    assert_user_error(code, err, "--prune-config", "--prune METHOD")
+    assert not (work / "o").exists()

@@ -95,6 +95,9 @@ def _prune_options(a: argparse.Namespace, method: str | None):
     from .prune import PruneOptions, parse_pattern
 
     if method is None:
+        if getattr(a, "prune_config", None):
+            raise EdgecError(f"--prune-config {a.prune_config}: give --prune METHOD too (e.g. --prune magnitude); "
+                             "without it nothing is pruned")
         return None
     per_layer = {}
     if a.prune_config:
