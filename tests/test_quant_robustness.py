@@ -247,3 +247,25 @@ def test_a_float_model_that_overflows_is_named_in_validate(tmp_path, capsys):
     onnx.save(make_model(nodes, {"x": [1, 4]}, {"y": [1, 3]}, inits), tmp_path / "m.onnx")
     code, err = run_cli(capsys, "validate", tmp_path / "m.onnx", "--quantize", "none", "--out", tmp_path / "o")
     assert code == 2 and "not finite" in err and "'y'" in err and "Traceback" not in err, err
+
+
+def test_a_tflite_bias_at_another_scale_is_refused(tmp_path, capsys):
+    """An int32 bias stored at 10x input scale x weight scale: edgec re-quantized the float bias while TFLM adds
+    the stored integers, so the build differed from TFLM without a word."""
+    import tflite_builder as tb
+
+    (tmp_path / "m.tflite").write_bytes(tb.fc_model(np.random.default_rng(0), (1, 16), 8, bias_step=10.0))
+    code, err = run_cli(capsys, "build", tmp_path / "m.tflite", "--out", tmp_path / "o")
+    assert code == 2 and "integer bias has a scale" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_tflm_refusing_a_file_is_a_user_error(tmp_path, capsys):
+    """An output scale of 1e-9 of the usual: edgec builds it, TFLM's Prepare fails ('failed to allocate tensors'),
+    and validate raised TFLM's RuntimeError."""
+    import tflite_builder as tb
+
+    (tmp_path / "m.tflite").write_bytes(tb.fc_model(np.random.default_rng(0), (1, 16), 8, out_step=1e-9))
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(1).integers(-128, 128, (4, 1, 16)).astype(np.int8))
+    code, err = run_cli(capsys, "validate", tmp_path / "m.tflite", "--inputs", tmp_path / "x.npz")
+    assert code == 2 and "TFLM" in err and "cannot run this model" in err and "Traceback" not in err, err

@@ -196,8 +196,10 @@ def conv_model(rng: np.random.Generator, x_shape, out_c: int, k, stride, padding
     return m.finish([x], [y])
 
 
-def fc_model(rng: np.random.Generator, x_shape, units: int, act: str = "NONE", int16: bool = False) -> bytes:
-    """One FULLY_CONNECTED, per-tensor weights (int16: 16x8, int16 activations with zero point 0, int64 bias)."""
+def fc_model(rng: np.random.Generator, x_shape, units: int, act: str = "NONE", int16: bool = False,
+             bias_step: float = 1.0, out_step: float = 1.0) -> bytes:
+    """One FULLY_CONNECTED, per-tensor weights (int16: 16x8, int16 activations with zero point 0, int64 bias).
+    bias_step, out_step: factors on the bias scale (1: input x weight scale) and on the output scale."""
     m = TFLiteBuilder()
     k = int(np.prod(x_shape[1:]))
     s_in, ws = 0.04, 0.004
@@ -206,8 +208,8 @@ def fc_model(rng: np.random.Generator, x_shape, units: int, act: str = "NONE", i
         s_in, adt, bdt, zp_in, zp_out, gain = s_in / 256, "int16", "int64", 0, 0, 256
     x = m.tensor("x", x_shape, adt, scale=s_in, zero_point=zp_in)
     wt = m.tensor("w", (units, k), data=rng.integers(-127, 128, size=(units, k)), scale=ws)
-    bt = m.tensor("b", (units,), bdt, data=rng.integers(-3000, 3000, size=units) * gain, scale=s_in * ws)
-    y = m.tensor("y", (x_shape[0], units), adt, scale=float(np.sqrt(k) * 74 * 73 * s_in * ws / 30),
+    bt = m.tensor("b", (units,), bdt, data=rng.integers(-3000, 3000, size=units) * gain, scale=s_in * ws * bias_step)
+    y = m.tensor("y", (x_shape[0], units), adt, scale=float(np.sqrt(k) * 74 * 73 * s_in * ws / 30) * out_step,
                  zero_point=zp_out)
     m.op("FULLY_CONNECTED", [x, wt, bt], [y], "FullyConnectedOptions", FusedActivationFunction=ACT[act])
     return m.finish([x], [y])
