@@ -10,8 +10,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import CalibrationDataReader
 
 from edgec.build import BuildOptions, build
+from edgec.cli import main
 from edgec.reference import QRANGE, quantize_feeds, run_graph
 from edgec.runner import run_build
 from edgec.target import list_targets, load_target
@@ -147,3 +149,19 @@ class ConvGraph:
         r = self.name("relu")
         self.nodes.append(helper.make_node("Relu", [y], [r]))
         return r
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    """edgec's command line in this process: (exit code, what it wrote on stderr)."""
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+class SampleReader(CalibrationDataReader):
+    """onnxruntime quantize_static's calibration samples: x's rows fed as the input `name`."""
+
+    def __init__(self, x: np.ndarray, name: str = "input") -> None:
+        self.items = iter([{name: s} for s in x])
+
+    def get_next(self):
+        return next(self.items, None)

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from helpers import HAVE_ARM, make_model
+from helpers import HAVE_ARM, make_model, run_cli
 from onnx import TensorProto, helper
 
-from edgec.cli import main
 from edgec.examples import simple_model
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    return code, err
 
 
 def assert_user_error(code: int, err: str, *needles: str) -> None:

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_bitexact, assert_float_close, make_model, random_feeds
+from helpers import assert_bitexact, assert_float_close, make_model, random_feeds, run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import host
 from edgec.build import BuildOptions, build, compile_build
 from edgec.calibrate import calibrate
-from edgec.cli import main
 from edgec.errors import EdgecError
 from edgec.ir import Graph, Node, Tensor
 from edgec.ops import REGISTRY
@@ -38,10 +37,6 @@ def f32(*shape: int) -> np.ndarray:
 def node(op: str, inputs: list[str], name: str, **attrs) -> onnx.NodeProto:
     return helper.make_node(op, inputs, ["output"], name=name, **attrs)
 
-
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
 
 
 # Models that onnx's checker and shape inference accept and that edgec used to build (or crash on): (nodes, input

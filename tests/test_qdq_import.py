@@ -8,20 +8,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import MODELS, assert_bitexact
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from helpers import MODELS, SampleReader, assert_bitexact
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
 from edgec.build import BuildOptions, build
 from edgec.examples import convnet, sample_inputs
 from edgec.runner import run_build
-
-
-class _Reader(CalibrationDataReader):
-    def __init__(self, x: np.ndarray, name: str = "input") -> None:
-        self.items = iter([{name: s} for s in x])
-
-    def get_next(self):
-        return next(self.items, None)
 
 
 def lsb_apart(res, sess: ort.InferenceSession, samples: list[dict], name: str, step: float) -> np.ndarray:
@@ -35,7 +27,7 @@ def test_onnxruntime_qdq_model(tmp_path, activation_type):
     model = convnet()
     src, qdq = tmp_path / "convnet.onnx", tmp_path / "convnet.qdq.onnx"
     onnx.save(model, src)
-    quantize_static(str(src), str(qdq), _Reader(sample_inputs(model, 16, seed=1)["input"]),
+    quantize_static(str(src), str(qdq), SampleReader(sample_inputs(model, 16, seed=1)["input"]),
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=activation_type,
                     weight_type=QuantType.QInt8)
     out, meta, g = build(BuildOptions(qdq, quantize="int8", out=tmp_path / "b"))
@@ -65,7 +57,7 @@ def test_resnet8_qdq_agrees_with_onnxruntime(tmp_path: Path):
     amplify such a flip to several LSB in one sample, as with some smaller calibration sets (4 samples: 98%)."""
     qdq = tmp_path / "resnet8.qdq.onnx"
     calib = np.load(MODELS / "resnet8.calib.npz")["input"]
-    quantize_static(str(MODELS / "resnet8.onnx"), str(qdq), _Reader(calib), quant_format=QuantFormat.QDQ,
+    quantize_static(str(MODELS / "resnet8.onnx"), str(qdq), SampleReader(calib), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     out, _, g = build(BuildOptions(qdq, quantize="int8", out=tmp_path / "b"))
     samples = [{"input": s} for s in np.load(MODELS / "resnet8.inputs.npz")["input"]]
@@ -92,7 +84,7 @@ def test_onnxruntime_int16_qdq_model(tmp_path):
     samples = [{"input": x[i]} for i in range(len(x))]
     for symmetric in (True, False):
         qdq = tmp_path / f"convnet16_{symmetric}.qdq.onnx"
-        quantize_static(str(src), str(qdq), _Reader(sample_inputs(model, 16, seed=1)["input"]),
+        quantize_static(str(src), str(qdq), SampleReader(sample_inputs(model, 16, seed=1)["input"]),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt16,
                         weight_type=QuantType.QInt8,
                         extra_options={"ActivationSymmetric": symmetric, "UseQDQContribOps": False})

@@ -13,9 +13,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import MODELS, assert_bitexact, build_and_run, make_model
+from helpers import MODELS, SampleReader, assert_bitexact, build_and_run, make_model, run_cli
 from onnx import helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
 from edgec.cli import main
 from edgec.quantize import QuantOptions
@@ -31,10 +31,6 @@ def mlp(w2: np.ndarray, b2: np.ndarray) -> onnx.ModelProto:
              helper.make_node("Gemm", ["r", "W2", "B2"], ["y"], name="fc2", transB=1)]
     return make_model(nodes, {"x": [1, 16]}, {"y": [1, 4]}, inits)
 
-
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", ["zero_weights", "large_bias"])
@@ -54,21 +50,14 @@ def test_a_bias_beyond_the_accumulator_widens_the_weight_scales(tmp_path, case, 
         assert np.abs(got["y"] - ref["y"]).max() <= 2 * step
 
 
-class _Reader(CalibrationDataReader):
-    def __init__(self, x: np.ndarray) -> None:
-        self.items = iter([{"x": s} for s in x])
-
-    def get_next(self):
-        return next(self.items, None)
-
 
 def test_a_model_bias_that_overflows_the_accumulator_is_refused(tmp_path, capsys):
     """A QDQ model whose int32 bias is 2^31 - 1: bias + products overflows the C's int32 accumulator (undefined
     behaviour; the int64 reference differed). A user error naming the node; nothing written."""
     onnx.save(mlp(np.random.default_rng(3).standard_normal((4, 8)) * 0.3, np.zeros(4)), tmp_path / "f.onnx")
     x = np.random.default_rng(4).standard_normal((16, 1, 16)).astype(np.float32)
-    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(x), quant_format=QuantFormat.QDQ,
-                    per_channel=True, weight_type=QuantType.QInt8)
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), SampleReader(x, "x"),
+                    quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8)
     model = onnx.load(tmp_path / "q.onnx")
     bias = next(i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT32 and "B2" in i.name)
     ints = numpy_helper.to_array(bias).copy()

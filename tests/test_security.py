@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import build_and_run, make_model
+from helpers import build_and_run, make_model, run_cli
 from onnx import helper
 
 from edgec.build import lower_graph, prepare_graph
@@ -29,10 +29,6 @@ SKIP_LAYER = "*/ return 0; /*"
 HOSTILE = [INJECTION, SKIP_LAYER, "line\nbreak */ int x; /*", "back\\", "tri??/", "??= ??( ??/ ??'", "ümlaut-模型",
            "%s%n\"quoted\"", "x" * 300, "", "int", "_Reserved", "9lives", "// c++ comment", "\x00nul\x7f"]
 
-
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
 
 
 def assert_user_error(code: int, err: str, *needles: str) -> None:

@@ -11,15 +11,11 @@ import zipfile
 import numpy as np
 import onnx
 import pytest
+from helpers import run_cli
 
 from edgec.cli import main
 from edgec.examples import simple_model
 from edgec.validate import SQNR_FLOOR_DB, cosine, metrics
-
-
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
 
 
 def assert_user_error(code: int, err: str, *needles: str) -> None:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
+
 MIN_SECONDS = 1.0  # stages shorter than this print nothing
 QUIET = False  # set by quiet() (edgec --quiet)
 
@@ -117,5 +119,5 @@ def json_values(x):
         return {k: json_values(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [json_values(v) for v in x]
-    x = x.item() if hasattr(x, "item") and hasattr(x, "dtype") and getattr(x, "ndim", 1) == 0 else x
+    x = x.item() if isinstance(x, np.generic) else x
     return None if isinstance(x, float) and not math.isfinite(x) else x

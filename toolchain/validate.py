@@ -50,9 +50,7 @@ def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> lis
     except Exception as exc:  # onnxruntime raises its own classes (Fail, InvalidGraph, ...), all plain Exceptions
         if isinstance(exc, EdgecError):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgecError(f"{model}: onnxruntime, the float reference, cannot run this model ({first}); "
-                         "validate cannot check it (edgec build still can)") from None
+        raise _refused(model, "onnxruntime, the float reference", exc) from None
     for k, out in enumerate(outs):
         bad = next((n for n, v in out.items() if np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all()), None)
         if bad is not None:
@@ -60,6 +58,14 @@ def onnxruntime_outputs(model: str, samples: list[dict[str, np.ndarray]]) -> lis
                              f"{k + 1}, in onnxruntime too: it overflows on these inputs, and validate cannot "
                              "measure an error against it; check the inputs or the model")
     return outs
+
+
+def _refused(model: str, what: str, exc: Exception) -> EdgecError:
+    """A reference runtime's own exception (onnxruntime's Fail, TFLM's RuntimeError, LiteRT's ValueError, ...) as a
+    user error: the model may still build."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return EdgecError(f"{model}: {what}, cannot run this model ({first[:200]}); validate cannot check it (edgec "
+                      "build still can)")
 
 
 def reference_outputs(g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
@@ -167,11 +173,6 @@ def _set_inputs(it, g: Graph, sample: dict[str, np.ndarray]) -> None:
         it.set_input(_file_input(sample[name], d["dtype"], d["shape"], scale, zp), k)
 
 
-def _refused(model: str, what: str, exc: Exception) -> EdgecError:
-    """A reference runtime's own exception (RuntimeError, ValueError, UnicodeDecodeError, ...) as a user error."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return EdgecError(f"{model}: {what}, the reference for .tflite files, cannot run this model ({first[:200]}); "
-                      "validate cannot check it")
 
 
 def tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
@@ -179,7 +180,7 @@ def tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> 
     try:
         return _tflm_outputs(model, g, samples)
     except Exception as exc:  # (tflite-micro raises plain RuntimeErrors)
-        raise _refused(model, "TFLM", exc) from None
+        raise _refused(model, "TFLM, the reference for .tflite files", exc) from None
 
 
 def litert_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
@@ -187,7 +188,7 @@ def litert_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -
     try:
         return _litert_outputs(model, g, samples)
     except Exception as exc:
-        raise _refused(model, "LiteRT", exc) from None
+        raise _refused(model, "LiteRT, the reference for .tflite files", exc) from None
 
 
 def _tflm_outputs(model: str, g: Graph, samples: list[dict[str, np.ndarray]]) -> list[dict] | None:
