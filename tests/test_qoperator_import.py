@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import HAVE_ARM, MODELS, assert_bitexact, make_model
+from helpers import HAVE_ARM, MODELS, SampleReader, assert_bitexact, make_model, run_cli
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
-from test_errors import assert_user_error, run_cli
-from test_qdq_import import _Reader, lsb_apart
+from test_errors import assert_user_error
+from test_qdq_import import lsb_apart
 
 from edgec.build import BuildOptions, build
 from edgec.runner import run_build
@@ -42,7 +42,7 @@ def residual_model() -> onnx.ModelProto:
 def quantized(tmp: Path, model: onnx.ModelProto, fmt: QuantFormat, x: np.ndarray, **kw) -> Path:
     src, out = tmp / "float.onnx", tmp / "quantized.onnx"
     onnx.save(model, src)
-    quantize_static(str(src), str(out), _Reader(x), quant_format=fmt, per_channel=True,
+    quantize_static(str(src), str(out), SampleReader(x), quant_format=fmt, per_channel=True,
                     activation_type=kw.pop("activation_type", QuantType.QInt8),
                     weight_type=kw.pop("weight_type", QuantType.QInt8), **kw)
     return out
